@@ -1,0 +1,39 @@
+# Retort: `make demo` runs a full target search on the bundled example; `make test` runs the whole test suite.
+SWIFT ?= swift
+APT_PACKAGES := libopenblas-dev liblapacke-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
+
+.PHONY: deps build demo test bench lint format clean
+
+## Install OpenBLAS and LAPACKE with apt-get when they are missing.
+deps:
+	@if pkg-config --exists openblas 2>/dev/null && [ -f /usr/include/lapacke.h ]; then :; else \
+		echo "installing $(APT_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
+## Release build of the `retort` binary (.build/release/retort).
+build: deps
+	$(SWIFT) build -c release --product retort
+
+## Generate the shop-support example (with its real local teacher) and run a full search on it.
+demo: build
+	.build/release/retort demo
+
+## The whole test suite (Swift Testing).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+## Benchmarks on ../shared/bench (numbers for the README).
+bench: build
+	bash scripts/bench.sh
+
+lint:
+	$(SWIFT) format lint --strict -r Sources Tests
+
+format:
+	$(SWIFT) format format -i -r Sources Tests
+
+clean:
+	rm -rf .build results/*/

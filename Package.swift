@@ -1,0 +1,59 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// The pipeline, one target per stage (DESIGN.md): data → students → evals → search → reports → CLI.
+let package = Package(
+    name: "Retort",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "retort", targets: ["retort"]),
+        .library(name: "RetortSearch", targets: ["RetortSearch"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .target(name: "RetortNumerics", dependencies: ["CBLAS"]),
+        .target(name: "RetortData", dependencies: ["RetortNumerics", "Yams"]),
+        .target(name: "RetortStudents", dependencies: ["RetortNumerics", "RetortData"]),
+        .target(name: "RetortEvals", dependencies: ["RetortNumerics", "RetortData", "Yams"]),
+        .target(
+            name: "RetortSearch",
+            dependencies: ["RetortNumerics", "RetortData", "RetortStudents", "RetortEvals", "Yams"]
+        ),
+        .target(name: "RetortReports", dependencies: ["RetortSearch", "RetortData", "RetortEvals", "RetortStudents"]),
+        .target(
+            name: "RetortExamples",
+            dependencies: ["RetortNumerics", "RetortData", "RetortStudents", "Yams"]
+        ),
+        .executableTarget(
+            name: "retort",
+            dependencies: [
+                "RetortData", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports", "RetortExamples",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(
+            name: "RetortTestSupport",
+            dependencies: ["RetortNumerics", "RetortData", .product(name: "Numerics", package: "swift-numerics")],
+            path: "Tests/RetortTestSupport"
+        ),
+        .testTarget(name: "RetortNumericsTests", dependencies: ["RetortNumerics", "RetortTestSupport"]),
+        .testTarget(name: "RetortDataTests", dependencies: ["RetortData", "RetortTestSupport"]),
+        .testTarget(name: "RetortStudentsTests", dependencies: ["RetortStudents", "RetortTestSupport"]),
+        .testTarget(name: "RetortEvalsTests", dependencies: ["RetortEvals", "RetortTestSupport"]),
+        .testTarget(name: "RetortSearchTests", dependencies: ["RetortSearch", "RetortTestSupport"]),
+        .testTarget(
+            name: "RetortCLITests",
+            dependencies: ["RetortTestSupport", "RetortData"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,194 @@
+import Foundation
+
+/// Where a job's rows come from.
+public enum DataSource: Sendable, Equatable {
+    /// A task folder (FORMATS.md §2).
+    case task(URL)
+    /// Three JSONL files, with an optional task.json for the teacher.
+    case files(train: URL, validation: URL, test: URL)
+}
+
+/// A search job (FORMATS.md §3): data, teacher overrides, evals, candidates, constraints, objective, search, serving.
+public struct Job {
+    /// The job's name (used for the results folder).
+    public var name: String
+    /// The job file, when the job came from one.
+    public var file: URL?
+    /// Where the rows are.
+    public var data: DataSource
+    /// Teacher fields that override task.json.
+    public var teacher: TeacherOverride
+    /// The eval suite (inline or loaded from its path); nil means the default suite.
+    public var evals: YAMLValue?
+    /// The candidate catalog (inline or loaded); nil means the built-in default catalog.
+    public var candidates: YAMLValue?
+    /// Largest serialized model allowed, in bytes.
+    public var maxModelBytes: Int?
+    /// Largest p50 latency allowed, in ms.
+    public var maxLatencyMs: Double?
+    /// Primary metric name; nil means the default (accuracy with gold, else agreement).
+    public var metric: String?
+    /// Allowed drop against the teacher on the primary metric.
+    public var maxDrop: Double
+    /// Wall-clock budget of the search, in seconds.
+    public var budgetSeconds: Double
+    /// Seed for every random choice.
+    public var seed: UInt64
+    /// Search strategy name.
+    public var strategy: String
+    /// Price of a vCPU-hour for serving cost.
+    public var usdPerVCPUHour: Double
+    /// Results folder for this job (runs land in `out/RUN-ID/`).
+    public var out: URL?
+
+    /// Fields of task.json's teacher that a job may override.
+    public struct TeacherOverride: Sendable, Equatable {
+        /// Display name.
+        public var name: String?
+        /// USD per 1000 calls.
+        public var costPer1kRequestsUSD: Double?
+        /// Median call latency in ms.
+        public var latencyMs: Double?
+        /// USD per million input tokens.
+        public var inputPerMTokUSD: Double?
+        /// USD per million output tokens.
+        public var outputPerMTokUSD: Double?
+
+        /// No overrides.
+        public init() {}
+
+        /// `base` with these overrides applied.
+        public func applied(to base: TeacherInfo) -> TeacherInfo {
+            var result = base
+            if let name { result.name = name }
+            if let costPer1kRequestsUSD { result.costPer1kRequestsUSD = costPer1kRequestsUSD }
+            if let latencyMs { result.latencyMsP50 = latencyMs }
+            if let inputPerMTokUSD { result.inputPerMTokUSD = inputPerMTokUSD }
+            if let outputPerMTokUSD { result.outputPerMTokUSD = outputPerMTokUSD }
+            return result
+        }
+    }
+
+    /// A job over a task folder with every default.
+    public init(task: URL, name: String? = nil) {
+        self.name = name ?? task.standardizedFileURL.lastPathComponent
+        self.file = nil
+        self.data = .task(task)
+        self.teacher = TeacherOverride()
+        self.maxDrop = 0.01
+        self.budgetSeconds = 600
+        self.seed = 7
+        self.strategy = "exhaustive"
+        self.usdPerVCPUHour = 0.05
+    }
+
+    /// Loads a job file (YAML or JSON); paths inside it are relative to it.
+    public static func load(_ url: URL) throws(DataError) -> Job {
+        let root = try YAMLValue.load(url)
+        let base = url.deletingLastPathComponent()
+        func resolve(_ text: String) -> URL {
+            text.hasPrefix("/") ? URL(fileURLWithPath: text) : base.appendingPathComponent(text)
+        }
+        let top = try root.mapping(
+            allowed: ["name", "data", "teacher", "evals", "candidates", "constraints", "objective", "search", "serving", "out"],
+            required: ["data"])
+        var findings: [DataError] = []
+        func collect<T>(_ body: () throws(DataError) -> T) -> T? {
+            do { return try body() } catch {
+                findings.append(error)
+                return nil
+            }
+        }
+        let dataSection = collect { () throws(DataError) in
+            try top["data"]!.mapping(allowed: ["task", "train", "validation", "test"])
+        }
+        var data: DataSource?
+        if let dataSection {
+            if let task = dataSection["task"] {
+                if dataSection.count > 1 {
+                    findings.append(task.error("give either data.task or data.train/validation/test, not both"))
+                }
+                data = collect { () throws(DataError) in .task(resolve(try task.string())) }
+            } else if let train = dataSection["train"], let validation = dataSection["validation"],
+                let test = dataSection["test"]
+            {
+                data = collect { () throws(DataError) in
+                    .files(
+                        train: resolve(try train.string()), validation: resolve(try validation.string()),
+                        test: resolve(try test.string()))
+                }
+            } else {
+                findings.append(top["data"]!.error("needs \"task: FOLDER\" or all of train, validation and test files"))
+            }
+        }
+        let defaultName = url.deletingPathExtension().lastPathComponent
+        var job = Job(task: URL(fileURLWithPath: "."), name: defaultName)
+        job.file = url
+        if let name = top["name"] { job.name = collect { () throws(DataError) in try name.string() } ?? job.name }
+        if let teacher = top["teacher"] {
+            collect { () throws(DataError) in
+                let section = try teacher.mapping(allowed: ["name", "cost_per_1k_requests_usd", "latency_ms", "price"])
+                job.teacher.name = try section["name"]?.string()
+                job.teacher.costPer1kRequestsUSD = try section["cost_per_1k_requests_usd"]?.double()
+                job.teacher.latencyMs = try section["latency_ms"]?.double()
+                if let price = try section["price"]?.mapping(allowed: ["input_per_mtok_usd", "output_per_mtok_usd"]) {
+                    job.teacher.inputPerMTokUSD = try price["input_per_mtok_usd"]?.double()
+                    job.teacher.outputPerMTokUSD = try price["output_per_mtok_usd"]?.double()
+                }
+            }
+        }
+        for (key, target) in [("evals", \Job.evals), ("candidates", \Job.candidates)] {
+            guard let value = top[key] else { continue }
+            job[keyPath: target] = collect { () throws(DataError) in
+                if case .scalar = value.node { return try YAMLValue.load(resolve(try value.string())) }
+                return value
+            }
+        }
+        if let constraints = top["constraints"] {
+            collect { () throws(DataError) in
+                let section = try constraints.mapping(allowed: ["max_model_bytes", "max_latency_ms"])
+                job.maxModelBytes = try section["max_model_bytes"]?.byteSize()
+                job.maxLatencyMs = try section["max_latency_ms"]?.double()
+            }
+        }
+        if let objective = top["objective"] {
+            collect { () throws(DataError) in
+                let section = try objective.mapping(allowed: ["metric", "max_drop"])
+                job.metric = try section["metric"]?.string()
+                if let drop = section["max_drop"] {
+                    job.maxDrop = try drop.double()
+                    guard job.maxDrop >= 0, job.maxDrop <= 1 else { throw drop.error("max_drop must lie in [0, 1]") }
+                }
+            }
+        }
+        if let search = top["search"] {
+            collect { () throws(DataError) in
+                let section = try search.mapping(allowed: ["budget_seconds", "seed", "strategy"])
+                if let budget = section["budget_seconds"] {
+                    job.budgetSeconds = try budget.seconds()
+                    guard job.budgetSeconds > 0 else { throw budget.error("budget_seconds must be positive") }
+                }
+                if let seed = section["seed"] {
+                    let value = try seed.int()
+                    guard value >= 0 else { throw seed.error("seed must be a whole number ≥ 0") }
+                    job.seed = UInt64(value)
+                }
+                if let strategy = section["strategy"] { job.strategy = try strategy.string() }
+            }
+        }
+        if let serving = top["serving"] {
+            collect { () throws(DataError) in
+                let section = try serving.mapping(allowed: ["usd_per_vcpu_hour"])
+                if let price = section["usd_per_vcpu_hour"] {
+                    job.usdPerVCPUHour = try price.double()
+                    guard job.usdPerVCPUHour >= 0 else { throw price.error("usd_per_vcpu_hour must be ≥ 0") }
+                }
+            }
+        }
+        if let out = top["out"] { job.out = collect { () throws(DataError) in resolve(try out.string()) } }
+        if let combined = DataError.combined(findings) { throw combined }
+        guard let data else { throw root.error("data is missing") }
+        job.data = data
+        return job
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+
+/// A loaded task: its kind, labels, teacher description and three indexed splits.
+public struct TaskData: Sendable {
+    /// Task name.
+    public let name: String
+    /// Text or numeric.
+    public let kind: TaskKind
+    /// The label set.
+    public let vocabulary: LabelVocabulary
+    /// The teacher, after job overrides.
+    public let teacher: TeacherInfo
+    /// Training rows.
+    public let train: SplitData
+    /// Model-selection rows.
+    public let validation: SplitData
+    /// Held-out rows (only the final report reads them).
+    public let test: SplitData
+    /// Numeric input dimension (0 for text).
+    public let inputDimension: Int
+
+    /// A task from its parts.
+    public init(
+        name: String, kind: TaskKind, vocabulary: LabelVocabulary, teacher: TeacherInfo, train: SplitData,
+        validation: SplitData, test: SplitData, inputDimension: Int
+    ) {
+        self.name = name
+        self.kind = kind
+        self.vocabulary = vocabulary
+        self.teacher = teacher
+        self.train = train
+        self.validation = validation
+        self.test = test
+        self.inputDimension = inputDimension
+    }
+
+    /// Loads the data a job names, reading every split whole before anything is trained.
+    ///
+    /// Every row of every split must carry `teacher` (validation and test rows are needed to compare the student
+    /// with the teacher). All splits are read and all problems reported together.
+    public static func load(_ job: Job) throws(DataError) -> TaskData {
+        let trainURL: URL
+        let validationURL: URL
+        let testURL: URL
+        var taskJSON: URL?
+        switch job.data {
+        case .task(let folder):
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
+                throw DataError(
+                    .missingInput, "no such task folder; it must hold train.jsonl, validation.jsonl, test.jsonl and task.json",
+                    file: folder.relativePath)
+            }
+            trainURL = folder.appendingPathComponent("train.jsonl")
+            validationURL = folder.appendingPathComponent("validation.jsonl")
+            testURL = folder.appendingPathComponent("test.jsonl")
+            taskJSON = folder.appendingPathComponent("task.json")
+        case .files(let train, let validation, let test):
+            (trainURL, validationURL, testURL) = (train, validation, test)
+            let sibling = train.deletingLastPathComponent().appendingPathComponent("task.json")
+            taskJSON = FileManager.default.fileExists(atPath: sibling.path) ? sibling : nil
+        }
+        var findings: [DataError] = []
+        var splits: [[ExampleRow]] = []
+        for url in [trainURL, validationURL, testURL] {
+            do { splits.append(try RowReader.read(url, requireTeacher: true)) } catch {
+                findings.append(error)
+                splits.append([])
+            }
+        }
+        if let combined = DataError.combined(findings.flatMap { [$0] + $0.more }) { throw combined }
+        let info = try taskJSON.map { (url) throws(DataError) in try TaskFile.load(url) }
+        let paths = [trainURL, validationURL, testURL].map(\.relativePath)
+        let kinds = splits.map { rows -> TaskKind in
+            if case .text = rows[0].input { .text } else { .numeric }
+        }
+        for index in 1..<3 where kinds[index] != kinds[0] {
+            throw DataError(
+                .badData, "rows are \(kinds[index].rawValue) but \(paths[0]) is \(kinds[0].rawValue); all splits must match",
+                file: paths[index], line: splits[index][0].line)
+        }
+        let kind = kinds[0]
+        if let declared = info?.kind, declared != kind {
+            throw DataError(
+                .badData, "task.json says kind \"\(declared.rawValue)\" but the rows are \(kind.rawValue); fix \"kind\"",
+                file: taskJSON?.relativePath)
+        }
+        var dimension = 0
+        if case .numeric(let first) = splits[0][0].input {
+            dimension = first.count
+            for index in 1..<3 {
+                if case .numeric(let values) = splits[index][0].input, values.count != dimension {
+                    throw DataError(
+                        .badData,
+                        "input has \(values.count) numbers but \(paths[0]) rows have \(dimension); all splits need the same length",
+                        file: paths[index], line: splits[index][0].line)
+                }
+            }
+        }
+        var labels: Set<String> = []
+        for rows in splits {
+            for row in rows {
+                if let gold = row.gold { labels.insert(gold) }
+                if let teacher = row.teacher {
+                    if let label = teacher.label { labels.insert(label) }
+                    labels.formUnion(teacher.probabilities?.keys ?? [:].keys)
+                }
+            }
+        }
+        guard labels.count >= 2 else {
+            throw DataError(
+                .badData, "only \(labels.count) label(s) in teacher and gold; a classification task needs at least 2",
+                file: paths[0])
+        }
+        let vocabulary = LabelVocabulary(labels)
+        let names = ["train", "validation", "test"]
+        let indexed = (0..<3).map { SplitData.indexing(splits[$0], name: names[$0], path: paths[$0], vocabulary: vocabulary) }
+        let baseTeacher = info?.teacher ?? TeacherInfo(name: "teacher")
+        let fallbackName: String
+        switch job.data {
+        case .task(let folder): fallbackName = folder.standardizedFileURL.lastPathComponent
+        case .files: fallbackName = job.name
+        }
+        return TaskData(
+            name: info?.name ?? fallbackName, kind: kind, vocabulary: vocabulary, teacher: job.teacher.applied(to: baseTeacher),
+            train: indexed[0], validation: indexed[1], test: indexed[2], inputDimension: dimension)
+    }
+}
+
+/// task.json (FORMATS.md §2).
+public struct TaskFile: Sendable {
+    /// Task name.
+    public var name: String?
+    /// Declared kind.
+    public var kind: TaskKind?
+    /// The teacher.
+    public var teacher: TeacherInfo
+
+    /// Loads and validates task.json.
+    public static func load(_ url: URL) throws(DataError) -> TaskFile {
+        let path = url.relativePath
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw DataError(.missingInput, "no task.json; write {\"name\", \"kind\", \"teacher\": {...}} (FORMATS.md §2)", file: path)
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw DataError(.badData, "not a valid JSON object", file: path)
+        }
+        let allowed: Set<String> = ["name", "kind", "teacher", "source"]
+        if let unknown = Set(object.keys).subtracting(allowed).sorted().first {
+            throw DataError(.badData, "unknown key \"\(unknown)\"; allowed: \(allowed.sorted().joined(separator: ", "))", file: path)
+        }
+        var result = TaskFile(name: object["name"] as? String, kind: nil, teacher: TeacherInfo(name: "teacher"))
+        if let kind = object["kind"] {
+            guard let text = kind as? String, let parsed = TaskKind(rawValue: text) else {
+                throw DataError(.badData, "\"kind\" must be \"text\" or \"numeric\"", file: path)
+            }
+            result.kind = parsed
+        }
+        if let teacher = object["teacher"] {
+            guard let fields = teacher as? [String: Any] else {
+                throw DataError(.badData, "\"teacher\" must be an object", file: path)
+            }
+            let teacherKeys: Set<String> = ["name", "params", "latency_ms_p50", "cost_per_1k_requests_usd", "price"]
+            if let unknown = Set(fields.keys).subtracting(teacherKeys).sorted().first {
+                throw DataError(
+                    .badData, "unknown key \"teacher.\(unknown)\"; allowed: \(teacherKeys.sorted().joined(separator: ", "))",
+                    file: path)
+            }
+            func number(_ key: String, in dictionary: [String: Any], prefix: String = "teacher.") throws(DataError) -> Double? {
+                guard let value = dictionary[key] else { return nil }
+                guard RowReader.isNumber(value), let number = value as? NSNumber, number.doubleValue.isFinite,
+                    number.doubleValue >= 0
+                else { throw DataError(.badData, "\"\(prefix)\(key)\" must be a finite number ≥ 0", file: path) }
+                return number.doubleValue
+            }
+            result.teacher.name = fields["name"] as? String ?? "teacher"
+            result.teacher.params = try number("params", in: fields).map { Int($0) }
+            result.teacher.latencyMsP50 = try number("latency_ms_p50", in: fields)
+            result.teacher.costPer1kRequestsUSD = try number("cost_per_1k_requests_usd", in: fields)
+            if let price = fields["price"] {
+                guard let priceFields = price as? [String: Any] else {
+                    throw DataError(.badData, "\"teacher.price\" must be an object", file: path)
+                }
+                result.teacher.inputPerMTokUSD = try number("input_per_mtok_usd", in: priceFields, prefix: "teacher.price.")
+                result.teacher.outputPerMTokUSD = try number("output_per_mtok_usd", in: priceFields, prefix: "teacher.price.")
+            }
+        }
+        return result
+    }
+}

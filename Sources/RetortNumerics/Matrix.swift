@@ -1,0 +1,73 @@
+/// A dense row-major matrix of `Float`.
+///
+/// Element `(i, j)` lives at `storage[i * columns + j]`. Value semantics: copies are cheap until written.
+public struct Matrix: Sendable, Equatable, Codable {
+    /// Number of rows.
+    public let rows: Int
+    /// Number of columns.
+    public let columns: Int
+    /// Row-major elements, `rows × columns` of them.
+    public var storage: [Float]
+
+    /// A `rows × columns` matrix filled with `value`.
+    public init(rows: Int, columns: Int, repeating value: Float = 0) {
+        precondition(rows >= 0 && columns >= 0, "matrix dimensions must be non-negative")
+        self.rows = rows
+        self.columns = columns
+        self.storage = [Float](repeating: value, count: rows * columns)
+    }
+
+    /// A matrix over existing row-major storage; `storage.count` must equal `rows × columns`.
+    public init(rows: Int, columns: Int, storage: [Float]) {
+        precondition(storage.count == rows * columns, "storage has \(storage.count) elements, expected \(rows * columns)")
+        self.rows = rows
+        self.columns = columns
+        self.storage = storage
+    }
+
+    /// Element `(row, column)`.
+    @inlinable
+    public subscript(row: Int, column: Int) -> Float {
+        get { storage[row * columns + column] }
+        set { storage[row * columns + column] = newValue }
+    }
+
+    /// The rows at `indices`, in that order, as a new matrix.
+    public func gatheringRows(_ indices: some Collection<Int>) -> Matrix {
+        var result = Matrix(rows: indices.count, columns: columns)
+        result.storage.withUnsafeMutableBufferPointer { out in
+            storage.withUnsafeBufferPointer { source in
+                var target = 0
+                for index in indices {
+                    let from = index * columns
+                    for j in 0..<columns { out[target + j] = source[from + j] }
+                    target += columns
+                }
+            }
+        }
+        return result
+    }
+
+    /// Row `index` as an array.
+    public func row(_ index: Int) -> [Float] {
+        Array(storage[(index * columns)..<((index + 1) * columns)])
+    }
+
+    /// The index of the largest element of each row (first one on ties).
+    public func argmaxPerRow() -> [Int] {
+        var result = [Int](repeating: 0, count: rows)
+        storage.withUnsafeBufferPointer { values in
+            for i in 0..<rows {
+                var best = 0
+                var bestValue = -Float.infinity
+                let base = i * columns
+                for j in 0..<columns where values[base + j] > bestValue {
+                    bestValue = values[base + j]
+                    best = j
+                }
+                result[i] = best
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import RetortData
+import RetortEvals
+import RetortSearch
+
+/// frontier.md and the terminal frontier table: one row per frontier member and the teacher.
+public enum FrontierTable {
+    /// The Markdown document: the table, then the recommendation and its test figures.
+    public static func markdown(_ report: RunReport) -> String {
+        let metric = report.primaryMetric
+        var lines: [String] = []
+        lines.append("# Pareto frontier: \(report.job) (run \(report.runId))")
+        lines.append("")
+        lines.append(
+            "Objectives: validation \(metric) ↑, measured p50 latency ↓ (within 10% counts as equal; then FLOPs), size ↓. "
+                + "CIs are 95% bootstrap intervals (B = resamples of the validation rows). Test figures are on held-out rows.")
+        lines.append("")
+        lines.append(
+            "| candidate | val \(metric) [95% CI] | Δ vs teacher [95% CI] | test \(metric) | p50 ms | p95 ms | size | FLOPs/ex | $ per 1M |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        let members = report.frontier.compactMap { id in report.candidates.first { $0.id == id } }
+        var rows: [(quality: Double, line: String)] = members.map { trial in
+            let value = trial.metrics[metric]
+            let recommended = trial.id == report.recommendation.candidate ? " ★" : ""
+            return (
+                value?.value ?? -.infinity,
+                "| \(trial.id)\(recommended) | \(estimate(value)) | \(estimate(trial.differenceToTeacher, signed: true)) | "
+                    + "\(estimate(trial.testMetrics?[metric])) | \(number(trial.latencyMsP50)) | \(number(trial.latencyMsP95)) | "
+                    + "\(ByteSize.format(trial.sizeBytes)) | \(trial.flopsPerExample) | \(money(trial.costPer1MUSD)) |"
+            )
+        }
+        let teacher = report.teacher
+        let teacherMark = teacher.onFrontier ? "" : " (dominated)"
+        rows.append(
+            (
+                teacher.validationMetrics[metric]?.value ?? -.infinity,
+                "| teacher: \(teacher.name)\(teacherMark) | \(estimate(teacher.validationMetrics[metric])) | — | "
+                    + "\(estimate(teacher.metrics[metric])) | \(number(teacher.latencyMsP50)) | — | — | — | \(money(teacher.costPer1MUSD)) |"
+            ))
+        rows.sort { $0.quality > $1.quality }
+        lines.append(contentsOf: rows.map(\.line))
+        lines.append("")
+        let recommendation = report.recommendation
+        if let candidate = recommendation.candidate {
+            lines.append("**Recommendation: distill into `\(candidate)`.** \(recommendation.reason).")
+            if let test = recommendation.testMetrics?[metric] {
+                var line = "Test \(metric): \(estimate(test)) vs teacher \(estimate(teacher.metrics[metric]))"
+                if let difference = recommendation.testDifferenceToTeacher {
+                    line += ", difference \(estimate(difference, signed: true))"
+                }
+                lines.append(line + ".")
+            }
+        } else {
+            lines.append("**Recommendation: no distillation.** \(recommendation.reason).")
+        }
+        lines.append("")
+        let counts = Dictionary(grouping: report.candidates, by: \.status).mapValues(\.count)
+        let statusText = [TrialStatus.complete, .pruned, .skipped, .failed].compactMap { status in
+            counts[status].map { "\($0) \(status.rawValue)" }
+        }.joined(separator: ", ")
+        lines.append(
+            String(
+                format: "Search: %@, %d candidates (%@), %.1f s wall, %.0f candidate-epochs; %@.",
+                report.search.strategy, report.candidates.count, statusText, report.search.wallSeconds,
+                report.search.candidateEpochs, report.search.stoppedBecause))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func estimate(_ value: MetricEstimate?, signed: Bool = false) -> String {
+        guard let value else { return "—" }
+        let format = signed ? "%+.4f [%+.4f, %+.4f]" : "%.4f [%.4f, %.4f]"
+        return String(format: format, value.value, value.ci95.first ?? .nan, value.ci95.last ?? .nan)
+    }
+
+    static func number(_ value: Double?) -> String {
+        guard let value else { return "—" }
+        return value >= 100 ? String(format: "%.0f", value) : value >= 1 ? String(format: "%.2f", value) : String(format: "%.4f", value)
+    }
+
+    static func money(_ value: Double?) -> String {
+        guard let value else { return "—" }
+        return value >= 1 ? String(format: "%.2f", value) : String(format: "%.6f", value)
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import RetortData
+import RetortSearch
+
+/// A run folder `OUT/RUN-ID/`, built as `OUT/RUN-ID.partial/` and renamed only when every file is written, so a
+/// folder without `.partial` is always complete. `OUT/latest` then points at it.
+public struct RunDirectory: Sendable {
+    /// The results folder of the job.
+    public let root: URL
+    /// Run id.
+    public let runId: String
+    /// The folder being written.
+    public let partial: URL
+    /// The folder once finished.
+    public let final: URL
+
+    /// Creates `root/RUN-ID.partial/`, checking that it can be written. `runId` is a UTC timestamp (made unique).
+    public static func create(root: URL, date: Date = Date()) throws(DataError) -> RunDirectory {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        let base = formatter.string(from: date)
+        let manager = FileManager.default
+        do { try manager.createDirectory(at: root, withIntermediateDirectories: true) } catch {
+            throw DataError(
+                .cannotCreateOutput, "cannot create the results folder (\(reason(error))); choose another with --out",
+                file: root.relativePath)
+        }
+        var runId = base
+        var suffix = 1
+        while manager.fileExists(atPath: root.appendingPathComponent(runId).path)
+            || manager.fileExists(atPath: root.appendingPathComponent(runId + ".partial").path)
+        {
+            suffix += 1
+            runId = "\(base)-\(suffix)"
+        }
+        let partial = root.appendingPathComponent(runId + ".partial")
+        do {
+            try manager.createDirectory(at: partial, withIntermediateDirectories: false)
+            let probe = partial.appendingPathComponent(".write-test")
+            try Data().write(to: probe)
+            try manager.removeItem(at: probe)
+        } catch {
+            throw DataError(
+                .cannotCreateOutput, "cannot write in the results folder (\(reason(error))); choose another with --out",
+                file: root.relativePath)
+        }
+        return RunDirectory(root: root, runId: runId, partial: partial, final: root.appendingPathComponent(runId))
+    }
+
+    /// Writes report.json, frontier.md, candidates.csv and the recommended model, then renames the folder into place
+    /// and points `latest` at it.
+    public func finish(report: RunReport, outcome: SearchOutcome) throws(DataError) -> URL {
+        do {
+            try report.encoded().write(to: partial.appendingPathComponent("report.json"), options: .atomic)
+            try Data(FrontierTable.markdown(report).utf8).write(
+                to: partial.appendingPathComponent("frontier.md"), options: .atomic)
+            try Data(CandidatesCSV.render(report).utf8).write(
+                to: partial.appendingPathComponent("candidates.csv"), options: .atomic)
+            if let bundle = outcome.recommendedBundle {
+                try bundle.write(to: partial.appendingPathComponent("model"))
+            }
+            try FileManager.default.moveItem(at: partial, to: final)
+        } catch {
+            throw DataError(.io, "writing the run failed (\(Self.reason(error))); the partial run stays in \(partial.lastPathComponent)", file: root.relativePath)
+        }
+        let latest = root.appendingPathComponent("latest")
+        try? FileManager.default.removeItem(at: latest)
+        try? FileManager.default.createSymbolicLink(atPath: latest.path, withDestinationPath: runId)
+        return final
+    }
+
+    static func reason(_ error: any Error) -> String {
+        (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+    }
+}

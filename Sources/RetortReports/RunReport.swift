@@ -1,0 +1,107 @@
+import Foundation
+import RetortEvals
+import RetortSearch
+
+/// report.json (FORMATS.md §4): the whole run in one document.
+public struct RunReport: Codable, Sendable {
+    /// Job name.
+    public var job: String
+    /// Task name.
+    public var task: String
+    /// Run id (the folder name).
+    public var runId: String
+    /// ISO-8601 UTC creation time.
+    public var createdAt: String
+    /// Seed.
+    public var seed: UInt64
+    /// Primary metric.
+    public var primaryMetric: String
+    /// Constraints and quality bar.
+    public var constraints: Constraints
+    /// Rows per split.
+    public var splits: [String: Int]
+    /// The teacher.
+    public var teacher: TeacherSummary
+    /// Every candidate.
+    public var candidates: [TrialResult]
+    /// Frontier candidate ids, best first (the teacher's membership is `teacher.on_frontier`).
+    public var frontier: [String]
+    /// The recommendation.
+    public var recommendation: RecommendationRecord
+    /// Budget use.
+    public var search: SearchSummary
+
+    /// report.json `recommendation`.
+    public struct RecommendationRecord: Codable, Sendable {
+        /// `student` or `no-distillation`.
+        public var kind: String
+        /// Candidate id, or nil.
+        public var candidate: String?
+        /// The reason in words.
+        public var reason: String
+        /// Test metrics of the recommended student.
+        public var testMetrics: [String: MetricEstimate]?
+        /// Test `student − teacher` on the primary metric, paired bootstrap.
+        public var testDifferenceToTeacher: MetricEstimate?
+
+        enum CodingKeys: String, CodingKey {
+            case kind, candidate, reason
+            case testMetrics = "test_metrics"
+            case testDifferenceToTeacher = "test_difference_to_teacher"
+        }
+
+        /// Encodes `candidate` as null when absent (FORMATS.md shows the key always present).
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(kind, forKey: .kind)
+            try container.encode(candidate, forKey: .candidate)
+            try container.encode(reason, forKey: .reason)
+            try container.encodeIfPresent(testMetrics, forKey: .testMetrics)
+            try container.encodeIfPresent(testDifferenceToTeacher, forKey: .testDifferenceToTeacher)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case job, task, seed, constraints, splits, teacher, candidates, frontier, recommendation, search
+        case runId = "run_id"
+        case createdAt = "created_at"
+        case primaryMetric = "primary_metric"
+    }
+
+    /// The report of `outcome` for job `job` in run `runId`.
+    public init(job: String, runId: String, createdAt: Date, outcome: SearchOutcome) {
+        self.job = job
+        self.task = outcome.taskName
+        self.runId = runId
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        self.createdAt = formatter.string(from: createdAt)
+        self.seed = outcome.seed
+        self.primaryMetric = outcome.primaryMetric
+        self.constraints = outcome.constraints
+        self.splits = outcome.splitSizes
+        self.teacher = outcome.teacher
+        self.candidates = outcome.trials
+        self.frontier = outcome.frontier.filter { $0 != "teacher" }
+        self.recommendation = RecommendationRecord(
+            kind: outcome.recommendation.kind, candidate: outcome.recommendation.candidate,
+            reason: outcome.recommendation.reason, testMetrics: outcome.recommendationTestMetrics,
+            testDifferenceToTeacher: outcome.recommendationTestDifference)
+        self.search = outcome.summary
+    }
+
+    /// Loads report.json from a run folder.
+    public static func load(runDirectory: URL) throws -> RunReport {
+        let url = runDirectory.appendingPathComponent("report.json")
+        return try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: url))
+    }
+
+    /// Pretty, key-sorted JSON.
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(self)
+    }
+}

@@ -1,0 +1,104 @@
+import RetortData
+import RetortStudents
+
+/// One point of the candidate space: a family, a size, a featurizer setting, a precision and training options.
+public struct Candidate: Sendable, Equatable {
+    /// The family.
+    public var family: Family
+    /// Hidden widths (`mlp` only).
+    public var hidden: [Int]
+    /// log2 of the hashed text buckets (text tasks only).
+    public var bucketsLog2: Int?
+    /// Stored precision.
+    public var precision: Precision
+    /// Training hyperparameters.
+    public var training: TrainingOptions
+
+    /// A candidate.
+    public init(family: Family, hidden: [Int], bucketsLog2: Int?, precision: Precision, training: TrainingOptions) {
+        self.family = family
+        self.hidden = family == .linear ? [] : hidden
+        self.bucketsLog2 = bucketsLog2
+        self.precision = precision
+        self.training = training
+    }
+
+    /// A readable, unique id: `mlp-256x1-fp32`, `mlp-256-128-b16-int8`, `linear-b14-fp32`.
+    public var id: String {
+        var parts = [family.rawValue]
+        if family == .mlp {
+            if Set(hidden).count == 1 { parts.append("\(hidden[0])x\(hidden.count)") } else {
+                parts.append(hidden.map(String.init).joined(separator: "-"))
+            }
+        }
+        if let bucketsLog2 { parts.append("b\(bucketsLog2)") }
+        parts.append(precision.rawValue)
+        return parts.joined(separator: "-") + (trainingSuffix.isEmpty ? "" : "-\(trainingSuffix)")
+    }
+
+    /// Distinguishes catalog entries that differ only in training options (set by the catalog when needed).
+    public var trainingSuffix = ""
+
+    /// Candidates with the same key share one training run (they differ only in precision).
+    public var trainingKey: String {
+        var copy = self
+        copy.precision = .fp32
+        return copy.id
+    }
+
+    /// The architecture for a task with `inputDimension` numeric features (ignored for text) and `classes` outputs.
+    public func architecture(kind: TaskKind, inputDimension: Int, classes: Int) -> Architecture {
+        let input = kind == .text ? 1 << (bucketsLog2 ?? 16) : inputDimension
+        return Architecture(
+            family: family, hidden: hidden, inputDimension: input, outputDimension: classes, sparseInput: kind == .text)
+    }
+
+    /// The configuration as reported (`config` in report.json).
+    public var config: [String: ReportValue] {
+        var config: [String: ReportValue] = [
+            "epochs": .int(training.epochs), "batch_size": .int(training.batchSize),
+            "lr": .double(Double(training.learningRate)), "temperature": .double(Double(training.loss.temperature)),
+            "alpha": .double(Double(training.loss.alpha)),
+        ]
+        if family == .mlp { config["hidden"] = .ints(hidden) }
+        if let bucketsLog2 { config["buckets_log2"] = .int(bucketsLog2) }
+        return config
+    }
+}
+
+/// A small JSON value for candidate configs.
+public enum ReportValue: Sendable, Equatable, Codable {
+    /// A whole number.
+    case int(Int)
+    /// A number.
+    case double(Double)
+    /// A list of whole numbers.
+    case ints([Int])
+    /// Text.
+    case string(String)
+
+    /// Encodes as the plain JSON value.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .ints(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        }
+    }
+
+    /// Decodes a plain JSON value.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let value = try? container.decode(Int.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode([Int].self) {
+            self = .ints(value)
+        } else {
+            self = .string(try container.decode(String.self))
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import RetortData
+import RetortStudents
+
+/// A candidate catalog (`candidates/*.yaml`): per task kind, a list of entries whose list-valued keys form a grid.
+///
+/// ```yaml
+/// text:
+///   - family: mlp
+///     hidden: [[32], [64]]        # a list of hidden-width lists, or one list
+///     buckets_log2: [14, 16]
+///     precision: [fp32, int8]
+///     lr: 0.003                   # or a list; also epochs, batch_size, temperature, alpha, patience
+/// numeric:
+///   - family: linear
+///     precision: [fp32, int8]
+/// ```
+public struct CandidateCatalog: Sendable {
+    /// Entries for text tasks, expanded.
+    public var text: [Candidate]
+    /// Entries for numeric tasks, expanded.
+    public var numeric: [Candidate]
+
+    /// The candidates for `kind`.
+    public func candidates(for kind: TaskKind) -> [Candidate] { kind == .text ? text : numeric }
+
+    static let entryKeys: Set<String> = [
+        "family", "hidden", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",
+        "patience",
+    ]
+
+    /// Parses and expands a catalog, validating every value.
+    public init(_ value: YAMLValue) throws(DataError) {
+        let sections = try value.mapping(allowed: ["text", "numeric"])
+        text = try sections["text"].map { (section) throws(DataError) in try Self.expand(section, kind: .text) } ?? []
+        numeric = try sections["numeric"].map { (section) throws(DataError) in try Self.expand(section, kind: .numeric) } ?? []
+        guard !text.isEmpty || !numeric.isEmpty else { throw value.error("the catalog lists no candidates") }
+    }
+
+    /// The built-in default catalog (the same text as candidates/default.yaml).
+    public static func standard() -> CandidateCatalog {
+        do { return try CandidateCatalog(try YAMLValue.parse(defaultYAML, file: "candidates/default.yaml")) } catch {
+            preconditionFailure("the built-in catalog is invalid: \(error)")
+        }
+    }
+
+    static func expand(_ section: YAMLValue, kind: TaskKind) throws(DataError) -> [Candidate] {
+        var result: [Candidate] = []
+        var seen: Set<String> = []
+        for entry in try section.sequence() {
+            let fields = try entry.mapping(allowed: entryKeys, required: ["family"])
+            let familyName = try fields["family"]!.string()
+            guard let family = Family(rawValue: familyName) else {
+                throw fields["family"]!.error(
+                    "unknown family \"\(familyName)\"; choose from \(Family.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let hiddenOptions: [[Int]]
+            if family == .mlp {
+                guard let hidden = fields["hidden"] else { throw entry.error("an mlp entry needs hidden: [[64], [128, 64]]") }
+                hiddenOptions = try parseHidden(hidden)
+            } else {
+                if let hidden = fields["hidden"] { throw hidden.error("a linear student has no hidden layers; remove hidden") }
+                hiddenOptions = [[]]
+            }
+            var bucketOptions: [Int?] = [nil]
+            if kind == .text {
+                bucketOptions = try fields["buckets_log2"].map { (value) throws(DataError) in
+                    try ints(value).map { (bits) throws(DataError) -> Int? in
+                        guard (8...22).contains(bits) else { throw value.error("buckets_log2 must lie in 8...22") }
+                        return bits
+                    }
+                } ?? [16]
+            } else if let buckets = fields["buckets_log2"] {
+                throw buckets.error("buckets_log2 applies to text tasks only")
+            }
+            var precisions: [Precision] = [.fp32]
+            if let precision = fields["precision"] {
+                precisions = try strings(precision).map { (name) throws(DataError) -> Precision in
+                    guard let parsed = Precision(rawValue: name) else {
+                        throw precision.error(
+                            "unknown precision \"\(name)\"; choose from \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    return parsed
+                }
+            }
+            let defaults = TrainingOptions(learningRate: family == .linear ? (kind == .text ? 0.02 : 0.01) : 0.003)
+            let learningRates = try fields["lr"].map { (v) throws(DataError) in try doubles(v, in: 1e-6...10) } ?? [Double(defaults.learningRate)]
+            let epochs = try fields["epochs"].map { (v) throws(DataError) in try ints(v, in: 1...10_000) } ?? [defaults.epochs]
+            let batchSizes = try fields["batch_size"].map { (v) throws(DataError) in try ints(v, in: 1...65_536) } ?? [defaults.batchSize]
+            let temperatures = try fields["temperature"].map { (v) throws(DataError) in try doubles(v, in: 0.05...100) } ?? [Double(defaults.loss.temperature)]
+            let alphas = try fields["alpha"].map { (v) throws(DataError) in try doubles(v, in: 0...1) } ?? [Double(defaults.loss.alpha)]
+            let patiences = try fields["patience"].map { (v) throws(DataError) in try ints(v, in: 1...1000) } ?? [defaults.patience]
+            let trainingGrid = learningRates.count * epochs.count * batchSizes.count * temperatures.count * alphas.count
+                * patiences.count
+            for hidden in hiddenOptions {
+                for buckets in bucketOptions {
+                    for lr in learningRates {
+                        for epochCount in epochs {
+                            for batch in batchSizes {
+                                for temperature in temperatures {
+                                    for alpha in alphas {
+                                        for patience in patiences {
+                                            let options = TrainingOptions(
+                                                epochs: epochCount, batchSize: batch, learningRate: Float(lr),
+                                                patience: patience,
+                                                loss: DistillationLoss(temperature: Float(temperature), alpha: Float(alpha)))
+                                            for precision in precisions {
+                                                var candidate = Candidate(
+                                                    family: family, hidden: hidden, bucketsLog2: buckets,
+                                                    precision: precision, training: options)
+                                                if trainingGrid > 1 || seen.contains(candidate.id) {
+                                                    candidate.trainingSuffix = Self.suffix(options, defaults: defaults)
+                                                }
+                                                guard seen.insert(candidate.id).inserted else {
+                                                    throw entry.error("candidate \(candidate.id) is listed twice")
+                                                }
+                                                result.append(candidate)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    static func suffix(_ options: TrainingOptions, defaults: TrainingOptions) -> String {
+        var parts: [String] = []
+        parts.append("lr\(formatShort(Double(options.learningRate)))")
+        if options.epochs != defaults.epochs { parts.append("e\(options.epochs)") }
+        if options.batchSize != defaults.batchSize { parts.append("bs\(options.batchSize)") }
+        if options.loss.temperature != defaults.loss.temperature { parts.append("t\(formatShort(Double(options.loss.temperature)))") }
+        if options.loss.alpha != defaults.loss.alpha { parts.append("a\(formatShort(Double(options.loss.alpha)))") }
+        if options.patience != defaults.patience { parts.append("p\(options.patience)") }
+        return parts.joined(separator: "-")
+    }
+
+    static func formatShort(_ value: Double) -> String {
+        var text = "\(value)"
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        return text
+    }
+
+    static func parseHidden(_ value: YAMLValue) throws(DataError) -> [[Int]] {
+        let items = try value.sequence()
+        guard !items.isEmpty else { throw value.error("hidden needs at least one width list") }
+        let lists: [[Int]]
+        if items.allSatisfy({ $0.isSequence }) {
+            lists = try items.map { (item) throws(DataError) in try item.sequence().map { (w) throws(DataError) in try w.int() } }
+        } else {
+            lists = [try items.map { (w) throws(DataError) in try w.int() }]
+        }
+        for list in lists {
+            guard (1...3).contains(list.count), list.allSatisfy({ (1...16_384).contains($0) }) else {
+                throw value.error("each hidden list has 1 to 3 widths between 1 and 16384, e.g. [256, 128]")
+            }
+        }
+        return lists
+    }
+
+    static func ints(_ value: YAMLValue, in range: ClosedRange<Int>? = nil) throws(DataError) -> [Int] {
+        let values = value.isSequence ? try value.sequence().map { (v) throws(DataError) in try v.int() } : [try value.int()]
+        if let range, let bad = values.first(where: { !range.contains($0) }) {
+            throw value.error("\(bad) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        guard !values.isEmpty else { throw value.error("give at least one value") }
+        return values
+    }
+
+    static func doubles(_ value: YAMLValue, in range: ClosedRange<Double>) throws(DataError) -> [Double] {
+        let values = value.isSequence ? try value.sequence().map { (v) throws(DataError) in try v.double() } : [try value.double()]
+        if let bad = values.first(where: { !range.contains($0) }) {
+            throw value.error("\(bad) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        guard !values.isEmpty else { throw value.error("give at least one value") }
+        return values
+    }
+
+    static func strings(_ value: YAMLValue) throws(DataError) -> [String] {
+        value.isSequence ? try value.sequence().map { (v) throws(DataError) in try v.string() } : [try value.string()]
+    }
+}

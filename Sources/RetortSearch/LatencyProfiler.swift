@@ -1,0 +1,61 @@
+import Foundation
+import RetortData
+import RetortStudents
+
+/// Measured latency of one student, end to end on raw inputs (featurize + predict).
+public struct LatencyProfile: Sendable, Equatable {
+    /// Median single-input latency, ms.
+    public var p50: Double
+    /// 95th-percentile single-input latency, ms.
+    public var p95: Double
+    /// Batch throughput, examples per second.
+    public var throughput: Double
+}
+
+/// Times a model on raw inputs: warm-up calls, then at least 200 timed single-input calls cycling over sample
+/// inputs (p50, p95), then batched calls for throughput.
+public enum LatencyProfiler {
+    /// Profiles `bundle` on `inputs` (a sample of real rows).
+    public static func profile(_ bundle: ModelBundle, inputs: [ExampleInput], calls: Int = 300, warmup: Int = 30)
+        throws -> LatencyProfile
+    {
+        precondition(!inputs.isEmpty, "profiling needs at least one input")
+        var sink: Float = 0
+        for index in 0..<warmup {
+            sink += try bundle.probabilities(for: [inputs[index % inputs.count]]).storage[0]
+        }
+        var samples: [Double] = []
+        samples.reserveCapacity(calls)
+        for index in 0..<max(calls, 200) {
+            let input = [inputs[index % inputs.count]]
+            let start = DispatchTime.now().uptimeNanoseconds
+            let probabilities = try bundle.probabilities(for: input)
+            let end = DispatchTime.now().uptimeNanoseconds
+            sink += probabilities.storage[0]
+            samples.append(Double(end - start) / 1e6)
+        }
+        samples.sort()
+        let batch = Array(inputs.prefix(256))
+        var batchedExamples = 0
+        let batchStart = DispatchTime.now().uptimeNanoseconds
+        var elapsed: UInt64 = 0
+        repeat {
+            sink += try bundle.probabilities(for: batch).storage[0]
+            batchedExamples += batch.count
+            elapsed = DispatchTime.now().uptimeNanoseconds - batchStart
+        } while elapsed < 50_000_000 && batchedExamples < 100_000
+        if sink.isNaN { samples.append(0) }  // keeps `sink` alive so the calls are not optimised away
+        return LatencyProfile(
+            p50: percentile(samples, 0.5), p95: percentile(samples, 0.95),
+            throughput: Double(batchedExamples) / (Double(elapsed) / 1e9))
+    }
+
+    /// The `q` quantile of ascending `sorted` (nearest rank, interpolated).
+    public static func percentile(_ sorted: [Double], _ q: Double) -> Double {
+        guard !sorted.isEmpty else { return .nan }
+        let position = q * Double(sorted.count - 1)
+        let lower = Int(position)
+        let upper = min(lower + 1, sorted.count - 1)
+        return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
+    }
+}

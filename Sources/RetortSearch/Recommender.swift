@@ -1,0 +1,100 @@
+import Foundation
+import RetortData
+
+/// Hard constraints and the quality bar of a recommendation.
+public struct Constraints: Sendable, Equatable, Codable {
+    /// Largest serialized size, bytes.
+    public var maxModelBytes: Int?
+    /// Largest p50 latency, ms.
+    public var maxLatencyMs: Double?
+    /// Allowed drop against the teacher on the primary metric.
+    public var maxDrop: Double
+
+    /// Constraints with the given limits.
+    public init(maxModelBytes: Int? = nil, maxLatencyMs: Double? = nil, maxDrop: Double = 0.01) {
+        self.maxModelBytes = maxModelBytes
+        self.maxLatencyMs = maxLatencyMs
+        self.maxDrop = maxDrop
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case maxModelBytes = "max_model_bytes"
+        case maxLatencyMs = "max_latency_ms"
+        case maxDrop = "max_drop"
+    }
+}
+
+/// Decides between the students and the teacher (DESIGN.md, "Recommendation").
+///
+/// Among complete full-fidelity students that meet the hard constraints (size, p50 latency) and the quality bar
+/// (validation primary metric ≥ teacher − `max_drop`), recommend the cheapest. Serving cost is proportional to the
+/// measured p50, and p50s within `latencyTolerance` (10%) of the fastest qualifying student are equal within
+/// measurement noise, so among those: fewest FLOPs, then smallest, then best. If none qualifies, recommend keeping
+/// the teacher and name the closest candidate.
+public enum Recommender {
+    /// The recommendation for `trials` given the teacher's validation value of `metric`.
+    public static func recommend(
+        trials: [TrialResult], metric: String, teacherValue: Double, constraints: Constraints,
+        latencyTolerance: Double = 0.10
+    ) -> Recommendation {
+        let complete = trials.filter { $0.status == .complete && $0.fidelity >= 1 }
+        guard !complete.isEmpty else {
+            if let maxBytes = constraints.maxModelBytes, trials.allSatisfy({ $0.status == .skipped }) {
+                return .noDistillation(reason: "no student fits in \(ByteSize.format(maxBytes)); keep the teacher")
+            }
+            return .noDistillation(reason: "no student finished training at full fidelity; keep the teacher")
+        }
+        let sizeFits = complete.filter { trial in constraints.maxModelBytes.map { trial.sizeBytes <= $0 } ?? true }
+        guard !sizeFits.isEmpty else {
+            return .noDistillation(
+                reason: "no student fits in \(ByteSize.format(constraints.maxModelBytes ?? 0)); keep the teacher")
+        }
+        let fits = sizeFits.filter { trial in
+            guard let limit = constraints.maxLatencyMs else { return true }
+            return (trial.latencyMsP50 ?? .infinity) <= limit
+        }
+        guard !fits.isEmpty else {
+            let fastest = sizeFits.min { ($0.latencyMsP50 ?? .infinity) < ($1.latencyMsP50 ?? .infinity) }!
+            return .noDistillation(
+                reason: String(
+                    format: "no student meets p50 ≤ %@ ms (fastest: %@ at %.4f ms); keep the teacher",
+                    format(constraints.maxLatencyMs ?? 0), fastest.id, fastest.latencyMsP50 ?? .nan))
+        }
+        func value(_ trial: TrialResult) -> Double { trial.metrics[metric]?.value ?? -.infinity }
+        let bar = teacherValue - constraints.maxDrop
+        let qualifying = fits.filter { value($0) >= bar - 1e-12 }
+        guard !qualifying.isEmpty else {
+            let closest = fits.max { value($0) < value($1) || (value($0) == value($1) && $0.sizeBytes > $1.sizeBytes) }!
+            let drop = (teacherValue - value(closest)) * 100
+            return .noDistillation(
+                reason: String(
+                    format: "best student %@ reaches %@ %.4f vs teacher %.4f: drop %.1f pt > allowed %.1f pt; keep the teacher",
+                    closest.id, metric, value(closest), teacherValue, drop, constraints.maxDrop * 100))
+        }
+        let fastest = qualifying.map { $0.latencyMsP50 ?? .infinity }.min() ?? .infinity
+        let window = qualifying.filter { ($0.latencyMsP50 ?? .infinity) <= fastest * (1 + latencyTolerance) }
+        let chosen = window.min { a, b in
+            if a.flopsPerExample != b.flopsPerExample { return a.flopsPerExample < b.flopsPerExample }
+            if a.sizeBytes != b.sizeBytes { return a.sizeBytes < b.sizeBytes }
+            if value(a) != value(b) { return value(a) > value(b) }
+            return a.id < b.id
+        }!
+        let delta = (value(chosen) - teacherValue) * 100
+        let comparison =
+            delta >= 0
+            ? String(format: "%.1f pt above the teacher", delta)
+            : String(format: "drop %.1f pt ≤ allowed %.1f pt", -delta, constraints.maxDrop * 100)
+        let reason = String(
+            format: "%@ reaches %@ %.4f vs teacher %.4f (%@) at p50 %.4f ms and %@; the cheapest of %d qualifying students",
+            chosen.id, metric, value(chosen), teacherValue, comparison, chosen.latencyMsP50 ?? .nan,
+            ByteSize.format(chosen.sizeBytes), qualifying.count)
+        return .distill(candidate: chosen.id, reason: reason)
+    }
+
+    static func format(_ value: Double) -> String {
+        var text = String(format: "%.4f", value)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
+}

@@ -1,0 +1,126 @@
+import RetortEvals
+import RetortStudents
+
+/// What a candidate became in the search.
+public enum TrialStatus: String, Sendable, Codable {
+    /// Trained to full fidelity and evaluated.
+    case complete
+    /// Stopped before full fidelity (by the budget).
+    case pruned
+    /// Training or evaluation failed.
+    case failed
+    /// Never trained: breaks a hard constraint known before training (size).
+    case skipped
+}
+
+/// One candidate's record: cost, measured latency, validation metrics, status (report.json `candidates[]`).
+public struct TrialResult: Sendable, Codable, Equatable {
+    /// Candidate id.
+    public var id: String
+    /// Family.
+    public var family: Family
+    /// Configuration (hidden, buckets, training options).
+    public var config: [String: ReportValue]
+    /// Stored precision.
+    public var precision: Precision
+    /// Parameter count.
+    public var params: Int
+    /// Serialized weights at this precision plus featurizer state.
+    public var sizeBytes: Int
+    /// Analytic multiply-add FLOPs per example.
+    public var flopsPerExample: Int
+    /// Measured single-input end-to-end latency, median, ms.
+    public var latencyMsP50: Double?
+    /// Measured latency, 95th percentile, ms.
+    public var latencyMsP95: Double?
+    /// Measured batch throughput, examples per second.
+    public var throughputPerSecond: Double?
+    /// Serving cost of a million single calls at the job's vCPU price.
+    public var costPer1MUSD: Double?
+    /// Validation metrics.
+    public var metrics: [String: MetricEstimate]
+    /// Validation `student − teacher` on the primary metric, paired on the same resamples.
+    public var differenceToTeacher: MetricEstimate?
+    /// Share of the full epoch budget trained.
+    public var fidelity: Double
+    /// Outcome.
+    public var status: TrialStatus
+    /// Whether it is on the Pareto frontier.
+    public var onFrontier: Bool
+    /// Test metrics (frontier members and the recommendation).
+    public var testMetrics: [String: MetricEstimate]?
+    /// Epochs trained.
+    public var epochsRun: Int?
+    /// Epoch whose weights were kept (early stopping).
+    public var bestEpoch: Int?
+    /// Wall seconds of training (shared by the precisions of one training run).
+    public var trainSeconds: Double?
+    /// Why it was skipped, pruned or failed.
+    public var reason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, family, config, precision, params, metrics, fidelity, status, reason
+        case sizeBytes = "size_bytes"
+        case flopsPerExample = "flops_per_example"
+        case latencyMsP50 = "latency_ms_p50"
+        case latencyMsP95 = "latency_ms_p95"
+        case throughputPerSecond = "throughput_per_s"
+        case costPer1MUSD = "cost_per_1m_usd"
+        case differenceToTeacher = "difference_to_teacher"
+        case onFrontier = "on_frontier"
+        case testMetrics = "test_metrics"
+        case epochsRun = "epochs_run"
+        case bestEpoch = "best_epoch"
+        case trainSeconds = "train_seconds"
+    }
+}
+
+/// The teacher as a point of comparison: test metrics, validation metrics, cost and latency.
+public struct TeacherSummary: Sendable, Codable, Equatable {
+    /// Name.
+    public var name: String
+    /// Test-set metrics of its recorded answers.
+    public var metrics: [String: MetricEstimate]
+    /// Validation metrics (what the search compared against).
+    public var validationMetrics: [String: MetricEstimate]
+    /// Median latency of one call, ms (task.json, the job, or the rows' `latency_ms`).
+    public var latencyMsP50: Double?
+    /// Cost of a million calls in USD.
+    public var costPer1MUSD: Double?
+    /// Parameter count, when known.
+    public var params: Int?
+    /// Whether it is on the frontier.
+    public var onFrontier: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case name, metrics, params
+        case validationMetrics = "validation_metrics"
+        case latencyMsP50 = "latency_ms_p50"
+        case costPer1MUSD = "cost_per_1m_usd"
+        case onFrontier = "on_frontier"
+    }
+}
+
+/// What Retort recommends.
+public enum Recommendation: Sendable, Equatable {
+    /// Distill into this candidate.
+    case distill(candidate: String, reason: String)
+    /// Keep the teacher.
+    case noDistillation(reason: String)
+
+    /// The recommended candidate id, if any.
+    public var candidate: String? {
+        if case .distill(let candidate, _) = self { return candidate }
+        return nil
+    }
+
+    /// The reason in words.
+    public var reason: String {
+        switch self {
+        case .distill(_, let reason), .noDistillation(let reason): reason
+        }
+    }
+
+    /// `student` or `no-distillation` (report.json `recommendation.kind`).
+    public var kind: String { candidate == nil ? "no-distillation" : "student" }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import RetortNumerics
+
+/// Adam (Kingma & Ba 2015) over a network's layers; sparse-input layers are updated lazily, only on the rows a
+/// batch touched (as LazyAdam and fastText's sparse updates do).
+///
+/// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `w ← w − η·m̂ / (√v̂ + ε)` with bias-corrected `m̂`, `v̂`.
+public struct Adam: Sendable {
+    /// Learning rate `η`.
+    public var learningRate: Float
+    /// First-moment decay `β₁`.
+    public var beta1: Float = 0.9
+    /// Second-moment decay `β₂`.
+    public var beta2: Float = 0.999
+    /// `ε`.
+    public var epsilon: Float = 1e-8
+    /// Steps taken.
+    public private(set) var step = 0
+    private var firstMoments: [[Float]]
+    private var secondMoments: [[Float]]
+    private var biasFirst: [[Float]]
+    private var biasSecond: [[Float]]
+
+    /// Zero state for `network`.
+    public init(for network: DenseNetwork, learningRate: Float) {
+        self.learningRate = learningRate
+        firstMoments = network.layers.map { [Float](repeating: 0, count: $0.weights.storage.count) }
+        secondMoments = firstMoments
+        biasFirst = network.layers.map { [Float](repeating: 0, count: $0.bias.count) }
+        biasSecond = biasFirst
+    }
+
+    /// Applies one update with `gradients` to `network`.
+    public mutating func update(_ network: inout DenseNetwork, with gradients: [LayerGradient]) {
+        step += 1
+        let correction1 = 1 - powf(beta1, Float(step))
+        let correction2 = 1 - powf(beta2, Float(step))
+        let stepSize = learningRate * correction2.squareRoot() / correction1
+        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        func apply(_ w: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
+                   _ g: UnsafePointer<Float>, _ count: Int) {
+            for i in 0..<count {
+                let gi = g[i]
+                m[i] = b1 * m[i] + (1 - b1) * gi
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                w[i] -= stepSize * m[i] / (v[i].squareRoot() + eps)
+            }
+        }
+        for (index, gradient) in gradients.enumerated() {
+            let columns = network.layers[index].weights.columns
+            network.layers[index].weights.storage.withUnsafeMutableBufferPointer { w in
+                firstMoments[index].withUnsafeMutableBufferPointer { m in
+                    secondMoments[index].withUnsafeMutableBufferPointer { v in
+                        switch gradient.weights {
+                        case .dense(let g):
+                            g.storage.withUnsafeBufferPointer { gp in
+                                apply(w.baseAddress!, m.baseAddress!, v.baseAddress!, gp.baseAddress!, gp.count)
+                            }
+                        case .rows(let rows, let g):
+                            g.storage.withUnsafeBufferPointer { gp in
+                                for (position, row) in rows.enumerated() {
+                                    let offset = Int(row) * columns
+                                    apply(
+                                        w.baseAddress! + offset, m.baseAddress! + offset, v.baseAddress! + offset,
+                                        gp.baseAddress! + position * columns, columns)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            network.layers[index].bias.withUnsafeMutableBufferPointer { w in
+                biasFirst[index].withUnsafeMutableBufferPointer { m in
+                    biasSecond[index].withUnsafeMutableBufferPointer { v in
+                        gradient.bias.withUnsafeBufferPointer { g in
+                            apply(w.baseAddress!, m.baseAddress!, v.baseAddress!, g.baseAddress!, g.count)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+/// The shape of a dense student: the family, hidden widths, and the input and output dimensions.
+public struct Architecture: Sendable, Codable, Equatable, Hashable {
+    /// The family (`linear` has no hidden layers).
+    public var family: Family
+    /// Hidden layer widths, input side first (empty for `linear`).
+    public var hidden: [Int]
+    /// Input feature dimension (buckets for text).
+    public var inputDimension: Int
+    /// Number of classes.
+    public var outputDimension: Int
+    /// Whether the input is sparse (hashed text), which changes the FLOP count of the first layer.
+    public var sparseInput: Bool
+
+    /// An architecture.
+    public init(family: Family, hidden: [Int], inputDimension: Int, outputDimension: Int, sparseInput: Bool) {
+        self.family = family
+        self.hidden = family == .linear ? [] : hidden
+        self.inputDimension = inputDimension
+        self.outputDimension = outputDimension
+        self.sparseInput = sparseInput
+    }
+
+    /// Layer widths from input to output.
+    public var widths: [Int] { [inputDimension] + hidden + [outputDimension] }
+
+    /// Parameter count: `Σ (in·out + out)` over layers.
+    public var parameterCount: Int {
+        zip(widths, widths.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
+    }
+
+    /// Serialized weight bytes at `precision`: weights at the precision's width, plus fp32 biases, plus (int8) one
+    /// fp32 scale per output channel of every layer. Exactly the bytes of the exported tensors.
+    public func weightBytes(at precision: Precision) -> Int {
+        zip(widths, widths.dropFirst()).reduce(0) { total, layer in
+            let (input, output) = layer
+            let scales = precision == .int8 ? output * 4 : 0
+            return total + input * output * precision.bytesPerWeight + output * 4 + scales
+        }
+    }
+
+    /// Multiply-add FLOPs for one example: `2·in·out` per dense layer; `2·nnz·out` for a sparse first layer.
+    public func flopsPerExample(meanNonzeros: Double) -> Int {
+        var total = 0.0
+        for (index, (input, output)) in zip(widths, widths.dropFirst()).enumerated() {
+            let effectiveInput = index == 0 && sparseInput ? meanNonzeros : Double(input)
+            total += 2 * effectiveInput * Double(output)
+        }
+        return Int(total.rounded())
+    }
+}

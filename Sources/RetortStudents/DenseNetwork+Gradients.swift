@@ -1,0 +1,54 @@
+import RetortNumerics
+
+/// The gradient of one layer: dense, or only the touched rows for a sparse-input layer.
+public struct LayerGradient: Sendable {
+    /// `∂L/∂W`: all rows, or the listed rows only.
+    public enum Weights: Sendable {
+        /// Every row of `∂L/∂W`.
+        case dense(Matrix)
+        /// `∂L/∂W` rows for the listed (ascending) input indices; other rows are zero.
+        case rows([Int32], Matrix)
+    }
+
+    /// `∂L/∂W`.
+    public var weights: Weights
+    /// `∂L/∂b`.
+    public var bias: [Float]
+}
+
+extension DenseNetwork {
+    /// The batch loss and every layer's gradient, by backpropagation:
+    /// `∂L/∂Wₗ = Hₗ₋₁ᵀ·Gₗ` (sgemm, or the CSR kernel for sparse input), `∂L/∂bₗ = 1ᵀ·Gₗ` (sgemv),
+    /// `Gₗ₋₁ = (Gₗ·Wₗᵀ) ⊙ 1[Hₗ₋₁ > 0]`.
+    public func lossAndGradients(
+        _ features: FeatureMatrix, temperedTargets: Matrix, hardLabels: [Int], loss: DistillationLoss
+    ) throws(NumericsError) -> (loss: Float, gradients: [LayerGradient]) {
+        let outputs = try forwardPass(features)
+        var (value, upstream) = loss.lossAndGradient(
+            logits: outputs[outputs.count - 1], temperedTargets: temperedTargets, hardLabels: hardLabels)
+        var gradients: [LayerGradient] = []
+        gradients.reserveCapacity(layers.count)
+        for index in stride(from: layers.count - 1, through: 0, by: -1) {
+            let weightGradient: LayerGradient.Weights
+            if index == 0 {
+                switch features {
+                case .dense(let input):
+                    weightGradient = .dense(try Matrix.product(input, upstream, transposeA: .transposed))
+                case .sparse(let input):
+                    let (rows, values) = try input.transposeMultipliedTouched(by: upstream)
+                    weightGradient = .rows(rows, values)
+                }
+            } else {
+                weightGradient = .dense(try Matrix.product(outputs[index - 1], upstream, transposeA: .transposed))
+            }
+            let biasGradient = try Kernels.columnSums(upstream)
+            gradients.append(LayerGradient(weights: weightGradient, bias: biasGradient))
+            if index > 0 {
+                var next = try Matrix.product(upstream, layers[index].weights, transposeB: .transposed)
+                Kernels.reluBackward(&next, activation: outputs[index - 1])
+                upstream = next
+            }
+        }
+        return (value, gradients.reversed())
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import RetortData
+import RetortNumerics
+
+/// An exported student: `model.safetensors` (weights, and the featurizer's statistics) plus `model.json`
+/// (family, architecture, labels, featurizer, precision). Everything needed to predict from raw inputs.
+public struct ModelBundle: Sendable {
+    /// The candidate id it was exported as.
+    public var candidate: String
+    /// The network.
+    public var network: DenseNetwork
+    /// The featurizer.
+    public var featurizer: Featurizer
+    /// Labels by class index.
+    public var labels: [String]
+
+    /// A bundle from its parts.
+    public init(candidate: String, network: DenseNetwork, featurizer: Featurizer, labels: [String]) {
+        self.candidate = candidate
+        self.network = network
+        self.featurizer = featurizer
+        self.labels = labels
+    }
+
+    /// Class probabilities for raw inputs.
+    public func probabilities(for inputs: [ExampleInput]) throws(NumericsError) -> Matrix {
+        try network.probabilities(featurizer.features(for: inputs))
+    }
+
+    /// The named tensors as exported.
+    public func tensors() -> [String: Tensor] {
+        var tensors: [String: Tensor] = [:]
+        for (index, layer) in network.layers.enumerated() {
+            let shape = [layer.inputDimension, layer.outputDimension]
+            if let int8 = layer.int8 {
+                tensors["layers.\(index).weight"] = Tensor(int8.codes, shape: shape)
+                tensors["layers.\(index).weight_scale"] = Tensor(int8.scales, shape: [layer.outputDimension])
+            } else {
+                tensors["layers.\(index).weight"] = Tensor(layer.weights.storage, shape: shape)
+            }
+            tensors["layers.\(index).bias"] = Tensor(layer.bias, shape: [layer.outputDimension])
+        }
+        if case .numeric(let standardizer) = featurizer {
+            tensors["featurizer.mean"] = Tensor(standardizer.mean, shape: [standardizer.mean.count])
+            tensors["featurizer.std"] = Tensor(standardizer.standardDeviation, shape: [standardizer.mean.count])
+        }
+        return tensors
+    }
+
+    /// Bytes of tensor data in the export: the student's `size_bytes`.
+    public var sizeBytes: Int { tensors().values.reduce(0) { $0 + $1.bytes.count } }
+
+    struct Manifest: Codable {
+        var format = "retort-model"
+        var version = 1
+        var candidate: String
+        var family: Family
+        var precision: Precision
+        var architecture: Architecture
+        var labels: [String]
+        var featurizer: FeaturizerManifest
+    }
+
+    struct FeaturizerManifest: Codable {
+        var kind: String
+        var bucketsLog2: Int?
+        var maxWordNgram: Int?
+        var minCharNgram: Int?
+        var maxCharNgram: Int?
+        var normalization: String?
+        var dimension: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case kind, normalization, dimension
+            case bucketsLog2 = "buckets_log2"
+            case maxWordNgram = "max_word_ngram"
+            case minCharNgram = "min_char_ngram"
+            case maxCharNgram = "max_char_ngram"
+        }
+    }
+
+    /// Writes `model.safetensors` and `model.json` into `folder` (created if needed).
+    public func write(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let data = try Safetensors.encode(tensors(), metadata: ["format": "pt", "producer": "retort"])
+        try data.write(to: folder.appendingPathComponent("model.safetensors"), options: .atomic)
+        let featurizerManifest: FeaturizerManifest
+        switch featurizer {
+        case .numeric(let standardizer):
+            featurizerManifest = FeaturizerManifest(kind: "standardize", dimension: standardizer.mean.count)
+        case .text(let hashed):
+            featurizerManifest = FeaturizerManifest(
+                kind: "hashed-ngrams", bucketsLog2: hashed.bucketsLog2, maxWordNgram: hashed.maxWordNgram,
+                minCharNgram: hashed.minCharNgram, maxCharNgram: hashed.maxCharNgram, normalization: "l2")
+        }
+        let manifest = Manifest(
+            candidate: candidate, family: network.architecture.family, precision: network.precision,
+            architecture: network.architecture, labels: labels, featurizer: featurizerManifest)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(manifest).write(to: folder.appendingPathComponent("model.json"), options: .atomic)
+    }
+
+    /// Loads a bundle written by ``write(to:)``, checking every tensor's shape against model.json.
+    public static func load(from folder: URL) throws(StudentError) -> ModelBundle {
+        let manifestURL = folder.appendingPathComponent("model.json")
+        let weightsURL = folder.appendingPathComponent("model.safetensors")
+        guard let manifestData = FileManager.default.contents(atPath: manifestURL.path) else {
+            throw StudentError("no model.json; pass the model folder of a run (RUN_DIR/model)", file: manifestURL.relativePath)
+        }
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: manifestData) } catch {
+            throw StudentError("not a Retort model manifest: \(error)", file: manifestURL.relativePath)
+        }
+        guard let weightsData = FileManager.default.contents(atPath: weightsURL.path) else {
+            throw StudentError("no model.safetensors beside model.json", file: weightsURL.relativePath)
+        }
+        let (tensors, _) = try Safetensors.decode(weightsData, file: weightsURL.relativePath)
+        let architecture = manifest.architecture
+        guard manifest.labels.count == architecture.outputDimension else {
+            throw StudentError("model.json lists \(manifest.labels.count) labels for \(architecture.outputDimension) outputs", file: manifestURL.relativePath)
+        }
+        func tensor(_ name: String, _ shape: [Int]) throws(StudentError) -> Tensor {
+            guard let tensor = tensors[name], tensor.shape == shape else {
+                throw StudentError("tensor \"\(name)\" is missing or not of shape \(shape)", file: weightsURL.relativePath)
+            }
+            return tensor
+        }
+        var layers: [DenseLayer] = []
+        let widths = architecture.widths
+        for (index, (input, output)) in zip(widths, widths.dropFirst()).enumerated() {
+            let weight = try tensor("layers.\(index).weight", [input, output])
+            guard let bias = try tensor("layers.\(index).bias", [output]).floats() else {
+                throw StudentError("layers.\(index).bias must be F32", file: weightsURL.relativePath)
+            }
+            switch manifest.precision {
+            case .fp32:
+                guard let values = weight.floats() else {
+                    throw StudentError("layers.\(index).weight must be F32 for an fp32 model", file: weightsURL.relativePath)
+                }
+                layers.append(DenseLayer(weights: Matrix(rows: input, columns: output, storage: values), bias: bias))
+            case .int8:
+                guard let codes = weight.int8s(), let scales = try tensor("layers.\(index).weight_scale", [output]).floats()
+                else {
+                    throw StudentError("layers.\(index) needs I8 weight and F32 weight_scale", file: weightsURL.relativePath)
+                }
+                var dequantized = Matrix(rows: input, columns: output)
+                for i in 0..<input { for o in 0..<output { dequantized[i, o] = Float(codes[i * output + o]) * scales[o] } }
+                layers.append(
+                    DenseLayer(weights: dequantized, bias: bias, int8: DenseLayer.Int8Weights(codes: codes, scales: scales)))
+            }
+        }
+        let featurizer: Featurizer
+        let spec = manifest.featurizer
+        switch spec.kind {
+        case "standardize":
+            let dimension = spec.dimension ?? architecture.inputDimension
+            guard let mean = try tensor("featurizer.mean", [dimension]).floats(),
+                let std = try tensor("featurizer.std", [dimension]).floats()
+            else { throw StudentError("featurizer.mean and featurizer.std must be F32", file: weightsURL.relativePath) }
+            featurizer = .numeric(NumericStandardizer(mean: mean, standardDeviation: std))
+        case "hashed-ngrams":
+            guard let bucketsLog2 = spec.bucketsLog2, 1 << bucketsLog2 == architecture.inputDimension else {
+                throw StudentError("featurizer buckets_log2 does not match the input dimension", file: manifestURL.relativePath)
+            }
+            featurizer = .text(
+                HashedTextFeaturizer(
+                    bucketsLog2: bucketsLog2, maxWordNgram: spec.maxWordNgram ?? 2, minCharNgram: spec.minCharNgram ?? 3,
+                    maxCharNgram: spec.maxCharNgram ?? 5))
+        default:
+            throw StudentError("unknown featurizer kind \"\(spec.kind)\"", file: manifestURL.relativePath)
+        }
+        return ModelBundle(
+            candidate: manifest.candidate,
+            network: DenseNetwork(architecture: architecture, layers: layers, precision: manifest.precision),
+            featurizer: featurizer, labels: manifest.labels)
+    }
+}

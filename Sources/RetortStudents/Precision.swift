@@ -1,0 +1,45 @@
+/// Numeric precision of a student's stored weights.
+public enum Precision: String, Sendable, Codable, CaseIterable, Comparable {
+    /// 32-bit floats, as trained.
+    case fp32
+    /// Symmetric per-output-channel 8-bit integer weights with one fp32 scale per output (weight-only).
+    case int8
+
+    /// Bytes per stored weight.
+    public var bytesPerWeight: Int {
+        switch self {
+        case .fp32: 4
+        case .int8: 1
+        }
+    }
+
+    /// Orders fp32 before int8.
+    public static func < (a: Precision, b: Precision) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// A student family.
+public enum Family: String, Sendable, Codable, CaseIterable {
+    /// Softmax regression on the features.
+    case linear
+    /// A multilayer perceptron with ReLU hidden layers.
+    case mlp
+}
+
+/// Errors from student training, quantization, export and loading.
+public struct StudentError: Error, Sendable, CustomStringConvertible {
+    /// A message that says what went wrong and what to do.
+    public let message: String
+    /// The file involved, if any.
+    public let file: String?
+
+    /// An error with `message`, about `file` when given.
+    public init(_ message: String, file: String? = nil) {
+        self.message = message
+        self.file = file
+    }
+
+    /// `FILE: message` or `message`.
+    public var description: String { file.map { "\($0): \(message)" } ?? message }
+}

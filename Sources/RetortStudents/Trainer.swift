@@ -1,0 +1,128 @@
+import Foundation
+import RetortNumerics
+
+/// Hyperparameters of distillation training.
+public struct TrainingOptions: Sendable, Codable, Equatable {
+    /// Largest number of epochs (full fidelity).
+    public var epochs: Int
+    /// Examples per minibatch.
+    public var batchSize: Int
+    /// Adam learning rate.
+    public var learningRate: Float
+    /// Epochs without validation improvement before stopping.
+    public var patience: Int
+    /// The distillation loss.
+    public var loss: DistillationLoss
+
+    /// Options with the given values.
+    public init(
+        epochs: Int = 30, batchSize: Int = 128, learningRate: Float = 0.003, patience: Int = 4,
+        loss: DistillationLoss = DistillationLoss()
+    ) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.patience = patience
+        self.loss = loss
+    }
+}
+
+/// Training data for one split: features, teacher distributions and hard labels.
+public struct TrainingSplit: Sendable {
+    /// Features.
+    public var features: FeatureMatrix
+    /// Teacher probabilities `n × K`.
+    public var teacherProbabilities: Matrix
+    /// Hard labels (the teacher's answers, or gold).
+    public var hardLabels: [Int]
+
+    /// A split from its parts.
+    public init(features: FeatureMatrix, teacherProbabilities: Matrix, hardLabels: [Int]) {
+        self.features = features
+        self.teacherProbabilities = teacherProbabilities
+        self.hardLabels = hardLabels
+    }
+}
+
+/// A training run in progress: minibatch Adam on the distillation loss with early stopping on the validation
+/// cross-entropy against the teacher. It can stop after any epoch and continue later from the same state.
+public struct TrainingSession: Sendable {
+    /// Hyperparameters.
+    public let options: TrainingOptions
+    /// The current network.
+    public private(set) var network: DenseNetwork
+    /// The best network so far (lowest validation loss).
+    public private(set) var best: DenseNetwork
+    /// Epochs run.
+    public private(set) var epochsRun = 0
+    /// Epoch (1-based) of `best`.
+    public private(set) var bestEpoch = 0
+    /// Validation loss after each epoch.
+    public private(set) var validationLosses: [Float] = []
+    /// Whether early stopping fired.
+    public private(set) var stoppedEarly = false
+    private var optimizer: Adam
+    private var generator: SeededGenerator
+    private var bestLoss = Float.infinity
+    private let temperedTargets: Matrix
+
+    /// A fresh session for `architecture` on `train`, seeded with `seed`.
+    public init(architecture: Architecture, train: TrainingSplit, options: TrainingOptions, seed: UInt64) {
+        var generator = SeededGenerator(seed: seed)
+        let network = DenseNetwork(architecture: architecture, generator: &generator)
+        self.options = options
+        self.network = network
+        self.best = network
+        self.optimizer = Adam(for: network, learningRate: options.learningRate)
+        self.generator = generator
+        self.temperedTargets = options.loss.temperedTargets(train.teacherProbabilities)
+    }
+
+    /// Whether training has ended (epoch limit or early stop).
+    public var isFinished: Bool { stoppedEarly || epochsRun >= options.epochs }
+
+    /// Runs up to `count` more epochs (fewer when training finishes first).
+    public mutating func runEpochs(_ count: Int, train: TrainingSplit, validation: TrainingSplit) throws(NumericsError) {
+        var remaining = count
+        let n = train.features.rows
+        var order = Array(0..<n)
+        while remaining > 0 && !isFinished {
+            order.shuffle(using: &generator)
+            var start = 0
+            while start < n {
+                let batch = order[start..<min(start + options.batchSize, n)]
+                let features = train.features.gatheringRows(batch)
+                let targets = temperedTargets.gatheringRows(batch)
+                let labels = batch.map { train.hardLabels[$0] }
+                let (_, gradients) = try network.lossAndGradients(
+                    features, temperedTargets: targets, hardLabels: labels, loss: options.loss)
+                optimizer.update(&network, with: gradients)
+                start += options.batchSize
+            }
+            epochsRun += 1
+            remaining -= 1
+            let loss = try Self.crossEntropy(network, on: validation)
+            validationLosses.append(loss)
+            if loss < bestLoss - 1e-5 {
+                bestLoss = loss
+                best = network
+                bestEpoch = epochsRun
+            } else if epochsRun - bestEpoch >= options.patience {
+                stoppedEarly = true
+            }
+        }
+    }
+
+    /// Mean cross-entropy `−Σ_j p_ij log q_ij` of the network's probabilities `q` against the teacher's `p`.
+    public static func crossEntropy(_ network: DenseNetwork, on split: TrainingSplit) throws(NumericsError) -> Float {
+        let q = try network.probabilities(split.features)
+        var total: Double = 0
+        for i in 0..<q.rows {
+            for j in 0..<q.columns {
+                let p = split.teacherProbabilities[i, j]
+                if p > 0 { total -= Double(p * logf(max(q[i, j], 1e-30))) }
+            }
+        }
+        return Float(total / Double(max(q.rows, 1)))
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import RetortData
+import RetortExamples
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build the bundled shop-support example (rows and a real local teacher) and run a full search on it.")
+
+    @Option(help: "The example folder (templates.yaml, job.yaml).")
+    var example = "examples/shop-support"
+    @OptionGroup var options: SearchOptions
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            let folder = URL(fileURLWithPath: example)
+            let templates = folder.appendingPathComponent("templates.yaml")
+            guard FileManager.default.fileExists(atPath: templates.path) else {
+                throw DataError(.missingInput, "no templates.yaml; run from the repository root or pass --example", file: templates.relativePath)
+            }
+            say("[demo] generating the shop-support task from \(templates.relativePath)")
+            let summary = try ShopSupportExample.build(templates: templates, folder: folder.appendingPathComponent("task"), progress: say)
+            say(
+                String(
+                    format: "[teacher] %d params, trained in %.1f s; test accuracy vs gold %.4f; measured p50 %.4f ms",
+                    summary.teacherParams, summary.teacherTrainSeconds, summary.teacherTestAccuracy, summary.teacherLatencyMs))
+            var job = try Job.load(folder.appendingPathComponent("job.yaml"))
+            try options.apply(to: &job)
+            _ = try runSearch(job)
+        }
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `retort`: which small model should this teacher be distilled into, or should it not be distilled at all?
+@main
+struct Retort: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retort",
+        abstract: "Search student models to distill a teacher into, or learn that the teacher should stay.",
+        subcommands: [Search.self, Frontier.self, Predict.self, Demo.self]
+    )
+}
