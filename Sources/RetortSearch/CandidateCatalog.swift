@@ -139,9 +139,7 @@ public struct CandidateCatalog: Sendable {
     }
 
     static func formatShort(_ value: Double) -> String {
-        var text = "\(value)"
-        if text.hasSuffix(".0") { text.removeLast(2) }
-        return text
+        String(format: "%g", Double(Float(value)))
     }
 
     static func parseHidden(_ value: YAMLValue) throws(DataError) -> [[Int]] {

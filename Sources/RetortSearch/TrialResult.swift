@@ -58,6 +58,38 @@ public struct TrialResult: Sendable, Codable, Equatable {
     /// Why it was skipped, pruned or failed.
     public var reason: String?
 
+    /// A record; optional measurements default to absent.
+    public init(
+        id: String, family: Family, config: [String: ReportValue], precision: Precision, params: Int, sizeBytes: Int,
+        flopsPerExample: Int, latencyMsP50: Double? = nil, latencyMsP95: Double? = nil,
+        throughputPerSecond: Double? = nil, costPer1MUSD: Double? = nil, metrics: [String: MetricEstimate],
+        differenceToTeacher: MetricEstimate? = nil, fidelity: Double, status: TrialStatus, onFrontier: Bool,
+        testMetrics: [String: MetricEstimate]? = nil, epochsRun: Int? = nil, bestEpoch: Int? = nil,
+        trainSeconds: Double? = nil, reason: String? = nil
+    ) {
+        self.id = id
+        self.family = family
+        self.config = config
+        self.precision = precision
+        self.params = params
+        self.sizeBytes = sizeBytes
+        self.flopsPerExample = flopsPerExample
+        self.latencyMsP50 = latencyMsP50
+        self.latencyMsP95 = latencyMsP95
+        self.throughputPerSecond = throughputPerSecond
+        self.costPer1MUSD = costPer1MUSD
+        self.metrics = metrics
+        self.differenceToTeacher = differenceToTeacher
+        self.fidelity = fidelity
+        self.status = status
+        self.onFrontier = onFrontier
+        self.testMetrics = testMetrics
+        self.epochsRun = epochsRun
+        self.bestEpoch = bestEpoch
+        self.trainSeconds = trainSeconds
+        self.reason = reason
+    }
+
     enum CodingKeys: String, CodingKey {
         case id, family, config, precision, params, metrics, fidelity, status, reason
         case sizeBytes = "size_bytes"

@@ -1,0 +1,150 @@
+import Foundation
+import RetortData
+import RetortEvals
+import RetortNumerics
+import RetortSearch
+import RetortStudents
+import RetortTestSupport
+import Testing
+
+@Suite struct FrontierTests {
+    @Test("no frontier member is dominated and every non-member is dominated by a member", arguments: [1, 2, 3, 4, 5] as [UInt64])
+    func frontierProperties(seed: UInt64) {
+        var generator = SeededGenerator(seed: seed)
+        let points = (0..<60).map { index in
+            FrontierPoint(
+                id: "p\(index)", quality: Double(generator.next() % 20) / 20, latencyTier: Int(generator.next() % 6),
+                flops: Double(generator.next() % 5), size: Double(generator.next() % 10))
+        }
+        let frontier = paretoFrontier(of: points)
+        #expect(!frontier.isEmpty)
+        for member in frontier { #expect(!points.contains { $0.dominates(member) }) }
+        let ids = Set(frontier.map(\.id))
+        for point in points where !ids.contains(point.id) { #expect(frontier.contains { $0.dominates(point) }) }
+    }
+
+    @Test("the teacher stays on the frontier when nothing matches its quality")
+    func teacherOnFrontier() {
+        let teacher = FrontierPoint(id: "teacher", quality: 0.95, latencyTier: 9, flops: .infinity, size: .infinity)
+        let students = [
+            FrontierPoint(id: "a", quality: 0.90, latencyTier: 0, flops: 10, size: 100),
+            FrontierPoint(id: "b", quality: 0.93, latencyTier: 1, flops: 20, size: 200),
+            FrontierPoint(id: "c", quality: 0.92, latencyTier: 1, flops: 30, size: 300),
+        ]
+        let frontier = paretoFrontier(of: students + [teacher]).map(\.id)
+        #expect(frontier.contains("teacher"))
+        #expect(frontier.contains("a") && frontier.contains("b"))
+        #expect(!frontier.contains("c"))
+    }
+
+    @Test("latencies within 10% share a tier; FLOPs then break the tie")
+    func tiers() {
+        let tiers = LatencyTiers.assign([0.0100, 0.0105, 0.0109, 0.0200, 0.0215, 1.0])
+        #expect(tiers == [0, 0, 0, 1, 1, 2])
+        let fastButHeavy = FrontierPoint(id: "x", quality: 0.9, latencyTier: 0, flops: 100, size: 10)
+        let slowerButLight = FrontierPoint(id: "y", quality: 0.9, latencyTier: 0, flops: 50, size: 10)
+        #expect(slowerButLight.dominates(fastButHeavy))
+        #expect(!fastButHeavy.dominates(slowerButLight))
+    }
+}
+
+func trial(_ id: String, accuracy: Double, latency: Double, size: Int, flops: Int = 100, status: TrialStatus = .complete)
+    -> TrialResult
+{
+    TrialResult(
+        id: id, family: .mlp, config: [:], precision: .fp32, params: size / 4, sizeBytes: size, flopsPerExample: flops,
+        latencyMsP50: latency, latencyMsP95: latency * 1.5, metrics: ["accuracy": MetricEstimate(value: accuracy, ci95: accuracy...accuracy)],
+        fidelity: status == .complete ? 1 : 0, status: status, onFrontier: false)
+}
+
+@Suite struct RecommenderTests {
+    @Test("recommends the cheapest student that meets the bar; near-equal latencies fall to FLOPs then size")
+    func cheapestQualifying() {
+        let trials = [
+            trial("big", accuracy: 0.95, latency: 0.050, size: 4_000_000, flops: 9000),
+            trial("mid", accuracy: 0.942, latency: 0.0105, size: 900_000, flops: 3000),
+            trial("small", accuracy: 0.941, latency: 0.0100, size: 200_000, flops: 2900),
+            trial("tiny", accuracy: 0.90, latency: 0.009, size: 50_000, flops: 1000),
+        ]
+        let recommendation = Recommender.recommend(
+            trials: trials, metric: "accuracy", teacherValue: 0.945, constraints: Constraints(maxDrop: 0.01))
+        #expect(recommendation.candidate == "small")
+        #expect(recommendation.reason.contains("small"))
+    }
+
+    @Test("no distillation when the best student drops too far, naming it and the gap")
+    func tooWeak() {
+        let trials = [trial("mlp-256", accuracy: 0.912, latency: 0.02, size: 100), trial("lin", accuracy: 0.85, latency: 0.01, size: 50)]
+        let recommendation = Recommender.recommend(
+            trials: trials, metric: "accuracy", teacherValue: 0.945, constraints: Constraints(maxDrop: 0.01))
+        #expect(recommendation == .noDistillation(reason: recommendation.reason))
+        #expect(recommendation.reason.contains("mlp-256") && recommendation.reason.contains("3.3 pt") && recommendation.reason.contains("1.0 pt"))
+    }
+
+    @Test("size and latency limits are hard")
+    func hardLimits() {
+        let trials = [trial("a", accuracy: 0.95, latency: 0.02, size: 60_000), trial("b", accuracy: 0.95, latency: 0.5, size: 10_000)]
+        let bySize = Recommender.recommend(
+            trials: trials, metric: "accuracy", teacherValue: 0.95, constraints: Constraints(maxModelBytes: 50_000, maxDrop: 0.01))
+        #expect(bySize.candidate == "b")
+        let both = Recommender.recommend(
+            trials: trials, metric: "accuracy", teacherValue: 0.95,
+            constraints: Constraints(maxModelBytes: 50_000, maxLatencyMs: 0.1, maxDrop: 0.01))
+        #expect(both.candidate == nil && both.reason.contains("p50"))
+        let skipped = [trial("a", accuracy: 0, latency: 0, size: 60_000, status: .skipped)]
+        let none = Recommender.recommend(
+            trials: skipped, metric: "accuracy", teacherValue: 0.95, constraints: Constraints(maxModelBytes: 50_000))
+        #expect(none.candidate == nil && none.reason.contains("50.0 KB"))
+    }
+}
+
+@Suite struct CatalogTests {
+    @Test("grids expand to every combination with unique ids")
+    func gridExpansion() throws {
+        let yaml = """
+            numeric:
+              - family: mlp
+                hidden: [[32], [64, 32]]
+                precision: [fp32, int8]
+                lr: [0.001, 0.01]
+              - family: linear
+            """
+        let catalog = try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))
+        #expect(catalog.numeric.count == 2 * 2 * 2 + 1)
+        #expect(Set(catalog.numeric.map(\.id)).count == catalog.numeric.count)
+        #expect(catalog.numeric.contains { $0.id == "mlp-64-32-int8-lr0.01" })
+        #expect(catalog.text.isEmpty)
+    }
+
+    @Test("bad catalog entries name the key and line")
+    func badEntries() {
+        for (yaml, line, fragment) in [
+            ("numeric:\n  - family: forest\n", 2, "forest"),
+            ("numeric:\n  - family: mlp\n", 2, "hidden"),
+            ("numeric:\n  - family: linear\n    precison: fp32\n", 3, "precison"),
+            ("text:\n  - family: linear\n    buckets_log2: [40]\n", 3, "8...22"),
+        ] {
+            #expect {
+                try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))
+            } throws: { error in
+                guard let error = error as? DataError else { return false }
+                return error.line == line && error.description.contains(fragment)
+            }
+        }
+    }
+
+    @Test("the built-in catalog is candidates/default.yaml and has at least 12 candidates per kind across both families")
+    func defaultCatalog() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let file = try CandidateCatalog(try YAMLValue.load(root.appendingPathComponent("candidates/default.yaml")))
+        let builtIn = CandidateCatalog.standard()
+        #expect(file.text.map(\.id) == builtIn.text.map(\.id))
+        #expect(file.numeric.map(\.id) == builtIn.numeric.map(\.id))
+        for kind in TaskKind.allCases {
+            let candidates = builtIn.candidates(for: kind)
+            #expect(candidates.count >= 12)
+            #expect(Set(candidates.map(\.family)) == Set(Family.allCases))
+            #expect(Set(candidates.map(\.precision)) == Set(Precision.allCases))
+        }
+    }
+}

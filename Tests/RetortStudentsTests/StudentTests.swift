@@ -1,0 +1,121 @@
+import Foundation
+import RetortData
+import RetortNumerics
+import RetortStudents
+import RetortTestSupport
+import Testing
+
+/// Two well-separated Gaussian classes in 5 dimensions with soft teacher labels.
+func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix, labels: [Int]) {
+    var generator = SeededGenerator(seed: seed)
+    var features = Matrix(rows: count, columns: 5)
+    var probabilities = Matrix(rows: count, columns: 3)
+    var labels: [Int] = []
+    for i in 0..<count {
+        let label = i % 3
+        for j in 0..<5 { features[i, j] = generator.nextGaussian() + (j == label ? 3 : 0) }
+        for k in 0..<3 { probabilities[i, k] = k == label ? 0.9 : 0.05 }
+        labels.append(label)
+    }
+    return (features, probabilities, labels)
+}
+
+@Suite struct StudentTests {
+    @Test("training by distillation learns a separable task and early-stops on validation")
+    func trainingLearns() throws {
+        let train = blobs(count: 300, seed: 1)
+        let validation = blobs(count: 90, seed: 2)
+        let trainSplit = TrainingSplit(features: .dense(train.features), teacherProbabilities: train.probabilities, hardLabels: train.labels)
+        let validationSplit = TrainingSplit(
+            features: .dense(validation.features), teacherProbabilities: validation.probabilities, hardLabels: validation.labels)
+        let architecture = Architecture(family: .mlp, hidden: [16], inputDimension: 5, outputDimension: 3, sparseInput: false)
+        var session = TrainingSession(
+            architecture: architecture, train: trainSplit, options: TrainingOptions(epochs: 40, batchSize: 32, learningRate: 0.01, patience: 3),
+            seed: 3)
+        let before = try TrainingSession.crossEntropy(session.network, on: validationSplit)
+        try session.runEpochs(40, train: trainSplit, validation: validationSplit)
+        #expect(session.isFinished)
+        #expect(session.validationLosses.count == session.epochsRun)
+        let after = try TrainingSession.crossEntropy(session.best, on: validationSplit)
+        #expect(after < before * 0.7)
+        #expect(session.validationLosses.min() == session.validationLosses[session.bestEpoch - 1])
+        let predictions = try session.best.probabilities(.dense(validation.features)).argmaxPerRow()
+        let accuracy = Double(zip(predictions, validation.labels).filter { $0 == $1 }.count) / Double(validation.labels.count)
+        #expect(accuracy > 0.9)
+    }
+
+    @Test("the same seed trains the same network")
+    func deterministicTraining() throws {
+        let train = blobs(count: 120, seed: 4)
+        let split = TrainingSplit(features: .dense(train.features), teacherProbabilities: train.probabilities, hardLabels: train.labels)
+        let architecture = Architecture(family: .mlp, hidden: [8], inputDimension: 5, outputDimension: 3, sparseInput: false)
+        func run() throws -> DenseNetwork {
+            var session = TrainingSession(architecture: architecture, train: split, options: TrainingOptions(epochs: 3), seed: 9)
+            try session.runEpochs(3, train: split, validation: split)
+            return session.network
+        }
+        #expect(try run() == run())
+    }
+
+    @Test("int8 quantization keeps codes in range and errors within half a step")
+    func quantization() {
+        var generator = SeededGenerator(seed: 5)
+        let weights = Matrix(rows: 6, columns: 4, storage: (0..<24).map { _ in generator.nextGaussian() })
+        let layer = DenseLayer(weights: weights, bias: [0, 0, 0, 0])
+        let quantized = layer.quantizedToInt8()
+        let int8 = try! #require(quantized.int8)
+        #expect(int8.codes.allSatisfy { $0 >= -127 && $0 <= 127 })
+        for o in 0..<4 {
+            let maximum = (0..<6).map { abs(weights[$0, o]) }.max()!
+            #expect(approximatelyEqual(int8.scales[o], maximum / 127))
+            #expect((0..<6).contains { abs(Int(int8.codes[$0 * 4 + o])) == 127 })
+            for i in 0..<6 {
+                #expect(abs(quantized.weights[i, o] - weights[i, o]) <= int8.scales[o] / 2 + 1e-6)
+                #expect(quantized.weights[i, o] == Float(int8.codes[i * 4 + o]) * int8.scales[o])
+            }
+        }
+    }
+
+    @Test("size_bytes is exactly the exported tensor bytes, per precision", arguments: Precision.allCases)
+    func sizeMatchesExport(precision: Precision) throws {
+        var generator = SeededGenerator(seed: 6)
+        let architecture = Architecture(family: .mlp, hidden: [7, 3], inputDimension: 5, outputDimension: 4, sparseInput: false)
+        let network = DenseNetwork(architecture: architecture, generator: &generator).quantized(to: precision)
+        let featurizer = Featurizer.numeric(NumericStandardizer(mean: [0, 0, 0, 0, 0], standardDeviation: [1, 1, 1, 1, 1]))
+        let bundle = ModelBundle(candidate: "x", network: network, featurizer: featurizer, labels: ["a", "b", "c", "d"])
+        #expect(bundle.sizeBytes == architecture.weightBytes(at: precision) + featurizer.stateBytes)
+        #expect(architecture.parameterCount == 5 * 7 + 7 + 7 * 3 + 3 + 3 * 4 + 4)
+        #expect(architecture.flopsPerExample(meanNonzeros: 0) == 2 * (5 * 7 + 7 * 3 + 3 * 4))
+        let sparse = Architecture(family: .linear, hidden: [], inputDimension: 1024, outputDimension: 4, sparseInput: true)
+        #expect(sparse.flopsPerExample(meanNonzeros: 10) == 2 * 10 * 4)
+    }
+
+    @Test("an exported bundle loads back and predicts identically", arguments: Precision.allCases)
+    func exportRoundTrip(precision: Precision) throws {
+        var generator = SeededGenerator(seed: 7)
+        let architecture = Architecture(family: .mlp, hidden: [6], inputDimension: 1 << 10, outputDimension: 3, sparseInput: true)
+        let network = DenseNetwork(architecture: architecture, generator: &generator).quantized(to: precision)
+        let bundle = ModelBundle(
+            candidate: "mlp-6x1-b10-\(precision.rawValue)", network: network,
+            featurizer: .text(HashedTextFeaturizer(bucketsLog2: 10)), labels: ["x", "y", "z"])
+        let folder = SyntheticTasks.temporaryFolder().appendingPathComponent("model")
+        try bundle.write(to: folder)
+        let loaded = try ModelBundle.load(from: folder)
+        let inputs: [ExampleInput] = [.text("where is my order"), .text("refund please"), .text("")]
+        #expect(try loaded.probabilities(for: inputs) == bundle.probabilities(for: inputs))
+        #expect(loaded.network.precision == precision)
+        #expect(loaded.labels == ["x", "y", "z"])
+        let data = try Data(contentsOf: folder.appendingPathComponent("model.safetensors"))
+        let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | (Int($1.element) << (8 * $1.offset)) }
+        #expect(data.count == 8 + headerLength + bundle.sizeBytes)
+    }
+
+    @Test("a truncated safetensors file is an error, not a crash")
+    func truncatedSafetensors() throws {
+        let data = try Safetensors.encode(["w": Tensor([Float](arrayLiteral: 1, 2, 3, 4), shape: [2, 2])])
+        #expect(throws: StudentError.self) { try Safetensors.decode(data.prefix(data.count - 3), file: "m.safetensors") }
+        #expect(throws: StudentError.self) { try Safetensors.decode(Data([1, 2, 3]), file: "m.safetensors") }
+        let decoded = try Safetensors.decode(data, file: "m.safetensors")
+        #expect(decoded.tensors["w"]?.floats() == [1, 2, 3, 4])
+    }
+}
