@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "retort",
             dependencies: [
-                "RetortData", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports", "RetortExamples",
+                "RetortNumerics", "RetortData", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports", "RetortExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -16,7 +16,7 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
 
     /// Options with the given values.
     public init(
-        epochs: Int = 30, batchSize: Int = 128, learningRate: Float = 0.003, patience: Int = 4,
+        epochs: Int = 50, batchSize: Int = 128, learningRate: Float = 0.003, patience: Int = 6,
         loss: DistillationLoss = DistillationLoss()
     ) {
         self.epochs = epochs

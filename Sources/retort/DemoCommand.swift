@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RetortData
 import RetortExamples
+import RetortNumerics
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +19,7 @@ struct Demo: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: templates.path) else {
                 throw DataError(.missingInput, "no templates.yaml; run from the repository root or pass --example", file: templates.relativePath)
             }
+            BLASThreads.set(ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)
             say("[demo] generating the shop-support task from \(templates.relativePath)")
             let summary = try ShopSupportExample.build(templates: templates, folder: folder.appendingPathComponent("task"), progress: say)
             say(
