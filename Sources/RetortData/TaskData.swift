@@ -69,7 +69,12 @@ public struct TaskData: Sendable {
                 splits.append([])
             }
         }
-        if let combined = DataError.combined(findings.flatMap { [$0] + $0.more }) { throw combined }
+        if let first = findings.first {
+            // Each split's error already lists its findings (and how many it left out); keep them as they are.
+            throw DataError(
+                first.code, first.message, file: first.file, line: first.line,
+                more: first.more + findings.dropFirst().flatMap { [$0] + $0.more })
+        }
         let info = try taskJSON.map { (url) throws(DataError) in try TaskFile.load(url) }
         let paths = [trainURL, validationURL, testURL].map(\.relativePath)
         let kinds = splits.map { rows -> TaskKind in

@@ -156,6 +156,7 @@ public struct YAMLValue {
     static func line(of error: YamlError) -> Int? {
         switch error {
         case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): mark.line
+        case .duplicatedKeysInMapping(_, let context): context.mark.line
         default: nil
         }
     }
@@ -163,6 +164,8 @@ public struct YAMLValue {
     static func describe(_ error: YamlError) -> String {
         switch error {
         case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): problem
+        case .duplicatedKeysInMapping(let duplicates, _):
+            "key \(duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) is given twice in one mapping; keep one"
         default: "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
         }
     }
@@ -177,12 +180,16 @@ public enum ByteSize {
             ("KIB", 1024), ("MIB", 1_048_576), ("GIB", 1_073_741_824), ("KB", 1000), ("MB", 1_000_000),
             ("GB", 1_000_000_000), ("K", 1000), ("M", 1_000_000), ("B", 1),
         ]
-        for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
-            guard let value = Double(trimmed.dropLast(suffix.count)), value.isFinite, value >= 0 else { return nil }
-            return Int((value * factor).rounded())
+        var number = trimmed
+        var factor = 1.0
+        if let unit = units.first(where: { trimmed.hasSuffix($0.0) }) {
+            number = String(trimmed.dropLast(unit.0.count))
+            factor = unit.1
         }
-        guard let value = Double(trimmed), value.isFinite, value >= 0 else { return nil }
-        return Int(value.rounded())
+        guard let value = Double(number), value.isFinite, value >= 0 else { return nil }
+        let bytes = (value * factor).rounded()
+        guard bytes < 9.0e18 else { return nil }
+        return Int(bytes)
     }
 
     /// A short human form: `812 B`, `44.1 KB`, `2.50 MB`.

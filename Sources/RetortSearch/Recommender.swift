@@ -91,10 +91,5 @@ public enum Recommender {
         return .distill(candidate: chosen.id, reason: reason)
     }
 
-    static func format(_ value: Double) -> String {
-        var text = String(format: "%.4f", value)
-        while text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text.removeLast() }
-        return text
-    }
+    static func format(_ value: Double) -> String { String(format: "%g", value) }
 }

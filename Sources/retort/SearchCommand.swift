@@ -105,7 +105,7 @@ func runSearch(_ job: Job) throws -> URL {
         catalog: catalog, suite: suite, metric: job.metric,
         constraints: Constraints(maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop),
         budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour)
-    _ = try SearchEngine.primaryMetric(task: task, settings: settings)
+    let metric = try SearchEngine.primaryMetric(task: task, settings: settings).rawValue
     let root = job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name)
     let run = try RunDirectory.create(root: root, date: started)
     let journal: Journal
@@ -115,12 +115,30 @@ func runSearch(_ job: Job) throws -> URL {
     // Trials train on small batches, where a second OpenBLAS thread only spins (measured on letter: 1 thread
     // 18.1 s wall / 0.2 s sys, 2 threads 19.3 s wall / 14.0 s sys). RETORT_BLAS_THREADS overrides.
     BLASThreads.set(ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)
-    let outcome = try SearchEngine.run(task: task, settings: settings, journal: journal) { event in
+    let outcome: SearchOutcome
+    do {
+        outcome = try runEngine(task: task, settings: settings, metric: metric, journal: journal)
+    } catch {
+        // Nothing finished: leave no folder behind. Otherwise the journal of what did finish stays in RUN.partial.
+        let journalText = (try? String(contentsOf: journal.url, encoding: .utf8)) ?? ""
+        if journalText.isEmpty { try? FileManager.default.removeItem(at: run.partial) }
+        throw error
+    }
+    let report = RunReport(job: job.name, runId: run.runId, createdAt: started, outcome: outcome)
+    let final = try run.finish(report: report, outcome: outcome)
+    say("")
+    say(FrontierTable.markdown(report))
+    say("run: \(displayPath(final))")
+    return final
+}
+
+/// Runs the engine, printing a line per phase and per finished candidate.
+func runEngine(task: TaskData, settings: SearchSettings, metric: String, journal: Journal) throws -> SearchOutcome {
+    try SearchEngine.run(task: task, settings: settings, journal: journal) { event in
         switch event {
         case .phase(let name):
             say("[phase] \(name)")
         case .trial(let trial, let index, let total):
-            let metric = settings.metric ?? (task.validation.hasGold ? "accuracy" : "agreement")
             let value = trial.metrics[metric].map { String(format: "%@ %.4f", metric, $0.value) } ?? ""
             let latency = trial.latencyMsP50.map { String(format: "p50 %.4f ms", $0) } ?? ""
             let details = [
@@ -131,10 +149,4 @@ func runSearch(_ job: Job) throws -> URL {
             say("[\(index)/\(total)] \(trial.id): \(details)")
         }
     }
-    let report = RunReport(job: job.name, runId: run.runId, createdAt: started, outcome: outcome)
-    let final = try run.finish(report: report, outcome: outcome)
-    say("")
-    say(FrontierTable.markdown(report))
-    say("run: \(displayPath(final))")
-    return final
 }

@@ -1,0 +1,176 @@
+import Foundation
+import RetortTestSupport
+import Testing
+
+/// One search on a learnable numeric task, shared by the tests that inspect its outputs.
+struct LearnableRun: Sendable {
+    let workspace: Workspace
+    let result: CommandResult
+    let runFolder: URL
+
+    static let shared = Task { () async throws -> LearnableRun in
+        let workspace = try Workspace.numeric()
+        workspace.removeAtExit()
+        try workspace.write(Jobs.numeric(name: "learnable", task: "blobs"), to: "job.yaml")
+        let result = try await workspace.retort("search", "job.yaml")
+        guard result.exitCode == 0 else { throw SearchFailed(result: result) }
+        return LearnableRun(workspace: workspace, result: result, runFolder: try workspace.runFolder(job: "learnable"))
+    }
+
+    struct SearchFailed: Error, CustomStringConvertible {
+        let result: CommandResult
+        var description: String { "retort search failed: \(result)" }
+    }
+}
+
+/// `retort search` end to end: exit codes, stdout, the run folder and the exported model.
+@Suite struct SearchEndToEndTests {
+    @Test("a learnable task: exit 0, the frontier table, a student recommendation and every output file")
+    func learnableTask() async throws {
+        let run = try await LearnableRun.shared.value
+        #expect(run.result.exitCode == 0)
+        #expect(run.result.stdout.contains("| candidate |"), "\(run.result)")
+        #expect(run.result.stdout.contains("Recommendation: distill"), "\(run.result)")
+        #expect(run.result.stdout.contains("run: results/learnable/\(run.runFolder.lastPathComponent)"))
+
+        let report = try Report(runFolder: run.runFolder)
+        #expect(report.kind == "student", "reason: \(report.reason)")
+        let candidate = try #require(report.candidate)
+        let trial = try #require(report.candidates.first { $0["id"] as? String == candidate })
+        #expect(trial["status"] as? String == "complete")
+        #expect(report.candidates.count == 3)
+        #expect(report.recommendationTestValue("accuracy") != nil)
+
+        let files = [
+            "report.json", "frontier.md", "candidates.csv", "journal.jsonl", "model/model.safetensors",
+            "model/model.json",
+        ]
+        for file in files {
+            #expect(FileManager.default.fileExists(atPath: run.runFolder.appendingPathComponent(file).path), "\(file)")
+        }
+        let journal = try String(contentsOf: run.runFolder.appendingPathComponent("journal.jsonl"), encoding: .utf8)
+        #expect(journal.split(separator: "\n").count == 3, "one journal line per candidate")
+        let csv = try String(contentsOf: run.runFolder.appendingPathComponent("candidates.csv"), encoding: .utf8)
+        let csvLines = csv.split(separator: "\n")
+        #expect(csvLines.count == 4, "a header and one row per candidate")
+        #expect(csvLines.first?.hasPrefix("id,family,precision,status") == true)
+        let frontier = try String(contentsOf: run.runFolder.appendingPathComponent("frontier.md"), encoding: .utf8)
+        #expect(frontier.contains("\(candidate) ★"))
+
+        let results = run.workspace.url("results/learnable")
+        let latest = results.appendingPathComponent("latest")
+        #expect(latest.resolvingSymlinksInPath().path == run.runFolder.resolvingSymlinksInPath().path)
+        #expect(FileManager.default.fileExists(atPath: latest.appendingPathComponent("report.json").path))
+        let entries = try FileManager.default.contentsOfDirectory(atPath: results.path)
+        #expect(!entries.contains { $0.hasSuffix(".partial") }, "left over: \(entries)")
+    }
+
+    @Test("model.safetensors is an 8-byte little-endian header length, a JSON header, and tensors covering the rest")
+    func safetensorsLayout() async throws {
+        let run = try await LearnableRun.shared.value
+        let data = try Data(contentsOf: run.runFolder.appendingPathComponent("model/model.safetensors"))
+        try #require(data.count > 8)
+        let bytes = [UInt8](data)
+        let headerLength = (0..<8).reduce(0) { $0 | Int(bytes[$1]) << (8 * $1) }
+        try #require(headerLength > 0 && 8 + headerLength <= bytes.count, "header length \(headerLength)")
+        let headerData = Data(bytes[8..<(8 + headerLength)])
+        let header = try #require(try JSONSerialization.jsonObject(with: headerData) as? [String: Any])
+        let bodyLength = bytes.count - 8 - headerLength
+        var ranges: [(begin: Int, end: Int)] = []
+        for (name, value) in header where name != "__metadata__" {
+            let entry = try #require(value as? [String: Any], "\(name)")
+            let offsets = try #require(entry["data_offsets"] as? [Int], "\(name)")
+            let shape = try #require(entry["shape"] as? [Int], "\(name)")
+            let dtype = try #require(entry["dtype"] as? String, "\(name)")
+            try #require(offsets.count == 2)
+            let width = try #require(["F32": 4, "I8": 1, "F16": 2, "BF16": 2, "I32": 4][dtype], "dtype \(dtype)")
+            #expect(offsets[1] - offsets[0] == shape.reduce(1, *) * width, "\(name): bytes match shape and dtype")
+            ranges.append((offsets[0], offsets[1]))
+        }
+        #expect(!ranges.isEmpty)
+        ranges.sort { $0.begin < $1.begin }
+        var position = 0
+        for range in ranges {
+            #expect(range.begin == position, "tensors are contiguous, without gaps or overlaps")
+            position = range.end
+        }
+        #expect(position == bodyLength, "the tensors cover the file exactly")
+    }
+
+    @Test("retort predict on the test rows prints the accuracy report.json gives for the recommendation")
+    func predictMatchesReport() async throws {
+        let run = try await LearnableRun.shared.value
+        let report = try Report(runFolder: run.runFolder)
+        let expected = try #require(report.recommendationTestValue("accuracy"))
+        let model = "results/learnable/\(run.runFolder.lastPathComponent)/model"
+        let result = try await run.workspace.retort("predict", model, "--input", "blobs/test.jsonl")
+        #expect(result.exitCode == 0, "\(result)")
+        let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("accuracy: ") }, "\(result)")
+        let printed = try #require(Double(line.dropFirst("accuracy: ".count).prefix { $0 != " " }))
+        #expect(String(format: "%.4f", printed) == String(format: "%.4f", expected), "\(line) vs \(expected)")
+        #expect(line.hasSuffix("/150 rows with gold)"))
+        #expect(result.stdout.contains("agreement: "))
+    }
+
+    @Test("retort frontier on a finished run prints the same table as frontier.md")
+    func frontierOfFinishedRun() async throws {
+        let run = try await LearnableRun.shared.value
+        let result = try await run.workspace.retort("frontier", "results/learnable/latest")
+        #expect(result.exitCode == 0, "\(result)")
+        #expect(result.stdout.contains("| candidate |"))
+        let frontier = try String(contentsOf: run.runFolder.appendingPathComponent("frontier.md"), encoding: .utf8)
+        #expect(result.stdout.trimmingCharacters(in: .newlines) == frontier.trimmingCharacters(in: .newlines))
+    }
+
+    @Test("an unlearnable task (teacher = gold = random): no distillation, the drop named, no model")
+    func unlearnableTask() async throws {
+        let workspace = try Workspace.numeric(name: "noise", learnable: false)
+        try workspace.write(Jobs.linearOnly(name: "noise", task: "noise"), to: "job.yaml")
+        let result = try await workspace.retort("search", "job.yaml")
+        #expect(result.exitCode == 0, "\(result)")
+        #expect(result.stdout.contains("Recommendation: no distillation"), "\(result)")
+        let runFolder = try workspace.runFolder(job: "noise")
+        let report = try Report(runFolder: runFolder)
+        #expect(report.kind == "no-distillation")
+        #expect(report.recommendation["candidate"] is NSNull, "candidate is null")
+        #expect(report.reason.contains("drop"), "\(report.reason)")
+        #expect(!FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("model").path))
+    }
+
+    @Test("--max-size 10 skips every candidate: no distillation because nothing fits")
+    func maxSizeSkipsEverything() async throws {
+        let workspace = try Workspace.numeric(name: "tiny")
+        try workspace.write(Jobs.numeric(name: "tiny", task: "tiny"), to: "job.yaml")
+        let result = try await workspace.retort("search", "job.yaml", "--max-size", "10")
+        #expect(result.exitCode == 0, "\(result)")
+        let runFolder = try workspace.runFolder(job: "tiny")
+        let report = try Report(runFolder: runFolder)
+        #expect(report.kind == "no-distillation")
+        #expect(report.candidates.count == 3)
+        #expect(report.candidates.allSatisfy { $0["status"] as? String == "skipped" })
+        #expect(report.reason.contains("fits") && report.reason.contains("10 B"), "\(report.reason)")
+        #expect(!FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("model").path))
+    }
+
+    @Test("a text task with an inline text catalog recommends a student")
+    func textTask() async throws {
+        let workspace = try Workspace(
+            taskName: "intents", kind: .text, train: SyntheticTasks.textRows(count: 300, seed: 21, idPrefix: "tr"),
+            validation: SyntheticTasks.textRows(count: 120, seed: 22, idPrefix: "va"),
+            test: SyntheticTasks.textRows(count: 120, seed: 23, idPrefix: "te"))
+        try workspace.write(Jobs.text(name: "intents", task: "intents"), to: "job.yaml")
+        let result = try await workspace.retort("search", "job.yaml")
+        #expect(result.exitCode == 0, "\(result)")
+        #expect(result.stdout.contains("Recommendation: distill"), "\(result)")
+        let runFolder = try workspace.runFolder(job: "intents")
+        let report = try Report(runFolder: runFolder)
+        #expect(report.kind == "student", "\(report.reason)")
+        #expect(report.candidate?.hasPrefix("linear") == true)
+        let weights = runFolder.appendingPathComponent("model/model.safetensors")
+        #expect(FileManager.default.fileExists(atPath: weights.path))
+        let predict = try await workspace.retort(
+            "predict", "results/intents/latest/model", "--input", "intents/test.jsonl")
+        #expect(predict.exitCode == 0, "\(predict)")
+        #expect(predict.stdout.contains("accuracy: "))
+    }
+}
