@@ -38,6 +38,7 @@ public struct TeacherAnswer: Sendable, Equatable {
         return best?.key ?? ""
     }
 
+    /// Field-wise equality (`usage` compared by its two counts).
     public static func == (a: TeacherAnswer, b: TeacherAnswer) -> Bool {
         a.label == b.label && a.probabilities == b.probabilities && a.usage?.input == b.usage?.input
             && a.usage?.output == b.usage?.output && a.latencyMs == b.latencyMs && a.model == b.model

@@ -12,7 +12,8 @@ public enum Featurizer: Sendable, Equatable, Codable {
     public func features(for inputs: [ExampleInput]) -> FeatureMatrix {
         switch self {
         case .numeric(let standardizer): .dense(standardizer.features(for: inputs))
-        case .text(let hashed): .sparse(hashed.features(for: inputs.map { if case .text(let t) = $0 { t } else { "" } }))
+        case .text(let hashed):
+            .sparse(hashed.features(for: inputs.map { if case .text(let t) = $0 { t } else { "" } }))
         }
     }
 

@@ -90,8 +90,12 @@ public struct Job {
             text.hasPrefix("/") ? URL(fileURLWithPath: text) : base.appendingPathComponent(text)
         }
         let top = try root.mapping(
-            allowed: ["name", "data", "teacher", "evals", "candidates", "constraints", "objective", "search", "serving", "out"],
+            allowed: [
+                "name", "data", "teacher", "evals", "candidates", "constraints", "objective", "search", "serving",
+                "out",
+            ],
             required: ["data"])
+        guard let dataValue = top["data"] else { throw root.error("missing key \"data\"") }
         var findings: [DataError] = []
         func collect<T>(_ body: () throws(DataError) -> T) -> T? {
             do { return try body() } catch {
@@ -100,7 +104,7 @@ public struct Job {
             }
         }
         let dataSection = collect { () throws(DataError) in
-            try top["data"]!.mapping(allowed: ["task", "train", "validation", "test"])
+            try dataValue.mapping(allowed: ["task", "train", "validation", "test"])
         }
         var data: DataSource?
         if let dataSection {
@@ -118,7 +122,7 @@ public struct Job {
                         test: resolve(try test.string()))
                 }
             } else {
-                findings.append(top["data"]!.error("needs \"task: FOLDER\" or all of train, validation and test files"))
+                findings.append(dataValue.error("needs \"task: FOLDER\" or all of train, validation and test files"))
             }
         }
         let defaultName = url.deletingPathExtension().lastPathComponent

@@ -52,7 +52,9 @@ public enum RowReader {
             do {
                 object = try JSONSerialization.jsonObject(with: Data(lineData), options: [])
             } catch {
-                fail("not valid JSON; each line must be one JSON object such as {\"input\": \"...\", \"teacher\": \"LABEL\"}")
+                fail(
+                    "not valid JSON; each line must be one JSON object such as {\"input\": \"...\", \"teacher\": \"LABEL\"}"
+                )
                 continue
             }
             guard let dictionary = object as? [String: Any] else {
@@ -61,32 +63,44 @@ public enum RowReader {
             }
             let unknown = Set(dictionary.keys).subtracting(rowKeys).sorted()
             if !unknown.isEmpty {
-                fail("unknown key \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); a row has only id, input, teacher, gold")
+                fail(
+                    "unknown key \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); a row has only id, input, teacher, gold"
+                )
                 continue
             }
             do throws(RowProblem) {
                 let row = try parseRow(dictionary, line: lineNumber, requireTeacher: requireTeacher)
                 if let previous = seenIds[row.id] {
-                    throw RowProblem("id \"\(row.id)\" is already used on line \(previous); ids must be unique within a file")
+                    throw RowProblem(
+                        "id \"\(row.id)\" is already used on line \(previous); ids must be unique within a file")
                 }
                 seenIds[row.id] = lineNumber
                 switch row.input {
                 case .text:
                     if let firstKind, !firstKind.isText {
-                        throw RowProblem("input is a string but line \(firstKind.line) has numbers; a file is all text or all numeric")
+                        throw RowProblem(
+                            "input is a string but line \(firstKind.line) has numbers; a file is all text or all numeric"
+                        )
                     }
                 case .numeric(let values):
                     if let firstKind, firstKind.isText {
-                        throw RowProblem("input is numbers but line \(firstKind.line) has a string; a file is all text or all numeric")
+                        throw RowProblem(
+                            "input is numbers but line \(firstKind.line) has a string; a file is all text or all numeric"
+                        )
                     }
                     if let firstNumeric, firstNumeric.count != values.count {
                         throw RowProblem(
-                            "input has \(values.count) numbers but line \(firstNumeric.line) has \(firstNumeric.count); every row needs the same length")
+                            "input has \(values.count) numbers but line \(firstNumeric.line) has \(firstNumeric.count); every row needs the same length"
+                        )
                     }
                     if firstNumeric == nil { firstNumeric = (values.count, lineNumber) }
                 }
                 if firstKind == nil {
-                    if case .text = row.input { firstKind = (true, lineNumber) } else { firstKind = (false, lineNumber) }
+                    if case .text = row.input {
+                        firstKind = (true, lineNumber)
+                    } else {
+                        firstKind = (false, lineNumber)
+                    }
                 }
                 rows.append(row)
             } catch {
@@ -122,11 +136,13 @@ public enum RowReader {
             values.reserveCapacity(array.count)
             for (index, element) in array.enumerated() {
                 guard isNumber(element), let number = element as? NSNumber else {
-                    throw RowProblem("\"input\"[\(index)] is \(jsonTypeName(element)); numeric inputs hold numbers only")
+                    throw RowProblem(
+                        "\"input\"[\(index)] is \(jsonTypeName(element)); numeric inputs hold numbers only")
                 }
                 let value = number.doubleValue
                 guard value.isFinite, Float(value).isFinite else {
-                    throw RowProblem("\"input\"[\(index)] is not a finite number; replace NaN/Inf or out-of-range values")
+                    throw RowProblem(
+                        "\"input\"[\(index)] is not a finite number; replace NaN/Inf or out-of-range values")
                 }
                 values.append(Float(value))
             }
@@ -138,7 +154,8 @@ public enum RowReader {
         if let rawTeacher = object["teacher"], !(rawTeacher is NSNull) {
             teacher = try parseTeacher(rawTeacher)
         } else if requireTeacher {
-            throw RowProblem("missing \"teacher\"; every row needs the teacher's answer (a label or {\"probs\": {...}})")
+            throw RowProblem(
+                "missing \"teacher\"; every row needs the teacher's answer (a label or {\"probs\": {...}})")
         }
         var gold: String?
         if let rawGold = object["gold"], !(rawGold is NSNull) {
@@ -156,12 +173,14 @@ public enum RowReader {
             return TeacherAnswer(label: label)
         }
         guard let object = raw as? [String: Any] else {
-            throw RowProblem("\"teacher\" must be a label string or an object with label/probs/logprobs, found \(jsonTypeName(raw))")
+            throw RowProblem(
+                "\"teacher\" must be a label string or an object with label/probs/logprobs, found \(jsonTypeName(raw))")
         }
         let unknown = Set(object.keys).subtracting(teacherKeys).sorted()
         if !unknown.isEmpty {
             throw RowProblem(
-                "unknown teacher key \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); allowed: label, probs, logprobs, usage, latency_ms, model")
+                "unknown teacher key \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); allowed: label, probs, logprobs, usage, latency_ms, model"
+            )
         }
         var answer = TeacherAnswer(label: nil)
         if let rawLabel = object["label"] {
@@ -187,7 +206,8 @@ public enum RowReader {
                 let output = usage["output_tokens"].flatMap(nonNegativeInteger),
                 Set(usage.keys).isSubset(of: ["input_tokens", "output_tokens"])
             else {
-                throw RowProblem("\"teacher.usage\" must be {\"input_tokens\": N, \"output_tokens\": M} with whole numbers ≥ 0")
+                throw RowProblem(
+                    "\"teacher.usage\" must be {\"input_tokens\": N, \"output_tokens\": M} with whole numbers ≥ 0")
             }
             answer.usage = (input, output)
         }
@@ -225,7 +245,8 @@ public enum RowReader {
             let probability: Double
             if isLog {
                 guard value <= 1e-6 else {
-                    throw RowProblem("\"teacher.logprobs\".\"\(label)\" is \(value) > 0; logprobs are natural logs of probabilities")
+                    throw RowProblem(
+                        "\"teacher.logprobs\".\"\(label)\" is \(value) > 0; logprobs are natural logs of probabilities")
                 }
                 probability = exp(min(0, value))
             } else {
@@ -238,7 +259,8 @@ public enum RowReader {
             total += probability
         }
         guard total <= 1.01 else {
-            throw RowProblem("\"teacher.\(key)\" sums to \(String(format: "%.4f", total)) > 1; probabilities must sum to at most 1")
+            throw RowProblem(
+                "\"teacher.\(key)\" sums to \(String(format: "%.4f", total)) > 1; probabilities must sum to at most 1")
         }
         return result
     }

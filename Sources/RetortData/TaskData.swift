@@ -49,7 +49,8 @@ public struct TaskData: Sendable {
             guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue
             else {
                 throw DataError(
-                    .missingInput, "no such task folder; it must hold train.jsonl, validation.jsonl, test.jsonl and task.json",
+                    .missingInput,
+                    "no such task folder; it must hold train.jsonl, validation.jsonl, test.jsonl and task.json",
                     file: folder.relativePath)
             }
             trainURL = folder.appendingPathComponent("train.jsonl")
@@ -82,13 +83,15 @@ public struct TaskData: Sendable {
         }
         for index in 1..<3 where kinds[index] != kinds[0] {
             throw DataError(
-                .badData, "rows are \(kinds[index].rawValue) but \(paths[0]) is \(kinds[0].rawValue); all splits must match",
+                .badData,
+                "rows are \(kinds[index].rawValue) but \(paths[0]) is \(kinds[0].rawValue); all splits must match",
                 file: paths[index], line: splits[index][0].line)
         }
         let kind = kinds[0]
         if let declared = info?.kind, declared != kind {
             throw DataError(
-                .badData, "task.json says kind \"\(declared.rawValue)\" but the rows are \(kind.rawValue); fix \"kind\"",
+                .badData,
+                "task.json says kind \"\(declared.rawValue)\" but the rows are \(kind.rawValue); fix \"kind\"",
                 file: taskJSON?.relativePath)
         }
         var dimension = 0
@@ -120,7 +123,9 @@ public struct TaskData: Sendable {
         }
         let vocabulary = LabelVocabulary(labels)
         let names = ["train", "validation", "test"]
-        let indexed = (0..<3).map { SplitData.indexing(splits[$0], name: names[$0], path: paths[$0], vocabulary: vocabulary) }
+        let indexed = (0..<3).map {
+            SplitData.indexing(splits[$0], name: names[$0], path: paths[$0], vocabulary: vocabulary)
+        }
         let baseTeacher = info?.teacher ?? TeacherInfo(name: "teacher")
         let fallbackName: String
         switch job.data {
@@ -128,7 +133,8 @@ public struct TaskData: Sendable {
         case .files: fallbackName = job.name
         }
         return TaskData(
-            name: info?.name ?? fallbackName, kind: kind, vocabulary: vocabulary, teacher: job.teacher.applied(to: baseTeacher),
+            name: info?.name ?? fallbackName, kind: kind, vocabulary: vocabulary,
+            teacher: job.teacher.applied(to: baseTeacher),
             train: indexed[0], validation: indexed[1], test: indexed[2], inputDimension: dimension)
     }
 }
@@ -146,14 +152,18 @@ public struct TaskFile: Sendable {
     public static func load(_ url: URL) throws(DataError) -> TaskFile {
         let path = url.relativePath
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw DataError(.missingInput, "no task.json; write {\"name\", \"kind\", \"teacher\": {...}} (FORMATS.md §2)", file: path)
+            throw DataError(
+                .missingInput, "no task.json; write {\"name\", \"kind\", \"teacher\": {...}} (FORMATS.md §2)",
+                file: path)
         }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw DataError(.badData, "not a valid JSON object", file: path)
         }
         let allowed: Set<String> = ["name", "kind", "teacher", "source"]
         if let unknown = Set(object.keys).subtracting(allowed).sorted().first {
-            throw DataError(.badData, "unknown key \"\(unknown)\"; allowed: \(allowed.sorted().joined(separator: ", "))", file: path)
+            throw DataError(
+                .badData, "unknown key \"\(unknown)\"; allowed: \(allowed.sorted().joined(separator: ", "))", file: path
+            )
         }
         var result = TaskFile(name: object["name"] as? String, kind: nil, teacher: TeacherInfo(name: "teacher"))
         if let kind = object["kind"] {
@@ -169,10 +179,13 @@ public struct TaskFile: Sendable {
             let teacherKeys: Set<String> = ["name", "params", "latency_ms_p50", "cost_per_1k_requests_usd", "price"]
             if let unknown = Set(fields.keys).subtracting(teacherKeys).sorted().first {
                 throw DataError(
-                    .badData, "unknown key \"teacher.\(unknown)\"; allowed: \(teacherKeys.sorted().joined(separator: ", "))",
+                    .badData,
+                    "unknown key \"teacher.\(unknown)\"; allowed: \(teacherKeys.sorted().joined(separator: ", "))",
                     file: path)
             }
-            func number(_ key: String, in dictionary: [String: Any], prefix: String = "teacher.") throws(DataError) -> Double? {
+            func number(_ key: String, in dictionary: [String: Any], prefix: String = "teacher.") throws(DataError)
+                -> Double?
+            {
                 guard let value = dictionary[key] else { return nil }
                 guard RowReader.isNumber(value), let number = value as? NSNumber, number.doubleValue.isFinite,
                     number.doubleValue >= 0
@@ -187,8 +200,10 @@ public struct TaskFile: Sendable {
                 guard let priceFields = price as? [String: Any] else {
                     throw DataError(.badData, "\"teacher.price\" must be an object", file: path)
                 }
-                result.teacher.inputPerMTokUSD = try number("input_per_mtok_usd", in: priceFields, prefix: "teacher.price.")
-                result.teacher.outputPerMTokUSD = try number("output_per_mtok_usd", in: priceFields, prefix: "teacher.price.")
+                result.teacher.inputPerMTokUSD = try number(
+                    "input_per_mtok_usd", in: priceFields, prefix: "teacher.price.")
+                result.teacher.outputPerMTokUSD = try number(
+                    "output_per_mtok_usd", in: priceFields, prefix: "teacher.price.")
             }
         }
         return result

@@ -36,8 +36,8 @@ public struct BootstrapResampler: Sendable {
             try vector.withUnsafeBufferPointer { (x) throws(NumericsError) in
                 try result.withUnsafeMutableBufferPointer { (y) throws(NumericsError) in
                     try BLAS.gemv(
-                        .none, rows: resamples, columns: examples, a: w.baseAddress!, lda: examples, x: x.baseAddress!,
-                        y: y.baseAddress!)
+                        .none, rows: resamples, columns: examples, a: w, lda: examples, x: x,
+                        y: y)
                 }
             }
         }

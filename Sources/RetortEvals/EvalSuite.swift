@@ -53,7 +53,9 @@ public struct EvalSuite: Sendable, Equatable {
             }
             if let confidence = settings["confidence"] {
                 self.confidence = try confidence.double()
-                guard self.confidence > 0.5, self.confidence < 1 else { throw confidence.error("confidence lies in (0.5, 1)") }
+                guard self.confidence > 0.5, self.confidence < 1 else {
+                    throw confidence.error("confidence lies in (0.5, 1)")
+                }
             }
         }
     }
@@ -62,7 +64,8 @@ public struct EvalSuite: Sendable, Equatable {
     public static func metric(_ value: YAMLValue) throws(DataError) -> Metric {
         let name = try value.string()
         guard let metric = Metric(rawValue: name) else {
-            throw value.error("unknown metric \"\(name)\"; choose from \(Metric.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw value.error(
+                "unknown metric \"\(name)\"; choose from \(Metric.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return metric
     }

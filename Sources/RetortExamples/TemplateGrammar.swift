@@ -17,17 +17,20 @@ public struct TemplateGrammar: Sendable {
     /// Loads a templates file (see examples/shop-support/templates.yaml), checking every slot reference.
     public static func load(_ url: URL) throws(DataError) -> TemplateGrammar {
         let root = try YAMLValue.load(url)
-        let fields = try root.mapping(allowed: ["slots", "openers", "closers", "intents"], required: ["slots", "intents"])
+        let fields = try root.mapping(
+            allowed: ["slots", "openers", "closers", "intents"], required: ["slots", "intents"])
         var slots: [String: [String]] = [:]
-        guard case .mapping(let slotMapping) = fields["slots"]!.node else { throw fields["slots"]!.error("expected a mapping") }
+        guard let slotsValue = fields["slots"], case .mapping(let slotMapping) = slotsValue.node else {
+            throw root.error("slots must be a mapping of slot name → values")
+        }
         for (key, value) in slotMapping {
             let wrapped = YAMLValue(node: value, file: root.file, path: "slots.\(key.string ?? "?")")
             slots[key.string ?? ""] = try wrapped.sequence().map { (v) throws(DataError) in try v.string() }
         }
         let openers = try fields["openers"]?.sequence().map { (v) throws(DataError) in try v.string() } ?? []
         let closers = try fields["closers"]?.sequence().map { (v) throws(DataError) in try v.string() } ?? []
-        guard case .mapping(let intentMapping) = fields["intents"]!.node else {
-            throw fields["intents"]!.error("expected a mapping of intent → templates")
+        guard let intentsValue = fields["intents"], case .mapping(let intentMapping) = intentsValue.node else {
+            throw root.error("intents must be a mapping of intent → templates")
         }
         var intents: [(String, [String])] = []
         for (key, value) in intentMapping {
@@ -47,7 +50,9 @@ public struct TemplateGrammar: Sendable {
         var names: [String] = []
         var current: String?
         for character in template {
-            if character == "{" { current = "" } else if character == "}" {
+            if character == "{" {
+                current = ""
+            } else if character == "}" {
                 if let name = current { names.append(name) }
                 current = nil
             } else if current != nil {

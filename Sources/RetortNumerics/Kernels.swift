@@ -41,7 +41,7 @@ public enum Kernels {
             try ones.withUnsafeBufferPointer { (x) throws(NumericsError) in
                 try bias.withUnsafeBufferPointer { (y) throws(NumericsError) in
                     try BLAS.ger(
-                        rows: rows, columns: columns, x: x.baseAddress!, y: y.baseAddress!, a: a.baseAddress!,
+                        rows: rows, columns: columns, x: x, y: y, a: a,
                         lda: columns)
                 }
             }
@@ -57,8 +57,8 @@ public enum Kernels {
             try ones.withUnsafeBufferPointer { (x) throws(NumericsError) in
                 try result.withUnsafeMutableBufferPointer { (y) throws(NumericsError) in
                     try BLAS.gemv(
-                        .transposed, rows: matrix.rows, columns: matrix.columns, a: a.baseAddress!, lda: matrix.columns,
-                        x: x.baseAddress!, y: y.baseAddress!)
+                        .transposed, rows: matrix.rows, columns: matrix.columns, a: a, lda: matrix.columns,
+                        x: x, y: y)
                 }
             }
         }

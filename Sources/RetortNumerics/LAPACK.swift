@@ -6,14 +6,17 @@ public enum LAPACK {
     /// - Complexity: O(n³).
     public static func symmetricEigen(_ matrix: Matrix) throws(NumericsError) -> (values: [Float], vectors: Matrix) {
         guard matrix.rows == matrix.columns else {
-            throw NumericsError(.shapeMismatch, "symmetricEigen needs a square matrix, got \(matrix.rows)×\(matrix.columns)")
+            throw NumericsError(
+                .shapeMismatch, "symmetricEigen needs a square matrix, got \(matrix.rows)×\(matrix.columns)")
         }
         let n = try blasInt(matrix.rows)
         var vectors = matrix
         var values = [Float](repeating: 0, count: matrix.rows)
         let info = vectors.storage.withUnsafeMutableBufferPointer { a in
             values.withUnsafeMutableBufferPointer { w in
-                LAPACKE_ssyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")), n, a.baseAddress, n, w.baseAddress)
+                LAPACKE_ssyevd(
+                    LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")), n, a.baseAddress, n,
+                    w.baseAddress)
             }
         }
         try check(info, "ssyevd")

@@ -19,7 +19,8 @@ public struct Matrix: Sendable, Equatable, Codable {
 
     /// A matrix over existing row-major storage; `storage.count` must equal `rows × columns`.
     public init(rows: Int, columns: Int, storage: [Float]) {
-        precondition(storage.count == rows * columns, "storage has \(storage.count) elements, expected \(rows * columns)")
+        precondition(
+            storage.count == rows * columns, "storage has \(storage.count) elements, expected \(rows * columns)")
         self.rows = rows
         self.columns = columns
         self.storage = storage

@@ -11,7 +11,8 @@ extension Matrix {
         let n = transposeB == .none ? b.columns : b.rows
         guard k == kB, c.rows == m, c.columns == n else {
             throw NumericsError(
-                .shapeMismatch, "cannot multiply \(a.rows)×\(a.columns) by \(b.rows)×\(b.columns) into \(c.rows)×\(c.columns)")
+                .shapeMismatch,
+                "cannot multiply \(a.rows)×\(a.columns) by \(b.rows)×\(b.columns) into \(c.rows)×\(c.columns)")
         }
         guard m > 0, n > 0 else { return }
         if k == 0 {
@@ -22,8 +23,8 @@ extension Matrix {
             try b.storage.withUnsafeBufferPointer { (pb) throws(NumericsError) in
                 try c.storage.withUnsafeMutableBufferPointer { (pc) throws(NumericsError) in
                     try BLAS.gemm(
-                        transposeA, transposeB, m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, lda: a.columns,
-                        b: pb.baseAddress!, ldb: b.columns, beta: beta, c: pc.baseAddress!, ldc: c.columns)
+                        transposeA, transposeB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: a.columns,
+                        b: pb, ldb: b.columns, beta: beta, c: pc, ldc: c.columns)
                 }
             }
         }
@@ -42,10 +43,8 @@ extension Matrix {
 
     /// `self ← alpha · self` (sscal).
     public mutating func scale(by alpha: Float) throws(NumericsError) {
-        let count = storage.count
         try storage.withUnsafeMutableBufferPointer { (p) throws(NumericsError) in
-            guard let base = p.baseAddress else { return }
-            try BLAS.scale(count: count, alpha: alpha, x: base)
+            try BLAS.scale(alpha: alpha, x: p)
         }
     }
 
@@ -54,11 +53,9 @@ extension Matrix {
         guard other.rows == rows, other.columns == columns else {
             throw NumericsError(.shapeMismatch, "cannot add \(other.rows)×\(other.columns) to \(rows)×\(columns)")
         }
-        let count = storage.count
         try storage.withUnsafeMutableBufferPointer { (y) throws(NumericsError) in
             try other.storage.withUnsafeBufferPointer { (x) throws(NumericsError) in
-                guard let yBase = y.baseAddress, let xBase = x.baseAddress else { return }
-                try BLAS.axpy(count: count, alpha: alpha, x: xBase, y: yBase)
+                try BLAS.axpy(alpha: alpha, x: x, y: y)
             }
         }
     }
@@ -69,7 +66,8 @@ extension SparseMatrix {
     /// - Complexity: `2 · nnz · n` FLOPs.
     public func multiplied(by dense: Matrix) throws(NumericsError) -> Matrix {
         guard dense.rows == columns else {
-            throw NumericsError(.shapeMismatch, "cannot multiply sparse \(rows)×\(columns) by \(dense.rows)×\(dense.columns)")
+            throw NumericsError(
+                .shapeMismatch, "cannot multiply sparse \(rows)×\(columns) by \(dense.rows)×\(dense.columns)")
         }
         let n = dense.columns
         var result = Matrix(rows: rows, columns: n)
@@ -97,7 +95,8 @@ extension SparseMatrix {
     /// - Complexity: `2 · nnz · n` FLOPs plus a sort of the touched columns.
     public func transposeMultipliedTouched(by dense: Matrix) throws(NumericsError) -> (columns: [Int32], rows: Matrix) {
         guard dense.rows == rows else {
-            throw NumericsError(.shapeMismatch, "cannot multiply sparse transpose \(columns)×\(rows) by \(dense.rows)×\(dense.columns)")
+            throw NumericsError(
+                .shapeMismatch, "cannot multiply sparse transpose \(columns)×\(rows) by \(dense.rows)×\(dense.columns)")
         }
         let touched = Array(Set(columnIndices)).sorted()
         var slot = [Int32: Int](minimumCapacity: touched.count)

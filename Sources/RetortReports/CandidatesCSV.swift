@@ -20,7 +20,8 @@ public enum CandidatesCSV {
                 "\(trial.id == report.recommendation.candidate)", "\(trial.params)", "\(trial.sizeBytes)",
                 "\(trial.flopsPerExample)", optional(trial.latencyMsP50), optional(trial.latencyMsP95),
                 optional(trial.throughputPerSecond), optional(trial.costPer1MUSD), "\(trial.fidelity)",
-                trial.epochsRun.map(String.init) ?? "", trial.bestEpoch.map(String.init) ?? "", optional(trial.trainSeconds),
+                trial.epochsRun.map(String.init) ?? "", trial.bestEpoch.map(String.init) ?? "",
+                optional(trial.trainSeconds),
             ]
             for metric in metrics {
                 let estimate = trial.metrics[metric]

@@ -13,10 +13,12 @@ public enum FrontierTable {
         lines.append("")
         lines.append(
             "Objectives: validation \(metric) ↑, measured p50 latency ↓ (within 10% counts as equal; then FLOPs), size ↓. "
-                + "CIs are 95% bootstrap intervals (B = resamples of the validation rows). Test figures are on held-out rows.")
+                + "CIs are 95% bootstrap intervals (B = resamples of the validation rows). Test figures are on held-out rows."
+        )
         lines.append("")
         lines.append(
-            "| candidate | val \(metric) [95% CI] | Δ vs teacher [95% CI] | test \(metric) | p50 ms | p95 ms | size | FLOPs/ex | $ per 1M |")
+            "| candidate | val \(metric) [95% CI] | Δ vs teacher [95% CI] | test \(metric) | p50 ms | p95 ms | size | FLOPs/ex | $ per 1M |"
+        )
         lines.append("|---|---|---|---|---|---|---|---|---|")
         let members = report.frontier.compactMap { id in report.candidates.first { $0.id == id } }
         var rows: [(quality: Double, line: String)] = members.map { trial in
@@ -74,7 +76,8 @@ public enum FrontierTable {
 
     static func number(_ value: Double?) -> String {
         guard let value else { return "—" }
-        return value >= 100 ? String(format: "%.0f", value) : value >= 1 ? String(format: "%.2f", value) : String(format: "%.4f", value)
+        return value >= 100
+            ? String(format: "%.0f", value) : value >= 1 ? String(format: "%.2f", value) : String(format: "%.4f", value)
     }
 
     static func money(_ value: Double?) -> String {

@@ -63,7 +63,10 @@ public struct RunDirectory: Sendable {
             }
             try FileManager.default.moveItem(at: partial, to: final)
         } catch {
-            throw DataError(.io, "writing the run failed (\(Self.reason(error))); the partial run stays in \(partial.lastPathComponent)", file: root.relativePath)
+            throw DataError(
+                .io,
+                "writing the run failed (\(Self.reason(error))); the partial run stays in \(partial.lastPathComponent)",
+                file: root.relativePath)
         }
         let latest = root.appendingPathComponent("latest")
         try? FileManager.default.removeItem(at: latest)

@@ -27,7 +27,9 @@ public struct Candidate: Sendable, Equatable {
     public var id: String {
         var parts = [family.rawValue]
         if family == .mlp {
-            if Set(hidden).count == 1 { parts.append("\(hidden[0])x\(hidden.count)") } else {
+            if Set(hidden).count == 1 {
+                parts.append("\(hidden[0])x\(hidden.count)")
+            } else {
                 parts.append(hidden.map(String.init).joined(separator: "-"))
             }
         }

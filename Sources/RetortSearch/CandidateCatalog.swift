@@ -32,7 +32,9 @@ public struct CandidateCatalog: Sendable {
     public init(_ value: YAMLValue) throws(DataError) {
         let sections = try value.mapping(allowed: ["text", "numeric"])
         text = try sections["text"].map { (section) throws(DataError) in try Self.expand(section, kind: .text) } ?? []
-        numeric = try sections["numeric"].map { (section) throws(DataError) in try Self.expand(section, kind: .numeric) } ?? []
+        numeric =
+            try sections["numeric"].map { (section) throws(DataError) in try Self.expand(section, kind: .numeric) }
+            ?? []
         guard !text.isEmpty || !numeric.isEmpty else { throw value.error("the catalog lists no candidates") }
     }
 
@@ -48,27 +50,34 @@ public struct CandidateCatalog: Sendable {
         var seen: Set<String> = []
         for entry in try section.sequence() {
             let fields = try entry.mapping(allowed: entryKeys, required: ["family"])
-            let familyName = try fields["family"]!.string()
+            guard let familyValue = fields["family"] else { throw entry.error("missing key \"family\"") }
+            let familyName = try familyValue.string()
             guard let family = Family(rawValue: familyName) else {
-                throw fields["family"]!.error(
-                    "unknown family \"\(familyName)\"; choose from \(Family.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw familyValue.error(
+                    "unknown family \"\(familyName)\"; choose from \(Family.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             let hiddenOptions: [[Int]]
             if family == .mlp {
-                guard let hidden = fields["hidden"] else { throw entry.error("an mlp entry needs hidden: [[64], [128, 64]]") }
+                guard let hidden = fields["hidden"] else {
+                    throw entry.error("an mlp entry needs hidden: [[64], [128, 64]]")
+                }
                 hiddenOptions = try parseHidden(hidden)
             } else {
-                if let hidden = fields["hidden"] { throw hidden.error("a linear student has no hidden layers; remove hidden") }
+                if let hidden = fields["hidden"] {
+                    throw hidden.error("a linear student has no hidden layers; remove hidden")
+                }
                 hiddenOptions = [[]]
             }
             var bucketOptions: [Int?] = [nil]
             if kind == .text {
-                bucketOptions = try fields["buckets_log2"].map { (value) throws(DataError) in
-                    try ints(value).map { (bits) throws(DataError) -> Int? in
-                        guard (8...22).contains(bits) else { throw value.error("buckets_log2 must lie in 8...22") }
-                        return bits
-                    }
-                } ?? [16]
+                bucketOptions =
+                    try fields["buckets_log2"].map { (value) throws(DataError) in
+                        try ints(value).map { (bits) throws(DataError) -> Int? in
+                            guard (8...22).contains(bits) else { throw value.error("buckets_log2 must lie in 8...22") }
+                            return bits
+                        }
+                    } ?? [16]
             } else if let buckets = fields["buckets_log2"] {
                 throw buckets.error("buckets_log2 applies to text tasks only")
             }
@@ -77,19 +86,35 @@ public struct CandidateCatalog: Sendable {
                 precisions = try strings(precision).map { (name) throws(DataError) -> Precision in
                     guard let parsed = Precision(rawValue: name) else {
                         throw precision.error(
-                            "unknown precision \"\(name)\"; choose from \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
+                            "unknown precision \"\(name)\"; choose from \(Precision.allCases.map(\.rawValue).joined(separator: ", "))"
+                        )
                     }
                     return parsed
                 }
             }
             let defaults = TrainingOptions(learningRate: family == .linear ? (kind == .text ? 0.02 : 0.01) : 0.003)
-            let learningRates = try fields["lr"].map { (v) throws(DataError) in try doubles(v, in: 1e-6...10) } ?? [Double(defaults.learningRate)]
-            let epochs = try fields["epochs"].map { (v) throws(DataError) in try ints(v, in: 1...10_000) } ?? [defaults.epochs]
-            let batchSizes = try fields["batch_size"].map { (v) throws(DataError) in try ints(v, in: 1...65_536) } ?? [defaults.batchSize]
-            let temperatures = try fields["temperature"].map { (v) throws(DataError) in try doubles(v, in: 0.05...100) } ?? [Double(defaults.loss.temperature)]
-            let alphas = try fields["alpha"].map { (v) throws(DataError) in try doubles(v, in: 0...1) } ?? [Double(defaults.loss.alpha)]
-            let patiences = try fields["patience"].map { (v) throws(DataError) in try ints(v, in: 1...1000) } ?? [defaults.patience]
-            let trainingGrid = learningRates.count * epochs.count * batchSizes.count * temperatures.count * alphas.count
+            let learningRates =
+                try fields["lr"].map { (v) throws(DataError) in try doubles(v, in: 1e-6...10) } ?? [
+                    Double(defaults.learningRate)
+                ]
+            let epochs =
+                try fields["epochs"].map { (v) throws(DataError) in try ints(v, in: 1...10_000) } ?? [defaults.epochs]
+            let batchSizes =
+                try fields["batch_size"].map { (v) throws(DataError) in try ints(v, in: 1...65_536) } ?? [
+                    defaults.batchSize
+                ]
+            let temperatures =
+                try fields["temperature"].map { (v) throws(DataError) in try doubles(v, in: 0.05...100) } ?? [
+                    Double(defaults.loss.temperature)
+                ]
+            let alphas =
+                try fields["alpha"].map { (v) throws(DataError) in try doubles(v, in: 0...1) } ?? [
+                    Double(defaults.loss.alpha)
+                ]
+            let patiences =
+                try fields["patience"].map { (v) throws(DataError) in try ints(v, in: 1...1000) } ?? [defaults.patience]
+            let trainingGrid =
+                learningRates.count * epochs.count * batchSizes.count * temperatures.count * alphas.count
                 * patiences.count
             for hidden in hiddenOptions {
                 for buckets in bucketOptions {
@@ -102,7 +127,8 @@ public struct CandidateCatalog: Sendable {
                                             let options = TrainingOptions(
                                                 epochs: epochCount, batchSize: batch, learningRate: Float(lr),
                                                 patience: patience,
-                                                loss: DistillationLoss(temperature: Float(temperature), alpha: Float(alpha)))
+                                                loss: DistillationLoss(
+                                                    temperature: Float(temperature), alpha: Float(alpha)))
                                             for precision in precisions {
                                                 var candidate = Candidate(
                                                     family: family, hidden: hidden, bucketsLog2: buckets,
@@ -132,7 +158,9 @@ public struct CandidateCatalog: Sendable {
         parts.append("lr\(formatShort(Double(options.learningRate)))")
         if options.epochs != defaults.epochs { parts.append("e\(options.epochs)") }
         if options.batchSize != defaults.batchSize { parts.append("bs\(options.batchSize)") }
-        if options.loss.temperature != defaults.loss.temperature { parts.append("t\(formatShort(Double(options.loss.temperature)))") }
+        if options.loss.temperature != defaults.loss.temperature {
+            parts.append("t\(formatShort(Double(options.loss.temperature)))")
+        }
         if options.loss.alpha != defaults.loss.alpha { parts.append("a\(formatShort(Double(options.loss.alpha)))") }
         if options.patience != defaults.patience { parts.append("p\(options.patience)") }
         return parts.joined(separator: "-")
@@ -147,7 +175,9 @@ public struct CandidateCatalog: Sendable {
         guard !items.isEmpty else { throw value.error("hidden needs at least one width list") }
         let lists: [[Int]]
         if items.allSatisfy({ $0.isSequence }) {
-            lists = try items.map { (item) throws(DataError) in try item.sequence().map { (w) throws(DataError) in try w.int() } }
+            lists = try items.map { (item) throws(DataError) in
+                try item.sequence().map { (w) throws(DataError) in try w.int() }
+            }
         } else {
             lists = [try items.map { (w) throws(DataError) in try w.int() }]
         }
@@ -160,7 +190,8 @@ public struct CandidateCatalog: Sendable {
     }
 
     static func ints(_ value: YAMLValue, in range: ClosedRange<Int>? = nil) throws(DataError) -> [Int] {
-        let values = value.isSequence ? try value.sequence().map { (v) throws(DataError) in try v.int() } : [try value.int()]
+        let values =
+            value.isSequence ? try value.sequence().map { (v) throws(DataError) in try v.int() } : [try value.int()]
         if let range, let bad = values.first(where: { !range.contains($0) }) {
             throw value.error("\(bad) is outside \(range.lowerBound)...\(range.upperBound)")
         }
@@ -169,7 +200,9 @@ public struct CandidateCatalog: Sendable {
     }
 
     static func doubles(_ value: YAMLValue, in range: ClosedRange<Double>) throws(DataError) -> [Double] {
-        let values = value.isSequence ? try value.sequence().map { (v) throws(DataError) in try v.double() } : [try value.double()]
+        let values =
+            value.isSequence
+            ? try value.sequence().map { (v) throws(DataError) in try v.double() } : [try value.double()]
         if let bad = values.first(where: { !range.contains($0) }) {
             throw value.error("\(bad) is outside \(range.lowerBound)...\(range.upperBound)")
         }

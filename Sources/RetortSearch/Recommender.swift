@@ -54,7 +54,8 @@ public enum Recommender {
             return (trial.latencyMsP50 ?? .infinity) <= limit
         }
         guard !fits.isEmpty else {
-            let fastest = sizeFits.min { ($0.latencyMsP50 ?? .infinity) < ($1.latencyMsP50 ?? .infinity) }!
+            let fastest =
+                sizeFits.min { ($0.latencyMsP50 ?? .infinity) < ($1.latencyMsP50 ?? .infinity) } ?? sizeFits[0]
             return .noDistillation(
                 reason: String(
                     format: "no student meets p50 ≤ %@ ms (fastest: %@ at %.4f ms); keep the teacher",
@@ -64,28 +65,32 @@ public enum Recommender {
         let bar = teacherValue - constraints.maxDrop
         let qualifying = fits.filter { value($0) >= bar - 1e-12 }
         guard !qualifying.isEmpty else {
-            let closest = fits.max { value($0) < value($1) || (value($0) == value($1) && $0.sizeBytes > $1.sizeBytes) }!
+            let closest =
+                fits.max { value($0) < value($1) || (value($0) == value($1) && $0.sizeBytes > $1.sizeBytes) } ?? fits[0]
             let drop = (teacherValue - value(closest)) * 100
             return .noDistillation(
                 reason: String(
-                    format: "best student %@ reaches %@ %.4f vs teacher %.4f: drop %.1f pt > allowed %.1f pt; keep the teacher",
+                    format:
+                        "best student %@ reaches %@ %.4f vs teacher %.4f: drop %.1f pt > allowed %.1f pt; keep the teacher",
                     closest.id, metric, value(closest), teacherValue, drop, constraints.maxDrop * 100))
         }
         let fastest = qualifying.map { $0.latencyMsP50 ?? .infinity }.min() ?? .infinity
         let window = qualifying.filter { ($0.latencyMsP50 ?? .infinity) <= fastest * (1 + latencyTolerance) }
-        let chosen = window.min { a, b in
-            if a.flopsPerExample != b.flopsPerExample { return a.flopsPerExample < b.flopsPerExample }
-            if a.sizeBytes != b.sizeBytes { return a.sizeBytes < b.sizeBytes }
-            if value(a) != value(b) { return value(a) > value(b) }
-            return a.id < b.id
-        }!
+        let chosen =
+            window.min { a, b in
+                if a.flopsPerExample != b.flopsPerExample { return a.flopsPerExample < b.flopsPerExample }
+                if a.sizeBytes != b.sizeBytes { return a.sizeBytes < b.sizeBytes }
+                if value(a) != value(b) { return value(a) > value(b) }
+                return a.id < b.id
+            } ?? qualifying[0]
         let delta = (value(chosen) - teacherValue) * 100
         let comparison =
             delta >= 0
             ? String(format: "%.1f pt above the teacher", delta)
             : String(format: "drop %.1f pt ≤ allowed %.1f pt", -delta, constraints.maxDrop * 100)
         let reason = String(
-            format: "%@ reaches %@ %.4f vs teacher %.4f (%@) at p50 %.4f ms and %@; the cheapest of %d qualifying students",
+            format:
+                "%@ reaches %@ %.4f vs teacher %.4f (%@) at p50 %.4f ms and %@; the cheapest of %d qualifying students",
             chosen.id, metric, value(chosen), teacherValue, comparison, chosen.latencyMsP50 ?? .nan,
             ByteSize.format(chosen.sizeBytes), qualifying.count)
         return .distill(candidate: chosen.id, reason: reason)

@@ -110,6 +110,24 @@ public struct SearchError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// A featurizer fitted on the train rows and the features of every split.
+struct FeatureSet {
+    let featurizer: Featurizer
+    let train: FeatureMatrix
+    let validation: FeatureMatrix
+    let test: FeatureMatrix
+
+    init(task: TaskData, bucketsLog2: Int?) {
+        featurizer =
+            task.kind == .text
+            ? .text(HashedTextFeaturizer(bucketsLog2: bucketsLog2 ?? 16))
+            : .numeric(NumericStandardizer(fitting: task.train.inputs))
+        train = featurizer.features(for: task.train.inputs)
+        validation = featurizer.features(for: task.validation.inputs)
+        test = featurizer.features(for: task.test.inputs)
+    }
+}
+
 /// The exhaustive search (v0): every feasible candidate at full fidelity, smallest first, within the budget.
 public enum SearchEngine {
     /// Runs the search on `task`, journaling each finished trial, reporting progress through `events`.
@@ -135,21 +153,20 @@ public enum SearchEngine {
 
         let candidates = settings.catalog.candidates(for: task.kind)
         guard !candidates.isEmpty else {
-            throw SearchError("the candidate catalog lists no \(task.kind.rawValue) candidates; add a \"\(task.kind.rawValue):\" section")
+            throw SearchError(
+                "the candidate catalog lists no \(task.kind.rawValue) candidates; add a \"\(task.kind.rawValue):\" section"
+            )
         }
         events(.phase("featurize \(task.train.count)/\(task.validation.count)/\(task.test.count) rows"))
-        var featurizers: [Int?: Featurizer] = [:]
-        var features: [Int?: (train: FeatureMatrix, validation: FeatureMatrix, test: FeatureMatrix)] = [:]
+        var featureSets: [Int?: FeatureSet] = [:]
         for buckets in Set(candidates.map(\.bucketsLog2)) {
-            let featurizer: Featurizer =
-                task.kind == .text
-                ? .text(HashedTextFeaturizer(bucketsLog2: buckets ?? 16))
-                : .numeric(NumericStandardizer(fitting: task.train.inputs))
-            featurizers[buckets] = featurizer
-            features[buckets] = (
-                featurizer.features(for: task.train.inputs), featurizer.features(for: task.validation.inputs),
-                featurizer.features(for: task.test.inputs)
-            )
+            featureSets[buckets] = FeatureSet(task: task, bucketsLog2: buckets)
+        }
+        func featureSet(for buckets: Int?) -> FeatureSet {
+            if let cached = featureSets[buckets] { return cached }
+            let computed = FeatureSet(task: task, bucketsLog2: buckets)
+            featureSets[buckets] = computed
+            return computed
         }
 
         var trials: [TrialResult] = []
@@ -158,7 +175,9 @@ public enum SearchEngine {
         for candidate in candidates {
             let architecture = candidate.architecture(
                 kind: task.kind, inputDimension: task.inputDimension, classes: classes)
-            let size = architecture.weightBytes(at: candidate.precision) + featurizers[candidate.bucketsLog2]!.stateBytes
+            let size =
+                architecture.weightBytes(at: candidate.precision)
+                + featureSet(for: candidate.bucketsLog2).featurizer.stateBytes
             if let index = order.firstIndex(where: { $0.key == candidate.trainingKey }) {
                 order[index].members.append(candidate)
                 order[index].size = min(order[index].size, size)
@@ -171,16 +190,19 @@ public enum SearchEngine {
         var candidateEpochs = 0.0
         var trainingRuns = 0
         var budgetHit = false
-        events(.phase("train \(total) candidates (\(order.count) training runs), budget \(Int(settings.budgetSeconds)) s"))
+        events(
+            .phase("train \(total) candidates (\(order.count) training runs), budget \(Int(settings.budgetSeconds)) s"))
         for (groupIndex, group) in order.enumerated() {
             let first = group.members[0]
-            let featureSet = features[first.bucketsLog2]!
-            let featurizer = featurizers[first.bucketsLog2]!
-            let architecture = first.architecture(kind: task.kind, inputDimension: task.inputDimension, classes: classes)
-            let flops = architecture.flopsPerExample(meanNonzeros: featureSet.train.meanNonzerosPerRow)
+            let features = featureSet(for: first.bucketsLog2)
+            let featurizer = features.featurizer
+            let architecture = first.architecture(
+                kind: task.kind, inputDimension: task.inputDimension, classes: classes)
+            let flops = architecture.flopsPerExample(meanNonzeros: features.train.meanNonzerosPerRow)
             func record(_ candidate: Candidate, status: TrialStatus, fidelity: Double, reason: String?) -> TrialResult {
                 TrialResult(
-                    id: candidate.id, family: candidate.family, config: candidate.config, precision: candidate.precision,
+                    id: candidate.id, family: candidate.family, config: candidate.config,
+                    precision: candidate.precision,
                     params: architecture.parameterCount,
                     sizeBytes: architecture.weightBytes(at: candidate.precision) + featurizer.stateBytes,
                     flopsPerExample: flops, metrics: [:], fidelity: fidelity, status: status, onFrontier: false,
@@ -214,10 +236,10 @@ public enum SearchEngine {
                 continue
             }
             let trainSplit = TrainingSplit(
-                features: featureSet.train, teacherProbabilities: task.train.teacherProbabilities,
+                features: features.train, teacherProbabilities: task.train.teacherProbabilities,
                 hardLabels: task.train.teacherLabels)
             let validationSplit = TrainingSplit(
-                features: featureSet.validation, teacherProbabilities: task.validation.teacherProbabilities,
+                features: features.validation, teacherProbabilities: task.validation.teacherProbabilities,
                 hardLabels: task.validation.teacherLabels)
             let trainStart = elapsed()
             trainingRuns += 1
@@ -250,17 +272,20 @@ public enum SearchEngine {
                     fidelity: finished ? 1 : Double(session.epochsRun) / Double(first.training.epochs),
                     reason: finished
                         ? nil
-                        : String(format: "budget of %.0f s reached after %d of %d epochs", settings.budgetSeconds,
+                        : String(
+                            format: "budget of %.0f s reached after %d of %d epochs", settings.budgetSeconds,
                             session.epochsRun, first.training.epochs))
                 trial.epochsRun = session.epochsRun
                 trial.bestEpoch = session.bestEpoch
                 trial.trainSeconds = trainSeconds
                 precondition(bundle.sizeBytes == trial.sizeBytes, "size_bytes must equal the exported tensor bytes")
-                let predictions = try network.probabilities(featureSet.validation).argmaxPerRow()
+                let predictions = try network.probabilities(features.validation).argmaxPerRow()
                 let evaluation = try validationEvaluator.evaluate(predictions)
                 trial.metrics = Dictionary(
-                    uniqueKeysWithValues: evaluation.estimates.filter { settings.suite.metrics.contains($0.key) || $0.key == metric }
-                        .map { ($0.key.rawValue, $0.value) })
+                    uniqueKeysWithValues: evaluation.estimates.filter {
+                        settings.suite.metrics.contains($0.key) || $0.key == metric
+                    }
+                    .map { ($0.key.rawValue, $0.value) })
                 trial.differenceToTeacher = evaluation.difference(
                     to: teacherValidation, on: metric, resampler: validationEvaluator.resampler)
                 let profile = try LatencyProfiler.profile(bundle, inputs: Array(task.validation.inputs.prefix(512)))
@@ -286,12 +311,16 @@ public enum SearchEngine {
         let teacherTier = teacherLatency == nil ? Int.max : tierList[tierList.count - 1]
         var points = complete.map { trial in
             FrontierPoint(
-                id: trial.id, quality: trial.metrics[metric.rawValue]?.value ?? -.infinity, latencyTier: tiers[trial.id]!,
+                id: trial.id, quality: trial.metrics[metric.rawValue]?.value ?? -.infinity,
+                latencyTier: tiers[trial.id] ?? Int.max,
                 flops: Double(trial.flopsPerExample), size: Double(trial.sizeBytes))
         }
         points.append(
-            FrontierPoint(id: "teacher", quality: teacherValue, latencyTier: teacherTier, flops: .infinity, size: .infinity))
-        let frontierPoints = paretoFrontier(of: points).sorted { $0.quality > $1.quality || ($0.quality == $1.quality && $0.id < $1.id) }
+            FrontierPoint(
+                id: "teacher", quality: teacherValue, latencyTier: teacherTier, flops: .infinity, size: .infinity))
+        let frontierPoints = paretoFrontier(of: points).sorted {
+            $0.quality > $1.quality || ($0.quality == $1.quality && $0.id < $1.id)
+        }
         let frontier = frontierPoints.map(\.id)
         let recommendation = Recommender.recommend(
             trials: trials, metric: metric.rawValue, teacherValue: teacherValue, constraints: settings.constraints)
@@ -309,13 +338,15 @@ public enum SearchEngine {
             trials[index].testMetrics = metrics
             if id == recommendation.candidate {
                 recommendationTest = metrics
-                recommendationDifference = evaluation.difference(to: teacherTest, on: metric, resampler: testEvaluator.resampler)
+                recommendationDifference = evaluation.difference(
+                    to: teacherTest, on: metric, resampler: testEvaluator.resampler)
             }
         }
         let teacher = TeacherSummary(
             name: task.teacher.name,
             metrics: Dictionary(uniqueKeysWithValues: teacherTest.estimates.map { ($0.key.rawValue, $0.value) }),
-            validationMetrics: Dictionary(uniqueKeysWithValues: teacherValidation.estimates.map { ($0.key.rawValue, $0.value) }),
+            validationMetrics: Dictionary(
+                uniqueKeysWithValues: teacherValidation.estimates.map { ($0.key.rawValue, $0.value) }),
             latencyMsP50: teacherLatency, costPer1MUSD: teacherCostPer1M(task), params: task.teacher.params,
             onFrontier: frontier.contains("teacher"))
         let skippedAll = trials.allSatisfy { $0.status == .skipped }
@@ -339,7 +370,9 @@ public enum SearchEngine {
         if let name = settings.metric {
             guard let metric = Metric(rawValue: name) else {
                 throw DataError(
-                    .usage, "unknown metric \"\(name)\"; choose from \(Metric.allCases.map(\.rawValue).joined(separator: ", "))")
+                    .usage,
+                    "unknown metric \"\(name)\"; choose from \(Metric.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             if metric == .accuracy && !hasGold {
                 throw DataError(
@@ -362,8 +395,11 @@ public enum SearchEngine {
     /// 1000 × `cost_per_1k_requests_usd`.
     static func teacherCostPer1M(_ task: TaskData) -> Double? {
         let usage = (task.validation.teacherUsage + task.test.teacherUsage).compactMap { $0 }
-        if let inputPrice = task.teacher.inputPerMTokUSD, let outputPrice = task.teacher.outputPerMTokUSD, !usage.isEmpty {
-            let meanCost = usage.reduce(0.0) { $0 + Double($1.input) * inputPrice + Double($1.output) * outputPrice } / 1e6
+        if let inputPrice = task.teacher.inputPerMTokUSD, let outputPrice = task.teacher.outputPerMTokUSD,
+            !usage.isEmpty
+        {
+            let meanCost =
+                usage.reduce(0.0) { $0 + Double($1.input) * inputPrice + Double($1.output) * outputPrice } / 1e6
                 / Double(usage.count)
             return meanCost * 1e6
         }

@@ -37,13 +37,17 @@ public struct Adam: Sendable {
         let correction2 = 1 - powf(beta2, Float(step))
         let stepSize = learningRate * correction2.squareRoot() / correction1
         let (b1, b2, eps) = (beta1, beta2, epsilon)
-        func apply(_ w: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
-                   _ g: UnsafePointer<Float>, _ count: Int) {
+        /// Updates `count` parameters from `offset` in `w`, `m`, `v` with gradients from `gradientOffset` in `g`.
+        func apply(
+            _ w: UnsafeMutableBufferPointer<Float>, _ m: UnsafeMutableBufferPointer<Float>,
+            _ v: UnsafeMutableBufferPointer<Float>, offset: Int, _ g: UnsafeBufferPointer<Float>, gradientOffset: Int,
+            count: Int
+        ) {
             for i in 0..<count {
-                let gi = g[i]
-                m[i] = b1 * m[i] + (1 - b1) * gi
-                v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                w[i] -= stepSize * m[i] / (v[i].squareRoot() + eps)
+                let (p, gi) = (offset + i, g[gradientOffset + i])
+                m[p] = b1 * m[p] + (1 - b1) * gi
+                v[p] = b2 * v[p] + (1 - b2) * gi * gi
+                w[p] -= stepSize * m[p] / (v[p].squareRoot() + eps)
             }
         }
         for (index, gradient) in gradients.enumerated() {
@@ -54,15 +58,14 @@ public struct Adam: Sendable {
                         switch gradient.weights {
                         case .dense(let g):
                             g.storage.withUnsafeBufferPointer { gp in
-                                apply(w.baseAddress!, m.baseAddress!, v.baseAddress!, gp.baseAddress!, gp.count)
+                                apply(w, m, v, offset: 0, gp, gradientOffset: 0, count: gp.count)
                             }
                         case .rows(let rows, let g):
                             g.storage.withUnsafeBufferPointer { gp in
                                 for (position, row) in rows.enumerated() {
-                                    let offset = Int(row) * columns
                                     apply(
-                                        w.baseAddress! + offset, m.baseAddress! + offset, v.baseAddress! + offset,
-                                        gp.baseAddress! + position * columns, columns)
+                                        w, m, v, offset: Int(row) * columns, gp, gradientOffset: position * columns,
+                                        count: columns)
                                 }
                             }
                         }
@@ -73,7 +76,7 @@ public struct Adam: Sendable {
                 biasFirst[index].withUnsafeMutableBufferPointer { m in
                     biasSecond[index].withUnsafeMutableBufferPointer { v in
                         gradient.bias.withUnsafeBufferPointer { g in
-                            apply(w.baseAddress!, m.baseAddress!, v.baseAddress!, g.baseAddress!, g.count)
+                            apply(w, m, v, offset: 0, g, gradientOffset: 0, count: g.count)
                         }
                     }
                 }

@@ -49,7 +49,10 @@ public struct DenseNetwork: Sendable, Equatable {
 
     /// Logits `n × K` for `features`.
     public func logits(_ features: FeatureMatrix) throws(NumericsError) -> Matrix {
-        try forwardPass(features).last!
+        guard let logits = try forwardPass(features).last else {
+            throw NumericsError(.shapeMismatch, "a network needs at least one layer")
+        }
+        return logits
     }
 
     /// Class probabilities `n × K` (softmax of the logits).

@@ -35,7 +35,9 @@ public struct DistillationLoss: Sendable, Equatable, Codable {
     }
 
     /// The mean loss and `∂L/∂z` for logits `z` (`n × K`), tempered teacher targets `p_T` and hard labels `y`.
-    public func lossAndGradient(logits: Matrix, temperedTargets: Matrix, hardLabels: [Int]) -> (loss: Float, gradient: Matrix) {
+    public func lossAndGradient(logits: Matrix, temperedTargets: Matrix, hardLabels: [Int]) -> (
+        loss: Float, gradient: Matrix
+    ) {
         let (n, k) = (logits.rows, logits.columns)
         var soft = logits
         Kernels.softmaxRows(&soft, temperature: temperature)

@@ -106,7 +106,8 @@ public struct ModelBundle: Sendable {
         let manifestURL = folder.appendingPathComponent("model.json")
         let weightsURL = folder.appendingPathComponent("model.safetensors")
         guard let manifestData = FileManager.default.contents(atPath: manifestURL.path) else {
-            throw StudentError("no model.json; pass the model folder of a run (RUN_DIR/model)", file: manifestURL.relativePath)
+            throw StudentError(
+                "no model.json; pass the model folder of a run (RUN_DIR/model)", file: manifestURL.relativePath)
         }
         let manifest: Manifest
         do { manifest = try JSONDecoder().decode(Manifest.self, from: manifestData) } catch {
@@ -118,11 +119,14 @@ public struct ModelBundle: Sendable {
         let (tensors, _) = try Safetensors.decode(weightsData, file: weightsURL.relativePath)
         let architecture = manifest.architecture
         guard manifest.labels.count == architecture.outputDimension else {
-            throw StudentError("model.json lists \(manifest.labels.count) labels for \(architecture.outputDimension) outputs", file: manifestURL.relativePath)
+            throw StudentError(
+                "model.json lists \(manifest.labels.count) labels for \(architecture.outputDimension) outputs",
+                file: manifestURL.relativePath)
         }
         func tensor(_ name: String, _ shape: [Int]) throws(StudentError) -> Tensor {
             guard let tensor = tensors[name], tensor.shape == shape else {
-                throw StudentError("tensor \"\(name)\" is missing or not of shape \(shape)", file: weightsURL.relativePath)
+                throw StudentError(
+                    "tensor \"\(name)\" is missing or not of shape \(shape)", file: weightsURL.relativePath)
             }
             return tensor
         }
@@ -136,18 +140,24 @@ public struct ModelBundle: Sendable {
             switch manifest.precision {
             case .fp32:
                 guard let values = weight.floats() else {
-                    throw StudentError("layers.\(index).weight must be F32 for an fp32 model", file: weightsURL.relativePath)
+                    throw StudentError(
+                        "layers.\(index).weight must be F32 for an fp32 model", file: weightsURL.relativePath)
                 }
                 layers.append(DenseLayer(weights: Matrix(rows: input, columns: output, storage: values), bias: bias))
             case .int8:
-                guard let codes = weight.int8s(), let scales = try tensor("layers.\(index).weight_scale", [output]).floats()
+                guard let codes = weight.int8s(),
+                    let scales = try tensor("layers.\(index).weight_scale", [output]).floats()
                 else {
-                    throw StudentError("layers.\(index) needs I8 weight and F32 weight_scale", file: weightsURL.relativePath)
+                    throw StudentError(
+                        "layers.\(index) needs I8 weight and F32 weight_scale", file: weightsURL.relativePath)
                 }
                 var dequantized = Matrix(rows: input, columns: output)
-                for i in 0..<input { for o in 0..<output { dequantized[i, o] = Float(codes[i * output + o]) * scales[o] } }
+                for i in 0..<input {
+                    for o in 0..<output { dequantized[i, o] = Float(codes[i * output + o]) * scales[o] }
+                }
                 layers.append(
-                    DenseLayer(weights: dequantized, bias: bias, int8: DenseLayer.Int8Weights(codes: codes, scales: scales)))
+                    DenseLayer(
+                        weights: dequantized, bias: bias, int8: DenseLayer.Int8Weights(codes: codes, scales: scales)))
             }
         }
         let featurizer: Featurizer
@@ -161,11 +171,13 @@ public struct ModelBundle: Sendable {
             featurizer = .numeric(NumericStandardizer(mean: mean, standardDeviation: std))
         case "hashed-ngrams":
             guard let bucketsLog2 = spec.bucketsLog2, 1 << bucketsLog2 == architecture.inputDimension else {
-                throw StudentError("featurizer buckets_log2 does not match the input dimension", file: manifestURL.relativePath)
+                throw StudentError(
+                    "featurizer buckets_log2 does not match the input dimension", file: manifestURL.relativePath)
             }
             featurizer = .text(
                 HashedTextFeaturizer(
-                    bucketsLog2: bucketsLog2, maxWordNgram: spec.maxWordNgram ?? 2, minCharNgram: spec.minCharNgram ?? 3,
+                    bucketsLog2: bucketsLog2, maxWordNgram: spec.maxWordNgram ?? 2,
+                    minCharNgram: spec.minCharNgram ?? 3,
                     maxCharNgram: spec.maxCharNgram ?? 5))
         default:
             throw StudentError("unknown featurizer kind \"\(spec.kind)\"", file: manifestURL.relativePath)

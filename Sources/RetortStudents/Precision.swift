@@ -13,9 +13,9 @@ public enum Precision: String, Sendable, Codable, CaseIterable, Comparable {
         }
     }
 
-    /// Orders fp32 before int8.
+    /// Orders by decreasing bytes per weight: fp32 before int8.
     public static func < (a: Precision, b: Precision) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        a.bytesPerWeight > b.bytesPerWeight
     }
 }
 

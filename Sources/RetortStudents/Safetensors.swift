@@ -55,8 +55,7 @@ public enum Safetensors {
     public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:]) throws -> Data {
         var header: [String: Any] = [:]
         var body = Data()
-        for name in tensors.keys.sorted() {
-            let tensor = tensors[name]!
+        for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
             header[name] = [
                 "dtype": tensor.dtype.rawValue, "shape": tensor.shape,
                 "data_offsets": [body.count, body.count + tensor.bytes.count],
@@ -74,11 +73,16 @@ public enum Safetensors {
     }
 
     /// Parses a safetensors file, checking every offset against the file size.
-    public static func decode(_ data: Data, file: String) throws(StudentError) -> (tensors: [String: Tensor], metadata: [String: String]) {
+    public static func decode(_ data: Data, file: String) throws(StudentError) -> (
+        tensors: [String: Tensor], metadata: [String: String]
+    ) {
         guard data.count >= 8 else { throw StudentError("too short to be a safetensors file", file: file) }
-        let length = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
+        let length = data.prefix(8).enumerated().reduce(UInt64(0)) {
+            $0 | (UInt64($1.element) << (8 * UInt64($1.offset)))
+        }
         guard length <= UInt64(data.count - 8) else {
-            throw StudentError("header length \(length) exceeds the file size; the file is truncated or not safetensors", file: file)
+            throw StudentError(
+                "header length \(length) exceeds the file size; the file is truncated or not safetensors", file: file)
         }
         let headerEnd = 8 + Int(length)
         let headerData = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + headerEnd))
@@ -99,7 +103,8 @@ public enum Safetensors {
                 offsets[0] <= offsets[1], offsets[1] <= bodyCount,
                 offsets[1] - offsets[0] == shape.reduce(1, *) * dtype.byteWidth
             else {
-                throw StudentError("tensor \"\(name)\" has a bad header entry (dtype F32/I8, shape, data_offsets)", file: file)
+                throw StudentError(
+                    "tensor \"\(name)\" has a bad header entry (dtype F32/I8, shape, data_offsets)", file: file)
             }
             let start = data.startIndex + headerEnd
             tensors[name] = Tensor(

@@ -82,7 +82,8 @@ public struct TrainingSession: Sendable {
     public var isFinished: Bool { stoppedEarly || epochsRun >= options.epochs }
 
     /// Runs up to `count` more epochs (fewer when training finishes first).
-    public mutating func runEpochs(_ count: Int, train: TrainingSplit, validation: TrainingSplit) throws(NumericsError) {
+    public mutating func runEpochs(_ count: Int, train: TrainingSplit, validation: TrainingSplit) throws(NumericsError)
+    {
         var remaining = count
         let n = train.features.rows
         var order = Array(0..<n)

@@ -17,15 +17,19 @@ struct Demo: AsyncParsableCommand {
             let folder = URL(fileURLWithPath: example)
             let templates = folder.appendingPathComponent("templates.yaml")
             guard FileManager.default.fileExists(atPath: templates.path) else {
-                throw DataError(.missingInput, "no templates.yaml; run from the repository root or pass --example", file: templates.relativePath)
+                throw DataError(
+                    .missingInput, "no templates.yaml; run from the repository root or pass --example",
+                    file: templates.relativePath)
             }
             BLASThreads.set(ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)
             say("[demo] generating the shop-support task from \(templates.relativePath)")
-            let summary = try ShopSupportExample.build(templates: templates, folder: folder.appendingPathComponent("task"), progress: say)
+            let summary = try ShopSupportExample.build(
+                templates: templates, folder: folder.appendingPathComponent("task"), progress: say)
             say(
                 String(
                     format: "[teacher] %d params, trained in %.1f s; test accuracy vs gold %.4f; measured p50 %.4f ms",
-                    summary.teacherParams, summary.teacherTrainSeconds, summary.teacherTestAccuracy, summary.teacherLatencyMs))
+                    summary.teacherParams, summary.teacherTrainSeconds, summary.teacherTestAccuracy,
+                    summary.teacherLatencyMs))
             var job = try Job.load(folder.appendingPathComponent("job.yaml"))
             try options.apply(to: &job)
             _ = try runSearch(job)

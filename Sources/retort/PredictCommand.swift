@@ -28,7 +28,8 @@ struct Predict: AsyncParsableCommand {
                     throw DataError(.badData, "input is numeric but the model reads text", file: input, line: row.line)
                 case .numeric(let values) where values.count != bundle.featurizer.outputDimension:
                     throw DataError(
-                        .badData, "input has \(values.count) numbers; the model expects \(bundle.featurizer.outputDimension)",
+                        .badData,
+                        "input has \(values.count) numbers; the model expects \(bundle.featurizer.outputDimension)",
                         file: input, line: row.line)
                 default: break
                 }
@@ -57,16 +58,26 @@ struct Predict: AsyncParsableCommand {
                 lines.append(String(decoding: data, as: UTF8.self))
             }
             if let out {
-                do { try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-                    throw DataError(.cannotCreateOutput, "cannot write predictions: \(error.localizedDescription)", file: out)
+                do {
+                    try Data((lines.joined(separator: "\n") + "\n").utf8).write(
+                        to: URL(fileURLWithPath: out), options: .atomic)
+                } catch {
+                    throw DataError(
+                        .cannotCreateOutput, "cannot write predictions: \(error.localizedDescription)", file: out)
                 }
             }
             say("model: \(bundle.candidate) (\(bundle.network.precision.rawValue)), rows: \(rows.count)")
             if goldRows > 0 {
-                say(String(format: "accuracy: %.4f (%d/%d rows with gold)", Double(goldHits) / Double(goldRows), goldHits, goldRows))
+                say(
+                    String(
+                        format: "accuracy: %.4f (%d/%d rows with gold)", Double(goldHits) / Double(goldRows), goldHits,
+                        goldRows))
             }
             if teacherRows > 0 {
-                say(String(format: "agreement: %.4f (%d/%d rows with teacher)", Double(teacherHits) / Double(teacherRows), teacherHits, teacherRows))
+                say(
+                    String(
+                        format: "agreement: %.4f (%d/%d rows with teacher)", Double(teacherHits) / Double(teacherRows),
+                        teacherHits, teacherRows))
             }
         }
     }

@@ -18,7 +18,8 @@ struct SearchOptions: ParsableArguments {
     var maxSize: String?
     @Option(name: .customLong("max-latency-ms"), help: "Largest p50 latency in ms.")
     var maxLatencyMs: Double?
-    @Option(name: .customLong("max-drop"), help: "Allowed drop against the teacher on the primary metric (0.01 = 1 pt).")
+    @Option(
+        name: .customLong("max-drop"), help: "Allowed drop against the teacher on the primary metric (0.01 = 1 pt).")
     var maxDrop: Double?
     @Option(help: "Primary metric: accuracy, agreement or macro_f1.")
     var metric: String?
@@ -41,7 +42,9 @@ struct SearchOptions: ParsableArguments {
             job.maxModelBytes = bytes
         }
         if let maxLatencyMs {
-            guard maxLatencyMs > 0, maxLatencyMs.isFinite else { throw DataError(.usage, "--max-latency-ms must be positive") }
+            guard maxLatencyMs > 0, maxLatencyMs.isFinite else {
+                throw DataError(.usage, "--max-latency-ms must be positive")
+            }
             job.maxLatencyMs = maxLatencyMs
         }
         if let maxDrop {
@@ -98,12 +101,14 @@ func runSearch(_ job: Job) throws -> URL {
     say("[load] reading rows")
     let task = try TaskData.load(job)
     say(
-        "[load] \(task.kind.rawValue) task \(task.name): \(task.train.count)/\(task.validation.count)/\(task.test.count) rows, \(task.vocabulary.count) labels")
+        "[load] \(task.kind.rawValue) task \(task.name): \(task.train.count)/\(task.validation.count)/\(task.test.count) rows, \(task.vocabulary.count) labels"
+    )
     let catalog = try job.candidates.map { (value) throws(DataError) in try CandidateCatalog(value) } ?? .standard()
     let suite = try job.evals.map { (value) throws(DataError) in try EvalSuite(value) } ?? .standard
     let settings = SearchSettings(
         catalog: catalog, suite: suite, metric: job.metric,
-        constraints: Constraints(maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop),
+        constraints: Constraints(
+            maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop),
         budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour)
     let metric = try SearchEngine.primaryMetric(task: task, settings: settings).rawValue
     let root = job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name)

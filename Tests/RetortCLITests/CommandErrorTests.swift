@@ -117,9 +117,12 @@ import Testing
         #expect(result.exitCode == 64, "\(result)")
     }
 
-    @Test("malformed flag values are usage errors that say what to write", arguments: [
-        (["--max-size", "lots"], "--max-size"), (["--budget", "soon"], "--budget"), (["--max-drop", "3"], "--max-drop"),
-    ])
+    @Test(
+        "malformed flag values are usage errors that say what to write",
+        arguments: [
+            (["--max-size", "lots"], "--max-size"), (["--budget", "soon"], "--budget"),
+            (["--max-drop", "3"], "--max-drop"),
+        ])
     func badFlagValues(flags: [String], named: String) async throws {
         let workspace = Workspace()
         let result = try await RetortBinary.run(["search", "--task", "t"] + flags, in: workspace.folder)

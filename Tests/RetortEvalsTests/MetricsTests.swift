@@ -20,7 +20,9 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
             let total = (0..<50).reduce(Float(0)) { $0 + resampler.counts[b, $1] }
             #expect(total == 50)
         }
-        #expect(BootstrapResampler(examples: 50, resamples: 10, seed: 1).counts == BootstrapResampler(examples: 50, resamples: 10, seed: 1).counts)
+        #expect(
+            BootstrapResampler(examples: 50, resamples: 10, seed: 1).counts
+                == BootstrapResampler(examples: 50, resamples: 10, seed: 1).counts)
     }
 
     @Test("point metrics equal hand-computed accuracy, agreement and macro-F1")
@@ -47,7 +49,8 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
     @Test("without gold there is no accuracy and macro-F1 is against the teacher")
     func noGold() throws {
         let teacher = [0, 1, 2, 1]
-        let evaluator = Evaluator(split: split(teacher: teacher, gold: [nil, nil, nil, nil]), classes: 3, resamples: 100, seed: 3)
+        let evaluator = Evaluator(
+            split: split(teacher: teacher, gold: [nil, nil, nil, nil]), classes: 3, resamples: 100, seed: 3)
         let evaluation = try evaluator.evaluate(teacher)
         #expect(evaluation.estimates[.accuracy] == nil)
         #expect(evaluation.estimates[.agreement]?.value == 1)
@@ -65,7 +68,8 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
             let gold = (0..<n).map { _ in Int(generator.next() % 3) }
             let predictions = gold.map { label in generator.nextUnitFloat() < Float(truth) ? label : (label + 1) % 3 }
             let evaluator = Evaluator(
-                split: split(teacher: gold, gold: gold.map { $0 }), classes: 3, resamples: 400, seed: UInt64(100 + trial))
+                split: split(teacher: gold, gold: gold.map { $0 }), classes: 3, resamples: 400,
+                seed: UInt64(100 + trial))
             let interval = try #require(try evaluator.evaluate(predictions).estimates[.accuracy]).ci95
             if interval[0] <= truth && truth <= interval[1] { covered += 1 }
         }
@@ -77,9 +81,12 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
     func pairedDifference() throws {
         var generator = SeededGenerator(seed: 5)
         let gold = (0..<400).map { _ in Int(generator.next() % 3) }
-        let evaluator = Evaluator(split: split(teacher: gold, gold: gold.map { $0 }), classes: 3, resamples: 500, seed: 6)
+        let evaluator = Evaluator(
+            split: split(teacher: gold, gold: gold.map { $0 }), classes: 3, resamples: 500, seed: 6)
         let weak = gold.map { generator.nextUnitFloat() < 0.7 ? $0 : ($0 + 1) % 3 }
-        let strong = gold.enumerated().map { index, label in weak[index] == label || generator.nextUnitFloat() < 0.5 ? label : weak[index] }
+        let strong = gold.enumerated().map { index, label in
+            weak[index] == label || generator.nextUnitFloat() < 0.5 ? label : weak[index]
+        }
         let a = try evaluator.evaluate(weak)
         let same = try #require(a.difference(to: a, on: .accuracy, resampler: evaluator.resampler))
         #expect(same.value == 0 && same.ci95 == [0, 0])
@@ -90,7 +97,9 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
 
     @Test("an eval suite parses its metrics and rejects unknown ones with the line")
     func suiteParsing() throws {
-        let suite = try EvalSuite(try YAMLValue.parse("metrics: [agreement, macro_f1]\nprimary: agreement\nbootstrap: {resamples: 500}\n", file: "e.yaml"))
+        let suite = try EvalSuite(
+            try YAMLValue.parse(
+                "metrics: [agreement, macro_f1]\nprimary: agreement\nbootstrap: {resamples: 500}\n", file: "e.yaml"))
         #expect(suite.metrics == [.agreement, .macroF1])
         #expect(suite.primary == .agreement)
         #expect(suite.resamples == 500)

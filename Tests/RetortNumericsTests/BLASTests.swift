@@ -27,7 +27,9 @@ func naiveProduct(_ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool) 
 }
 
 @Suite struct BLASTests {
-    @Test("sgemm matches a naive product for every transpose combination", arguments: [(false, false), (true, false), (false, true), (true, true)])
+    @Test(
+        "sgemm matches a naive product for every transpose combination",
+        arguments: [(false, false), (true, false), (false, true), (true, true)])
     func gemmMatchesNaive(transposeA: Bool, transposeB: Bool) throws {
         var generator = SeededGenerator(seed: 11)
         let (m, k, n) = (7, 13, 5)
@@ -37,7 +39,9 @@ func naiveProduct(_ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool) 
             a, b, transposeA: transposeA ? .transposed : .none, transposeB: transposeB ? .transposed : .none)
         let expected = naiveProduct(a, b, transposeA: transposeA, transposeB: transposeB)
         #expect(product.rows == m && product.columns == n)
-        for (x, y) in zip(product.storage, expected.storage) { #expect(approximatelyEqual(x, y, relative: 1e-4, absolute: 1e-4)) }
+        for (x, y) in zip(product.storage, expected.storage) {
+            #expect(approximatelyEqual(x, y, relative: 1e-4, absolute: 1e-4))
+        }
     }
 
     @Test("multiply accumulates with alpha and beta")
@@ -63,10 +67,13 @@ func naiveProduct(_ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool) 
 
     @Test("dimensions beyond 32 bits throw a NumericsError")
     func dimensionTooLarge() {
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-        defer { a.deallocate() }
-        #expect(throws: NumericsError.self) {
-            try BLAS.gemm(.none, .none, m: Int(Int32.max) + 1, n: 1, k: 1, a: a, lda: 1, b: a, ldb: 1, c: a, ldc: 1)
+        var storage: [Float] = [0]
+        storage.withUnsafeMutableBufferPointer { buffer in
+            #expect(throws: NumericsError.self) {
+                try BLAS.gemm(
+                    .none, .none, m: Int(Int32.max) + 1, n: 1, k: 1, a: UnsafeBufferPointer(buffer), lda: 1,
+                    b: UnsafeBufferPointer(buffer), ldb: 1, c: buffer, ldc: 1)
+            }
         }
     }
 
@@ -81,7 +88,9 @@ func naiveProduct(_ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool) 
         }
         let before = m
         try Kernels.addRowVector([1, 2, 3], to: &m)
-        for i in 0..<5 { for j in 0..<3 { #expect(approximatelyEqual(m[i, j], before[i, j] + Float(j + 1), absolute: 1e-5)) } }
+        for i in 0..<5 {
+            for j in 0..<3 { #expect(approximatelyEqual(m[i, j], before[i, j] + Float(j + 1), absolute: 1e-5)) }
+        }
     }
 
     @Test("the CSR kernels equal dense products")

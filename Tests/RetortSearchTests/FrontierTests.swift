@@ -8,7 +8,9 @@ import RetortTestSupport
 import Testing
 
 @Suite struct FrontierTests {
-    @Test("no frontier member is dominated and every non-member is dominated by a member", arguments: [1, 2, 3, 4, 5] as [UInt64])
+    @Test(
+        "no frontier member is dominated and every non-member is dominated by a member",
+        arguments: [1, 2, 3, 4, 5] as [UInt64])
     func frontierProperties(seed: UInt64) {
         var generator = SeededGenerator(seed: seed)
         let points = (0..<60).map { index in
@@ -48,12 +50,15 @@ import Testing
     }
 }
 
-func trial(_ id: String, accuracy: Double, latency: Double, size: Int, flops: Int = 100, status: TrialStatus = .complete)
+func trial(
+    _ id: String, accuracy: Double, latency: Double, size: Int, flops: Int = 100, status: TrialStatus = .complete
+)
     -> TrialResult
 {
     TrialResult(
         id: id, family: .mlp, config: [:], precision: .fp32, params: size / 4, sizeBytes: size, flopsPerExample: flops,
-        latencyMsP50: latency, latencyMsP95: latency * 1.5, metrics: ["accuracy": MetricEstimate(value: accuracy, ci95: accuracy...accuracy)],
+        latencyMsP50: latency, latencyMsP95: latency * 1.5,
+        metrics: ["accuracy": MetricEstimate(value: accuracy, ci95: accuracy...accuracy)],
         fidelity: status == .complete ? 1 : 0, status: status, onFrontier: false)
 }
 
@@ -74,18 +79,27 @@ func trial(_ id: String, accuracy: Double, latency: Double, size: Int, flops: In
 
     @Test("no distillation when the best student drops too far, naming it and the gap")
     func tooWeak() {
-        let trials = [trial("mlp-256", accuracy: 0.912, latency: 0.02, size: 100), trial("lin", accuracy: 0.85, latency: 0.01, size: 50)]
+        let trials = [
+            trial("mlp-256", accuracy: 0.912, latency: 0.02, size: 100),
+            trial("lin", accuracy: 0.85, latency: 0.01, size: 50),
+        ]
         let recommendation = Recommender.recommend(
             trials: trials, metric: "accuracy", teacherValue: 0.945, constraints: Constraints(maxDrop: 0.01))
         #expect(recommendation == .noDistillation(reason: recommendation.reason))
-        #expect(recommendation.reason.contains("mlp-256") && recommendation.reason.contains("3.3 pt") && recommendation.reason.contains("1.0 pt"))
+        #expect(
+            recommendation.reason.contains("mlp-256") && recommendation.reason.contains("3.3 pt")
+                && recommendation.reason.contains("1.0 pt"))
     }
 
     @Test("size and latency limits are hard")
     func hardLimits() {
-        let trials = [trial("a", accuracy: 0.95, latency: 0.02, size: 60_000), trial("b", accuracy: 0.95, latency: 0.5, size: 10_000)]
+        let trials = [
+            trial("a", accuracy: 0.95, latency: 0.02, size: 60_000),
+            trial("b", accuracy: 0.95, latency: 0.5, size: 10_000),
+        ]
         let bySize = Recommender.recommend(
-            trials: trials, metric: "accuracy", teacherValue: 0.95, constraints: Constraints(maxModelBytes: 50_000, maxDrop: 0.01))
+            trials: trials, metric: "accuracy", teacherValue: 0.95,
+            constraints: Constraints(maxModelBytes: 50_000, maxDrop: 0.01))
         #expect(bySize.candidate == "b")
         let both = Recommender.recommend(
             trials: trials, metric: "accuracy", teacherValue: 0.95,
@@ -133,9 +147,11 @@ func trial(_ id: String, accuracy: Double, latency: Double, size: Int, flops: In
         }
     }
 
-    @Test("the built-in catalog is candidates/default.yaml and has at least 12 candidates per kind across both families")
+    @Test(
+        "the built-in catalog is candidates/default.yaml and has at least 12 candidates per kind across both families")
     func defaultCatalog() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let file = try CandidateCatalog(try YAMLValue.load(root.appendingPathComponent("candidates/default.yaml")))
         let builtIn = CandidateCatalog.standard()
         #expect(file.text.map(\.id) == builtIn.text.map(\.id))

@@ -57,7 +57,8 @@ let tinyCatalog = """
     func noDistillation() throws {
         let task = try smallNumericTask(learnable: false)
         let catalog = try CandidateCatalog(try YAMLValue.parse(tinyCatalog, file: "c.yaml"))
-        let outcome = try SearchEngine.run(task: task, settings: SearchSettings(catalog: catalog, seed: 3), journal: nil)
+        let outcome = try SearchEngine.run(
+            task: task, settings: SearchSettings(catalog: catalog, seed: 3), journal: nil)
         #expect(outcome.recommendation.candidate == nil)
         #expect(outcome.recommendation.reason.contains("drop"))
         #expect(outcome.teacher.onFrontier)

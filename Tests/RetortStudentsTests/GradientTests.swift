@@ -6,7 +6,8 @@ import RetortTestSupport
 import Testing
 
 func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGenerator) -> Matrix {
-    var m = Matrix(rows: rows, columns: columns, storage: (0..<(rows * columns)).map { _ in generator.nextGaussian() * 2 })
+    var m = Matrix(
+        rows: rows, columns: columns, storage: (0..<(rows * columns)).map { _ in generator.nextGaussian() * 2 })
     Kernels.softmaxRows(&m)
     return m
 }
@@ -28,16 +29,20 @@ func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGe
             plus.storage[index] += h
             var minus = logits
             minus.storage[index] -= h
-            let numeric = (loss.lossAndGradient(logits: plus, temperedTargets: targets, hardLabels: labels).loss
-                - loss.lossAndGradient(logits: minus, temperedTargets: targets, hardLabels: labels).loss) / (2 * h)
-            #expect(abs(numeric - gradient.storage[index]) < 2e-3, "logit \(index): numeric \(numeric) vs \(gradient.storage[index])")
+            let numeric =
+                (loss.lossAndGradient(logits: plus, temperedTargets: targets, hardLabels: labels).loss
+                    - loss.lossAndGradient(logits: minus, temperedTargets: targets, hardLabels: labels).loss) / (2 * h)
+            #expect(
+                abs(numeric - gradient.storage[index]) < 2e-3,
+                "logit \(index): numeric \(numeric) vs \(gradient.storage[index])")
         }
     }
 
     @Test("backpropagation through an MLP matches finite differences on every layer", arguments: [false, true])
     func networkGradient(sparse: Bool) throws {
         var generator = SeededGenerator(seed: 22)
-        let architecture = Architecture(family: .mlp, hidden: [6, 5], inputDimension: 8, outputDimension: 3, sparseInput: sparse)
+        let architecture = Architecture(
+            family: .mlp, hidden: [6, 5], inputDimension: 8, outputDimension: 3, sparseInput: sparse)
         var network = DenseNetwork(architecture: architecture, generator: &generator)
         for l in network.layers.indices {
             for i in network.layers[l].bias.indices { network.layers[l].bias[i] = generator.nextGaussian() * 0.3 }
@@ -55,21 +60,24 @@ func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGe
                 }
                 offsets.append(values.count)
             }
-            features = .sparse(SparseMatrix(rows: 4, columns: 8, rowOffsets: offsets, columnIndices: columns, values: values))
+            features = .sparse(
+                SparseMatrix(rows: 4, columns: 8, rowOffsets: offsets, columnIndices: columns, values: values))
         } else {
             features = .dense(dense)
         }
         let loss = DistillationLoss(temperature: 2, alpha: 0.7)
         let targets = loss.temperedTargets(randomDistribution(4, 3, &generator))
         let labels = [0, 1, 2, 1]
-        let (_, gradients) = try network.lossAndGradients(features, temperedTargets: targets, hardLabels: labels, loss: loss)
+        let (_, gradients) = try network.lossAndGradients(
+            features, temperedTargets: targets, hardLabels: labels, loss: loss)
         func lossValue(_ candidate: DenseNetwork) throws -> Float {
             try candidate.lossAndGradients(features, temperedTargets: targets, hardLabels: labels, loss: loss).loss
         }
         let h: Float = 1e-2
         var checked = 0
         for layer in network.layers.indices {
-            var analytic = Matrix(rows: network.layers[layer].inputDimension, columns: network.layers[layer].outputDimension)
+            var analytic = Matrix(
+                rows: network.layers[layer].inputDimension, columns: network.layers[layer].outputDimension)
             switch gradients[layer].weights {
             case .dense(let g): analytic = g
             case .rows(let rows, let g):

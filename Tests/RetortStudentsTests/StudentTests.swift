@@ -25,12 +25,16 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
     func trainingLearns() throws {
         let train = blobs(count: 300, seed: 1)
         let validation = blobs(count: 90, seed: 2)
-        let trainSplit = TrainingSplit(features: .dense(train.features), teacherProbabilities: train.probabilities, hardLabels: train.labels)
+        let trainSplit = TrainingSplit(
+            features: .dense(train.features), teacherProbabilities: train.probabilities, hardLabels: train.labels)
         let validationSplit = TrainingSplit(
-            features: .dense(validation.features), teacherProbabilities: validation.probabilities, hardLabels: validation.labels)
-        let architecture = Architecture(family: .mlp, hidden: [16], inputDimension: 5, outputDimension: 3, sparseInput: false)
+            features: .dense(validation.features), teacherProbabilities: validation.probabilities,
+            hardLabels: validation.labels)
+        let architecture = Architecture(
+            family: .mlp, hidden: [16], inputDimension: 5, outputDimension: 3, sparseInput: false)
         var session = TrainingSession(
-            architecture: architecture, train: trainSplit, options: TrainingOptions(epochs: 40, batchSize: 32, learningRate: 0.01, patience: 3),
+            architecture: architecture, train: trainSplit,
+            options: TrainingOptions(epochs: 40, batchSize: 32, learningRate: 0.01, patience: 3),
             seed: 3)
         let before = try TrainingSession.crossEntropy(session.network, on: validationSplit)
         try session.runEpochs(40, train: trainSplit, validation: validationSplit)
@@ -40,17 +44,21 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
         #expect(after < before * 0.7)
         #expect(session.validationLosses.min() == session.validationLosses[session.bestEpoch - 1])
         let predictions = try session.best.probabilities(.dense(validation.features)).argmaxPerRow()
-        let accuracy = Double(zip(predictions, validation.labels).filter { $0 == $1 }.count) / Double(validation.labels.count)
+        let accuracy =
+            Double(zip(predictions, validation.labels).filter { $0 == $1 }.count) / Double(validation.labels.count)
         #expect(accuracy > 0.9)
     }
 
     @Test("the same seed trains the same network")
     func deterministicTraining() throws {
         let train = blobs(count: 120, seed: 4)
-        let split = TrainingSplit(features: .dense(train.features), teacherProbabilities: train.probabilities, hardLabels: train.labels)
-        let architecture = Architecture(family: .mlp, hidden: [8], inputDimension: 5, outputDimension: 3, sparseInput: false)
+        let split = TrainingSplit(
+            features: .dense(train.features), teacherProbabilities: train.probabilities, hardLabels: train.labels)
+        let architecture = Architecture(
+            family: .mlp, hidden: [8], inputDimension: 5, outputDimension: 3, sparseInput: false)
         func run() throws -> DenseNetwork {
-            var session = TrainingSession(architecture: architecture, train: split, options: TrainingOptions(epochs: 3), seed: 9)
+            var session = TrainingSession(
+                architecture: architecture, train: split, options: TrainingOptions(epochs: 3), seed: 9)
             try session.runEpochs(3, train: split, validation: split)
             return session.network
         }
@@ -79,21 +87,26 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
     @Test("size_bytes is exactly the exported tensor bytes, per precision", arguments: Precision.allCases)
     func sizeMatchesExport(precision: Precision) throws {
         var generator = SeededGenerator(seed: 6)
-        let architecture = Architecture(family: .mlp, hidden: [7, 3], inputDimension: 5, outputDimension: 4, sparseInput: false)
+        let architecture = Architecture(
+            family: .mlp, hidden: [7, 3], inputDimension: 5, outputDimension: 4, sparseInput: false)
         let network = DenseNetwork(architecture: architecture, generator: &generator).quantized(to: precision)
-        let featurizer = Featurizer.numeric(NumericStandardizer(mean: [0, 0, 0, 0, 0], standardDeviation: [1, 1, 1, 1, 1]))
-        let bundle = ModelBundle(candidate: "x", network: network, featurizer: featurizer, labels: ["a", "b", "c", "d"])
+        let featurizer = Featurizer.numeric(
+            NumericStandardizer(mean: [0, 0, 0, 0, 0], standardDeviation: [1, 1, 1, 1, 1]))
+        let bundle = ModelBundle(
+            candidate: "x", network: network, featurizer: featurizer, labels: ["a", "b", "c", "d"])
         #expect(bundle.sizeBytes == architecture.weightBytes(at: precision) + featurizer.stateBytes)
         #expect(architecture.parameterCount == 5 * 7 + 7 + 7 * 3 + 3 + 3 * 4 + 4)
         #expect(architecture.flopsPerExample(meanNonzeros: 0) == 2 * (5 * 7 + 7 * 3 + 3 * 4))
-        let sparse = Architecture(family: .linear, hidden: [], inputDimension: 1024, outputDimension: 4, sparseInput: true)
+        let sparse = Architecture(
+            family: .linear, hidden: [], inputDimension: 1024, outputDimension: 4, sparseInput: true)
         #expect(sparse.flopsPerExample(meanNonzeros: 10) == 2 * 10 * 4)
     }
 
     @Test("an exported bundle loads back and predicts identically", arguments: Precision.allCases)
     func exportRoundTrip(precision: Precision) throws {
         var generator = SeededGenerator(seed: 7)
-        let architecture = Architecture(family: .mlp, hidden: [6], inputDimension: 1 << 10, outputDimension: 3, sparseInput: true)
+        let architecture = Architecture(
+            family: .mlp, hidden: [6], inputDimension: 1 << 10, outputDimension: 3, sparseInput: true)
         let network = DenseNetwork(architecture: architecture, generator: &generator).quantized(to: precision)
         let bundle = ModelBundle(
             candidate: "mlp-6x1-b10-\(precision.rawValue)", network: network,
@@ -113,7 +126,9 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
     @Test("a truncated safetensors file is an error, not a crash")
     func truncatedSafetensors() throws {
         let data = try Safetensors.encode(["w": Tensor([Float](arrayLiteral: 1, 2, 3, 4), shape: [2, 2])])
-        #expect(throws: StudentError.self) { try Safetensors.decode(data.prefix(data.count - 3), file: "m.safetensors") }
+        #expect(throws: StudentError.self) {
+            try Safetensors.decode(data.prefix(data.count - 3), file: "m.safetensors")
+        }
         #expect(throws: StudentError.self) { try Safetensors.decode(Data([1, 2, 3]), file: "m.safetensors") }
         let decoded = try Safetensors.decode(data, file: "m.safetensors")
         #expect(decoded.tensors["w"]?.floats() == [1, 2, 3, 4])

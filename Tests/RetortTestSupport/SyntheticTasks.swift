@@ -23,8 +23,11 @@ public enum SyntheticTasks {
             let label = Int(generator.next() % UInt64(classes))
             let input: [Float] =
                 learnable
-                ? means[label].map { $0 + generator.nextGaussian() } : (0..<dimension).map { _ in generator.nextGaussian() }
-            var logits = means.map { mean in -zip(mean, input).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / 2 }
+                ? means[label].map { $0 + generator.nextGaussian() }
+                : (0..<dimension).map { _ in generator.nextGaussian() }
+            var logits = means.map { mean in
+                -zip(mean, input).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / 2
+            }
             if !learnable { logits = (0..<classes).map { $0 == label ? 10 : 0 } }
             let maximum = logits.max() ?? 0
             let exps = logits.map { Float.exp($0 - maximum) }
@@ -82,7 +85,9 @@ public enum SyntheticTasks {
         try writeJSONL(test, to: folder.appendingPathComponent("test.jsonl"))
         let task: [String: Any] = [
             "name": name, "kind": kind.rawValue,
-            "teacher": ["name": "synthetic teacher", "latency_ms_p50": teacherLatencyMs, "cost_per_1k_requests_usd": costPer1k],
+            "teacher": [
+                "name": "synthetic teacher", "latency_ms_p50": teacherLatencyMs, "cost_per_1k_requests_usd": costPer1k,
+            ],
         ]
         try JSONSerialization.data(withJSONObject: task).write(to: folder.appendingPathComponent("task.json"))
         return folder
