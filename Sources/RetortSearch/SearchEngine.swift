@@ -223,6 +223,24 @@ public enum SearchEngine {
                 }
             }
             guard !pending.isEmpty else { continue }
+            // Training holds the weights four times (weights, Adam's two moments, the best copy); refuse what cannot
+            // fit in half the machine's memory instead of letting the allocation kill the process.
+            let trainingBytes = Double(architecture.parameterCount) * 4 * 4
+            let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
+            if trainingBytes > memoryBytes / 2 {
+                for candidate in pending {
+                    let trial = record(
+                        candidate, status: .failed, fidelity: 0,
+                        reason: String(
+                            format:
+                                "needs about %.1f GB to train; this machine has %.1f GB: use fewer buckets or narrower layers",
+                            trainingBytes / 1e9, memoryBytes / 1e9))
+                    trials.append(trial)
+                    try journal?.append(trial)
+                    events(.trial(trial, index: trials.count, total: total))
+                }
+                continue
+            }
             if budgetHit || elapsed() >= settings.budgetSeconds {
                 budgetHit = true
                 for candidate in pending {

@@ -147,7 +147,7 @@ func runEngine(task: TaskData, settings: SearchSettings, metric: String, journal
             let value = trial.metrics[metric].map { String(format: "%@ %.4f", metric, $0.value) } ?? ""
             let latency = trial.latencyMsP50.map { String(format: "p50 %.4f ms", $0) } ?? ""
             let details = [
-                trial.status.rawValue, value, latency, ByteSize.format(trial.sizeBytes),
+                trial.status.rawValue, value, latency, trial.status == .skipped ? "" : ByteSize.format(trial.sizeBytes),
                 trial.trainSeconds.map { String(format: "trained %.1f s (%d epochs)", $0, trial.epochsRun ?? 0) } ?? "",
                 trial.reason ?? "",
             ].filter { !$0.isEmpty }.joined(separator: ", ")

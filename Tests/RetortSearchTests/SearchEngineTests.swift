@@ -87,3 +87,28 @@ let tinyCatalog = """
         #expect(outcome.summary.stoppedBecause.contains("budget"))
     }
 }
+
+@Suite struct SearchLimitsTests {
+    @Test("a candidate too large to train in this machine's memory fails with the reason instead of crashing")
+    func tooLargeToTrain() throws {
+        let folder = try SyntheticTasks.writeTask(
+            name: "words", kind: .text, train: SyntheticTasks.textRows(count: 80, seed: 1, idPrefix: "tr"),
+            validation: SyntheticTasks.textRows(count: 40, seed: 2, idPrefix: "va"),
+            test: SyntheticTasks.textRows(count: 40, seed: 3, idPrefix: "te"))
+        let task = try TaskData.load(Job(task: folder))
+        let yaml = """
+            text:
+              - family: mlp
+                hidden: [[16384, 16384]]
+                buckets_log2: [22]
+              - family: linear
+                buckets_log2: [10]
+            """
+        let catalog = try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))
+        let outcome = try SearchEngine.run(task: task, settings: SearchSettings(catalog: catalog, seed: 1), journal: nil)
+        let huge = try #require(outcome.trials.first { $0.family == .mlp })
+        #expect(huge.status == .failed)
+        #expect(huge.reason?.contains("GB") == true)
+        #expect(outcome.trials.contains { $0.family == .linear && $0.status == .complete })
+    }
+}
