@@ -36,6 +36,10 @@ public struct Job {
     public var seed: UInt64
     /// Search strategy name.
     public var strategy: String
+    /// Halving's reduction factor η.
+    public var eta: Int
+    /// Largest FLOPs per example.
+    public var maxFlops: Int?
     /// Price of a vCPU-hour for serving cost.
     public var usdPerVCPUHour: Double
     /// Results folder for this job (runs land in `out/RUN-ID/`).
@@ -79,6 +83,7 @@ public struct Job {
         self.budgetSeconds = 600
         self.seed = 7
         self.strategy = "exhaustive"
+        self.eta = 3
         self.usdPerVCPUHour = 0.05
     }
 
@@ -150,7 +155,13 @@ public struct Job {
         }
         if let constraints = top["constraints"] {
             collect { () throws(DataError) in
-                let section = try constraints.mapping(allowed: ["max_model_bytes", "max_latency_ms"])
+                let section = try constraints.mapping(allowed: ["max_model_bytes", "max_latency_ms", "max_flops"])
+                if let flops = section["max_flops"] {
+                    job.maxFlops = try flops.int()
+                    guard (job.maxFlops ?? 0) > 0 else {
+                        throw flops.error("max_flops must be a positive whole number")
+                    }
+                }
                 job.maxModelBytes = try section["max_model_bytes"]?.byteSize()
                 job.maxLatencyMs = try section["max_latency_ms"]?.double()
             }
@@ -167,7 +178,11 @@ public struct Job {
         }
         if let search = top["search"] {
             collect { () throws(DataError) in
-                let section = try search.mapping(allowed: ["budget_seconds", "seed", "strategy"])
+                let section = try search.mapping(allowed: ["budget_seconds", "seed", "strategy", "eta"])
+                if let eta = section["eta"] {
+                    job.eta = try eta.int()
+                    guard job.eta >= 2 else { throw eta.error("eta must be a whole number ≥ 2") }
+                }
                 if let budget = section["budget_seconds"] {
                     job.budgetSeconds = try budget.seconds()
                     guard job.budgetSeconds > 0 else { throw budget.error("budget_seconds must be positive") }

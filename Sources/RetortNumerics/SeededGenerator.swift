@@ -17,6 +17,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         state = (next(), next(), next(), next())
     }
 
+    /// The generator's whole state as four words (for checkpoints).
+    public var stateWords: [UInt64] { [state.0, state.1, state.2, state.3] }
+
+    /// A generator restored from ``stateWords``; nil unless there are exactly four words, not all zero.
+    public init?(stateWords words: [UInt64]) {
+        guard words.count == 4, words.contains(where: { $0 != 0 }) else { return nil }
+        state = (words[0], words[1], words[2], words[3])
+    }
+
     /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         let result = rotate(state.1 &* 5, 7) &* 9

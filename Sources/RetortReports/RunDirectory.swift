@@ -49,6 +49,30 @@ public struct RunDirectory: Sendable {
         return RunDirectory(root: root, runId: runId, partial: partial, final: root.appendingPathComponent(runId))
     }
 
+    /// Reopens the folder of an interrupted run (`RUN-ID.partial`) to continue it.
+    public static func resuming(_ folder: URL) throws(DataError) -> RunDirectory {
+        let path = folder.relativePath
+        let name = folder.standardizedFileURL.lastPathComponent
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue
+        else {
+            throw DataError(
+                .missingInput, "no such run folder; give the RUN-ID.partial folder of an interrupted run", file: path)
+        }
+        guard name.hasSuffix(".partial") else {
+            throw DataError(
+                .usage, "this run finished already (its folder has no .partial suffix); start a new search instead",
+                file: path)
+        }
+        let root = folder.standardizedFileURL.deletingLastPathComponent()
+        let runId = String(name.dropLast(".partial".count))
+        return RunDirectory(
+            root: root, runId: runId, partial: folder.standardizedFileURL, final: root.appendingPathComponent(runId))
+    }
+
+    /// The checkpoint folder inside the run (deleted when the run finishes).
+    public var checkpoints: URL { partial.appendingPathComponent("checkpoints") }
+
     /// Writes report.json, frontier.md, candidates.csv and the recommended model, then renames the folder into place
     /// and points `latest` at it.
     public func finish(report: RunReport, outcome: SearchOutcome) throws(DataError) -> URL {
@@ -60,6 +84,9 @@ public struct RunDirectory: Sendable {
                 to: partial.appendingPathComponent("candidates.csv"), options: .atomic)
             if let bundle = outcome.recommendedBundle {
                 try bundle.write(to: partial.appendingPathComponent("model"))
+            }
+            if FileManager.default.fileExists(atPath: checkpoints.path) {
+                try FileManager.default.removeItem(at: checkpoints)
             }
             try FileManager.default.moveItem(at: partial, to: final)
         } catch {

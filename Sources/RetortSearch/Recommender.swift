@@ -7,12 +7,15 @@ public struct Constraints: Sendable, Equatable, Codable {
     public var maxModelBytes: Int?
     /// Largest p50 latency, ms.
     public var maxLatencyMs: Double?
+    /// Largest FLOPs per example (known before training, like size).
+    public var maxFlops: Int?
     /// Allowed drop against the teacher on the primary metric.
     public var maxDrop: Double
 
     /// Constraints with the given limits.
-    public init(maxModelBytes: Int? = nil, maxLatencyMs: Double? = nil, maxDrop: Double = 0.01) {
+    public init(maxModelBytes: Int? = nil, maxLatencyMs: Double? = nil, maxDrop: Double = 0.01, maxFlops: Int? = nil) {
         self.maxModelBytes = maxModelBytes
+        self.maxFlops = maxFlops
         self.maxLatencyMs = maxLatencyMs
         self.maxDrop = maxDrop
     }
@@ -20,6 +23,7 @@ public struct Constraints: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case maxModelBytes = "max_model_bytes"
         case maxLatencyMs = "max_latency_ms"
+        case maxFlops = "max_flops"
         case maxDrop = "max_drop"
     }
 }

@@ -4,145 +4,99 @@ import RetortEvals
 import RetortNumerics
 import RetortStudents
 
-/// Everything a search needs besides the data.
-public struct SearchSettings: Sendable {
-    /// Candidate catalog.
-    public var catalog: CandidateCatalog
-    /// Eval suite.
-    public var suite: EvalSuite
-    /// Primary metric requested by the job or flag (overrides the suite).
-    public var metric: String?
-    /// Constraints and quality bar.
-    public var constraints: Constraints
-    /// Wall-clock budget in seconds: nothing starts after it; training stops at the next epoch boundary.
-    public var budgetSeconds: Double
-    /// Seed.
-    public var seed: UInt64
-    /// vCPU price for serving cost.
-    public var usdPerVCPUHour: Double
+/// Where a search keeps its journal and checkpoints, and what it resumes from.
+public struct RunStorage: Sendable {
+    /// The journal (header, a record per candidate per finished rung, latency records).
+    public var journal: Journal
+    /// Folder for training checkpoints (one file per training group, rewritten after every rung).
+    public var checkpoints: URL
+    /// Records of an interrupted run to continue from (nil for a new run).
+    public var resume: [JournalRecord]?
+    /// Job name for the journal header.
+    public var jobName: String
+    /// Job file or task folder, for `--resume` without a job.
+    public var source: String
 
-    /// Settings with the given values.
-    public init(
-        catalog: CandidateCatalog, suite: EvalSuite = .standard, metric: String? = nil,
-        constraints: Constraints = Constraints(), budgetSeconds: Double = 600, seed: UInt64 = 7,
-        usdPerVCPUHour: Double = 0.05
-    ) {
-        self.catalog = catalog
-        self.suite = suite
-        self.metric = metric
-        self.constraints = constraints
-        self.budgetSeconds = budgetSeconds
-        self.seed = seed
-        self.usdPerVCPUHour = usdPerVCPUHour
+    /// Storage for a run.
+    public init(journal: Journal, checkpoints: URL, resume: [JournalRecord]?, jobName: String, source: String) {
+        self.journal = journal
+        self.checkpoints = checkpoints
+        self.resume = resume
+        self.jobName = jobName
+        self.source = source
     }
 }
 
-/// Progress of a running search.
-public enum SearchEvent: Sendable {
-    /// A pipeline phase started.
-    case phase(String)
-    /// A candidate finished (trained and evaluated, skipped, pruned or failed); `index` of `total`.
-    case trial(TrialResult, index: Int, total: Int)
-}
+/// A training group: the candidates that share one training run (they differ only in precision).
+struct TrainingGroup: Sendable {
+    let key: String
+    var members: [Candidate]
+    let architecture: Architecture
+    let bucketsLog2: Int?
+    let flops: Int
+    let options: TrainingOptions
+    let seed: UInt64
 
-/// How the search spent its budget (report.json `search`).
-public struct SearchSummary: Sendable, Codable, Equatable {
-    /// Strategy name.
-    public var strategy: String
-    /// Epochs trained, summed over training runs.
-    public var candidateEpochs: Double
-    /// Wall seconds from start to recommendation.
-    public var wallSeconds: Double
-    /// Training runs started.
-    public var trials: Int
-    /// Why the search stopped.
-    public var stoppedBecause: String
-
-    enum CodingKeys: String, CodingKey {
-        case strategy, trials
-        case candidateEpochs = "candidate_epochs"
-        case wallSeconds = "wall_seconds"
-        case stoppedBecause = "stopped_because"
+    func size(of candidate: Candidate, stateBytes: Int) -> Int {
+        architecture.weightBytes(at: candidate.precision) + stateBytes
     }
 }
 
-/// The result of a search: every trial, the frontier, the recommendation and the exported model.
-public struct SearchOutcome: Sendable {
-    /// Task name.
-    public var taskName: String
-    /// Task kind.
-    public var kind: TaskKind
-    /// Labels.
-    public var labels: [String]
-    /// Primary metric name.
-    public var primaryMetric: String
-    /// The teacher.
-    public var teacher: TeacherSummary
-    /// Every candidate.
-    public var trials: [TrialResult]
-    /// Frontier ids, best quality first (the teacher is `"teacher"`).
-    public var frontier: [String]
-    /// The recommendation.
-    public var recommendation: Recommendation
-    /// Test metrics of the recommended student.
-    public var recommendationTestMetrics: [String: MetricEstimate]?
-    /// Test `student − teacher` on the primary metric for the recommendation.
-    public var recommendationTestDifference: MetricEstimate?
-    /// The recommended student, ready to export.
-    public var recommendedBundle: ModelBundle?
-    /// Constraints used.
-    public var constraints: Constraints
-    /// Budget use.
-    public var summary: SearchSummary
-    /// Seed.
-    public var seed: UInt64
-    /// Rows per split.
-    public var splitSizes: [String: Int]
+/// What one worker does for one group in one rung.
+struct RungWork: Sendable {
+    let group: TrainingGroup
+    let features: FeatureSet
+    let alive: [Candidate]
+    let targetEpochs: Int
+    let rung: Int
+    let session: TrainingSession?
+    let checkpoint: URL?
+    let deadline: UInt64
+    let evaluator: Evaluator
+    let teacherValidation: Evaluation
+    let metric: Metric
+    let reported: [Metric]
 }
 
-/// Errors of the search itself (as opposed to bad data).
-public struct SearchError: Error, Sendable, CustomStringConvertible {
-    /// What went wrong and what to do.
-    public let message: String
-    /// An error with `message`.
-    public init(_ message: String) { self.message = message }
-    /// The message.
-    public var description: String { message }
+/// What a worker returns.
+struct RungOutput: Sendable {
+    let groupKey: String
+    let session: TrainingSession
+    let records: [JournalRecord]
+    let cutByBudget: Bool
+    let epochsTrained: Int
 }
 
-/// A featurizer fitted on the train rows and the features of every split.
-struct FeatureSet {
-    let featurizer: Featurizer
-    let train: FeatureMatrix
-    let validation: FeatureMatrix
-    let test: FeatureMatrix
-
-    init(task: TaskData, bucketsLog2: Int?) {
-        featurizer =
-            task.kind == .text
-            ? .text(HashedTextFeaturizer(bucketsLog2: bucketsLog2 ?? 16))
-            : .numeric(NumericStandardizer(fitting: task.train.inputs))
-        train = featurizer.features(for: task.train.inputs)
-        validation = featurizer.features(for: task.validation.inputs)
-        test = featurizer.features(for: task.test.inputs)
-    }
-}
-
-/// The exhaustive search (v0): every feasible candidate at full fidelity, smallest first, within the budget.
+/// The search: candidate space, scheduler (exhaustive or Pareto-aware successive halving, parallel workers, hard
+/// budget, journal and resume), frontier, recommendation and test-set evaluation.
 public enum SearchEngine {
-    /// Runs the search on `task`, journaling each finished trial, reporting progress through `events`.
+    /// Runs the search on `task`. With `storage`, every finished rung is journaled and checkpointed, and
+    /// `storage.resume` continues an interrupted run.
     public static func run(
-        task: TaskData, settings: SearchSettings, journal: Journal?, events: (SearchEvent) -> Void = { _ in }
-    ) throws -> SearchOutcome {
+        task: TaskData, settings: SearchSettings, storage: RunStorage?,
+        events: @escaping @Sendable (SearchEvent) -> Void = { _ in }
+    ) async throws -> SearchOutcome {
         let start = DispatchTime.now().uptimeNanoseconds
+        let deadline = start &+ UInt64(max(0, min(settings.budgetSeconds, 1e9)) * 1e9)
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let classes = task.vocabulary.count
         let metric = try primaryMetric(task: task, settings: settings)
+        let reported =
+            settings.suite.metrics.contains(metric) ? settings.suite.metrics : settings.suite.metrics + [metric]
+
+        let candidates = settings.catalog.candidates(for: task.kind)
+        guard !candidates.isEmpty else {
+            throw SearchError(
+                "the candidate catalog lists no \(task.kind.rawValue) candidates; add a \"\(task.kind.rawValue):\" section"
+            )
+        }
+        if let storage {
+            try writeOrCheckHeader(storage: storage, task: task, settings: settings, candidates: candidates)
+        }
 
         events(.phase("evaluate the teacher"))
         let validationEvaluator = Evaluator(
-            split: task.validation, classes: classes, resamples: settings.suite.resamples,
-            seed: settings.seed &+ 1)
+            split: task.validation, classes: classes, resamples: settings.suite.resamples, seed: settings.seed &+ 1)
         let testEvaluator = Evaluator(
             split: task.test, classes: classes, resamples: settings.suite.resamples, seed: settings.seed &+ 2)
         let teacherValidation = try validationEvaluator.evaluate(task.validation.teacherLabels)
@@ -151,213 +105,332 @@ public enum SearchEngine {
             throw SearchError("the teacher has no \(metric.rawValue) on validation")
         }
 
-        let candidates = settings.catalog.candidates(for: task.kind)
-        guard !candidates.isEmpty else {
-            throw SearchError(
-                "the candidate catalog lists no \(task.kind.rawValue) candidates; add a \"\(task.kind.rawValue):\" section"
-            )
-        }
         events(.phase("featurize \(task.train.count)/\(task.validation.count)/\(task.test.count) rows"))
         var featureSets: [Int?: FeatureSet] = [:]
         for buckets in Set(candidates.map(\.bucketsLog2)) {
             featureSets[buckets] = FeatureSet(task: task, bucketsLog2: buckets)
         }
-        func featureSet(for buckets: Int?) -> FeatureSet {
-            if let cached = featureSets[buckets] { return cached }
-            let computed = FeatureSet(task: task, bucketsLog2: buckets)
-            featureSets[buckets] = computed
-            return computed
+        func features(_ buckets: Int?) -> FeatureSet {
+            featureSets[buckets] ?? FeatureSet(task: task, bucketsLog2: buckets)
         }
 
-        var trials: [TrialResult] = []
-        var bundles: [String: ModelBundle] = [:]
-        var order: [(key: String, members: [Candidate], size: Int)] = []
+        // Candidate space: groups sharing a training run; infeasible candidates are decided before training.
+        var trials: [String: TrialResult] = [:]
+        var groups: [TrainingGroup] = []
+        let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
         for candidate in candidates {
             let architecture = candidate.architecture(
                 kind: task.kind, inputDimension: task.inputDimension, classes: classes)
-            let size =
-                architecture.weightBytes(at: candidate.precision)
-                + featureSet(for: candidate.bucketsLog2).featurizer.stateBytes
-            if let index = order.firstIndex(where: { $0.key == candidate.trainingKey }) {
-                order[index].members.append(candidate)
-                order[index].size = min(order[index].size, size)
-            } else {
-                order.append((candidate.trainingKey, [candidate], size))
+            let featureSet = features(candidate.bucketsLog2)
+            let flops = architecture.flopsPerExample(meanNonzeros: featureSet.train.meanNonzerosPerRow)
+            let size = architecture.weightBytes(at: candidate.precision) + featureSet.featurizer.stateBytes
+            var blocked: (TrialStatus, String)?
+            if let limit = settings.constraints.maxModelBytes, size > limit {
+                blocked = (.skipped, "size \(ByteSize.format(size)) > limit \(ByteSize.format(limit)); not trained")
+            } else if let limit = settings.constraints.maxFlops, flops > limit {
+                blocked = (.skipped, "\(flops) FLOPs per example > limit \(limit); not trained")
+            } else if Double(architecture.parameterCount) * 16 > memoryBytes / 2 {
+                // Training holds the weights four times (weights, two Adam moments, the best copy).
+                blocked = (
+                    .failed,
+                    String(
+                        format:
+                            "needs about %.1f GB to train; this machine has %.1f GB: use fewer buckets or narrower layers",
+                        Double(architecture.parameterCount) * 16 / 1e9, memoryBytes / 1e9)
+                )
             }
-        }
-        order.sort { $0.size < $1.size || ($0.size == $1.size && $0.key < $1.key) }
-        let total = candidates.count
-        var candidateEpochs = 0.0
-        var trainingRuns = 0
-        var budgetHit = false
-        events(
-            .phase("train \(total) candidates (\(order.count) training runs), budget \(Int(settings.budgetSeconds)) s"))
-        for (groupIndex, group) in order.enumerated() {
-            let first = group.members[0]
-            let features = featureSet(for: first.bucketsLog2)
-            let featurizer = features.featurizer
-            let architecture = first.architecture(
-                kind: task.kind, inputDimension: task.inputDimension, classes: classes)
-            let flops = architecture.flopsPerExample(meanNonzeros: features.train.meanNonzerosPerRow)
-            func record(_ candidate: Candidate, status: TrialStatus, fidelity: Double, reason: String?) -> TrialResult {
-                TrialResult(
+            if let (status, reason) = blocked {
+                trials[candidate.id] = TrialResult(
                     id: candidate.id, family: candidate.family, config: candidate.config,
                     precision: candidate.precision,
-                    params: architecture.parameterCount,
-                    sizeBytes: architecture.weightBytes(at: candidate.precision) + featurizer.stateBytes,
-                    flopsPerExample: flops, metrics: [:], fidelity: fidelity, status: status, onFrontier: false,
-                    reason: reason)
-            }
-            var pending: [Candidate] = []
-            for candidate in group.members {
-                let size = architecture.weightBytes(at: candidate.precision) + featurizer.stateBytes
-                if let limit = settings.constraints.maxModelBytes, size > limit {
-                    let trial = record(
-                        candidate, status: .skipped, fidelity: 0,
-                        reason: "size \(ByteSize.format(size)) > limit \(ByteSize.format(limit)); not trained")
-                    trials.append(trial)
-                    try journal?.append(trial)
-                    events(.trial(trial, index: trials.count, total: total))
-                } else {
-                    pending.append(candidate)
-                }
-            }
-            guard !pending.isEmpty else { continue }
-            // Training holds the weights four times (weights, Adam's two moments, the best copy); refuse what cannot
-            // fit in half the machine's memory instead of letting the allocation kill the process.
-            let trainingBytes = Double(architecture.parameterCount) * 4 * 4
-            let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
-            if trainingBytes > memoryBytes / 2 {
-                for candidate in pending {
-                    let trial = record(
-                        candidate, status: .failed, fidelity: 0,
-                        reason: String(
-                            format:
-                                "needs about %.1f GB to train; this machine has %.1f GB: use fewer buckets or narrower layers",
-                            trainingBytes / 1e9, memoryBytes / 1e9))
-                    trials.append(trial)
-                    try journal?.append(trial)
-                    events(.trial(trial, index: trials.count, total: total))
-                }
+                    params: architecture.parameterCount, sizeBytes: size, flopsPerExample: flops, metrics: [:],
+                    fidelity: 0, status: status, onFrontier: false, reason: reason)
                 continue
             }
-            if budgetHit || elapsed() >= settings.budgetSeconds {
-                budgetHit = true
-                for candidate in pending {
-                    let trial = record(
-                        candidate, status: .pruned, fidelity: 0,
-                        reason: String(format: "budget of %.0f s used before it started", settings.budgetSeconds))
-                    trials.append(trial)
-                    try journal?.append(trial)
-                    events(.trial(trial, index: trials.count, total: total))
-                }
-                continue
+            if let index = groups.firstIndex(where: { $0.key == candidate.trainingKey }) {
+                groups[index].members.append(candidate)
+            } else {
+                groups.append(
+                    TrainingGroup(
+                        key: candidate.trainingKey, members: [candidate], architecture: architecture,
+                        bucketsLog2: candidate.bucketsLog2, flops: flops, options: candidate.training,
+                        seed: settings.seed ^ (UInt64(SearchFingerprint.hash(candidate.trainingKey), radix: 16) ?? 0)))
             }
-            let trainSplit = TrainingSplit(
-                features: features.train, teacherProbabilities: task.train.teacherProbabilities,
-                hardLabels: task.train.teacherLabels)
-            let validationSplit = TrainingSplit(
-                features: features.validation, teacherProbabilities: task.validation.teacherProbabilities,
-                hardLabels: task.validation.teacherLabels)
-            let trainStart = elapsed()
-            trainingRuns += 1
-            var session = TrainingSession(
-                architecture: architecture, train: trainSplit, options: first.training,
-                seed: settings.seed &+ UInt64(groupIndex) &* 7919)
-            do {
-                while !session.isFinished && elapsed() < settings.budgetSeconds {
-                    try session.runEpochs(1, train: trainSplit, validation: validationSplit)
-                }
-            } catch {
-                for candidate in pending {
-                    let trial = record(candidate, status: .failed, fidelity: 0, reason: "training failed: \(error)")
-                    trials.append(trial)
-                    try journal?.append(trial)
-                    events(.trial(trial, index: trials.count, total: total))
-                }
-                continue
+        }
+        for trial in trials.values.sorted(by: { $0.id < $1.id }) {
+            events(.trial(trial, index: 0, total: candidates.count))
+        }
+
+        let feasible = groups.reduce(0) { $0 + $1.members.count }
+        let minimumEpochs = groups.map(\.options.epochs).min() ?? 1
+        let rungCount: Int
+        switch settings.strategy {
+        case .exhaustive: rungCount = 1
+        case .halving:
+            var r = 0
+            while pow(Double(settings.eta), Double(r + 1)) <= Double(feasible)
+                && pow(Double(settings.eta), Double(r + 1)) <= Double(minimumEpochs)
+            {
+                r += 1
             }
-            candidateEpochs += Double(session.epochsRun)
-            let trainSeconds = elapsed() - trainStart
-            let finished = session.isFinished
-            if !finished { budgetHit = true }
-            for candidate in pending {
-                let network = session.best.quantized(to: candidate.precision)
-                let bundle = ModelBundle(
-                    candidate: candidate.id, network: network, featurizer: featurizer, labels: task.vocabulary.labels)
-                var trial = record(
-                    candidate, status: finished ? .complete : .pruned,
-                    fidelity: finished ? 1 : Double(session.epochsRun) / Double(first.training.epochs),
-                    reason: finished
-                        ? nil
-                        : String(
-                            format: "budget of %.0f s reached after %d of %d epochs", settings.budgetSeconds,
-                            session.epochsRun, first.training.epochs))
-                trial.epochsRun = session.epochsRun
-                trial.bestEpoch = session.bestEpoch
-                trial.trainSeconds = trainSeconds
-                precondition(bundle.sizeBytes == trial.sizeBytes, "size_bytes must equal the exported tensor bytes")
-                let predictions = try network.probabilities(features.validation).argmaxPerRow()
-                let evaluation = try validationEvaluator.evaluate(predictions)
-                trial.metrics = Dictionary(
-                    uniqueKeysWithValues: evaluation.estimates.filter {
-                        settings.suite.metrics.contains($0.key) || $0.key == metric
+            rungCount = r + 1
+        }
+        let resumeRecords = Dictionary(
+            grouping: (storage?.resume ?? []).filter { $0.type == "rung" },
+            by: { "\($0.candidate ?? "")#\($0.rung ?? -1)" })
+        var latencyRecords: [String: JournalRecord] = [:]
+        for record in storage?.resume ?? [] where record.type == "latency" {
+            if let candidate = record.candidate { latencyRecords[candidate] = record }
+        }
+
+        var alive = Set(groups.flatMap { $0.members.map(\.id) })
+        var sessions: [String: TrainingSession] = [:]
+        var latest: [String: JournalRecord] = [:]
+        var candidateEpochs = 0.0
+        var trainSeconds: [String: Double] = [:]
+        var trainingRuns = Set<String>()
+        var budgetHit = false
+        var best: (candidate: String, value: Double)?
+        let total = candidates.count
+        events(
+            .phase(
+                "\(settings.strategy.rawValue): \(feasible) feasible candidates in \(groups.count) training runs, "
+                    + "\(rungCount) rung(s), \(settings.workers) worker(s), budget \(Int(settings.budgetSeconds)) s"))
+
+        for rung in 0..<rungCount {
+            let fidelity = pow(Double(settings.eta), Double(rung - (rungCount - 1)))
+            let active = groups.filter { group in group.members.contains { alive.contains($0.id) } }
+            guard !active.isEmpty else { break }
+            if rungCount > 1 {
+                events(
+                    .phase(
+                        String(
+                            format: "rung %d/%d at fidelity %.3f: %d candidates", rung + 1, rungCount, fidelity,
+                            alive.count)))
+            }
+            // Cancellation (Ctrl-C, or a caller giving up) stops between rungs; the journal lets --resume continue.
+            try Task.checkCancellation()
+            var work: [RungWork] = []
+            var replayed: [RungOutput] = []
+            for group in active {
+                let members = group.members.filter { alive.contains($0.id) }
+                let target = max(1, Int((fidelity * Double(group.options.epochs)).rounded(.up)))
+                let recorded = members.compactMap { resumeRecords["\($0.id)#\(rung)"]?.last }
+                if recorded.count == members.count, let first = recorded.first {
+                    // Journaled before the interruption: replay, train nothing.
+                    let placeholder = TrainingSession(
+                        architecture: group.architecture, train: emptySplit(group), options: group.options, seed: 0)
+                    replayed.append(
+                        RungOutput(
+                            groupKey: group.key, session: placeholder, records: recorded,
+                            cutByBudget: first.cutByBudget ?? false,
+                            epochsTrained: 0))
+                    continue
+                }
+                let checkpoint = storage.map { $0.checkpoints.appendingPathComponent(checkpointName(group.key)) }
+                work.append(
+                    RungWork(
+                        group: group, features: features(group.bucketsLog2), alive: members, targetEpochs: target,
+                        rung: rung, session: sessions[group.key], checkpoint: checkpoint, deadline: deadline,
+                        evaluator: validationEvaluator, teacherValidation: teacherValidation, metric: metric,
+                        reported: reported))
+            }
+            let totalInRung = work.count + replayed.count
+            var finishedInRung = replayed.count
+            var outputs = replayed
+            try await withThrowingTaskGroup(of: RungOutput.self) { taskGroup in
+                var next = 0
+                func submit() {
+                    guard next < work.count else { return }
+                    let item = work[next]
+                    next += 1
+                    taskGroup.addTask { try runRung(item, task: task) }
+                }
+                for _ in 0..<min(settings.workers, work.count) { submit() }
+                while let output = try await taskGroup.next() {
+                    outputs.append(output)
+                    finishedInRung += 1
+                    for record in output.records.sorted(by: { ($0.candidate ?? "") < ($1.candidate ?? "") }) {
+                        try storage?.journal.append(record)
+                        if let value = record.metrics?[metric.rawValue]?.value,
+                            record.finished == true || fidelity >= 1,
+                            best.map({ value > $0.value }) ?? true, let candidate = record.candidate
+                        {
+                            best = (candidate, value)
+                        }
                     }
-                    .map { ($0.key.rawValue, $0.value) })
-                trial.differenceToTeacher = evaluation.difference(
-                    to: teacherValidation, on: metric, resampler: validationEvaluator.resampler)
-                let profile = try LatencyProfiler.profile(bundle, inputs: Array(task.validation.inputs.prefix(512)))
+                    let secondsLeft = max(0, settings.budgetSeconds - elapsed())
+                    events(
+                        .progress(
+                            SearchProgress(
+                                rung: rung, rungs: rungCount, alive: alive.count, best: best, secondsLeft: secondsLeft,
+                                finishedInRung: finishedInRung, totalInRung: totalInRung)))
+                    if DispatchTime.now().uptimeNanoseconds < deadline { submit() }
+                }
+            }
+            let skippedByBudget = work.count - (outputs.count - replayed.count)
+            if skippedByBudget > 0 { budgetHit = true }
+            // Deterministic bookkeeping, whatever order the workers finished in.
+            outputs.sort { $0.groupKey < $1.groupKey }
+            var decidedNow: [String] = []
+            for output in outputs {
+                // With storage, sessions live in their checkpoints between rungs (memory stays flat); without, here.
+                sessions[output.groupKey] = storage == nil ? output.session : nil
+                candidateEpochs += Double(output.epochsTrained)
+                trainingRuns.insert(output.groupKey)
+                trainSeconds[output.groupKey, default: 0] += output.records.first?.trainSeconds ?? 0
+                for record in output.records {
+                    guard let id = record.candidate else { continue }
+                    latest[id] = record
+                    if output.cutByBudget {
+                        budgetHit = true
+                        alive.remove(id)
+                        decidedNow.append(id)
+                    }
+                }
+            }
+            if budgetHit {
+                for id in alive {
+                    if latest[id] != nil { decidedNow.append(id) }
+                }
+                let untouched = alive.filter { latest[$0] == nil }
+                alive.removeAll()
+                for id in untouched.sorted() {
+                    guard let (group, candidate) = find(id, in: groups) else { continue }
+                    let stateBytes = features(group.bucketsLog2).featurizer.stateBytes
+                    trials[id] = TrialResult(
+                        id: id, family: candidate.family, config: candidate.config, precision: candidate.precision,
+                        params: group.architecture.parameterCount,
+                        sizeBytes: group.size(of: candidate, stateBytes: stateBytes),
+                        flopsPerExample: group.flops, metrics: [:], fidelity: 0, status: .pruned, onFrontier: false,
+                        reason: String(format: "the budget of %.0f s ran out before it started", settings.budgetSeconds)
+                    )
+                    if let trial = trials[id] { events(.trial(trial, index: trials.count, total: total)) }
+                }
+            } else if rung < rungCount - 1 {
+                // Finished candidates are complete (no more training would change them); the rest race on.
+                let racing = alive.filter { latest[$0]?.finished != true }.sorted()
+                let keep = Int((Double(racing.count) / Double(settings.eta)).rounded(.up))
+                let points = racing.compactMap { id -> FrontierPoint? in
+                    guard let (group, candidate) = find(id, in: groups) else { return nil }
+                    let stateBytes = features(group.bucketsLog2).featurizer.stateBytes
+                    return FrontierPoint(
+                        id: id, quality: latest[id]?.metrics?[metric.rawValue]?.value ?? -.infinity, latencyTier: 0,
+                        flops: Double(group.flops), size: Double(group.size(of: candidate, stateBytes: stateBytes)))
+                }
+                // Precision variants share their training run, so a surviving run keeps all its alive variants.
+                let survivingGroups = Set(
+                    ParetoRanking.best(keep, of: points).compactMap { find($0.id, in: groups)?.0.key })
+                for id in alive.sorted()
+                where latest[id]?.finished == true || !survivingGroups.contains(latest[id]?.group ?? "") {
+                    alive.remove(id)
+                    decidedNow.append(id)
+                }
+            } else {
+                decidedNow.append(contentsOf: alive)
+                alive.removeAll()
+            }
+            for id in Set(decidedNow).sorted() {
+                guard let (group, candidate) = find(id, in: groups), let record = latest[id] else { continue }
+                let stateBytes = features(group.bucketsLog2).featurizer.stateBytes
+                var trial = TrialResult(
+                    id: id, family: candidate.family, config: candidate.config, precision: candidate.precision,
+                    params: group.architecture.parameterCount,
+                    sizeBytes: group.size(of: candidate, stateBytes: stateBytes),
+                    flopsPerExample: group.flops, metrics: record.metrics ?? [:],
+                    differenceToTeacher: record.differenceToTeacher, fidelity: record.fidelity ?? 0, status: .complete,
+                    onFrontier: false, epochsRun: record.epochs, bestEpoch: record.bestEpoch,
+                    trainSeconds: trainSeconds[group.key])
+                let complete = (record.fidelity ?? 0) >= 1
+                if !complete {
+                    trial.status = .pruned
+                    trial.reason =
+                        record.cutByBudget == true || budgetHit
+                        ? String(
+                            format: "cut by the budget of %.0f s at fidelity %.3f (rung %d of %d)",
+                            settings.budgetSeconds,
+                            record.fidelity ?? 0, rung + 1, rungCount)
+                        : String(
+                            format: "pruned after rung %d of %d at fidelity %.3f (not among the best 1/%d)", rung + 1,
+                            rungCount, record.fidelity ?? 0, settings.eta)
+                }
+                trials[id] = trial
+            }
+            // Latency: measured once per decided candidate, serially, while no worker trains.
+            for id in Set(decidedNow).sorted() {
+                guard var trial = trials[id], trial.epochsRun ?? 0 > 0, let (group, candidate) = find(id, in: groups)
+                else {
+                    continue
+                }
+                let profile: LatencyProfile
+                if let record = latencyRecords[id], let p50 = record.p50, let p95 = record.p95 {
+                    profile = LatencyProfile(p50: p50, p95: p95, throughput: record.throughput ?? 0)
+                } else {
+                    let bundle = try bundleFor(
+                        candidate, group: group, features: features(group.bucketsLog2), sessions: sessions,
+                        storage: storage,
+                        labels: task.vocabulary.labels)
+                    profile = try LatencyProfiler.profile(bundle, inputs: Array(task.validation.inputs.prefix(512)))
+                    var record = JournalRecord(type: "latency")
+                    record.candidate = id
+                    record.p50 = profile.p50
+                    record.p95 = profile.p95
+                    record.throughput = profile.throughput
+                    try storage?.journal.append(record)
+                }
                 trial.latencyMsP50 = profile.p50
                 trial.latencyMsP95 = profile.p95
                 trial.throughputPerSecond = profile.throughput
                 trial.costPer1MUSD = profile.p50 / 1000 * 1e6 * settings.usdPerVCPUHour / 3600
-                if finished { bundles[candidate.id] = bundle }
-                trials.append(trial)
-                try journal?.append(trial)
+                trials[id] = trial
                 events(.trial(trial, index: trials.count, total: total))
             }
+            if budgetHit { break }
         }
 
         events(.phase("frontier and recommendation"))
+        var ordered = candidates.compactMap { trials[$0.id] }
         let teacherLatency = teacherLatencyMs(task)
-        let complete = trials.filter { $0.status == .complete }
-        var latencies = complete.map { $0.latencyMsP50 ?? .infinity }
-        if let teacherLatency { latencies.append(teacherLatency) }
-        let tierList = LatencyTiers.assign(latencies)
-        var tiers: [String: Int] = [:]
-        for (index, trial) in complete.enumerated() { tiers[trial.id] = tierList[index] }
-        let teacherTier = teacherLatency == nil ? Int.max : tierList[tierList.count - 1]
+        let complete = ordered.filter { $0.status == .complete }
         var points = complete.map { trial in
-            FrontierPoint(
+            // Between students, FLOPs stand in for latency (deterministic); a student measured slower than the
+            // teacher is placed behind it.
+            let slowerThanTeacher = teacherLatency.map { (trial.latencyMsP50 ?? 0) > $0 } ?? false
+            return FrontierPoint(
                 id: trial.id, quality: trial.metrics[metric.rawValue]?.value ?? -.infinity,
-                latencyTier: tiers[trial.id] ?? Int.max,
-                flops: Double(trial.flopsPerExample), size: Double(trial.sizeBytes))
+                latencyTier: slowerThanTeacher ? 2 : 0, flops: Double(trial.flopsPerExample),
+                size: Double(trial.sizeBytes))
         }
         points.append(
-            FrontierPoint(
-                id: "teacher", quality: teacherValue, latencyTier: teacherTier, flops: .infinity, size: .infinity))
-        let frontierPoints = paretoFrontier(of: points).sorted {
+            FrontierPoint(id: "teacher", quality: teacherValue, latencyTier: 1, flops: .infinity, size: .infinity))
+        let frontier = paretoFrontier(of: points).sorted {
             $0.quality > $1.quality || ($0.quality == $1.quality && $0.id < $1.id)
-        }
-        let frontier = frontierPoints.map(\.id)
+        }.map(\.id)
         let recommendation = Recommender.recommend(
-            trials: trials, metric: metric.rawValue, teacherValue: teacherValue, constraints: settings.constraints)
+            trials: ordered, metric: metric.rawValue, teacherValue: teacherValue, constraints: settings.constraints)
 
         events(.phase("test-set evaluation of the frontier"))
         var recommendationTest: [String: MetricEstimate]?
         var recommendationDifference: MetricEstimate?
-        for index in trials.indices {
-            let id = trials[index].id
-            trials[index].onFrontier = frontier.contains(id)
-            guard trials[index].onFrontier || id == recommendation.candidate, let bundle = bundles[id] else { continue }
-            let predictions = try bundle.probabilities(for: task.test.inputs).argmaxPerRow()
+        var recommendedBundle: ModelBundle?
+        for index in ordered.indices {
+            let id = ordered[index].id
+            ordered[index].onFrontier = frontier.contains(id)
+            guard ordered[index].status == .complete, ordered[index].onFrontier || id == recommendation.candidate,
+                let (group, candidate) = find(id, in: groups)
+            else { continue }
+            let bundle = try bundleFor(
+                candidate, group: group, features: features(group.bucketsLog2), sessions: sessions, storage: storage,
+                labels: task.vocabulary.labels)
+            let predictions = try bundle.network.probabilities(features(group.bucketsLog2).test).argmaxPerRow()
             let evaluation = try testEvaluator.evaluate(predictions)
             let metrics = Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) })
-            trials[index].testMetrics = metrics
+            ordered[index].testMetrics = metrics
             if id == recommendation.candidate {
                 recommendationTest = metrics
                 recommendationDifference = evaluation.difference(
                     to: teacherTest, on: metric, resampler: testEvaluator.resampler)
+                recommendedBundle = bundle
             }
         }
         let teacher = TeacherSummary(
@@ -367,21 +440,167 @@ public enum SearchEngine {
                 uniqueKeysWithValues: teacherValidation.estimates.map { ($0.key.rawValue, $0.value) }),
             latencyMsP50: teacherLatency, costPer1MUSD: teacherCostPer1M(task), params: task.teacher.params,
             onFrontier: frontier.contains("teacher"))
-        let skippedAll = trials.allSatisfy { $0.status == .skipped }
+        let skippedAll = ordered.allSatisfy { $0.status == .skipped }
         let summary = SearchSummary(
-            strategy: "exhaustive", candidateEpochs: candidateEpochs, wallSeconds: elapsed(), trials: trainingRuns,
+            strategy: settings.strategy.rawValue, candidateEpochs: candidateEpochs, wallSeconds: elapsed(),
+            trials: trainingRuns.count,
             stoppedBecause: budgetHit
                 ? String(format: "the budget of %.0f s ran out", settings.budgetSeconds)
-                : skippedAll ? "every candidate breaks the size limit" : "every feasible candidate was trained")
+                : skippedAll
+                    ? "every candidate breaks a constraint"
+                    : settings.strategy == .exhaustive
+                        ? "every feasible candidate was trained" : "the last rung finished")
         return SearchOutcome(
             taskName: task.name, kind: task.kind, labels: task.vocabulary.labels, primaryMetric: metric.rawValue,
-            teacher: teacher, trials: trials, frontier: frontier, recommendation: recommendation,
+            teacher: teacher, trials: ordered, frontier: frontier, recommendation: recommendation,
             recommendationTestMetrics: recommendationTest, recommendationTestDifference: recommendationDifference,
-            recommendedBundle: recommendation.candidate.flatMap { bundles[$0] }, constraints: settings.constraints,
-            summary: summary, seed: settings.seed,
+            recommendedBundle: recommendedBundle, constraints: settings.constraints, summary: summary,
+            seed: settings.seed,
             splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count])
     }
 
+    /// One group's work in one rung, run by a worker: restore or continue its session, train to the rung's epochs
+    /// (stopping at the budget), checkpoint, and evaluate every alive member on validation.
+    static func runRung(_ work: RungWork, task: TaskData) throws -> RungOutput {
+        let group = work.group
+        let train = TrainingSplit(
+            features: work.features.train, teacherProbabilities: task.train.teacherProbabilities,
+            hardLabels: task.train.teacherLabels)
+        let validation = TrainingSplit(
+            features: work.features.validation, teacherProbabilities: task.validation.teacherProbabilities,
+            hardLabels: task.validation.teacherLabels)
+        var session: TrainingSession
+        if let existing = work.session {
+            session = existing
+        } else if let checkpoint = work.checkpoint, let data = FileManager.default.contents(atPath: checkpoint.path) {
+            session = try TrainingSession(
+                restoring: data, file: checkpoint.lastPathComponent, architecture: group.architecture, train: train,
+                options: group.options)
+        } else {
+            session = TrainingSession(
+                architecture: group.architecture, train: train, options: group.options, seed: group.seed)
+        }
+        let before = session.epochsRun
+        let started = DispatchTime.now().uptimeNanoseconds
+        let deadline = work.deadline
+        try session.train(
+            untilEpoch: work.targetEpochs, train: train, validation: validation,
+            shouldStop: { DispatchTime.now().uptimeNanoseconds >= deadline })
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        let cut = !session.isFinished && session.epochsRun < work.targetEpochs
+        if let checkpoint = work.checkpoint, session.epochsRun > before {
+            try session.checkpointData().write(to: checkpoint, options: .atomic)
+        }
+        var records: [JournalRecord] = []
+        for candidate in work.alive {
+            var record = JournalRecord(type: "rung")
+            record.candidate = candidate.id
+            record.group = group.key
+            record.rung = work.rung
+            record.epochs = session.epochsRun
+            record.fidelity = session.isFinished ? 1 : Double(session.epochsRun) / Double(group.options.epochs)
+            record.bestEpoch = session.bestEpoch
+            record.finished = session.isFinished
+            record.cutByBudget = cut
+            record.trainSeconds = seconds
+            if session.epochsRun > 0 {
+                let network = session.best.quantized(to: candidate.precision)
+                let predictions = try network.probabilities(work.features.validation).argmaxPerRow()
+                let evaluation = try work.evaluator.evaluate(predictions)
+                record.metrics = Dictionary(
+                    uniqueKeysWithValues: evaluation.estimates.filter { work.reported.contains($0.key) }.map {
+                        ($0.key.rawValue, $0.value)
+                    })
+                record.differenceToTeacher = evaluation.difference(
+                    to: work.teacherValidation, on: work.metric, resampler: work.evaluator.resampler)
+            }
+            records.append(record)
+        }
+        return RungOutput(
+            groupKey: group.key, session: session, records: records, cutByBudget: cut,
+            epochsTrained: session.epochsRun - before)
+    }
+
+    /// The exported form of `candidate`: its group's best weights at the candidate's precision.
+    static func bundleFor(
+        _ candidate: Candidate, group: TrainingGroup, features: FeatureSet, sessions: [String: TrainingSession],
+        storage: RunStorage?, labels: [String]
+    ) throws -> ModelBundle {
+        let best: DenseNetwork
+        if let session = sessions[group.key] {
+            best = session.best
+        } else if let storage {
+            let url = storage.checkpoints.appendingPathComponent(checkpointName(group.key))
+            guard let data = FileManager.default.contents(atPath: url.path) else {
+                throw SearchError("checkpoint \(url.lastPathComponent) is missing; the run folder is incomplete")
+            }
+            best = try TrainingSession(
+                restoring: data, file: url.lastPathComponent, architecture: group.architecture,
+                train: emptySplit(group),
+                options: group.options
+            ).best
+        } else {
+            throw SearchError("no trained weights for \(candidate.id)")
+        }
+        return ModelBundle(
+            candidate: candidate.id, network: best.quantized(to: candidate.precision), featurizer: features.featurizer,
+            labels: labels)
+    }
+
+    /// A one-row placeholder split (restoring a checkpoint needs the split's shape only).
+    static func emptySplit(_ group: TrainingGroup) -> TrainingSplit {
+        let probabilities = Matrix(rows: 1, columns: group.architecture.outputDimension, repeating: 1)
+        return TrainingSplit(
+            features: .dense(Matrix(rows: 1, columns: 1)), teacherProbabilities: probabilities, hardLabels: [0])
+    }
+
+    static func checkpointName(_ key: String) -> String { "\(key).safetensors" }
+
+    static func find(_ id: String, in groups: [TrainingGroup]) -> (TrainingGroup, Candidate)? {
+        for group in groups {
+            if let candidate = group.members.first(where: { $0.id == id }) { return (group, candidate) }
+        }
+        return nil
+    }
+
+    /// Writes the journal header of a new run, or checks that an interrupted run's header matches this job.
+    static func writeOrCheckHeader(
+        storage: RunStorage, task: TaskData, settings: SearchSettings, candidates: [Candidate]
+    ) throws {
+        var header = JournalRecord(type: "header")
+        header.version = 1
+        header.job = storage.jobName
+        header.source = storage.source
+        header.taskHash = SearchFingerprint.task(task)
+        header.catalogHash = SearchFingerprint.catalog(candidates)
+        header.settingsHash = SearchFingerprint.hash(
+            "\(settings.seed)|\(settings.strategy.rawValue)|\(settings.eta)|\(settings.constraints.maxModelBytes ?? -1)|"
+                + "\(settings.constraints.maxFlops ?? -1)|\(settings.metric ?? "-")|\(settings.suite.resamples)|"
+                + "\(settings.suite.metrics.map(\.rawValue))|\(settings.suite.primary?.rawValue ?? "-")")
+        guard let resume = storage.resume, let previous = resume.first else {
+            try storage.journal.append(header)
+            return
+        }
+        let file = storage.journal.url.relativePath
+        if previous.taskHash != header.taskHash {
+            throw DataError(
+                .badData,
+                "this journal was written for other data (job \(previous.job ?? "?")); resume it with the same rows",
+                file: file, line: 1)
+        }
+        if previous.catalogHash != header.catalogHash {
+            throw DataError(
+                .badData,
+                "this journal was written for another candidate catalog; resume with the catalog it was started with",
+                file: file, line: 1)
+        }
+        if previous.settingsHash != header.settingsHash {
+            throw DataError(
+                .badData,
+                "this journal was written with other settings (seed, strategy, constraints, metric or evals); resume with the same ones",
+                file: file, line: 1)
+        }
+    }
     /// The primary metric: the flag or job, else the suite, else accuracy when validation has gold, else agreement.
     public static func primaryMetric(task: TaskData, settings: SearchSettings) throws -> Metric {
         let hasGold = task.validation.hasGold && task.test.hasGold

@@ -15,11 +15,11 @@ public struct Adam: Sendable {
     /// `ε`.
     public var epsilon: Float = 1e-8
     /// Steps taken.
-    public private(set) var step = 0
-    private var firstMoments: [[Float]]
-    private var secondMoments: [[Float]]
-    private var biasFirst: [[Float]]
-    private var biasSecond: [[Float]]
+    public internal(set) var step = 0
+    var firstMoments: [[Float]]
+    var secondMoments: [[Float]]
+    var biasFirst: [[Float]]
+    var biasSecond: [[Float]]
 
     /// Zero state for `network`.
     public init(for network: DenseNetwork, learningRate: Float) {

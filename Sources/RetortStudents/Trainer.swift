@@ -50,21 +50,21 @@ public struct TrainingSession: Sendable {
     /// Hyperparameters.
     public let options: TrainingOptions
     /// The current network.
-    public private(set) var network: DenseNetwork
+    public internal(set) var network: DenseNetwork
     /// The best network so far (lowest validation loss).
-    public private(set) var best: DenseNetwork
+    public internal(set) var best: DenseNetwork
     /// Epochs run.
-    public private(set) var epochsRun = 0
+    public internal(set) var epochsRun = 0
     /// Epoch (1-based) of `best`.
-    public private(set) var bestEpoch = 0
+    public internal(set) var bestEpoch = 0
     /// Validation loss after each epoch.
-    public private(set) var validationLosses: [Float] = []
+    public internal(set) var validationLosses: [Float] = []
     /// Whether early stopping fired.
-    public private(set) var stoppedEarly = false
-    private var optimizer: Adam
-    private var generator: SeededGenerator
-    private var bestLoss = Float.infinity
-    private let temperedTargets: Matrix
+    public internal(set) var stoppedEarly = false
+    var optimizer: Adam
+    var generator: SeededGenerator
+    var bestLoss = Float.infinity
+    let temperedTargets: Matrix
 
     /// A fresh session for `architecture` on `train`, seeded with `seed`.
     public init(architecture: Architecture, train: TrainingSplit, options: TrainingOptions, seed: UInt64) {
@@ -80,6 +80,16 @@ public struct TrainingSession: Sendable {
 
     /// Whether training has ended (epoch limit or early stop).
     public var isFinished: Bool { stoppedEarly || epochsRun >= options.epochs }
+
+    /// Trains epoch by epoch until `epochs` have run in total, training finishes, or `shouldStop()` says so
+    /// (checked before each epoch: the checkpoint a time budget stops at).
+    public mutating func train(
+        untilEpoch epochs: Int, train: TrainingSplit, validation: TrainingSplit, shouldStop: () -> Bool = { false }
+    ) throws(NumericsError) {
+        while epochsRun < epochs && !isFinished && !shouldStop() {
+            try runEpochs(1, train: train, validation: validation)
+        }
+    }
 
     /// Runs up to `count` more epochs (fewer when training finishes first).
     public mutating func runEpochs(_ count: Int, train: TrainingSplit, validation: TrainingSplit) throws(NumericsError)

@@ -32,7 +32,7 @@ struct Demo: AsyncParsableCommand {
                     summary.teacherLatencyMs))
             var job = try Job.load(folder.appendingPathComponent("job.yaml"))
             try options.apply(to: &job)
-            _ = try runSearch(job)
+            _ = try await runSearch(job, workers: options.workers)
         }
     }
 }

@@ -23,8 +23,10 @@ struct SearchOptions: ParsableArguments {
     var maxDrop: Double?
     @Option(help: "Primary metric: accuracy, agreement or macro_f1.")
     var metric: String?
-    @Option(help: "Search strategy (v0: exhaustive).")
+    @Option(help: "Search strategy: exhaustive or halving.")
     var strategy: String?
+    @Option(help: "Trials trained at once (default: the number of cores).")
+    var workers: Int?
 
     /// Applies the flags over `job` (flags win).
     func apply(to job: inout Job) throws(DataError) {
@@ -53,6 +55,7 @@ struct SearchOptions: ParsableArguments {
         }
         if let metric { job.metric = metric }
         if let strategy { job.strategy = strategy }
+        if let workers, workers < 1 { throw DataError(.usage, "--workers must be at least 1") }
         if let out { job.out = URL(fileURLWithPath: out) }
     }
 }
@@ -62,39 +65,61 @@ struct Search: AsyncParsableCommand {
         abstract: "Search students for a teacher and recommend one, or no distillation.",
         discussion: """
             Give a job file (FORMATS.md §3) or --task DIR (a folder with train/validation/test.jsonl and task.json).
-            Writes results/JOB/RUN-ID/ with report.json, frontier.md, candidates.csv and model/.
+            Writes results/JOB/RUN-ID/ with report.json, frontier.md, candidates.csv, journal.jsonl and model/.
+            An interrupted run (RUN-ID.partial) continues with --resume RUN_DIR (the job is taken from its journal
+            when none is given).
             """)
 
     @Argument(help: "A job file (YAML or JSON).")
     var job: String?
     @Option(help: "A task folder, instead of a job file.")
     var task: String?
+    @Option(help: "Continue the interrupted run in this folder (results/JOB/RUN-ID.partial).")
+    var resume: String?
     @OptionGroup var options: SearchOptions
 
     func validate() throws {
-        guard (job == nil) != (task == nil) else {
-            throw ValidationError("give a job file or --task DIR (one of them)")
+        guard job == nil || task == nil else { throw ValidationError("give a job file or --task DIR, not both") }
+        guard job != nil || task != nil || resume != nil else {
+            throw ValidationError("give a job file or --task DIR (or --resume RUN_DIR)")
         }
     }
 
     func run() async throws {
         try await ErrorReporting.run {
+            var resumeRun: RunDirectory?
+            var records: [JournalRecord]?
+            if let resume {
+                let run = try RunDirectory.resuming(URL(fileURLWithPath: resume))
+                records = try JournalRecord.read(run.partial.appendingPathComponent("journal.jsonl"))
+                resumeRun = run
+            }
             var loaded: Job
             if let job {
                 loaded = try Job.load(URL(fileURLWithPath: job))
+            } else if let task {
+                loaded = Job(task: URL(fileURLWithPath: task))
+            } else if let source = records?.first?.source {
+                loaded =
+                    source.hasSuffix(".yaml") || source.hasSuffix(".yml") || source.hasSuffix(".json")
+                    ? try Job.load(URL(fileURLWithPath: source)) : Job(task: URL(fileURLWithPath: source))
+                if let name = records?.first?.job { loaded.name = name }
             } else {
-                loaded = Job(task: URL(fileURLWithPath: task ?? "."))
+                throw DataError(.usage, "the journal does not say which job it ran; give the job file or --task")
             }
             try options.apply(to: &loaded)
-            _ = try runSearch(loaded)
+            _ = try await runSearch(loaded, workers: options.workers, resume: resumeRun.map { ($0, records ?? []) })
         }
     }
 }
 
-/// Loads the data, runs the search with progress lines, writes the run folder; returns it.
-func runSearch(_ job: Job) throws -> URL {
-    guard job.strategy == "exhaustive" else {
-        throw DataError(.usage, "unknown strategy \"\(job.strategy)\"; this version has: exhaustive")
+/// Loads the data, runs the search with progress, writes the run folder; returns it.
+func runSearch(_ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalRecord])? = nil) async throws -> URL {
+    guard let strategy = SearchStrategy(rawValue: job.strategy) else {
+        throw DataError(
+            .usage,
+            "unknown strategy \"\(job.strategy)\"; choose from \(SearchStrategy.allCases.map(\.rawValue).joined(separator: ", "))"
+        )
     }
     let started = Date()
     say("retort: job \(job.name)")
@@ -105,53 +130,58 @@ func runSearch(_ job: Job) throws -> URL {
     )
     let catalog = try job.candidates.map { (value) throws(DataError) in try CandidateCatalog(value) } ?? .standard()
     let suite = try job.evals.map { (value) throws(DataError) in try EvalSuite(value) } ?? .standard
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let workerCount = max(1, workers ?? cores)
     let settings = SearchSettings(
         catalog: catalog, suite: suite, metric: job.metric,
         constraints: Constraints(
-            maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop),
-        budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour)
-    let metric = try SearchEngine.primaryMetric(task: task, settings: settings).rawValue
-    let root = job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name)
-    let run = try RunDirectory.create(root: root, date: started)
-    let journal: Journal
-    do { journal = try Journal(url: run.partial.appendingPathComponent("journal.jsonl")) } catch {
-        throw DataError(.cannotCreateOutput, "cannot create journal.jsonl", file: run.partial.relativePath)
+            maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop,
+            maxFlops: job.maxFlops),
+        budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour, strategy: strategy,
+        eta: job.eta, workers: workerCount)
+    _ = try SearchEngine.primaryMetric(task: task, settings: settings)
+    let run: RunDirectory
+    if let (existing, _) = resume {
+        run = existing
+        say("[resume] continuing \(displayPath(existing.partial))")
+    } else {
+        run = try RunDirectory.create(
+            root: job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name), date: started)
     }
-    // Trials train on small batches, where a second OpenBLAS thread only spins (measured on letter: 1 thread
-    // 18.1 s wall / 0.2 s sys, 2 threads 19.3 s wall / 14.0 s sys). RETORT_BLAS_THREADS overrides.
-    BLASThreads.set(ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)
+    let journal: Journal
+    do {
+        try FileManager.default.createDirectory(at: run.checkpoints, withIntermediateDirectories: true)
+        journal = try Journal(url: run.partial.appendingPathComponent("journal.jsonl"))
+    } catch {
+        throw DataError(
+            .cannotCreateOutput, "cannot create journal.jsonl and checkpoints/", file: run.partial.relativePath)
+    }
+    // Workers × BLAS threads ≤ cores. Trials train on small batches, where extra OpenBLAS threads only spin
+    // (letter, one worker: 1 thread 18.1 s wall / 0.2 s system, 2 threads 19.3 s / 14.0 s). RETORT_BLAS_THREADS
+    // overrides.
+    BLASThreads.set(
+        ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? max(1, cores / workerCount))
+    let source =
+        job.file.map(displayPath)
+        ?? { if case .task(let folder) = job.data { displayPath(folder) } else { job.name } }()
+    let storage = RunStorage(
+        journal: journal, checkpoints: run.checkpoints, resume: resume?.1, jobName: job.name, source: source)
+    let progress = ProgressPrinter(metric: try SearchEngine.primaryMetric(task: task, settings: settings).rawValue)
     let outcome: SearchOutcome
     do {
-        outcome = try runEngine(task: task, settings: settings, metric: metric, journal: journal)
+        outcome = try await SearchEngine.run(task: task, settings: settings, storage: storage) { progress.handle($0) }
     } catch {
-        // Nothing finished: leave no folder behind. Otherwise the journal of what did finish stays in RUN.partial.
-        let journalText = (try? String(contentsOf: journal.url, encoding: .utf8)) ?? ""
-        if journalText.isEmpty { try? FileManager.default.removeItem(at: run.partial) }
+        progress.finishLine()
+        // Nothing finished: leave no folder behind. Otherwise the journal lets --resume continue.
+        let records = (try? JournalRecord.read(journal.url)) ?? []
+        if resume == nil && records.count <= 1 { try? FileManager.default.removeItem(at: run.partial) }
         throw error
     }
+    progress.finishLine()
     let report = RunReport(job: job.name, runId: run.runId, createdAt: started, outcome: outcome)
     let final = try run.finish(report: report, outcome: outcome)
     say("")
     say(FrontierTable.markdown(report))
     say("run: \(displayPath(final))")
     return final
-}
-
-/// Runs the engine, printing a line per phase and per finished candidate.
-func runEngine(task: TaskData, settings: SearchSettings, metric: String, journal: Journal) throws -> SearchOutcome {
-    try SearchEngine.run(task: task, settings: settings, journal: journal) { event in
-        switch event {
-        case .phase(let name):
-            say("[phase] \(name)")
-        case .trial(let trial, let index, let total):
-            let value = trial.metrics[metric].map { String(format: "%@ %.4f", metric, $0.value) } ?? ""
-            let latency = trial.latencyMsP50.map { String(format: "p50 %.4f ms", $0) } ?? ""
-            let details = [
-                trial.status.rawValue, value, latency, trial.status == .skipped ? "" : ByteSize.format(trial.sizeBytes),
-                trial.trainSeconds.map { String(format: "trained %.1f s (%d epochs)", $0, trial.epochsRun ?? 0) } ?? "",
-                trial.reason ?? "",
-            ].filter { !$0.isEmpty }.joined(separator: ", ")
-            say("[\(index)/\(total)] \(trial.id): \(details)")
-        }
-    }
 }

@@ -49,7 +49,10 @@ struct LearnableRun: Sendable {
             #expect(FileManager.default.fileExists(atPath: run.runFolder.appendingPathComponent(file).path), "\(file)")
         }
         let journal = try String(contentsOf: run.runFolder.appendingPathComponent("journal.jsonl"), encoding: .utf8)
-        #expect(journal.split(separator: "\n").count == 3, "one journal line per candidate")
+        let journalLines = journal.split(separator: "\n")
+        #expect(journalLines.first?.contains(#""type":"header""#) == true, "the journal starts with its header")
+        #expect(journalLines.filter { $0.contains(#""type":"rung""#) }.count == 3, "one rung record per candidate")
+        #expect(!FileManager.default.fileExists(atPath: run.runFolder.appendingPathComponent("checkpoints").path))
         let csv = try String(contentsOf: run.runFolder.appendingPathComponent("candidates.csv"), encoding: .utf8)
         let csvLines = csv.split(separator: "\n")
         #expect(csvLines.count == 4, "a header and one row per candidate")

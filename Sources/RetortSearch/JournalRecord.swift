@@ -1,0 +1,138 @@
+import Foundation
+import RetortData
+import RetortEvals
+
+/// One line of `journal.jsonl`: the run's identity first, then a record per candidate per finished rung and per
+/// latency measurement. `--resume` replays it.
+public struct JournalRecord: Codable, Sendable, Equatable {
+    /// `header`, `rung` or `latency`.
+    public var type: String
+    /// Header: journal format version.
+    public var version: Int?
+    /// Header: job name.
+    public var job: String?
+    /// Header: where the job came from (a job file or a task folder), for `--resume` without a job.
+    public var source: String?
+    /// Header: hash of the task's rows.
+    public var taskHash: String?
+    /// Header: hash of the expanded candidate space (ids and training options).
+    public var catalogHash: String?
+    /// Header: hash of what else decides the result (seed, strategy, η, constraints, metric, suite).
+    public var settingsHash: String?
+    /// Rung/latency: candidate id.
+    public var candidate: String?
+    /// Rung: training group (candidates that share one training run).
+    public var group: String?
+    /// Rung: rung index (0-based).
+    public var rung: Int?
+    /// Rung: epochs trained so far.
+    public var epochs: Int?
+    /// Rung: fidelity reached (epochs / full epochs, 1 when training finished early).
+    public var fidelity: Double?
+    /// Rung: epoch of the kept weights.
+    public var bestEpoch: Int?
+    /// Rung: whether training has finished (early stop or all epochs).
+    public var finished: Bool?
+    /// Rung: whether the time budget cut training short here.
+    public var cutByBudget: Bool?
+    /// Rung: validation metrics.
+    public var metrics: [String: MetricEstimate]?
+    /// Rung: paired validation difference to the teacher on the primary metric.
+    public var differenceToTeacher: MetricEstimate?
+    /// Rung: seconds of training in this rung.
+    public var trainSeconds: Double?
+    /// Latency: p50 ms.
+    public var p50: Double?
+    /// Latency: p95 ms.
+    public var p95: Double?
+    /// Latency: examples per second.
+    public var throughput: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case type, version, job, source, candidate, group, rung, epochs, fidelity, finished, metrics, p50, p95,
+            throughput
+        case taskHash = "task_hash"
+        case catalogHash = "catalog_hash"
+        case settingsHash = "settings_hash"
+        case bestEpoch = "best_epoch"
+        case cutByBudget = "cut_by_budget"
+        case differenceToTeacher = "difference_to_teacher"
+        case trainSeconds = "train_seconds"
+    }
+
+    /// An empty record of `type`.
+    public init(type: String) { self.type = type }
+
+    /// Reads a journal. A last line cut mid-write (no newline, or not JSON) is ignored: it was in flight. Any other
+    /// bad line is an error with its line number.
+    public static func read(_ url: URL) throws(DataError) -> [JournalRecord] {
+        let path = url.relativePath
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw DataError(
+                .missingInput, "no journal.jsonl; --resume needs the folder of an interrupted run", file: path)
+        }
+        var lines = data.split(separator: 0x0A, omittingEmptySubsequences: false)
+        if let last = lines.last, last.isEmpty { lines.removeLast() }
+        let decoder = JSONDecoder()
+        var records: [JournalRecord] = []
+        for (index, line) in lines.enumerated() {
+            let isLast = index == lines.count - 1
+            guard let record = try? decoder.decode(JournalRecord.self, from: Data(line)) else {
+                if isLast && data.last != 0x0A { break }
+                throw DataError(
+                    .badData, "journal line is not a journal record; the journal is corrupt, start a new run",
+                    file: path, line: index + 1)
+            }
+            if isLast && data.last != 0x0A { break }
+            records.append(record)
+        }
+        guard let header = records.first, header.type == "header" else {
+            throw DataError(
+                .badData, "the journal does not start with a header; it is not a Retort journal", file: path, line: 1)
+        }
+        return records
+    }
+}
+
+/// Stable 64-bit FNV-1a hashes of what decides a search's result, so a journal can be matched to its job.
+public enum SearchFingerprint {
+    /// Hex FNV-1a of `text`.
+    public static func hash(_ text: String) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01B3
+        }
+        return String(hash, radix: 16)
+    }
+
+    /// Hash of every row of every split (ids, inputs, teacher distributions, gold) and the labels.
+    public static func task(_ task: TaskData) -> String {
+        var text = task.vocabulary.labels.joined(separator: "\u{1F}")
+        for split in [task.train, task.validation, task.test] {
+            text += "|\(split.name):\(split.count)"
+            for index in 0..<split.count {
+                text += "\u{1E}\(split.ids[index])\u{1F}"
+                switch split.inputs[index] {
+                case .text(let value): text += value
+                case .numeric(let values): text += values.map { "\($0.bitPattern)" }.joined(separator: ",")
+                }
+                text += "\u{1F}\(split.gold[index].map(String.init) ?? "-")\u{1F}"
+                for k in 0..<split.teacherProbabilities.columns {
+                    text += "\(split.teacherProbabilities[index, k].bitPattern),"
+                }
+            }
+        }
+        return hash(text)
+    }
+
+    /// Hash of the candidate ids with their training options.
+    public static func catalog(_ candidates: [Candidate]) -> String {
+        hash(
+            candidates.map { candidate in
+                let options = candidate.training
+                return
+                    "\(candidate.id):\(options.epochs):\(options.batchSize):\(options.learningRate.bitPattern):\(options.patience):\(options.loss.temperature.bitPattern):\(options.loss.alpha.bitPattern)"
+            }.joined(separator: ";"))
+    }
+}

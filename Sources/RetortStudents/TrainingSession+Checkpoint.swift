@@ -1,0 +1,99 @@
+import Foundation
+import RetortNumerics
+
+/// Checkpoints: a training session's whole state (current and best weights, Adam moments, the generator, the epoch
+/// counters) as a safetensors file, so an interrupted search continues exactly where it stopped.
+extension TrainingSession {
+    /// The session's state as safetensors bytes. A finished session stores only its best weights (nothing will
+    /// train it again).
+    public func checkpointData() throws -> Data {
+        var tensors: [String: Tensor] = [:]
+        func add(_ network: DenseNetwork, prefix: String) {
+            for (index, layer) in network.layers.enumerated() {
+                tensors["\(prefix).\(index).weight"] = Tensor(
+                    layer.weights.storage, shape: [layer.inputDimension, layer.outputDimension])
+                tensors["\(prefix).\(index).bias"] = Tensor(layer.bias, shape: [layer.outputDimension])
+            }
+        }
+        add(best, prefix: "best")
+        var metadata: [String: String] = [
+            "epochs_run": "\(epochsRun)", "best_epoch": "\(bestEpoch)", "stopped_early": "\(stoppedEarly)",
+            "best_loss": "\(bestLoss.bitPattern)",
+            "validation_losses": validationLosses.map { "\($0.bitPattern)" }.joined(separator: ","),
+            "finished": "\(isFinished)",
+        ]
+        if !isFinished {
+            add(network, prefix: "network")
+            for index in network.layers.indices {
+                let layer = network.layers[index]
+                let shape = [layer.inputDimension, layer.outputDimension]
+                tensors["adam.m.\(index)"] = Tensor(optimizer.firstMoments[index], shape: shape)
+                tensors["adam.v.\(index)"] = Tensor(optimizer.secondMoments[index], shape: shape)
+                tensors["adam.bm.\(index)"] = Tensor(optimizer.biasFirst[index], shape: [layer.outputDimension])
+                tensors["adam.bv.\(index)"] = Tensor(optimizer.biasSecond[index], shape: [layer.outputDimension])
+            }
+            metadata["adam_step"] = "\(optimizer.step)"
+            metadata["generator"] = generator.stateWords.map { String($0) }.joined(separator: ",")
+        }
+        return try Safetensors.encode(tensors, metadata: metadata)
+    }
+
+    /// A session restored from ``checkpointData()`` for the same architecture, train split and options.
+    public init(
+        restoring data: Data, file: String, architecture: Architecture, train: TrainingSplit, options: TrainingOptions
+    ) throws(StudentError) {
+        let (tensors, metadata) = try Safetensors.decode(data, file: file)
+        func floats(_ name: String, _ count: Int) throws(StudentError) -> [Float] {
+            guard let values = tensors[name]?.floats(), values.count == count else {
+                throw StudentError("checkpoint tensor \(name) is missing or has the wrong size", file: file)
+            }
+            return values
+        }
+        func restoredNetwork(_ prefix: String) throws(StudentError) -> DenseNetwork {
+            var layers: [DenseLayer] = []
+            let widths = architecture.widths
+            for (index, (input, output)) in zip(widths, widths.dropFirst()).enumerated() {
+                let weights = try floats("\(prefix).\(index).weight", input * output)
+                layers.append(
+                    DenseLayer(
+                        weights: Matrix(rows: input, columns: output, storage: weights),
+                        bias: try floats("\(prefix).\(index).bias", output)))
+            }
+            return DenseNetwork(architecture: architecture, layers: layers, precision: .fp32)
+        }
+        func integer(_ key: String) throws(StudentError) -> Int {
+            guard let text = metadata[key], let value = Int(text) else {
+                throw StudentError("checkpoint metadata \(key) is missing", file: file)
+            }
+            return value
+        }
+        self.init(architecture: architecture, train: train, options: options, seed: 0)
+        best = try restoredNetwork("best")
+        epochsRun = try integer("epochs_run")
+        bestEpoch = try integer("best_epoch")
+        stoppedEarly = metadata["stopped_early"] == "true"
+        bestLoss = Float(bitPattern: UInt32(metadata["best_loss"] ?? "") ?? Float.infinity.bitPattern)
+        validationLosses = (metadata["validation_losses"] ?? "").split(separator: ",").compactMap {
+            UInt32($0).map(Float.init(bitPattern:))
+        }
+        if metadata["finished"] == "true" {
+            self.network = best
+            return
+        }
+        self.network = try restoredNetwork("network")
+        for index in self.network.layers.indices {
+            let layer = self.network.layers[index]
+            let count = layer.inputDimension * layer.outputDimension
+            optimizer.firstMoments[index] = try floats("adam.m.\(index)", count)
+            optimizer.secondMoments[index] = try floats("adam.v.\(index)", count)
+            optimizer.biasFirst[index] = try floats("adam.bm.\(index)", layer.outputDimension)
+            optimizer.biasSecond[index] = try floats("adam.bv.\(index)", layer.outputDimension)
+        }
+        optimizer.step = try integer("adam_step")
+        let words = (metadata["generator"] ?? "").split(separator: ",").compactMap { UInt64($0) }
+        guard let restored = SeededGenerator(stateWords: words) else {
+            throw StudentError("checkpoint generator state is missing", file: file)
+        }
+        generator = restored
+    }
+}
