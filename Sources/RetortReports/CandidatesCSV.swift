@@ -9,7 +9,7 @@ public enum CandidatesCSV {
         var header = [
             "id", "family", "precision", "status", "on_frontier", "recommended", "params", "size_bytes",
             "flops_per_example", "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "cost_per_1m_usd", "fidelity",
-            "epochs_run", "best_epoch", "train_seconds",
+            "epochs_run", "best_epoch",
         ]
         for metric in metrics { header += ["val_\(metric)", "val_\(metric)_lo", "val_\(metric)_hi"] }
         header += ["test_\(report.primaryMetric)", "reason"]
@@ -21,7 +21,7 @@ public enum CandidatesCSV {
                 "\(trial.flopsPerExample)", optional(trial.latencyMsP50), optional(trial.latencyMsP95),
                 optional(trial.throughputPerSecond), optional(trial.costPer1MUSD), "\(trial.fidelity)",
                 trial.epochsRun.map(String.init) ?? "", trial.bestEpoch.map(String.init) ?? "",
-                optional(trial.trainSeconds),
+
             ]
             for metric in metrics {
                 let estimate = trial.metrics[metric]

@@ -9,11 +9,12 @@ public enum FrontierTable {
     public static func markdown(_ report: RunReport) -> String {
         let metric = report.primaryMetric
         var lines: [String] = []
-        lines.append("# Pareto frontier: \(report.job) (run \(report.runId))")
+        lines.append("# Pareto frontier: \(report.job)")
         lines.append("")
         lines.append(
-            "Objectives: validation \(metric) ↑, measured p50 latency ↓ (within 10% counts as equal; then FLOPs), size ↓. "
-                + "CIs are 95% bootstrap intervals (B = resamples of the validation rows). Test figures are on held-out rows."
+            "Objectives: validation \(metric) ↑, speed ↑ (between students: FLOPs per example, a deterministic stand-in for "
+                + "the measured p50 shown; the teacher: its recorded latency), size ↓. CIs are 95% bootstrap intervals over "
+                + "the validation rows; test figures are on held-out rows."
         )
         lines.append("")
         lines.append(
@@ -62,8 +63,8 @@ public enum FrontierTable {
         }.joined(separator: ", ")
         lines.append(
             String(
-                format: "Search: %@, %d candidates (%@), %.1f s wall, %.0f candidate-epochs; %@.",
-                report.search.strategy, report.candidates.count, statusText, report.search.wallSeconds,
+                format: "Search: %@, %d candidates (%@), %.0f candidate-epochs; %@.",
+                report.search.strategy, report.candidates.count, statusText,
                 report.search.candidateEpochs, report.search.stoppedBecause))
         return lines.joined(separator: "\n") + "\n"
     }

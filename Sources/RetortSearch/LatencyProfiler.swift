@@ -43,7 +43,7 @@ public enum LatencyProfiler {
             sink += try bundle.probabilities(for: batch).storage[0]
             batchedExamples += batch.count
             elapsed = DispatchTime.now().uptimeNanoseconds - batchStart
-        } while elapsed < 50_000_000 && batchedExamples < 100_000
+        } while elapsed < 20_000_000 && batchedExamples < 100_000
         if sink.isNaN { samples.append(0) }  // keeps `sink` alive so the calls are not optimised away
         return LatencyProfile(
             p50: percentile(samples, 0.5), p95: percentile(samples, 0.95),

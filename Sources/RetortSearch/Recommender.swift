@@ -31,15 +31,13 @@ public struct Constraints: Sendable, Equatable, Codable {
 /// Decides between the students and the teacher (DESIGN.md, "Recommendation").
 ///
 /// Among complete full-fidelity students that meet the hard constraints (size, p50 latency) and the quality bar
-/// (validation primary metric ≥ teacher − `max_drop`), recommend the cheapest. Serving cost is proportional to the
-/// measured p50, and p50s within `latencyTolerance` (10%) of the fastest qualifying student are equal within
-/// measurement noise, so among those: fewest FLOPs, then smallest, then best. If none qualifies, recommend keeping
-/// the teacher and name the closest candidate.
+/// (validation primary metric ≥ teacher − `max_drop`), recommend the cheapest to run: fewest FLOPs per example (the
+/// deterministic stand-in for the measured latency, which moves from run to run), then smallest, then best. If none
+/// qualifies, recommend keeping the teacher and name the closest candidate.
 public enum Recommender {
     /// The recommendation for `trials` given the teacher's validation value of `metric`.
     public static func recommend(
-        trials: [TrialResult], metric: String, teacherValue: Double, constraints: Constraints,
-        latencyTolerance: Double = 0.10
+        trials: [TrialResult], metric: String, teacherValue: Double, constraints: Constraints
     ) -> Recommendation {
         let complete = trials.filter { $0.status == .complete && $0.fidelity >= 1 }
         guard !complete.isEmpty else {
@@ -78,10 +76,8 @@ public enum Recommender {
                         "best student %@ reaches %@ %.4f vs teacher %.4f: drop %.1f pt > allowed %.1f pt; keep the teacher",
                     closest.id, metric, value(closest), teacherValue, drop, constraints.maxDrop * 100))
         }
-        let fastest = qualifying.map { $0.latencyMsP50 ?? .infinity }.min() ?? .infinity
-        let window = qualifying.filter { ($0.latencyMsP50 ?? .infinity) <= fastest * (1 + latencyTolerance) }
         let chosen =
-            window.min { a, b in
+            qualifying.min { a, b in
                 if a.flopsPerExample != b.flopsPerExample { return a.flopsPerExample < b.flopsPerExample }
                 if a.sizeBytes != b.sizeBytes { return a.sizeBytes < b.sizeBytes }
                 if value(a) != value(b) { return value(a) > value(b) }
@@ -94,8 +90,8 @@ public enum Recommender {
             : String(format: "drop %.1f pt ≤ allowed %.1f pt", -delta, constraints.maxDrop * 100)
         let reason = String(
             format:
-                "%@ reaches %@ %.4f vs teacher %.4f (%@) at p50 %.4f ms and %@; the cheapest of %d qualifying students",
-            chosen.id, metric, value(chosen), teacherValue, comparison, chosen.latencyMsP50 ?? .nan,
+                "%@ reaches %@ %.4f vs teacher %.4f (%@) with %d FLOPs per example and %@; the cheapest to run of %d qualifying students",
+            chosen.id, metric, value(chosen), teacherValue, comparison, chosen.flopsPerExample,
             ByteSize.format(chosen.sizeBytes), qualifying.count)
         return .distill(candidate: chosen.id, reason: reason)
     }

@@ -115,48 +115,11 @@ public enum SearchEngine {
         }
 
         // Candidate space: groups sharing a training run; infeasible candidates are decided before training.
-        var trials: [String: TrialResult] = [:]
-        var groups: [TrainingGroup] = []
-        let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
-        for candidate in candidates {
-            let architecture = candidate.architecture(
-                kind: task.kind, inputDimension: task.inputDimension, classes: classes)
-            let featureSet = features(candidate.bucketsLog2)
-            let flops = architecture.flopsPerExample(meanNonzeros: featureSet.train.meanNonzerosPerRow)
-            let size = architecture.weightBytes(at: candidate.precision) + featureSet.featurizer.stateBytes
-            var blocked: (TrialStatus, String)?
-            if let limit = settings.constraints.maxModelBytes, size > limit {
-                blocked = (.skipped, "size \(ByteSize.format(size)) > limit \(ByteSize.format(limit)); not trained")
-            } else if let limit = settings.constraints.maxFlops, flops > limit {
-                blocked = (.skipped, "\(flops) FLOPs per example > limit \(limit); not trained")
-            } else if Double(architecture.parameterCount) * 16 > memoryBytes / 2 {
-                // Training holds the weights four times (weights, two Adam moments, the best copy).
-                blocked = (
-                    .failed,
-                    String(
-                        format:
-                            "needs about %.1f GB to train; this machine has %.1f GB: use fewer buckets or narrower layers",
-                        Double(architecture.parameterCount) * 16 / 1e9, memoryBytes / 1e9)
-                )
-            }
-            if let (status, reason) = blocked {
-                trials[candidate.id] = TrialResult(
-                    id: candidate.id, family: candidate.family, config: candidate.config,
-                    precision: candidate.precision,
-                    params: architecture.parameterCount, sizeBytes: size, flopsPerExample: flops, metrics: [:],
-                    fidelity: 0, status: status, onFrontier: false, reason: reason)
-                continue
-            }
-            if let index = groups.firstIndex(where: { $0.key == candidate.trainingKey }) {
-                groups[index].members.append(candidate)
-            } else {
-                groups.append(
-                    TrainingGroup(
-                        key: candidate.trainingKey, members: [candidate], architecture: architecture,
-                        bucketsLog2: candidate.bucketsLog2, flops: flops, options: candidate.training,
-                        seed: settings.seed ^ (UInt64(SearchFingerprint.hash(candidate.trainingKey), radix: 16) ?? 0)))
-            }
-        }
+        let space = CandidateSpace(
+            candidates: candidates, task: task, constraints: settings.constraints, seed: settings.seed,
+            features: features)
+        var trials = space.blocked
+        let groups = space.groups
         for trial in trials.values.sorted(by: { $0.id < $1.id }) {
             events(.trial(trial, index: 0, total: candidates.count))
         }
@@ -274,8 +237,7 @@ public enum SearchEngine {
             outputs.sort { $0.groupKey < $1.groupKey }
             var decidedNow: [String] = []
             for output in outputs {
-                // With storage, sessions live in their checkpoints between rungs (memory stays flat); without, here.
-                sessions[output.groupKey] = storage == nil ? output.session : nil
+                if output.epochsTrained > 0 { sessions[output.groupKey] = output.session }
                 candidateEpochs += Double(output.epochsTrained)
                 trainingRuns.insert(output.groupKey)
                 trainSeconds[output.groupKey, default: 0] += output.records.first?.trainSeconds ?? 0
@@ -356,9 +318,28 @@ public enum SearchEngine {
                 }
                 trials[id] = trial
             }
-            // Latency: measured once per decided candidate, serially, while no worker trains.
+            // Checkpoint the runs that go on (and the finished ones, for export); forget the pruned ones. A crash before
+            // a checkpoint loses only compute: training is deterministic, so retraining reaches the same state.
+            let aliveGroups = Set(alive.compactMap { find($0, in: groups)?.0.key })
+            let completeGroups = Set(
+                decidedNow.filter { trials[$0]?.status == .complete }.compactMap { find($0, in: groups)?.0.key })
+            for output in outputs where output.epochsTrained > 0 {
+                let key = output.groupKey
+                guard aliveGroups.contains(key) || completeGroups.contains(key) else {
+                    sessions[key] = nil
+                    continue
+                }
+                if let storage, let session = sessions[key] {
+                    try session.checkpointData().write(
+                        to: storage.checkpoints.appendingPathComponent(checkpointName(key)), options: .atomic)
+                    // A finished run is read back from its (small, best-weights-only) checkpoint when needed.
+                    if !aliveGroups.contains(key) { sessions[key] = nil }
+                }
+            }
+            // Latency: measured once per complete candidate, serially, while no worker trains.
             for id in Set(decidedNow).sorted() {
-                guard var trial = trials[id], trial.epochsRun ?? 0 > 0, let (group, candidate) = find(id, in: groups)
+                guard var trial = trials[id], trial.status == .complete, trial.epochsRun ?? 0 > 0,
+                    let (group, candidate) = find(id, in: groups)
                 else {
                     continue
                 }
@@ -368,8 +349,7 @@ public enum SearchEngine {
                 } else {
                     let bundle = try bundleFor(
                         candidate, group: group, features: features(group.bucketsLog2), sessions: sessions,
-                        storage: storage,
-                        labels: task.vocabulary.labels)
+                        storage: storage, labels: task.vocabulary.labels, epochs: trial.epochsRun ?? 0, task: task)
                     profile = try LatencyProfiler.profile(bundle, inputs: Array(task.validation.inputs.prefix(512)))
                     var record = JournalRecord(type: "latency")
                     record.candidate = id
@@ -421,7 +401,7 @@ public enum SearchEngine {
             else { continue }
             let bundle = try bundleFor(
                 candidate, group: group, features: features(group.bucketsLog2), sessions: sessions, storage: storage,
-                labels: task.vocabulary.labels)
+                labels: task.vocabulary.labels, epochs: ordered[index].epochsRun ?? 0, task: task)
             let predictions = try bundle.network.probabilities(features(group.bucketsLog2).test).argmaxPerRow()
             let evaluation = try testEvaluator.evaluate(predictions)
             let metrics = Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) })
@@ -488,9 +468,6 @@ public enum SearchEngine {
             shouldStop: { DispatchTime.now().uptimeNanoseconds >= deadline })
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         let cut = !session.isFinished && session.epochsRun < work.targetEpochs
-        if let checkpoint = work.checkpoint, session.epochsRun > before {
-            try session.checkpointData().write(to: checkpoint, options: .atomic)
-        }
         var records: [JournalRecord] = []
         for candidate in work.alive {
             var record = JournalRecord(type: "rung")
@@ -521,30 +498,37 @@ public enum SearchEngine {
             epochsTrained: session.epochsRun - before)
     }
 
-    /// The exported form of `candidate`: its group's best weights at the candidate's precision.
+    /// The exported form of `candidate`: its group's best weights at the candidate's precision, from memory, from
+    /// its checkpoint, or (when an interruption came before the checkpoint) retrained to its journaled `epochs`.
     static func bundleFor(
         _ candidate: Candidate, group: TrainingGroup, features: FeatureSet, sessions: [String: TrainingSession],
-        storage: RunStorage?, labels: [String]
+        storage: RunStorage?, labels: [String], epochs: Int, task: TaskData
     ) throws -> ModelBundle {
-        let best: DenseNetwork
+        var best: DenseNetwork
+        let checkpoint = storage?.checkpoints.appendingPathComponent(checkpointName(group.key))
         if let session = sessions[group.key] {
             best = session.best
-        } else if let storage {
-            let url = storage.checkpoints.appendingPathComponent(checkpointName(group.key))
-            guard let data = FileManager.default.contents(atPath: url.path) else {
-                throw SearchError("checkpoint \(url.lastPathComponent) is missing; the run folder is incomplete")
-            }
-            best = try TrainingSession(
-                restoring: data, file: url.lastPathComponent, architecture: group.architecture,
-                train: emptySplit(group),
-                options: group.options
-            ).best
+        } else if let checkpoint, let data = FileManager.default.contents(atPath: checkpoint.path),
+            let restored = try? TrainingSession(
+                restoring: data, file: checkpoint.lastPathComponent, architecture: group.architecture,
+                train: emptySplit(group), options: group.options),
+            restored.epochsRun == epochs
+        {
+            best = restored.best
         } else {
-            throw SearchError("no trained weights for \(candidate.id)")
+            let train = TrainingSplit(
+                features: features.train, teacherProbabilities: task.train.teacherProbabilities,
+                hardLabels: task.train.teacherLabels)
+            let validation = TrainingSplit(
+                features: features.validation, teacherProbabilities: task.validation.teacherProbabilities,
+                hardLabels: task.validation.teacherLabels)
+            var session = TrainingSession(
+                architecture: group.architecture, train: train, options: group.options, seed: group.seed)
+            try session.train(untilEpoch: epochs, train: train, validation: validation)
+            best = session.best
         }
-        return ModelBundle(
-            candidate: candidate.id, network: best.quantized(to: candidate.precision), featurizer: features.featurizer,
-            labels: labels)
+        best = best.quantized(to: candidate.precision)
+        return ModelBundle(candidate: candidate.id, network: best, featurizer: features.featurizer, labels: labels)
     }
 
     /// A one-row placeholder split (restoring a checkpoint needs the split's shape only).

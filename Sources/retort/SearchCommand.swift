@@ -27,6 +27,8 @@ struct SearchOptions: ParsableArguments {
     var strategy: String?
     @Option(help: "Trials trained at once (default: the number of cores).")
     var workers: Int?
+    @Option(help: "A candidate catalog (YAML), instead of the job's or the built-in one.")
+    var candidates: String?
 
     /// Applies the flags over `job` (flags win).
     func apply(to job: inout Job) throws(DataError) {
@@ -56,6 +58,7 @@ struct SearchOptions: ParsableArguments {
         if let metric { job.metric = metric }
         if let strategy { job.strategy = strategy }
         if let workers, workers < 1 { throw DataError(.usage, "--workers must be at least 1") }
+        if let candidates { job.candidates = try YAMLValue.load(URL(fileURLWithPath: candidates)) }
         if let out { job.out = URL(fileURLWithPath: out) }
     }
 }
@@ -128,17 +131,8 @@ func runSearch(_ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalR
     say(
         "[load] \(task.kind.rawValue) task \(task.name): \(task.train.count)/\(task.validation.count)/\(task.test.count) rows, \(task.vocabulary.count) labels"
     )
-    let catalog = try job.candidates.map { (value) throws(DataError) in try CandidateCatalog(value) } ?? .standard()
-    let suite = try job.evals.map { (value) throws(DataError) in try EvalSuite(value) } ?? .standard
-    let cores = ProcessInfo.processInfo.activeProcessorCount
-    let workerCount = max(1, workers ?? cores)
-    let settings = SearchSettings(
-        catalog: catalog, suite: suite, metric: job.metric,
-        constraints: Constraints(
-            maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop,
-            maxFlops: job.maxFlops),
-        budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour, strategy: strategy,
-        eta: job.eta, workers: workerCount)
+    let workerCount = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
+    let settings = try searchSettings(for: job, strategy: strategy, workers: workerCount)
     _ = try SearchEngine.primaryMetric(task: task, settings: settings)
     let run: RunDirectory
     if let (existing, _) = resume {
@@ -160,7 +154,8 @@ func runSearch(_ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalR
     // (letter, one worker: 1 thread 18.1 s wall / 0.2 s system, 2 threads 19.3 s / 14.0 s). RETORT_BLAS_THREADS
     // overrides.
     BLASThreads.set(
-        ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? max(1, cores / workerCount))
+        ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init)
+            ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workerCount))
     let source =
         job.file.map(displayPath)
         ?? { if case .task(let folder) = job.data { displayPath(folder) } else { job.name } }()
@@ -184,4 +179,17 @@ func runSearch(_ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalR
     say(FrontierTable.markdown(report))
     say("run: \(displayPath(final))")
     return final
+}
+
+/// The search settings a job describes: its catalog (or the built-in one), eval suite, constraints and search keys.
+func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws -> SearchSettings {
+    let catalog = try job.candidates.map { (value) throws(DataError) in try CandidateCatalog(value) } ?? .standard()
+    let suite = try job.evals.map { (value) throws(DataError) in try EvalSuite(value) } ?? .standard
+    return SearchSettings(
+        catalog: catalog, suite: suite, metric: job.metric,
+        constraints: Constraints(
+            maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop,
+            maxFlops: job.maxFlops),
+        budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour, strategy: strategy,
+        eta: job.eta, workers: workers)
 }

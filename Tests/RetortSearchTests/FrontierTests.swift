@@ -39,14 +39,16 @@ import Testing
         #expect(!frontier.contains("c"))
     }
 
-    @Test("latencies within 10% share a tier; FLOPs then break the tie")
-    func tiers() {
-        let tiers = LatencyTiers.assign([0.0100, 0.0105, 0.0109, 0.0200, 0.0215, 1.0])
-        #expect(tiers == [0, 0, 0, 1, 1, 2])
+    @Test("within a speed class FLOPs decide; the class comes first")
+    func speedClasses() {
         let fastButHeavy = FrontierPoint(id: "x", quality: 0.9, latencyTier: 0, flops: 100, size: 10)
         let slowerButLight = FrontierPoint(id: "y", quality: 0.9, latencyTier: 0, flops: 50, size: 10)
         #expect(slowerButLight.dominates(fastButHeavy))
         #expect(!fastButHeavy.dominates(slowerButLight))
+        let teacher = FrontierPoint(id: "t", quality: 0.9, latencyTier: 1, flops: .infinity, size: .infinity)
+        #expect(fastButHeavy.dominates(teacher))
+        let slowStudent = FrontierPoint(id: "s", quality: 0.9, latencyTier: 2, flops: 1, size: 1)
+        #expect(!slowStudent.dominates(teacher))
     }
 }
 

@@ -238,7 +238,7 @@ let halvingCatalog = """
                 patience: 200
             """
         let catalog = try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))
-        let budget = 3.0
+        let budget = 5.0
         let started = Date()
         let outcome = try await SearchEngine.run(
             task: task, settings: SearchSettings(catalog: catalog, budgetSeconds: budget, seed: 1, workers: 2),
@@ -247,8 +247,8 @@ let halvingCatalog = """
         #expect(outcome.summary.stoppedBecause.contains("budget"))
         #expect(outcome.trials.allSatisfy { $0.status == .pruned })
         #expect(outcome.trials.contains { ($0.reason ?? "").contains("cut by the budget") && $0.fidelity > 0 })
-        // Training stops at the budget; what follows (test evaluation, reports) is bounded and small.
-        #expect(wall < budget * 1.1 + 2, "wall \(wall) s for a \(budget) s budget")
+        // Training stops at the next epoch after the budget; what follows (evaluation, reports) is small.
+        #expect(wall <= budget * 1.1, "wall \(wall) s for a \(budget) s budget")
     }
 }
 

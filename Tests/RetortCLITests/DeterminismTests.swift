@@ -1,0 +1,88 @@
+import Foundation
+import RetortTestSupport
+import Testing
+
+/// Same job and seed ⇒ the same frontier.md and candidates.csv, byte for byte, but for the measured latency columns.
+@Suite struct DeterminismTests {
+    static let job = """
+        name: same
+        data: {task: blobs}
+        candidates:
+          numeric:
+            - {family: linear, precision: [fp32, int8], epochs: 9}
+            - {family: mlp, hidden: [[4], [8], [16]], precision: [fp32, int8], epochs: 9}
+        objective: {max_drop: 0.05}
+        search: {budget_seconds: 120, seed: 5, strategy: halving}
+        """
+
+    /// frontier.md without the p50, p95 and cost columns of its table.
+    static func frontierWithoutLatency(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            guard line.hasPrefix("|") else { return String(line) }
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false)
+            // cells: "", candidate, val, Δ, test, p50, p95, size, FLOPs, $, ""
+            return cells.enumerated().filter { ![5, 6, 9].contains($0.offset) }.map(\.element).joined(separator: "|")
+        }.joined(separator: "\n")
+    }
+
+    /// candidates.csv without the latency-derived columns.
+    static func csvWithoutLatency(_ text: String) -> String {
+        let rows = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        guard let header = rows.first else { return "" }
+        let dropped: Set<Substring> = ["latency_ms_p50", "latency_ms_p95", "throughput_per_s", "cost_per_1m_usd"]
+        let keep = header.indices.filter { !dropped.contains(header[$0]) }
+        return rows.map { row in keep.map { $0 < row.count ? String(row[$0]) : "" }.joined(separator: ",") }.joined(
+            separator: "\n")
+    }
+
+    @Test("two runs with the same seed, on 1 and 2 workers, write identical frontier.md and candidates.csv")
+    func identicalOutputs() async throws {
+        let workspace = try Workspace.numeric()
+        try workspace.write(Self.job, to: "job.yaml")
+        let one = try await workspace.retort("search", "job.yaml", "--out", "results/one", "--workers", "1")
+        #expect(one.exitCode == 0, "\(one)")
+        let two = try await workspace.retort("search", "job.yaml", "--out", "results/two", "--workers", "2")
+        #expect(two.exitCode == 0, "\(two)")
+        let a = workspace.url("results/one/latest")
+        let b = workspace.url("results/two/latest")
+        let frontierA = try String(contentsOf: a.appendingPathComponent("frontier.md"), encoding: .utf8)
+        let frontierB = try String(contentsOf: b.appendingPathComponent("frontier.md"), encoding: .utf8)
+        #expect(frontierA.contains("| candidate |"))
+        #expect(Self.frontierWithoutLatency(frontierA) == Self.frontierWithoutLatency(frontierB))
+        let csvA = try String(contentsOf: a.appendingPathComponent("candidates.csv"), encoding: .utf8)
+        let csvB = try String(contentsOf: b.appendingPathComponent("candidates.csv"), encoding: .utf8)
+        #expect(csvA.contains("pruned"), "halving prunes some of the 8 candidates")
+        #expect(Self.csvWithoutLatency(csvA) == Self.csvWithoutLatency(csvB))
+    }
+
+    @Test("a killed run resumes with --resume RUN_DIR alone and finishes like an uninterrupted one")
+    func resumeFromTheCommandLine() async throws {
+        let workspace = try Workspace.numeric()
+        try workspace.write(Self.job, to: "job.yaml")
+        let reference = try await workspace.retort("search", "job.yaml", "--out", "results/ref")
+        #expect(reference.exitCode == 0, "\(reference)")
+        // An interrupted run: its folder as a crash leaves it, built from the reference run's journal.
+        let refRun = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: workspace.url("results/ref").path).first {
+                $0 != "latest"
+            })
+        let journal = try String(contentsOf: workspace.url("results/ref/\(refRun)/journal.jsonl"), encoding: .utf8)
+        let header = try #require(journal.split(separator: "\n").first)
+        let partial = workspace.url("results/cut/20260101-000000.partial")
+        try FileManager.default.createDirectory(
+            at: partial.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        try Data((header + "\n" + #"{"type":"rung","cand"#).utf8).write(
+            to: partial.appendingPathComponent("journal.jsonl"))
+        let resumed = try await workspace.retort("search", "--resume", "results/cut/20260101-000000.partial")
+        #expect(resumed.exitCode == 0, "\(resumed)")
+        #expect(resumed.stdout.contains("[resume]"))
+        let finished = workspace.url("results/cut/20260101-000000")
+        #expect(FileManager.default.fileExists(atPath: finished.appendingPathComponent("report.json").path))
+        #expect(!FileManager.default.fileExists(atPath: partial.path))
+        let frontierRef = try String(contentsOf: workspace.url("results/ref/latest/frontier.md"), encoding: .utf8)
+        let frontierResumed = try String(contentsOf: finished.appendingPathComponent("frontier.md"), encoding: .utf8)
+        #expect(Self.frontierWithoutLatency(frontierRef) == Self.frontierWithoutLatency(frontierResumed))
+        let again = try await workspace.retort("search", "--resume", "results/cut/20260101-000000")
+        #expect(again.exitCode == 64, "a finished run cannot be resumed: \(again)")
+    }
+}
