@@ -38,6 +38,8 @@ public struct Job {
     public var strategy: String
     /// Halving's reduction factor η.
     public var eta: Int
+    /// Most rungs halving uses.
+    public var rungs: Int
     /// Largest FLOPs per example.
     public var maxFlops: Int?
     /// Price of a vCPU-hour for serving cost.
@@ -84,6 +86,7 @@ public struct Job {
         self.seed = 7
         self.strategy = "exhaustive"
         self.eta = 3
+        self.rungs = 3
         self.usdPerVCPUHour = 0.05
     }
 
@@ -178,7 +181,11 @@ public struct Job {
         }
         if let search = top["search"] {
             collect { () throws(DataError) in
-                let section = try search.mapping(allowed: ["budget_seconds", "seed", "strategy", "eta"])
+                let section = try search.mapping(allowed: ["budget_seconds", "seed", "strategy", "eta", "rungs"])
+                if let rungs = section["rungs"] {
+                    job.rungs = try rungs.int()
+                    guard job.rungs >= 1 else { throw rungs.error("rungs must be a whole number ≥ 1") }
+                }
                 if let eta = section["eta"] {
                     job.eta = try eta.int()
                     guard job.eta >= 2 else { throw eta.error("eta must be a whole number ≥ 2") }

@@ -69,7 +69,8 @@ extension SplitData {
             gold.append(row.gold.flatMap { vocabulary.index(of: $0) })
             if let listed = teacher.probabilities {
                 var total = 0.0
-                for (label, p) in listed {
+                // Sorted: Swift's dictionary order changes from process to process, and so would the sum's last bits.
+                for (label, p) in listed.sorted(by: { $0.key < $1.key }) {
                     guard let j = vocabulary.index(of: label) else { continue }
                     probabilities[i, j] = Float(p)
                     total += p

@@ -131,7 +131,7 @@ public enum SearchEngine {
         case .exhaustive: rungCount = 1
         case .halving:
             var r = 0
-            while pow(Double(settings.eta), Double(r + 1)) <= Double(feasible)
+            while r + 2 <= settings.maxRungs && pow(Double(settings.eta), Double(r + 1)) <= Double(feasible)
                 && pow(Double(settings.eta), Double(r + 1)) <= Double(minimumEpochs)
             {
                 r += 1
@@ -558,7 +558,7 @@ public enum SearchEngine {
         header.taskHash = SearchFingerprint.task(task)
         header.catalogHash = SearchFingerprint.catalog(candidates)
         header.settingsHash = SearchFingerprint.hash(
-            "\(settings.seed)|\(settings.strategy.rawValue)|\(settings.eta)|\(settings.constraints.maxModelBytes ?? -1)|"
+            "\(settings.seed)|\(settings.strategy.rawValue)|\(settings.eta)|\(settings.maxRungs)|\(settings.constraints.maxModelBytes ?? -1)|"
                 + "\(settings.constraints.maxFlops ?? -1)|\(settings.metric ?? "-")|\(settings.suite.resamples)|"
                 + "\(settings.suite.metrics.map(\.rawValue))|\(settings.suite.primary?.rawValue ?? "-")")
         guard let resume = storage.resume, let previous = resume.first else {

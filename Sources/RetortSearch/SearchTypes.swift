@@ -26,13 +26,17 @@ public struct SearchSettings: Sendable {
     public var eta: Int
     /// Trials trained at once.
     public var workers: Int
+    /// Most rungs halving uses; the first rung's fidelity is η^(1 − rungs).
+    public var maxRungs: Int
 
     /// Settings with the given values.
     public init(
         catalog: CandidateCatalog, suite: EvalSuite = .standard, metric: String? = nil,
         constraints: Constraints = Constraints(), budgetSeconds: Double = 600, seed: UInt64 = 7,
-        usdPerVCPUHour: Double = 0.05, strategy: SearchStrategy = .exhaustive, eta: Int = 3, workers: Int = 1
+        usdPerVCPUHour: Double = 0.05, strategy: SearchStrategy = .exhaustive, eta: Int = 3, workers: Int = 1,
+        maxRungs: Int = 3
     ) {
+        self.maxRungs = max(1, maxRungs)
         self.strategy = strategy
         self.eta = max(2, eta)
         self.workers = max(1, workers)

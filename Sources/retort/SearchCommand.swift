@@ -191,5 +191,5 @@ func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws
             maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop,
             maxFlops: job.maxFlops),
         budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour, strategy: strategy,
-        eta: job.eta, workers: workers)
+        eta: job.eta, workers: workers, maxRungs: job.rungs)
 }
