@@ -272,7 +272,6 @@ public enum SearchEngine {
             } else if rung < rungCount - 1 {
                 // Finished candidates are complete (no more training would change them); the rest race on.
                 let racing = alive.filter { latest[$0]?.finished != true }.sorted()
-                let keep = Int((Double(racing.count) / Double(settings.eta)).rounded(.up))
                 let points = racing.compactMap { id -> FrontierPoint? in
                     guard let (group, candidate) = find(id, in: groups) else { return nil }
                     let stateBytes = features(group.bucketsLog2).featurizer.stateBytes
@@ -280,9 +279,10 @@ public enum SearchEngine {
                         id: id, quality: latest[id]?.metrics?[metric.rawValue]?.value ?? -.infinity, latencyTier: 0,
                         flops: Double(group.flops), size: Double(group.size(of: candidate, stateBytes: stateBytes)))
                 }
-                // Precision variants share their training run, so a surviving run keeps all its alive variants.
-                let survivingGroups = Set(
-                    ParetoRanking.best(keep, of: points).compactMap { find($0.id, in: groups)?.0.key })
+                // The best 1/η of the racing candidates go on (Pareto rank, then crowding distance); precision variants
+                // share their training run, so a surviving run carries all its alive variants along at no extra cost.
+                let keep = Int((Double(racing.count) / Double(settings.eta)).rounded(.up))
+                let survivingGroups = Set(ParetoRanking.best(keep, of: points).compactMap { latest[$0.id]?.group })
                 for id in alive.sorted()
                 where latest[id]?.finished == true || !survivingGroups.contains(latest[id]?.group ?? "") {
                     alive.remove(id)
