@@ -13,6 +13,9 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var job: String?
     /// Header: where the job came from (a job file or a task folder), for `--resume` without a job.
     public var source: String?
+    /// Header: the job settings the run used beyond its source (strategy, seed, limits, catalog file...), so
+    /// `--resume` alone restores them.
+    public var options: [String: String]?
     /// Header: hash of the task's rows.
     public var taskHash: String?
     /// Header: hash of the expanded candidate space (ids and training options).
@@ -49,7 +52,7 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var throughput: Double?
 
     enum CodingKeys: String, CodingKey {
-        case type, version, job, source, candidate, group, rung, epochs, fidelity, finished, metrics, p50, p95,
+        case type, version, job, source, options, candidate, group, rung, epochs, fidelity, finished, metrics, p50, p95,
             throughput
         case taskHash = "task_hash"
         case catalogHash = "catalog_hash"

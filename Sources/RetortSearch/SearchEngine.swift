@@ -16,9 +16,15 @@ public struct RunStorage: Sendable {
     public var jobName: String
     /// Job file or task folder, for `--resume` without a job.
     public var source: String
+    /// Job settings to record in the header (see ``JournalRecord/options``).
+    public var options: [String: String]
 
     /// Storage for a run.
-    public init(journal: Journal, checkpoints: URL, resume: [JournalRecord]?, jobName: String, source: String) {
+    public init(
+        journal: Journal, checkpoints: URL, resume: [JournalRecord]?, jobName: String, source: String,
+        options: [String: String] = [:]
+    ) {
+        self.options = options
         self.journal = journal
         self.checkpoints = checkpoints
         self.resume = resume
@@ -151,6 +157,7 @@ public enum SearchEngine {
         var latest: [String: JournalRecord] = [:]
         var candidateEpochs = 0.0
         var trainSeconds: [String: Double] = [:]
+        var epochsSoFar: [String: Int] = [:]
         var trainingRuns = Set<String>()
         var budgetHit = false
         var best: (candidate: String, value: Double)?
@@ -238,7 +245,10 @@ public enum SearchEngine {
             var decidedNow: [String] = []
             for output in outputs {
                 if output.epochsTrained > 0 { sessions[output.groupKey] = output.session }
-                candidateEpochs += Double(output.epochsTrained)
+                // Counted from the schedule (journaled epochs), so a resumed run reports what an uninterrupted one would.
+                let reached = output.records.first?.epochs ?? 0
+                candidateEpochs += Double(max(0, reached - (epochsSoFar[output.groupKey] ?? 0)))
+                epochsSoFar[output.groupKey] = max(reached, epochsSoFar[output.groupKey] ?? 0)
                 trainingRuns.insert(output.groupKey)
                 trainSeconds[output.groupKey, default: 0] += output.records.first?.trainSeconds ?? 0
                 for record in output.records {
@@ -555,6 +565,7 @@ public enum SearchEngine {
         header.version = 1
         header.job = storage.jobName
         header.source = storage.source
+        header.options = storage.options
         header.taskHash = SearchFingerprint.task(task)
         header.catalogHash = SearchFingerprint.catalog(candidates)
         header.settingsHash = SearchFingerprint.hash(

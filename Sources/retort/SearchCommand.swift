@@ -102,22 +102,27 @@ struct Search: AsyncParsableCommand {
                 loaded = try Job.load(URL(fileURLWithPath: job))
             } else if let task {
                 loaded = Job(task: URL(fileURLWithPath: task))
-            } else if let source = records?.first?.source {
+            } else if let header = records?.first, let source = header.source {
                 loaded =
                     source.hasSuffix(".yaml") || source.hasSuffix(".yml") || source.hasSuffix(".json")
                     ? try Job.load(URL(fileURLWithPath: source)) : Job(task: URL(fileURLWithPath: source))
-                if let name = records?.first?.job { loaded.name = name }
+                if let name = header.job { loaded.name = name }
+                try applyRecorded(header.options ?? [:], to: &loaded)
             } else {
                 throw DataError(.usage, "the journal does not say which job it ran; give the job file or --task")
             }
             try options.apply(to: &loaded)
-            _ = try await runSearch(loaded, workers: options.workers, resume: resumeRun.map { ($0, records ?? []) })
+            _ = try await runSearch(
+                loaded, workers: options.workers, resume: resumeRun.map { ($0, records ?? []) },
+                catalogPath: options.candidates ?? records?.first?.options?["candidates"])
         }
     }
 }
 
 /// Loads the data, runs the search with progress, writes the run folder; returns it.
-func runSearch(_ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalRecord])? = nil) async throws -> URL {
+func runSearch(
+    _ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalRecord])? = nil, catalogPath: String? = nil
+) async throws -> URL {
     guard let strategy = SearchStrategy(rawValue: job.strategy) else {
         throw DataError(
             .usage,
@@ -159,8 +164,18 @@ func runSearch(_ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalR
     let source =
         job.file.map(displayPath)
         ?? { if case .task(let folder) = job.data { displayPath(folder) } else { job.name } }()
+    var recorded: [String: String] = [
+        "strategy": job.strategy, "eta": "\(job.eta)", "rungs": "\(job.rungs)", "seed": "\(job.seed)",
+        "max_drop": "\(job.maxDrop)",
+    ]
+    recorded["max_model_bytes"] = job.maxModelBytes.map { "\($0)" }
+    recorded["max_flops"] = job.maxFlops.map { "\($0)" }
+    recorded["max_latency_ms"] = job.maxLatencyMs.map { "\($0)" }
+    recorded["metric"] = job.metric
+    recorded["candidates"] = catalogPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     let storage = RunStorage(
-        journal: journal, checkpoints: run.checkpoints, resume: resume?.1, jobName: job.name, source: source)
+        journal: journal, checkpoints: run.checkpoints, resume: resume?.1, jobName: job.name, source: source,
+        options: recorded)
     let progress = ProgressPrinter(metric: try SearchEngine.primaryMetric(task: task, settings: settings).rawValue)
     let outcome: SearchOutcome
     do {
@@ -192,4 +207,18 @@ func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws
             maxFlops: job.maxFlops),
         budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour, strategy: strategy,
         eta: job.eta, workers: workers, maxRungs: job.rungs)
+}
+
+/// Applies the settings a journal header recorded (see `runSearch`) to a job rebuilt from its source.
+func applyRecorded(_ options: [String: String], to job: inout Job) throws {
+    if let value = options["strategy"] { job.strategy = value }
+    if let value = options["eta"].flatMap(Int.init) { job.eta = value }
+    if let value = options["rungs"].flatMap(Int.init) { job.rungs = value }
+    if let value = options["seed"].flatMap(UInt64.init) { job.seed = value }
+    if let value = options["max_drop"].flatMap(Double.init) { job.maxDrop = value }
+    if let value = options["max_model_bytes"].flatMap(Int.init) { job.maxModelBytes = value }
+    if let value = options["max_flops"].flatMap(Int.init) { job.maxFlops = value }
+    if let value = options["max_latency_ms"].flatMap(Double.init) { job.maxLatencyMs = value }
+    if let value = options["metric"] { job.metric = value }
+    if let path = options["candidates"] { job.candidates = try YAMLValue.load(URL(fileURLWithPath: path)) }
 }
