@@ -223,7 +223,6 @@ public enum SearchEngine {
                     for record in output.records.sorted(by: { ($0.candidate ?? "") < ($1.candidate ?? "") }) {
                         try storage?.journal.append(record)
                         if let value = record.metrics?[metric.rawValue]?.value,
-                            record.finished == true || fidelity >= 1,
                             best.map({ value > $0.value }) ?? true, let candidate = record.candidate
                         {
                             best = (candidate, value)

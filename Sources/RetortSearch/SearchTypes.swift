@@ -67,7 +67,7 @@ public struct SearchProgress: Sendable {
     public var rungs: Int
     /// Candidates still in the race.
     public var alive: Int
-    /// Best primary metric so far and its candidate.
+    /// Best validation primary metric so far (at any fidelity) and its candidate.
     public var best: (candidate: String, value: Double)?
     /// Seconds of budget left.
     public var secondsLeft: Double
