@@ -452,12 +452,7 @@ public enum SearchEngine {
     /// (stopping at the budget), checkpoint, and evaluate every alive member on validation.
     static func runRung(_ work: RungWork, task: TaskData) throws -> RungOutput {
         let group = work.group
-        let train = TrainingSplit(
-            features: work.features.train, teacherProbabilities: task.train.teacherProbabilities,
-            hardLabels: task.train.teacherLabels)
-        let validation = TrainingSplit(
-            features: work.features.validation, teacherProbabilities: task.validation.teacherProbabilities,
-            hardLabels: task.validation.teacherLabels)
+        let (train, validation) = work.features.trainingSplits(of: task)
         var session: TrainingSession
         if let existing = work.session {
             session = existing
@@ -525,12 +520,7 @@ public enum SearchEngine {
         {
             best = restored.best
         } else {
-            let train = TrainingSplit(
-                features: features.train, teacherProbabilities: task.train.teacherProbabilities,
-                hardLabels: task.train.teacherLabels)
-            let validation = TrainingSplit(
-                features: features.validation, teacherProbabilities: task.validation.teacherProbabilities,
-                hardLabels: task.validation.teacherLabels)
+            let (train, validation) = features.trainingSplits(of: task)
             var session = TrainingSession(
                 architecture: group.architecture, train: train, options: group.options, seed: group.seed)
             try session.train(untilEpoch: epochs, train: train, validation: validation)

@@ -168,4 +168,16 @@ struct FeatureSet: Sendable {
         validation = featurizer.features(for: task.validation.inputs)
         test = featurizer.features(for: task.test.inputs)
     }
+
+    /// Train and validation splits for training: these features, the teacher's distributions and answers.
+    func trainingSplits(of task: TaskData) -> (train: TrainingSplit, validation: TrainingSplit) {
+        (
+            TrainingSplit(
+                features: train, teacherProbabilities: task.train.teacherProbabilities,
+                hardLabels: task.train.teacherLabels),
+            TrainingSplit(
+                features: validation, teacherProbabilities: task.validation.teacherProbabilities,
+                hardLabels: task.validation.teacherLabels)
+        )
+    }
 }

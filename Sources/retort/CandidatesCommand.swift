@@ -7,22 +7,16 @@ struct Candidates: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List a job's expanded candidate space: sizes, FLOPs, and which candidates the constraints rule out.")
 
-    @Argument(help: "A job file (YAML or JSON).")
-    var job: String?
-    @Option(help: "A task folder, instead of a job file.")
-    var task: String?
+    @OptionGroup var input: JobInput
     @OptionGroup var options: SearchOptions
 
     func validate() throws {
-        guard (job == nil) != (task == nil) else {
-            throw ValidationError("give a job file or --task DIR (one of them)")
-        }
+        guard input.job != nil || input.task != nil else { throw ValidationError("give a job file or --task DIR") }
     }
 
     func run() async throws {
         try await ErrorReporting.run {
-            var loaded =
-                try job.map { try Job.load(URL(fileURLWithPath: $0)) } ?? Job(task: URL(fileURLWithPath: task ?? "."))
+            guard var loaded = try input.load() else { throw DataError(.usage, "give a job file or --task DIR") }
             try options.apply(to: &loaded)
             let data = try TaskData.load(loaded)
             let settings = try searchSettings(for: loaded, strategy: .exhaustive, workers: 1)

@@ -6,6 +6,25 @@ import RetortNumerics
 import RetortReports
 import RetortSearch
 
+/// Where a job comes from: a job file or a task folder (shared by `search` and `candidates`).
+struct JobInput: ParsableArguments {
+    @Argument(help: "A job file (YAML or JSON).")
+    var job: String?
+    @Option(help: "A task folder, instead of a job file.")
+    var task: String?
+
+    func validate() throws {
+        guard job == nil || task == nil else { throw ValidationError("give a job file or --task DIR, not both") }
+    }
+
+    /// The job, or nil when neither a job file nor a task folder was given.
+    func load() throws -> Job? {
+        if let job { return try Job.load(URL(fileURLWithPath: job)) }
+        if let task { return Job(task: URL(fileURLWithPath: task)) }
+        return nil
+    }
+}
+
 /// Options shared by `search` and `demo`.
 struct SearchOptions: ParsableArguments {
     @Option(help: "Results folder; the run lands in OUT/RUN-ID/ (default: the job's out:, else results/JOB).")
@@ -73,17 +92,13 @@ struct Search: AsyncParsableCommand {
             when none is given).
             """)
 
-    @Argument(help: "A job file (YAML or JSON).")
-    var job: String?
-    @Option(help: "A task folder, instead of a job file.")
-    var task: String?
+    @OptionGroup var input: JobInput
     @Option(help: "Continue the interrupted run in this folder (results/JOB/RUN-ID.partial).")
     var resume: String?
     @OptionGroup var options: SearchOptions
 
     func validate() throws {
-        guard job == nil || task == nil else { throw ValidationError("give a job file or --task DIR, not both") }
-        guard job != nil || task != nil || resume != nil else {
+        guard input.job != nil || input.task != nil || resume != nil else {
             throw ValidationError("give a job file or --task DIR (or --resume RUN_DIR)")
         }
     }
@@ -98,10 +113,8 @@ struct Search: AsyncParsableCommand {
                 resumeRun = run
             }
             var loaded: Job
-            if let job {
-                loaded = try Job.load(URL(fileURLWithPath: job))
-            } else if let task {
-                loaded = Job(task: URL(fileURLWithPath: task))
+            if let job = try input.load() {
+                loaded = job
             } else if let header = records?.first, let source = header.source {
                 loaded =
                     source.hasSuffix(".yaml") || source.hasSuffix(".yml") || source.hasSuffix(".json")
