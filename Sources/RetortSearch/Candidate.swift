@@ -17,15 +17,17 @@ public struct Candidate: Sendable, Equatable {
     /// A candidate.
     public init(family: Family, hidden: [Int], bucketsLog2: Int?, precision: Precision, training: TrainingOptions) {
         self.family = family
-        self.hidden = family == .linear ? [] : hidden
+        self.hidden = family.isSingleLayer ? [] : hidden
         self.bucketsLog2 = bucketsLog2
         self.precision = precision
         self.training = training
     }
 
-    /// A readable, unique id: `mlp-256x1-fp32`, `mlp-256-128-b16-int8`, `linear-b14-fp32`.
+    /// A readable, unique id: `mlp-256x1-fp32`, `mlp-256-128-b16-int8`, `linear-b14-fp32`, `embedding-bag-d32-b16-fp16`,
+    /// `prototype-b14-fp32`.
     public var id: String {
         var parts = [family.rawValue]
+        if family == .embeddingBag, let dim = hidden.first { parts.append("d\(dim)") }
         if family == .mlp {
             if Set(hidden).count == 1 {
                 parts.append("\(hidden[0])x\(hidden.count)")
@@ -63,6 +65,8 @@ public struct Candidate: Sendable, Equatable {
             "alpha": .double(Double(training.loss.alpha)),
         ]
         if family == .mlp { config["hidden"] = .ints(hidden) }
+        if family == .embeddingBag, let dim = hidden.first { config["dim"] = .int(dim) }
+        if family == .prototype { config = ["scoring": .string(bucketsLog2 == nil ? "euclidean" : "cosine")] }
         if let bucketsLog2 { config["buckets_log2"] = .int(bucketsLog2) }
         return config
     }

@@ -24,7 +24,7 @@ public struct CandidateCatalog: Sendable {
     public func candidates(for kind: TaskKind) -> [Candidate] { kind == .text ? text : numeric }
 
     static let entryKeys: Set<String> = [
-        "family", "hidden", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",
+        "family", "hidden", "dim", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",
         "patience",
     ]
 
@@ -58,16 +58,36 @@ public struct CandidateCatalog: Sendable {
                 )
             }
             let hiddenOptions: [[Int]]
-            if family == .mlp {
+            switch family {
+            case .mlp:
                 guard let hidden = fields["hidden"] else {
                     throw entry.error("an mlp entry needs hidden: [[64], [128, 64]]")
                 }
+                if let dim = fields["dim"] { throw dim.error("dim is for embedding-bag; an mlp takes hidden") }
                 hiddenOptions = try parseHidden(hidden)
-            } else {
+            case .embeddingBag:
+                guard kind == .text else {
+                    throw familyValue.error("embedding-bag students read text; use mlp for numeric tasks")
+                }
+                guard let dim = fields["dim"] else {
+                    throw entry.error("an embedding-bag entry needs dim: [16, 32, 64]")
+                }
                 if let hidden = fields["hidden"] {
-                    throw hidden.error("a linear student has no hidden layers; remove hidden")
+                    throw hidden.error("an embedding-bag has one embedding; give dim, not hidden")
+                }
+                hiddenOptions = try ints(dim, in: 1...4096).map { [$0] }
+            case .linear, .prototype:
+                if let hidden = fields["hidden"] ?? fields["dim"] {
+                    throw hidden.error("a \(family.rawValue) student has no hidden layers; remove it")
                 }
                 hiddenOptions = [[]]
+            }
+            if family == .prototype,
+                let trainingKey = ["lr", "epochs", "batch_size", "temperature", "alpha", "patience"].first(where: {
+                    fields[$0] != nil
+                }), let value = fields[trainingKey]
+            {
+                throw value.error("a prototype student is computed in closed form; remove \(trainingKey)")
             }
             var bucketOptions: [Int?] = [nil]
             if kind == .text {
@@ -92,7 +112,10 @@ public struct CandidateCatalog: Sendable {
                     return parsed
                 }
             }
-            let defaults = TrainingOptions(learningRate: family == .linear ? (kind == .text ? 0.02 : 0.01) : 0.003)
+            let defaults = TrainingOptions(
+                epochs: family == .prototype ? 1 : 50,
+                learningRate: family == .linear ? (kind == .text ? 0.02 : 0.01) : family == .embeddingBag ? 0.01 : 0.003
+            )
             let learningRates =
                 try fields["lr"].map { (v) throws(DataError) in try doubles(v, in: 1e-6...10) } ?? [
                     Double(defaults.learningRate)

@@ -158,6 +158,7 @@ public enum SearchEngine {
         var candidateEpochs = 0.0
         var trainSeconds: [String: Double] = [:]
         var epochsSoFar: [String: Int] = [:]
+        var announced = trials.count
         var trainingRuns = Set<String>()
         var budgetHit = false
         var best: (candidate: String, value: Double)?
@@ -276,7 +277,10 @@ public enum SearchEngine {
                         flopsPerExample: group.flops, metrics: [:], fidelity: 0, status: .pruned, onFrontier: false,
                         reason: String(format: "the budget of %.0f s ran out before it started", settings.budgetSeconds)
                     )
-                    if let trial = trials[id] { events(.trial(trial, index: trials.count, total: total)) }
+                    if let trial = trials[id] {
+                        announced += 1
+                        events(.trial(trial, index: announced, total: total))
+                    }
                 }
             } else if rung < rungCount - 1 {
                 // Finished candidates are complete (no more training would change them); the rest race on.
@@ -372,7 +376,8 @@ public enum SearchEngine {
                 trial.throughputPerSecond = profile.throughput
                 trial.costPer1MUSD = profile.p50 / 1000 * 1e6 * settings.usdPerVCPUHour / 3600
                 trials[id] = trial
-                events(.trial(trial, index: trials.count, total: total))
+                announced += 1
+                events(.trial(trial, index: announced, total: total))
             }
             if budgetHit { break }
         }

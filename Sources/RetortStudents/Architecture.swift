@@ -14,7 +14,7 @@ public struct Architecture: Sendable, Codable, Equatable, Hashable {
     /// An architecture.
     public init(family: Family, hidden: [Int], inputDimension: Int, outputDimension: Int, sparseInput: Bool) {
         self.family = family
-        self.hidden = family == .linear ? [] : hidden
+        self.hidden = family.isSingleLayer ? [] : family == .embeddingBag ? Array(hidden.prefix(1)) : hidden
         self.inputDimension = inputDimension
         self.outputDimension = outputDimension
         self.sparseInput = sparseInput
@@ -28,8 +28,8 @@ public struct Architecture: Sendable, Codable, Equatable, Hashable {
         zip(widths, widths.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
     }
 
-    /// Serialized weight bytes at `precision`: weights at the precision's width, plus fp32 biases, plus (int8) one
-    /// fp32 scale per output channel of every layer. Exactly the bytes of the exported tensors.
+    /// Serialized weight bytes at `precision`: weights at the precision's width (4, 2 or 1 bytes), plus fp32 biases,
+    /// plus (int8) one fp32 scale per output channel of every layer. Exactly the bytes of the exported tensors.
     public func weightBytes(at precision: Precision) -> Int {
         zip(widths, widths.dropFirst()).reduce(0) { total, layer in
             let (input, output) = layer

@@ -48,6 +48,14 @@ public struct DenseLayer: Sendable, Equatable {
         return output
     }
 
+    /// The layer with every weight rounded to the nearest IEEE half (`Float16`) and back; biases stay fp32.
+    public func roundedToFloat16() -> DenseLayer {
+        DenseLayer(
+            weights: Matrix(
+                rows: weights.rows, columns: weights.columns, storage: weights.storage.map { Float(Float16($0)) }),
+            bias: bias)
+    }
+
     /// The layer with symmetric per-output-channel int8 weights: `s_o = max_i |W_io| / 127`,
     /// `q_io = round(W_io / s_o)`, and `weights` replaced by `q_io · s_o`.
     public func quantizedToInt8() -> DenseLayer {

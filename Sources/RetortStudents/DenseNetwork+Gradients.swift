@@ -45,7 +45,7 @@ extension DenseNetwork {
             gradients.append(LayerGradient(weights: weightGradient, bias: biasGradient))
             if index > 0 {
                 var next = try Matrix.product(upstream, layers[index].weights, transposeB: .transposed)
-                Kernels.reluBackward(&next, activation: outputs[index - 1])
+                if architecture.family != .embeddingBag { Kernels.reluBackward(&next, activation: outputs[index - 1]) }
                 upstream = next
             }
         }

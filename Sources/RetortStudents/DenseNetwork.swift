@@ -25,7 +25,7 @@ public struct DenseNetwork: Sendable, Equatable {
             let isOutput = index == widths.count - 2
             let std: Float
             if isOutput {
-                std = architecture.family == .linear ? 0 : Float((1 / Double(input)).squareRoot())
+                std = architecture.family.isSingleLayer ? 0 : Float((1 / Double(input)).squareRoot())
             } else if index == 0 && architecture.sparseInput {
                 std = Float((1 / Double(output)).squareRoot())
             } else {
@@ -73,7 +73,7 @@ public struct DenseNetwork: Sendable, Equatable {
         }
         for index in 1..<(layers.count + 1) {
             if index < layers.count {
-                Kernels.relu(&current)
+                if architecture.family != .embeddingBag { Kernels.relu(&current) }
                 outputs.append(current)
                 current = try layers[index].forward(current)
             } else {
@@ -83,9 +83,11 @@ public struct DenseNetwork: Sendable, Equatable {
         return outputs
     }
 
-    /// The network with weights quantized to `precision` (fp32 returns itself).
+    /// The network with weights converted to `precision` (fp32 returns itself): int8 per output channel, or fp16
+    /// rounded to nearest. Predictions then use exactly the converted values.
     public func quantized(to target: Precision) -> DenseNetwork {
         guard target != precision, target != .fp32 else { return self }
-        return DenseNetwork(architecture: architecture, layers: layers.map { $0.quantizedToInt8() }, precision: target)
+        let converted = layers.map { target == .int8 ? $0.quantizedToInt8() : $0.roundedToFloat16() }
+        return DenseNetwork(architecture: architecture, layers: converted, precision: target)
     }
 }

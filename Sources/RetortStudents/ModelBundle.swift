@@ -35,6 +35,8 @@ public struct ModelBundle: Sendable {
             if let int8 = layer.int8 {
                 tensors["layers.\(index).weight"] = Tensor(int8.codes, shape: shape)
                 tensors["layers.\(index).weight_scale"] = Tensor(int8.scales, shape: [layer.outputDimension])
+            } else if network.precision == .fp16 {
+                tensors["layers.\(index).weight"] = Tensor(layer.weights.storage.map { Float16($0) }, shape: shape)
             } else {
                 tensors["layers.\(index).weight"] = Tensor(layer.weights.storage, shape: shape)
             }
@@ -138,10 +140,12 @@ public struct ModelBundle: Sendable {
                 throw StudentError("layers.\(index).bias must be F32", file: weightsURL.relativePath)
             }
             switch manifest.precision {
-            case .fp32:
-                guard let values = weight.floats() else {
+            case .fp32, .fp16:
+                let expected: Tensor.DType = manifest.precision == .fp32 ? .f32 : .f16
+                guard weight.dtype == expected, let values = weight.floats() else {
                     throw StudentError(
-                        "layers.\(index).weight must be F32 for an fp32 model", file: weightsURL.relativePath)
+                        "layers.\(index).weight must be \(expected.rawValue) for an \(manifest.precision.rawValue) model",
+                        file: weightsURL.relativePath)
                 }
                 layers.append(DenseLayer(weights: Matrix(rows: input, columns: output, storage: values), bias: bias))
             case .int8:

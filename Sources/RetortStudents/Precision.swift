@@ -2,6 +2,8 @@
 public enum Precision: String, Sendable, Codable, CaseIterable, Comparable {
     /// 32-bit floats, as trained.
     case fp32
+    /// IEEE half-precision weights (biases and scales stay fp32), rounded to nearest after training.
+    case fp16
     /// Symmetric per-output-channel 8-bit integer weights with one fp32 scale per output (weight-only).
     case int8
 
@@ -9,6 +11,7 @@ public enum Precision: String, Sendable, Codable, CaseIterable, Comparable {
     public var bytesPerWeight: Int {
         switch self {
         case .fp32: 4
+        case .fp16: 2
         case .int8: 1
         }
     }
@@ -25,6 +28,15 @@ public enum Family: String, Sendable, Codable, CaseIterable {
     case linear
     /// A multilayer perceptron with ReLU hidden layers.
     case mlp
+    /// fastText's recipe: hashed n-gram embeddings of dimension d averaged (a linear first layer, no activation),
+    /// then a linear layer to the classes.
+    case embeddingBag = "embedding-bag"
+    /// Nearest class centroid: the teacher-weighted mean feature vector of each class, scored by cosine (text) or
+    /// squared Euclidean distance (numeric); computed in closed form, no training loop.
+    case prototype
+
+    /// Whether the family has no hidden layer.
+    public var isSingleLayer: Bool { self == .linear || self == .prototype }
 }
 
 /// Errors from student training, quantization, export and loading.

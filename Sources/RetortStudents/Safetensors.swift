@@ -6,10 +6,18 @@ public struct Tensor: Sendable, Equatable {
     public enum DType: String, Sendable {
         /// 32-bit IEEE float.
         case f32 = "F32"
+        /// IEEE half-precision float.
+        case f16 = "F16"
         /// Signed 8-bit integer.
         case i8 = "I8"
 
-        var byteWidth: Int { self == .f32 ? 4 : 1 }
+        var byteWidth: Int {
+            switch self {
+            case .f32: 4
+            case .f16: 2
+            case .i8: 1
+            }
+        }
     }
 
     /// Element type.
@@ -35,10 +43,21 @@ public struct Tensor: Sendable, Equatable {
         bytes = values.withUnsafeBufferPointer { Data(buffer: $0) }
     }
 
-    /// The elements as floats (F32 only).
+    /// An F16 tensor.
+    public init(_ values: [Float16], shape: [Int]) {
+        precondition(values.count == shape.reduce(1, *), "shape does not match the element count")
+        dtype = .f16
+        self.shape = shape
+        bytes = values.withUnsafeBufferPointer { Data(buffer: $0) }
+    }
+
+    /// The elements as floats (F32, or F16 widened).
     public func floats() -> [Float]? {
-        guard dtype == .f32 else { return nil }
-        return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        switch dtype {
+        case .f32: return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        case .f16: return bytes.withUnsafeBytes { $0.bindMemory(to: Float16.self).map(Float.init) }
+        case .i8: return nil
+        }
     }
 
     /// The elements as int8 (I8 only).

@@ -94,6 +94,18 @@ public struct TrainingSession: Sendable {
     /// Runs up to `count` more epochs (fewer when training finishes first).
     public mutating func runEpochs(_ count: Int, train: TrainingSplit, validation: TrainingSplit) throws(NumericsError)
     {
+        if network.architecture.family == .prototype {
+            // Closed form: one pass computes the centroids; training is then finished.
+            guard count > 0, !isFinished else { return }
+            network = try Prototype.fit(architecture: network.architecture, train: train)
+            best = network
+            epochsRun = 1
+            bestEpoch = 1
+            validationLosses = [try Self.crossEntropy(network, on: validation)]
+            bestLoss = validationLosses[0]
+            stoppedEarly = true
+            return
+        }
         var remaining = count
         let n = train.features.rows
         var order = Array(0..<n)

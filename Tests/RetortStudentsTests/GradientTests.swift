@@ -38,11 +38,13 @@ func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGe
         }
     }
 
-    @Test("backpropagation through an MLP matches finite differences on every layer", arguments: [false, true])
-    func networkGradient(sparse: Bool) throws {
+    @Test(
+        "backpropagation matches finite differences on every layer (mlp with ReLU, embedding-bag without)",
+        arguments: [(Family.mlp, false), (.mlp, true), (.embeddingBag, true)])
+    func networkGradient(family: Family, sparse: Bool) throws {
         var generator = SeededGenerator(seed: 22)
         let architecture = Architecture(
-            family: .mlp, hidden: [6, 5], inputDimension: 8, outputDimension: 3, sparseInput: sparse)
+            family: family, hidden: [6, 5], inputDimension: 8, outputDimension: 3, sparseInput: sparse)
         var network = DenseNetwork(architecture: architecture, generator: &generator)
         for l in network.layers.indices {
             for i in network.layers[l].bias.indices { network.layers[l].bias[i] = generator.nextGaussian() * 0.3 }

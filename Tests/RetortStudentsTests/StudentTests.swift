@@ -134,3 +134,102 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
         #expect(decoded.tensors["w"]?.floats() == [1, 2, 3, 4])
     }
 }
+
+@Suite struct FamilyTests {
+    @Test("fp16 rounds every weight to the nearest half and keeps biases in fp32")
+    func float16() {
+        var generator = SeededGenerator(seed: 31)
+        let architecture = Architecture(
+            family: .mlp, hidden: [5], inputDimension: 4, outputDimension: 3, sparseInput: false)
+        let network = DenseNetwork(architecture: architecture, generator: &generator)
+        let half = network.quantized(to: .fp16)
+        #expect(half.precision == .fp16)
+        for (layer, original) in zip(half.layers, network.layers) {
+            for (value, source) in zip(layer.weights.storage, original.weights.storage) {
+                #expect(value == Float(Float16(source)))
+                #expect(abs(value - source) <= abs(source) * 0.001 + 1e-7)
+            }
+            #expect(layer.bias == original.bias)
+        }
+        #expect(architecture.weightBytes(at: .fp16) == (4 * 5 + 5 * 3) * 2 + (5 + 3) * 4)
+    }
+
+    @Test("an embedding bag is linear in its input: no activation between embedding and output")
+    func embeddingBagIsLinear() throws {
+        var generator = SeededGenerator(seed: 32)
+        let architecture = Architecture(
+            family: .embeddingBag, hidden: [4, 9], inputDimension: 16, outputDimension: 3, sparseInput: true)
+        #expect(architecture.hidden == [4])
+        let network = DenseNetwork(architecture: architecture, generator: &generator)
+        func sparse(_ entries: [(Int32, Float)]) -> FeatureMatrix {
+            .sparse(
+                SparseMatrix(
+                    rows: 1, columns: 16, rowOffsets: [0, entries.count], columnIndices: entries.map(\.0),
+                    values: entries.map(\.1)))
+        }
+        let a = try network.logits(sparse([(1, 1)]))
+        let b = try network.logits(sparse([(5, 1)]))
+        let sum = try network.logits(sparse([(1, 1), (5, 1)]))
+        let zero = try network.logits(sparse([]))
+        for j in 0..<3 {
+            // f(a + b) = f(a) + f(b) − f(0) holds exactly for an affine map, never for a ReLU network in general.
+            #expect(approximatelyEqual(sum[0, j], a[0, j] + b[0, j] - zero[0, j], absolute: 1e-5))
+        }
+        #expect(architecture.flopsPerExample(meanNonzeros: 10) == 2 * 10 * 4 + 2 * 4 * 3)
+    }
+
+    @Test("a prototype student is the teacher-weighted class centroids, scored by distance", arguments: [false, true])
+    func prototype(sparse: Bool) throws {
+        let data = blobs(count: 300, seed: 33)
+        var features: FeatureMatrix = .dense(data.features)
+        if sparse {
+            // Each row as a non-negative, L2-normalised sparse vector (as the text featurizer makes).
+            var offsets = [0]
+            var columns: [Int32] = []
+            var values: [Float] = []
+            for i in 0..<data.features.rows {
+                let row = (0..<5).map { max(0, data.features[i, $0]) }
+                let norm = max(row.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-6)
+                for j in 0..<5 where row[j] > 0 {
+                    columns.append(Int32(j))
+                    values.append(row[j] / norm)
+                }
+                offsets.append(values.count)
+            }
+            features = .sparse(
+                SparseMatrix(
+                    rows: data.features.rows, columns: 5, rowOffsets: offsets, columnIndices: columns, values: values))
+        }
+        let split = TrainingSplit(features: features, teacherProbabilities: data.probabilities, hardLabels: data.labels)
+        let architecture = Architecture(
+            family: .prototype, hidden: [], inputDimension: 5, outputDimension: 3, sparseInput: sparse)
+        var session = TrainingSession(
+            architecture: architecture, train: split, options: TrainingOptions(epochs: 1), seed: 1)
+        try session.runEpochs(1, train: split, validation: split)
+        #expect(session.isFinished && session.epochsRun == 1)
+        let predictions = try session.best.probabilities(features).argmaxPerRow()
+        let accuracy = Double(zip(predictions, data.labels).filter { $0 == $1 }.count) / Double(data.labels.count)
+        #expect(accuracy > 0.9, "accuracy \(accuracy)")
+        if !sparse {
+            // W = s·μ: the weight columns are proportional to the teacher-weighted means.
+            let dense = data.features
+            for c in 0..<3 {
+                var mean = [Float](repeating: 0, count: 5)
+                var mass: Float = 0
+                for i in 0..<dense.rows {
+                    let p = data.probabilities[i, c]
+                    mass += p
+                    for j in 0..<5 { mean[j] += p * dense[i, j] }
+                }
+                let anchor = (0..<5).max { abs(mean[$0]) < abs(mean[$1]) } ?? 0
+                let scale = session.best.layers[0].weights[anchor, c] / (mean[anchor] / mass)
+                for j in 0..<5 {
+                    #expect(
+                        approximatelyEqual(
+                            session.best.layers[0].weights[j, c], scale * mean[j] / mass, relative: 1e-3, absolute: 1e-4
+                        ))
+                }
+            }
+        }
+    }
+}
