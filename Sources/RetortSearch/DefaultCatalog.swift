@@ -1,23 +1,33 @@
 extension CandidateCatalog {
     /// The text of candidates/default.yaml, built in so `retort` works from any folder (a test keeps them equal).
     static let defaultYAML = """
-        # Retort's default candidate catalog: list-valued keys form a grid.
+        # Retort's default candidate catalog (built into the binary; candidates/text.yaml and candidates/numeric.yaml hold
+        # the same entries per task kind). List-valued keys form a grid.
         # Text tasks: hashed word 1-2-grams and char 3-5-grams into 2^buckets_log2 buckets.
         text:
           - family: linear
             buckets_log2: [12, 14, 16, 18]
-            precision: [fp32, int8]
+            precision: [fp32, fp16, int8]
           - family: mlp
             hidden: [[32], [64], [128]]
             buckets_log2: [14, 16, 18]
             precision: [fp32, int8]
+          - family: embedding-bag
+            dim: [16, 32, 64]
+            buckets_log2: [14, 16, 18]
+            precision: [fp32, fp16, int8]
+          - family: prototype
+            buckets_log2: [12, 14, 16]
+            precision: [fp32, fp16]
         # Numeric tasks: inputs standardized on train statistics.
         numeric:
           - family: linear
-            precision: [fp32, int8]
+            precision: [fp32, fp16, int8]
           - family: mlp
             hidden: [[16], [32], [64], [128], [256], [512], [256, 128], [512, 256]]
-            precision: [fp32, int8]
+            precision: [fp32, fp16, int8]
+          - family: prototype
+            precision: [fp32, fp16]
 
         """
 }

@@ -407,10 +407,21 @@ public enum SearchEngine {
         var recommendationTest: [String: MetricEstimate]?
         var recommendationDifference: MetricEstimate?
         var recommendedBundle: ModelBundle?
+        // Test figures for the frontier, the recommendation and each family's best on validation (the per-family
+        // comparison); nothing on the test set feeds back into a decision.
+        var familyLeaders: [Family: TrialResult] = [:]
+        for trial in complete {
+            let value = trial.metrics[metric.rawValue]?.value ?? -.infinity
+            if value > familyLeaders[trial.family]?.metrics[metric.rawValue]?.value ?? -.infinity {
+                familyLeaders[trial.family] = trial
+            }
+        }
+        let leaders = Set(familyLeaders.values.map(\.id))
         for index in ordered.indices {
             let id = ordered[index].id
             ordered[index].onFrontier = frontier.contains(id)
-            guard ordered[index].status == .complete, ordered[index].onFrontier || id == recommendation.candidate,
+            guard ordered[index].status == .complete,
+                ordered[index].onFrontier || id == recommendation.candidate || leaders.contains(id),
                 let (group, candidate) = find(id, in: groups)
             else { continue }
             let bundle = try bundleFor(

@@ -183,11 +183,15 @@ func trial(
         let builtIn = CandidateCatalog.standard()
         #expect(file.text.map(\.id) == builtIn.text.map(\.id))
         #expect(file.numeric.map(\.id) == builtIn.numeric.map(\.id))
+        let text = try CandidateCatalog(try YAMLValue.load(root.appendingPathComponent("candidates/text.yaml")))
+        let numeric = try CandidateCatalog(try YAMLValue.load(root.appendingPathComponent("candidates/numeric.yaml")))
+        #expect(text.text.map(\.id) == builtIn.text.map(\.id) && text.numeric.isEmpty)
+        #expect(numeric.numeric.map(\.id) == builtIn.numeric.map(\.id) && numeric.text.isEmpty)
         for kind in TaskKind.allCases {
             let candidates = builtIn.candidates(for: kind)
             #expect(candidates.count >= 12)
-            #expect(Set(candidates.map(\.family)).isSuperset(of: [.linear, .mlp]))
-            #expect(Set(candidates.map(\.precision)).isSuperset(of: [.fp32, .int8]))
+            #expect(Set(candidates.map(\.family)).isSuperset(of: [.linear, .mlp, .prototype]))
+            #expect(Set(candidates.map(\.precision)) == Set(Precision.allCases))
         }
     }
 }
