@@ -62,7 +62,7 @@ public struct Candidate: Sendable, Equatable {
         var config: [String: ReportValue] = [
             "epochs": .int(training.epochs), "batch_size": .int(training.batchSize),
             "lr": .double(Double(training.learningRate)), "temperature": .double(Double(training.loss.temperature)),
-            "alpha": .double(Double(training.loss.alpha)),
+            "alpha": .double(Double(training.loss.alpha)), "early_stopping": .string(training.earlyStopping.rawValue),
         ]
         if family == .mlp { config["hidden"] = .ints(hidden) }
         if family == .embeddingBag, let dim = hidden.first { config["dim"] = .int(dim) }

@@ -25,7 +25,7 @@ public struct CandidateCatalog: Sendable {
 
     static let entryKeys: Set<String> = [
         "family", "hidden", "dim", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",
-        "patience",
+        "patience", "early_stopping",
     ]
 
     /// Parses and expands a catalog, validating every value.
@@ -136,38 +136,51 @@ public struct CandidateCatalog: Sendable {
                 ]
             let patiences =
                 try fields["patience"].map { (v) throws(DataError) in try ints(v, in: 1...1000) } ?? [defaults.patience]
-            let trainingGrid =
-                learningRates.count * epochs.count * batchSizes.count * temperatures.count * alphas.count
-                * patiences.count
-            for hidden in hiddenOptions {
-                for buckets in bucketOptions {
-                    for lr in learningRates {
-                        for epochCount in epochs {
-                            for batch in batchSizes {
-                                for temperature in temperatures {
-                                    for alpha in alphas {
-                                        for patience in patiences {
-                                            let options = TrainingOptions(
+            let stoppings =
+                try fields["early_stopping"].map { (value) throws(DataError) in
+                    try strings(value).map { (name) throws(DataError) -> TrainingOptions.EarlyStopping in
+                        guard let parsed = TrainingOptions.EarlyStopping(rawValue: name) else {
+                            throw value.error("early_stopping is teacher or objective, not \"\(name)\"")
+                        }
+                        return parsed
+                    }
+                } ?? [defaults.earlyStopping]
+            var optionsGrid: [TrainingOptions] = []
+            for lr in learningRates {
+                for epochCount in epochs {
+                    for batch in batchSizes {
+                        for temperature in temperatures {
+                            for alpha in alphas {
+                                for patience in patiences {
+                                    for stopping in stoppings {
+                                        optionsGrid.append(
+                                            TrainingOptions(
                                                 epochs: epochCount, batchSize: batch, learningRate: Float(lr),
                                                 patience: patience,
                                                 loss: DistillationLoss(
-                                                    temperature: Float(temperature), alpha: Float(alpha)))
-                                            for precision in precisions {
-                                                var candidate = Candidate(
-                                                    family: family, hidden: hidden, bucketsLog2: buckets,
-                                                    precision: precision, training: options)
-                                                if trainingGrid > 1 || seen.contains(candidate.id) {
-                                                    candidate.trainingSuffix = Self.suffix(options, defaults: defaults)
-                                                }
-                                                guard seen.insert(candidate.id).inserted else {
-                                                    throw entry.error("candidate \(candidate.id) is listed twice")
-                                                }
-                                                result.append(candidate)
-                                            }
-                                        }
+                                                    temperature: Float(temperature), alpha: Float(alpha)),
+                                                earlyStopping: stopping))
                                     }
                                 }
                             }
+                        }
+                    }
+                }
+            }
+            for hidden in hiddenOptions {
+                for buckets in bucketOptions {
+                    for options in optionsGrid {
+                        for precision in precisions {
+                            var candidate = Candidate(
+                                family: family, hidden: hidden, bucketsLog2: buckets, precision: precision,
+                                training: options)
+                            if optionsGrid.count > 1 || seen.contains(candidate.id) {
+                                candidate.trainingSuffix = Self.suffix(options, defaults: defaults)
+                            }
+                            guard seen.insert(candidate.id).inserted else {
+                                throw entry.error("candidate \(candidate.id) is listed twice")
+                            }
+                            result.append(candidate)
                         }
                     }
                 }
@@ -186,6 +199,7 @@ public struct CandidateCatalog: Sendable {
         }
         if options.loss.alpha != defaults.loss.alpha { parts.append("a\(formatShort(Double(options.loss.alpha)))") }
         if options.patience != defaults.patience { parts.append("p\(options.patience)") }
+        if options.earlyStopping != defaults.earlyStopping { parts.append("es-\(options.earlyStopping.rawValue)") }
         return parts.joined(separator: "-")
     }
 

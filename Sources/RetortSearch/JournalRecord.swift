@@ -135,7 +135,7 @@ public enum SearchFingerprint {
             candidates.map { candidate in
                 let options = candidate.training
                 return
-                    "\(candidate.id):\(options.epochs):\(options.batchSize):\(options.learningRate.bitPattern):\(options.patience):\(options.loss.temperature.bitPattern):\(options.loss.alpha.bitPattern)"
+                    "\(candidate.id):\(options.epochs):\(options.batchSize):\(options.learningRate.bitPattern):\(options.patience):\(options.loss.temperature.bitPattern):\(options.loss.alpha.bitPattern):\(options.earlyStopping.rawValue)"
             }.joined(separator: ";"))
     }
 }

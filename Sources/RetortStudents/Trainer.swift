@@ -13,12 +13,24 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var patience: Int
     /// The distillation loss.
     public var loss: DistillationLoss
+    /// What early stopping watches on validation.
+    public var earlyStopping: EarlyStopping
+
+    /// What early stopping watches on the validation split.
+    public enum EarlyStopping: String, Sendable, Codable, CaseIterable {
+        /// Cross-entropy against the teacher's full distribution (the default: the teacher's knowledge).
+        case teacher
+        /// The training objective itself (the distillation loss with its α and T): with α = 0, the hard-label
+        /// cross-entropy, as fastText-style training on the teacher's answers would use.
+        case objective
+    }
 
     /// Options with the given values.
     public init(
         epochs: Int = 50, batchSize: Int = 128, learningRate: Float = 0.003, patience: Int = 6,
-        loss: DistillationLoss = DistillationLoss()
+        loss: DistillationLoss = DistillationLoss(), earlyStopping: EarlyStopping = .teacher
     ) {
+        self.earlyStopping = earlyStopping
         self.epochs = epochs
         self.batchSize = batchSize
         self.learningRate = learningRate
@@ -124,7 +136,18 @@ public struct TrainingSession: Sendable {
             }
             epochsRun += 1
             remaining -= 1
-            let loss = try Self.crossEntropy(network, on: validation)
+            let loss: Float
+            switch options.earlyStopping {
+            case .teacher:
+                loss = try Self.crossEntropy(network, on: validation)
+            case .objective:
+                loss =
+                    options.loss.lossAndGradient(
+                        logits: try network.logits(validation.features),
+                        temperedTargets: options.loss.temperedTargets(validation.teacherProbabilities),
+                        hardLabels: validation.hardLabels
+                    ).loss
+            }
             validationLosses.append(loss)
             if loss < bestLoss - 1e-5 {
                 bestLoss = loss

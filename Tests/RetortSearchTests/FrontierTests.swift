@@ -164,6 +164,7 @@ func trial(
             ("text:\n  - family: embedding-bag\n    buckets_log2: [12]\n", 2, "dim"),
             ("numeric:\n  - family: embedding-bag\n    dim: [8]\n", 2, "text"),
             ("numeric:\n  - family: prototype\n    lr: 0.1\n", 3, "closed form"),
+            ("numeric:\n  - family: linear\n    early_stopping: never\n", 3, "teacher or objective"),
         ] {
             #expect {
                 try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))

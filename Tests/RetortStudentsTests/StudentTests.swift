@@ -233,3 +233,33 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
         }
     }
 }
+
+@Suite struct EarlyStoppingTests {
+    @Test("early stopping watches the teacher's cross-entropy by default, or the training objective when asked")
+    func criteria() throws {
+        let data = blobs(count: 120, seed: 41)
+        let split = TrainingSplit(
+            features: .dense(data.features), teacherProbabilities: data.probabilities, hardLabels: data.labels)
+        let architecture = Architecture(
+            family: .linear, hidden: [], inputDimension: 5, outputDimension: 3, sparseInput: false)
+        let loss = DistillationLoss(temperature: 1, alpha: 0)
+        for criterion in TrainingOptions.EarlyStopping.allCases {
+            var session = TrainingSession(
+                architecture: architecture, train: split,
+                options: TrainingOptions(epochs: 1, learningRate: 0.05, loss: loss, earlyStopping: criterion), seed: 2)
+            try session.runEpochs(1, train: split, validation: split)
+            let watched = try #require(session.validationLosses.first)
+            let expected: Float
+            switch criterion {
+            case .teacher: expected = try TrainingSession.crossEntropy(session.network, on: split)
+            case .objective:
+                expected =
+                    loss.lossAndGradient(
+                        logits: try session.network.logits(split.features), temperedTargets: split.teacherProbabilities,
+                        hardLabels: split.hardLabels
+                    ).loss
+            }
+            #expect(approximatelyEqual(watched, expected, relative: 1e-5))
+        }
+    }
+}
