@@ -9,6 +9,11 @@ public struct Candidate: Sendable, Equatable {
     public var hidden: [Int]
     /// log2 of the hashed text buckets (text tasks only).
     public var bucketsLog2: Int?
+    /// Whether text features include character 3–5-grams (word 1–2-grams always).
+    public var charNgrams = true
+
+    /// The featurizer this candidate reads (candidates with equal keys share features).
+    public var featureKey: FeatureKey { FeatureKey(bucketsLog2: bucketsLog2, charNgrams: charNgrams) }
     /// Stored precision.
     public var precision: Precision
     /// Training hyperparameters.
@@ -35,7 +40,7 @@ public struct Candidate: Sendable, Equatable {
                 parts.append(hidden.map(String.init).joined(separator: "-"))
             }
         }
-        if let bucketsLog2 { parts.append("b\(bucketsLog2)") }
+        if let bucketsLog2 { parts.append("b\(bucketsLog2)" + (charNgrams ? "" : "w")) }
         parts.append(precision.rawValue)
         return parts.joined(separator: "-") + (trainingSuffix.isEmpty ? "" : "-\(trainingSuffix)")
     }
@@ -67,7 +72,10 @@ public struct Candidate: Sendable, Equatable {
         if family == .mlp { config["hidden"] = .ints(hidden) }
         if family == .embeddingBag, let dim = hidden.first { config["dim"] = .int(dim) }
         if family == .prototype { config = ["scoring": .string(bucketsLog2 == nil ? "euclidean" : "cosine")] }
-        if let bucketsLog2 { config["buckets_log2"] = .int(bucketsLog2) }
+        if let bucketsLog2 {
+            config["buckets_log2"] = .int(bucketsLog2)
+            config["char_ngrams"] = .string(charNgrams ? "3-5" : "none")
+        }
         return config
     }
 }
@@ -107,4 +115,13 @@ public enum ReportValue: Sendable, Equatable, Codable {
             self = .string(try container.decode(String.self))
         }
     }
+}
+
+/// Which features a candidate reads: the hashed-bucket count and whether character n-grams are in (text), or the
+/// standardized inputs (numeric, `bucketsLog2 == nil`).
+public struct FeatureKey: Hashable, Sendable {
+    /// log2 of the buckets (text).
+    public var bucketsLog2: Int?
+    /// Character 3–5-grams on or off (text).
+    public var charNgrams: Bool
 }

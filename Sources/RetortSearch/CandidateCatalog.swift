@@ -25,7 +25,7 @@ public struct CandidateCatalog: Sendable {
 
     static let entryKeys: Set<String> = [
         "family", "hidden", "dim", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",
-        "patience", "early_stopping",
+        "patience", "early_stopping", "char_ngrams",
     ]
 
     /// Parses and expands a catalog, validating every value.
@@ -101,6 +101,13 @@ public struct CandidateCatalog: Sendable {
             } else if let buckets = fields["buckets_log2"] {
                 throw buckets.error("buckets_log2 applies to text tasks only")
             }
+            var charOptions = [true]
+            if let chars = fields["char_ngrams"] {
+                guard kind == .text else { throw chars.error("char_ngrams applies to text tasks only") }
+                charOptions = try (chars.isSequence ? chars.sequence() : [chars]).map { (v) throws(DataError) in
+                    try v.bool()
+                }
+            }
             var precisions: [Precision] = [.fp32]
             if let precision = fields["precision"] {
                 precisions = try strings(precision).map { (name) throws(DataError) -> Precision in
@@ -168,12 +175,13 @@ public struct CandidateCatalog: Sendable {
                 }
             }
             for hidden in hiddenOptions {
-                for buckets in bucketOptions {
+                for (buckets, chars) in bucketOptions.flatMap({ b in charOptions.map { (b, $0) } }) {
                     for options in optionsGrid {
                         for precision in precisions {
                             var candidate = Candidate(
                                 family: family, hidden: hidden, bucketsLog2: buckets, precision: precision,
                                 training: options)
+                            candidate.charNgrams = chars
                             if optionsGrid.count > 1 || seen.contains(candidate.id) {
                                 candidate.trainingSuffix = Self.suffix(options, defaults: defaults)
                             }

@@ -14,14 +14,14 @@ struct CandidateSpace {
 
     init(
         candidates: [Candidate], task: TaskData, constraints: Constraints, seed: UInt64,
-        features: (Int?) -> FeatureSet
+        features: (FeatureKey) -> FeatureSet
     ) {
         let classes = task.vocabulary.count
         let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
         for candidate in candidates {
             let architecture = candidate.architecture(
                 kind: task.kind, inputDimension: task.inputDimension, classes: classes)
-            let featureSet = features(candidate.bucketsLog2)
+            let featureSet = features(candidate.featureKey)
             let flops = architecture.flopsPerExample(meanNonzeros: featureSet.train.meanNonzerosPerRow)
             let size = architecture.weightBytes(at: candidate.precision) + featureSet.featurizer.stateBytes
             var record = TrialResult(
@@ -57,7 +57,7 @@ struct CandidateSpace {
                 groups.append(
                     TrainingGroup(
                         key: candidate.trainingKey, members: [candidate], architecture: architecture,
-                        bucketsLog2: candidate.bucketsLog2, flops: flops, options: candidate.training,
+                        featureKey: candidate.featureKey, flops: flops, options: candidate.training,
                         seed: seed ^ (UInt64(SearchFingerprint.hash(candidate.trainingKey), radix: 16) ?? 0)))
             }
         }
@@ -69,14 +69,14 @@ extension SearchEngine {
     /// those that cannot train carry status `skipped` or `failed` and the reason, the rest status `complete` with no
     /// metrics (they are feasible, nothing is trained).
     public static func candidateSpace(task: TaskData, settings: SearchSettings) -> [TrialResult] {
-        var cache: [Int?: FeatureSet] = [:]
+        var cache: [FeatureKey: FeatureSet] = [:]
         return CandidateSpace(
             candidates: settings.catalog.candidates(for: task.kind), task: task, constraints: settings.constraints,
             seed: settings.seed,
-            features: { buckets in
-                if let cached = cache[buckets] { return cached }
-                let computed = FeatureSet(task: task, bucketsLog2: buckets)
-                cache[buckets] = computed
+            features: { key in
+                if let cached = cache[key] { return cached }
+                let computed = FeatureSet(task: task, key: key)
+                cache[key] = computed
                 return computed
             }
         ).all

@@ -38,7 +38,7 @@ struct TrainingGroup: Sendable {
     let key: String
     var members: [Candidate]
     let architecture: Architecture
-    let bucketsLog2: Int?
+    let featureKey: FeatureKey
     let flops: Int
     let options: TrainingOptions
     let seed: UInt64
@@ -112,12 +112,12 @@ public enum SearchEngine {
         }
 
         events(.phase("featurize \(task.train.count)/\(task.validation.count)/\(task.test.count) rows"))
-        var featureSets: [Int?: FeatureSet] = [:]
-        for buckets in Set(candidates.map(\.bucketsLog2)) {
-            featureSets[buckets] = FeatureSet(task: task, bucketsLog2: buckets)
+        var featureSets: [FeatureKey: FeatureSet] = [:]
+        for key in Set(candidates.map(\.featureKey)) {
+            featureSets[key] = FeatureSet(task: task, key: key)
         }
-        func features(_ buckets: Int?) -> FeatureSet {
-            featureSets[buckets] ?? FeatureSet(task: task, bucketsLog2: buckets)
+        func features(_ key: FeatureKey) -> FeatureSet {
+            featureSets[key] ?? FeatureSet(task: task, key: key)
         }
 
         // Candidate space: groups sharing a training run; infeasible candidates are decided before training.
@@ -201,7 +201,7 @@ public enum SearchEngine {
                 let checkpoint = storage.map { $0.checkpoints.appendingPathComponent(checkpointName(group.key)) }
                 work.append(
                     RungWork(
-                        group: group, features: features(group.bucketsLog2), alive: members, targetEpochs: target,
+                        group: group, features: features(group.featureKey), alive: members, targetEpochs: target,
                         rung: rung, session: sessions[group.key], checkpoint: checkpoint, deadline: deadline,
                         evaluator: validationEvaluator, teacherValidation: teacherValidation, metric: metric,
                         reported: reported))
@@ -269,7 +269,7 @@ public enum SearchEngine {
                 alive.removeAll()
                 for id in untouched.sorted() {
                     guard let (group, candidate) = find(id, in: groups) else { continue }
-                    let stateBytes = features(group.bucketsLog2).featurizer.stateBytes
+                    let stateBytes = features(group.featureKey).featurizer.stateBytes
                     trials[id] = TrialResult(
                         id: id, family: candidate.family, config: candidate.config, precision: candidate.precision,
                         params: group.architecture.parameterCount,
@@ -287,7 +287,7 @@ public enum SearchEngine {
                 let racing = alive.filter { latest[$0]?.finished != true }.sorted()
                 let points = racing.compactMap { id -> FrontierPoint? in
                     guard let (group, candidate) = find(id, in: groups) else { return nil }
-                    let stateBytes = features(group.bucketsLog2).featurizer.stateBytes
+                    let stateBytes = features(group.featureKey).featurizer.stateBytes
                     return FrontierPoint(
                         id: id, quality: latest[id]?.metrics?[metric.rawValue]?.value ?? -.infinity, latencyTier: 0,
                         flops: Double(group.flops), size: Double(group.size(of: candidate, stateBytes: stateBytes)))
@@ -307,7 +307,7 @@ public enum SearchEngine {
             }
             for id in Set(decidedNow).sorted() {
                 guard let (group, candidate) = find(id, in: groups), let record = latest[id] else { continue }
-                let stateBytes = features(group.bucketsLog2).featurizer.stateBytes
+                let stateBytes = features(group.featureKey).featurizer.stateBytes
                 var trial = TrialResult(
                     id: id, family: candidate.family, config: candidate.config, precision: candidate.precision,
                     params: group.architecture.parameterCount,
@@ -361,7 +361,7 @@ public enum SearchEngine {
                     profile = LatencyProfile(p50: p50, p95: p95, throughput: record.throughput ?? 0)
                 } else {
                     let bundle = try bundleFor(
-                        candidate, group: group, features: features(group.bucketsLog2), sessions: sessions,
+                        candidate, group: group, features: features(group.featureKey), sessions: sessions,
                         storage: storage, labels: task.vocabulary.labels, epochs: trial.epochsRun ?? 0, task: task)
                     profile = try LatencyProfiler.profile(bundle, inputs: Array(task.validation.inputs.prefix(512)))
                     var record = JournalRecord(type: "latency")
@@ -425,9 +425,9 @@ public enum SearchEngine {
                 let (group, candidate) = find(id, in: groups)
             else { continue }
             let bundle = try bundleFor(
-                candidate, group: group, features: features(group.bucketsLog2), sessions: sessions, storage: storage,
+                candidate, group: group, features: features(group.featureKey), sessions: sessions, storage: storage,
                 labels: task.vocabulary.labels, epochs: ordered[index].epochsRun ?? 0, task: task)
-            let predictions = try bundle.network.probabilities(features(group.bucketsLog2).test).argmaxPerRow()
+            let predictions = try bundle.network.probabilities(features(group.featureKey).test).argmaxPerRow()
             let evaluation = try testEvaluator.evaluate(predictions)
             let metrics = Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) })
             ordered[index].testMetrics = metrics

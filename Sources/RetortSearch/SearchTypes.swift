@@ -159,10 +159,10 @@ struct FeatureSet: Sendable {
     let validation: FeatureMatrix
     let test: FeatureMatrix
 
-    init(task: TaskData, bucketsLog2: Int?) {
+    init(task: TaskData, key: FeatureKey) {
         featurizer =
             task.kind == .text
-            ? .text(HashedTextFeaturizer(bucketsLog2: bucketsLog2 ?? 16))
+            ? .text(HashedTextFeaturizer(bucketsLog2: key.bucketsLog2 ?? 16, minCharNgram: key.charNgrams ? 3 : 0))
             : .numeric(NumericStandardizer(fitting: task.train.inputs))
         train = featurizer.features(for: task.train.inputs)
         validation = featurizer.features(for: task.validation.inputs)

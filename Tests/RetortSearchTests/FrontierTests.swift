@@ -152,6 +152,11 @@ func trial(
         #expect(catalog.text.contains { $0.id == "prototype-b12-fp32" })
         #expect(catalog.numeric.map(\.id) == ["prototype-fp32", "prototype-fp16"])
         #expect(catalog.text.first { $0.family == .embeddingBag }?.hidden == [16])
+        let words = try CandidateCatalog(
+            try YAMLValue.parse(
+                "text:\n  - {family: linear, buckets_log2: [12], char_ngrams: [true, false]}\n", file: "c.yaml"))
+        #expect(words.text.map(\.id) == ["linear-b12-fp32", "linear-b12w-fp32"])
+        #expect(words.text.map(\.featureKey.charNgrams) == [true, false])
     }
 
     @Test("bad catalog entries name the key and line")
