@@ -67,7 +67,8 @@ struct RungWork: Sendable {
 /// What a worker returns.
 struct RungOutput: Sendable {
     let groupKey: String
-    let session: TrainingSession
+    /// The trained session; nil when the rung was replayed from the journal.
+    let session: TrainingSession?
     let records: [JournalRecord]
     let cutByBudget: Bool
     let epochsTrained: Int
@@ -189,11 +190,9 @@ public enum SearchEngine {
                 let recorded = members.compactMap { resumeRecords["\($0.id)#\(rung)"]?.last }
                 if recorded.count == members.count, let first = recorded.first {
                     // Journaled before the interruption: replay, train nothing.
-                    let placeholder = TrainingSession(
-                        architecture: group.architecture, train: emptySplit(group), options: group.options, seed: 0)
                     replayed.append(
                         RungOutput(
-                            groupKey: group.key, session: placeholder, records: recorded,
+                            groupKey: group.key, session: nil, records: recorded,
                             cutByBudget: first.cutByBudget ?? false,
                             epochsTrained: 0))
                     continue
@@ -244,7 +243,7 @@ public enum SearchEngine {
             outputs.sort { $0.groupKey < $1.groupKey }
             var decidedNow: [String] = []
             for output in outputs {
-                if output.epochsTrained > 0 { sessions[output.groupKey] = output.session }
+                if let session = output.session, output.epochsTrained > 0 { sessions[output.groupKey] = session }
                 // Counted from the schedule (journaled epochs), so a resumed run reports what an uninterrupted one would.
                 let reached = output.records.first?.epochs ?? 0
                 candidateEpochs += Double(max(0, reached - (epochsSoFar[output.groupKey] ?? 0)))
