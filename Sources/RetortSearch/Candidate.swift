@@ -33,6 +33,7 @@ public struct Candidate: Sendable, Equatable {
     public var id: String {
         var parts = [family.rawValue]
         if family == .embeddingBag, let dim = hidden.first { parts.append("d\(dim)") }
+        if family == .gbdt, hidden.count == 2 { parts.append("d\(hidden[0])-r\(hidden[1])") }
         if family == .mlp {
             if Set(hidden).count == 1 {
                 parts.append("\(hidden[0])x\(hidden.count)")
@@ -72,6 +73,13 @@ public struct Candidate: Sendable, Equatable {
         if family == .mlp { config["hidden"] = .ints(hidden) }
         if family == .embeddingBag, let dim = hidden.first { config["dim"] = .int(dim) }
         if family == .prototype { config = ["scoring": .string(bucketsLog2 == nil ? "euclidean" : "cosine")] }
+        if family == .gbdt, hidden.count == 2 {
+            config = [
+                "depth": .int(hidden[0]), "rounds": .int(hidden[1]),
+                "shrinkage": .double(Double(training.learningRate)),
+                "patience_rounds": .int(training.patience),
+            ]
+        }
         if let bucketsLog2 {
             config["buckets_log2"] = .int(bucketsLog2)
             config["char_ngrams"] = .string(charNgrams ? "3-5" : "none")

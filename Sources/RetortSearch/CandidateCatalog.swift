@@ -25,7 +25,7 @@ public struct CandidateCatalog: Sendable {
 
     static let entryKeys: Set<String> = [
         "family", "hidden", "dim", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",
-        "patience", "early_stopping", "char_ngrams",
+        "patience", "early_stopping", "char_ngrams", "depth", "rounds",
     ]
 
     /// Parses and expands a catalog, validating every value.
@@ -76,6 +76,20 @@ public struct CandidateCatalog: Sendable {
                     throw hidden.error("an embedding-bag has one embedding; give dim, not hidden")
                 }
                 hiddenOptions = try ints(dim, in: 1...4096).map { [$0] }
+            case .gbdt:
+                guard kind == .numeric else {
+                    throw familyValue.error("gbdt students read numeric features; use them on numeric tasks")
+                }
+                if let hidden = fields["hidden"] ?? fields["dim"] {
+                    throw hidden.error("a gbdt takes depth and rounds, not \(hidden.path)")
+                }
+                let depths = try fields["depth"].map { (v) throws(DataError) in try ints(v, in: 1...10) } ?? [4]
+                let rounds = try fields["rounds"].map { (v) throws(DataError) in try ints(v, in: 1...5000) } ?? [100]
+                hiddenOptions = depths.flatMap { depth in rounds.map { [depth, $0] } }
+                if let precision = fields["precision"], try strings(precision).contains("int8") {
+                    throw precision.error("gbdt students come in fp32 and fp16 (trees have no int8 form here)")
+                }
+                if let epochs = fields["epochs"] { throw epochs.error("a gbdt's length is rounds, not epochs") }
             case .linear, .prototype:
                 if let hidden = fields["hidden"] ?? fields["dim"] {
                     throw hidden.error("a \(family.rawValue) student has no hidden layers; remove it")
@@ -121,8 +135,9 @@ public struct CandidateCatalog: Sendable {
             }
             let defaults = TrainingOptions(
                 epochs: family == .prototype ? 1 : 50,
-                learningRate: family == .linear ? (kind == .text ? 0.02 : 0.01) : family == .embeddingBag ? 0.01 : 0.003
-            )
+                learningRate: family == .linear
+                    ? (kind == .text ? 0.02 : 0.01) : family == .embeddingBag ? 0.01 : family == .gbdt ? 0.1 : 0.003,
+                patience: family == .gbdt ? 10 : 6)
             let learningRates =
                 try fields["lr"].map { (v) throws(DataError) in try doubles(v, in: 1e-6...10) } ?? [
                     Double(defaults.learningRate)
@@ -175,8 +190,16 @@ public struct CandidateCatalog: Sendable {
                 }
             }
             for hidden in hiddenOptions {
+                // A gbdt's rounds are its epochs: the fidelity halving schedules.
+                let grid =
+                    family == .gbdt
+                    ? optionsGrid.map { options -> TrainingOptions in
+                        var copy = options
+                        copy.epochs = hidden[1]
+                        return copy
+                    } : optionsGrid
                 for (buckets, chars) in bucketOptions.flatMap({ b in charOptions.map { (b, $0) } }) {
-                    for options in optionsGrid {
+                    for options in grid {
                         for precision in precisions {
                             var candidate = Candidate(
                                 family: family, hidden: hidden, bucketsLog2: buckets, precision: precision,

@@ -44,6 +44,10 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var differenceToTeacher: MetricEstimate?
     /// Rung: seconds of training in this rung.
     public var trainSeconds: Double?
+    /// Rung: exported bytes of the model as trained so far (differs from the plan for gbdt, whose rounds stop early).
+    public var sizeBytes: Int?
+    /// Rung: per-example cost of the model as trained so far, when it differs from the plan (gbdt comparisons).
+    public var flops: Int?
     /// Latency: p50 ms.
     public var p50: Double?
     /// Latency: p95 ms.
@@ -61,6 +65,8 @@ public struct JournalRecord: Codable, Sendable, Equatable {
         case cutByBudget = "cut_by_budget"
         case differenceToTeacher = "difference_to_teacher"
         case trainSeconds = "train_seconds"
+        case sizeBytes = "size_bytes"
+        case flops
     }
 
     /// An empty record of `type`.

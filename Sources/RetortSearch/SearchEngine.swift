@@ -310,8 +310,8 @@ public enum SearchEngine {
                 var trial = TrialResult(
                     id: id, family: candidate.family, config: candidate.config, precision: candidate.precision,
                     params: group.architecture.parameterCount,
-                    sizeBytes: group.size(of: candidate, stateBytes: stateBytes),
-                    flopsPerExample: group.flops, metrics: record.metrics ?? [:],
+                    sizeBytes: record.sizeBytes ?? group.size(of: candidate, stateBytes: stateBytes),
+                    flopsPerExample: record.flops ?? group.flops, metrics: record.metrics ?? [:],
                     differenceToTeacher: record.differenceToTeacher, fidelity: record.fidelity ?? 0, status: .complete,
                     onFrontier: false, epochsRun: record.epochs, bestEpoch: record.bestEpoch,
                     trainSeconds: trainSeconds[group.key])
@@ -426,7 +426,7 @@ public enum SearchEngine {
             let bundle = try bundleFor(
                 candidate, group: group, features: features(group.featureKey), sessions: sessions, storage: storage,
                 labels: task.vocabulary.labels, epochs: ordered[index].epochsRun ?? 0, task: task)
-            let predictions = try bundle.network.probabilities(features(group.featureKey).test).argmaxPerRow()
+            let predictions = try bundle.model.probabilities(features(group.featureKey).test).argmaxPerRow()
             let evaluation = try testEvaluator.evaluate(predictions)
             let metrics = Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) })
             ordered[index].testMetrics = metrics
@@ -500,8 +500,15 @@ public enum SearchEngine {
             record.cutByBudget = cut
             record.trainSeconds = seconds
             if session.epochsRun > 0 {
-                let network = session.best.quantized(to: candidate.precision)
-                let predictions = try network.probabilities(work.features.validation).argmaxPerRow()
+                let model = session.bestModel.quantized(to: candidate.precision)
+                let predictions = try model.probabilities(work.features.validation).argmaxPerRow()
+                if case .trees(let trees) = model {
+                    // A booster that stopped early is smaller than planned: report what it is.
+                    let bundle = ModelBundle(
+                        candidate: candidate.id, model: model, featurizer: work.features.featurizer, labels: [])
+                    record.sizeBytes = bundle.sizeBytes
+                    record.flops = trees.comparisonsPerExample
+                }
                 let evaluation = try work.evaluator.evaluate(predictions)
                 record.metrics = Dictionary(
                     uniqueKeysWithValues: evaluation.estimates.filter { work.reported.contains($0.key) }.map {
@@ -523,26 +530,26 @@ public enum SearchEngine {
         _ candidate: Candidate, group: TrainingGroup, features: FeatureSet, sessions: [String: TrainingSession],
         storage: RunStorage?, labels: [String], epochs: Int, task: TaskData
     ) throws -> ModelBundle {
-        var best: DenseNetwork
+        var best: StudentModel
         let checkpoint = storage?.checkpoints.appendingPathComponent(checkpointName(group.key))
         if let session = sessions[group.key] {
-            best = session.best
+            best = session.bestModel
         } else if let checkpoint, let data = FileManager.default.contents(atPath: checkpoint.path),
             let restored = try? TrainingSession(
                 restoring: data, file: checkpoint.lastPathComponent, architecture: group.architecture,
                 train: emptySplit(group), options: group.options),
             restored.epochsRun == epochs
         {
-            best = restored.best
+            best = restored.bestModel
         } else {
             let (train, validation) = features.trainingSplits(of: task)
             var session = TrainingSession(
                 architecture: group.architecture, train: train, options: group.options, seed: group.seed)
             try session.train(untilEpoch: epochs, train: train, validation: validation)
-            best = session.best
+            best = session.bestModel
         }
         best = best.quantized(to: candidate.precision)
-        return ModelBundle(candidate: candidate.id, network: best, featurizer: features.featurizer, labels: labels)
+        return ModelBundle(candidate: candidate.id, model: best, featurizer: features.featurizer, labels: labels)
     }
 
     /// A one-row placeholder split (restoring a checkpoint needs the split's shape only).

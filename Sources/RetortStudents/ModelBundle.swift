@@ -7,8 +7,8 @@ import RetortNumerics
 public struct ModelBundle: Sendable {
     /// The candidate id it was exported as.
     public var candidate: String
-    /// The network.
-    public var network: DenseNetwork
+    /// The model.
+    public var model: StudentModel
     /// The featurizer.
     public var featurizer: Featurizer
     /// Labels by class index.
@@ -16,20 +16,46 @@ public struct ModelBundle: Sendable {
 
     /// A bundle from its parts.
     public init(candidate: String, network: DenseNetwork, featurizer: Featurizer, labels: [String]) {
+        self.init(candidate: candidate, model: .dense(network), featurizer: featurizer, labels: labels)
+    }
+
+    /// A bundle of any family.
+    public init(candidate: String, model: StudentModel, featurizer: Featurizer, labels: [String]) {
         self.candidate = candidate
-        self.network = network
+        self.model = model
         self.featurizer = featurizer
         self.labels = labels
     }
 
     /// Class probabilities for raw inputs.
     public func probabilities(for inputs: [ExampleInput]) throws(NumericsError) -> Matrix {
-        try network.probabilities(featurizer.features(for: inputs))
+        try model.probabilities(featurizer.features(for: inputs))
     }
 
     /// The named tensors as exported.
     public func tensors() -> [String: Tensor] {
         var tensors: [String: Tensor] = [:]
+        switch model {
+        case .trees(let trees):
+            tensors["trees.feature"] = Tensor(trees.features.map { Int16(clamping: $0) }, shape: [trees.features.count])
+            tensors["trees.threshold"] = Tensor(trees.thresholds, shape: [trees.thresholds.count])
+            if trees.precision == .fp16 {
+                tensors["trees.leaf"] = Tensor(trees.leaves.map { Float16($0) }, shape: [trees.leaves.count])
+            } else {
+                tensors["trees.leaf"] = Tensor(trees.leaves, shape: [trees.leaves.count])
+            }
+            tensors["trees.base"] = Tensor(trees.baseScores, shape: [trees.baseScores.count])
+        case .dense(let network):
+            addLayers(of: network, to: &tensors)
+        }
+        if case .numeric(let standardizer) = featurizer {
+            tensors["featurizer.mean"] = Tensor(standardizer.mean, shape: [standardizer.mean.count])
+            tensors["featurizer.std"] = Tensor(standardizer.standardDeviation, shape: [standardizer.mean.count])
+        }
+        return tensors
+    }
+
+    func addLayers(of network: DenseNetwork, to tensors: inout [String: Tensor]) {
         for (index, layer) in network.layers.enumerated() {
             let shape = [layer.inputDimension, layer.outputDimension]
             if let int8 = layer.int8 {
@@ -42,11 +68,17 @@ public struct ModelBundle: Sendable {
             }
             tensors["layers.\(index).bias"] = Tensor(layer.bias, shape: [layer.outputDimension])
         }
-        if case .numeric(let standardizer) = featurizer {
-            tensors["featurizer.mean"] = Tensor(standardizer.mean, shape: [standardizer.mean.count])
-            tensors["featurizer.std"] = Tensor(standardizer.standardDeviation, shape: [standardizer.mean.count])
+    }
+
+    /// The exported architecture: the network's, or for trees their depth and actual rounds.
+    var architecture: Architecture {
+        switch model {
+        case .dense(let network): return network.architecture
+        case .trees(let trees):
+            return Architecture(
+                family: .gbdt, hidden: [trees.depth, trees.rounds], inputDimension: trees.inputDimension,
+                outputDimension: trees.classes, sparseInput: false)
         }
-        return tensors
     }
 
     /// Bytes of tensor data in the export: the student's `size_bytes`.
@@ -96,8 +128,8 @@ public struct ModelBundle: Sendable {
                 minCharNgram: hashed.minCharNgram, maxCharNgram: hashed.maxCharNgram, normalization: "l2")
         }
         let manifest = Manifest(
-            candidate: candidate, family: network.architecture.family, precision: network.precision,
-            architecture: network.architecture, labels: labels, featurizer: featurizerManifest)
+            candidate: candidate, family: architecture.family, precision: model.precision,
+            architecture: architecture, labels: labels, featurizer: featurizerManifest)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(manifest).write(to: folder.appendingPathComponent("model.json"), options: .atomic)
@@ -132,8 +164,33 @@ public struct ModelBundle: Sendable {
             }
             return tensor
         }
+        var model: StudentModel?
+        if architecture.family.isTrees {
+            let depth = architecture.treeShape.depth
+            guard let features = tensors["trees.feature"]?.int16s(),
+                let thresholds = tensors["trees.threshold"]?.floats(),
+                let leaves = tensors["trees.leaf"]?.floats(),
+                let base = try tensor("trees.base", [architecture.outputDimension]).floats(),
+                thresholds.count == features.count, depth >= 1,
+                features.count % ((1 << depth) - 1) == 0,
+                leaves.count == features.count / ((1 << depth) - 1) * (1 << depth),
+                features.allSatisfy({ $0 < architecture.inputDimension })
+            else {
+                throw StudentError(
+                    "trees.feature (I16), trees.threshold, trees.leaf and trees.base do not describe depth-\(depth) trees",
+                    file: weightsURL.relativePath)
+            }
+            var trees = TreeEnsemble(
+                classes: architecture.outputDimension, inputDimension: architecture.inputDimension, depth: depth,
+                baseScores: base)
+            trees.features = features.map(Int32.init)
+            trees.thresholds = thresholds
+            trees.leaves = leaves
+            trees.precision = manifest.precision
+            model = .trees(trees)
+        }
         var layers: [DenseLayer] = []
-        let widths = architecture.widths
+        let widths = model == nil ? architecture.widths : []
         for (index, (input, output)) in zip(widths, widths.dropFirst()).enumerated() {
             let weight = try tensor("layers.\(index).weight", [input, output])
             guard let bias = try tensor("layers.\(index).bias", [output]).floats() else {
@@ -188,7 +245,8 @@ public struct ModelBundle: Sendable {
         }
         return ModelBundle(
             candidate: manifest.candidate,
-            network: DenseNetwork(architecture: architecture, layers: layers, precision: manifest.precision),
+            model: model
+                ?? .dense(DenseNetwork(architecture: architecture, layers: layers, precision: manifest.precision)),
             featurizer: featurizer, labels: manifest.labels)
     }
 }

@@ -34,9 +34,15 @@ public enum Family: String, Sendable, Codable, CaseIterable {
     /// Nearest class centroid: the teacher-weighted mean feature vector of each class, scored by cosine (text) or
     /// squared Euclidean distance (numeric); computed in closed form, no training loop.
     case prototype
+    /// Gradient-boosted regression trees on the teacher's distribution (numeric tasks): `hidden` holds
+    /// `[depth, rounds]`.
+    case gbdt
 
     /// Whether the family has no hidden layer.
     public var isSingleLayer: Bool { self == .linear || self == .prototype }
+
+    /// Whether the family is a tree ensemble rather than a dense network.
+    public var isTrees: Bool { self == .gbdt }
 }
 
 /// Errors from student training, quantization, export and loading.

@@ -10,12 +10,15 @@ public struct Tensor: Sendable, Equatable {
         case f16 = "F16"
         /// Signed 8-bit integer.
         case i8 = "I8"
+        /// Signed 16-bit integer.
+        case i16 = "I16"
 
         var byteWidth: Int {
             switch self {
             case .f32: 4
             case .f16: 2
             case .i8: 1
+            case .i16: 2
             }
         }
     }
@@ -56,8 +59,22 @@ public struct Tensor: Sendable, Equatable {
         switch dtype {
         case .f32: return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         case .f16: return bytes.withUnsafeBytes { $0.bindMemory(to: Float16.self).map(Float.init) }
-        case .i8: return nil
+        case .i8, .i16: return nil
         }
+    }
+
+    /// An I16 tensor.
+    public init(_ values: [Int16], shape: [Int]) {
+        precondition(values.count == shape.reduce(1, *), "shape does not match the element count")
+        dtype = .i16
+        self.shape = shape
+        bytes = values.withUnsafeBufferPointer { Data(buffer: $0) }
+    }
+
+    /// The elements as int16 (I16 only).
+    public func int16s() -> [Int16]? {
+        guard dtype == .i16 else { return nil }
+        return bytes.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
     }
 
     /// The elements as int8 (I8 only).

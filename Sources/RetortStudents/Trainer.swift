@@ -77,6 +77,17 @@ public struct TrainingSession: Sendable {
     var generator: SeededGenerator
     var bestLoss = Float.infinity
     let temperedTargets: Matrix
+    /// gbdt: the booster (created on the first round) and the round count of the best validation loss.
+    var booster: GradientBoosting?
+    var bestRounds = 0
+    /// gbdt restored without its train split (enough to predict, not to train on).
+    var restoredTrees: TreeEnsemble?
+
+    /// The best model so far: the best dense network, or the boosted trees up to the best round.
+    public var bestModel: StudentModel {
+        if let trees = booster?.ensemble ?? restoredTrees { return .trees(trees.truncated(toRounds: bestRounds)) }
+        return .dense(best)
+    }
 
     /// A fresh session for `architecture` on `train`, seeded with `seed`.
     public init(architecture: Architecture, train: TrainingSplit, options: TrainingOptions, seed: UInt64) {
@@ -106,6 +117,10 @@ public struct TrainingSession: Sendable {
     /// Runs up to `count` more epochs (fewer when training finishes first).
     public mutating func runEpochs(_ count: Int, train: TrainingSplit, validation: TrainingSplit) throws(NumericsError)
     {
+        if network.architecture.family.isTrees {
+            try runRounds(count, train: train, validation: validation)
+            return
+        }
         if network.architecture.family == .prototype {
             // Closed form: one pass computes the centroids; training is then finished.
             guard count > 0, !isFinished else { return }
@@ -170,5 +185,40 @@ public struct TrainingSession: Sendable {
             }
         }
         return Float(total / Double(max(q.rows, 1)))
+    }
+
+    /// gbdt: one boosting round per "epoch", early-stopped on the validation cross-entropy against the teacher.
+    mutating func runRounds(_ count: Int, train: TrainingSplit, validation: TrainingSplit) throws(NumericsError) {
+        guard case .dense(let x) = train.features, case .dense(let validationX) = validation.features else {
+            throw NumericsError(.shapeMismatch, "gbdt students read dense (numeric) features")
+        }
+        if booster == nil {
+            booster = GradientBoosting(
+                x: x, teacher: train.teacherProbabilities, depth: network.architecture.treeShape.depth,
+                learningRate: options.learningRate)
+        }
+        var remaining = count
+        while remaining > 0 && !isFinished, var current = booster {
+            current.addRound(teacher: train.teacherProbabilities)
+            booster = current
+            epochsRun += 1
+            remaining -= 1
+            let q = current.ensemble.probabilities(validationX)
+            var total: Double = 0
+            for i in 0..<q.rows {
+                for j in 0..<q.columns where validation.teacherProbabilities[i, j] > 0 {
+                    total -= Double(validation.teacherProbabilities[i, j] * logf(max(q[i, j], 1e-30)))
+                }
+            }
+            let loss = Float(total / Double(max(q.rows, 1)))
+            validationLosses.append(loss)
+            if loss < bestLoss - 1e-5 {
+                bestLoss = loss
+                bestRounds = epochsRun
+                bestEpoch = epochsRun
+            } else if epochsRun - bestEpoch >= options.patience {
+                stoppedEarly = true
+            }
+        }
     }
 }

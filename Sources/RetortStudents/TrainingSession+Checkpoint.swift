@@ -15,14 +15,22 @@ extension TrainingSession {
                 tensors["\(prefix).\(index).bias"] = Tensor(layer.bias, shape: [layer.outputDimension])
             }
         }
-        add(best, prefix: "best")
+        if let trees = booster?.ensemble ?? restoredTrees {
+            tensors["trees.features"] = Tensor(trees.features.map(Float.init), shape: [trees.features.count])
+            tensors["trees.thresholds"] = Tensor(trees.thresholds, shape: [trees.thresholds.count])
+            tensors["trees.leaves"] = Tensor(trees.leaves, shape: [trees.leaves.count])
+            tensors["trees.base"] = Tensor(trees.baseScores, shape: [trees.baseScores.count])
+        } else {
+            add(best, prefix: "best")
+        }
         var metadata: [String: String] = [
+            "best_rounds": "\(bestRounds)",
             "epochs_run": "\(epochsRun)", "best_epoch": "\(bestEpoch)", "stopped_early": "\(stoppedEarly)",
             "best_loss": "\(bestLoss.bitPattern)",
             "validation_losses": validationLosses.map { "\($0.bitPattern)" }.joined(separator: ","),
             "finished": "\(isFinished)",
         ]
-        if !isFinished {
+        if !isFinished && booster == nil && restoredTrees == nil {
             add(network, prefix: "network")
             for index in network.layers.indices {
                 let layer = network.layers[index]
@@ -68,6 +76,36 @@ extension TrainingSession {
             return value
         }
         self.init(architecture: architecture, train: train, options: options, seed: 0)
+        if architecture.family.isTrees {
+            let (depth, _) = architecture.treeShape
+            var trees = TreeEnsemble(
+                classes: architecture.outputDimension, inputDimension: architecture.inputDimension, depth: depth,
+                baseScores: try floats("trees.base", architecture.outputDimension))
+            let featureCount = tensors["trees.features"]?.shape.first ?? 0
+            let leafCount = tensors["trees.leaves"]?.shape.first ?? 0
+            trees.features = try floats("trees.features", featureCount).map { Int32($0) }
+            trees.thresholds = try floats("trees.thresholds", featureCount)
+            trees.leaves = try floats("trees.leaves", leafCount)
+            bestRounds = try integer("best_rounds")
+            epochsRun = try integer("epochs_run")
+            bestEpoch = try integer("best_epoch")
+            stoppedEarly = metadata["stopped_early"] == "true"
+            bestLoss = Float(bitPattern: UInt32(metadata["best_loss"] ?? "") ?? Float.infinity.bitPattern)
+            validationLosses = (metadata["validation_losses"] ?? "").split(separator: ",").compactMap {
+                UInt32($0).map(Float.init(bitPattern:))
+            }
+            if case .dense(let x) = train.features, x.rows == train.hardLabels.count, x.rows > 1,
+                x.columns == architecture.inputDimension
+            {
+                var restored = GradientBoosting(
+                    x: x, teacher: train.teacherProbabilities, depth: depth, learningRate: options.learningRate)
+                restored.restore(trees, x: x)
+                booster = restored
+            } else {
+                restoredTrees = trees
+            }
+            return
+        }
         best = try restoredNetwork("best")
         epochsRun = try integer("epochs_run")
         bestEpoch = try integer("best_epoch")

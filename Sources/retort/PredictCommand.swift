@@ -66,7 +66,7 @@ struct Predict: AsyncParsableCommand {
                         .cannotCreateOutput, "cannot write predictions: \(error.localizedDescription)", file: out)
                 }
             }
-            say("model: \(bundle.candidate) (\(bundle.network.precision.rawValue)), rows: \(rows.count)")
+            say("model: \(bundle.candidate) (\(bundle.model.precision.rawValue)), rows: \(rows.count)")
             if goldRows > 0 {
                 say(
                     String(

@@ -151,6 +151,10 @@ func trial(
         #expect(catalog.text.filter { $0.family == .embeddingBag }.count == 6)
         #expect(catalog.text.contains { $0.id == "prototype-b12-fp32" })
         #expect(catalog.numeric.map(\.id) == ["prototype-fp32", "prototype-fp16"])
+        let trees = try CandidateCatalog(
+            try YAMLValue.parse("numeric:\n  - {family: gbdt, depth: [3, 5], rounds: [40]}\n", file: "c.yaml"))
+        #expect(trees.numeric.map(\.id) == ["gbdt-d3-r40-fp32", "gbdt-d5-r40-fp32"])
+        #expect(trees.numeric.allSatisfy { $0.training.epochs == 40 && $0.hidden.count == 2 })
         #expect(catalog.text.first { $0.family == .embeddingBag }?.hidden == [16])
         let words = try CandidateCatalog(
             try YAMLValue.parse(
@@ -170,6 +174,8 @@ func trial(
             ("numeric:\n  - family: embedding-bag\n    dim: [8]\n", 2, "text"),
             ("numeric:\n  - family: prototype\n    lr: 0.1\n", 3, "closed form"),
             ("numeric:\n  - family: linear\n    early_stopping: never\n", 3, "teacher or objective"),
+            ("text:\n  - family: gbdt\n    buckets_log2: [12]\n", 2, "numeric"),
+            ("numeric:\n  - family: gbdt\n    precision: [fp32, int8]\n", 3, "fp16"),
         ] {
             #expect {
                 try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))

@@ -116,7 +116,7 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
         let loaded = try ModelBundle.load(from: folder)
         let inputs: [ExampleInput] = [.text("where is my order"), .text("refund please"), .text("")]
         #expect(try loaded.probabilities(for: inputs) == bundle.probabilities(for: inputs))
-        #expect(loaded.network.precision == precision)
+        #expect(loaded.model.precision == precision)
         #expect(loaded.labels == ["x", "y", "z"])
         let data = try Data(contentsOf: folder.appendingPathComponent("model.safetensors"))
         let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | (Int($1.element) << (8 * $1.offset)) }
@@ -261,5 +261,76 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
             }
             #expect(approximatelyEqual(watched, expected, relative: 1e-5))
         }
+    }
+}
+
+@Suite struct GradientBoostingTests {
+    let data = blobs(count: 300, seed: 51)
+    var split: TrainingSplit {
+        TrainingSplit(
+            features: .dense(data.features), teacherProbabilities: data.probabilities, hardLabels: data.labels)
+    }
+    let architecture = Architecture(
+        family: .gbdt, hidden: [3, 30], inputDimension: 5, outputDimension: 3, sparseInput: false)
+
+    func session(rounds: Int) throws -> TrainingSession {
+        var session = TrainingSession(
+            architecture: architecture, train: split,
+            options: TrainingOptions(epochs: 30, learningRate: 0.2, patience: 30),
+            seed: 1)
+        try session.runEpochs(rounds, train: split, validation: split)
+        return session
+    }
+
+    @Test("boosted trees learn the teacher and report their real size and comparisons")
+    func learns() throws {
+        let trained = try session(rounds: 30)
+        guard case .trees(let trees) = trained.bestModel else {
+            Issue.record("a gbdt session yields trees")
+            return
+        }
+        #expect(trees.rounds == trained.bestEpoch && trees.treeCount == trees.rounds * 3)
+        #expect(trees.comparisonsPerExample == trees.treeCount * 3)
+        let predictions = try trained.bestModel.probabilities(.dense(data.features)).argmaxPerRow()
+        let accuracy = Double(zip(predictions, data.labels).filter { $0 == $1 }.count) / Double(data.labels.count)
+        #expect(accuracy > 0.9, "accuracy \(accuracy)")
+        #expect(trained.validationLosses.first.map { $0 > (trained.validationLosses.min() ?? 0) } == true)
+        #expect(
+            architecture.weightBytes(at: .fp32)
+                == TreeEnsemble.bytes(rounds: 30, classes: 3, depth: 3, precision: .fp32))
+    }
+
+    @Test("a checkpointed booster continues to exactly the uninterrupted ensemble")
+    func checkpointResume() throws {
+        let straight = try session(rounds: 8)
+        let first = try session(rounds: 3)
+        var resumed = try TrainingSession(
+            restoring: try first.checkpointData(), file: "c.safetensors", architecture: architecture, train: split,
+            options: TrainingOptions(epochs: 30, learningRate: 0.2, patience: 30))
+        try resumed.runEpochs(5, train: split, validation: split)
+        #expect(resumed.bestModel == straight.bestModel)
+        #expect(resumed.validationLosses == straight.validationLosses)
+    }
+
+    @Test(
+        "gbdt exports (I16 features, F32 thresholds, F32 or F16 leaves) and loads back identically",
+        arguments: [Precision.fp32, .fp16])
+    func export(precision: Precision) throws {
+        let model = try session(rounds: 6).bestModel.quantized(to: precision)
+        let featurizer = Featurizer.numeric(
+            NumericStandardizer(mean: [0, 0, 0, 0, 0], standardDeviation: [1, 1, 1, 1, 1]))
+        let bundle = ModelBundle(
+            candidate: "gbdt-d3-r30-\(precision.rawValue)", model: model, featurizer: featurizer,
+            labels: ["a", "b", "c"])
+        guard case .trees(let trees) = model else { return }
+        #expect(
+            bundle.sizeBytes == TreeEnsemble.bytes(rounds: trees.rounds, classes: 3, depth: 3, precision: precision)
+                + featurizer.stateBytes)
+        let folder = SyntheticTasks.temporaryFolder().appendingPathComponent("model")
+        try bundle.write(to: folder)
+        let loaded = try ModelBundle.load(from: folder)
+        #expect(loaded.model == model)
+        let inputs = (0..<10).map { ExampleInput.numeric(data.features.row($0)) }
+        #expect(try loaded.probabilities(for: inputs) == bundle.probabilities(for: inputs))
     }
 }
