@@ -28,6 +28,10 @@ extension CandidateCatalog {
             precision: [fp32, fp16, int8]
           - family: prototype
             precision: [fp32, fp16]
+          - family: gbdt
+            depth: [3, 5]
+            rounds: [100]
+            precision: [fp32, fp16]
 
         """
 }
