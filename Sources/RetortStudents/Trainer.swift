@@ -163,26 +163,33 @@ public struct TrainingSession: Sendable {
                         hardLabels: validation.hardLabels
                     ).loss
             }
-            validationLosses.append(loss)
-            if loss < bestLoss - 1e-5 {
-                bestLoss = loss
-                best = network
-                bestEpoch = epochsRun
-            } else if epochsRun - bestEpoch >= options.patience {
-                stoppedEarly = true
-            }
+            if recordValidationLoss(loss) { best = network }
         }
+    }
+
+    /// Appends this epoch's validation loss; returns whether it is the best so far (then it becomes `bestEpoch`),
+    /// and stops training once `patience` epochs pass without improvement.
+    mutating func recordValidationLoss(_ loss: Float) -> Bool {
+        validationLosses.append(loss)
+        if loss < bestLoss - 1e-5 {
+            bestLoss = loss
+            bestEpoch = epochsRun
+            return true
+        }
+        if epochsRun - bestEpoch >= options.patience { stoppedEarly = true }
+        return false
     }
 
     /// Mean cross-entropy `−Σ_j p_ij log q_ij` of the network's probabilities `q` against the teacher's `p`.
     public static func crossEntropy(_ network: DenseNetwork, on split: TrainingSplit) throws(NumericsError) -> Float {
-        let q = try network.probabilities(split.features)
+        crossEntropy(try network.probabilities(split.features), against: split.teacherProbabilities)
+    }
+
+    /// Mean `−Σ_j p_ij log q_ij` of probabilities `q` against the teacher's `p`.
+    public static func crossEntropy(_ q: Matrix, against p: Matrix) -> Float {
         var total: Double = 0
         for i in 0..<q.rows {
-            for j in 0..<q.columns {
-                let p = split.teacherProbabilities[i, j]
-                if p > 0 { total -= Double(p * logf(max(q[i, j], 1e-30))) }
-            }
+            for j in 0..<q.columns where p[i, j] > 0 { total -= Double(p[i, j] * logf(max(q[i, j], 1e-30))) }
         }
         return Float(total / Double(max(q.rows, 1)))
     }
@@ -203,22 +210,9 @@ public struct TrainingSession: Sendable {
             booster = current
             epochsRun += 1
             remaining -= 1
-            let q = current.ensemble.probabilities(validationX)
-            var total: Double = 0
-            for i in 0..<q.rows {
-                for j in 0..<q.columns where validation.teacherProbabilities[i, j] > 0 {
-                    total -= Double(validation.teacherProbabilities[i, j] * logf(max(q[i, j], 1e-30)))
-                }
-            }
-            let loss = Float(total / Double(max(q.rows, 1)))
-            validationLosses.append(loss)
-            if loss < bestLoss - 1e-5 {
-                bestLoss = loss
-                bestRounds = epochsRun
-                bestEpoch = epochsRun
-            } else if epochsRun - bestEpoch >= options.patience {
-                stoppedEarly = true
-            }
+            let loss = Self.crossEntropy(
+                current.ensemble.probabilities(validationX), against: validation.teacherProbabilities)
+            if recordValidationLoss(loss) { bestRounds = epochsRun }
         }
     }
 }

@@ -76,6 +76,13 @@ extension TrainingSession {
             return value
         }
         self.init(architecture: architecture, train: train, options: options, seed: 0)
+        epochsRun = try integer("epochs_run")
+        bestEpoch = try integer("best_epoch")
+        stoppedEarly = metadata["stopped_early"] == "true"
+        bestLoss = Float(bitPattern: UInt32(metadata["best_loss"] ?? "") ?? Float.infinity.bitPattern)
+        validationLosses = (metadata["validation_losses"] ?? "").split(separator: ",").compactMap {
+            UInt32($0).map(Float.init(bitPattern:))
+        }
         if architecture.family.isTrees {
             let (depth, _) = architecture.treeShape
             var trees = TreeEnsemble(
@@ -87,13 +94,6 @@ extension TrainingSession {
             trees.thresholds = try floats("trees.thresholds", featureCount)
             trees.leaves = try floats("trees.leaves", leafCount)
             bestRounds = try integer("best_rounds")
-            epochsRun = try integer("epochs_run")
-            bestEpoch = try integer("best_epoch")
-            stoppedEarly = metadata["stopped_early"] == "true"
-            bestLoss = Float(bitPattern: UInt32(metadata["best_loss"] ?? "") ?? Float.infinity.bitPattern)
-            validationLosses = (metadata["validation_losses"] ?? "").split(separator: ",").compactMap {
-                UInt32($0).map(Float.init(bitPattern:))
-            }
             if case .dense(let x) = train.features, x.rows == train.hardLabels.count, x.rows > 1,
                 x.columns == architecture.inputDimension
             {
@@ -107,13 +107,6 @@ extension TrainingSession {
             return
         }
         best = try restoredNetwork("best")
-        epochsRun = try integer("epochs_run")
-        bestEpoch = try integer("best_epoch")
-        stoppedEarly = metadata["stopped_early"] == "true"
-        bestLoss = Float(bitPattern: UInt32(metadata["best_loss"] ?? "") ?? Float.infinity.bitPattern)
-        validationLosses = (metadata["validation_losses"] ?? "").split(separator: ",").compactMap {
-            UInt32($0).map(Float.init(bitPattern:))
-        }
         if metadata["finished"] == "true" {
             self.network = best
             return
