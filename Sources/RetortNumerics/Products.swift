@@ -98,20 +98,29 @@ extension SparseMatrix {
             throw NumericsError(
                 .shapeMismatch, "cannot multiply sparse transpose \(columns)×\(rows) by \(dense.rows)×\(dense.columns)")
         }
-        let touched = Array(Set(columnIndices)).sorted()
-        var slot = [Int32: Int](minimumCapacity: touched.count)
-        for (position, column) in touched.enumerated() { slot[column] = position }
+        // A dense column → slot map (one Int32 per column) instead of a hash map: this runs once per minibatch.
+        var slot = [Int32](repeating: -1, count: columns)
+        var touched: [Int32] = []
+        for column in columnIndices where slot[Int(column)] < 0 {
+            slot[Int(column)] = 0
+            touched.append(column)
+        }
+        touched.sort()
+        for (position, column) in touched.enumerated() { slot[Int(column)] = Int32(position) }
         let n = dense.columns
         var result = Matrix(rows: touched.count, columns: n)
         result.storage.withUnsafeMutableBufferPointer { out in
             dense.storage.withUnsafeBufferPointer { g in
-                for i in 0..<rows {
-                    let source = i * n
-                    for k in rowOffsets[i]..<rowOffsets[i + 1] {
-                        guard let position = slot[columnIndices[k]] else { continue }
-                        let target = position * n
-                        let v = values[k]
-                        for j in 0..<n { out[target + j] += v * g[source + j] }
+                columnIndices.withUnsafeBufferPointer { cols in
+                    values.withUnsafeBufferPointer { vals in
+                        for i in 0..<rows {
+                            let source = i * n
+                            for k in rowOffsets[i]..<rowOffsets[i + 1] {
+                                let target = Int(slot[Int(cols[k])]) * n
+                                let v = vals[k]
+                                for j in 0..<n { out[target + j] += v * g[source + j] }
+                            }
+                        }
                     }
                 }
             }
