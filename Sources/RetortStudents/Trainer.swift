@@ -82,6 +82,8 @@ public struct TrainingSession: Sendable {
     var bestRounds = 0
     /// gbdt restored without its train split (enough to predict, not to train on).
     var restoredTrees: TreeEnsemble?
+    /// gbdt: validation logits of the trees so far, updated round by round.
+    var validationScores: Matrix?
 
     /// The best model so far: the best dense network, or the boosted trees up to the best round.
     public var bestModel: StudentModel {
@@ -210,8 +212,14 @@ public struct TrainingSession: Sendable {
             booster = current
             epochsRun += 1
             remaining -= 1
-            let loss = Self.crossEntropy(
-                current.ensemble.probabilities(validationX), against: validation.teacherProbabilities)
+            var scores = validationScores ?? current.ensemble.truncated(toRounds: epochsRun - 1).logits(validationX)
+            let classes = current.ensemble.classes
+            current.ensemble.addScores(
+                ofTrees: ((epochsRun - 1) * classes)..<(epochsRun * classes), for: validationX, to: &scores)
+            validationScores = scores
+            var probabilities = scores
+            Kernels.softmaxRows(&probabilities)
+            let loss = Self.crossEntropy(probabilities, against: validation.teacherProbabilities)
             if recordValidationLoss(loss) { bestRounds = epochsRun }
         }
     }

@@ -75,13 +75,19 @@ public struct TreeEnsemble: Sendable, Equatable {
     public func logits(_ x: Matrix) -> Matrix {
         var scores = Matrix(rows: x.rows, columns: classes)
         for i in 0..<x.rows { for k in 0..<classes { scores[i, k] = baseScores[k] } }
+        addScores(ofTrees: 0..<treeCount, for: x, to: &scores)
+        return scores
+    }
+
+    /// Adds the leaf values of `trees` to `scores` (`n × K`): how boosting keeps validation logits up to date
+    /// round by round, summing in the same order as ``logits(_:)``.
+    public func addScores(ofTrees trees: Range<Int>, for x: Matrix, to scores: inout Matrix) {
         x.storage.withUnsafeBufferPointer { input in
-            for t in 0..<treeCount {
+            for t in trees {
                 let k = t % classes
                 for i in 0..<x.rows { scores[i, k] += leaves[t * leafCount + leaf(tree: t, input, row: i)] }
             }
         }
-        return scores
     }
 
     /// Class probabilities (softmax of the logits).

@@ -233,9 +233,9 @@ let halvingCatalog = """
         let yaml = """
             numeric:
               - family: mlp
-                hidden: [[256], [512], [256, 256], [512, 256]]
-                epochs: 200
-                patience: 200
+                hidden: [[32], [64], [96], [128]]
+                epochs: 2000
+                patience: 1000
             """
         let catalog = try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))
         let budget = 5.0
