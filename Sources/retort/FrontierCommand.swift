@@ -11,17 +11,7 @@ struct Frontier: AsyncParsableCommand {
 
     func run() async throws {
         try await ErrorReporting.run {
-            let url = URL(fileURLWithPath: runDirectory)
-            let reportURL = url.appendingPathComponent("report.json")
-            guard FileManager.default.fileExists(atPath: reportURL.path) else {
-                throw DataError(
-                    .missingInput, "no report.json here; give a finished run folder such as results/JOB/latest",
-                    file: url.relativePath)
-            }
-            let report: RunReport
-            do { report = try RunReport.load(runDirectory: url) } catch {
-                throw DataError(.badData, "report.json cannot be read: \(error)", file: reportURL.relativePath)
-            }
+            let report = try loadReport(runDirectory)
             say(FrontierTable.markdown(report))
         }
     }

@@ -53,6 +53,15 @@ import Testing
         let csvB = try String(contentsOf: b.appendingPathComponent("candidates.csv"), encoding: .utf8)
         #expect(csvA.contains("pruned"), "halving prunes some of the 8 candidates")
         #expect(Self.csvWithoutLatency(csvA) == Self.csvWithoutLatency(csvB))
+
+        let compared = try await workspace.retort("compare", "results/one/latest", "results/two/latest")
+        #expect(compared.exitCode == 0, "\(compared)")
+        #expect(compared.stdout.contains("Joined the frontier in B: none."))
+        #expect(compared.stdout.contains("Left the frontier in B: none."))
+        #expect(compared.stdout.contains("The recommendation is the same."))
+        #expect(compared.stdout.contains("| both |"))
+        let missing = try await workspace.retort("compare", "results/one/latest", "nowhere")
+        #expect(missing.exitCode == 66 && missing.stderr.contains("nowhere: error: no report.json"), "\(missing)")
     }
 
     @Test("a killed run resumes with --resume RUN_DIR alone and finishes like an uninterrupted one")
