@@ -6,6 +6,8 @@ struct Retort: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retort",
         abstract: "Search student models to distill a teacher into, or learn that the teacher should stay.",
-        subcommands: [Search.self, Candidates.self, Frontier.self, Compare.self, Predict.self, Demo.self]
+        subcommands: [
+            Search.self, Candidates.self, Frontier.self, Recommend.self, Compare.self, Predict.self, Demo.self,
+        ]
     )
 }

@@ -68,6 +68,20 @@ struct LearnableRun: Sendable {
         #expect(!entries.contains { $0.hasSuffix(".partial") }, "left over: \(entries)")
     }
 
+    @Test("retort recommend re-decides a finished run under new constraints, without training")
+    func whatIf() async throws {
+        let run = try await LearnableRun.shared.value
+        let folder = run.runFolder.path
+        let tiny = try await run.workspace.retort("recommend", folder, "--max-size", "10")
+        #expect(tiny.exitCode == 0, "\(tiny)")
+        #expect(tiny.stdout.contains("Recommendation: no distillation. no student fits in 10 B"), "\(tiny.stdout)")
+        #expect(tiny.stdout.contains("changed from `"), "\(tiny.stdout)")
+        let same = try await run.workspace.retort("recommend", folder)
+        #expect(same.stdout.contains("Compared with the run: unchanged"), "\(same.stdout)")
+        let bad = try await run.workspace.retort("recommend", folder, "--metric", "f2")
+        #expect(bad.exitCode == 64, "\(bad)")
+    }
+
     @Test("model.safetensors is an 8-byte little-endian header length, a JSON header, and tensors covering the rest")
     func safetensorsLayout() async throws {
         let run = try await LearnableRun.shared.value

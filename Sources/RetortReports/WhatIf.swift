@@ -1,0 +1,45 @@
+import Foundation
+import RetortData
+import RetortSearch
+
+/// Re-decides a finished run under new constraints from its stored trial results, without training.
+public enum WhatIf {
+    /// The outcome of a re-decision.
+    public struct Result: Sendable {
+        /// The new recommendation.
+        public var recommendation: Recommendation
+        /// Why it differs from the run's (or that it does not).
+        public var change: String
+        /// Candidates the new constraints would admit but that were never trained to full fidelity.
+        public var untrained: [TrialResult]
+    }
+
+    /// The recommendation for `report` under `constraints` and `metric` (nil: the run's primary metric).
+    public static func decide(_ report: RunReport, constraints: Constraints, metric: String?) throws -> Result {
+        let metric = metric ?? report.primaryMetric
+        guard let teacherValue = report.teacher.validationMetrics[metric]?.value else {
+            throw DataError(
+                .usage,
+                "this run has no validation \(metric) for the teacher; choose from \(report.teacher.validationMetrics.keys.sorted().joined(separator: ", "))"
+            )
+        }
+        let recommendation = Recommender.recommend(
+            trials: report.candidates, metric: metric, teacherValue: teacherValue, constraints: constraints)
+        let before = report.recommendation
+        let change: String
+        if recommendation.candidate == before.candidate && recommendation.kind == before.kind {
+            change = "unchanged: the run recommended the same (\(before.candidate ?? "no distillation"))"
+        } else {
+            change =
+                "changed from \(before.candidate.map { "`\($0)`" } ?? "no distillation") to "
+                + "\(recommendation.candidate.map { "`\($0)`" } ?? "no distillation")"
+        }
+        let untrained = report.candidates.filter { trial in
+            guard trial.status != .complete else { return false }
+            if let limit = constraints.maxModelBytes, trial.sizeBytes > limit { return false }
+            if let limit = constraints.maxFlops, trial.flopsPerExample > limit { return false }
+            return true
+        }
+        return Result(recommendation: recommendation, change: change, untrained: untrained)
+    }
+}
