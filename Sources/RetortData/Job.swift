@@ -42,6 +42,8 @@ public struct Job {
     public var rungs: Int
     /// Largest FLOPs per example.
     public var maxFlops: Int?
+    /// The deployment device (its memory caps the size; the latency limit applies to its estimated latency).
+    public var device: DeviceProfile?
     /// Price of a vCPU-hour for serving cost.
     public var usdPerVCPUHour: Double
     /// Results folder for this job (runs land in `out/RUN-ID/`).

@@ -1,4 +1,5 @@
 internal import CBLAS
+import Foundation
 
 /// Whether an operand is used as stored or transposed.
 public enum Transpose: Sendable {
@@ -118,5 +119,31 @@ public enum BLASThreads {
     /// Sets the OpenBLAS thread count (clamped to at least 1).
     public static func set(_ count: Int) {
         openblas_set_num_threads(Int32(clamping: max(1, count)))
+    }
+}
+
+/// This machine's speed, measured the way device latencies are scaled.
+public enum MachineSpeed {
+    /// Single-thread sgemm FLOP/s: 256×256×256 products (2·256³ FLOPs each), repeated for about `seconds`.
+    public static func sgemmFlopsPerSecond(seconds: Double = 0.1) -> Double {
+        let n = 256
+        let a = [Float](repeating: 0.5, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        let threads = BLASThreads.current
+        BLASThreads.set(1)
+        defer { BLASThreads.set(threads) }
+        var products = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed: UInt64 = 0
+        a.withUnsafeBufferPointer { pa in
+            c.withUnsafeMutableBufferPointer { pc in
+                repeat {
+                    try? BLAS.gemm(.none, .none, m: n, n: n, k: n, a: pa, lda: n, b: pa, ldb: n, c: pc, ldc: n)
+                    products += 1
+                    elapsed = DispatchTime.now().uptimeNanoseconds - start
+                } while Double(elapsed) < seconds * 1e9
+            }
+        }
+        return Double(products) * 2 * Double(n * n * n) / (Double(elapsed) / 1e9)
     }
 }

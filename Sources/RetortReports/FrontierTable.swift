@@ -42,6 +42,17 @@ public enum FrontierTable {
             ))
         rows.sort { $0.quality > $1.quality }
         lines.append(contentsOf: rows.map(\.line))
+        if let device = report.constraints.device, let scale = report.constraints.latencyScale {
+            lines.append("")
+            lines.append(
+                String(
+                    format:
+                        "Device %@: estimated p50 = measured p50 × %.2f (this machine's sgemm FLOP/s / the device's): ",
+                    device, scale)
+                    + members.map { trial in
+                        "\(trial.id) \(number(trial.deviceLatencyMsP50)) ms"
+                    }.joined(separator: ", ") + ".")
+        }
         lines.append("")
         let recommendation = report.recommendation
         if let candidate = recommendation.candidate {

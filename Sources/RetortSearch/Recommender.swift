@@ -9,6 +9,10 @@ public struct Constraints: Sendable, Equatable, Codable {
     public var maxLatencyMs: Double?
     /// Largest FLOPs per example (known before training, like size).
     public var maxFlops: Int?
+    /// The deployment device the latency limit is meant for, if any.
+    public var device: String?
+    /// Device latency = measured p50 × this (this machine's sgemm FLOP/s / the device's); 1 without a device.
+    public var latencyScale: Double?
     /// Allowed drop against the teacher on the primary metric.
     public var maxDrop: Double
 
@@ -24,6 +28,8 @@ public struct Constraints: Sendable, Equatable, Codable {
         case maxModelBytes = "max_model_bytes"
         case maxLatencyMs = "max_latency_ms"
         case maxFlops = "max_flops"
+        case device
+        case latencyScale = "latency_scale"
         case maxDrop = "max_drop"
     }
 }
@@ -53,15 +59,16 @@ public enum Recommender {
         }
         let fits = sizeFits.filter { trial in
             guard let limit = constraints.maxLatencyMs else { return true }
-            return (trial.latencyMsP50 ?? .infinity) <= limit
+            return (trial.latencyMsP50 ?? .infinity) * (constraints.latencyScale ?? 1) <= limit
         }
         guard !fits.isEmpty else {
             let fastest =
                 sizeFits.min { ($0.latencyMsP50 ?? .infinity) < ($1.latencyMsP50 ?? .infinity) } ?? sizeFits[0]
             return .noDistillation(
                 reason: String(
-                    format: "no student meets p50 ≤ %@ ms (fastest: %@ at %.4f ms); keep the teacher",
-                    format(constraints.maxLatencyMs ?? 0), fastest.id, fastest.latencyMsP50 ?? .nan))
+                    format: "no student meets %@p50 ≤ %@ ms (fastest: %@ at %.4f ms); keep the teacher",
+                    constraints.device.map { "the estimated \($0) " } ?? "", format(constraints.maxLatencyMs ?? 0),
+                    fastest.id, (fastest.latencyMsP50 ?? .nan) * (constraints.latencyScale ?? 1)))
         }
         func value(_ trial: TrialResult) -> Double { trial.metrics[metric]?.value ?? -.infinity }
         let bar = teacherValue - constraints.maxDrop

@@ -383,6 +383,13 @@ public enum SearchEngine {
 
         events(.phase("frontier and recommendation"))
         var ordered = candidates.compactMap { trials[$0.id] }
+        if settings.constraints.device != nil {
+            for index in ordered.indices {
+                ordered[index].deviceLatencyMsP50 = ordered[index].latencyMsP50.map {
+                    $0 * (settings.constraints.latencyScale ?? 1)
+                }
+            }
+        }
         let teacherLatency = teacherLatencyMs(task)
         let complete = ordered.filter { $0.status == .complete }
         var points = complete.map { trial in

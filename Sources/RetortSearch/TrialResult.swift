@@ -33,6 +33,8 @@ public struct TrialResult: Sendable, Codable, Equatable {
     public var latencyMsP50: Double?
     /// Measured latency, 95th percentile, ms.
     public var latencyMsP95: Double?
+    /// Estimated p50 on the run's device (measured p50 × the constraints' latency scale), when a device is set.
+    public var deviceLatencyMsP50: Double?
     /// Measured batch throughput, examples per second.
     public var throughputPerSecond: Double?
     /// Serving cost of a million single calls at the job's vCPU price.
@@ -96,6 +98,7 @@ public struct TrialResult: Sendable, Codable, Equatable {
         case flopsPerExample = "flops_per_example"
         case latencyMsP50 = "latency_ms_p50"
         case latencyMsP95 = "latency_ms_p95"
+        case deviceLatencyMsP50 = "device_latency_ms_p50_estimate"
         case throughputPerSecond = "throughput_per_s"
         case costPer1MUSD = "cost_per_1m_usd"
         case differenceToTeacher = "difference_to_teacher"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RetortData
+import RetortNumerics
 import RetortReports
 import RetortSearch
 
@@ -18,6 +19,11 @@ struct Recommend: AsyncParsableCommand {
     var maxDrop: Double?
     @Option(help: "Metric to decide on: accuracy, agreement or macro_f1.")
     var metric: String?
+    @Option(
+        help:
+            "A device profile (phone, edge-cpu, server-vcpu, or a devices/*.yaml file): its memory caps the size and the latency limit applies to its estimated latency."
+    )
+    var device: String?
 
     func run() async throws {
         try await ErrorReporting.run {
@@ -30,6 +36,18 @@ struct Recommend: AsyncParsableCommand {
                 constraints.maxModelBytes = bytes
             }
             if let maxLatencyMs { constraints.maxLatencyMs = maxLatencyMs }
+            if let device {
+                let profile = try DeviceProfile.named(device)
+                constraints.device = profile.name
+                constraints.maxModelBytes = min(constraints.maxModelBytes ?? profile.memoryBytes, profile.memoryBytes)
+                // Stored latencies were measured on the machine that ran the search; this assumes the same kind.
+                constraints.latencyScale = MachineSpeed.sgemmFlopsPerSecond() / profile.flopsPerSecond
+                say(
+                    String(
+                        format:
+                            "Device %@: latency estimated as measured p50 × %.2f (this machine's sgemm FLOP/s / the device's).",
+                        profile.name, constraints.latencyScale ?? 1))
+            }
             if let maxDrop {
                 guard (0...1).contains(maxDrop) else { throw DataError(.usage, "--max-drop must lie in [0, 1]") }
                 constraints.maxDrop = maxDrop

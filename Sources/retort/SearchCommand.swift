@@ -48,6 +48,8 @@ struct SearchOptions: ParsableArguments {
     var workers: Int?
     @Option(help: "A candidate catalog (YAML), instead of the job's or the built-in one.")
     var candidates: String?
+    @Option(help: "A device profile: phone, edge-cpu, server-vcpu, or a devices/*.yaml file.")
+    var device: String?
 
     /// Applies the flags over `job` (flags win).
     func apply(to job: inout Job) throws(DataError) {
@@ -78,6 +80,11 @@ struct SearchOptions: ParsableArguments {
         if let strategy { job.strategy = strategy }
         if let workers, workers < 1 { throw DataError(.usage, "--workers must be at least 1") }
         if let candidates { job.candidates = try YAMLValue.load(URL(fileURLWithPath: candidates)) }
+        if let device {
+            let profile = try DeviceProfile.named(device)
+            job.device = profile
+            job.maxModelBytes = min(job.maxModelBytes ?? profile.memoryBytes, profile.memoryBytes)
+        }
         if let out { job.out = URL(fileURLWithPath: out) }
     }
 }
@@ -186,6 +193,7 @@ func runSearch(
     recorded["max_latency_ms"] = job.maxLatencyMs.map { "\($0)" }
     recorded["metric"] = job.metric
     recorded["candidates"] = catalogPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+    recorded["device"] = job.device.map { DeviceProfile.builtIn[$0.name] != nil ? $0.name : "" }
     let storage = RunStorage(
         journal: journal, checkpoints: run.checkpoints, resume: resume?.1, jobName: job.name, source: source,
         options: recorded)
@@ -213,11 +221,15 @@ func runSearch(
 func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws -> SearchSettings {
     let catalog = try job.candidates.map { (value) throws(DataError) in try CandidateCatalog(value) } ?? .standard()
     let suite = try job.evals.map { (value) throws(DataError) in try EvalSuite(value) } ?? .standard
+    var constraints = Constraints(
+        maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop, maxFlops: job.maxFlops)
+    if let device = job.device {
+        constraints.device = device.name
+        constraints.latencyScale = MachineSpeed.sgemmFlopsPerSecond() / device.flopsPerSecond
+    }
     return SearchSettings(
         catalog: catalog, suite: suite, metric: job.metric,
-        constraints: Constraints(
-            maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop,
-            maxFlops: job.maxFlops),
+        constraints: constraints,
         budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour, strategy: strategy,
         eta: job.eta, workers: workers, maxRungs: job.rungs)
 }
@@ -234,4 +246,5 @@ func applyRecorded(_ options: [String: String], to job: inout Job) throws {
     if let value = options["max_latency_ms"].flatMap(Double.init) { job.maxLatencyMs = value }
     if let value = options["metric"] { job.metric = value }
     if let path = options["candidates"] { job.candidates = try YAMLValue.load(URL(fileURLWithPath: path)) }
+    if let device = options["device"], !device.isEmpty { job.device = try DeviceProfile.named(device) }
 }

@@ -80,6 +80,12 @@ struct LearnableRun: Sendable {
         #expect(same.stdout.contains("Compared with the run: unchanged"), "\(same.stdout)")
         let bad = try await run.workspace.retort("recommend", folder, "--metric", "f2")
         #expect(bad.exitCode == 64, "\(bad)")
+        let device = try await run.workspace.retort(
+            "recommend", folder, "--device", "edge-cpu", "--max-latency-ms", "0.000001")
+        #expect(device.exitCode == 0, "\(device)")
+        #expect(device.stdout.contains("no student meets the estimated edge-cpu p50"), "\(device.stdout)")
+        let unknown = try await run.workspace.retort("recommend", folder, "--device", "toaster")
+        #expect(unknown.exitCode == 64, "\(unknown)")
     }
 
     @Test("model.safetensors is an 8-byte little-endian header length, a JSON header, and tensors covering the rest")
