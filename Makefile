@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps build demo test bench bench-search lint format clean
+.PHONY: deps build demo test bench bench-search report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -32,6 +32,10 @@ bench: build
 ## Exhaustive vs successive halving on ../shared/bench with candidates/large.yaml (numbers for the README).
 bench-search: build
 	python3 scripts/bench_search.py ../shared/bench results/bench-search candidates/large.yaml
+
+## Render the demo run's report.html to results/report-check.png with headless Chromium (1280×800).
+report-check:
+	bash scripts/report-check.sh
 
 lint:
 	$(SWIFT) format lint --strict -r Sources Tests

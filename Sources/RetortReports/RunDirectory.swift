@@ -82,6 +82,8 @@ public struct RunDirectory: Sendable {
                 to: partial.appendingPathComponent("frontier.md"), options: .atomic)
             try Data(CandidatesCSV.render(report).utf8).write(
                 to: partial.appendingPathComponent("candidates.csv"), options: .atomic)
+            try Data(HTMLReport.render(report).utf8).write(
+                to: partial.appendingPathComponent("report.html"), options: .atomic)
             if let bundle = outcome.recommendedBundle {
                 try bundle.write(to: partial.appendingPathComponent("model"))
             }

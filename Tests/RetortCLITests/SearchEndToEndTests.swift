@@ -2,6 +2,10 @@ import Foundation
 import RetortTestSupport
 import Testing
 
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
+
 /// One search on a learnable numeric task, shared by the tests that inspect its outputs.
 struct LearnableRun: Sendable {
     let workspace: Workspace
@@ -86,6 +90,26 @@ struct LearnableRun: Sendable {
         #expect(device.stdout.contains("no student meets the estimated edge-cpu p50"), "\(device.stdout)")
         let unknown = try await run.workspace.retort("recommend", folder, "--device", "toaster")
         #expect(unknown.exitCode == 64, "\(unknown)")
+    }
+
+    @Test("report.html is one well-formed, self-contained file with one plot point per candidate per plot")
+    func htmlReport() async throws {
+        let run = try await LearnableRun.shared.value
+        let data = try Data(contentsOf: run.runFolder.appendingPathComponent("report.html"))
+        let parser = XMLParser(data: data)
+        let counter = PointCounter()
+        parser.delegate = counter
+        #expect(parser.parse(), "report.html must parse: \(parser.parserError.map { "\($0)" } ?? "")")
+        let report = try Report(runFolder: run.runFolder)
+        let trained = report.candidates.filter { ($0["metrics"] as? [String: Any])?.isEmpty == false }.count
+        #expect(trained == 3)
+        #expect(counter.points == 2 * trained, "one point per candidate in each of the two plots")
+        #expect(counter.plots == 2)
+        let text = String(decoding: data, as: UTF8.self)
+        // Nothing loaded from anywhere: the only URLs are the XHTML and SVG namespace names.
+        let withoutNamespaces = text.replacingOccurrences(of: "http://www.w3.org/", with: "")
+        #expect(!withoutNamespaces.contains("http") && !text.contains("src=\""))
+        #expect(text.contains("Recommendation: distill into"))
     }
 
     @Test("model.safetensors is an 8-byte little-endian header length, a JSON header, and tensors covering the rest")
@@ -195,5 +219,19 @@ struct LearnableRun: Sendable {
             "predict", "results/intents/latest/model", "--input", "intents/test.jsonl")
         #expect(predict.exitCode == 0, "\(predict)")
         #expect(predict.stdout.contains("accuracy: "))
+    }
+}
+
+/// Counts plot points and plots in an XHTML report.
+final class PointCounter: NSObject, XMLParserDelegate {
+    var points = 0
+    var plots = 0
+
+    func parser(
+        _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?,
+        attributes: [String: String] = [:]
+    ) {
+        if elementName == "circle" && attributes["class"] == "point" { points += 1 }
+        if elementName == "svg" && attributes["class"] == "plot" { plots += 1 }
     }
 }

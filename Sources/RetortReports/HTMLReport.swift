@@ -1,0 +1,270 @@
+import Foundation
+import RetortData
+import RetortEvals
+import RetortSearch
+
+/// report.html: one self-contained, well-formed XHTML file (inline SVG, CSS and a few lines of JavaScript; nothing
+/// loaded from anywhere): the metric against size and against latency with CI whiskers, the frontier as a step line,
+/// the teacher and the constraint lines; the recommendation with its savings; a sortable candidates table.
+public enum HTMLReport {
+    /// The document for `report`.
+    public static func render(_ report: RunReport) -> String {
+        let metric = report.primaryMetric
+        let trained = report.candidates.filter { $0.metrics[metric] != nil }
+        let teacherValue = report.teacher.validationMetrics[metric]?.value
+        var body = ""
+        body += "<h1>\(escape(report.job)): which student, or none?</h1>\n"
+        body += "<p class=\"meta\">Run \(escape(report.runId)) · task \(escape(report.task)) · seed \(report.seed) · "
+        body += "\(report.candidates.count) candidates, strategy \(escape(report.search.strategy)) · primary metric "
+        body += "\(escape(metric)) on validation (95% bootstrap CIs)</p>\n"
+        body += recommendationSection(report, metric: metric)
+        body += "<div class=\"plots\">\n"
+        body += scatter(
+            report, trained: trained, metric: metric, title: "\(metric) against size", axis: "size (bytes, log scale)",
+            value: { Double($0.sizeBytes) }, limit: report.constraints.maxModelBytes.map(Double.init), teacherX: nil,
+            teacherValue: teacherValue)
+        body += scatter(
+            report, trained: trained.filter { $0.latencyMsP50 != nil }, metric: metric,
+            title: "\(metric) against latency",
+            axis: "measured p50 latency (ms, log scale)", value: { $0.latencyMsP50 ?? 1 },
+            limit: report.constraints.maxLatencyMs.map { $0 / (report.constraints.latencyScale ?? 1) },
+            teacherX: report.teacher.latencyMsP50, teacherValue: teacherValue)
+        body += "</div>\n"
+        body += table(report, metric: metric)
+        return """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <!DOCTYPE html>
+            <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
+            <head>
+            <meta charset="utf-8"/>
+            <title>\(escape(report.job)) · Retort report</title>
+            <style>
+            body { font: 14px/1.4 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 16px 24px; color: #222; }
+            h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 16px 0 6px; }
+            .meta { color: #666; margin: 0 0 10px; }
+            .rec { background: #f3f7ff; border: 1px solid #c9d8f5; padding: 8px 12px; border-radius: 6px; }
+            .plots { display: flex; gap: 16px; flex-wrap: wrap; }
+            svg { background: #fff; border: 1px solid #ddd; }
+            table { border-collapse: collapse; font-size: 12px; margin-top: 8px; }
+            th, td { border-bottom: 1px solid #eee; padding: 3px 8px; text-align: right; white-space: nowrap; }
+            th { cursor: pointer; background: #fafafa; position: sticky; top: 0; } td:first-child, th:first-child { text-align: left; }
+            tr.frontier td:first-child { font-weight: bold; } tr.recommended { background: #fff6d6; }
+            </style>
+            </head>
+            <body>
+            \(body)<script>
+            //<![CDATA[
+            document.querySelectorAll('th').forEach(function (th, column) {
+              th.addEventListener('click', function () {
+                var tbody = th.closest('table').querySelector('tbody');
+                var rows = Array.prototype.slice.call(tbody.rows);
+                var ascending = th.getAttribute('data-order') !== 'asc';
+                th.setAttribute('data-order', ascending ? 'asc' : 'desc');
+                rows.sort(function (a, b) {
+                  var x = a.cells[column].getAttribute('data-v') || a.cells[column].textContent;
+                  var y = b.cells[column].getAttribute('data-v') || b.cells[column].textContent;
+                  var nx = parseFloat(x), ny = parseFloat(y);
+                  var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+                  return ascending ? c : -c;
+                });
+                rows.forEach(function (r) { tbody.appendChild(r); });
+              });
+            });
+            //]]>
+            </script>
+            </body>
+            </html>
+
+            """
+    }
+
+    static func recommendationSection(_ report: RunReport, metric: String) -> String {
+        let recommendation = report.recommendation
+        var text = "<div class=\"rec\">"
+        if let id = recommendation.candidate, let trial = report.candidates.first(where: { $0.id == id }) {
+            text += "<b>Recommendation: distill into <code>\(escape(id))</code>.</b> \(escape(recommendation.reason))."
+            if let test = recommendation.testMetrics?[metric], let teacher = report.teacher.metrics[metric] {
+                text += String(
+                    format: " Test %@ %.4f [%.4f, %.4f] vs teacher %.4f.", escape(metric), test.value,
+                    test.ci95.first ?? .nan,
+                    test.ci95.last ?? .nan, teacher.value)
+            }
+            var savings: [String] = []
+            if let teacherCost = report.teacher.costPer1MUSD, let cost = trial.costPer1MUSD, cost > 0 {
+                savings.append(
+                    String(
+                        format: "cost ×%.0f lower ($%.4g vs $%.4g per 1M calls)", teacherCost / cost, cost, teacherCost)
+                )
+            }
+            if let teacherLatency = report.teacher.latencyMsP50, let latency = trial.latencyMsP50, latency > 0 {
+                savings.append(
+                    String(
+                        format: "latency ×%.0f lower (%.4g ms vs %.4g ms p50)", teacherLatency / latency, latency,
+                        teacherLatency))
+            }
+            if !savings.isEmpty { text += " Savings against the teacher: " + savings.joined(separator: "; ") + "." }
+        } else {
+            text += "<b>Recommendation: no distillation, keep the teacher.</b> \(escape(recommendation.reason))."
+        }
+        return text + "</div>\n"
+    }
+
+    /// One scatter plot: x on a log scale, y linear; CI whiskers; the frontier as a step line; the teacher and the
+    /// constraint lines dashed.
+    static func scatter(
+        _ report: RunReport, trained: [TrialResult], metric: String, title: String, axis: String,
+        value: (TrialResult) -> Double, limit: Double?, teacherX: Double?, teacherValue: Double?
+    ) -> String {
+        let (width, height, left, right, top, bottom) = (600.0, 340.0, 56.0, 14.0, 26.0, 40.0)
+        var xs = trained.map { log10(max(value($0), 1e-9)) }
+        if let teacherX { xs.append(log10(max(teacherX, 1e-9))) }
+        if let limit { xs.append(log10(max(limit, 1e-9))) }
+        var ys: [Double] = []
+        for trial in trained {
+            guard let estimate = trial.metrics[metric] else { continue }
+            ys.append(estimate.ci95.first ?? estimate.value)
+            ys.append(estimate.ci95.last ?? estimate.value)
+        }
+        if let teacherValue { ys.append(teacherValue) }
+        let (xMin, xMax) = padded(xs.min() ?? 0, xs.max() ?? 1, by: 0.05)
+        let (yMin, yMax) = padded(ys.min() ?? 0, ys.max() ?? 1, by: 0.04)
+        func px(_ x: Double) -> Double { left + (x - xMin) / max(xMax - xMin, 1e-9) * (width - left - right) }
+        func py(_ y: Double) -> Double { top + (yMax - y) / max(yMax - yMin, 1e-9) * (height - top - bottom) }
+        var svg = String(
+            format: "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" class=\"plot\">\n", width,
+            height)
+        svg += "<text x=\"\(left)\" y=\"16\" font-size=\"13\" font-weight=\"bold\">\(escape(title))</text>\n"
+        for tick in Int(floor(xMin))...Int(ceil(xMax)) where Double(tick) >= xMin && Double(tick) <= xMax {
+            let x = px(Double(tick))
+            svg += String(
+                format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", x, top, x,
+                height - bottom)
+            svg += String(
+                format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\">1e%d</text>\n", x,
+                height - bottom + 13, tick)
+        }
+        for step in 0...4 {
+            let y = yMin + (yMax - yMin) * Double(step) / 4
+            svg += String(
+                format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", left, py(y),
+                width - right, py(y))
+            svg += String(
+                format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%.3f</text>\n", left - 4,
+                py(y) + 3, y)
+        }
+        svg += String(
+            format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"middle\">%@</text>\n",
+            (left + width - right) / 2,
+            height - 8, escape(axis))
+        if let teacherValue {
+            svg += String(
+                format:
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\n",
+                left,
+                py(teacherValue), width - right, py(teacherValue))
+            svg += String(
+                format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#c00\">teacher %.4f</text>\n", left + 4,
+                py(teacherValue) - 3, teacherValue)
+            let bar = teacherValue - report.constraints.maxDrop
+            if bar > yMin {
+                svg += String(
+                    format:
+                        "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e90\" stroke-dasharray=\"2 3\"/>\n",
+                    left,
+                    py(bar), width - right, py(bar))
+                svg += String(
+                    format:
+                        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#b70\">bar (teacher − max drop)</text>\n",
+                    left + 4, py(bar) + 11)
+            }
+        }
+        if let limit {
+            let x = px(log10(max(limit, 1e-9)))
+            svg += String(
+                format:
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e90\" stroke-dasharray=\"4 3\"/>\n",
+                x, top, x, height - bottom)
+            svg += String(
+                format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#b70\">limit</text>\n", x + 3, top + 10)
+        }
+        if let teacherX, let teacherValue {
+            svg += String(
+                format:
+                    "<rect class=\"teacher\" x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill=\"#c00\"><title>teacher</title></rect>\n",
+                px(log10(max(teacherX, 1e-9))) - 4.5, py(teacherValue) - 4.5)
+        }
+        let frontier = trained.filter { report.frontier.contains($0.id) }.sorted { value($0) < value($1) }
+        var best = -Double.infinity
+        var steps: [(Double, Double)] = []
+        for trial in frontier {
+            let y = trial.metrics[metric]?.value ?? 0
+            if y > best {
+                if let last = steps.last { steps.append((px(log10(max(value(trial), 1e-9))), last.1)) }
+                best = y
+                steps.append((px(log10(max(value(trial), 1e-9))), py(y)))
+            }
+        }
+        if steps.count > 1 {
+            svg +=
+                "<polyline fill=\"none\" stroke=\"#36c\" stroke-width=\"1.5\" points=\""
+                + steps.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " ") + "\"/>\n"
+        }
+        for trial in trained {
+            guard let estimate = trial.metrics[metric] else { continue }
+            let x = px(log10(max(value(trial), 1e-9)))
+            let onFrontier = report.frontier.contains(trial.id)
+            let recommended = trial.id == report.recommendation.candidate
+            let color = recommended ? "#e90" : onFrontier ? "#36c" : trial.status == .complete ? "#999" : "#ccc"
+            svg += String(
+                format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-width=\"1\"/>\n", x,
+                py(estimate.ci95.first ?? estimate.value), x, py(estimate.ci95.last ?? estimate.value), color)
+            svg += String(
+                format:
+                    "<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"%@\" fill=\"%@\"><title>%@: %.4f</title></circle>\n",
+                x,
+                py(estimate.value), recommended ? "5" : "3", color, escape(trial.id), estimate.value)
+        }
+        return svg + "</svg>\n"
+    }
+
+    static func table(_ report: RunReport, metric: String) -> String {
+        var html = "<h2>Candidates (click a column to sort)</h2>\n<table>\n<thead><tr>"
+        for header in [
+            "candidate", "status", "fidelity", "val \(metric)", "CI low", "CI high", "test \(metric)", "p50 ms",
+            "size bytes", "FLOPs", "$ per 1M",
+        ] {
+            html += "<th>\(escape(header))</th>"
+        }
+        html += "</tr></thead>\n<tbody>\n"
+        for trial in report.candidates {
+            var classes: [String] = []
+            if report.frontier.contains(trial.id) { classes.append("frontier") }
+            if trial.id == report.recommendation.candidate { classes.append("recommended") }
+            let estimate = trial.metrics[metric]
+            func cell(_ value: Double?, _ format: String) -> String {
+                guard let value else { return "<td>—</td>" }
+                return "<td data-v=\"\(value)\">\(String(format: format, value))</td>"
+            }
+            html +=
+                "<tr class=\"\(classes.joined(separator: " "))\"><td>\(escape(trial.id))</td><td>\(trial.status.rawValue)</td>"
+            html += cell(trial.fidelity, "%.3f") + cell(estimate?.value, "%.4f") + cell(estimate?.ci95.first, "%.4f")
+            html += cell(estimate?.ci95.last, "%.4f") + cell(trial.testMetrics?[metric]?.value, "%.4f")
+            html += cell(trial.latencyMsP50, "%.4f")
+            html += "<td data-v=\"\(trial.sizeBytes)\">\(escape(ByteSize.format(trial.sizeBytes)))</td>"
+            html +=
+                "<td data-v=\"\(trial.flopsPerExample)\">\(trial.flopsPerExample)</td>"
+                + cell(trial.costPer1MUSD, "%.6f") + "</tr>\n"
+        }
+        return html + "</tbody>\n</table>\n"
+    }
+
+    static func padded(_ low: Double, _ high: Double, by fraction: Double) -> (Double, Double) {
+        let span = max(high - low, 1e-6)
+        return (low - span * fraction, high + span * fraction)
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}
