@@ -94,4 +94,27 @@ import Testing
         let again = try await workspace.retort("search", "--resume", "results/cut/20260101-000000")
         #expect(again.exitCode == 64, "a finished run cannot be resumed: \(again)")
     }
+
+    @Test("recommend on stored results decides as a fresh search under the same constraints")
+    func whatIfEqualsFreshSearch() async throws {
+        let workspace = try Workspace.numeric()
+        try workspace.write(
+            Self.job.replacingOccurrences(of: "strategy: halving", with: "strategy: exhaustive"), to: "job.yaml")
+        let open = try await workspace.retort("search", "job.yaml", "--out", "results/open")
+        #expect(open.exitCode == 0, "\(open)")
+        let report = try Report(runFolder: workspace.url("results/open/latest"))
+        // A limit between the smallest and the largest trained candidate, so it bites.
+        let sizes = report.candidates.compactMap { $0["size_bytes"] as? Int }.sorted()
+        let limit = sizes[sizes.count / 2]
+        let whatIf = try await workspace.retort(
+            "recommend", "results/open/latest", "--max-size", "\(limit)", "--max-drop", "0.2")
+        #expect(whatIf.exitCode == 0, "\(whatIf)")
+        let fresh = try await workspace.retort(
+            "search", "job.yaml", "--out", "results/fresh", "--max-size", "\(limit)", "--max-drop", "0.2")
+        #expect(fresh.exitCode == 0, "\(fresh)")
+        let freshReport = try Report(runFolder: workspace.url("results/fresh/latest"))
+        let expected =
+            freshReport.candidate.map { "Recommendation: distill into `\($0)`." } ?? "Recommendation: no distillation."
+        #expect(whatIf.stdout.contains(expected), "what-if: \(whatIf.stdout)\nfresh: \(expected)")
+    }
 }
