@@ -9,6 +9,7 @@ struct Candidates: AsyncParsableCommand {
 
     @OptionGroup var input: JobInput
     @OptionGroup var options: SearchOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard input.job != nil || input.task != nil else { throw ValidationError("give a job file or --task DIR") }
@@ -22,6 +23,10 @@ struct Candidates: AsyncParsableCommand {
             let settings = try searchSettings(for: loaded, strategy: .exhaustive, workers: 1)
             let space = SearchEngine.candidateSpace(task: data, settings: settings)
             let feasible = space.filter { $0.reason == nil }
+            if output.json {
+                try output.printJSON(space)
+                return
+            }
             say("| candidate | family | precision | params | size | FLOPs/ex | feasible |")
             say("|---|---|---|---|---|---|---|")
             for trial in space {

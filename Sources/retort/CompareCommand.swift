@@ -12,10 +12,21 @@ struct Compare: AsyncParsableCommand {
     var runA: String
     @Argument(help: "The second run folder (B).")
     var runB: String
+    @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await ErrorReporting.run {
-            say(RunComparison.markdown(try loadReport(runA), try loadReport(runB)))
+            let (a, b) = (try loadReport(runA), try loadReport(runB))
+            if output.json {
+                try output.printJSON(
+                    CompareJSON(
+                        joined: b.frontier.filter { !a.frontier.contains($0) },
+                        left: a.frontier.filter { !b.frontier.contains($0) },
+                        both: a.frontier.filter { b.frontier.contains($0) }, recommendationA: a.recommendation,
+                        recommendationB: b.recommendation))
+            } else {
+                say(output.styled(RunComparison.markdown(a, b)))
+            }
         }
     }
 }
@@ -31,5 +42,20 @@ func loadReport(_ folder: String) throws -> RunReport {
     }
     do { return try RunReport.load(runDirectory: url) } catch {
         throw DataError(.badData, "report.json cannot be read: \(error)", file: reportURL.relativePath)
+    }
+}
+
+/// `retort compare --json`.
+struct CompareJSON: Encodable {
+    let joined: [String]
+    let left: [String]
+    let both: [String]
+    let recommendationA: RunReport.RecommendationRecord
+    let recommendationB: RunReport.RecommendationRecord
+
+    enum CodingKeys: String, CodingKey {
+        case joined, left, both
+        case recommendationA = "recommendation_a"
+        case recommendationB = "recommendation_b"
     }
 }

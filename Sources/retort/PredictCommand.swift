@@ -13,6 +13,7 @@ struct Predict: AsyncParsableCommand {
     var input: String
     @Option(help: "Write one JSON line per row ({id, label, probability}) to this file.")
     var out: String?
+    @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await ErrorReporting.run {
@@ -66,6 +67,14 @@ struct Predict: AsyncParsableCommand {
                         .cannotCreateOutput, "cannot write predictions: \(error.localizedDescription)", file: out)
                 }
             }
+            if output.json {
+                try output.printJSON(
+                    PredictJSON(
+                        model: bundle.candidate, precision: bundle.model.precision.rawValue, rows: rows.count,
+                        accuracy: goldRows > 0 ? Double(goldHits) / Double(goldRows) : nil,
+                        agreement: teacherRows > 0 ? Double(teacherHits) / Double(teacherRows) : nil))
+                return
+            }
             say("model: \(bundle.candidate) (\(bundle.model.precision.rawValue)), rows: \(rows.count)")
             if goldRows > 0 {
                 say(
@@ -81,4 +90,13 @@ struct Predict: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// `retort predict --json`: the summary (predictions go to --out).
+struct PredictJSON: Encodable {
+    let model: String
+    let precision: String
+    let rows: Int
+    let accuracy: Double?
+    let agreement: Double?
 }

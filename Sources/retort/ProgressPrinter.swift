@@ -8,10 +8,16 @@ final class ProgressPrinter: @unchecked Sendable {
     // @unchecked: `lineOpen` is only touched while holding `lock`.
     private let lock = NSLock()
     private let metric: String
-    private let isTerminal = isatty(STDOUT_FILENO) == 1
+    private let isTerminal: Bool
+    private let say: @Sendable (String) -> Void
     private var lineOpen = false
 
-    init(metric: String) { self.metric = metric }
+    /// A printer writing lines with `say`; the live line only when `live` and stdout is a terminal.
+    init(metric: String, say: @escaping @Sendable (String) -> Void, live: Bool) {
+        self.metric = metric
+        self.say = say
+        self.isTerminal = live && isatty(STDOUT_FILENO) == 1
+    }
 
     func handle(_ event: SearchEvent) {
         lock.withLock {

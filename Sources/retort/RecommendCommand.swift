@@ -24,6 +24,7 @@ struct Recommend: AsyncParsableCommand {
             "A device profile (phone, edge-cpu, server-vcpu, or a devices/*.yaml file): its memory caps the size and the latency limit applies to its estimated latency."
     )
     var device: String?
+    @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await ErrorReporting.run {
@@ -53,6 +54,14 @@ struct Recommend: AsyncParsableCommand {
                 constraints.maxDrop = maxDrop
             }
             let result = try WhatIf.decide(report, constraints: constraints, metric: metric)
+            if output.json {
+                try output.printJSON(
+                    RecommendJSON(
+                        kind: result.recommendation.kind, candidate: result.recommendation.candidate,
+                        reason: result.recommendation.reason, change: result.change, constraints: constraints,
+                        untrained: result.untrained.map(\.id)))
+                return
+            }
             switch result.recommendation {
             case .distill(let candidate, let reason): say("Recommendation: distill into `\(candidate)`. \(reason).")
             case .noDistillation(let reason): say("Recommendation: no distillation. \(reason).")
@@ -83,4 +92,14 @@ struct Recommend: AsyncParsableCommand {
             say("To train them: \(command.joined(separator: " "))")
         }
     }
+}
+
+/// `retort recommend --json`.
+struct RecommendJSON: Encodable {
+    let kind: String
+    let candidate: String?
+    let reason: String
+    let change: String
+    let constraints: Constraints
+    let untrained: [String]
 }

@@ -103,6 +103,7 @@ struct Search: AsyncParsableCommand {
     @Option(help: "Continue the interrupted run in this folder (results/JOB/RUN-ID.partial).")
     var resume: String?
     @OptionGroup var options: SearchOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard input.job != nil || input.task != nil || resume != nil else {
@@ -134,15 +135,24 @@ struct Search: AsyncParsableCommand {
             try options.apply(to: &loaded)
             _ = try await runSearch(
                 loaded, workers: options.workers, resume: resumeRun.map { ($0, records ?? []) },
-                catalogPath: options.candidates ?? records?.first?.options?["candidates"])
+                catalogPath: options.candidates ?? records?.first?.options?["candidates"], json: output.json,
+                style: output.styled)
         }
     }
 }
 
 /// Loads the data, runs the search with progress, writes the run folder; returns it.
 func runSearch(
-    _ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalRecord])? = nil, catalogPath: String? = nil
+    _ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalRecord])? = nil, catalogPath: String? = nil,
+    json: Bool = false, style: (String) -> String = { $0 }
 ) async throws -> URL {
+    // With --json, stdout carries only the report; progress goes to stderr.
+    let log: @Sendable (String) -> Void
+    if json {
+        log = { line in ErrorReporting.printError(line) }
+    } else {
+        log = { line in say(line) }
+    }
     guard let strategy = SearchStrategy(rawValue: job.strategy) else {
         throw DataError(
             .usage,
@@ -150,10 +160,10 @@ func runSearch(
         )
     }
     let started = Date()
-    say("retort: job \(job.name)")
-    say("[load] reading rows")
+    log("retort: job \(job.name)")
+    log("[load] reading rows")
     let task = try TaskData.load(job)
-    say(
+    log(
         "[load] \(task.kind.rawValue) task \(task.name): \(task.train.count)/\(task.validation.count)/\(task.test.count) rows, \(task.vocabulary.count) labels"
     )
     let workerCount = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
@@ -162,7 +172,7 @@ func runSearch(
     let run: RunDirectory
     if let (existing, _) = resume {
         run = existing
-        say("[resume] continuing \(displayPath(existing.partial))")
+        log("[resume] continuing \(displayPath(existing.partial))")
     } else {
         run = try RunDirectory.create(
             root: job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name), date: started)
@@ -197,7 +207,8 @@ func runSearch(
     let storage = RunStorage(
         journal: journal, checkpoints: run.checkpoints, resume: resume?.1, jobName: job.name, source: source,
         options: recorded)
-    let progress = ProgressPrinter(metric: try SearchEngine.primaryMetric(task: task, settings: settings).rawValue)
+    let progress = ProgressPrinter(
+        metric: try SearchEngine.primaryMetric(task: task, settings: settings).rawValue, say: log, live: !json)
     let outcome: SearchOutcome
     do {
         outcome = try await SearchEngine.run(task: task, settings: settings, storage: storage) { progress.handle($0) }
@@ -211,9 +222,13 @@ func runSearch(
     progress.finishLine()
     let report = RunReport(job: job.name, runId: run.runId, createdAt: started, outcome: outcome)
     let final = try run.finish(report: report, outcome: outcome)
-    say("")
-    say(FrontierTable.markdown(report))
-    say("run: \(displayPath(final))")
+    if json {
+        say(String(decoding: try report.encoded(), as: UTF8.self))
+    } else {
+        log("")
+        log(style(FrontierTable.markdown(report)))
+    }
+    log("run: \(displayPath(final))")
     return final
 }
 

@@ -112,6 +112,31 @@ struct LearnableRun: Sendable {
         #expect(text.contains("Recommendation: distill into"))
     }
 
+    @Test("--json prints parseable JSON on stdout for every command, progress on stderr")
+    func jsonOutputs() async throws {
+        let run = try await LearnableRun.shared.value
+        let folder = run.runFolder.path
+        func object(_ result: CommandResult) throws -> Any {
+            try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+        }
+        let frontier = try await run.workspace.retort("frontier", folder, "--json")
+        #expect((try object(frontier) as? [String: Any])?["recommendation"] != nil, "\(frontier)")
+        let recommend = try await run.workspace.retort("recommend", folder, "--json", "--max-size", "10")
+        #expect((try object(recommend) as? [String: Any])?["kind"] as? String == "no-distillation", "\(recommend)")
+        let compare = try await run.workspace.retort("compare", folder, folder, "--json")
+        #expect(((try object(compare) as? [String: Any])?["joined"] as? [String]) == [], "\(compare)")
+        let candidates = try await run.workspace.retort("candidates", "job.yaml", "--json")
+        #expect((try object(candidates) as? [[String: Any]])?.count == 3, "\(candidates)")
+        let predict = try await run.workspace.retort(
+            "predict", "\(folder)/model", "--input", "blobs/test.jsonl", "--json")
+        #expect((try object(predict) as? [String: Any])?["accuracy"] != nil, "\(predict)")
+        let search = try await run.workspace.retort("search", "job.yaml", "--json", "--out", "results/json")
+        #expect(search.exitCode == 0)
+        let report = try object(search) as? [String: Any]
+        #expect((report?["candidates"] as? [Any])?.count == 3, "stdout must be the report alone")
+        #expect(search.stderr.contains("[phase]"), "progress goes to stderr with --json")
+    }
+
     @Test("model.safetensors is an 8-byte little-endian header length, a JSON header, and tensors covering the rest")
     func safetensorsLayout() async throws {
         let run = try await LearnableRun.shared.value
