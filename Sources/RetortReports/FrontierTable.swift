@@ -37,7 +37,7 @@ public enum FrontierTable {
         rows.append(
             (
                 teacher.validationMetrics[metric]?.value ?? -.infinity,
-                "| teacher: \(teacher.name)\(teacherMark) | \(estimate(teacher.validationMetrics[metric])) | — | "
+                "| teacher: \(shortName(teacher.name))\(teacherMark) | \(estimate(teacher.validationMetrics[metric])) | — | "
                     + "\(estimate(teacher.metrics[metric])) | \(number(teacher.latencyMsP50)) | — | — | — | \(money(teacher.costPer1MUSD)) |"
             ))
         rows.sort { $0.quality > $1.quality }
@@ -95,5 +95,10 @@ public enum FrontierTable {
     static func money(_ value: Double?) -> String {
         guard let value else { return "—" }
         return value >= 1 ? String(format: "%.2f", value) : String(format: "%.6f", value)
+    }
+
+    /// A teacher name short enough for a table cell (its full name is in report.json).
+    static func shortName(_ name: String) -> String {
+        name.count <= 48 ? name : String(name.prefix(47)) + "…"
     }
 }

@@ -11,6 +11,7 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "The example folder (templates.yaml, job.yaml).")
     var example = "examples/shop-support"
     @OptionGroup var options: SearchOptions
+    @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await ErrorReporting.run {
@@ -22,17 +23,23 @@ struct Demo: AsyncParsableCommand {
                     file: templates.relativePath)
             }
             BLASThreads.set(ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)
-            say("[demo] generating the shop-support task from \(templates.relativePath)")
+            let log: @Sendable (String) -> Void
+            if output.json {
+                log = { line in ErrorReporting.printError(line) }
+            } else {
+                log = { line in say(line) }
+            }
+            log("[demo] generating the shop-support task from \(templates.relativePath)")
             let summary = try ShopSupportExample.build(
-                templates: templates, folder: folder.appendingPathComponent("task"), progress: say)
-            say(
+                templates: templates, folder: folder.appendingPathComponent("task"), progress: log)
+            log(
                 String(
                     format: "[teacher] %d params, trained in %.1f s; test accuracy vs gold %.4f; measured p50 %.4f ms",
                     summary.teacherParams, summary.teacherTrainSeconds, summary.teacherTestAccuracy,
                     summary.teacherLatencyMs))
             var job = try Job.load(folder.appendingPathComponent("job.yaml"))
             try options.apply(to: &job)
-            _ = try await runSearch(job, workers: options.workers)
+            _ = try await runSearch(job, workers: options.workers, json: output.json, style: output.styled)
         }
     }
 }
