@@ -25,8 +25,9 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-## Benchmarks on ../shared/bench (numbers for the README).
+## Kernel benchmarks (sgemm peak, training GFLOP/s, bootstrap, latency), then searches on ../shared/bench.
 bench: build
+	.build/release/retort bench
 	bash scripts/bench.sh
 
 ## Exhaustive vs successive halving on ../shared/bench with candidates/large.yaml (numbers for the README).

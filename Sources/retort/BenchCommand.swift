@@ -1,0 +1,228 @@
+import ArgumentParser
+import Foundation
+import RetortData
+import RetortEvals
+import RetortNumerics
+import RetortSearch
+import RetortStudents
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract:
+            "Measure this machine's kernels: sgemm peak, mlp training GFLOP/s against it, sparse training, bootstrap CIs, predict latency."
+    )
+
+    @Option(help: "Seconds per measurement (longer is steadier).")
+    var seconds: Double = 1
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let formatter = ISO8601DateFormatter()
+            say(
+                "retort bench on \(cores) vCPU, \(formatter.string(from: Date())); command: retort bench --seconds \(seconds)"
+            )
+            say("")
+            say("| measurement | value | note |")
+            say("|---|---|---|")
+            BLASThreads.set(1)
+            let single = MachineSpeed.sgemmFlopsPerSecond(seconds: seconds)
+            BLASThreads.set(cores)
+            let threadsUsed = BLASThreads.current
+            let multi = sgemmAllThreads(seconds: seconds)
+            BLASThreads.set(1)
+            say(
+                String(
+                    format: "| sgemm 256³, 1 thread | %.1f GFLOP/s | the per-core peak the rest is measured against |",
+                    single / 1e9))
+            say(
+                String(
+                    format: "| sgemm 1024³, %d threads (OpenBLAS reports %d) | %.1f GFLOP/s | |", cores, threadsUsed,
+                    multi / 1e9))
+            for hidden in [256, 1024] {
+                let rate = try mlpTrainingFlops(hidden: hidden, seconds: seconds)
+                say(
+                    String(
+                        format:
+                            "| mlp training, hidden %d, batch 256, dense input 256 → 32 classes, 1 thread | %.1f GFLOP/s | %.0f%% of 1-thread sgemm (forward + backward, counted analytically) |",
+                        hidden, rate / 1e9, 100 * rate / single))
+            }
+            let sparse = try sparseTrainingRate(seconds: seconds)
+            say(
+                String(
+                    format:
+                        "| embedding-bag d=32 training on hashed text (2^16 buckets), 1 thread | %.0f examples/s | |",
+                    sparse))
+            let (withW, plain, generate) = try bootstrapTimes()
+            say(
+                String(
+                    format:
+                        "| bootstrap CIs, N = 100k, B = 1000: accuracy + agreement + macro-F1 on a stored W | %.1f ms per model | W drawn once per split in %.0f ms |",
+                    withW * 1000, generate * 1000))
+            say(
+                String(
+                    format:
+                        "| the same accuracy CI by a plain resampling loop | %.0f ms per model | %.1f× the stored-W time, for one metric of three |",
+                    plain * 1000, plain / withW))
+            for (family, profile) in try predictLatencies() {
+                say(
+                    String(
+                        format: "| predict one raw input, %@ | p50 %.4f ms, p95 %.4f ms | |", family, profile.p50,
+                        profile.p95))
+            }
+        }
+    }
+
+    func sgemmAllThreads(seconds: Double) -> Double {
+        let n = 1024
+        let a = [Float](repeating: 0.5, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        var products = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed: UInt64 = 0
+        a.withUnsafeBufferPointer { pa in
+            c.withUnsafeMutableBufferPointer { pc in
+                repeat {
+                    try? BLAS.gemm(.none, .none, m: n, n: n, k: n, a: pa, lda: n, b: pa, ldb: n, c: pc, ldc: n)
+                    products += 1
+                    elapsed = DispatchTime.now().uptimeNanoseconds - start
+                } while Double(elapsed) < seconds * 1e9
+            }
+        }
+        return Double(products) * 2 * Double(n * n * n) / (Double(elapsed) / 1e9)
+    }
+
+    /// Forward `2B(d·h + h·K)` plus backward `2B(h·K)` (∂W₂) `+ 2B(K·h)` (∂H) `+ 2B(d·h)` (∂W₁) per step.
+    func mlpTrainingFlops(hidden: Int, seconds: Double) throws -> Double {
+        let (rows, d, k, batch) = (8192, 256, 32, 256)
+        var generator = SeededGenerator(seed: 1)
+        let x = Matrix(rows: rows, columns: d, storage: (0..<(rows * d)).map { _ in generator.nextGaussian() })
+        var p = Matrix(rows: rows, columns: k, repeating: 1 / Float(k))
+        var labels: [Int] = []
+        for i in 0..<rows {
+            let label = i % k
+            labels.append(label)
+            p[i, label] += 0.5
+        }
+        for i in 0..<rows { for j in 0..<k { p[i, j] /= 1.5 } }
+        let split = TrainingSplit(features: .dense(x), teacherProbabilities: p, hardLabels: labels)
+        let architecture = Architecture(
+            family: .mlp, hidden: [hidden], inputDimension: d, outputDimension: k, sparseInput: false)
+        var session = TrainingSession(
+            architecture: architecture, train: split,
+            options: TrainingOptions(epochs: 1_000_000, batchSize: batch, patience: 1_000_000), seed: 2)
+        let tiny = TrainingSplit(
+            features: .dense(x.gatheringRows(0..<batch)), teacherProbabilities: p.gatheringRows(0..<batch),
+            hardLabels: Array(labels.prefix(batch)))
+        var epochs = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        repeat {
+            try session.runEpochs(1, train: split, validation: tiny)
+            epochs += 1
+        } while Double(DispatchTime.now().uptimeNanoseconds - start) < seconds * 1e9
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let flopsPerRow = 2.0 * Double(d * hidden + hidden * k) + 2.0 * Double(2 * hidden * k + d * hidden)
+        return Double(epochs * rows) * flopsPerRow / elapsed
+    }
+
+    func sparseTrainingRate(seconds: Double) throws -> Double {
+        var generator = SeededGenerator(seed: 3)
+        let words = (0..<2000).map { "w\($0)" }
+        let texts = (0..<4096).map { _ in
+            (0..<8).map { _ in words[Int(generator.next() % 2000)] }.joined(separator: " ")
+        }
+        let featurizer = HashedTextFeaturizer(bucketsLog2: 16)
+        let features = FeatureMatrix.sparse(featurizer.features(for: texts))
+        let k = 16
+        var p = Matrix(rows: texts.count, columns: k)
+        let labels = (0..<texts.count).map { $0 % k }
+        for (i, label) in labels.enumerated() { p[i, label] = 1 }
+        let split = TrainingSplit(features: features, teacherProbabilities: p, hardLabels: labels)
+        let architecture = Architecture(
+            family: .embeddingBag, hidden: [32], inputDimension: 1 << 16, outputDimension: k, sparseInput: true)
+        var session = TrainingSession(
+            architecture: architecture, train: split,
+            options: TrainingOptions(epochs: 1_000_000, batchSize: 128, learningRate: 0.01, patience: 1_000_000),
+            seed: 4)
+        let tiny = TrainingSplit(
+            features: features.gatheringRows(0..<16), teacherProbabilities: p.gatheringRows(0..<16),
+            hardLabels: Array(labels.prefix(16)))
+        var epochs = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        repeat {
+            try session.runEpochs(1, train: split, validation: tiny)
+            epochs += 1
+        } while Double(DispatchTime.now().uptimeNanoseconds - start) < seconds * 1e9
+        return Double(epochs * texts.count) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+
+    /// Seconds: all three metrics with CIs on a stored `W`, the accuracy CI by a plain loop, drawing `W`.
+    func bootstrapTimes() throws -> (Double, Double, Double) {
+        let n = 100_000
+        let k = 10
+        var generator = SeededGenerator(seed: 5)
+        let gold = (0..<n).map { _ in Int(generator.next() % UInt64(k)) }
+        let predictions = gold.map { generator.nextUnitFloat() < 0.9 ? $0 : ($0 + 1) % k }
+        let split = SplitData(
+            name: "bench", path: "bench", ids: gold.indices.map(String.init), inputs: gold.map { _ in .text("") },
+            teacherProbabilities: Matrix(rows: n, columns: k), teacherLabels: gold, gold: gold)
+        let drawStart = DispatchTime.now().uptimeNanoseconds
+        let evaluator = Evaluator(split: split, classes: k, resamples: 1000, seed: 6)
+        let draw = Double(DispatchTime.now().uptimeNanoseconds - drawStart) / 1e9
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = try evaluator.evaluate(predictions)
+        let withW = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let plainStart = DispatchTime.now().uptimeNanoseconds
+        var replicates = [Float](repeating: 0, count: 1000)
+        var resampling = SeededGenerator(seed: 7)
+        for b in 0..<1000 {
+            var hits = 0
+            for _ in 0..<n {
+                let i = Int(resampling.next() % UInt64(n))
+                if predictions[i] == gold[i] { hits += 1 }
+            }
+            replicates[b] = Float(hits) / Float(n)
+        }
+        let plain = Double(DispatchTime.now().uptimeNanoseconds - plainStart) / 1e9
+        if replicates.contains(where: { $0.isNaN }) { say("unexpected NaN") }
+        return (withW, plain, draw)
+    }
+
+    func predictLatencies() throws -> [(String, LatencyProfile)] {
+        var generator = SeededGenerator(seed: 8)
+        let numericInputs = (0..<64).map { _ in ExampleInput.numeric((0..<16).map { _ in generator.nextGaussian() }) }
+        let textInputs = (0..<64).map { i in ExampleInput.text("where is my order number \(i) please help") }
+        let standardizer = Featurizer.numeric(
+            NumericStandardizer(
+                mean: [Float](repeating: 0, count: 16), standardDeviation: [Float](repeating: 1, count: 16)))
+        let hashed = Featurizer.text(HashedTextFeaturizer(bucketsLog2: 14))
+        let labels = (0..<26).map { "c\($0)" }
+        func dense(_ family: Family, hidden: [Int], text: Bool) -> ModelBundle {
+            let architecture = Architecture(
+                family: family, hidden: hidden, inputDimension: text ? 1 << 14 : 16, outputDimension: 26,
+                sparseInput: text)
+            return ModelBundle(
+                candidate: family.rawValue, network: DenseNetwork(architecture: architecture, generator: &generator),
+                featurizer: text ? hashed : standardizer, labels: labels)
+        }
+        var trees = TreeEnsemble(
+            classes: 26, inputDimension: 16, depth: 5, baseScores: [Float](repeating: 0, count: 26))
+        trees.features = (0..<(100 * 26 * 31)).map { Int32($0 % 16) }
+        trees.thresholds = (0..<(100 * 26 * 31)).map { _ in generator.nextGaussian() }
+        trees.leaves = (0..<(100 * 26 * 32)).map { _ in generator.nextGaussian() * 0.01 }
+        let cases: [(String, ModelBundle, [ExampleInput])] = [
+            ("linear (numeric, 16 → 26)", dense(.linear, hidden: [], text: false), numericInputs),
+            ("mlp 256 (numeric)", dense(.mlp, hidden: [256], text: false), numericInputs),
+            ("prototype (numeric)", dense(.prototype, hidden: [], text: false), numericInputs),
+            (
+                "gbdt depth 5 × 100 rounds (numeric)",
+                ModelBundle(candidate: "gbdt", model: .trees(trees), featurizer: standardizer, labels: labels),
+                numericInputs
+            ),
+            ("linear (text, 2^14 buckets)", dense(.linear, hidden: [], text: true), textInputs),
+            ("embedding-bag d=32 (text)", dense(.embeddingBag, hidden: [32], text: true), textInputs),
+            ("mlp 64 (text)", dense(.mlp, hidden: [64], text: true), textInputs),
+        ]
+        return try cases.map { ($0.0, try LatencyProfiler.profile($0.1, inputs: $0.2)) }
+    }
+}
