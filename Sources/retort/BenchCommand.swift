@@ -14,13 +14,15 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "Seconds per measurement (longer is steadier).")
     var seconds: Double = 1
+    @Option(name: .customLong("bootstrap-rows"), help: "Rows N of the bootstrap measurement (B = 1000).")
+    var bootstrapRows = 100_000
 
     func run() async throws {
         try await ErrorReporting.run {
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let formatter = ISO8601DateFormatter()
             say(
-                "retort bench on \(cores) vCPU, \(formatter.string(from: Date())); command: retort bench --seconds \(seconds)"
+                "retort bench on \(cores) vCPU, \(formatter.string(from: Date())); command: retort bench --seconds \(seconds) --bootstrap-rows \(bootstrapRows)"
             )
             say("")
             say("| measurement | value | note |")
@@ -53,12 +55,12 @@ struct Bench: AsyncParsableCommand {
                     format:
                         "| embedding-bag d=32 training on hashed text (2^16 buckets), 1 thread | %.0f examples/s | |",
                     sparse))
-            let (withW, plain, generate) = try bootstrapTimes()
+            let (withW, plain, generate) = try bootstrapTimes(rows: bootstrapRows)
             say(
                 String(
                     format:
-                        "| bootstrap CIs, N = 100k, B = 1000: accuracy + agreement + macro-F1 on a stored W | %.1f ms per model | W drawn once per split in %.0f ms |",
-                    withW * 1000, generate * 1000))
+                        "| bootstrap CIs, N = %d, B = 1000: accuracy + agreement + macro-F1 on a stored W | %.1f ms per model | W drawn once per split in %.0f ms |",
+                    bootstrapRows, withW * 1000, generate * 1000))
             say(
                 String(
                     format:
@@ -157,8 +159,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// Seconds: all three metrics with CIs on a stored `W`, the accuracy CI by a plain loop, drawing `W`.
-    func bootstrapTimes() throws -> (Double, Double, Double) {
-        let n = 100_000
+    func bootstrapTimes(rows n: Int) throws -> (Double, Double, Double) {
         let k = 10
         var generator = SeededGenerator(seed: 5)
         let gold = (0..<n).map { _ in Int(generator.next() % UInt64(k)) }

@@ -182,3 +182,18 @@ import Testing
         }
     }
 }
+
+@Suite struct BenchCommandTests {
+    @Test("retort bench measures every kernel and prints one table")
+    func bench() async throws {
+        let result = try await Workspace().retort("bench", "--seconds", "0.02", "--bootstrap-rows", "500")
+        #expect(result.exitCode == 0, "\(result)")
+        for row in [
+            "sgemm 256³, 1 thread", "mlp training, hidden 256", "mlp training, hidden 1024", "embedding-bag d=32",
+            "bootstrap CIs, N = 500", "plain resampling loop", "gbdt depth 5", "embedding-bag d=32 (text)",
+        ] {
+            #expect(result.stdout.contains(row), "missing \(row)")
+        }
+        #expect(result.stdout.contains("GFLOP/s") && result.stdout.contains("examples/s"))
+    }
+}
