@@ -124,14 +124,13 @@ public enum BLASThreads {
 
 /// This machine's speed, measured the way device latencies are scaled.
 public enum MachineSpeed {
-    /// Single-thread sgemm FLOP/s: 256×256×256 products (2·256³ FLOPs each), repeated for about `seconds`.
-    public static func sgemmFlopsPerSecond(seconds: Double = 0.1) -> Double {
-        let n = 256
+    /// sgemm FLOP/s on `threads` threads: `size³` products (`2·size³` FLOPs each), repeated for about `seconds`.
+    public static func sgemmFlopsPerSecond(size n: Int = 256, threads: Int = 1, seconds: Double = 0.1) -> Double {
         let a = [Float](repeating: 0.5, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
-        let threads = BLASThreads.current
-        BLASThreads.set(1)
-        defer { BLASThreads.set(threads) }
+        let previous = BLASThreads.current
+        BLASThreads.set(threads)
+        defer { BLASThreads.set(previous) }
         var products = 0
         let start = DispatchTime.now().uptimeNanoseconds
         var elapsed: UInt64 = 0

@@ -29,18 +29,14 @@ struct Bench: AsyncParsableCommand {
             say("|---|---|---|")
             BLASThreads.set(1)
             let single = MachineSpeed.sgemmFlopsPerSecond(seconds: seconds)
-            BLASThreads.set(cores)
-            let threadsUsed = BLASThreads.current
-            let multi = sgemmAllThreads(seconds: seconds)
-            BLASThreads.set(1)
+            let multi = MachineSpeed.sgemmFlopsPerSecond(size: 1024, threads: cores, seconds: seconds)
             say(
                 String(
                     format: "| sgemm 256³, 1 thread | %.1f GFLOP/s | the per-core peak the rest is measured against |",
                     single / 1e9))
             say(
                 String(
-                    format: "| sgemm 1024³, %d threads (OpenBLAS reports %d) | %.1f GFLOP/s | |", cores, threadsUsed,
-                    multi / 1e9))
+                    format: "| sgemm 1024³, %d threads | %.1f GFLOP/s | |", cores, multi / 1e9))
             for hidden in [256, 1024] {
                 let rate = try mlpTrainingFlops(hidden: hidden, seconds: seconds)
                 say(
@@ -75,25 +71,6 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    func sgemmAllThreads(seconds: Double) -> Double {
-        let n = 1024
-        let a = [Float](repeating: 0.5, count: n * n)
-        var c = [Float](repeating: 0, count: n * n)
-        var products = 0
-        let start = DispatchTime.now().uptimeNanoseconds
-        var elapsed: UInt64 = 0
-        a.withUnsafeBufferPointer { pa in
-            c.withUnsafeMutableBufferPointer { pc in
-                repeat {
-                    try? BLAS.gemm(.none, .none, m: n, n: n, k: n, a: pa, lda: n, b: pa, ldb: n, c: pc, ldc: n)
-                    products += 1
-                    elapsed = DispatchTime.now().uptimeNanoseconds - start
-                } while Double(elapsed) < seconds * 1e9
-            }
-        }
-        return Double(products) * 2 * Double(n * n * n) / (Double(elapsed) / 1e9)
-    }
-
     /// Forward `2B(d·h + h·K)` plus backward `2B(h·K)` (∂W₂) `+ 2B(K·h)` (∂H) `+ 2B(d·h)` (∂W₁) per step.
     func mlpTrainingFlops(hidden: Int, seconds: Double) throws -> Double {
         let (rows, d, k, batch) = (8192, 256, 32, 256)
@@ -116,13 +93,7 @@ struct Bench: AsyncParsableCommand {
         let tiny = TrainingSplit(
             features: .dense(x.gatheringRows(0..<batch)), teacherProbabilities: p.gatheringRows(0..<batch),
             hardLabels: Array(labels.prefix(batch)))
-        var epochs = 0
-        let start = DispatchTime.now().uptimeNanoseconds
-        repeat {
-            try session.runEpochs(1, train: split, validation: tiny)
-            epochs += 1
-        } while Double(DispatchTime.now().uptimeNanoseconds - start) < seconds * 1e9
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let (epochs, elapsed) = try timedEpochs(&session, train: split, validation: tiny, seconds: seconds)
         let flopsPerRow = 2.0 * Double(d * hidden + hidden * k) + 2.0 * Double(2 * hidden * k + d * hidden)
         return Double(epochs * rows) * flopsPerRow / elapsed
     }
@@ -149,13 +120,21 @@ struct Bench: AsyncParsableCommand {
         let tiny = TrainingSplit(
             features: features.gatheringRows(0..<16), teacherProbabilities: p.gatheringRows(0..<16),
             hardLabels: Array(labels.prefix(16)))
+        let (epochs, elapsed) = try timedEpochs(&session, train: split, validation: tiny, seconds: seconds)
+        return Double(epochs * texts.count) / elapsed
+    }
+
+    /// Trains whole epochs for about `seconds`; returns the epochs and the seconds they took.
+    func timedEpochs(
+        _ session: inout TrainingSession, train: TrainingSplit, validation: TrainingSplit, seconds: Double
+    ) throws -> (Int, Double) {
         var epochs = 0
         let start = DispatchTime.now().uptimeNanoseconds
         repeat {
-            try session.runEpochs(1, train: split, validation: tiny)
+            try session.runEpochs(1, train: train, validation: validation)
             epochs += 1
         } while Double(DispatchTime.now().uptimeNanoseconds - start) < seconds * 1e9
-        return Double(epochs * texts.count) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        return (epochs, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
     /// Seconds: all three metrics with CIs on a stored `W`, the accuracy CI by a plain loop, drawing `W`.

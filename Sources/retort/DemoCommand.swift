@@ -23,12 +23,7 @@ struct Demo: AsyncParsableCommand {
                     file: templates.relativePath)
             }
             BLASThreads.set(ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)
-            let log: @Sendable (String) -> Void
-            if output.json {
-                log = { line in ErrorReporting.printError(line) }
-            } else {
-                log = { line in say(line) }
-            }
+            let log = progressLog(json: output.json)
             log("[demo] generating the shop-support task from \(templates.relativePath)")
             let summary = try ShopSupportExample.build(
                 templates: templates, folder: folder.appendingPathComponent("task"), progress: log)

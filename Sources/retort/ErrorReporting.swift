@@ -70,3 +70,9 @@ func displayPath(_ url: URL) -> String {
     let current = FileManager.default.currentDirectoryPath + "/"
     return path.hasPrefix(current) ? String(path.dropFirst(current.count)) : path
 }
+
+/// Where progress lines go: stdout, or stderr when stdout carries `--json`.
+func progressLog(json: Bool) -> @Sendable (String) -> Void {
+    if json { return { line in ErrorReporting.printError(line) } }
+    return { line in say(line) }
+}

@@ -147,12 +147,7 @@ func runSearch(
     json: Bool = false, style: (String) -> String = { $0 }
 ) async throws -> URL {
     // With --json, stdout carries only the report; progress goes to stderr.
-    let log: @Sendable (String) -> Void
-    if json {
-        log = { line in ErrorReporting.printError(line) }
-    } else {
-        log = { line in say(line) }
-    }
+    let log = progressLog(json: json)
     guard let strategy = SearchStrategy(rawValue: job.strategy) else {
         throw DataError(
             .usage,
