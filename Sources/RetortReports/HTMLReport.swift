@@ -156,36 +156,38 @@ public enum HTMLReport {
             format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"middle\">%@</text>\n",
             (left + width - right) / 2,
             height - 8, escape(axis))
-        if let teacherValue {
-            svg += String(
+        /// A dashed line from (x1, y1) to (x2, y2) with a label at (lx, ly).
+        func dashed(
+            _ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, stroke: String, dash: String, label: String,
+            at lx: Double, _ ly: Double, fill: String
+        ) -> String {
+            String(
                 format:
-                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\n",
-                left,
-                py(teacherValue), width - right, py(teacherValue))
-            svg += String(
-                format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#c00\">teacher %.4f</text>\n", left + 4,
-                py(teacherValue) - 3, teacherValue)
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-dasharray=\"%@\"/>\n",
+                x1, y1, x2, y2, stroke, dash)
+                + String(
+                    format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"%@\">%@</text>\n", lx, ly, fill,
+                    escape(label))
+        }
+        if let teacherValue {
+            let y = py(teacherValue)
+            svg += dashed(
+                left, y, width - right, y, stroke: "#c00", dash: "4 3",
+                label: String(format: "teacher %.4f", teacherValue),
+                at: left + 4, y - 3, fill: "#c00")
             let bar = teacherValue - report.constraints.maxDrop
             if bar > yMin {
-                svg += String(
-                    format:
-                        "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e90\" stroke-dasharray=\"2 3\"/>\n",
-                    left,
-                    py(bar), width - right, py(bar))
-                svg += String(
-                    format:
-                        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#b70\">bar (teacher − max drop)</text>\n",
-                    left + 4, py(bar) + 11)
+                svg += dashed(
+                    left, py(bar), width - right, py(bar), stroke: "#e90", dash: "2 3",
+                    label: "bar (teacher − max drop)",
+                    at: left + 4, py(bar) + 11, fill: "#b70")
             }
         }
         if let limit {
             let x = px(log10(max(limit, 1e-9)))
-            svg += String(
-                format:
-                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e90\" stroke-dasharray=\"4 3\"/>\n",
-                x, top, x, height - bottom)
-            svg += String(
-                format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#b70\">limit</text>\n", x + 3, top + 10)
+            svg += dashed(
+                x, top, x, height - bottom, stroke: "#e90", dash: "4 3", label: "limit", at: x + 3, top + 10,
+                fill: "#b70")
         }
         if let teacherX, let teacherValue {
             svg += String(

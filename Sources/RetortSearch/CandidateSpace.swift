@@ -58,7 +58,8 @@ struct CandidateSpace {
                     TrainingGroup(
                         key: candidate.trainingKey, members: [candidate], architecture: architecture,
                         featureKey: candidate.featureKey, flops: flops, options: candidate.training,
-                        seed: seed ^ (UInt64(SearchFingerprint.hash(candidate.trainingKey), radix: 16) ?? 0)))
+                        seed: seed ^ (UInt64(SearchFingerprint.hash(candidate.trainingKey), radix: 16) ?? 0),
+                        stateBytes: featureSet.featurizer.stateBytes))
             }
         }
     }

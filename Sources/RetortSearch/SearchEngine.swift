@@ -42,8 +42,11 @@ struct TrainingGroup: Sendable {
     let flops: Int
     let options: TrainingOptions
     let seed: UInt64
+    /// Bytes of featurizer state that ship with every member (numeric standardization statistics).
+    let stateBytes: Int
 
-    func size(of candidate: Candidate, stateBytes: Int) -> Int {
+    /// A member's planned serialized size: its weights at its precision plus the featurizer state.
+    func size(of candidate: Candidate) -> Int {
         architecture.weightBytes(at: candidate.precision) + stateBytes
     }
 }
@@ -127,6 +130,8 @@ public enum SearchEngine {
             features: features)
         var trials = space.blocked
         let groups = space.groups
+        let member = Dictionary(
+            uniqueKeysWithValues: groups.flatMap { group in group.members.map { ($0.id, (group, $0)) } })
         for trial in trials.values.sorted(by: { $0.id < $1.id }) {
             events(.trial(trial, index: 0, total: candidates.count))
         }
@@ -267,12 +272,11 @@ public enum SearchEngine {
                 let untouched = alive.filter { latest[$0] == nil }
                 alive.removeAll()
                 for id in untouched.sorted() {
-                    guard let (group, candidate) = find(id, in: groups) else { continue }
-                    let stateBytes = features(group.featureKey).featurizer.stateBytes
+                    guard let (group, candidate) = member[id] else { continue }
                     trials[id] = TrialResult(
                         id: id, family: candidate.family, config: candidate.config, precision: candidate.precision,
                         params: group.architecture.parameterCount,
-                        sizeBytes: group.size(of: candidate, stateBytes: stateBytes),
+                        sizeBytes: group.size(of: candidate),
                         flopsPerExample: group.flops, metrics: [:], fidelity: 0, status: .pruned, onFrontier: false,
                         reason: String(format: "the budget of %.0f s ran out before it started", settings.budgetSeconds)
                     )
@@ -285,11 +289,10 @@ public enum SearchEngine {
                 // Finished candidates are complete (no more training would change them); the rest race on.
                 let racing = alive.filter { latest[$0]?.finished != true }.sorted()
                 let points = racing.compactMap { id -> FrontierPoint? in
-                    guard let (group, candidate) = find(id, in: groups) else { return nil }
-                    let stateBytes = features(group.featureKey).featurizer.stateBytes
+                    guard let (group, candidate) = member[id] else { return nil }
                     return FrontierPoint(
                         id: id, quality: latest[id]?.metrics?[metric.rawValue]?.value ?? -.infinity, latencyTier: 0,
-                        flops: Double(group.flops), size: Double(group.size(of: candidate, stateBytes: stateBytes)))
+                        flops: Double(group.flops), size: Double(group.size(of: candidate)))
                 }
                 // The best 1/η of the racing candidates go on (Pareto rank, then crowding distance); precision variants
                 // share their training run, so a surviving run carries all its alive variants along at no extra cost.
@@ -305,12 +308,11 @@ public enum SearchEngine {
                 alive.removeAll()
             }
             for id in Set(decidedNow).sorted() {
-                guard let (group, candidate) = find(id, in: groups), let record = latest[id] else { continue }
-                let stateBytes = features(group.featureKey).featurizer.stateBytes
+                guard let (group, candidate) = member[id], let record = latest[id] else { continue }
                 var trial = TrialResult(
                     id: id, family: candidate.family, config: candidate.config, precision: candidate.precision,
                     params: group.architecture.parameterCount,
-                    sizeBytes: record.sizeBytes ?? group.size(of: candidate, stateBytes: stateBytes),
+                    sizeBytes: record.sizeBytes ?? group.size(of: candidate),
                     flopsPerExample: record.flops ?? group.flops, metrics: record.metrics ?? [:],
                     differenceToTeacher: record.differenceToTeacher, fidelity: record.fidelity ?? 0, status: .complete,
                     onFrontier: false, epochsRun: record.epochs, bestEpoch: record.bestEpoch,
@@ -332,9 +334,9 @@ public enum SearchEngine {
             }
             // Checkpoint the runs that go on (and the finished ones, for export); forget the pruned ones. A crash before
             // a checkpoint loses only compute: training is deterministic, so retraining reaches the same state.
-            let aliveGroups = Set(alive.compactMap { find($0, in: groups)?.0.key })
+            let aliveGroups = Set(alive.compactMap { member[$0]?.0.key })
             let completeGroups = Set(
-                decidedNow.filter { trials[$0]?.status == .complete }.compactMap { find($0, in: groups)?.0.key })
+                decidedNow.filter { trials[$0]?.status == .complete }.compactMap { member[$0]?.0.key })
             for output in outputs where output.epochsTrained > 0 {
                 let key = output.groupKey
                 guard aliveGroups.contains(key) || completeGroups.contains(key) else {
@@ -351,7 +353,7 @@ public enum SearchEngine {
             // Latency: measured once per complete candidate, serially, while no worker trains.
             for id in Set(decidedNow).sorted() {
                 guard var trial = trials[id], trial.status == .complete, trial.epochsRun ?? 0 > 0,
-                    let (group, candidate) = find(id, in: groups)
+                    let (group, candidate) = member[id]
                 else {
                     continue
                 }
@@ -428,7 +430,7 @@ public enum SearchEngine {
             ordered[index].onFrontier = frontier.contains(id)
             guard ordered[index].status == .complete,
                 ordered[index].onFrontier || id == recommendation.candidate || leaders.contains(id),
-                let (group, candidate) = find(id, in: groups)
+                let (group, candidate) = member[id]
             else { continue }
             let bundle = try bundleFor(
                 candidate, group: group, features: features(group.featureKey), sessions: sessions, storage: storage,
@@ -567,13 +569,6 @@ public enum SearchEngine {
     }
 
     static func checkpointName(_ key: String) -> String { "\(key).safetensors" }
-
-    static func find(_ id: String, in groups: [TrainingGroup]) -> (TrainingGroup, Candidate)? {
-        for group in groups {
-            if let candidate = group.members.first(where: { $0.id == id }) { return (group, candidate) }
-        }
-        return nil
-    }
 
     /// Writes the journal header of a new run, or checks that an interrupted run's header matches this job.
     static func writeOrCheckHeader(
