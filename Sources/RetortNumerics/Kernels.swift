@@ -65,19 +65,47 @@ public enum Kernels {
         return result
     }
 
-    /// `max(0, x)` in place.
+    /// `max(0, x)` in place, eight lanes at a time (a data-dependent branch would mispredict on half the entries,
+    /// and the scalar select does not vectorize).
     public static func relu(_ matrix: inout Matrix) {
         matrix.storage.withUnsafeMutableBufferPointer { values in
-            for i in values.indices where values[i] < 0 { values[i] = 0 }
+            let count = values.count
+            guard let base = values.baseAddress else { return }
+            let raw = UnsafeMutableRawPointer(base)
+            var i = 0
+            while i + 8 <= count {
+                var lanes = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                lanes.replace(with: 0, where: lanes .< 0)
+                raw.storeBytes(of: lanes, toByteOffset: i * 4, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < count {
+                base[i] = max(base[i], 0)
+                i += 1
+            }
         }
     }
 
-    /// `gradient_ij ← 0` where `activation_ij ≤ 0` (the ReLU derivative, applied in place).
+    /// `gradient_ij ← 0` where `activation_ij ≤ 0` (the ReLU derivative, applied in place, eight lanes at a time).
     public static func reluBackward(_ gradient: inout Matrix, activation: Matrix) {
         precondition(gradient.storage.count == activation.storage.count, "gradient and activation shapes differ")
+        let count = gradient.storage.count
         gradient.storage.withUnsafeMutableBufferPointer { g in
             activation.storage.withUnsafeBufferPointer { a in
-                for i in g.indices where a[i] <= 0 { g[i] = 0 }
+                guard let gBase = g.baseAddress, let aBase = a.baseAddress else { return }
+                let (gRaw, aRaw) = (UnsafeMutableRawPointer(gBase), UnsafeRawPointer(aBase))
+                var i = 0
+                while i + 8 <= count {
+                    var lanes = gRaw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                    let active = aRaw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                    lanes.replace(with: 0, where: active .<= 0)
+                    gRaw.storeBytes(of: lanes, toByteOffset: i * 4, as: SIMD8<Float>.self)
+                    i += 8
+                }
+                while i < count {
+                    if aBase[i] <= 0 { gBase[i] = 0 }
+                    i += 1
+                }
             }
         }
     }

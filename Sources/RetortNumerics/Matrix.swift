@@ -36,12 +36,15 @@ public struct Matrix: Sendable, Equatable, Codable {
     /// The rows at `indices`, in that order, as a new matrix.
     public func gatheringRows(_ indices: some Collection<Int>) -> Matrix {
         var result = Matrix(rows: indices.count, columns: columns)
+        guard columns > 0 else { return result }
+        let columns = columns
         result.storage.withUnsafeMutableBufferPointer { out in
             storage.withUnsafeBufferPointer { source in
+                guard let outBase = out.baseAddress, let sourceBase = source.baseAddress else { return }
                 var target = 0
                 for index in indices {
-                    let from = index * columns
-                    for j in 0..<columns { out[target + j] = source[from + j] }
+                    precondition(index >= 0 && index < rows, "row index out of range")
+                    (outBase + target).update(from: sourceBase + index * columns, count: columns)
                     target += columns
                 }
             }

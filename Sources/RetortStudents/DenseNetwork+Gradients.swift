@@ -14,6 +14,12 @@ public struct LayerGradient: Sendable {
     public var weights: Weights
     /// `∂L/∂b`.
     public var bias: [Float]
+
+    /// A gradient from its parts.
+    public init(weights: Weights, bias: [Float]) {
+        self.weights = weights
+        self.bias = bias
+    }
 }
 
 extension DenseNetwork {

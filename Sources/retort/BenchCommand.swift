@@ -16,6 +16,15 @@ struct Bench: AsyncParsableCommand {
     var seconds: Double = 1
     @Option(name: .customLong("bootstrap-rows"), help: "Rows N of the bootstrap measurement (B = 1000).")
     var bootstrapRows = 100_000
+    @Option(
+        name: .customLong("only"), parsing: .upToNextOption,
+        help: "Measure only these sections (sgemm is always measured: the rest is judged against it).")
+    var sections: [Section] = Section.allCases
+
+    /// The parts of the benchmark.
+    enum Section: String, CaseIterable, ExpressibleByArgument {
+        case mlp, sparse, bootstrap, predict
+    }
 
     func run() async throws {
         try await ErrorReporting.run {
@@ -23,6 +32,7 @@ struct Bench: AsyncParsableCommand {
             let formatter = ISO8601DateFormatter()
             say(
                 "retort bench on \(cores) vCPU, \(formatter.string(from: Date())); command: retort bench --seconds \(seconds) --bootstrap-rows \(bootstrapRows)"
+                    + (sections == Section.allCases ? "" : " --only " + sections.map(\.rawValue).joined(separator: " "))
             )
             say("")
             say("| measurement | value | note |")
@@ -37,7 +47,7 @@ struct Bench: AsyncParsableCommand {
             say(
                 String(
                     format: "| sgemm 1024³, %d threads | %.1f GFLOP/s | |", cores, multi / 1e9))
-            for hidden in [256, 1024] {
+            for hidden in [256, 1024] where sections.contains(.mlp) {
                 let rate = try mlpTrainingFlops(hidden: hidden, seconds: seconds)
                 say(
                     String(
@@ -45,24 +55,28 @@ struct Bench: AsyncParsableCommand {
                             "| mlp training, hidden %d, batch 256, dense input 256 → 32 classes, 1 thread | %.1f GFLOP/s | %.0f%% of 1-thread sgemm (forward + backward, counted analytically) |",
                         hidden, rate / 1e9, 100 * rate / single))
             }
-            let sparse = try sparseTrainingRate(seconds: seconds)
-            say(
-                String(
-                    format:
-                        "| embedding-bag d=32 training on hashed text (2^16 buckets), 1 thread | %.0f examples/s | |",
-                    sparse))
-            let (withW, plain, generate) = try bootstrapTimes(rows: bootstrapRows)
-            say(
-                String(
-                    format:
-                        "| bootstrap CIs, N = %d, B = 1000: accuracy + agreement + macro-F1 on a stored W | %.1f ms per model | W drawn once per split in %.0f ms |",
-                    bootstrapRows, withW * 1000, generate * 1000))
-            say(
-                String(
-                    format:
-                        "| the same accuracy CI by a plain resampling loop | %.0f ms per model | %.1f× the stored-W time, for one metric of three |",
-                    plain * 1000, plain / withW))
-            for (family, profile) in try predictLatencies() {
+            if sections.contains(.sparse) {
+                let sparse = try sparseTrainingRate(seconds: seconds)
+                say(
+                    String(
+                        format:
+                            "| embedding-bag d=32 training on hashed text (2^16 buckets), 1 thread | %.0f examples/s | |",
+                        sparse))
+            }
+            if sections.contains(.bootstrap) {
+                let (withW, plain, generate) = try bootstrapTimes(rows: bootstrapRows)
+                say(
+                    String(
+                        format:
+                            "| bootstrap CIs, N = %d, B = 1000: accuracy + agreement + macro-F1 on a stored W | %.1f ms per model | W drawn once per split in %.0f ms |",
+                        bootstrapRows, withW * 1000, generate * 1000))
+                say(
+                    String(
+                        format:
+                            "| the same accuracy CI by a plain resampling loop | %.0f ms per model | %.1f× the stored-W time, for one metric of three |",
+                        plain * 1000, plain / withW))
+            }
+            for (family, profile) in sections.contains(.predict) ? try predictLatencies() : [] {
                 say(
                     String(
                         format: "| predict one raw input, %@ | p50 %.4f ms, p95 %.4f ms | |", family, profile.p50,

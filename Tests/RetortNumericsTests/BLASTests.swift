@@ -122,6 +122,23 @@ func naiveProduct(_ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool) 
         for column in untouched { for j in 0..<4 { #expect(full[column, j] == 0) } }
     }
 
+    @Test("vectorized ReLU, its derivative and row gathering equal scalar definitions on ragged lengths")
+    func elementwiseKernels() {
+        var generator = SeededGenerator(seed: 5)
+        for columns in [1, 7, 8, 13, 33] {
+            let x = randomMatrix(3, columns, &generator)
+            var relu = x
+            Kernels.relu(&relu)
+            #expect(relu.storage == x.storage.map { max($0, 0) })
+            let upstream = randomMatrix(3, columns, &generator)
+            var gradient = upstream
+            Kernels.reluBackward(&gradient, activation: x)
+            #expect(gradient.storage == zip(upstream.storage, x.storage).map { $1 > 0 ? $0 : 0 })
+            let gathered = x.gatheringRows([2, 0, 2])
+            #expect(gathered.storage == x.row(2) + x.row(0) + x.row(2))
+        }
+    }
+
     @Test("softmax rows sum to one and survive huge logits")
     func softmax() {
         var m = Matrix(rows: 2, columns: 3, storage: [1000, 1001, 999, -5, 0, 5])

@@ -107,4 +107,45 @@ func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGe
         }
         #expect(checked > 20)
     }
+
+    @Test("Adam's vectorized update equals the scalar formula, for dense and row-sparse gradients")
+    func adamMatchesScalarFormula() {
+        var generator = SeededGenerator(seed: 23)
+        let architecture = Architecture(
+            family: .mlp, hidden: [11], inputDimension: 9, outputDimension: 3, sparseInput: true)
+        var network = DenseNetwork(architecture: architecture, generator: &generator)
+        var reference = network
+        var adam = Adam(for: network, learningRate: 0.01)
+        var (m, v) = (network.layers.map { $0.weights.storage.map { _ in Float(0) } }, [[Float]]())
+        v = m
+        for step in 1...3 {
+            let rows: [Int32] = [1, 4, 8]
+            let sparseGradient = Matrix(rows: 3, columns: 11, storage: (0..<33).map { _ in generator.nextGaussian() })
+            let denseGradient = Matrix(rows: 11, columns: 3, storage: (0..<33).map { _ in generator.nextGaussian() })
+            adam.update(
+                &network,
+                with: [
+                    LayerGradient(weights: .rows(rows, sparseGradient), bias: [Float](repeating: 0, count: 11)),
+                    LayerGradient(weights: .dense(denseGradient), bias: [0, 0, 0]),
+                ])
+            let stepSize = 0.01 * (1 - powf(0.999, Float(step))).squareRoot() / (1 - powf(0.9, Float(step)))
+            func scalarUpdate(layer: Int, index: Int, gradient g: Float) {
+                m[layer][index] = 0.9 * m[layer][index] + 0.1 * g
+                v[layer][index] = 0.999 * v[layer][index] + 0.001 * g * g
+                reference.layers[layer].weights.storage[index] -=
+                    stepSize * m[layer][index] / (v[layer][index].squareRoot() + 1e-8)
+            }
+            for (position, row) in rows.enumerated() {
+                for j in 0..<11 {
+                    scalarUpdate(layer: 0, index: Int(row) * 11 + j, gradient: sparseGradient[position, j])
+                }
+            }
+            for index in 0..<33 { scalarUpdate(layer: 1, index: index, gradient: denseGradient.storage[index]) }
+        }
+        for layer in 0..<2 {
+            for (a, b) in zip(network.layers[layer].weights.storage, reference.layers[layer].weights.storage) {
+                #expect(abs(a - b) <= 1e-6 * max(1, abs(b)))
+            }
+        }
+    }
 }
