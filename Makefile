@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps build demo test bench bench-search report-check lint format clean
+.PHONY: deps build demo test bench bench-peers bench-search report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -29,6 +29,11 @@ test: deps
 bench: build
 	.build/release/retort bench
 	bash scripts/bench.sh
+
+## Retort against scikit-learn (LogisticRegression, MLPClassifier) and fastText on every bench task, same
+## architecture, epochs and labels, one thread each (installs them into .build-bench/venv when missing).
+bench-peers: build
+	python3 scripts/bench_peers.py ../shared/bench results/bench-peers 30
 
 ## Exhaustive vs successive halving on ../shared/bench with candidates/large.yaml (numbers for the README).
 bench-search: build

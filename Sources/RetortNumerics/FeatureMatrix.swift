@@ -22,6 +22,7 @@ public enum FeatureMatrix: Sendable, Equatable {
     }
 
     /// The rows at `indices`, in that order.
+    @inlinable
     public func gatheringRows(_ indices: some Collection<Int>) -> FeatureMatrix {
         switch self {
         case .dense(let matrix): .dense(matrix.gatheringRows(indices))

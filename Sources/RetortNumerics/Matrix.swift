@@ -17,6 +17,15 @@ public struct Matrix: Sendable, Equatable, Codable {
         self.storage = [Float](repeating: value, count: rows * columns)
     }
 
+    /// A `rows × columns` matrix whose elements are left unset, for outputs a kernel overwrites completely (sgemm with
+    /// `beta = 0`).
+    init(uninitializedRows rows: Int, columns: Int) {
+        precondition(rows >= 0 && columns >= 0, "matrix dimensions must be non-negative")
+        self.rows = rows
+        self.columns = columns
+        self.storage = [Float](unsafeUninitializedCapacity: rows * columns) { _, count in count = rows * columns }
+    }
+
     /// A matrix over existing row-major storage; `storage.count` must equal `rows × columns`.
     public init(rows: Int, columns: Int, storage: [Float]) {
         precondition(
@@ -34,6 +43,7 @@ public struct Matrix: Sendable, Equatable, Codable {
     }
 
     /// The rows at `indices`, in that order, as a new matrix.
+    @inlinable
     public func gatheringRows(_ indices: some Collection<Int>) -> Matrix {
         var result = Matrix(rows: indices.count, columns: columns)
         guard columns > 0 else { return result }

@@ -36,7 +36,7 @@ extension Matrix {
     ) throws(NumericsError) -> Matrix {
         let m = transposeA == .none ? a.rows : a.columns
         let n = transposeB == .none ? b.columns : b.rows
-        var c = Matrix(rows: m, columns: n)
+        var c = Matrix(uninitializedRows: m, columns: n)
         try multiply(a, b, transposeA: transposeA, transposeB: transposeB, into: &c)
         return c
     }

@@ -30,6 +30,7 @@ public struct SparseMatrix: Sendable, Equatable {
     public var nonzeroCount: Int { values.count }
 
     /// The rows at `indices`, in that order, as a new CSR matrix.
+    @inlinable
     public func gatheringRows(_ indices: some Collection<Int>) -> SparseMatrix {
         var offsets = [0]
         offsets.reserveCapacity(indices.count + 1)

@@ -47,33 +47,9 @@ public struct Adam: Sendable {
             guard count > 0, let wp = w.baseAddress, let mp = m.baseAddress, let vp = v.baseAddress,
                 let gp = g.baseAddress
             else { return }
-            let (wRaw, mRaw, vRaw) = (
-                UnsafeMutableRawPointer(wp + offset), UnsafeMutableRawPointer(mp + offset),
-                UnsafeMutableRawPointer(vp + offset)
-            )
-            let gRaw = UnsafeRawPointer(gp + gradientOffset)
-            // Eight lanes at a time: the update is a handful of fused multiply-adds, a square root and a division.
-            var i = 0
-            while i + 8 <= count {
-                let byte = i * 4
-                let gi = gRaw.loadUnaligned(fromByteOffset: byte, as: SIMD8<Float>.self)
-                let mi = b1 * mRaw.loadUnaligned(fromByteOffset: byte, as: SIMD8<Float>.self) + (1 - b1) * gi
-                let vi = b2 * vRaw.loadUnaligned(fromByteOffset: byte, as: SIMD8<Float>.self) + (1 - b2) * gi * gi
-                let wi =
-                    wRaw.loadUnaligned(fromByteOffset: byte, as: SIMD8<Float>.self) - stepSize * mi
-                    / (vi.squareRoot() + eps)
-                mRaw.storeBytes(of: mi, toByteOffset: byte, as: SIMD8<Float>.self)
-                vRaw.storeBytes(of: vi, toByteOffset: byte, as: SIMD8<Float>.self)
-                wRaw.storeBytes(of: wi, toByteOffset: byte, as: SIMD8<Float>.self)
-                i += 8
-            }
-            while i < count {
-                let (p, gi) = (offset + i, g[gradientOffset + i])
-                m[p] = b1 * m[p] + (1 - b1) * gi
-                v[p] = b2 * v[p] + (1 - b2) * gi * gi
-                w[p] -= stepSize * m[p] / (v[p].squareRoot() + eps)
-                i += 1
-            }
+            Kernels.adamStep(
+                weights: wp + offset, firstMoments: mp + offset, secondMoments: vp + offset,
+                gradient: gp + gradientOffset, count: count, beta1: b1, beta2: b2, epsilon: eps, stepSize: stepSize)
         }
         for (index, gradient) in gradients.enumerated() {
             let columns = network.layers[index].weights.columns

@@ -33,18 +33,17 @@ public struct DenseLayer: Sendable, Equatable {
     /// Output width.
     public var outputDimension: Int { weights.columns }
 
-    /// `x·W + b` for dense `x` (`batch × in`): sgemm then a rank-1 bias update.
-    public func forward(_ input: Matrix) throws(NumericsError) -> Matrix {
-        var output = Matrix(rows: input.rows, columns: outputDimension)
-        try Matrix.multiply(input, weights, into: &output)
-        try Kernels.addRowVector(bias, to: &output)
+    /// `x·W + b` for dense `x` (`batch × in`), then `max(0, ·)` when `relu`: sgemm, then one fused bias pass.
+    public func forward(_ input: Matrix, relu: Bool = false) throws(NumericsError) -> Matrix {
+        var output = try Matrix.product(input, weights)
+        Kernels.addBias(bias, to: &output, relu: relu)
         return output
     }
 
-    /// `x·W + b` for sparse `x`: the CSR kernel then the bias.
-    public func forward(_ input: SparseMatrix) throws(NumericsError) -> Matrix {
+    /// `x·W + b` for sparse `x`, then `max(0, ·)` when `relu`: the CSR kernel, then the bias pass.
+    public func forward(_ input: SparseMatrix, relu: Bool = false) throws(NumericsError) -> Matrix {
         var output = try input.multiplied(by: weights)
-        try Kernels.addRowVector(bias, to: &output)
+        Kernels.addBias(bias, to: &output, relu: relu)
         return output
     }
 

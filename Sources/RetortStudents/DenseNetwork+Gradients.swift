@@ -30,7 +30,29 @@ extension DenseNetwork {
         _ features: FeatureMatrix, temperedTargets: Matrix, hardLabels: [Int], loss: DistillationLoss
     ) throws(NumericsError) -> (loss: Float, gradients: [LayerGradient]) {
         let outputs = try forwardPass(features)
-        var (value, upstream) = loss.lossAndGradient(
+        let value = loss.loss(
+            logits: outputs[outputs.count - 1], temperedTargets: temperedTargets, hardLabels: hardLabels)
+        return (
+            value,
+            try gradients(
+                features, outputs: outputs, temperedTargets: temperedTargets, hardLabels: hardLabels, loss: loss)
+        )
+    }
+
+    /// Every layer's gradient without the loss value (the training step).
+    public func gradients(
+        _ features: FeatureMatrix, temperedTargets: Matrix, hardLabels: [Int], loss: DistillationLoss
+    ) throws(NumericsError) -> [LayerGradient] {
+        try gradients(
+            features, outputs: try forwardPass(features), temperedTargets: temperedTargets, hardLabels: hardLabels,
+            loss: loss)
+    }
+
+    func gradients(
+        _ features: FeatureMatrix, outputs: [Matrix], temperedTargets: Matrix, hardLabels: [Int],
+        loss: DistillationLoss
+    ) throws(NumericsError) -> [LayerGradient] {
+        var upstream = loss.gradient(
             logits: outputs[outputs.count - 1], temperedTargets: temperedTargets, hardLabels: hardLabels)
         var gradients: [LayerGradient] = []
         gradients.reserveCapacity(layers.count)
@@ -55,6 +77,6 @@ extension DenseNetwork {
                 upstream = next
             }
         }
-        return (value, gradients.reversed())
+        return gradients.reversed()
     }
 }

@@ -66,18 +66,16 @@ public struct DenseNetwork: Sendable, Equatable {
     func forwardPass(_ features: FeatureMatrix) throws(NumericsError) -> [Matrix] {
         var outputs: [Matrix] = []
         outputs.reserveCapacity(layers.count)
-        var current: Matrix
-        switch features {
-        case .dense(let input): current = try layers[0].forward(input)
-        case .sparse(let input): current = try layers[0].forward(input)
-        }
-        for index in 1..<(layers.count + 1) {
-            if index < layers.count {
-                if architecture.family != .embeddingBag { Kernels.relu(&current) }
-                outputs.append(current)
-                current = try layers[index].forward(current)
-            } else {
-                outputs.append(current)
+        let hiddenReLU = architecture.family != .embeddingBag
+        for (index, layer) in layers.enumerated() {
+            let relu = hiddenReLU && index < layers.count - 1
+            if index > 0 {
+                outputs.append(try layer.forward(outputs[index - 1], relu: relu))
+                continue
+            }
+            switch features {
+            case .dense(let input): outputs.append(try layer.forward(input, relu: relu))
+            case .sparse(let input): outputs.append(try layer.forward(input, relu: relu))
             }
         }
         return outputs

@@ -38,25 +38,67 @@ public struct DistillationLoss: Sendable, Equatable, Codable {
     public func lossAndGradient(logits: Matrix, temperedTargets: Matrix, hardLabels: [Int]) -> (
         loss: Float, gradient: Matrix
     ) {
+        (
+            loss(logits: logits, temperedTargets: temperedTargets, hardLabels: hardLabels),
+            gradient(logits: logits, temperedTargets: temperedTargets, hardLabels: hardLabels)
+        )
+    }
+
+    /// The mean loss `L` alone (validation; training needs only the gradient).
+    public func loss(logits: Matrix, temperedTargets: Matrix, hardLabels: [Int]) -> Float {
         let (n, k) = (logits.rows, logits.columns)
         var soft = logits
         Kernels.softmaxRows(&soft, temperature: temperature)
         var hard = logits
         Kernels.softmaxRows(&hard)
-        var gradient = Matrix(rows: n, columns: k)
         var loss: Double = 0
-        let scale = 1 / Float(max(n, 1))
         let t = temperature
         for i in 0..<n {
             for j in 0..<k {
                 let p = temperedTargets[i, j]
-                let q = soft[i, j]
-                if p > 0 { loss += Double(alpha * t * t * p * (logf(p) - logf(max(q, 1e-30)))) }
-                let y: Float = j == hardLabels[i] ? 1 : 0
-                gradient[i, j] = (alpha * t * (q - p) + (1 - alpha) * (hard[i, j] - y)) * scale
+                if p > 0 { loss += Double(alpha * t * t * p * (logf(p) - logf(max(soft[i, j], 1e-30)))) }
             }
             loss -= Double((1 - alpha) * logf(max(hard[i, hardLabels[i]], 1e-30)))
         }
-        return (Float(loss) * scale, gradient)
+        return Float(loss / Double(max(n, 1)))
+    }
+
+    /// `∂L/∂z = [α·T·(q_T − p_T) + (1−α)·(q − y)] / n`: two vectorized softmaxes (one when `T = 1`), one fused
+    /// elementwise pass, then `−(1−α)/n` at each row's label.
+    public func gradient(logits: Matrix, temperedTargets: Matrix, hardLabels: [Int]) -> Matrix {
+        precondition(temperedTargets.rows == logits.rows && temperedTargets.columns == logits.columns)
+        precondition(hardLabels.count == logits.rows, "one hard label per row")
+        let (n, k) = (logits.rows, logits.columns)
+        var gradient = logits
+        Kernels.softmaxRows(&gradient, temperature: temperature)
+        let scale = 1 / Float(max(n, 1))
+        let (softWeight, hardWeight) = (alpha * temperature * scale, (1 - alpha) * scale)
+        if temperature == 1 {
+            // q_T = q: ∂L/∂z = (α·(q − p) + (1−α)·q − (1−α)·y) / n = (q − α·p − (1−α)·y) / n.
+            gradient.storage.withUnsafeMutableBufferPointer { g in
+                temperedTargets.storage.withUnsafeBufferPointer { p in
+                    for i in g.indices { g[i] = (g[i] - alpha * p[i]) * scale }
+                }
+            }
+        } else {
+            var hard: Matrix
+            if temperature == 2 {
+                // exp(z − max z) = exp(z/2 − max z/2)²: q = q_T² renormalised, without a second exponential pass.
+                hard = gradient
+                Kernels.squareAndNormalizeRows(&hard)
+            } else {
+                hard = logits
+                Kernels.softmaxRows(&hard)
+            }
+            gradient.storage.withUnsafeMutableBufferPointer { g in
+                temperedTargets.storage.withUnsafeBufferPointer { p in
+                    hard.storage.withUnsafeBufferPointer { q in
+                        for i in g.indices { g[i] = softWeight * (g[i] - p[i]) + hardWeight * q[i] }
+                    }
+                }
+            }
+        }
+        for (i, label) in hardLabels.enumerated() { gradient[i, label] -= hardWeight }
+        return gradient
     }
 }

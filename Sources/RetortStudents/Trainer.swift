@@ -146,7 +146,7 @@ public struct TrainingSession: Sendable {
                 let features = train.features.gatheringRows(batch)
                 let targets = temperedTargets.gatheringRows(batch)
                 let labels = batch.map { train.hardLabels[$0] }
-                let (_, gradients) = try network.lossAndGradients(
+                let gradients = try network.gradients(
                     features, temperedTargets: targets, hardLabels: labels, loss: options.loss)
                 optimizer.update(&network, with: gradients)
                 start += options.batchSize
@@ -184,7 +184,29 @@ public struct TrainingSession: Sendable {
 
     /// Mean cross-entropy `−Σ_j p_ij log q_ij` of the network's probabilities `q` against the teacher's `p`.
     public static func crossEntropy(_ network: DenseNetwork, on split: TrainingSplit) throws(NumericsError) -> Float {
-        crossEntropy(try network.probabilities(split.features), against: split.teacherProbabilities)
+        crossEntropy(logits: try network.logits(split.features), against: split.teacherProbabilities)
+    }
+
+    /// Mean `−Σ_j p_ij log softmax(z_i)_j = Σ_j p_ij · LSE(z_i) − Σ_j p_ij z_ij` from logits `z`: one logarithm per row
+    /// instead of one per entry.
+    public static func crossEntropy(logits z: Matrix, against p: Matrix) -> Float {
+        precondition(z.rows == p.rows && z.columns == p.columns, "logits and teacher shapes differ")
+        var total: Double = 0
+        z.storage.withUnsafeBufferPointer { logits in
+            p.storage.withUnsafeBufferPointer { teacher in
+                for i in 0..<z.rows {
+                    let row = i * z.columns
+                    var (mass, dot): (Float, Float) = (0, 0)
+                    for j in row..<(row + z.columns) {
+                        mass += teacher[j]
+                        dot += teacher[j] * logits[j]
+                    }
+                    let lse = Kernels.logSumExp(UnsafeBufferPointer(rebasing: logits[row..<(row + z.columns)]))
+                    total += Double(mass * lse - dot)
+                }
+            }
+        }
+        return Float(total / Double(max(z.rows, 1)))
     }
 
     /// Mean `−Σ_j p_ij log q_ij` of probabilities `q` against the teacher's `p`.

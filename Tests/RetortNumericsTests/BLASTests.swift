@@ -139,6 +139,54 @@ func naiveProduct(_ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool) 
         }
     }
 
+    @Test("the vectorized exp matches expf to 1e-6 relative, is 0 far below and NaN on NaN")
+    func vectorizedExp() {
+        var worst: Float = 0
+        for step in 0..<20_000 {
+            let x = -87 + Float(step) * (175 / 20_000)
+            let lanes = Kernels.exp(SIMD8(repeating: x))
+            let expected = expf(x)
+            worst = max(worst, abs(lanes[0] - expected) / expected)
+        }
+        #expect(worst < 1e-6, "worst relative error \(worst)")
+        let edges = Kernels.exp(SIMD8(-1000, -88, .nan, 0, 1, -.infinity, 0.5, -0.5))
+        #expect(edges[0] == 0 && edges[1] == 0 && edges[2].isNaN && edges[3] == 1 && edges[5] == 0)
+        var values: [Float] = (0..<13).map { Float($0) - 6 }
+        values.withUnsafeMutableBufferPointer { Kernels.exponentiate($0) }
+        for (index, value) in values.enumerated() {
+            #expect(abs(value - expf(Float(index) - 6)) <= 1e-6 * value)
+        }
+    }
+
+    @Test("fused bias (+ ReLU), log-sum-exp and the squared-softmax identity equal their definitions")
+    func fusedRowKernels() {
+        var generator = SeededGenerator(seed: 6)
+        for columns in [1, 4, 7, 26] {
+            let x = randomMatrix(3, columns, &generator)
+            let bias = (0..<columns).map { _ in generator.nextGaussian() }
+            for relu in [false, true] {
+                var fused = x
+                Kernels.addBias(bias, to: &fused, relu: relu)
+                for i in 0..<3 {
+                    for j in 0..<columns {
+                        let expected = x[i, j] + bias[j]
+                        #expect(fused[i, j] == (relu ? max(expected, 0) : expected))
+                    }
+                }
+            }
+            let row = x.row(1)
+            let lse = row.withUnsafeBufferPointer { Kernels.logSumExp($0) }
+            let reference = Float(log(row.map { Foundation.exp(Double($0)) }.reduce(0, +)))
+            #expect(abs(lse - reference) < 1e-5)
+            var hard = x
+            Kernels.softmaxRows(&hard)
+            var fromHalf = x
+            Kernels.softmaxRows(&fromHalf, temperature: 2)
+            Kernels.squareAndNormalizeRows(&fromHalf)
+            for (a, b) in zip(hard.storage, fromHalf.storage) { #expect(abs(a - b) < 1e-6) }
+        }
+    }
+
     @Test("softmax rows sum to one and survive huge logits")
     func softmax() {
         var m = Matrix(rows: 2, columns: 3, storage: [1000, 1001, 999, -5, 0, 5])

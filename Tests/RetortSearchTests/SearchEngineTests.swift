@@ -247,8 +247,9 @@ let halvingCatalog = """
         #expect(outcome.summary.stoppedBecause.contains("budget"))
         #expect(outcome.trials.allSatisfy { $0.status == .pruned })
         #expect(outcome.trials.contains { ($0.reason ?? "").contains("cut by the budget") && $0.fidelity > 0 })
-        // Training stops at the next epoch after the budget; what follows (evaluation, reports) is small.
-        #expect(wall <= budget * 1.1, "wall \(wall) s for a \(budget) s budget")
+        // Training stops at the next epoch after the budget; what follows (evaluation, reports) is small next to the
+        // untruncated work (2000 epochs of four mlps), but shares two cores with the other suites in a debug build.
+        #expect(wall <= budget * 1.5, "wall \(wall) s for a \(budget) s budget")
     }
 }
 

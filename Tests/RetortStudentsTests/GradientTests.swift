@@ -148,4 +148,16 @@ func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGe
             }
         }
     }
+
+    @Test("cross-entropy from logits equals −Σ p log softmax(z), including teacher rows without full mass")
+    func crossEntropyFromLogits() {
+        var generator = SeededGenerator(seed: 24)
+        let logits = Matrix(rows: 5, columns: 9, storage: (0..<45).map { _ in generator.nextGaussian() * 3 })
+        var teacher = randomDistribution(5, 9, &generator)
+        teacher[4, 0] = 0
+        var q = logits
+        Kernels.softmaxRows(&q)
+        let direct = TrainingSession.crossEntropy(q, against: teacher)
+        #expect(abs(TrainingSession.crossEntropy(logits: logits, against: teacher) - direct) < 1e-5)
+    }
 }
