@@ -12,6 +12,8 @@ public struct Tensor: Sendable, Equatable {
         case i8 = "I8"
         /// Signed 16-bit integer.
         case i16 = "I16"
+        /// Signed 64-bit integer (read, e.g. the position ids BERT checkpoints carry; never written by Retort).
+        case i64 = "I64"
 
         var byteWidth: Int {
             switch self {
@@ -19,6 +21,7 @@ public struct Tensor: Sendable, Equatable {
             case .f16: 2
             case .i8: 1
             case .i16: 2
+            case .i64: 8
             }
         }
     }
@@ -59,7 +62,7 @@ public struct Tensor: Sendable, Equatable {
         switch dtype {
         case .f32: return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         case .f16: return bytes.withUnsafeBytes { $0.bindMemory(to: Float16.self).map(Float.init) }
-        case .i8, .i16: return nil
+        case .i8, .i16, .i64: return nil
         }
     }
 

@@ -1,0 +1,143 @@
+import Foundation
+import RetortNumerics
+import RetortStudents
+import RetortTestSupport
+import Testing
+
+/// The repository root (this file is Tests/RetortStudentsTests/EncoderTests.swift).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+/// Where `make models` puts the default encoder.
+let miniLMFolder = repositoryRoot.appendingPathComponent(".build-models/all-MiniLM-L6-v2")
+let miniLMPresent = FileManager.default.fileExists(
+    atPath: miniLMFolder.appendingPathComponent("model.safetensors").path)
+
+/// A tiny BERT with seeded random weights, written as a Hugging Face folder.
+func tinyBertFolder(layers: Int = 2, hidden: Int = 8, heads: Int = 2, vocabulary: [String]) throws -> URL {
+    let folder = try SyntheticTasks.temporaryFolder()
+    var generator = SeededGenerator(seed: 31)
+    func random(_ shape: [Int], scale: Float = 0.3) -> Tensor {
+        Tensor((0..<shape.reduce(1, *)).map { _ in generator.nextGaussian() * scale }, shape: shape)
+    }
+    let intermediate = 2 * hidden
+    var tensors: [String: Tensor] = [
+        "embeddings.word_embeddings.weight": random([vocabulary.count, hidden]),
+        "embeddings.position_embeddings.weight": random([16, hidden]),
+        "embeddings.token_type_embeddings.weight": random([2, hidden]),
+        "embeddings.LayerNorm.weight": random([hidden], scale: 0.1), "embeddings.LayerNorm.bias": random([hidden]),
+    ]
+    for layer in 0..<layers {
+        let p = "encoder.layer.\(layer)."
+        for name in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"] {
+            tensors[p + name + ".weight"] = random([hidden, hidden])
+            tensors[p + name + ".bias"] = random([hidden])
+        }
+        tensors[p + "intermediate.dense.weight"] = random([intermediate, hidden])
+        tensors[p + "intermediate.dense.bias"] = random([intermediate])
+        tensors[p + "output.dense.weight"] = random([hidden, intermediate])
+        tensors[p + "output.dense.bias"] = random([hidden])
+        for name in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            tensors[p + name + ".weight"] = random([hidden])
+            tensors[p + name + ".bias"] = random([hidden])
+        }
+    }
+    try Safetensors.encode(tensors).write(to: folder.appendingPathComponent("model.safetensors"))
+    let config: [String: Any] = [
+        "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
+        "intermediate_size": intermediate, "max_position_embeddings": 16, "vocab_size": vocabulary.count,
+        "hidden_act": "gelu", "layer_norm_eps": 1e-12,
+    ]
+    try JSONSerialization.data(withJSONObject: config).write(to: folder.appendingPathComponent("config.json"))
+    try Data((vocabulary.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("vocab.txt"))
+    return folder
+}
+
+let tinyVocabulary = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "turn", "on", "the", "light", "##s", "kitchen", "un", "##mute", "!", ",", "?",
+    "cafe", "東", "京",
+]
+
+@Suite struct EncoderTests {
+    @Test("WordPiece: lower-casing, accent stripping, punctuation and CJK splitting, ## pieces, [UNK], truncation")
+    func wordPiece() throws {
+        let ids = Dictionary(uniqueKeysWithValues: tinyVocabulary.enumerated().map { ($1, Int32($0)) })
+        let tokenizer = try WordPieceTokenizer(vocabulary: ids, lowercase: true)
+        #expect(
+            tokenizer.basicTokens("Turn ON the Café!東京\tlights,") == [
+                "turn", "on", "the", "cafe", "!", "東", "京", "lights", ",",
+            ])
+        #expect(tokenizer.encode("unmute the lights?", maxLength: 16) == [2, 10, 11, 6, 7, 8, 14, 3])
+        #expect(tokenizer.encode("turn zzz", maxLength: 16) == [2, 4, 1, 3])
+        #expect(tokenizer.encode("turn on the kitchen lights", maxLength: 4) == [2, 4, 5, 3])
+        #expect(throws: StudentError.self) { try WordPieceTokenizer(vocabulary: ["a": 0], lowercase: true) }
+    }
+
+    @Test("a tiny encoder: batching does not change vectors, truncation keeps a prefix, fp16/int8 stay close")
+    func tinyEncoder() throws {
+        let folder = try tinyBertFolder(vocabulary: tinyVocabulary)
+        let encoder = try BertEncoder(folder: folder)
+        let tokenizer = try WordPieceTokenizer(folder: folder)
+        let sequences = ["turn on the lights", "unmute", "the kitchen light !", "東京"].map {
+            tokenizer.encode($0, maxLength: 16)
+        }
+        let together = try encoder.embed(sequences, depths: [1, 2])
+        let oneByOne = try encoder.embed(sequences, depths: [1, 2], batchSize: 1)
+        for depth in [1, 2] {
+            for (a, b) in zip(together[depth]!.storage, oneByOne[depth]!.storage) { #expect(abs(a - b) < 1e-5) }
+        }
+        let shallow = try encoder.truncated(toLayers: 1).embed(sequences, depths: [1])
+        #expect(shallow[1]!.storage == together[1]!.storage)
+        #expect(encoder.truncated(toLayers: 1).parameterCount < encoder.parameterCount)
+        #expect(encoder.flops(tokens: 6) == 2 * 6 * (8 * 64 + 4 * 8 * 16 + 4 * 6 * 8))
+        for precision in [Precision.fp16, .int8] {
+            let converted = try encoder.converted(to: precision).embed(sequences, depths: [2])[2]!
+            let gap = zip(converted.storage, together[2]!.storage).map { abs($0 - $1) }.max() ?? 0
+            #expect(gap < (precision == .fp16 ? 0.01 : 0.2), "\(precision): largest difference \(gap)")
+            #expect(converted.storage != together[2]!.storage)
+        }
+    }
+
+    @Test("a folder without weights or with a wrong shape fails with a message naming the file")
+    func badFolders() throws {
+        let folder = try tinyBertFolder(vocabulary: tinyVocabulary)
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("model.safetensors"))
+        #expect { try BertEncoder(folder: folder) } throws: { error in
+            (error as? StudentError)?.description.contains("model.safetensors") == true
+        }
+        let other = try tinyBertFolder(vocabulary: tinyVocabulary)
+        try Data(
+            #"{"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16, "vocab_size": 99}"#
+                .utf8
+        )
+        .write(to: other.appendingPathComponent("config.json"))
+        #expect { try BertEncoder(folder: other) } throws: { error in
+            (error as? StudentError)?.message.contains("word_embeddings") == true
+        }
+    }
+
+    @Test(
+        "all-MiniLM-L6-v2: token ids and pooled vectors match the NumPy reference to 1e-4",
+        .enabled(if: miniLMPresent, "run `make models` to fetch the encoder"))
+    func miniLMMatchesReference() throws {
+        let reference = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fixtures/minilm-reference.json")))
+        let sentences = try #require((reference as? [String: Any])?["sentences"] as? [[String: Any]])
+        let tokenizer = try WordPieceTokenizer(folder: miniLMFolder)
+        let encoder = try BertEncoder(folder: miniLMFolder)
+        #expect(encoder.normalizes)
+        let texts = sentences.compactMap { $0["text"] as? String }
+        let sequences = texts.map { tokenizer.encode($0, maxLength: 128) }
+        for (sequence, row) in zip(sequences, sentences) {
+            #expect(sequence.map(Int.init) == row["ids"] as? [Int])
+        }
+        let pooled = try encoder.embed(sequences, depths: [0, 1, 2, 6])
+        for (index, row) in sentences.enumerated() {
+            let expected = try #require(row["pooled"] as? [String: [Double]])
+            for (depth, values) in expected {
+                let ours = try #require(pooled[Int(depth)!])
+                let gap = values.enumerated().map { abs(Double(ours[index, $0.offset]) - $0.element) }.max() ?? 1
+                #expect(gap < 1e-4, "sentence \(index), depth \(depth): largest difference \(gap)")
+            }
+        }
+    }
+}
