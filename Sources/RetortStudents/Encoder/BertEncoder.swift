@@ -258,7 +258,7 @@ public struct BertEncoder: Sendable {
             var x = embeddings(batch)
             for depth in 0...deepest {
                 if depth > 0 { x = try layer(layers[depth - 1], x, lengths: lengths) }
-                guard pooled[depth] != nil else { continue }
+                guard var vectors = pooled[depth] else { continue }
                 var offset = 0
                 for (index, length) in lengths.enumerated() {
                     let target = (start + index) * h
@@ -267,15 +267,16 @@ public struct BertEncoder: Sendable {
                         var total: Float = 0
                         for t in offset..<(offset + length) { total += x.storage[t * h + j] }
                         let mean = total / Float(max(length, 1))
-                        pooled[depth]!.storage[target + j] = mean
+                        vectors.storage[target + j] = mean
                         norm += mean * mean
                     }
                     if normalizes && norm > 0 {
                         let scale = 1 / max(norm.squareRoot(), 1e-12)
-                        for j in 0..<h { pooled[depth]!.storage[target + j] *= scale }
+                        for j in 0..<h { vectors.storage[target + j] *= scale }
                     }
                     offset += length
                 }
+                pooled[depth] = vectors
             }
             start += batchSize
         }
