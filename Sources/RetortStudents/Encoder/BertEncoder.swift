@@ -258,7 +258,7 @@ public struct BertEncoder: Sendable {
             var x = embeddings(batch)
             for depth in 0...deepest {
                 if depth > 0 { x = try layer(layers[depth - 1], x, lengths: lengths) }
-                guard var vectors = pooled[depth] else { continue }
+                guard var vectors = pooled.removeValue(forKey: depth) else { continue }
                 var offset = 0
                 for (index, length) in lengths.enumerated() {
                     let target = (start + index) * h
