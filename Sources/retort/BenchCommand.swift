@@ -23,8 +23,11 @@ struct Bench: AsyncParsableCommand {
 
     /// The parts of the benchmark.
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case mlp, sparse, bootstrap, predict
+        case mlp, sparse, bootstrap, predict, encoder
     }
+
+    @Option(help: "The BERT-family encoder folder the encoder section runs (skipped with a note when absent).")
+    var encoder = ".build-models/all-MiniLM-L6-v2"
 
     func run() async throws {
         try await ErrorReporting.run {
@@ -82,7 +85,42 @@ struct Bench: AsyncParsableCommand {
                         format: "| predict one raw input, %@ | p50 %.4f ms, p95 %.4f ms | |", family, profile.p50,
                         profile.p95))
             }
+            if sections.contains(.encoder) {
+                let folder = URL(fileURLWithPath: encoder)
+                if FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path) {
+                    let (rate, tokens) = try encoderFlops(folder: folder, seconds: seconds)
+                    say(
+                        String(
+                            format:
+                                "| encoder forward (%@, 6 layers), batches of 64 sentences × %d tokens, 1 thread | %.1f GFLOP/s | %.0f%% of 1-thread sgemm (counted analytically) |",
+                            folder.lastPathComponent, tokens, rate / 1e9, 100 * rate / single))
+                } else {
+                    say("| encoder forward | skipped | no model at \(encoder): run `make models` |")
+                }
+            }
         }
+    }
+
+    /// Pooled sentence vectors through every layer for about `seconds`: FLOPs from `BertEncoder.flops(tokens:)`.
+    func encoderFlops(folder: URL, seconds: Double) throws -> (Double, Int) {
+        let model = try BertEncoder(folder: folder)
+        let tokenizer = try WordPieceTokenizer(folder: folder)
+        var generator = SeededGenerator(seed: 9)
+        let words = ["turn", "on", "the", "kitchen", "lights", "set", "a", "timer", "for", "ten", "minutes", "what"]
+        let sequences = (0..<64).map { _ in
+            tokenizer.encode(
+                (0..<10).map { _ in words[Int(generator.next() % 12)] }.joined(separator: " "), maxLength: 128)
+        }
+        let tokens = sequences[0].count
+        var batches = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        repeat {
+            _ = try model.embed(sequences, depths: [model.layers.count])
+            batches += 1
+        } while Double(DispatchTime.now().uptimeNanoseconds - start) < seconds * 1e9
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let flops = sequences.reduce(0) { $0 + model.flops(tokens: $1.count) }
+        return (Double(batches * flops) / elapsed, tokens)
     }
 
     /// Forward `2B(d·h + h·K)` plus backward `2B(h·K)` (∂W₂) `+ 2B(K·h)` (∂H) `+ 2B(d·h)` (∂W₁) per step.

@@ -191,6 +191,7 @@ import Testing
         for row in [
             "sgemm 256³, 1 thread", "mlp training, hidden 256", "mlp training, hidden 1024", "embedding-bag d=32",
             "bootstrap CIs, N = 500", "plain resampling loop", "gbdt depth 5", "embedding-bag d=32 (text)",
+            "encoder forward",
         ] {
             #expect(result.stdout.contains(row), "missing \(row)")
         }
