@@ -42,14 +42,16 @@ let package = Package(
         ),
         .target(
             name: "RetortTestSupport",
-            dependencies: ["RetortNumerics", "RetortData", .product(name: "Numerics", package: "swift-numerics")],
+            dependencies: [
+                "RetortNumerics", "RetortData", "RetortStudents", .product(name: "Numerics", package: "swift-numerics"),
+            ],
             path: "Tests/RetortTestSupport"
         ),
         .testTarget(name: "RetortNumericsTests", dependencies: ["RetortNumerics", "RetortTestSupport"]),
         .testTarget(name: "RetortDataTests", dependencies: ["RetortData", "RetortTestSupport"]),
         .testTarget(name: "RetortStudentsTests", dependencies: ["RetortStudents", "RetortTestSupport"]),
         .testTarget(name: "RetortEvalsTests", dependencies: ["RetortEvals", "RetortTestSupport"]),
-        .testTarget(name: "RetortSearchTests", dependencies: ["RetortSearch", "RetortTestSupport"]),
+        .testTarget(name: "RetortSearchTests", dependencies: ["RetortSearch", "RetortStudents", "RetortTestSupport"]),
         .testTarget(
             name: "RetortCLITests",
             dependencies: ["RetortTestSupport", "RetortData"]

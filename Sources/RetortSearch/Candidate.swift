@@ -1,3 +1,4 @@
+import Foundation
 import RetortData
 import RetortStudents
 
@@ -12,8 +13,11 @@ public struct Candidate: Sendable, Equatable {
     /// Whether text features include character 3–5-grams (word 1–2-grams always).
     public var charNgrams = true
 
+    /// encoder-head: the pretrained encoder, its kept layers and tokens per input.
+    public var encoder: EncoderChoice?
+
     /// The featurizer this candidate reads (candidates with equal keys share features).
-    public var featureKey: FeatureKey { FeatureKey(bucketsLog2: bucketsLog2, charNgrams: charNgrams) }
+    public var featureKey: FeatureKey { FeatureKey(bucketsLog2: bucketsLog2, charNgrams: charNgrams, encoder: encoder) }
     /// Stored precision.
     public var precision: Precision
     /// Training hyperparameters.
@@ -34,6 +38,13 @@ public struct Candidate: Sendable, Equatable {
         var parts = [family.rawValue]
         if family == .embeddingBag, let dim = hidden.first { parts.append("d\(dim)") }
         if family == .gbdt, hidden.count == 2 { parts.append("d\(hidden[0])-r\(hidden[1])") }
+        if family == .encoderHead, let encoder {
+            parts.append("L\(encoder.layers)-s\(encoder.maxLength)")
+            parts.append(hidden.isEmpty ? "linear" : "h" + hidden.map(String.init).joined(separator: "-"))
+            if encoder.path != CandidateCatalog.defaultEncoderPath {
+                parts.append(URL(fileURLWithPath: encoder.path).lastPathComponent)
+            }
+        }
         if family == .mlp {
             if Set(hidden).count == 1 {
                 parts.append("\(hidden[0])x\(hidden.count)")
@@ -58,6 +69,11 @@ public struct Candidate: Sendable, Equatable {
 
     /// The architecture for a task with `inputDimension` numeric features (ignored for text) and `classes` outputs.
     public func architecture(kind: TaskKind, inputDimension: Int, classes: Int) -> Architecture {
+        if family == .encoderHead {
+            return Architecture(
+                family: family, hidden: hidden, inputDimension: inputDimension, outputDimension: classes,
+                sparseInput: false)
+        }
         let input = kind == .text ? 1 << (bucketsLog2 ?? 16) : inputDimension
         return Architecture(
             family: family, hidden: hidden, inputDimension: input, outputDimension: classes, sparseInput: kind == .text)
@@ -79,6 +95,12 @@ public struct Candidate: Sendable, Equatable {
                 "shrinkage": .double(Double(training.learningRate)),
                 "patience_rounds": .int(training.patience),
             ]
+        }
+        if family == .encoderHead, let encoder {
+            config["encoder"] = .string(encoder.path)
+            config["layers"] = .int(encoder.layers)
+            config["max_length"] = .int(encoder.maxLength)
+            config["head"] = .ints(hidden)
         }
         if let bucketsLog2 {
             config["buckets_log2"] = .int(bucketsLog2)
@@ -132,4 +154,16 @@ public struct FeatureKey: Hashable, Sendable {
     public var bucketsLog2: Int?
     /// Character 3–5-grams on or off (text).
     public var charNgrams: Bool
+    /// encoder-head: the encoder's pooled vectors instead of hashing.
+    public var encoder: EncoderChoice?
+}
+
+/// An encoder-head's input side: a Hugging Face BERT folder, the layers kept, and tokens per input.
+public struct EncoderChoice: Hashable, Sendable {
+    /// The model folder (config.json, model.safetensors, vocab.txt).
+    public var path: String
+    /// The first k layers kept.
+    public var layers: Int
+    /// Tokens per input, [CLS] and [SEP] included.
+    public var maxLength: Int
 }

@@ -25,8 +25,11 @@ public struct CandidateCatalog: Sendable {
 
     static let entryKeys: Set<String> = [
         "family", "hidden", "dim", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",
-        "patience", "early_stopping", "char_ngrams", "depth", "rounds",
+        "patience", "early_stopping", "char_ngrams", "depth", "rounds", "encoder", "layers", "max_length",
     ]
+
+    /// Where `make models` puts the default encoder (relative to the working directory).
+    public static let defaultEncoderPath = ".build-models/all-MiniLM-L6-v2"
 
     /// Parses and expands a catalog, validating every value.
     public init(_ value: YAMLValue) throws(DataError) {
@@ -90,6 +93,12 @@ public struct CandidateCatalog: Sendable {
                     throw precision.error("gbdt students come in fp32 and fp16 (trees have no int8 form here)")
                 }
                 if let epochs = fields["epochs"] { throw epochs.error("a gbdt's length is rounds, not epochs") }
+            case .encoderHead:
+                guard kind == .text else {
+                    throw familyValue.error("encoder-head students read text; use them on text tasks")
+                }
+                if let dim = fields["dim"] { throw dim.error("an encoder-head takes hidden (its head), not dim") }
+                hiddenOptions = try fields["hidden"].map { (value) throws(DataError) in try parseHeads(value) } ?? [[]]
             case .linear, .prototype:
                 if let hidden = fields["hidden"] ?? fields["dim"] {
                     throw hidden.error("a \(family.rawValue) student has no hidden layers; remove it")
@@ -103,8 +112,30 @@ public struct CandidateCatalog: Sendable {
             {
                 throw value.error("a prototype student is computed in closed form; remove \(trainingKey)")
             }
+            var encoderOptions: [EncoderChoice?] = [nil]
+            if family == .encoderHead {
+                for key in ["buckets_log2", "char_ngrams"] {
+                    if let value = fields[key] {
+                        throw value.error("\(key) is for hashed features; an encoder-head reads its encoder")
+                    }
+                }
+                let path = try fields["encoder"]?.string() ?? Self.defaultEncoderPath
+                let layers =
+                    try fields["layers"].map { (v) throws(DataError) in try ints(v, in: 1...48) } ?? [1, 2, 3, 6]
+                let lengths =
+                    try fields["max_length"].map { (v) throws(DataError) in try ints(v, in: 4...512) } ?? [32]
+                encoderOptions = layers.flatMap { depth in
+                    lengths.map { EncoderChoice(path: path, layers: depth, maxLength: $0) }
+                }
+            } else {
+                for key in ["encoder", "layers", "max_length"] {
+                    if let value = fields[key] { throw value.error("\(key) is for encoder-head students") }
+                }
+            }
             var bucketOptions: [Int?] = [nil]
-            if kind == .text {
+            if family == .encoderHead {
+                bucketOptions = [nil]
+            } else if kind == .text {
                 bucketOptions =
                     try fields["buckets_log2"].map { (value) throws(DataError) in
                         try ints(value).map { (bits) throws(DataError) -> Int? in
@@ -136,7 +167,8 @@ public struct CandidateCatalog: Sendable {
             let defaults = TrainingOptions(
                 epochs: family == .prototype ? 1 : 50,
                 learningRate: family == .linear
-                    ? (kind == .text ? 0.02 : 0.01) : family == .embeddingBag ? 0.01 : family == .gbdt ? 0.1 : 0.003,
+                    ? (kind == .text ? 0.02 : 0.01)
+                    : family == .embeddingBag || family == .encoderHead ? 0.01 : family == .gbdt ? 0.1 : 0.003,
                 patience: family == .gbdt ? 10 : 6)
             let learningRates =
                 try fields["lr"].map { (v) throws(DataError) in try doubles(v, in: 1e-6...10) } ?? [
@@ -199,12 +231,13 @@ public struct CandidateCatalog: Sendable {
                         return copy
                     } : optionsGrid
                 for (buckets, chars) in bucketOptions.flatMap({ b in charOptions.map { (b, $0) } }) {
-                    for options in grid {
+                    for (options, encoder) in grid.flatMap({ o in encoderOptions.map { (o, $0) } }) {
                         for precision in precisions {
                             var candidate = Candidate(
                                 family: family, hidden: hidden, bucketsLog2: buckets, precision: precision,
                                 training: options)
                             candidate.charNgrams = chars
+                            candidate.encoder = encoder
                             if optionsGrid.count > 1 || seen.contains(candidate.id) {
                                 candidate.trainingSuffix = Self.suffix(options, defaults: defaults)
                             }
@@ -236,6 +269,21 @@ public struct CandidateCatalog: Sendable {
 
     static func formatShort(_ value: Double) -> String {
         String(format: "%g", Double(Float(value)))
+    }
+
+    /// An encoder-head's heads: `[[], [128]]` (a linear head, and one hidden ReLU layer of 128).
+    static func parseHeads(_ value: YAMLValue) throws(DataError) -> [[Int]] {
+        let items = try value.sequence()
+        guard !items.isEmpty, items.allSatisfy({ $0.isSequence }) else {
+            throw value.error("hidden lists the heads as width lists: [[], [128]] ([] is a linear head)")
+        }
+        let lists = try items.map { (item) throws(DataError) in
+            try item.sequence().map { (w) throws(DataError) in try w.int() }
+        }
+        guard lists.allSatisfy({ $0.count <= 2 && $0.allSatisfy { (1...16_384).contains($0) } }) else {
+            throw value.error("each head has 0 to 2 hidden widths between 1 and 16384")
+        }
+        return lists
     }
 
     static func parseHidden(_ value: YAMLValue) throws(DataError) -> [[Int]] {

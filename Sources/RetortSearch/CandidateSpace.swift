@@ -19,17 +19,23 @@ struct CandidateSpace {
         let classes = task.vocabulary.count
         let memoryBytes = Double(ProcessInfo.processInfo.physicalMemory)
         for candidate in candidates {
-            let architecture = candidate.architecture(
-                kind: task.kind, inputDimension: task.inputDimension, classes: classes)
             let featureSet = features(candidate.featureKey)
-            let flops = architecture.flopsPerExample(meanNonzeros: featureSet.train.meanNonzerosPerRow)
-            let size = architecture.weightBytes(at: candidate.precision) + featureSet.featurizer.stateBytes
+            let architecture = candidate.architecture(
+                kind: task.kind,
+                inputDimension: candidate.family == .encoderHead
+                    ? featureSet.featurizer.outputDimension : task.inputDimension, classes: classes)
+            let flops =
+                architecture.flopsPerExample(meanNonzeros: featureSet.train.meanNonzerosPerRow) + featureSet.extraFlops
+            let size =
+                architecture.weightBytes(at: candidate.precision) + featureSet.stateBytes(at: candidate.precision)
             var record = TrialResult(
                 id: candidate.id, family: candidate.family, config: candidate.config, precision: candidate.precision,
                 params: architecture.parameterCount, sizeBytes: size, flopsPerExample: flops, metrics: [:], fidelity: 0,
                 status: .complete, onFrontier: false)
             var blockedBy: (TrialStatus, String)?
-            if let limit = constraints.maxModelBytes, size > limit {
+            if let reason = featureSet.unavailable {
+                blockedBy = (.skipped, reason)
+            } else if let limit = constraints.maxModelBytes, size > limit {
                 blockedBy = (.skipped, "size \(ByteSize.format(size)) > limit \(ByteSize.format(limit)); not trained")
             } else if let limit = constraints.maxFlops, flops > limit {
                 blockedBy = (.skipped, "\(flops) FLOPs per example > limit \(limit); not trained")
@@ -59,7 +65,8 @@ struct CandidateSpace {
                         key: candidate.trainingKey, members: [candidate], architecture: architecture,
                         featureKey: candidate.featureKey, flops: flops, options: candidate.training,
                         seed: seed ^ (UInt64(SearchFingerprint.hash(candidate.trainingKey), radix: 16) ?? 0),
-                        stateBytes: featureSet.featurizer.stateBytes))
+                        stateBytes: Dictionary(
+                            uniqueKeysWithValues: Precision.allCases.map { ($0, featureSet.stateBytes(at: $0)) })))
             }
         }
     }
@@ -70,9 +77,13 @@ extension SearchEngine {
     /// those that cannot train carry status `skipped` or `failed` and the reason, the rest status `complete` with no
     /// metrics (they are feasible, nothing is trained).
     public static func candidateSpace(task: TaskData, settings: SearchSettings) -> [TrialResult] {
-        var cache: [FeatureKey: FeatureSet] = [:]
+        let candidates = settings.catalog.candidates(for: task.kind)
+        var cache = FeatureSet.encoderSets(
+            task: task, keys: Array(Set(candidates.map(\.featureKey))),
+            precisions: Dictionary(grouping: candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) },
+            plan: true)
         return CandidateSpace(
-            candidates: settings.catalog.candidates(for: task.kind), task: task, constraints: settings.constraints,
+            candidates: candidates, task: task, constraints: settings.constraints,
             seed: settings.seed,
             features: { key in
                 if let cached = cache[key] { return cached }

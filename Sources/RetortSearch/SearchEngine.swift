@@ -42,12 +42,13 @@ struct TrainingGroup: Sendable {
     let flops: Int
     let options: TrainingOptions
     let seed: UInt64
-    /// Bytes of featurizer state that ship with every member (numeric standardization statistics).
-    let stateBytes: Int
+    /// Bytes of featurizer state that ship with a member of each precision (numeric standardization statistics, or an
+    /// encoder-head's encoder files).
+    let stateBytes: [Precision: Int]
 
     /// A member's planned serialized size: its weights at its precision plus the featurizer state.
     func size(of candidate: Candidate) -> Int {
-        architecture.weightBytes(at: candidate.precision) + stateBytes
+        architecture.weightBytes(at: candidate.precision) + stateBytes[candidate.precision, default: 0]
     }
 }
 
@@ -116,8 +117,16 @@ public enum SearchEngine {
         }
 
         events(.phase("featurize \(task.train.count)/\(task.validation.count)/\(task.test.count) rows"))
-        var featureSets: [FeatureKey: FeatureSet] = [:]
-        for key in Set(candidates.map(\.featureKey)) {
+        let keys = Set(candidates.map(\.featureKey))
+        var featureSets = FeatureSet.encoderSets(
+            task: task, keys: Array(keys),
+            precisions: Dictionary(grouping: candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) },
+            plan: false)
+        if let seconds = featureSets.values.map(\.seconds).max(), seconds > 0 {
+            let total = Set(featureSets.values.map(\.seconds)).reduce(0, +)
+            events(.phase(String(format: "encoder vectors for every split and depth: %.1f s, counted once", total)))
+        }
+        for key in keys where key.encoder == nil {
             featureSets[key] = FeatureSet(task: task, key: key)
         }
         func features(_ key: FeatureKey) -> FeatureSet {
@@ -435,7 +444,9 @@ public enum SearchEngine {
             let bundle = try bundleFor(
                 candidate, group: group, features: features(group.featureKey), sessions: sessions, storage: storage,
                 labels: task.vocabulary.labels, epochs: ordered[index].epochsRun ?? 0, task: task)
-            let predictions = try bundle.model.probabilities(features(group.featureKey).test).argmaxPerRow()
+            let predictions = try bundle.model.probabilities(
+                features(group.featureKey).test(at: candidate.precision)
+            ).argmaxPerRow()
             let evaluation = try testEvaluator.evaluate(predictions)
             let metrics = Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) })
             ordered[index].testMetrics = metrics
@@ -510,7 +521,8 @@ public enum SearchEngine {
             record.trainSeconds = seconds
             if session.epochsRun > 0 {
                 let model = session.bestModel.quantized(to: candidate.precision)
-                let predictions = try model.probabilities(work.features.validation).argmaxPerRow()
+                let predictions = try model.probabilities(work.features.validation(at: candidate.precision))
+                    .argmaxPerRow()
                 if case .trees(let trees) = model {
                     // A booster that stopped early is smaller than planned: report what it is.
                     let bundle = ModelBundle(
@@ -558,7 +570,9 @@ public enum SearchEngine {
             best = session.bestModel
         }
         best = best.quantized(to: candidate.precision)
-        return ModelBundle(candidate: candidate.id, model: best, featurizer: features.featurizer, labels: labels)
+        return ModelBundle(
+            candidate: candidate.id, model: best, featurizer: features.featurizer(at: candidate.precision),
+            labels: labels)
     }
 
     /// A one-row placeholder split (restoring a checkpoint needs the split's shape only).

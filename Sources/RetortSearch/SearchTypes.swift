@@ -152,21 +152,130 @@ public struct SearchError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// A featurizer fitted on the train rows and the features of every split.
+/// A featurizer fitted on the train rows and the features of every split; for encoder-head keys, the encoder's
+/// pooled vectors, with the validation and test vectors of each converted (fp16, int8) encoder beside them.
 struct FeatureSet: Sendable {
-    let featurizer: Featurizer
+    let featurizer: InputFeaturizer
     let train: FeatureMatrix
     let validation: FeatureMatrix
     let test: FeatureMatrix
+    /// encoder-head: per precision, the converted encoder and the validation and test vectors it gives.
+    var converted: [Precision: (featurizer: InputFeaturizer, validation: FeatureMatrix, test: FeatureMatrix)] = [:]
+    /// encoder-head: the encoder's FLOPs per example at the train split's mean token count.
+    var extraFlops = 0
+    /// Why these features cannot be made (an encoder folder that is missing or unreadable).
+    var unavailable: String?
+    /// Seconds spent making these features (encoder passes; counted once, shared by every candidate on them).
+    var seconds = 0.0
 
     init(task: TaskData, key: FeatureKey) {
-        featurizer =
+        let basic: Featurizer =
             task.kind == .text
             ? .text(HashedTextFeaturizer(bucketsLog2: key.bucketsLog2 ?? 16, minCharNgram: key.charNgrams ? 3 : 0))
             : .numeric(NumericStandardizer(fitting: task.train.inputs))
-        train = featurizer.features(for: task.train.inputs)
-        validation = featurizer.features(for: task.validation.inputs)
-        test = featurizer.features(for: task.test.inputs)
+        featurizer = .basic(basic)
+        train = basic.features(for: task.train.inputs)
+        validation = basic.features(for: task.validation.inputs)
+        test = basic.features(for: task.test.inputs)
+    }
+
+    init(featurizer: InputFeaturizer, train: FeatureMatrix, validation: FeatureMatrix, test: FeatureMatrix) {
+        self.featurizer = featurizer
+        self.train = train
+        self.validation = validation
+        self.test = test
+    }
+
+    /// The featurizer a `precision` member ships with.
+    func featurizer(at precision: Precision) -> InputFeaturizer { converted[precision]?.featurizer ?? featurizer }
+    /// Validation features as a `precision` member sees them.
+    func validation(at precision: Precision) -> FeatureMatrix { converted[precision]?.validation ?? validation }
+    /// Test features as a `precision` member sees them.
+    func test(at precision: Precision) -> FeatureMatrix { converted[precision]?.test ?? test }
+    /// Bytes of featurizer state (encoder files) a `precision` member ships with.
+    func stateBytes(at precision: Precision) -> Int { featurizer(at: precision).stateBytes }
+
+    /// Feature sets for encoder-head keys: one encoder load and one pass per (folder, max length, precision) gives
+    /// every depth's vectors (train, validation and test at fp32; validation and test at each other precision in
+    /// `precisions`). With `plan`, nothing is embedded: sizes and FLOPs only (`retort candidates`).
+    static func encoderSets(
+        task: TaskData, keys: [FeatureKey], precisions: [FeatureKey: Set<Precision>], plan: Bool
+    ) -> [FeatureKey: FeatureSet] {
+        var result: [FeatureKey: FeatureSet] = [:]
+        let byFolder = Dictionary(grouping: keys.filter { $0.encoder != nil }) {
+            "\($0.encoder?.path ?? "")#\($0.encoder?.maxLength ?? 0)"
+        }
+        for (_, group) in byFolder.sorted(by: { $0.key < $1.key }) {
+            guard let choice = group.first?.encoder else { continue }
+            let started = DispatchTime.now().uptimeNanoseconds
+            let folder = URL(fileURLWithPath: choice.path)
+            let base: BertEncoder
+            let tokenizer: WordPieceTokenizer
+            do {
+                base = try BertEncoder(folder: folder)
+                tokenizer = try WordPieceTokenizer(folder: folder)
+            } catch {
+                let hint =
+                    choice.path == CandidateCatalog.defaultEncoderPath ? " (run `make models` to fetch it)" : ""
+                for key in group {
+                    var set = FeatureSet(
+                        featurizer: .basic(.numeric(NumericStandardizer(mean: [], standardDeviation: []))),
+                        train: .dense(Matrix(rows: 0, columns: 0)), validation: .dense(Matrix(rows: 0, columns: 0)),
+                        test: .dense(Matrix(rows: 0, columns: 0)))
+                    set.unavailable = "encoder \(choice.path) unavailable: \(error)\(hint)"
+                    result[key] = set
+                }
+                continue
+            }
+            let depths = Set(group.compactMap { $0.encoder?.layers }).map { min($0, base.layers.count) }
+            let deepest = base.truncated(toLayers: depths.max() ?? 1)
+            let front = TextEncoder(encoder: deepest, tokenizer: tokenizer, maxLength: choice.maxLength)
+            let (trainIds, validationIds, testIds) = (
+                front.sequences(for: task.train.inputs), front.sequences(for: task.validation.inputs),
+                front.sequences(for: task.test.inputs)
+            )
+            let meanTokens = Int(
+                (Double(trainIds.reduce(0) { $0 + $1.count }) / Double(max(trainIds.count, 1))).rounded())
+            let empty = Matrix(rows: 0, columns: base.config.hiddenSize)
+            func embed(_ encoder: BertEncoder, _ ids: [[Int32]]) -> [Int: Matrix] {
+                if plan { return Dictionary(uniqueKeysWithValues: depths.map { ($0, empty) }) }
+                return (try? encoder.embed(ids, depths: depths)) ?? [:]
+            }
+            let (train, validation, test) = (
+                embed(deepest, trainIds), embed(deepest, validationIds), embed(deepest, testIds)
+            )
+            var convertedVectors: [Precision: (BertEncoder, [Int: Matrix], [Int: Matrix])] = [:]
+            for precision in Set(group.flatMap { precisions[$0] ?? [] }) where precision != .fp32 {
+                let encoder = deepest.converted(to: precision)
+                convertedVectors[precision] = (encoder, embed(encoder, validationIds), embed(encoder, testIds))
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            for key in group {
+                guard let layers = key.encoder?.layers else { continue }
+                let depth = min(layers, base.layers.count)
+                func front(_ encoder: BertEncoder) -> InputFeaturizer {
+                    .encoder(
+                        TextEncoder(
+                            encoder: encoder.truncated(toLayers: depth), tokenizer: tokenizer,
+                            maxLength: choice.maxLength))
+                }
+                var set = FeatureSet(
+                    featurizer: front(deepest), train: .dense(train[depth] ?? empty),
+                    validation: .dense(validation[depth] ?? empty), test: .dense(test[depth] ?? empty))
+                for (precision, (encoder, validation, test)) in convertedVectors {
+                    set.converted[precision] = (
+                        front(encoder), .dense(validation[depth] ?? empty), .dense(test[depth] ?? empty)
+                    )
+                }
+                set.extraFlops = deepest.truncated(toLayers: depth).flops(tokens: meanTokens)
+                set.seconds = seconds
+                if !plan && train[depth] == nil {
+                    set.unavailable = "encoder \(choice.path) failed to embed the rows"
+                }
+                result[key] = set
+            }
+        }
+        return result
     }
 
     /// Train and validation splits for training: these features, the teacher's distributions and answers.

@@ -25,7 +25,7 @@ public struct DenseNetwork: Sendable, Equatable {
             let isOutput = index == widths.count - 2
             let std: Float
             if isOutput {
-                std = architecture.family.isSingleLayer ? 0 : Float((1 / Double(input)).squareRoot())
+                std = architecture.hidden.isEmpty ? 0 : Float((1 / Double(input)).squareRoot())
             } else if index == 0 && architecture.sparseInput {
                 std = Float((1 / Double(output)).squareRoot())
             } else {

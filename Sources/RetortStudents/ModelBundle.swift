@@ -9,8 +9,8 @@ public struct ModelBundle: Sendable {
     public var candidate: String
     /// The model.
     public var model: StudentModel
-    /// The featurizer.
-    public var featurizer: Featurizer
+    /// The featurizer (or the pretrained encoder of an `encoder-head` student).
+    public var featurizer: InputFeaturizer
     /// Labels by class index.
     public var labels: [String]
 
@@ -21,6 +21,11 @@ public struct ModelBundle: Sendable {
 
     /// A bundle of any family.
     public init(candidate: String, model: StudentModel, featurizer: Featurizer, labels: [String]) {
+        self.init(candidate: candidate, model: model, featurizer: .basic(featurizer), labels: labels)
+    }
+
+    /// A bundle of any family, with any input side.
+    public init(candidate: String, model: StudentModel, featurizer: InputFeaturizer, labels: [String]) {
         self.candidate = candidate
         self.model = model
         self.featurizer = featurizer
@@ -29,7 +34,7 @@ public struct ModelBundle: Sendable {
 
     /// Class probabilities for raw inputs.
     public func probabilities(for inputs: [ExampleInput]) throws(NumericsError) -> Matrix {
-        try model.probabilities(featurizer.features(for: inputs))
+        try model.probabilities(try featurizer.features(for: inputs))
     }
 
     /// The named tensors as exported.
@@ -48,7 +53,7 @@ public struct ModelBundle: Sendable {
         case .dense(let network):
             addLayers(of: network, to: &tensors)
         }
-        if case .numeric(let standardizer) = featurizer {
+        if case .basic(.numeric(let standardizer)) = featurizer {
             tensors["featurizer.mean"] = Tensor(standardizer.mean, shape: [standardizer.mean.count])
             tensors["featurizer.std"] = Tensor(standardizer.standardDeviation, shape: [standardizer.mean.count])
         }
@@ -81,8 +86,11 @@ public struct ModelBundle: Sendable {
         }
     }
 
-    /// Bytes of tensor data in the export: the student's `size_bytes`.
-    public var sizeBytes: Int { tensors().values.reduce(0) { $0 + $1.bytes.count } }
+    /// Bytes of tensor data in the export (with an encoder's files): the student's `size_bytes`.
+    public var sizeBytes: Int {
+        let encoderBytes = if case .encoder(let encoder) = featurizer { encoder.storedBytes } else { 0 }
+        return tensors().values.reduce(0) { $0 + $1.bytes.count } + encoderBytes
+    }
 
     struct Manifest: Codable {
         var format = "retort-model"
@@ -103,9 +111,12 @@ public struct ModelBundle: Sendable {
         var maxCharNgram: Int?
         var normalization: String?
         var dimension: Int?
+        var maxLength: Int?
+        var layers: Int?
 
         enum CodingKeys: String, CodingKey {
-            case kind, normalization, dimension
+            case kind, normalization, dimension, layers
+            case maxLength = "max_length"
             case bucketsLog2 = "buckets_log2"
             case maxWordNgram = "max_word_ngram"
             case minCharNgram = "min_char_ngram"
@@ -120,9 +131,15 @@ public struct ModelBundle: Sendable {
         try data.write(to: folder.appendingPathComponent("model.safetensors"), options: .atomic)
         let featurizerManifest: FeaturizerManifest
         switch featurizer {
-        case .numeric(let standardizer):
+        case .basic(.numeric(let standardizer)):
             featurizerManifest = FeaturizerManifest(kind: "standardize", dimension: standardizer.mean.count)
-        case .text(let hashed):
+        case .encoder(let encoder):
+            featurizerManifest = FeaturizerManifest(
+                kind: "encoder", normalization: encoder.encoder.normalizes ? "l2" : nil,
+                dimension: encoder.encoder.config.hiddenSize, maxLength: encoder.maxLength,
+                layers: encoder.encoder.layers.count)
+            try encoder.write(to: folder.appendingPathComponent("encoder"))
+        case .basic(.text(let hashed)):
             featurizerManifest = FeaturizerManifest(
                 kind: "hashed-ngrams", bucketsLog2: hashed.bucketsLog2, maxWordNgram: hashed.maxWordNgram,
                 minCharNgram: hashed.minCharNgram, maxCharNgram: hashed.maxCharNgram, normalization: "l2")
@@ -221,7 +238,7 @@ public struct ModelBundle: Sendable {
                         weights: dequantized, bias: bias, int8: DenseLayer.Int8Weights(codes: codes, scales: scales)))
             }
         }
-        let featurizer: Featurizer
+        let featurizer: InputFeaturizer
         let spec = manifest.featurizer
         switch spec.kind {
         case "standardize":
@@ -229,17 +246,27 @@ public struct ModelBundle: Sendable {
             guard let mean = try tensor("featurizer.mean", [dimension]).floats(),
                 let std = try tensor("featurizer.std", [dimension]).floats()
             else { throw StudentError("featurizer.mean and featurizer.std must be F32", file: weightsURL.relativePath) }
-            featurizer = .numeric(NumericStandardizer(mean: mean, standardDeviation: std))
+            featurizer = .basic(.numeric(NumericStandardizer(mean: mean, standardDeviation: std)))
         case "hashed-ngrams":
             guard let bucketsLog2 = spec.bucketsLog2, 1 << bucketsLog2 == architecture.inputDimension else {
                 throw StudentError(
                     "featurizer buckets_log2 does not match the input dimension", file: manifestURL.relativePath)
             }
-            featurizer = .text(
-                HashedTextFeaturizer(
-                    bucketsLog2: bucketsLog2, maxWordNgram: spec.maxWordNgram ?? 2,
-                    minCharNgram: spec.minCharNgram ?? 3,
-                    maxCharNgram: spec.maxCharNgram ?? 5))
+            featurizer = .basic(
+                .text(
+                    HashedTextFeaturizer(
+                        bucketsLog2: bucketsLog2, maxWordNgram: spec.maxWordNgram ?? 2,
+                        minCharNgram: spec.minCharNgram ?? 3,
+                        maxCharNgram: spec.maxCharNgram ?? 5)))
+        case "encoder":
+            let encoder = try TextEncoder.load(
+                from: folder.appendingPathComponent("encoder"), maxLength: spec.maxLength ?? 128)
+            guard encoder.encoder.config.hiddenSize == architecture.inputDimension else {
+                throw StudentError(
+                    "encoder/ produces \(encoder.encoder.config.hiddenSize)-wide vectors; the head reads \(architecture.inputDimension)",
+                    file: manifestURL.relativePath)
+            }
+            featurizer = .encoder(encoder)
         default:
             throw StudentError("unknown featurizer kind \"\(spec.kind)\"", file: manifestURL.relativePath)
         }

@@ -37,6 +37,9 @@ public enum Family: String, Sendable, Codable, CaseIterable {
     /// Gradient-boosted regression trees on the teacher's distribution (numeric tasks): `hidden` holds
     /// `[depth, rounds]`.
     case gbdt
+    /// A frozen pretrained text encoder (BERT family, first k layers) whose pooled sentence vector feeds a linear
+    /// (`hidden` empty) or ReLU MLP head trained by distillation.
+    case encoderHead = "encoder-head"
 
     /// Whether the family has no hidden layer.
     public var isSingleLayer: Bool { self == .linear || self == .prototype }

@@ -20,7 +20,7 @@ struct Predict: AsyncParsableCommand {
             let bundle = try ModelBundle.load(from: URL(fileURLWithPath: modelDirectory))
             let rows = try RowReader.read(URL(fileURLWithPath: input), requireTeacher: false)
             let expectsText: Bool
-            if case .text = bundle.featurizer { expectsText = true } else { expectsText = false }
+            expectsText = bundle.featurizer.readsText
             for row in rows {
                 switch row.input {
                 case .text where !expectsText:

@@ -2,6 +2,7 @@ import Foundation
 import RetortData
 import RetortEvals
 import RetortSearch
+import RetortStudents
 import RetortTestSupport
 import Testing
 
@@ -272,5 +273,65 @@ final class Canceller: @unchecked Sendable {
             pending = true
             task?.cancel()
         }
+    }
+}
+
+@Suite struct EncoderSearchTests {
+    @Test(
+        "encoder-head candidates train on cached encoder vectors, cost the encoder in size and FLOPs, and export a folder that predicts alone; a missing encoder is skipped with the reason"
+    )
+    func encoderHeadSearch() async throws {
+        var vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+        vocabulary += ["please", "the", "my", "order", "help", "thanks", "today", "now", "again", "about"]
+        vocabulary += (0..<4).flatMap { k in (0..<4).map { "word\(k)x\($0)" } }
+        let encoderFolder = try tinyBertFolder(layers: 2, hidden: 64, heads: 4, vocabulary: vocabulary)
+        let folder = try SyntheticTasks.writeTask(
+            name: "words", kind: .text, train: SyntheticTasks.textRows(count: 240, seed: 1, idPrefix: "tr"),
+            validation: SyntheticTasks.textRows(count: 120, seed: 2, idPrefix: "va"),
+            test: SyntheticTasks.textRows(count: 120, seed: 3, idPrefix: "te"))
+        let task = try TaskData.load(Job(task: folder))
+        let yaml = """
+            text:
+              - family: encoder-head
+                encoder: \(encoderFolder.path)
+                layers: [1, 2]
+                max_length: [16]
+                hidden: [[], [16]]
+                precision: [fp32, int8]
+                epochs: 30
+              - family: encoder-head
+                encoder: \(encoderFolder.path)-missing
+                layers: [1]
+            """
+        let catalog = try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))
+        let outcome = try await SearchEngine.run(
+            task: task, settings: SearchSettings(catalog: catalog, constraints: Constraints(maxDrop: 1), seed: 3),
+            storage: nil)
+        let trials = Dictionary(uniqueKeysWithValues: outcome.trials.map { ($0.id, $0) })
+        #expect(trials.count == 9)
+        let missing = try #require(trials.values.first { $0.id.hasSuffix("missing-fp32") })
+        #expect(missing.status == .skipped && (missing.reason ?? "").contains("unavailable"))
+        let encoder = try BertEncoder(folder: encoderFolder)
+        for trial in trials.values where !trial.id.contains("missing") {
+            #expect(trial.status == .complete, "\(trial.id): \(trial.reason ?? "")")
+            let layers = trial.id.contains("-L1-") ? 1 : 2
+            let kept = encoder.truncated(toLayers: layers).converted(to: trial.precision)
+            let headBytes = trial.sizeBytes - kept.exportBytes(positions: 16, at: trial.precision)
+            #expect(headBytes > 0 && headBytes < 8000, "\(trial.id): head \(headBytes) B")
+            #expect(trial.flopsPerExample > kept.flops(tokens: 8))
+        }
+        let best = try #require(
+            trials.values.filter { $0.status == .complete }.max {
+                ($0.metrics["accuracy"]?.value ?? 0) < ($1.metrics["accuracy"]?.value ?? 0)
+            })
+        #expect((best.metrics["accuracy"]?.value ?? 0) > 0.5, "the head learns from the encoder's vectors")
+        let bundle = try #require(outcome.recommendedBundle)
+        let exported = SyntheticTasks.temporaryFolder()
+        try bundle.write(to: exported)
+        let loaded = try ModelBundle.load(from: exported)
+        let inputs = Array(task.test.inputs.prefix(20))
+        let (before, after) = (try bundle.probabilities(for: inputs), try loaded.probabilities(for: inputs))
+        #expect(zip(before.storage, after.storage).allSatisfy { abs($0 - $1) < 1e-5 })
+        #expect(loaded.sizeBytes == bundle.sizeBytes)
     }
 }

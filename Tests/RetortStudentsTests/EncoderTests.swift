@@ -12,51 +12,6 @@ let miniLMFolder = repositoryRoot.appendingPathComponent(".build-models/all-Mini
 let miniLMPresent = FileManager.default.fileExists(
     atPath: miniLMFolder.appendingPathComponent("model.safetensors").path)
 
-/// A tiny BERT with seeded random weights, written as a Hugging Face folder.
-func tinyBertFolder(layers: Int = 2, hidden: Int = 8, heads: Int = 2, vocabulary: [String]) throws -> URL {
-    let folder = try SyntheticTasks.temporaryFolder()
-    var generator = SeededGenerator(seed: 31)
-    func random(_ shape: [Int], scale: Float = 0.3) -> Tensor {
-        Tensor((0..<shape.reduce(1, *)).map { _ in generator.nextGaussian() * scale }, shape: shape)
-    }
-    let intermediate = 2 * hidden
-    var tensors: [String: Tensor] = [
-        "embeddings.word_embeddings.weight": random([vocabulary.count, hidden]),
-        "embeddings.position_embeddings.weight": random([16, hidden]),
-        "embeddings.token_type_embeddings.weight": random([2, hidden]),
-        "embeddings.LayerNorm.weight": random([hidden], scale: 0.1), "embeddings.LayerNorm.bias": random([hidden]),
-    ]
-    for layer in 0..<layers {
-        let p = "encoder.layer.\(layer)."
-        for name in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"] {
-            tensors[p + name + ".weight"] = random([hidden, hidden])
-            tensors[p + name + ".bias"] = random([hidden])
-        }
-        tensors[p + "intermediate.dense.weight"] = random([intermediate, hidden])
-        tensors[p + "intermediate.dense.bias"] = random([intermediate])
-        tensors[p + "output.dense.weight"] = random([hidden, intermediate])
-        tensors[p + "output.dense.bias"] = random([hidden])
-        for name in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            tensors[p + name + ".weight"] = random([hidden])
-            tensors[p + name + ".bias"] = random([hidden])
-        }
-    }
-    try Safetensors.encode(tensors).write(to: folder.appendingPathComponent("model.safetensors"))
-    let config: [String: Any] = [
-        "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
-        "intermediate_size": intermediate, "max_position_embeddings": 16, "vocab_size": vocabulary.count,
-        "hidden_act": "gelu", "layer_norm_eps": 1e-12,
-    ]
-    try JSONSerialization.data(withJSONObject: config).write(to: folder.appendingPathComponent("config.json"))
-    try Data((vocabulary.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("vocab.txt"))
-    return folder
-}
-
-let tinyVocabulary = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "turn", "on", "the", "light", "##s", "kitchen", "un", "##mute", "!", ",", "?",
-    "cafe", "東", "京",
-]
-
 @Suite struct EncoderTests {
     @Test("WordPiece: lower-casing, accent stripping, punctuation and CJK splitting, ## pieces, [UNK], truncation")
     func wordPiece() throws {
@@ -94,6 +49,27 @@ let tinyVocabulary = [
             let gap = zip(converted.storage, together[2]!.storage).map { abs($0 - $1) }.max() ?? 0
             #expect(gap < (precision == .fp16 ? 0.01 : 0.2), "\(precision): largest difference \(gap)")
             #expect(converted.storage != together[2]!.storage)
+        }
+    }
+
+    @Test("export: sizes known before building the tensors equal the export, and a written encoder reads back exactly")
+    func exportRoundTrip() throws {
+        let folder = try tinyBertFolder(vocabulary: tinyVocabulary)
+        let tokenizer = try WordPieceTokenizer(folder: folder)
+        let sequences = ["turn on the lights", "unmute the kitchen"].map { tokenizer.encode($0, maxLength: 8) }
+        for precision in Precision.allCases {
+            let encoder = try BertEncoder(folder: folder).truncated(toLayers: 1).converted(to: precision)
+            let actual = encoder.exportTensors(positions: 8).values.reduce(0) { $0 + $1.bytes.count }
+            #expect(encoder.exportBytes(positions: 8, at: precision) == actual)
+            let written = SyntheticTasks.temporaryFolder().appendingPathComponent("encoder")
+            try TextEncoder(encoder: encoder, tokenizer: tokenizer, maxLength: 8).write(to: written)
+            let loaded = try TextEncoder.load(from: written, maxLength: 8)
+            #expect(loaded.encoder.precision == precision && loaded.encoder.layers.count == 1)
+            #expect(loaded.encoder.config.maxPositions == 8)
+            let (a, b) = (
+                try encoder.embed(sequences, depths: [1])[1]!, try loaded.encoder.embed(sequences, depths: [1])[1]!
+            )
+            #expect(zip(a.storage, b.storage).allSatisfy { abs($0 - $1) < 1e-5 }, "\(precision)")
         }
     }
 

@@ -141,8 +141,26 @@ public struct BertEncoder: Sendable {
             }
             return values
         }
+        var precision = Precision.fp32
         func matrix(_ name: String, _ rows: Int, _ columns: Int) throws(StudentError) -> Matrix {
-            Matrix(rows: rows, columns: columns, storage: try tensor(name, [rows, columns]))
+            // Retort's own int8 exports: I8 codes and one F32 scale per row.
+            if let codes = (tensors[name] ?? tensors["bert." + name]).flatMap({ $0.int8s() }) {
+                guard codes.count == rows * columns, let scales = tensors[name + "_scale"]?.floats(),
+                    scales.count == rows
+                else {
+                    throw StudentError(
+                        "tensor \"\(name)\" is I8 but not [\(rows), \(columns)] with an F32 \(name)_scale of \(rows)",
+                        file: weightsURL.path)
+                }
+                precision = .int8
+                var values = [Float](repeating: 0, count: rows * columns)
+                for r in 0..<rows {
+                    for c in 0..<columns { values[r * columns + c] = Float(codes[r * columns + c]) * scales[r] }
+                }
+                return Matrix(rows: rows, columns: columns, storage: values)
+            }
+            if (tensors[name] ?? tensors["bert." + name])?.dtype == .f16 { precision = .fp16 }
+            return Matrix(rows: rows, columns: columns, storage: try tensor(name, [rows, columns]))
         }
         func linear(_ name: String, out: Int, in input: Int) throws(StudentError) -> Linear {
             Linear(weight: try matrix(name + ".weight", out, input), bias: try tensor(name + ".bias", [out]))
@@ -182,6 +200,87 @@ public struct BertEncoder: Sendable {
             normalizes = list.contains { ($0["type"] as? String)?.hasSuffix("Normalize") == true }
         }
         self.normalizes = normalizes
+        self.precision = precision
+    }
+
+    /// The named tensors of an export at this encoder's precision (int8 matrices as I8 codes with an F32
+    /// `<name>_scale` per row, fp16 as F16, the rest F32), the position table cut to its first `positions` rows.
+    public func exportTensors(positions: Int) -> [String: Tensor] {
+        var tensors: [String: Tensor] = [:]
+        func put(_ name: String, _ m: Matrix) {
+            switch precision {
+            case .fp32: tensors[name] = Tensor(m.storage, shape: [m.rows, m.columns])
+            case .fp16: tensors[name] = Tensor(m.storage.map { Float16($0) }, shape: [m.rows, m.columns])
+            case .int8:
+                var codes = [Int8](repeating: 0, count: m.storage.count)
+                var scales = [Float](repeating: 1, count: m.rows)
+                for r in 0..<m.rows {
+                    let row = (r * m.columns)..<((r + 1) * m.columns)
+                    let largest = m.storage[row].reduce(0) { max($0, abs($1)) }
+                    scales[r] = largest > 0 ? largest / 127 : 1
+                    for index in row {
+                        codes[index] = Int8(max(-127, min(127, (m.storage[index] / scales[r]).rounded())))
+                    }
+                }
+                tensors[name] = Tensor(codes, shape: [m.rows, m.columns])
+                tensors[name + "_scale"] = Tensor(scales, shape: [m.rows])
+            }
+        }
+        func put(_ name: String, _ vector: [Float]) { tensors[name] = Tensor(vector, shape: [vector.count]) }
+        func put(_ name: String, _ linear: Linear) {
+            put(name + ".weight", linear.weight)
+            put(name + ".bias", linear.bias)
+        }
+        func put(_ name: String, _ norm: Norm) {
+            put(name + ".weight", norm.gamma)
+            put(name + ".bias", norm.beta)
+        }
+        let h = config.hiddenSize
+        let kept = min(positions, positionEmbeddings.rows)
+        put("embeddings.word_embeddings.weight", wordEmbeddings)
+        put(
+            "embeddings.position_embeddings.weight",
+            Matrix(rows: kept, columns: h, storage: Array(positionEmbeddings.storage.prefix(kept * h))))
+        tensors["embeddings.token_type_embeddings.weight"] = Tensor(tokenTypeEmbedding, shape: [1, h])
+        put("embeddings.LayerNorm", embeddingNorm)
+        for (index, layer) in layers.enumerated() {
+            let p = "encoder.layer.\(index)."
+            put(p + "attention.self.query", layer.query)
+            put(p + "attention.self.key", layer.key)
+            put(p + "attention.self.value", layer.value)
+            put(p + "attention.output.dense", layer.attentionOutput)
+            put(p + "attention.output.LayerNorm", layer.attentionNorm)
+            put(p + "intermediate.dense", layer.intermediate)
+            put(p + "output.dense", layer.output)
+            put(p + "output.LayerNorm", layer.outputNorm)
+        }
+        return tensors
+    }
+
+    /// Bytes of ``exportTensors(positions:)`` at `precision`, without building them: weight matrices at the
+    /// precision's width (plus one F32 scale per row at int8), vectors and norms F32.
+    public func exportBytes(positions: Int, at precision: Precision) -> Int {
+        let (h, i) = (config.hiddenSize, config.intermediateSize)
+        func matrix(_ rows: Int, _ columns: Int) -> Int {
+            rows * columns * precision.bytesPerWeight + (precision == .int8 ? rows * 4 : 0)
+        }
+        let embeddings =
+            matrix(config.vocabularySize, h) + matrix(min(positions, positionEmbeddings.rows), h) + 3 * h * 4
+        let perLayer = 4 * matrix(h, h) + matrix(i, h) + matrix(h, i) + (4 * h + i + h) * 4 + 4 * h * 4
+        return embeddings + layers.count * perLayer
+    }
+
+    /// config.json of an export with `positions` positions (what ``init(folder:)`` reads back).
+    public func configJSON(positions: Int) throws -> Data {
+        let object: [String: Any] = [
+            "architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu",
+            "hidden_size": config.hiddenSize, "num_hidden_layers": layers.count, "num_attention_heads": config.heads,
+            "intermediate_size": config.intermediateSize,
+            "max_position_embeddings": min(positions, positionEmbeddings.rows),
+            "vocab_size": config.vocabularySize, "type_vocab_size": 1,
+            "layer_norm_eps": Double(config.layerNormEpsilon), "position_embedding_type": "absolute",
+        ]
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
 
     /// The first `count` layers only (the embeddings and those layers' weights are what the truncated model keeps).
