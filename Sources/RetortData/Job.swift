@@ -44,6 +44,9 @@ public struct Job {
     public var maxFlops: Int?
     /// The deployment device (its memory caps the size; the latency limit applies to its estimated latency).
     public var device: DeviceProfile?
+    /// The encoder folder for encoder-head candidates that name none (`retort search --encoder PATH`; not a job-file
+    /// key).
+    public var encoderPath: String?
     /// Price of a vCPU-hour for serving cost.
     public var usdPerVCPUHour: Double
     /// Results folder for this job (runs land in `out/RUN-ID/`).

@@ -20,6 +20,17 @@ public struct CandidateCatalog: Sendable {
     /// Entries for numeric tasks, expanded.
     public var numeric: [Candidate]
 
+    /// The catalog with `path` as the encoder of every encoder-head candidate that names none.
+    public func replacingDefaultEncoder(with path: String) -> CandidateCatalog {
+        var copy = self
+        copy.text = text.map { candidate in
+            var candidate = candidate
+            if candidate.encoder?.path == Self.defaultEncoderPath { candidate.encoder?.path = path }
+            return candidate
+        }
+        return copy
+    }
+
     /// The candidates for `kind`.
     public func candidates(for kind: TaskKind) -> [Candidate] { kind == .text ? text : numeric }
 

@@ -19,6 +19,12 @@ extension CandidateCatalog {
           - family: prototype
             buckets_log2: [12, 14, 16]
             precision: [fp32, fp16]
+          - family: encoder-head
+            # all-MiniLM-L6-v2 from `make models` (skipped, with the reason, when it is not there); its first k layers, the
+            # pooled sentence vector into a linear head.
+            layers: [1, 2, 3, 6]
+            max_length: [32]
+            precision: [fp32, fp16, int8]
         # Numeric tasks: inputs standardized on train statistics.
         numeric:
           - family: linear

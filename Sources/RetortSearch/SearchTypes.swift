@@ -163,6 +163,8 @@ struct FeatureSet: Sendable {
     var converted: [Precision: (featurizer: InputFeaturizer, validation: FeatureMatrix, test: FeatureMatrix)] = [:]
     /// encoder-head: the encoder's FLOPs per example at the train split's mean token count.
     var extraFlops = 0
+    /// encoder-head: the kept encoder's parameters (position table cut to the max length).
+    var extraParams = 0
     /// Why these features cannot be made (an encoder folder that is missing or unreadable).
     var unavailable: String?
     /// Seconds spent making these features (encoder passes; counted once, shared by every candidate on them).
@@ -267,7 +269,11 @@ struct FeatureSet: Sendable {
                         front(encoder), .dense(validation[depth] ?? empty), .dense(test[depth] ?? empty)
                     )
                 }
-                set.extraFlops = deepest.truncated(toLayers: depth).flops(tokens: meanTokens)
+                let kept = deepest.truncated(toLayers: depth)
+                set.extraFlops = kept.flops(tokens: meanTokens)
+                set.extraParams =
+                    kept.parameterCount
+                    - max(0, kept.positionEmbeddings.rows - choice.maxLength) * kept.config.hiddenSize
                 set.seconds = seconds
                 if !plan && train[depth] == nil {
                     set.unavailable = "encoder \(choice.path) failed to embed the rows"

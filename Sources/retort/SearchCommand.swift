@@ -50,6 +50,11 @@ struct SearchOptions: ParsableArguments {
     var candidates: String?
     @Option(help: "A device profile: phone, edge-cpu, server-vcpu, or a devices/*.yaml file.")
     var device: String?
+    @Option(
+        help:
+            "A Hugging Face BERT-family folder (config.json, model.safetensors, vocab.txt) for encoder-head candidates that name no encoder (default: .build-models/all-MiniLM-L6-v2)."
+    )
+    var encoder: String?
 
     /// Applies the flags over `job` (flags win).
     func apply(to job: inout Job) throws(DataError) {
@@ -86,6 +91,16 @@ struct SearchOptions: ParsableArguments {
             job.maxModelBytes = min(job.maxModelBytes ?? profile.memoryBytes, profile.memoryBytes)
         }
         if let out { job.out = URL(fileURLWithPath: out) }
+        if let encoder {
+            guard
+                FileManager.default.fileExists(
+                    atPath: URL(fileURLWithPath: encoder).appendingPathComponent("config.json").path)
+            else {
+                throw DataError(
+                    .usage, "--encoder \"\(encoder)\" has no config.json; give a Hugging Face BERT model folder")
+            }
+            job.encoderPath = encoder
+        }
     }
 }
 
@@ -197,6 +212,7 @@ func runSearch(
     recorded["max_flops"] = job.maxFlops.map { "\($0)" }
     recorded["max_latency_ms"] = job.maxLatencyMs.map { "\($0)" }
     recorded["metric"] = job.metric
+    if let path = job.encoderPath { recorded["encoder"] = URL(fileURLWithPath: path).standardizedFileURL.path }
     recorded["candidates"] = catalogPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     recorded["device"] = job.device.map { DeviceProfile.builtIn[$0.name] != nil ? $0.name : "" }
     let storage = RunStorage(
@@ -229,7 +245,8 @@ func runSearch(
 
 /// The search settings a job describes: its catalog (or the built-in one), eval suite, constraints and search keys.
 func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws -> SearchSettings {
-    let catalog = try job.candidates.map { (value) throws(DataError) in try CandidateCatalog(value) } ?? .standard()
+    var catalog = try job.candidates.map { (value) throws(DataError) in try CandidateCatalog(value) } ?? .standard()
+    if let path = job.encoderPath { catalog = catalog.replacingDefaultEncoder(with: path) }
     let suite = try job.evals.map { (value) throws(DataError) in try EvalSuite(value) } ?? .standard
     var constraints = Constraints(
         maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop, maxFlops: job.maxFlops)
@@ -247,6 +264,7 @@ func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws
 /// Applies the settings a journal header recorded (see `runSearch`) to a job rebuilt from its source.
 func applyRecorded(_ options: [String: String], to job: inout Job) throws {
     if let value = options["strategy"] { job.strategy = value }
+    if let value = options["encoder"] { job.encoderPath = value }
     if let value = options["eta"].flatMap(Int.init) { job.eta = value }
     if let value = options["rungs"].flatMap(Int.init) { job.rungs = value }
     if let value = options["seed"].flatMap(UInt64.init) { job.seed = value }
