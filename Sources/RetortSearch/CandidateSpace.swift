@@ -30,7 +30,8 @@ struct CandidateSpace {
                 architecture.weightBytes(at: candidate.precision) + featureSet.stateBytes(at: candidate.precision)
             var record = TrialResult(
                 id: candidate.id, family: candidate.family, config: candidate.config, precision: candidate.precision,
-                params: architecture.parameterCount + featureSet.extraParams, sizeBytes: size, flopsPerExample: flops, metrics: [:], fidelity: 0,
+                params: architecture.parameterCount + featureSet.extraParams, sizeBytes: size, flopsPerExample: flops,
+                metrics: [:], fidelity: 0,
                 status: .complete, onFrontier: false)
             var blockedBy: (TrialStatus, String)?
             if let reason = featureSet.unavailable {
