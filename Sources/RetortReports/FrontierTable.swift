@@ -77,6 +77,13 @@ public enum FrontierTable {
                 format: "Search: %@, %d candidates (%@), %.0f candidate-epochs; %@.",
                 report.search.strategy, report.candidates.count, statusText,
                 report.search.candidateEpochs, report.search.stoppedBecause))
+        if let seconds = report.search.encoderSeconds {
+            lines.append(
+                String(
+                    format:
+                        "Encoder vectors (every split, depth and precision of the encoder-head candidates): %.1f s, computed once and shared.",
+                    seconds))
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -122,9 +122,16 @@ public enum SearchEngine {
             task: task, keys: Array(keys),
             precisions: Dictionary(grouping: candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) },
             plan: false)
-        if let seconds = featureSets.values.map(\.seconds).max(), seconds > 0 {
-            let total = Set(featureSets.values.map(\.seconds)).reduce(0, +)
-            events(.phase(String(format: "encoder vectors for every split and depth: %.1f s, counted once", total)))
+        // One pass per (folder, max length) group: every key of a group carries that group's seconds.
+        let encoderSeconds = Dictionary(
+            featureSets.compactMap { key, set in key.encoder.map { ("\($0.path)#\($0.maxLength)", set.seconds) } },
+            uniquingKeysWith: { first, _ in first }
+        ).values.reduce(0, +)
+        if encoderSeconds > 0 {
+            events(
+                .phase(
+                    String(format: "encoder vectors for every split and depth: %.1f s, counted once", encoderSeconds))
+            )
         }
         for key in keys where key.encoder == nil {
             featureSets[key] = FeatureSet(task: task, key: key)
@@ -473,7 +480,8 @@ public enum SearchEngine {
                 : skippedAll
                     ? "every candidate breaks a constraint"
                     : settings.strategy == .exhaustive
-                        ? "every feasible candidate was trained" : "the last rung finished")
+                        ? "every feasible candidate was trained" : "the last rung finished",
+            encoderSeconds: encoderSeconds > 0 ? encoderSeconds : nil)
         return SearchOutcome(
             taskName: task.name, kind: task.kind, labels: task.vocabulary.labels, primaryMetric: metric.rawValue,
             teacher: teacher, trials: ordered, frontier: frontier, recommendation: recommendation,

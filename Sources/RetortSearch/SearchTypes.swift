@@ -99,9 +99,12 @@ public struct SearchSummary: Sendable, Codable, Equatable {
     public var trials: Int
     /// Why the search stopped.
     public var stoppedBecause: String
+    /// Seconds spent computing pretrained-encoder vectors (encoder-head candidates), once for the whole search.
+    public var encoderSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case strategy, trials
+        case encoderSeconds = "encoder_seconds"
         case candidateEpochs = "candidate_epochs"
         case wallSeconds = "wall_seconds"
         case stoppedBecause = "stopped_because"
