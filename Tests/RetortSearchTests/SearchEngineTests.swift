@@ -309,6 +309,7 @@ final class Canceller: @unchecked Sendable {
             storage: nil)
         let trials = Dictionary(uniqueKeysWithValues: outcome.trials.map { ($0.id, $0) })
         #expect(trials.count == 9)
+        #expect((outcome.summary.encoderSeconds ?? 0) > 0)
         let missing = try #require(trials.values.first { $0.id.hasSuffix("missing-fp32") })
         #expect(missing.status == .skipped && (missing.reason ?? "").contains("unavailable"))
         let encoder = try BertEncoder(folder: encoderFolder)
