@@ -1,13 +1,13 @@
 # Retort: `make demo` runs a full target search on the bundled example; `make test` runs the whole test suite.
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev liblapacke-dev pkg-config
+APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
 .PHONY: deps models build demo test bench bench-peers bench-search report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
-	@if pkg-config --exists openblas 2>/dev/null && [ -f /usr/include/lapacke.h ]; then :; else \
+	@if pkg-config --exists openblas 2>/dev/null && [ -f /usr/include/lapacke.h ] && [ -f /usr/include/sqlite3.h ]; then :; else \
 		echo "installing $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi

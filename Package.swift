@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -30,6 +31,13 @@ let package = Package(
         ),
         .target(name: "RetortReports", dependencies: ["RetortSearch", "RetortData", "RetortEvals", "RetortStudents"]),
         .target(
+            name: "RetortHistory",
+            dependencies: [
+                "RetortNumerics", "RetortData", "RetortStudents", "RetortSearch", "RetortReports",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
             name: "RetortExamples",
             dependencies: ["RetortNumerics", "RetortData", "RetortStudents", "Yams"]
         ),
@@ -37,6 +45,7 @@ let package = Package(
             name: "retort",
             dependencies: [
                 "RetortNumerics", "RetortData", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports", "RetortExamples",
+                "RetortHistory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -51,6 +60,7 @@ let package = Package(
         .testTarget(name: "RetortDataTests", dependencies: ["RetortData", "RetortTestSupport"]),
         .testTarget(name: "RetortStudentsTests", dependencies: ["RetortStudents", "RetortTestSupport"]),
         .testTarget(name: "RetortEvalsTests", dependencies: ["RetortEvals", "RetortTestSupport"]),
+        .testTarget(name: "RetortHistoryTests", dependencies: ["RetortHistory", "RetortSearch", "RetortTestSupport"]),
         .testTarget(name: "RetortSearchTests", dependencies: ["RetortSearch", "RetortStudents", "RetortTestSupport"]),
         .testTarget(
             name: "RetortCLITests",

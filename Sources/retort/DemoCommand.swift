@@ -11,6 +11,7 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "The example folder (templates.yaml, job.yaml).")
     var example = "examples/shop-support"
     @OptionGroup var options: SearchOptions
+    @OptionGroup var history: HistoryOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -34,7 +35,8 @@ struct Demo: AsyncParsableCommand {
                     summary.teacherLatencyMs))
             var job = try Job.load(folder.appendingPathComponent("job.yaml"))
             try options.apply(to: &job)
-            _ = try await runSearch(job, workers: options.workers, json: output.json, style: output.styled)
+            _ = try await runSearch(
+                job, workers: options.workers, json: output.json, style: output.styled, history: try history.open())
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RetortData
+import RetortHistory
 import RetortNumerics
 import RetortSearch
 import RetortStudents
@@ -20,6 +21,9 @@ enum ErrorReporting {
             throw ExitCode(65)
         } catch let error as SearchError {
             printError("error: \(error.message)")
+            throw ExitCode(65)
+        } catch let error as HistoryError {
+            printError(error.description)
             throw ExitCode(65)
         } catch let error as NumericsError {
             printError("error: \(error.message)")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RetortData
 import RetortEvals
+import RetortHistory
 import RetortNumerics
 import RetortReports
 import RetortSearch
@@ -118,6 +119,7 @@ struct Search: AsyncParsableCommand {
     @Option(help: "Continue the interrupted run in this folder (results/JOB/RUN-ID.partial).")
     var resume: String?
     @OptionGroup var options: SearchOptions
+    @OptionGroup var history: HistoryOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -151,7 +153,7 @@ struct Search: AsyncParsableCommand {
             _ = try await runSearch(
                 loaded, workers: options.workers, resume: resumeRun.map { ($0, records ?? []) },
                 catalogPath: options.candidates ?? records?.first?.options?["candidates"], json: output.json,
-                style: output.styled)
+                style: output.styled, history: try history.open())
         }
     }
 }
@@ -159,7 +161,7 @@ struct Search: AsyncParsableCommand {
 /// Loads the data, runs the search with progress, writes the run folder; returns it.
 func runSearch(
     _ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalRecord])? = nil, catalogPath: String? = nil,
-    json: Bool = false, style: (String) -> String = { $0 }
+    json: Bool = false, style: (String) -> String = { $0 }, history historyPath: String? = nil
 ) async throws -> URL {
     // With --json, stdout carries only the report; progress goes to stderr.
     let log = progressLog(json: json)
@@ -240,6 +242,26 @@ func runSearch(
         log(style(FrontierTable.markdown(report)))
     }
     log("run: \(displayPath(final))")
+    if let historyPath {
+        // The run folder is complete either way: a history that cannot take the run is a warning, not a failure.
+        do {
+            let history = try HistoryStore(path: historyPath)
+            let meta = try MetaFeatures(task: task, seed: job.seed)
+            let rungs = ((try? JournalRecord.read(final.appendingPathComponent("journal.jsonl"))) ?? []).filter {
+                $0.type == "rung"
+            }
+            try history.record(
+                HistoryRun(
+                    id: "\(job.name)/\(run.runId)", taskId: SearchFingerprint.task(task), meta: meta, report: report,
+                    rungs: rungs))
+            let tasks = try history.taskCount(kind: task.kind.rawValue)
+            log(
+                "history: recorded in \(displayPath(URL(fileURLWithPath: history.path))) (\(tasks) \(task.kind.rawValue) task(s) so far)"
+            )
+        } catch {
+            ErrorReporting.printError("warning: the run is complete but was not recorded in the history: \(error)")
+        }
+    }
     return final
 }
 

@@ -239,7 +239,7 @@ let halvingCatalog = """
                 patience: 1000
             """
         let catalog = try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))
-        let budget = 5.0
+        let budget = 8.0
         let started = Date()
         let outcome = try await SearchEngine.run(
             task: task, settings: SearchSettings(catalog: catalog, budgetSeconds: budget, seed: 1, workers: 2),

@@ -1,0 +1,164 @@
+import Foundation
+import RetortData
+import RetortNumerics
+import RetortStudents
+
+/// What a task looks like to the history: sizes, label and teacher statistics, and how two cheap probes fare. Computed
+/// in seconds (the probes are a closed-form nearest centroid and one epoch of a linear model on a sample).
+public struct MetaFeatures: Sendable, Codable, Equatable {
+    /// Train rows.
+    public var rows: Int
+    /// Classes.
+    public var classes: Int
+    /// `text` or `numeric`.
+    public var kind: String
+    /// Numeric: input dimension; text: distinct whitespace tokens in train (the vocabulary size).
+    public var dimension: Int
+    /// Text: mean tokens per train input; numeric: 0.
+    public var meanTextLength: Double
+    /// Entropy (nats) of the teacher's answers over train, `−Σ_k f_k log f_k`.
+    public var classEntropy: Double
+    /// Mean over train rows of the teacher's top probability.
+    public var teacherMeanMaxProbability: Double
+    /// Mean over train rows of the entropy (nats) of the teacher's distribution.
+    public var teacherMeanEntropy: Double
+    /// The teacher's accuracy against gold on validation, when validation has gold.
+    public var teacherGoldAccuracy: Double?
+    /// Validation agreement with the teacher of a teacher-weighted nearest-centroid probe.
+    public var probeCentroidAccuracy: Double
+    /// Validation agreement with the teacher of a linear probe trained for one epoch on at most `probeSample` rows.
+    public var probeLinearAccuracy: Double
+    /// Learning-curve slope: the linear probe's agreement gain per doubling of its sample (from a quarter to all of
+    /// it).
+    public var learningCurveSlope: Double
+
+    /// Rows the linear probe sees.
+    public static let probeSample = 2000
+
+    enum CodingKeys: String, CodingKey {
+        case rows, classes, kind, dimension
+        case meanTextLength = "mean_text_length"
+        case classEntropy = "class_entropy"
+        case teacherMeanMaxProbability = "teacher_mean_max_probability"
+        case teacherMeanEntropy = "teacher_mean_entropy"
+        case teacherGoldAccuracy = "teacher_gold_accuracy"
+        case probeCentroidAccuracy = "probe_centroid_accuracy"
+        case probeLinearAccuracy = "probe_linear_accuracy"
+        case learningCurveSlope = "learning_curve_slope"
+    }
+
+    /// Meta-features from their values.
+    public init(
+        rows: Int, classes: Int, kind: String, dimension: Int, meanTextLength: Double, classEntropy: Double,
+        teacherMeanMaxProbability: Double, teacherMeanEntropy: Double, teacherGoldAccuracy: Double?,
+        probeCentroidAccuracy: Double, probeLinearAccuracy: Double, learningCurveSlope: Double
+    ) {
+        (self.rows, self.classes, self.kind, self.dimension) = (rows, classes, kind, dimension)
+        (self.meanTextLength, self.classEntropy) = (meanTextLength, classEntropy)
+        (self.teacherMeanMaxProbability, self.teacherMeanEntropy) = (teacherMeanMaxProbability, teacherMeanEntropy)
+        self.teacherGoldAccuracy = teacherGoldAccuracy
+        (self.probeCentroidAccuracy, self.probeLinearAccuracy) = (probeCentroidAccuracy, probeLinearAccuracy)
+        self.learningCurveSlope = learningCurveSlope
+    }
+
+    /// Computes every meta-feature of `task` (probes seeded with `seed`).
+    public init(task: TaskData, seed: UInt64 = 7) throws(NumericsError) {
+        let train = task.train
+        let k = task.vocabulary.count
+        rows = train.count
+        classes = k
+        kind = task.kind.rawValue
+        if task.kind == .text {
+            var vocabulary = Set<Substring>()
+            var tokens = 0
+            for case .text(let text) in train.inputs {
+                let words = text.lowercased().split(whereSeparator: \.isWhitespace)
+                tokens += words.count
+                vocabulary.formUnion(words.map { Substring($0) })
+            }
+            dimension = vocabulary.count
+            meanTextLength = Double(tokens) / Double(max(rows, 1))
+        } else {
+            dimension = task.inputDimension
+            meanTextLength = 0
+        }
+        var counts = [Double](repeating: 0, count: k)
+        for label in train.teacherLabels { counts[label] += 1 }
+        let n = Double(max(train.count, 1))
+        classEntropy = Self.entropy(counts.map { $0 / n })
+        var (maxTotal, entropyTotal) = (0.0, 0.0)
+        let p = train.teacherProbabilities
+        for i in 0..<p.rows {
+            let row = (0..<p.columns).map { Double(p[i, $0]) }
+            maxTotal += row.max() ?? 0
+            entropyTotal += Self.entropy(row)
+        }
+        teacherMeanMaxProbability = maxTotal / n
+        teacherMeanEntropy = entropyTotal / n
+        let validation = task.validation
+        let withGold = zip(validation.teacherLabels, validation.gold).compactMap { pair in
+            pair.1.map { (pair.0, $0) }
+        }
+        teacherGoldAccuracy =
+            withGold.isEmpty ? nil : Double(withGold.filter { $0.0 == $0.1 }.count) / Double(withGold.count)
+
+        // Probes on cheap features: standardized numbers, or hashed word 1–2-grams in 2^14 buckets.
+        let featurizer: Featurizer =
+            task.kind == .text
+            ? .text(HashedTextFeaturizer(bucketsLog2: 14, minCharNgram: 0))
+            : .numeric(NumericStandardizer(fitting: train.inputs))
+        let trainFeatures = featurizer.features(for: train.inputs)
+        let validationFeatures = featurizer.features(for: validation.inputs)
+        let validationSplit = TrainingSplit(
+            features: validationFeatures, teacherProbabilities: validation.teacherProbabilities,
+            hardLabels: validation.teacherLabels)
+        func agreement(_ network: DenseNetwork) throws(NumericsError) -> Double {
+            let predicted = try network.probabilities(validationFeatures).argmaxPerRow()
+            let same = zip(predicted, validation.teacherLabels).filter { $0 == $1 }.count
+            return Double(same) / Double(max(validation.count, 1))
+        }
+        let sparse = task.kind == .text
+        let trainSplit = TrainingSplit(
+            features: trainFeatures, teacherProbabilities: p, hardLabels: train.teacherLabels)
+        let centroid = try Prototype.fit(
+            architecture: Architecture(
+                family: .prototype, hidden: [], inputDimension: featurizer.outputDimension, outputDimension: k,
+                sparseInput: sparse), train: trainSplit)
+        probeCentroidAccuracy = try agreement(centroid)
+        // One epoch of a linear model on a seeded sample, and on a quarter of it: the slope per doubling.
+        var generator = SeededGenerator(seed: seed)
+        var order = Array(0..<train.count)
+        order.shuffle(using: &generator)
+        let sample = Array(order.prefix(Self.probeSample))
+        func linearProbe(_ indices: [Int]) throws(NumericsError) -> Double {
+            let split = TrainingSplit(
+                features: trainFeatures.gatheringRows(indices), teacherProbabilities: p.gatheringRows(indices),
+                hardLabels: indices.map { train.teacherLabels[$0] })
+            var session = TrainingSession(
+                architecture: Architecture(
+                    family: .linear, hidden: [], inputDimension: featurizer.outputDimension, outputDimension: k,
+                    sparseInput: sparse), train: split,
+                options: TrainingOptions(epochs: 1, batchSize: 32, learningRate: sparse ? 0.05 : 0.02), seed: seed)
+            try session.train(untilEpoch: 1, train: split, validation: validationSplit)
+            return try agreement(session.network)
+        }
+        probeLinearAccuracy = try linearProbe(sample)
+        let quarter = Array(sample.prefix(max(1, sample.count / 4)))
+        learningCurveSlope = (probeLinearAccuracy - (try linearProbe(quarter))) / 2
+    }
+
+    /// `−Σ p log p` over the positive entries (nats).
+    static func entropy(_ distribution: [Double]) -> Double {
+        -distribution.reduce(0) { $1 > 0 ? $0 + $1 * log($1) : $0 }
+    }
+
+    /// The numeric vector the predictor reads (logs for counts; the teacher-vs-gold accuracy as −1 when unknown).
+    public var vector: [Double] {
+        [
+            log(Double(max(rows, 1))), log(Double(max(classes, 1))), kind == "text" ? 1 : 0,
+            log(Double(max(dimension, 1))), meanTextLength, classEntropy, teacherMeanMaxProbability,
+            teacherMeanEntropy, teacherGoldAccuracy ?? -1, probeCentroidAccuracy, probeLinearAccuracy,
+            learningCurveSlope,
+        ]
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import RetortTestSupport
+import Testing
+
+@Suite struct HistoryCommandTests {
+    @Test(
+        "searches record into results/history.sqlite, --no-history records nothing, history list/show/export/import/forget work"
+    )
+    func historyCommands() async throws {
+        let workspace = try Workspace.numeric()
+        let plain = try await workspace.retort("search", "--task", "blobs", "--no-history")
+        #expect(plain.exitCode == 0, "\(plain)")
+        #expect(!workspace.exists("results/history.sqlite"))
+        let recorded = try await workspace.retort("search", "--task", "blobs")
+        #expect(recorded.exitCode == 0, "\(recorded)")
+        #expect(recorded.stdout.contains("history: recorded in results/history.sqlite (1 numeric task(s) so far)"))
+        let list = try await workspace.retort("history", "list", "--json")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: String]])
+        #expect(rows.count == 1 && rows.first?["task"] == "blobs")
+        let show = try await workspace.retort("history", "show", "blobs")
+        #expect(show.exitCode == 0 && show.stdout.contains("meta-features:"), "\(show)")
+        let export = try await workspace.retort("history", "export", "--out", "h.json")
+        #expect(export.exitCode == 0, "\(export)")
+        for expected in ["imported 1 new run(s) of 1", "imported 0 new run(s) of 1"] {
+            let imported = try await workspace.retort("history", "import", "h.json", "--history", "team.sqlite")
+            #expect(imported.stdout.contains(expected), "\(imported)")
+        }
+        let forget = try await workspace.retort("history", "forget", "blobs")
+        #expect(forget.stdout.contains("forgot 1 run(s)"), "\(forget)")
+        let missing = try await workspace.retort("history", "show", "blobs")
+        #expect(missing.exitCode == 66 && missing.stderr.contains("no run, task name or fingerprint"))
+    }
+
+    @Test("a corrupt history file stops the search before it starts, with one line naming the file")
+    func corruptHistory() async throws {
+        let workspace = try Workspace.numeric()
+        try workspace.write(String(repeating: "not sqlite ", count: 400), to: "bad.sqlite")
+        let result = try await workspace.retort("search", "--task", "blobs", "--history", "bad.sqlite")
+        #expect(result.exitCode == 65 && !result.crashed, "\(result)")
+        #expect(result.stderrLines.count == 1 && result.stderr.hasPrefix("bad.sqlite: error:"), "\(result)")
+        #expect(!workspace.exists("results/blobs"))
+    }
+}
