@@ -36,6 +36,9 @@ public struct Job {
     public var seed: UInt64
     /// Search strategy name.
     public var strategy: String
+    /// Whether the job file, a flag or a journal chose the strategy (otherwise a search with enough history uses
+    /// `learned`).
+    public var strategyChosen = false
     /// Halving's reduction factor η.
     public var eta: Int
     /// Most rungs halving uses.
@@ -204,7 +207,10 @@ public struct Job {
                     guard value >= 0 else { throw seed.error("seed must be a whole number ≥ 0") }
                     job.seed = UInt64(value)
                 }
-                if let strategy = section["strategy"] { job.strategy = try strategy.string() }
+                if let strategy = section["strategy"] {
+                    job.strategy = try strategy.string()
+                    job.strategyChosen = true
+                }
             }
         }
         if let serving = top["serving"] {

@@ -157,6 +157,7 @@ public enum SearchEngine {
         let rungCount: Int
         switch settings.strategy {
         case .exhaustive: rungCount = 1
+        case .learned: rungCount = max(1, groups.count)
         case .halving:
             var r = 0
             while r + 2 <= settings.maxRungs && pow(Double(settings.eta), Double(r + 1)) <= Double(feasible)
@@ -185,16 +186,60 @@ public enum SearchEngine {
         var budgetHit = false
         var best: (candidate: String, value: Double)?
         let total = candidates.count
+        // Learned strategy: training runs in priority order; what is left when nothing left could change the
+        // recommendation is never trained.
+        var pending = settings.strategy == .learned ? learnedOrder(groups, settings: settings) : []
+        var wave: [TrainingGroup] = []
+        var notTrained = 0
         events(
             .phase(
                 "\(settings.strategy.rawValue): \(feasible) feasible candidates in \(groups.count) training runs, "
                     + "\(rungCount) rung(s), \(settings.workers) worker(s), budget \(Int(settings.budgetSeconds)) s"))
 
         for rung in 0..<rungCount {
-            let fidelity = pow(Double(settings.eta), Double(rung - (rungCount - 1)))
-            let active = groups.filter { group in group.members.contains { alive.contains($0.id) } }
+            var fidelity = pow(Double(settings.eta), Double(rung - (rungCount - 1)))
+            var active = groups.filter { group in group.members.contains { alive.contains($0.id) } }
+            if settings.strategy == .learned {
+                fidelity = 1
+                // Rule out what cannot change the current recommendation, then take the next wave.
+                let current = Recommender.recommend(
+                    trials: candidates.compactMap { trials[$0.id] }, metric: metric.rawValue,
+                    teacherValue: teacherValue, constraints: settings.constraints
+                ).candidate.flatMap { trials[$0] }
+                if rung > 0 {
+                    // What this task has shown so far corrects the predictions (a shared offset and spread).
+                    var adjusted = settings
+                    adjusted.predictions = correctedPredictions(
+                        settings.predictions, measured: trials, floor: 0.01)
+                    let (keep, drop) = partitionPending(pending, current: current, settings: adjusted)
+                    pending = keep
+                    for group in drop {
+                        for candidate in group.members where alive.contains(candidate.id) {
+                            alive.remove(candidate.id)
+                            notTrained += 1
+                            let prediction = settings.predictions[candidate.id]
+                            trials[candidate.id] = TrialResult(
+                                id: candidate.id, family: candidate.family, config: candidate.config,
+                                precision: candidate.precision, params: group.architecture.parameterCount,
+                                sizeBytes: group.size(of: candidate), flopsPerExample: group.flops, metrics: [:],
+                                fidelity: 0, status: .skipped, onFrontier: false,
+                                reason: notTrainedReason(
+                                    adjusted.predictions[candidate.id] ?? prediction, current: current,
+                                    z: settings.confidenceZ,
+                                    maxDrop: settings.constraints.maxDrop))
+                            if let trial = trials[candidate.id] {
+                                announced += 1
+                                events(.trial(trial, index: announced, total: total))
+                            }
+                        }
+                    }
+                }
+                wave = Array(pending.prefix(max(2, settings.workers)))
+                pending.removeFirst(wave.count)
+                active = wave
+            }
             guard !active.isEmpty else { break }
-            if rungCount > 1 {
+            if rungCount > 1 && settings.strategy != .learned {
                 events(
                     .phase(
                         String(
@@ -301,6 +346,10 @@ public enum SearchEngine {
                         events(.trial(trial, index: announced, total: total))
                     }
                 }
+            } else if settings.strategy == .learned {
+                let trained = Set(wave.flatMap { $0.members.map(\.id) }).intersection(alive)
+                decidedNow.append(contentsOf: trained)
+                alive.subtract(trained)
             } else if rung < rungCount - 1 {
                 // Finished candidates are complete (no more training would change them); the rest race on.
                 let racing = alive.filter { latest[$0]?.finished != true }.sorted()
@@ -401,6 +450,7 @@ public enum SearchEngine {
 
         events(.phase("frontier and recommendation"))
         var ordered = candidates.compactMap { trials[$0.id] }
+        for index in ordered.indices { ordered[index].predicted = settings.predictions[ordered[index].id] }
         if settings.constraints.device != nil {
             for index in ordered.indices {
                 ordered[index].deviceLatencyMsP50 = ordered[index].latencyMsP50.map {
@@ -480,8 +530,15 @@ public enum SearchEngine {
                 : skippedAll
                     ? "every candidate breaks a constraint"
                     : settings.strategy == .exhaustive
-                        ? "every feasible candidate was trained" : "the last rung finished",
-            encoderSeconds: encoderSeconds > 0 ? encoderSeconds : nil)
+                        ? "every feasible candidate was trained"
+                        : settings.strategy == .learned
+                            ? String(
+                                format:
+                                    "no untrained candidate could change the recommendation at z = %.1f (%d of %d feasible candidates not trained)",
+                                settings.confidenceZ, notTrained, feasible)
+                            : "the last rung finished",
+            encoderSeconds: encoderSeconds > 0 ? encoderSeconds : nil,
+            historyTasks: settings.strategy == .learned ? settings.historyTasks : nil)
         return SearchOutcome(
             taskName: task.name, kind: task.kind, labels: task.vocabulary.labels, primaryMetric: metric.rawValue,
             teacher: teacher, trials: ordered, frontier: frontier, recommendation: recommendation,

@@ -28,6 +28,13 @@ public struct SearchSettings: Sendable {
     public var workers: Int
     /// Most rungs halving uses; the first rung's fidelity is η^(1 − rungs).
     public var maxRungs: Int
+    /// The learned strategy's predictions from history, by candidate id.
+    public var predictions: [String: CandidatePrediction] = [:]
+    /// Tasks of this input kind the predictions were learned from.
+    public var historyTasks: Int?
+    /// The learned strategy's confidence: an untrained candidate is ruled out when even its prediction plus `z`
+    /// standard deviations cannot change the recommendation (z = 2: about 97.7% one-sided).
+    public var confidenceZ = 2.0
 
     /// Settings with the given values.
     public init(
@@ -57,6 +64,36 @@ public enum SearchStrategy: String, Sendable, CaseIterable, Codable {
     /// Pareto-aware successive halving (Jamieson & Talwalkar 2016): rungs at fidelities η^(r−R); after each rung the
     /// best 1/η by non-dominated rank, then crowding distance, continue from their state.
     case halving
+    /// Guided by history: candidates train at full fidelity in the order of their predicted chance to become the
+    /// recommendation (cheapest likely-qualifying first), a few at a time; the search stops when no untrained candidate
+    /// could change the recommendation at the stated confidence.
+    case learned
+}
+
+/// What history predicts for a candidate before it trains.
+public struct CandidatePrediction: Sendable, Codable, Equatable {
+    /// Predicted validation `student − teacher` on the primary metric.
+    public var gap: Double
+    /// Its standard deviation (spread of similar past trials, with a floor).
+    public var gapSD: Double
+    /// Predicted p50 latency, ms.
+    public var latencyMsP50: Double?
+    /// Past trials the prediction rests on.
+    public var neighbours: Int
+
+    /// A prediction.
+    public init(gap: Double, gapSD: Double, latencyMsP50: Double?, neighbours: Int) {
+        self.gap = gap
+        self.gapSD = gapSD
+        self.latencyMsP50 = latencyMsP50
+        self.neighbours = neighbours
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case gap, neighbours
+        case gapSD = "gap_sd"
+        case latencyMsP50 = "latency_ms_p50"
+    }
 }
 
 /// Live progress of a search, for a progress line.
@@ -101,10 +138,13 @@ public struct SearchSummary: Sendable, Codable, Equatable {
     public var stoppedBecause: String
     /// Seconds spent computing pretrained-encoder vectors (encoder-head candidates), once for the whole search.
     public var encoderSeconds: Double?
+    /// Learned strategy: tasks of this kind in the history it learned from.
+    public var historyTasks: Int?
 
     enum CodingKeys: String, CodingKey {
         case strategy, trials
         case encoderSeconds = "encoder_seconds"
+        case historyTasks = "history_tasks"
         case candidateEpochs = "candidate_epochs"
         case wallSeconds = "wall_seconds"
         case stoppedBecause = "stopped_because"

@@ -59,6 +59,8 @@ public struct TrialResult: Sendable, Codable, Equatable {
     public var trainSeconds: Double?
     /// Why it was skipped, pruned or failed.
     public var reason: String?
+    /// What history predicted before training (learned strategy): labelled as a prediction, never as measured.
+    public var predicted: CandidatePrediction?
 
     /// A record; optional measurements default to absent.
     public init(
@@ -107,6 +109,7 @@ public struct TrialResult: Sendable, Codable, Equatable {
         case epochsRun = "epochs_run"
         case bestEpoch = "best_epoch"
         case trainSeconds = "train_seconds"
+        case predicted
     }
 }
 

@@ -83,7 +83,10 @@ struct SearchOptions: ParsableArguments {
             job.maxDrop = maxDrop
         }
         if let metric { job.metric = metric }
-        if let strategy { job.strategy = strategy }
+        if let strategy {
+            job.strategy = strategy
+            job.strategyChosen = true
+        }
         if let workers, workers < 1 { throw DataError(.usage, "--workers must be at least 1") }
         if let candidates { job.candidates = try YAMLValue.load(URL(fileURLWithPath: candidates)) }
         if let device {
@@ -165,7 +168,7 @@ func runSearch(
 ) async throws -> URL {
     // With --json, stdout carries only the report; progress goes to stderr.
     let log = progressLog(json: json)
-    guard let strategy = SearchStrategy(rawValue: job.strategy) else {
+    guard var strategy = SearchStrategy(rawValue: job.strategy) else {
         throw DataError(
             .usage,
             "unknown strategy \"\(job.strategy)\"; choose from \(SearchStrategy.allCases.map(\.rawValue).joined(separator: ", "))"
@@ -179,8 +182,36 @@ func runSearch(
         "[load] \(task.kind.rawValue) task \(task.name): \(task.train.count)/\(task.validation.count)/\(task.test.count) rows, \(task.vocabulary.count) labels"
     )
     let workerCount = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
-    let settings = try searchSettings(for: job, strategy: strategy, workers: workerCount)
-    _ = try SearchEngine.primaryMetric(task: task, settings: settings)
+    var settings = try searchSettings(for: job, strategy: strategy, workers: workerCount)
+    let metricName = try SearchEngine.primaryMetric(task: task, settings: settings).rawValue
+    // History: the task's meta-features, and (learned strategy) a prediction for every candidate before training.
+    var meta: MetaFeatures?
+    if let historyPath {
+        meta = try MetaFeatures(task: task, seed: job.seed)
+        let kindTasks =
+            FileManager.default.fileExists(atPath: historyPath)
+            ? try HistoryStore(path: historyPath).taskCount(kind: task.kind.rawValue) : 0
+        if strategy == .learned || (!job.strategyChosen && kindTasks >= 3 && resume == nil) {
+            strategy = .learned
+            settings.strategy = .learned
+            if let meta, kindTasks > 0 {
+                let predictor = try HistoryPredictor(
+                    store: try HistoryStore(path: historyPath), kind: task.kind.rawValue, metric: metricName)
+                settings.historyTasks = predictor.taskCount
+                for candidate in SearchEngine.candidateSpace(task: task, settings: settings)
+                where candidate.status == .complete {
+                    settings.predictions[candidate.id] = predictor.predict(
+                        meta: meta, family: candidate.family, precision: candidate.precision,
+                        sizeBytes: candidate.sizeBytes, flops: candidate.flopsPerExample)
+                }
+            }
+            log(
+                "[history] learned strategy: predictions for \(settings.predictions.count) candidates from \(settings.historyTasks ?? 0) past \(task.kind.rawValue) task(s)"
+            )
+        }
+    } else if strategy == .learned {
+        throw DataError(.usage, "--strategy learned learns from the history; drop --no-history")
+    }
     let run: RunDirectory
     if let (existing, _) = resume {
         run = existing
@@ -207,7 +238,7 @@ func runSearch(
         job.file.map(displayPath)
         ?? { if case .task(let folder) = job.data { displayPath(folder) } else { job.name } }()
     var recorded: [String: String] = [
-        "strategy": job.strategy, "eta": "\(job.eta)", "rungs": "\(job.rungs)", "seed": "\(job.seed)",
+        "strategy": strategy.rawValue, "eta": "\(job.eta)", "rungs": "\(job.rungs)", "seed": "\(job.seed)",
         "max_drop": "\(job.maxDrop)",
     ]
     recorded["max_model_bytes"] = job.maxModelBytes.map { "\($0)" }
@@ -246,7 +277,7 @@ func runSearch(
         // The run folder is complete either way: a history that cannot take the run is a warning, not a failure.
         do {
             let history = try HistoryStore(path: historyPath)
-            let meta = try MetaFeatures(task: task, seed: job.seed)
+            let meta = try meta ?? MetaFeatures(task: task, seed: job.seed)
             let rungs = ((try? JournalRecord.read(final.appendingPathComponent("journal.jsonl"))) ?? []).filter {
                 $0.type == "rung"
             }
@@ -285,7 +316,10 @@ func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws
 
 /// Applies the settings a journal header recorded (see `runSearch`) to a job rebuilt from its source.
 func applyRecorded(_ options: [String: String], to job: inout Job) throws {
-    if let value = options["strategy"] { job.strategy = value }
+    if let value = options["strategy"] {
+        job.strategy = value
+        job.strategyChosen = true
+    }
     if let value = options["encoder"] { job.encoderPath = value }
     if let value = options["eta"].flatMap(Int.init) { job.eta = value }
     if let value = options["rungs"].flatMap(Int.init) { job.rungs = value }

@@ -1,0 +1,104 @@
+import Foundation
+import RetortStudents
+
+/// The learned strategy's scheduling rules, from the predictions in `SearchSettings.predictions`.
+extension SearchEngine {
+    /// Training runs in the order to train them: first those predicted to qualify (prediction ≥ −max drop), cheapest
+    /// first (FLOPs, then size: what the recommender prefers); then those that qualify only optimistically
+    /// (prediction + z·sd), cheapest first; runs without a prediction count as uncertain; last, those that cannot
+    /// qualify even optimistically, most promising first (the first two of them confirm a "no distillation").
+    static func learnedOrder(_ groups: [TrainingGroup], settings: SearchSettings) -> [TrainingGroup] {
+        let bar = -settings.constraints.maxDrop
+        func tier(_ group: TrainingGroup) -> Int {
+            let predictions = group.members.map { settings.predictions[$0.id] }
+            if predictions.contains(where: { $0 == nil }) { return 1 }
+            let compact = predictions.compactMap { $0 }
+            if compact.contains(where: { $0.gap >= bar }) { return 0 }
+            if compact.contains(where: { $0.gap + settings.confidenceZ * $0.gapSD >= bar }) { return 1 }
+            return 2
+        }
+        func bestGap(_ group: TrainingGroup) -> Double {
+            group.members.compactMap { settings.predictions[$0.id]?.gap }.max() ?? 0
+        }
+        func smallest(_ group: TrainingGroup) -> Int { group.members.map { group.size(of: $0) }.min() ?? 0 }
+        return groups.sorted { a, b in
+            let (ta, tb) = (tier(a), tier(b))
+            if ta != tb { return ta < tb }
+            if ta == 2 && bestGap(a) != bestGap(b) { return bestGap(a) > bestGap(b) }
+            if a.flops != b.flops { return a.flops < b.flops }
+            if smallest(a) != smallest(b) { return smallest(a) < smallest(b) }
+            return a.key < b.key
+        }
+    }
+
+    /// Splits pending runs into those that could still change the recommendation `current` and those that cannot:
+    /// a member could when, optimistically (prediction + z·sd), it reaches the bar and it is cheaper to run than
+    /// `current` (FLOPs, then size); with no recommendation yet, reaching the bar is enough. Members without a
+    /// prediction always could.
+    static func partitionPending(
+        _ pending: [TrainingGroup], current: TrialResult?, settings: SearchSettings
+    ) -> (keep: [TrainingGroup], drop: [TrainingGroup]) {
+        let bar = -settings.constraints.maxDrop
+        func couldChange(_ candidate: Candidate, in group: TrainingGroup) -> Bool {
+            guard let prediction = settings.predictions[candidate.id] else { return true }
+            guard prediction.gap + settings.confidenceZ * prediction.gapSD >= bar - 1e-12 else { return false }
+            guard let current else { return true }
+            let size = group.size(of: candidate)
+            return group.flops < current.flopsPerExample
+                || (group.flops == current.flopsPerExample && size < current.sizeBytes)
+        }
+        var keep: [TrainingGroup] = []
+        var drop: [TrainingGroup] = []
+        for group in pending {
+            if group.members.contains(where: { couldChange($0, in: group) }) {
+                keep.append(group)
+            } else {
+                drop.append(group)
+            }
+        }
+        return (keep, drop)
+    }
+
+    /// Predictions corrected by what this task measured: each trained candidate's residual (measured gap − predicted
+    /// gap) estimates the task's offset from the past tasks it was compared with; the mean residual shifts every
+    /// prediction, and with three or more residuals their spread (with `floor`) replaces the history's spread.
+    static func correctedPredictions(
+        _ predictions: [String: CandidatePrediction], measured: [String: TrialResult], floor: Double
+    ) -> [String: CandidatePrediction] {
+        let residuals = measured.values.compactMap { trial -> Double? in
+            guard trial.status == .complete, trial.fidelity >= 1, let value = trial.differenceToTeacher?.value,
+                let predicted = predictions[trial.id]
+            else { return nil }
+            return value - predicted.gap
+        }
+        guard !residuals.isEmpty else { return predictions }
+        let offset = residuals.reduce(0, +) / Double(residuals.count)
+        let spread =
+            residuals.count >= 3
+            ? (residuals.reduce(0) { $0 + ($1 - offset) * ($1 - offset) } / Double(residuals.count - 1)).squareRoot()
+            : nil
+        return predictions.mapValues { prediction in
+            var corrected = prediction
+            corrected.gap += offset
+            if let spread { corrected.gapSD = (spread * spread + floor * floor).squareRoot() }
+            return corrected
+        }
+    }
+
+    /// Why a candidate was not trained, with the prediction it was judged on.
+    static func notTrainedReason(_ prediction: CandidatePrediction?, current: TrialResult?, z: Double, maxDrop: Double)
+        -> String
+    {
+        guard let prediction else { return "not trained: the search stopped (learned strategy)" }
+        let predicted = String(
+            format: "predicted gap %+.4f ± %.4f from %d similar past trials", prediction.gap, prediction.gapSD,
+            prediction.neighbours)
+        if prediction.gap + z * prediction.gapSD < -maxDrop {
+            return String(
+                format: "not trained (learned strategy): %@; even +%.1f sd stays below the bar of %+.4f", predicted, z,
+                -maxDrop)
+        }
+        return "not trained (learned strategy): \(predicted); it is no cheaper to run than the recommendation"
+            + (current.map { " \($0.id)" } ?? "")
+    }
+}
