@@ -1,0 +1,118 @@
+import Foundation
+import RetortData
+import RetortHistory
+import RetortReports
+import RetortSearch
+import RetortTestSupport
+import Testing
+
+/// A generated numeric task: Gaussian blobs (students can learn it) or noise with a perfect teacher (they cannot).
+func blobTask(learnable: Bool, seed: UInt64, classes: Int = 3) throws -> TaskData {
+    let folder = try SyntheticTasks.writeTask(
+        name: "\(learnable ? "blobs" : "noise")-\(seed)", kind: .numeric,
+        train: SyntheticTasks.numericRows(
+            count: 300, classes: classes, learnable: learnable, seed: seed, idPrefix: "tr"),
+        validation: SyntheticTasks.numericRows(
+            count: 200, classes: classes, learnable: learnable, seed: seed + 100, idPrefix: "va"),
+        test: SyntheticTasks.numericRows(
+            count: 200, classes: classes, learnable: learnable, seed: seed + 200, idPrefix: "te"))
+    return try TaskData.load(Job(task: folder))
+}
+
+let learnedCatalog = """
+    numeric:
+      - family: linear
+        precision: [fp32, int8]
+        epochs: 20
+      - family: mlp
+        hidden: [[16], [64], [128, 64]]
+        precision: [fp32, int8]
+        epochs: 20
+      - family: prototype
+        precision: [fp32]
+    """
+
+/// Runs `strategy` on `task` (recording the run when `store` is given); returns the outcome and the ids of the
+/// training runs in the order they finished.
+func search(
+    _ task: TaskData, strategy: SearchStrategy, store: HistoryStore? = nil, predictor: HistoryPredictor? = nil
+) async throws -> (SearchOutcome, [String]) {
+    var settings = SearchSettings(
+        catalog: try CandidateCatalog(try YAMLValue.parse(learnedCatalog, file: "c.yaml")), seed: 4,
+        strategy: strategy, workers: 2)
+    if let predictor {
+        let meta = try MetaFeatures(task: task)
+        settings.historyTasks = predictor.taskCount
+        for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
+        {
+            settings.predictions[candidate.id] = predictor.predict(
+                meta: meta, family: candidate.family, precision: candidate.precision, sizeBytes: candidate.sizeBytes,
+                flops: candidate.flopsPerExample)
+        }
+    }
+    let order = OrderLog()
+    let outcome = try await SearchEngine.run(task: task, settings: settings, storage: nil) { event in
+        if case .trial(let trial, _, _) = event, trial.status == .complete { order.append(trial.id) }
+    }
+    if let store {
+        let report = RunReport(job: task.name, runId: "r", createdAt: Date(timeIntervalSince1970: 0), outcome: outcome)
+        try store.record(
+            HistoryRun(
+                id: "\(task.name)/r", taskId: SearchFingerprint.task(task), meta: try MetaFeatures(task: task),
+                report: report, rungs: []))
+    }
+    return (outcome, order.ids)
+}
+
+/// Trial ids in event order (the engine reports from one task at a time; the lock keeps the closure Sendable).
+final class OrderLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func append(_ id: String) { lock.withLock { list.append(id) } }
+    var ids: [String] { lock.withLock { list } }
+}
+
+@Suite(.serialized) struct LearnedStrategyTests {
+    @Test(
+        "one class of model always wins: the learned strategy trains the winner first and stops earlier than halving, with the same recommendation"
+    )
+    func winnerFirst() async throws {
+        let store = try HistoryStore(path: SyntheticTasks.temporaryFolder().appendingPathComponent("h.sqlite").path)
+        for seed in [1, 2, 3] as [UInt64] {
+            _ = try await search(try blobTask(learnable: true, seed: seed * 10), strategy: .exhaustive, store: store)
+        }
+        let predictor = try HistoryPredictor(store: store, kind: "numeric", metric: "accuracy")
+        #expect(predictor.taskCount == 3)
+        let task = try blobTask(learnable: true, seed: 77)
+        let (learned, order) = try await search(task, strategy: .learned, predictor: predictor)
+        let (halving, _) = try await search(task, strategy: .halving)
+        let (exhaustive, _) = try await search(task, strategy: .exhaustive)
+        let winner = try #require(exhaustive.recommendation.candidate)
+        #expect(learned.recommendation.candidate == winner)
+        #expect(halving.recommendation.candidate == winner)
+        let winnerRun = winner.replacingOccurrences(of: "-int8", with: "").replacingOccurrences(of: "-fp32", with: "")
+        #expect(order.first.map { $0.hasPrefix(winnerRun) } == true, "first trained: \(order)")
+        #expect(learned.summary.candidateEpochs < halving.summary.candidateEpochs)
+        #expect(learned.summary.trials < halving.summary.trials)
+        #expect(learned.summary.historyTasks == 3)
+        // Honesty: what was not trained carries a prediction and a reason, never metrics.
+        for trial in learned.trials where trial.status == .skipped {
+            #expect(trial.metrics.isEmpty && trial.predicted != nil && (trial.reason ?? "").contains("not trained"))
+        }
+        #expect(learned.trials.allSatisfy { $0.predicted != nil })
+    }
+
+    @Test("no student can reach the teacher: no distillation after at most 2 full-fidelity training runs")
+    func noDistillationEarly() async throws {
+        let store = try HistoryStore(path: SyntheticTasks.temporaryFolder().appendingPathComponent("h.sqlite").path)
+        for seed in [5, 6, 7] as [UInt64] {
+            _ = try await search(try blobTask(learnable: false, seed: seed), strategy: .exhaustive, store: store)
+        }
+        let predictor = try HistoryPredictor(store: store, kind: "numeric", metric: "accuracy")
+        let (learned, _) = try await search(
+            try blobTask(learnable: false, seed: 9), strategy: .learned, predictor: predictor)
+        #expect(learned.recommendation.candidate == nil)
+        #expect(learned.summary.trials <= 2, "\(learned.summary)")
+        #expect(learned.summary.stoppedBecause.contains("could change the recommendation"))
+    }
+}
