@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test bench bench-peers bench-search report-check lint format clean
+.PHONY: deps models build demo test bench bench-peers bench-learning bench-search report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -39,6 +39,10 @@ bench: build
 ## architecture, epochs and labels, one thread each (installs them into .build-bench/venv when missing).
 bench-peers: build
 	python3 scripts/bench_peers.py ../shared/bench results/bench-peers 30
+
+## Leave-one-task-out: the learned strategy with history from the other tasks against cold halving, 17 tasks.
+bench-learning: build
+	python3 scripts/bench_learning.py ../shared/bench results/bench-learning
 
 ## Exhaustive vs successive halving on ../shared/bench with candidates/large.yaml (numbers for the README).
 bench-search: build

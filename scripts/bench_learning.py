@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Leave-one-task-out benchmark of the learned strategy (make bench-learning).
+
+Tasks: every task in BENCH_DIR, the bundled example (examples/shop-support/task, made by `retort demo`), and generated
+variants of satimage, letter and ha-intents-en (scripts/make_variants.py: half the rows, merged classes, dropped
+classes, a noisier teacher). Catalog: the default one without encoder-head (whose encoder pass would dominate every
+text run's time).
+
+1. History: one exhaustive search per task, recorded into OUT/history.sqlite (the exhaustive recommendation is the
+   reference answer).
+2. For each task T, in one run: cold successive halving (--no-history) against the learned strategy with a history
+   holding every task but T (a copy of the history with T forgotten), and `retort suggest` on that history first.
+   Compute = candidate-epochs and wall seconds until the final recommendation; "equally good" = the same
+   recommendation, or a student within 0.5 pt of halving's on the primary metric at no larger size.
+
+Usage: scripts/bench_learning.py [BENCH_DIR] [OUT_DIR]
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+bench = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench"
+out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-learning"
+retort = ".build/release/retort"
+os.makedirs(out, exist_ok=True)
+
+# The catalog: default.yaml without the encoder-head entry.
+lines, skip = [], False
+for line in open("candidates/default.yaml"):
+    if line.startswith("  - family:"):
+        skip = "encoder-head" in line
+    elif not line.startswith("    ") and not line.startswith("  #"):
+        skip = False
+    if not skip:
+        lines.append(line)
+catalog = os.path.join(out, "catalog.yaml")
+open(catalog, "w").write("".join(lines))
+
+tasks = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(bench, "*", "task.json")))
+if not os.path.exists("examples/shop-support/task/task.json"):
+    subprocess.run([retort, "demo", "--no-history"], check=True, capture_output=True)
+tasks.append("examples/shop-support/task")
+variants = os.path.join(out, "variants")
+for name in ("satimage", "letter", "ha-intents-en"):
+    base = os.path.join(bench, name)
+    if os.path.isdir(base):
+        made = subprocess.run([sys.executable, "scripts/make_variants.py", base, variants], check=True,
+                              capture_output=True, text=True).stdout.split()
+        tasks.extend(made)
+
+
+def name_of(task):
+    return json.load(open(os.path.join(task, "task.json")))["name"]
+
+
+def search(task, folder, *flags):
+    start = time.time()
+    subprocess.run([retort, "search", "--task", task, "--candidates", catalog, "--out", folder, *flags], check=True,
+                   capture_output=True, text=True)
+    wall = time.time() - start
+    report = json.load(open(sorted(glob.glob(os.path.join(folder, "2*", "report.json")))[-1]))
+    return report, wall
+
+
+def answer(report):
+    rec = report["recommendation"]
+    if rec["candidate"] is None:
+        return None, None, None
+    chosen = next(c for c in report["candidates"] if c["id"] == rec["candidate"])
+    return rec["candidate"], chosen["metrics"][report["primary_metric"]]["value"], chosen["size_bytes"]
+
+
+def family(candidate_id):
+    if candidate_id is None:
+        return "no-distillation"
+    for name in ("embedding-bag", "encoder-head", "linear", "mlp", "prototype", "gbdt"):
+        if candidate_id.startswith(name):
+            return name
+    return candidate_id
+
+
+history = os.path.join(out, "history.sqlite")
+if os.path.exists(history):
+    os.remove(history)
+reference = {}
+print(f"Command: scripts/bench_learning.py {bench} {out}; {len(tasks)} tasks\n", flush=True)
+for task in tasks:
+    report, wall = search(task, os.path.join(out, "exhaustive", name_of(task)), "--strategy", "exhaustive",
+                          "--history", history)
+    reference[task] = (answer(report), report["search"]["candidate_epochs"], wall)
+    print(f"history: {name_of(task)} exhaustive in {wall:.1f} s, {report['search']['candidate_epochs']:.0f} "
+          f"candidate-epochs, recommends {answer(report)[0] or 'no distillation'}", file=sys.stderr, flush=True)
+
+print("| held-out task | kind | halving: recommendation | epochs | wall s | learned: recommendation | epochs | wall s "
+      "| compute ratio (epochs) | wall ratio | equally good | suggest's family | exhaustive's answer |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+rows = []
+for task in tasks:
+    name = name_of(task)
+    held_out = os.path.join(out, "held-out", f"{name}.sqlite")
+    os.makedirs(os.path.dirname(held_out), exist_ok=True)
+    shutil.copy(history, held_out)
+    subprocess.run([retort, "history", "forget", name, "--history", held_out], check=True, capture_output=True)
+    halving, halving_wall = search(task, os.path.join(out, "halving", name), "--strategy", "halving", "--no-history")
+    suggestion = json.loads(subprocess.run([retort, "suggest", "--task", task, "--candidates", catalog, "--history",
+                                            held_out, "--json"], check=True, capture_output=True, text=True).stdout)
+    learned, learned_wall = search(task, os.path.join(out, "learned", name), "--strategy", "learned", "--history",
+                                   held_out)
+    (h_id, h_value, h_size), (l_id, l_value, l_size) = answer(halving), answer(learned)
+    good = h_id == l_id or (l_id is not None and h_id is not None and l_value >= h_value - 0.005 and l_size <= h_size)
+    ratio = halving["search"]["candidate_epochs"] / max(learned["search"]["candidate_epochs"], 1e-9)
+    wall_ratio = halving_wall / learned_wall
+    suggested = family(suggestion["candidate"])
+    rows.append((ratio, good, suggested == family(l_id), wall_ratio))
+    kind = json.load(open(os.path.join(task, "task.json")))["kind"]
+    print(f"| {name} | {kind} "
+          f"| {h_id or 'no distillation'} | {halving['search']['candidate_epochs']:.0f} | {halving_wall:.1f} "
+          f"| {l_id or 'no distillation'} | {learned['search']['candidate_epochs']:.0f} | {learned_wall:.1f} "
+          f"| {ratio:.1f}× | {wall_ratio:.1f}× | {'yes' if good else 'no'} | {suggested} "
+          f"| {reference[task][0][0] or 'no distillation'} |", flush=True)
+
+n = len(rows)
+both = sum(1 for r in rows if r[0] >= 3 and r[1])
+print(f"\n{both}/{n} tasks ({100 * both / n:.0f}%) with ≥ 3× less compute (candidate-epochs) at an equally good "
+      f"recommendation (target ≥ 80%); equally good on {sum(1 for r in rows if r[1])}/{n}; "
+      f"median compute ratio {sorted(r[0] for r in rows)[n // 2]:.1f}×, median wall ratio "
+      f"{sorted(r[3] for r in rows)[n // 2]:.1f}×; suggest named the learned search's family on "
+      f"{sum(1 for r in rows if r[2])}/{n} ({100 * sum(1 for r in rows if r[2]) / n:.0f}%, target ≥ 70%).")
