@@ -13,6 +13,9 @@ public enum CandidatesCSV {
         ]
         for metric in metrics { header += ["val_\(metric)", "val_\(metric)_lo", "val_\(metric)_hi"] }
         header += ["test_\(report.primaryMetric)", "reason"]
+        // Learned strategy: history's predictions, in their own columns (never in the measured ones).
+        let predicted = report.candidates.contains { $0.predicted != nil }
+        if predicted { header += ["predicted_gap", "predicted_gap_sd", "predicted_latency_ms_p50"] }
         var lines = [header.joined(separator: ",")]
         for trial in report.candidates {
             var fields: [String] = [
@@ -31,6 +34,12 @@ public enum CandidatesCSV {
             }
             fields.append(optional(trial.testMetrics?[report.primaryMetric]?.value))
             fields.append(trial.reason ?? "")
+            if predicted {
+                fields += [
+                    optional(trial.predicted?.gap), optional(trial.predicted?.gapSD),
+                    optional(trial.predicted?.latencyMsP50),
+                ]
+            }
             lines.append(fields.map(quote).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -230,11 +230,21 @@ public enum HTMLReport {
     }
 
     static func table(_ report: RunReport, metric: String) -> String {
-        var html = "<h2>Candidates (click a column to sort)</h2>\n<table>\n<thead><tr>"
-        for header in [
+        let predicted = report.candidates.contains { $0.predicted != nil }
+        var html = "<h2>Candidates (click a column to sort)</h2>\n"
+        if predicted {
+            html +=
+                "<p>The learned strategy predicted each candidate's gap to the teacher from history before training; "
+                + "the two <em>predicted</em> columns are predictions, not measurements. Candidates it did not train "
+                + "have no measured figures.</p>\n"
+        }
+        html += "<table>\n<thead><tr>"
+        var headers = [
             "candidate", "status", "fidelity", "val \(metric)", "CI low", "CI high", "test \(metric)", "p50 ms",
             "size bytes", "FLOPs", "$ per 1M",
-        ] {
+        ]
+        if predicted { headers += ["predicted gap", "predicted ± 2 sd"] }
+        for header in headers {
             html += "<th>\(escape(header))</th>"
         }
         html += "</tr></thead>\n<tbody>\n"
@@ -255,7 +265,11 @@ public enum HTMLReport {
             html += "<td data-v=\"\(trial.sizeBytes)\">\(escape(ByteSize.format(trial.sizeBytes)))</td>"
             html +=
                 "<td data-v=\"\(trial.flopsPerExample)\">\(trial.flopsPerExample)</td>"
-                + cell(trial.costPer1MUSD, "%.6f") + "</tr>\n"
+                + cell(trial.costPer1MUSD, "%.6f")
+            if predicted {
+                html += cell(trial.predicted?.gap, "%+.4f") + cell(trial.predicted.map { 2 * $0.gapSD }, "%.4f")
+            }
+            html += "</tr>\n"
         }
         return html + "</tbody>\n</table>\n"
     }

@@ -100,6 +100,13 @@ final class OrderLog: @unchecked Sendable {
             #expect(trial.metrics.isEmpty && trial.predicted != nil && (trial.reason ?? "").contains("not trained"))
         }
         #expect(learned.trials.allSatisfy { $0.predicted != nil })
+        let report = RunReport(job: "j", runId: "r", createdAt: Date(), outcome: learned)
+        #expect(
+            CandidatesCSV.render(report).hasPrefix("id,") && CandidatesCSV.render(report).contains(",predicted_gap,"))
+        #expect(HTMLReport.render(report).contains("<th>predicted gap</th>"))
+        let plain = RunReport(job: "j", runId: "r", createdAt: Date(), outcome: exhaustive)
+        #expect(
+            !CandidatesCSV.render(plain).contains("predicted") && !HTMLReport.render(plain).contains("predicted gap"))
     }
 
     @Test("no student can reach the teacher: no distillation after at most 2 full-fidelity training runs")
