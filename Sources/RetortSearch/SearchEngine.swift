@@ -153,7 +153,9 @@ public enum SearchEngine {
         }
 
         let feasible = groups.reduce(0) { $0 + $1.members.count }
-        let minimumEpochs = groups.map(\.options.epochs).min() ?? 1
+        // Closed-form students (prototype, one "epoch") finish in the first rung whatever the schedule; they must not
+        // shrink it (with them counted, the default catalog's halving had a single rung: it was exhaustive).
+        let minimumEpochs = groups.filter { $0.architecture.family != .prototype }.map(\.options.epochs).min() ?? 1
         let rungCount: Int
         switch settings.strategy {
         case .exhaustive: rungCount = 1

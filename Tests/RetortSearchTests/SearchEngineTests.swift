@@ -121,6 +121,28 @@ let halvingCatalog = """
     """
 
 @Suite struct HalvingTests {
+    @Test("a closed-form prototype in the catalog does not collapse halving into one rung")
+    func prototypeDoesNotCollapseRungs() async throws {
+        let task = try smallNumericTask(learnable: true, count: 300)
+        let yaml = """
+            numeric:
+              - family: mlp
+                hidden: [[8], [16], [32], [64]]
+                precision: [fp32]
+                epochs: 27
+                patience: 27
+              - family: prototype
+                precision: [fp32]
+            """
+        let catalog = try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))
+        let halving = try await SearchEngine.run(
+            task: task, settings: SearchSettings(catalog: catalog, seed: 1, strategy: .halving), storage: nil)
+        let exhaustive = try await SearchEngine.run(
+            task: task, settings: SearchSettings(catalog: catalog, seed: 1, strategy: .exhaustive), storage: nil)
+        #expect(halving.trials.contains { $0.status == .pruned })
+        #expect(halving.summary.candidateEpochs < exhaustive.summary.candidateEpochs)
+    }
+
     func task() throws -> TaskData {
         let folder = try SyntheticTasks.writeTask(
             name: "blobs6", kind: .numeric,
