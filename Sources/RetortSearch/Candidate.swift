@@ -86,6 +86,9 @@ public struct Candidate: Sendable, Equatable {
             "lr": .double(Double(training.learningRate)), "temperature": .double(Double(training.loss.temperature)),
             "alpha": .double(Double(training.loss.alpha)), "early_stopping": .string(training.earlyStopping.rawValue),
         ]
+        if training.learningRateSchedule != .constant {
+            config["lr_schedule"] = .string(training.learningRateSchedule.rawValue)
+        }
         if family == .mlp { config["hidden"] = .ints(hidden) }
         if family == .embeddingBag, let dim = hidden.first { config["dim"] = .int(dim) }
         if family == .prototype { config = ["scoring": .string(bucketsLog2 == nil ? "euclidean" : "cosine")] }

@@ -37,6 +37,7 @@ public struct CandidateCatalog: Sendable {
     static let entryKeys: Set<String> = [
         "family", "hidden", "dim", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",
         "patience", "early_stopping", "char_ngrams", "depth", "rounds", "encoder", "layers", "max_length",
+        "lr_schedule",
     ]
 
     /// Where `make models` puts the default encoder (relative to the working directory).
@@ -104,6 +105,9 @@ public struct CandidateCatalog: Sendable {
                     throw precision.error("gbdt students come in fp32 and fp16 (trees have no int8 form here)")
                 }
                 if let epochs = fields["epochs"] { throw epochs.error("a gbdt's length is rounds, not epochs") }
+                if let schedule = fields["lr_schedule"] {
+                    throw schedule.error("a gbdt's shrinkage is constant; remove lr_schedule")
+                }
             case .encoderHead:
                 guard kind == .text else {
                     throw familyValue.error("encoder-head students read text; use them on text tasks")
@@ -117,7 +121,7 @@ public struct CandidateCatalog: Sendable {
                 hiddenOptions = [[]]
             }
             if family == .prototype,
-                let trainingKey = ["lr", "epochs", "batch_size", "temperature", "alpha", "patience"].first(where: {
+                let trainingKey = ["lr", "epochs", "batch_size", "temperature", "alpha", "patience", "lr_schedule"].first(where: {
                     fields[$0] != nil
                 }), let value = fields[trainingKey]
             {
@@ -210,6 +214,15 @@ public struct CandidateCatalog: Sendable {
                         return parsed
                     }
                 } ?? [defaults.earlyStopping]
+            let schedules =
+                try fields["lr_schedule"].map { (value) throws(DataError) in
+                    try strings(value).map { (name) throws(DataError) -> TrainingOptions.LearningRateSchedule in
+                        guard let parsed = TrainingOptions.LearningRateSchedule(rawValue: name) else {
+                            throw value.error("lr_schedule is constant or linear, not \"\(name)\"")
+                        }
+                        return parsed
+                    }
+                } ?? [.constant]
             var optionsGrid: [TrainingOptions] = []
             for lr in learningRates {
                 for epochCount in epochs {
@@ -218,13 +231,16 @@ public struct CandidateCatalog: Sendable {
                             for alpha in alphas {
                                 for patience in patiences {
                                     for stopping in stoppings {
-                                        optionsGrid.append(
-                                            TrainingOptions(
+                                        for schedule in schedules {
+                                            var options = TrainingOptions(
                                                 epochs: epochCount, batchSize: batch, learningRate: Float(lr),
                                                 patience: patience,
                                                 loss: DistillationLoss(
                                                     temperature: Float(temperature), alpha: Float(alpha)),
-                                                earlyStopping: stopping))
+                                                earlyStopping: stopping)
+                                            options.learningRateSchedule = schedule
+                                            optionsGrid.append(options)
+                                        }
                                     }
                                 }
                             }
@@ -275,6 +291,9 @@ public struct CandidateCatalog: Sendable {
         if options.loss.alpha != defaults.loss.alpha { parts.append("a\(formatShort(Double(options.loss.alpha)))") }
         if options.patience != defaults.patience { parts.append("p\(options.patience)") }
         if options.earlyStopping != defaults.earlyStopping { parts.append("es-\(options.earlyStopping.rawValue)") }
+        if options.learningRateSchedule != defaults.learningRateSchedule {
+            parts.append("lr-\(options.learningRateSchedule.rawValue)")
+        }
         return parts.joined(separator: "-")
     }
 

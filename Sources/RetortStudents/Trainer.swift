@@ -15,6 +15,16 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var loss: DistillationLoss
     /// What early stopping watches on validation.
     public var earlyStopping: EarlyStopping
+    /// How the learning rate moves over the planned epochs.
+    public var learningRateSchedule: LearningRateSchedule = .constant
+
+    /// A learning-rate schedule.
+    public enum LearningRateSchedule: String, Sendable, Codable, CaseIterable {
+        /// The same rate throughout.
+        case constant
+        /// Decaying linearly to 0 at the last planned epoch, batch by batch (fastText's schedule).
+        case linear
+    }
 
     /// What early stopping watches on the validation split.
     public enum EarlyStopping: String, Sendable, Codable, CaseIterable {
@@ -138,10 +148,17 @@ public struct TrainingSession: Sendable {
         var remaining = count
         let n = train.features.rows
         var order = Array(0..<n)
+        let batches = max(1, (n + options.batchSize - 1) / options.batchSize)
         while remaining > 0 && !isFinished {
             order.shuffle(using: &generator)
             var start = 0
             while start < n {
+                if options.learningRateSchedule == .linear {
+                    let progress =
+                        (Double(epochsRun) + Double(start / options.batchSize) / Double(batches))
+                        / Double(max(options.epochs, 1))
+                    optimizer.learningRate = options.learningRate * Float(max(0, 1 - progress))
+                }
                 let batch = order[start..<min(start + options.batchSize, n)]
                 let features = train.features.gatheringRows(batch)
                 let targets = temperedTargets.gatheringRows(batch)
