@@ -121,9 +121,10 @@ public struct CandidateCatalog: Sendable {
                 hiddenOptions = [[]]
             }
             if family == .prototype,
-                let trainingKey = ["lr", "epochs", "batch_size", "temperature", "alpha", "patience", "lr_schedule"].first(where: {
-                    fields[$0] != nil
-                }), let value = fields[trainingKey]
+                let trainingKey = ["lr", "epochs", "batch_size", "temperature", "alpha", "patience", "lr_schedule"]
+                    .first(where: {
+                        fields[$0] != nil
+                    }), let value = fields[trainingKey]
             {
                 throw value.error("a prototype student is computed in closed form; remove \(trainingKey)")
             }
