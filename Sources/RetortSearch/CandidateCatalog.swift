@@ -210,7 +210,8 @@ public struct CandidateCatalog: Sendable {
                 try fields["early_stopping"].map { (value) throws(DataError) in
                     try strings(value).map { (name) throws(DataError) -> TrainingOptions.EarlyStopping in
                         guard let parsed = TrainingOptions.EarlyStopping(rawValue: name) else {
-                            throw value.error("early_stopping is teacher or objective, not \"\(name)\"")
+                            throw value.error(
+                                "early_stopping is teacher, objective, agreement or none, not \"\(name)\"")
                         }
                         return parsed
                     }

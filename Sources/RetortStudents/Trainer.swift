@@ -33,6 +33,12 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         /// The training objective itself (the distillation loss with its α and T): with α = 0, the hard-label
         /// cross-entropy, as fastText-style training on the teacher's answers would use.
         case objective
+        /// Agreement with the teacher's answers on validation (the tracked value is 1 − agreement): the epoch whose
+        /// answers match the teacher's most, which on hard labels comes later than the lowest cross-entropy.
+        case agreement
+        /// No early stopping: every planned epoch runs and the last one is kept (fastText's way; pair it with a
+        /// decaying `lr_schedule`).
+        case none
     }
 
     /// Options with the given values.
@@ -83,7 +89,8 @@ public struct TrainingSession: Sendable {
     public internal(set) var validationLosses: [Float] = []
     /// Whether early stopping fired.
     public internal(set) var stoppedEarly = false
-    var optimizer: Adam
+    /// The optimizer (its learning rate follows the schedule).
+    public internal(set) var optimizer: Adam
     var generator: SeededGenerator
     var bestLoss = Float.infinity
     let temperedTargets: Matrix
@@ -174,6 +181,12 @@ public struct TrainingSession: Sendable {
             switch options.earlyStopping {
             case .teacher:
                 loss = try Self.crossEntropy(network, on: validation)
+            case .none:
+                loss = -Float(epochsRun)
+            case .agreement:
+                let predicted = try network.logits(validation.features).argmaxPerRow()
+                let same = zip(predicted, validation.hardLabels).filter { $0 == $1 }.count
+                loss = 1 - Float(same) / Float(max(validation.hardLabels.count, 1))
             case .objective:
                 loss =
                     options.loss.lossAndGradient(

@@ -173,7 +173,9 @@ func trial(
             ("text:\n  - family: embedding-bag\n    buckets_log2: [12]\n", 2, "dim"),
             ("numeric:\n  - family: embedding-bag\n    dim: [8]\n", 2, "text"),
             ("numeric:\n  - family: prototype\n    lr: 0.1\n", 3, "closed form"),
-            ("numeric:\n  - family: linear\n    early_stopping: never\n", 3, "teacher or objective"),
+            ("numeric:\n  - family: linear\n    early_stopping: never\n", 3, "teacher, objective, agreement or none"),
+            ("numeric:\n  - family: linear\n    lr_schedule: cosine\n", 3, "constant or linear"),
+            ("numeric:\n  - family: gbdt\n    lr_schedule: linear\n", 3, "shrinkage is constant"),
             ("text:\n  - family: gbdt\n    buckets_log2: [12]\n", 2, "numeric"),
             ("numeric:\n  - family: gbdt\n    precision: [fp32, int8]\n", 3, "fp16"),
         ] {

@@ -49,6 +49,35 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
         #expect(accuracy > 0.9)
     }
 
+    @Test("early_stopping none keeps the last epoch, agreement tracks 1 − agreement, a linear schedule ends near 0")
+    func stoppingAndSchedules() throws {
+        let train = blobs(count: 300, seed: 1)
+        let validation = blobs(count: 90, seed: 2)
+        let trainSplit = TrainingSplit(
+            features: .dense(train.features), teacherProbabilities: train.probabilities, hardLabels: train.labels)
+        let validationSplit = TrainingSplit(
+            features: .dense(validation.features), teacherProbabilities: validation.probabilities,
+            hardLabels: validation.labels)
+        let architecture = Architecture(
+            family: .linear, hidden: [], inputDimension: 5, outputDimension: 3, sparseInput: false)
+        var options = TrainingOptions(epochs: 8, batchSize: 32, learningRate: 0.05, patience: 2)
+        options.earlyStopping = .none
+        options.learningRateSchedule = .linear
+        var last = TrainingSession(architecture: architecture, train: trainSplit, options: options, seed: 3)
+        try last.runEpochs(8, train: trainSplit, validation: validationSplit)
+        #expect(last.epochsRun == 8 && last.bestEpoch == 8 && last.best == last.network)
+        // The last batch of the last epoch ran at (1 − (7 + 9/10) / 8) of the rate: below 2% of it.
+        #expect(last.optimizer.learningRate > 0 && last.optimizer.learningRate < 0.05 * 0.02)
+        options.earlyStopping = .agreement
+        options.learningRateSchedule = .constant
+        var agreeing = TrainingSession(architecture: architecture, train: trainSplit, options: options, seed: 3)
+        try agreeing.runEpochs(8, train: trainSplit, validation: validationSplit)
+        let predictions = try agreeing.best.logits(.dense(validation.features)).argmaxPerRow()
+        let agreement = Float(zip(predictions, validation.labels).filter { $0 == $1 }.count) / 90
+        #expect(abs(agreeing.validationLosses[agreeing.bestEpoch - 1] - (1 - agreement)) < 1e-6)
+        #expect(agreeing.optimizer.learningRate == 0.05)
+    }
+
     @Test("the same seed trains the same network")
     func deterministicTraining() throws {
         let train = blobs(count: 120, seed: 4)
@@ -258,6 +287,12 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
                         logits: try session.network.logits(split.features), temperedTargets: split.teacherProbabilities,
                         hardLabels: split.hardLabels
                     ).loss
+            case .agreement:
+                let predicted = try session.network.logits(split.features).argmaxPerRow()
+                expected =
+                    1 - Float(zip(predicted, split.hardLabels).filter { $0 == $1 }.count)
+                    / Float(split.hardLabels.count)
+            case .none: expected = -1
             }
             #expect(approximatelyEqual(watched, expected, relative: 1e-5))
         }
