@@ -13,7 +13,7 @@ for task in "$bench"/*/; do
     [ -f "$task/task.json" ] || continue
     echo "== $name" >&2
     start=$EPOCHREALTIME
-    .build/release/retort search --task "$task" --out "$out/$name" > "$out/$name.log" 2>&1 \
+    .build/release/retort search --task "$task" --out "$out/$name" --strategy exhaustive > "$out/$name.log" 2>&1 \
         || { echo "search failed on $name: see $out/$name.log" >&2; exit 1; }
     echo "$start $EPOCHREALTIME" > "$out/$name.time"
 done
