@@ -51,7 +51,7 @@ for task_json in sorted(glob.glob(os.path.join(bench, "*", "task.json"))):
         continue
     task = os.path.dirname(task_json)
     name = os.path.basename(task)
-    log = subprocess.run([".build/release/retort", "search", "--task", task, "--candidates", catalog, "--out",
+    log = subprocess.run([".build/release/retort", "search", "--strategy", "exhaustive", "--task", task, "--candidates", catalog, "--out",
                           os.path.join(out, name)], capture_output=True, text=True, check=True)
     cache = re.search(r"encoder vectors for every split and depth: ([0-9.]+) s", log.stdout + log.stderr)
     report = json.load(open(sorted(glob.glob(os.path.join(out, name, "2*", "report.json")))[-1]))

@@ -42,7 +42,7 @@ for task_json in sorted(glob.glob(os.path.join(bench, "*", "task.json"))):
     folder = os.path.join(out, name)
     os.makedirs(folder, exist_ok=True)
     with open(folder + ".log", "w") as log:
-        if subprocess.call([".build/release/retort", "search", "--task", task, "--out", folder], stdout=log,
+        if subprocess.call([".build/release/retort", "search", "--strategy", "exhaustive", "--task", task, "--out", folder], stdout=log,
                            stderr=subprocess.STDOUT) != 0:
             sys.exit(f"search failed on {name}: see {folder}.log")
     report = json.load(open(sorted(glob.glob(os.path.join(folder, "2*", "report.json")))[-1]))

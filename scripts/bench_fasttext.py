@@ -56,7 +56,7 @@ for chars in (False, True):
             f.write(f"text:\n  - {{family: embedding-bag, dim: [{dim}], buckets_log2: [16], char_ngrams: {str(chars).lower()}, "
                     "alpha: 0, early_stopping: objective, precision: [fp32]}\n")
         folder = os.path.join(out, f"retort-{dim}-{chars}")
-        subprocess.check_call([".build/release/retort", "search", "--task", task, "--candidates", catalog, "--out",
+        subprocess.check_call([".build/release/retort", "search", "--strategy", "exhaustive", "--task", task, "--candidates", catalog, "--out",
                                folder, "--workers", "1"], stdout=subprocess.DEVNULL)
         report = json.load(open(sorted(glob.glob(os.path.join(folder, "2*", "report.json")))[-1]))
         ours = report["candidates"][0]

@@ -65,7 +65,7 @@ for task_json in sorted(glob.glob(os.path.join(bench, "*", "task.json"))):
         with open(catalog, "w") as f:
             f.write(f"numeric:\n  - {{family: gbdt, depth: [{depth}], rounds: [100], precision: [fp32]}}\n")
         folder = os.path.join(out, f"{name}-{depth}")
-        subprocess.check_call([".build/release/retort", "search", "--task", task, "--candidates", catalog, "--out",
+        subprocess.check_call([".build/release/retort", "search", "--strategy", "exhaustive", "--task", task, "--candidates", catalog, "--out",
                                folder, "--workers", "1", "--max-drop", "1"], stdout=subprocess.DEVNULL)
         report = json.load(open(sorted(glob.glob(os.path.join(folder, "2*", "report.json")))[-1]))
         ours = report["candidates"][0]

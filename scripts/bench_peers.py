@@ -70,7 +70,7 @@ def retort(task, name, entry):
     with open(catalog, "w") as f:
         f.write(f"{kind}:\n  - {entry}\n")
     folder = os.path.join(out, name)
-    subprocess.check_call([".build/release/retort", "search", "--task", task, "--candidates", catalog, "--out",
+    subprocess.check_call([".build/release/retort", "search", "--strategy", "exhaustive", "--task", task, "--candidates", catalog, "--out",
                            folder, "--workers", "1", "--max-drop", "1"], stdout=subprocess.DEVNULL)
     report = json.load(open(sorted(glob.glob(os.path.join(folder, "2*", "report.json")))[-1]))
     ours = report["candidates"][0]
