@@ -15,6 +15,8 @@ public struct Candidate: Sendable, Equatable {
 
     /// encoder-head: the pretrained encoder, its kept layers and tokens per input.
     public var encoder: EncoderChoice?
+    /// Made up by the learned strategy between frontier neighbours, not listed in the catalog.
+    public var invented = false
 
     /// The featurizer this candidate reads (candidates with equal keys share features).
     public var featureKey: FeatureKey { FeatureKey(bucketsLog2: bucketsLog2, charNgrams: charNgrams, encoder: encoder) }

@@ -85,6 +85,43 @@ extension SearchEngine {
         }
     }
 
+    /// New sizes between neighbours on the frontier of what trained: for two frontier members of the same family
+    /// (`mlp` with one hidden layer, or `embedding-bag`) that differ only in width, the geometric mean width rounded
+    /// to a multiple of 8, in each precision of the pair, when no candidate of that width exists yet.
+    public static func inventCandidates(trials: [TrialResult], candidates: [Candidate], metric: String) -> [Candidate] {
+        let complete = trials.filter { $0.status == .complete && $0.fidelity >= 1 }
+        let points = complete.map {
+            FrontierPoint(
+                id: $0.id, quality: $0.metrics[metric]?.value ?? -.infinity, latencyTier: 0,
+                flops: Double($0.flopsPerExample), size: Double($0.sizeBytes))
+        }
+        let onFrontier = Set(paretoFrontier(of: points).map(\.id))
+        let byId = Dictionary(uniqueKeysWithValues: candidates.map { ($0.id, $0) })
+        let frontier = candidates.filter {
+            onFrontier.contains($0.id) && $0.hidden.count == 1 && ($0.family == .mlp || $0.family == .embeddingBag)
+        }
+        var existing = Set(candidates.map(\.id))
+        var made: [Candidate] = []
+        for a in frontier {
+            for b in frontier where b.hidden[0] > a.hidden[0] {
+                var probe = b
+                probe.hidden = a.hidden
+                // Same family, features, precision and training: only the width differs.
+                guard probe.id == a.id || probe.trainingKey == a.trainingKey, b.precision == a.precision,
+                    b.hidden[0] >= 2 * a.hidden[0]
+                else { continue }
+                let width = max(8, Int(((Double(a.hidden[0]) * Double(b.hidden[0])).squareRoot() / 8).rounded()) * 8)
+                guard width > a.hidden[0], width < b.hidden[0] else { continue }
+                var candidate = a
+                candidate.hidden = [width]
+                candidate.invented = true
+                guard byId[candidate.id] == nil, existing.insert(candidate.id).inserted else { continue }
+                made.append(candidate)
+            }
+        }
+        return made
+    }
+
     /// Why a candidate was not trained, with the prediction it was judged on.
     static func notTrainedReason(_ prediction: CandidatePrediction?, current: TrialResult?, z: Double, maxDrop: Double)
         -> String

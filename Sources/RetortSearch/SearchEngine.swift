@@ -95,7 +95,7 @@ public enum SearchEngine {
         let reported =
             settings.suite.metrics.contains(metric) ? settings.suite.metrics : settings.suite.metrics + [metric]
 
-        let candidates = settings.catalog.candidates(for: task.kind)
+        var candidates = settings.catalog.candidates(for: task.kind)
         guard !candidates.isEmpty else {
             throw SearchError(
                 "the candidate catalog lists no \(task.kind.rawValue) candidates; add a \"\(task.kind.rawValue):\" section"
@@ -146,7 +146,7 @@ public enum SearchEngine {
             features: features)
         var trials = space.blocked
         let groups = space.groups
-        let member = Dictionary(
+        var member = Dictionary(
             uniqueKeysWithValues: groups.flatMap { group in group.members.map { ($0.id, (group, $0)) } })
         for trial in trials.values.sorted(by: { $0.id < $1.id }) {
             events(.trial(trial, index: 0, total: candidates.count))
@@ -159,7 +159,7 @@ public enum SearchEngine {
         let rungCount: Int
         switch settings.strategy {
         case .exhaustive: rungCount = 1
-        case .learned: rungCount = max(1, groups.count)
+        case .learned: rungCount = max(1, groups.count) + 8
         case .halving:
             var r = 0
             while r + 2 <= settings.maxRungs && pow(Double(settings.eta), Double(r + 1)) <= Double(feasible)
@@ -193,6 +193,7 @@ public enum SearchEngine {
         var pending = settings.strategy == .learned ? learnedOrder(groups, settings: settings) : []
         var wave: [TrainingGroup] = []
         var notTrained = 0
+        var invented = false
         events(
             .phase(
                 "\(settings.strategy.rawValue): \(feasible) feasible candidates in \(groups.count) training runs, "
@@ -234,6 +235,31 @@ public enum SearchEngine {
                                 events(.trial(trial, index: announced, total: total))
                             }
                         }
+                    }
+                }
+                if pending.isEmpty && !invented {
+                    // Beyond the catalog: sizes between frontier neighbours, trained in one more wave.
+                    invented = true
+                    let made = inventCandidates(
+                        trials: candidates.compactMap { trials[$0.id] }, candidates: candidates, metric: metric.rawValue
+                    )
+                    if !made.isEmpty {
+                        let extra = CandidateSpace(
+                            candidates: made, task: task, constraints: settings.constraints, seed: settings.seed,
+                            features: features)
+                        candidates += made
+                        for (id, trial) in extra.blocked { trials[id] = trial }
+                        for group in extra.groups {
+                            for candidate in group.members {
+                                member[candidate.id] = (group, candidate)
+                                alive.insert(candidate.id)
+                            }
+                        }
+                        pending = extra.groups
+                        events(
+                            .phase(
+                                "beyond the catalog: \(made.count) invented candidate(s) between frontier neighbours: "
+                                    + made.map(\.id).joined(separator: ", ")))
                     }
                 }
                 wave = Array(pending.prefix(max(2, settings.workers)))
@@ -452,7 +478,12 @@ public enum SearchEngine {
 
         events(.phase("frontier and recommendation"))
         var ordered = candidates.compactMap { trials[$0.id] }
-        for index in ordered.indices { ordered[index].predicted = settings.predictions[ordered[index].id] }
+        for index in ordered.indices {
+            ordered[index].predicted = settings.predictions[ordered[index].id]
+            if candidates.first(where: { $0.id == ordered[index].id })?.invented == true {
+                ordered[index].invented = true
+            }
+        }
         if settings.constraints.device != nil {
             for index in ordered.indices {
                 ordered[index].deviceLatencyMsP50 = ordered[index].latencyMsP50.map {

@@ -61,6 +61,8 @@ public struct TrialResult: Sendable, Codable, Equatable {
     public var reason: String?
     /// What history predicted before training (learned strategy): labelled as a prediction, never as measured.
     public var predicted: CandidatePrediction?
+    /// True when the learned strategy made this candidate up beyond the catalog.
+    public var invented: Bool?
 
     /// A record; optional measurements default to absent.
     public init(
@@ -109,7 +111,7 @@ public struct TrialResult: Sendable, Codable, Equatable {
         case epochsRun = "epochs_run"
         case bestEpoch = "best_epoch"
         case trainSeconds = "train_seconds"
-        case predicted
+        case predicted, invented
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import RetortData
+import RetortEvals
 import RetortHistory
 import RetortReports
 import RetortSearch
@@ -99,7 +100,8 @@ final class OrderLog: @unchecked Sendable {
         for trial in learned.trials where trial.status == .skipped {
             #expect(trial.metrics.isEmpty && trial.predicted != nil && (trial.reason ?? "").contains("not trained"))
         }
-        #expect(learned.trials.allSatisfy { $0.predicted != nil })
+        #expect(learned.trials.filter { $0.invented != true }.allSatisfy { $0.predicted != nil })
+        #expect(learned.trials.filter { $0.invented == true }.allSatisfy { $0.status == .complete })
         let report = RunReport(job: "j", runId: "r", createdAt: Date(), outcome: learned)
         #expect(
             CandidatesCSV.render(report).hasPrefix("id,") && CandidatesCSV.render(report).contains(",predicted_gap,"))
@@ -121,5 +123,35 @@ final class OrderLog: @unchecked Sendable {
         #expect(learned.recommendation.candidate == nil)
         #expect(learned.summary.trials <= 2, "\(learned.summary)")
         #expect(learned.summary.stoppedBecause.contains("could change the recommendation"))
+    }
+}
+
+@Suite struct InventedCandidateTests {
+    @Test("beyond the catalog: a width between two frontier neighbours of one family, in their precision, once")
+    func inventsBetweenNeighbours() throws {
+        let catalog = try CandidateCatalog(
+            try YAMLValue.parse(
+                "numeric:\n  - {family: mlp, hidden: [[8], [64], [96]], precision: [int8]}\n  - {family: linear}\n",
+                file: "c.yaml"))
+        let candidates = catalog.numeric
+        func trial(_ id: String, quality: Double, flops: Int, size: Int) throws -> TrialResult {
+            let candidate = try #require(candidates.first { $0.id == id })
+            return TrialResult(
+                id: id, family: candidate.family, config: candidate.config, precision: candidate.precision, params: 1,
+                sizeBytes: size, flopsPerExample: flops,
+                metrics: ["accuracy": MetricEstimate(value: quality, ci95: quality...quality)], fidelity: 1,
+                status: .complete, onFrontier: false)
+        }
+        let trials = [
+            try trial("mlp-8x1-int8", quality: 0.80, flops: 100, size: 100),
+            try trial("mlp-64x1-int8", quality: 0.90, flops: 800, size: 800),
+            try trial("mlp-96x1-int8", quality: 0.85, flops: 1200, size: 1200),  // dominated: no pair with it
+            try trial("linear-fp32", quality: 0.70, flops: 50, size: 50),
+        ]
+        let made = SearchEngine.inventCandidates(trials: trials, candidates: candidates, metric: "accuracy")
+        #expect(made.map(\.id) == ["mlp-24x1-int8"])
+        #expect(made.allSatisfy { $0.invented })
+        let again = SearchEngine.inventCandidates(trials: trials, candidates: candidates + made, metric: "accuracy")
+        #expect(again.isEmpty)
     }
 }
