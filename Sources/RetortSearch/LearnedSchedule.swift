@@ -86,10 +86,15 @@ extension SearchEngine {
     }
 
     /// New sizes between neighbours on the frontier of what trained: for two frontier members of the same family
-    /// (`mlp` with one hidden layer, or `embedding-bag`) that differ only in width, the geometric mean width rounded
-    /// to a multiple of 8, in each precision of the pair, when no candidate of that width exists yet.
-    public static func inventCandidates(trials: [TrialResult], candidates: [Candidate], metric: String) -> [Candidate] {
+    /// (`mlp` with one hidden layer, or `embedding-bag`) that differ only in width (by 2× or more), the geometric mean
+    /// width rounded to a multiple of 8, in the pair's precision, when no candidate of that width exists yet. Each comes
+    /// with a prediction interpolated from its two neighbours' measured gaps (their mean, with half their difference,
+    /// at least `floor`, as the standard deviation), so the stop rule can judge it like any other.
+    public static func inventCandidates(
+        trials: [TrialResult], candidates: [Candidate], metric: String, floor: Double = 0.01
+    ) -> [(candidate: Candidate, prediction: CandidatePrediction)] {
         let complete = trials.filter { $0.status == .complete && $0.fidelity >= 1 }
+        let byTrial = Dictionary(uniqueKeysWithValues: complete.map { ($0.id, $0) })
         let points = complete.map {
             FrontierPoint(
                 id: $0.id, quality: $0.metrics[metric]?.value ?? -.infinity, latencyTier: 0,
@@ -101,22 +106,29 @@ extension SearchEngine {
             onFrontier.contains($0.id) && $0.hidden.count == 1 && ($0.family == .mlp || $0.family == .embeddingBag)
         }
         var existing = Set(candidates.map(\.id))
-        var made: [Candidate] = []
+        var made: [(Candidate, CandidatePrediction)] = []
         for a in frontier {
-            for b in frontier where b.hidden[0] > a.hidden[0] {
+            for b in frontier where b.hidden[0] >= 2 * a.hidden[0] {
+                // Same family, features, precision and training: only the width differs.
                 var probe = b
                 probe.hidden = a.hidden
-                // Same family, features, precision and training: only the width differs.
-                guard probe.id == a.id || probe.trainingKey == a.trainingKey, b.precision == a.precision,
-                    b.hidden[0] >= 2 * a.hidden[0]
-                else { continue }
+                guard probe.id == a.id else { continue }
                 let width = max(8, Int(((Double(a.hidden[0]) * Double(b.hidden[0])).squareRoot() / 8).rounded()) * 8)
                 guard width > a.hidden[0], width < b.hidden[0] else { continue }
                 var candidate = a
                 candidate.hidden = [width]
                 candidate.invented = true
-                guard byId[candidate.id] == nil, existing.insert(candidate.id).inserted else { continue }
-                made.append(candidate)
+                guard byId[candidate.id] == nil, existing.insert(candidate.id).inserted,
+                    let low = byTrial[a.id]?.differenceToTeacher?.value,
+                    let high = byTrial[b.id]?.differenceToTeacher?.value
+                else { continue }
+                made.append(
+                    (
+                        candidate,
+                        CandidatePrediction(
+                            gap: (low + high) / 2, gapSD: max(abs(high - low) / 2, floor), latencyMsP50: nil,
+                            neighbours: 2)
+                    ))
             }
         }
         return made

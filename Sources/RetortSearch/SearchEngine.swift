@@ -87,6 +87,8 @@ public enum SearchEngine {
         task: TaskData, settings: SearchSettings, storage: RunStorage?,
         events: @escaping @Sendable (SearchEvent) -> Void = { _ in }
     ) async throws -> SearchOutcome {
+        // The learned strategy adds predictions for the candidates it invents.
+        var settings = settings
         let start = DispatchTime.now().uptimeNanoseconds
         let deadline = start &+ UInt64(max(0, min(settings.budgetSeconds, 1e9)) * 1e9)
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
@@ -238,28 +240,35 @@ public enum SearchEngine {
                     }
                 }
                 if pending.isEmpty && !invented {
-                    // Beyond the catalog: sizes between frontier neighbours, trained in one more wave.
+                    // Beyond the catalog: sizes between frontier neighbours, trained in one more wave when their
+                    // interpolated prediction says they could change the recommendation.
                     invented = true
-                    let made = inventCandidates(
-                        trials: candidates.compactMap { trials[$0.id] }, candidates: candidates, metric: metric.rawValue
-                    )
-                    if !made.isEmpty {
-                        let extra = CandidateSpace(
-                            candidates: made, task: task, constraints: settings.constraints, seed: settings.seed,
-                            features: features)
-                        candidates += made
-                        for (id, trial) in extra.blocked { trials[id] = trial }
-                        for group in extra.groups {
+                    var worthIt: [Candidate] = []
+                    for (candidate, prediction) in inventCandidates(
+                        trials: candidates.compactMap { trials[$0.id] }, candidates: candidates,
+                        metric: metric.rawValue)
+                    {
+                        settings.predictions[candidate.id] = prediction
+                        worthIt.append(candidate)
+                    }
+                    let extra = CandidateSpace(
+                        candidates: worthIt, task: task, constraints: settings.constraints, seed: settings.seed,
+                        features: features)
+                    let (keep, _) = partitionPending(extra.groups, current: current, settings: settings)
+                    let kept = keep.flatMap(\.members)
+                    if !kept.isEmpty {
+                        candidates += kept
+                        for group in keep {
                             for candidate in group.members {
                                 member[candidate.id] = (group, candidate)
                                 alive.insert(candidate.id)
                             }
                         }
-                        pending = extra.groups
+                        pending = keep
                         events(
                             .phase(
-                                "beyond the catalog: \(made.count) invented candidate(s) between frontier neighbours: "
-                                    + made.map(\.id).joined(separator: ", ")))
+                                "beyond the catalog: \(kept.count) invented candidate(s) between frontier neighbours: "
+                                    + kept.map(\.id).joined(separator: ", ")))
                     }
                 }
                 wave = Array(pending.prefix(max(2, settings.workers)))

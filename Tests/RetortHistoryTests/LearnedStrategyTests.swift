@@ -139,8 +139,9 @@ final class OrderLog: @unchecked Sendable {
             return TrialResult(
                 id: id, family: candidate.family, config: candidate.config, precision: candidate.precision, params: 1,
                 sizeBytes: size, flopsPerExample: flops,
-                metrics: ["accuracy": MetricEstimate(value: quality, ci95: quality...quality)], fidelity: 1,
-                status: .complete, onFrontier: false)
+                metrics: ["accuracy": MetricEstimate(value: quality, ci95: quality...quality)],
+                differenceToTeacher: MetricEstimate(value: quality - 0.9, ci95: (quality - 0.9)...(quality - 0.9)),
+                fidelity: 1, status: .complete, onFrontier: false)
         }
         let trials = [
             try trial("mlp-8x1-int8", quality: 0.80, flops: 100, size: 100),
@@ -149,9 +150,13 @@ final class OrderLog: @unchecked Sendable {
             try trial("linear-fp32", quality: 0.70, flops: 50, size: 50),
         ]
         let made = SearchEngine.inventCandidates(trials: trials, candidates: candidates, metric: "accuracy")
-        #expect(made.map(\.id) == ["mlp-24x1-int8"])
-        #expect(made.allSatisfy { $0.invented })
-        let again = SearchEngine.inventCandidates(trials: trials, candidates: candidates + made, metric: "accuracy")
+        #expect(made.map(\.candidate.id) == ["mlp-24x1-int8"])
+        #expect(made.allSatisfy { $0.candidate.invented })
+        // Interpolated between the neighbours' gaps (−0.10 and 0.00): −0.05 ± 0.05.
+        #expect(abs((made.first?.prediction.gap ?? 0) + 0.05) < 1e-9)
+        #expect(abs((made.first?.prediction.gapSD ?? 0) - 0.05) < 1e-9)
+        let again = SearchEngine.inventCandidates(
+            trials: trials, candidates: candidates + made.map(\.candidate), metric: "accuracy")
         #expect(again.isEmpty)
     }
 }
