@@ -26,6 +26,7 @@ import time
 bench = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench"
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-learning"
 retort = ".build/release/retort"
+learned_flags = os.environ.get("LEARNED_FLAGS", "").split()  # e.g. LEARNED_FLAGS="--confidence-z 1"
 os.makedirs(out, exist_ok=True)
 
 # The catalog: default.yaml without the encoder-head entry.
@@ -89,7 +90,8 @@ reuse = os.path.exists(history) and all(done)  # a finished phase 1 is reused (d
 if not reuse and os.path.exists(history):
     os.remove(history)
 reference = {}
-print(f"Command: scripts/bench_learning.py {bench} {out}; {len(tasks)} tasks\n", flush=True)
+print(f"Command: {'LEARNED_FLAGS=' + repr(' '.join(learned_flags)) + ' ' if learned_flags else ''}"
+      f"scripts/bench_learning.py {bench} {out}; {len(tasks)} tasks\n", flush=True)
 for task in tasks:
     if reuse:
         report = json.load(open(sorted(glob.glob(os.path.join(out, "exhaustive", name_of(task), "2*",
@@ -118,7 +120,7 @@ for task in tasks:
     suggestion = json.loads(subprocess.run([retort, "suggest", "--task", task, "--candidates", catalog, "--history",
                                             held_out, "--json"], check=True, capture_output=True, text=True).stdout)
     learned, learned_wall = search(task, os.path.join(out, "learned", name), "--strategy", "learned", "--history",
-                                   held_out)
+                                   held_out, *learned_flags)
     (h_id, h_value, h_size), (l_id, l_value, l_size) = answer(halving), answer(learned)
     good = h_id == l_id or (l_id is not None and h_id is not None and l_value >= h_value - 0.005 and l_size <= h_size)
     ratio = halving["search"]["candidate_epochs"] / max(learned["search"]["candidate_epochs"], 1e-9)

@@ -39,6 +39,9 @@ public struct Job {
     /// Whether the job file, a flag or a journal chose the strategy (otherwise a search with enough history uses
     /// `learned`).
     public var strategyChosen = false
+    /// The learned strategy's confidence z (`--confidence-z`; not a job-file key): an untrained candidate is ruled
+    /// out when its prediction + z standard deviations cannot change the recommendation.
+    public var confidenceZ: Double?
     /// Halving's reduction factor η.
     public var eta: Int
     /// Most rungs halving uses.

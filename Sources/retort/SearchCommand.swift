@@ -52,6 +52,12 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "A device profile: phone, edge-cpu, server-vcpu, or a devices/*.yaml file.")
     var device: String?
     @Option(
+        name: .customLong("confidence-z"),
+        help:
+            "Learned strategy: rule a candidate out when its prediction + z standard deviations cannot change the recommendation (default 2; smaller stops earlier)."
+    )
+    var confidenceZ: Double?
+    @Option(
         help:
             "A Hugging Face BERT-family folder (config.json, model.safetensors, vocab.txt) for encoder-head candidates that name no encoder (default: .build-models/all-MiniLM-L6-v2)."
     )
@@ -95,6 +101,12 @@ struct SearchOptions: ParsableArguments {
             job.maxModelBytes = min(job.maxModelBytes ?? profile.memoryBytes, profile.memoryBytes)
         }
         if let out { job.out = URL(fileURLWithPath: out) }
+        if let confidenceZ {
+            guard confidenceZ >= 0, confidenceZ.isFinite else {
+                throw DataError(.usage, "--confidence-z must be a number ≥ 0, e.g. 2")
+            }
+            job.confidenceZ = confidenceZ
+        }
         if let encoder {
             guard
                 FileManager.default.fileExists(
@@ -246,6 +258,7 @@ func runSearch(
     recorded["max_latency_ms"] = job.maxLatencyMs.map { "\($0)" }
     recorded["metric"] = job.metric
     if let path = job.encoderPath { recorded["encoder"] = URL(fileURLWithPath: path).standardizedFileURL.path }
+    recorded["confidence_z"] = job.confidenceZ.map { "\($0)" }
     recorded["candidates"] = catalogPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     recorded["device"] = job.device.map { DeviceProfile.builtIn[$0.name] != nil ? $0.name : "" }
     let storage = RunStorage(
@@ -300,6 +313,7 @@ func runSearch(
 func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws -> SearchSettings {
     var catalog = try job.candidates.map { (value) throws(DataError) in try CandidateCatalog(value) } ?? .standard()
     if let path = job.encoderPath { catalog = catalog.replacingDefaultEncoder(with: path) }
+    let confidenceZ = job.confidenceZ
     let suite = try job.evals.map { (value) throws(DataError) in try EvalSuite(value) } ?? .standard
     var constraints = Constraints(
         maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop, maxFlops: job.maxFlops)
@@ -307,11 +321,13 @@ func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws
         constraints.device = device.name
         constraints.latencyScale = MachineSpeed.sgemmFlopsPerSecond() / device.flopsPerSecond
     }
-    return SearchSettings(
+    var settings = SearchSettings(
         catalog: catalog, suite: suite, metric: job.metric,
         constraints: constraints,
         budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour, strategy: strategy,
         eta: job.eta, workers: workers, maxRungs: job.rungs)
+    if let confidenceZ { settings.confidenceZ = confidenceZ }
+    return settings
 }
 
 /// Applies the settings a journal header recorded (see `runSearch`) to a job rebuilt from its source.
@@ -321,6 +337,7 @@ func applyRecorded(_ options: [String: String], to job: inout Job) throws {
         job.strategyChosen = true
     }
     if let value = options["encoder"] { job.encoderPath = value }
+    if let value = options["confidence_z"].flatMap(Double.init) { job.confidenceZ = value }
     if let value = options["eta"].flatMap(Int.init) { job.eta = value }
     if let value = options["rungs"].flatMap(Int.init) { job.rungs = value }
     if let value = options["seed"].flatMap(UInt64.init) { job.seed = value }

@@ -40,6 +40,16 @@ import Testing
         #expect(missing.exitCode == 66 && missing.stderr.contains("no run, task name or fingerprint"))
     }
 
+    @Test("--strategy learned needs a history; --confidence-z must be a number ≥ 0")
+    func learnedUsageErrors() async throws {
+        let workspace = try Workspace.numeric()
+        let noHistory = try await workspace.retort("search", "--task", "blobs", "--strategy", "learned", "--no-history")
+        #expect(noHistory.exitCode == 64 && noHistory.stderr.contains("learns from the history"), "\(noHistory)")
+        let badZ = try await workspace.retort("search", "--task", "blobs", "--confidence-z", "-1")
+        #expect(badZ.exitCode == 64 && badZ.stderr.contains("--confidence-z"), "\(badZ)")
+        #expect(!workspace.exists("results/blobs"))
+    }
+
     @Test("a corrupt history file stops the search before it starts, with one line naming the file")
     func corruptHistory() async throws {
         let workspace = try Workspace.numeric()
