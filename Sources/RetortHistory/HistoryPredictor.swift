@@ -16,6 +16,8 @@ public struct HistoryPredictor: Sendable {
     }
 
     let examples: [Example]
+    /// Each past task's meta vector, name, recommendation and best gap (for the evidence of `similarTasks`).
+    let tasks: [String: (vector: [Double], summary: SimilarTask)]
     let mean: [Double]
     let scale: [Double]
     /// Distinct past tasks the examples come from.
@@ -62,6 +64,18 @@ public struct HistoryPredictor: Sendable {
         }
         self.examples = examples
         taskCount = Set(examples.map(\.taskId)).count
+        var tasks: [String: (vector: [Double], summary: SimilarTask)] = [:]
+        if let runs = try? store.list() {
+            for run in runs where run.kind == kind && run.taskId != excludingTask {
+                guard let meta = metas[run.taskId] else { continue }
+                let best = examples.filter { $0.taskId == run.taskId }.map(\.gap).max()
+                tasks[run.taskId] = (
+                    meta.vector,
+                    SimilarTask(task: run.task, recommendation: run.recommendation, bestGap: best, distance: 0)
+                )
+            }
+        }
+        self.tasks = tasks
         let width = examples.first?.features.count ?? 0
         var mean = [Double](repeating: 0, count: width)
         var scale = [Double](repeating: 1, count: width)
@@ -82,6 +96,30 @@ public struct HistoryPredictor: Sendable {
         }
         self.mean = mean
         self.scale = scale
+    }
+
+    /// The `limit` past tasks nearest to `meta` (Euclidean over the meta-features standardized across past tasks),
+    /// with their recommendations and best gaps.
+    public func similarTasks(to meta: MetaFeatures, limit: Int = 3) -> [SimilarTask] {
+        let vectors = tasks.values.map(\.vector)
+        guard let width = vectors.first?.count else { return [] }
+        var scale = [Double](repeating: 1, count: width)
+        var mean = [Double](repeating: 0, count: width)
+        for j in 0..<width {
+            let column = vectors.map { $0[j] }
+            mean[j] = column.reduce(0, +) / Double(column.count)
+            scale[j] = max(
+                (column.reduce(0) { $0 + ($1 - mean[j]) * ($1 - mean[j]) } / Double(column.count)).squareRoot(), 1e-6)
+        }
+        let query = meta.vector
+        return tasks.values.map { entry -> SimilarTask in
+            var summary = entry.summary
+            summary.distance = zip(zip(entry.vector, query), zip(mean, scale)).reduce(0) { total, pair in
+                let ((a, b), (_, s)) = pair
+                return total + ((a - b) / s) * ((a - b) / s)
+            }.squareRoot()
+            return summary
+        }.sorted { ($0.distance, $0.task) < ($1.distance, $1.task) }.prefix(limit).map { $0 }
     }
 
     /// The feature vector: task meta-features, then the candidate's descriptors. The family one-hot is worth 3

@@ -77,6 +77,14 @@ public enum FrontierTable {
                 format: "Search: %@, %d candidates (%@), %.0f candidate-epochs; %@.",
                 report.search.strategy, report.candidates.count, statusText,
                 report.search.candidateEpochs, report.search.stoppedBecause))
+        if let similar = report.search.similarTasks, !similar.isEmpty {
+            lines.append(
+                "Evidence from history (the most similar past tasks): "
+                    + similar.map { task in
+                        "\(task.task): \(task.recommendation)"
+                            + (task.bestGap.map { String(format: ", best student %+.1f pt", $0 * 100) } ?? "")
+                    }.joined(separator: "; ") + ".")
+        }
         if let seconds = report.search.encoderSeconds {
             lines.append(
                 String(

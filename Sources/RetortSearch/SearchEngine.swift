@@ -580,7 +580,8 @@ public enum SearchEngine {
                                 settings.confidenceZ, notTrained, feasible)
                             : "the last rung finished",
             encoderSeconds: encoderSeconds > 0 ? encoderSeconds : nil,
-            historyTasks: settings.strategy == .learned ? settings.historyTasks : nil)
+            historyTasks: settings.strategy == .learned ? settings.historyTasks : nil,
+            similarTasks: settings.strategy == .learned && !settings.similarTasks.isEmpty ? settings.similarTasks : nil)
         return SearchOutcome(
             taskName: task.name, kind: task.kind, labels: task.vocabulary.labels, primaryMetric: metric.rawValue,
             teacher: teacher, trials: ordered, frontier: frontier, recommendation: recommendation,

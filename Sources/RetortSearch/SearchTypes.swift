@@ -32,6 +32,8 @@ public struct SearchSettings: Sendable {
     public var predictions: [String: CandidatePrediction] = [:]
     /// Tasks of this input kind the predictions were learned from.
     public var historyTasks: Int?
+    /// The past tasks most like this one, with what their searches found (the learned strategy's evidence).
+    public var similarTasks: [SimilarTask] = []
     /// The learned strategy's confidence: an untrained candidate is ruled out when even its prediction plus `z`
     /// standard deviations cannot change the recommendation (z = 2: about 97.7% one-sided).
     public var confidenceZ = 2.0
@@ -68,6 +70,31 @@ public enum SearchStrategy: String, Sendable, CaseIterable, Codable {
     /// recommendation (cheapest likely-qualifying first), a few at a time; the search stops when no untrained candidate
     /// could change the recommendation at the stated confidence.
     case learned
+}
+
+/// A past task like the current one, and what its search found.
+public struct SimilarTask: Sendable, Codable, Equatable {
+    /// Its name.
+    public var task: String
+    /// Its recommendation: `student: ID` or `no-distillation`.
+    public var recommendation: String
+    /// The best validation gap to its teacher any of its students reached.
+    public var bestGap: Double?
+    /// Distance between the two tasks' standardized meta-features.
+    public var distance: Double
+
+    /// A similar task.
+    public init(task: String, recommendation: String, bestGap: Double?, distance: Double) {
+        self.task = task
+        self.recommendation = recommendation
+        self.bestGap = bestGap
+        self.distance = distance
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case task, recommendation, distance
+        case bestGap = "best_gap"
+    }
 }
 
 /// What history predicts for a candidate before it trains.
@@ -140,11 +167,14 @@ public struct SearchSummary: Sendable, Codable, Equatable {
     public var encoderSeconds: Double?
     /// Learned strategy: tasks of this kind in the history it learned from.
     public var historyTasks: Int?
+    /// Learned strategy: the most similar past tasks and what their searches found (evidence for the answer).
+    public var similarTasks: [SimilarTask]?
 
     enum CodingKeys: String, CodingKey {
         case strategy, trials
         case encoderSeconds = "encoder_seconds"
         case historyTasks = "history_tasks"
+        case similarTasks = "similar_tasks"
         case candidateEpochs = "candidate_epochs"
         case wallSeconds = "wall_seconds"
         case stoppedBecause = "stopped_because"

@@ -210,6 +210,7 @@ func runSearch(
                 let predictor = try HistoryPredictor(
                     store: try HistoryStore(path: historyPath), kind: task.kind.rawValue, metric: metricName)
                 settings.historyTasks = predictor.taskCount
+                settings.similarTasks = predictor.similarTasks(to: meta)
                 for candidate in SearchEngine.candidateSpace(task: task, settings: settings)
                 where candidate.status == .complete {
                     settings.predictions[candidate.id] = predictor.predict(

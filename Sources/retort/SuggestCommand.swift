@@ -119,16 +119,18 @@ struct Suggest: AsyncParsableCommand {
                     let candidate: String?
                     let candidates: [Row]
                     let confirm: String
+                    let similarTasks: [SimilarTask]
                     enum CodingKeys: String, CodingKey {
                         case task, metric, recommendation, candidate, candidates, confirm
                         case historyTasks = "history_tasks"
+                        case similarTasks = "similar_tasks"
                     }
                 }
                 try output.printJSON(
                     Suggestion(
                         task: task.name, historyTasks: predictor.taskCount, metric: metric,
                         recommendation: pick == nil ? "no-distillation" : "student", candidate: pick?.id,
-                        candidates: sorted, confirm: confirm))
+                        candidates: sorted, confirm: confirm, similarTasks: predictor.similarTasks(to: meta)))
                 return
             }
             say(
@@ -164,6 +166,15 @@ struct Suggest: AsyncParsableCommand {
                                 2 * $0.predicted.gapSD)
                         }
                             ?? "none") + ", is predicted below the bar.")
+            }
+            let similar = predictor.similarTasks(to: meta)
+            if !similar.isEmpty {
+                say(
+                    "Most similar past tasks: "
+                        + similar.map { task in
+                            "\(task.task) (\(task.recommendation)"
+                                + (task.bestGap.map { String(format: ", best student %+.1f pt", $0 * 100) } ?? "") + ")"
+                        }.joined(separator: "; "))
             }
             say("Confirm with: \(confirm)")
         }

@@ -21,6 +21,7 @@ import Testing
         #expect(suggest.exitCode == 0, "\(suggest)")
         #expect(suggest.stdout.contains("Predicted recommendation:") && suggest.stdout.contains("nothing trained"))
         #expect(suggest.stdout.contains("Confirm with: retort search --task blobs --strategy learned"))
+        #expect(suggest.stdout.contains("Most similar past tasks: blobs (student: "), "\(suggest)")
         let suggestJSON = try await workspace.retort("suggest", "--task", "blobs", "--json")
         let parsed = try JSONSerialization.jsonObject(with: Data(suggestJSON.stdout.utf8)) as? [String: Any]
         #expect((parsed?["candidates"] as? [[String: Any]])?.first?["predicted"] != nil, "\(suggestJSON)")

@@ -44,6 +44,7 @@ func search(
     if let predictor {
         let meta = try MetaFeatures(task: task)
         settings.historyTasks = predictor.taskCount
+        settings.similarTasks = predictor.similarTasks(to: meta)
         for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
         {
             settings.predictions[candidate.id] = predictor.predict(
@@ -123,6 +124,12 @@ final class OrderLog: @unchecked Sendable {
         #expect(learned.recommendation.candidate == nil)
         #expect(learned.summary.trials <= 2, "\(learned.summary)")
         #expect(learned.summary.stoppedBecause.contains("could change the recommendation"))
+        // The evidence: the three past noise tasks, each of which ended in "no distillation".
+        let similar = try #require(learned.summary.similarTasks)
+        #expect(similar.count == 3 && similar.allSatisfy { $0.recommendation == "no-distillation" })
+        #expect(similar.allSatisfy { ($0.bestGap ?? 0) < -0.2 && $0.task.hasPrefix("noise-") })
+        let report = RunReport(job: "j", runId: "r", createdAt: Date(), outcome: learned)
+        #expect(FrontierTable.markdown(report).contains("Evidence from history (the most similar past tasks): noise-"))
     }
 }
 
