@@ -167,26 +167,3 @@ final class OrderLog: @unchecked Sendable {
         #expect(again.isEmpty)
     }
 }
-
-@Suite struct ScreeningTests {
-    @Test("uncertain runs are screened at 1/η: some are pruned at that fidelity, the answer equals the exhaustive one")
-    func uncertainRunsScreened() async throws {
-        let task = try blobTask(learnable: true, seed: 42, classes: 5)
-        let catalog = try CandidateCatalog(try YAMLValue.parse(learnedCatalog, file: "c.yaml"))
-        var settings = SearchSettings(catalog: catalog, seed: 4, strategy: .learned, workers: 2)
-        // Every run predicted just under the bar with a wide spread: all uncertain.
-        for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
-        {
-            settings.predictions[candidate.id] = CandidatePrediction(
-                gap: -0.02, gapSD: 0.05, latencyMsP50: nil, neighbours: 8)
-        }
-        let learned = try await SearchEngine.run(task: task, settings: settings, storage: nil)
-        settings.strategy = .exhaustive
-        let exhaustive = try await SearchEngine.run(task: task, settings: settings, storage: nil)
-        let screenedOut = learned.trials.filter { $0.status == .pruned && $0.fidelity < 1 && $0.fidelity > 0 }
-        #expect(!screenedOut.isEmpty, "\(learned.trials.map { "\($0.id) \($0.status) \($0.fidelity)" })")
-        #expect(screenedOut.allSatisfy { !$0.metrics.isEmpty })
-        #expect(learned.recommendation.candidate == exhaustive.recommendation.candidate)
-        #expect(learned.summary.candidateEpochs < exhaustive.summary.candidateEpochs)
-    }
-}
