@@ -31,15 +31,6 @@ extension SearchEngine {
         }
     }
 
-    /// Whether a run is uncertain: no member predicted to reach the bar, but one that could at prediction + z·sd.
-    static func isUncertain(_ group: TrainingGroup, settings: SearchSettings) -> Bool {
-        let bar = -settings.constraints.maxDrop
-        let predictions = group.members.compactMap { settings.predictions[$0.id] }
-        guard predictions.count == group.members.count else { return false }
-        return !predictions.contains { $0.gap >= bar }
-            && predictions.contains { $0.gap + settings.confidenceZ * $0.gapSD >= bar }
-    }
-
     /// Splits pending runs into those that could still change the recommendation `current` and those that cannot:
     /// a member could when, optimistically (prediction + z·sd), it reaches the bar and it is cheaper to run than
     /// `current` (FLOPs, then size); with no recommendation yet, reaching the bar is enough. Members without a

@@ -196,9 +196,6 @@ public enum SearchEngine {
         var wave: [TrainingGroup] = []
         var notTrained = 0
         var invented = false
-        // Learned strategy: uncertain runs are first screened at 1/η of their epochs, halving-style.
-        var screened = Set<String>()
-        var screening = false
         events(
             .phase(
                 "\(settings.strategy.rawValue): \(feasible) feasible candidates in \(groups.count) training runs, "
@@ -226,34 +223,15 @@ public enum SearchEngine {
                             alive.remove(candidate.id)
                             notTrained += 1
                             let prediction = settings.predictions[candidate.id]
-                            if let record = latest[candidate.id] {
-                                // Screened at low fidelity, then ruled out: report what it reached.
-                                trials[candidate.id] = TrialResult(
-                                    id: candidate.id, family: candidate.family, config: candidate.config,
-                                    precision: candidate.precision, params: group.architecture.parameterCount,
-                                    sizeBytes: group.size(of: candidate), flopsPerExample: group.flops,
-                                    metrics: record.metrics ?? [:], differenceToTeacher: record.differenceToTeacher,
-                                    fidelity: record.fidelity ?? 0, status: .pruned, onFrontier: false,
-                                    epochsRun: record.epochs, bestEpoch: record.bestEpoch,
-                                    trainSeconds: trainSeconds[group.key],
-                                    reason: "screened at fidelity "
-                                        + String(format: "%.3f", record.fidelity ?? 0) + ", then "
-                                        + notTrainedReason(
-                                            adjusted.predictions[candidate.id] ?? prediction, current: current,
-                                            z: settings.confidenceZ, maxDrop: settings.constraints.maxDrop))
-                                notTrained -= 1
-                                sessions[group.key] = nil
-                            } else {
-                                trials[candidate.id] = TrialResult(
-                                    id: candidate.id, family: candidate.family, config: candidate.config,
-                                    precision: candidate.precision, params: group.architecture.parameterCount,
-                                    sizeBytes: group.size(of: candidate), flopsPerExample: group.flops, metrics: [:],
-                                    fidelity: 0, status: .skipped, onFrontier: false,
-                                    reason: notTrainedReason(
-                                        adjusted.predictions[candidate.id] ?? prediction, current: current,
-                                        z: settings.confidenceZ,
-                                        maxDrop: settings.constraints.maxDrop))
-                            }
+                            trials[candidate.id] = TrialResult(
+                                id: candidate.id, family: candidate.family, config: candidate.config,
+                                precision: candidate.precision, params: group.architecture.parameterCount,
+                                sizeBytes: group.size(of: candidate), flopsPerExample: group.flops, metrics: [:],
+                                fidelity: 0, status: .skipped, onFrontier: false,
+                                reason: notTrainedReason(
+                                    adjusted.predictions[candidate.id] ?? prediction, current: current,
+                                    z: settings.confidenceZ,
+                                    maxDrop: settings.constraints.maxDrop))
                             if let trial = trials[candidate.id] {
                                 announced += 1
                                 events(.trial(trial, index: announced, total: total))
@@ -293,23 +271,8 @@ public enum SearchEngine {
                                     + kept.map(\.id).joined(separator: ", ")))
                     }
                 }
-                var now = settings
-                if rung > 0 {
-                    now.predictions = correctedPredictions(settings.predictions, measured: trials, floor: 0.01)
-                }
-                let uncertain = pending.filter { !screened.contains($0.key) && isUncertain($0, settings: now) }
-                if let first = pending.first, uncertain.contains(where: { $0.key == first.key }) {
-                    // Screen every uncertain run at once at 1/η; the best 1/η go on at full fidelity.
-                    wave = uncertain
-                    pending.removeAll { group in uncertain.contains { $0.key == group.key } }
-                    screened.formUnion(uncertain.map(\.key))
-                    screening = true
-                    fidelity = 1 / Double(settings.eta)
-                } else {
-                    wave = Array(pending.prefix(max(2, settings.workers)))
-                    pending.removeFirst(wave.count)
-                    screening = false
-                }
+                wave = Array(pending.prefix(max(2, settings.workers)))
+                pending.removeFirst(wave.count)
                 active = wave
             }
             guard !active.isEmpty else { break }
@@ -420,29 +383,6 @@ public enum SearchEngine {
                         events(.trial(trial, index: announced, total: total))
                     }
                 }
-            } else if settings.strategy == .learned && screening {
-                // Keep the best 1/η of the screened runs (by their best member's measured quality), at the front of
-                // the queue; the rest are pruned at this fidelity.
-                func quality(_ group: TrainingGroup) -> Double {
-                    group.members.compactMap { latest[$0.id]?.metrics?[metric.rawValue]?.value }.max() ?? -.infinity
-                }
-                let ranked = wave.sorted { a, b in
-                    quality(a) != quality(b) ? quality(a) > quality(b) : (a.flops, a.key) < (b.flops, b.key)
-                }
-                let keep = Array(ranked.prefix(Int((Double(wave.count) / Double(settings.eta)).rounded(.up))))
-                let finished = ranked.filter { group in group.members.allSatisfy { latest[$0.id]?.finished == true } }
-                for group in ranked where !keep.contains(where: { $0.key == group.key }) {
-                    let ids = Set(group.members.map(\.id)).intersection(alive)
-                    decidedNow.append(contentsOf: ids)
-                    alive.subtract(ids)
-                }
-                // Runs that finished (early stopping) in the screen are complete already.
-                for group in finished where keep.contains(where: { $0.key == group.key }) {
-                    let ids = Set(group.members.map(\.id)).intersection(alive)
-                    decidedNow.append(contentsOf: ids)
-                    alive.subtract(ids)
-                }
-                pending = keep.filter { group in !finished.contains { $0.key == group.key } } + pending
             } else if settings.strategy == .learned {
                 let trained = Set(wave.flatMap { $0.members.map(\.id) }).intersection(alive)
                 decidedNow.append(contentsOf: trained)
