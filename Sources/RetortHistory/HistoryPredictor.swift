@@ -20,6 +20,8 @@ public struct HistoryPredictor: Sendable {
     let tasks: [String: (vector: [Double], summary: SimilarTask)]
     let mean: [Double]
     let scale: [Double]
+    /// The examples' features standardized once, for every prediction's distances.
+    let standardizedExamples: [[Double]]
     /// Distinct past tasks the examples come from.
     public let taskCount: Int
     /// Neighbours per prediction.
@@ -77,16 +79,8 @@ public struct HistoryPredictor: Sendable {
         }
         self.tasks = tasks
         let width = examples.first?.features.count ?? 0
-        var mean = [Double](repeating: 0, count: width)
-        var scale = [Double](repeating: 1, count: width)
+        var (mean, scale) = Self.columnStatistics(examples.map(\.features))
         if !examples.isEmpty {
-            for j in 0..<width {
-                let column = examples.map { $0.features[j] }
-                let m = column.reduce(0, +) / Double(column.count)
-                let variance = column.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(column.count)
-                mean[j] = m
-                scale[j] = max(variance.squareRoot(), 1e-6)
-            }
             // The family and precision one-hots keep their own scale (×3 for family, ×1 for precision).
             let oneHots = (width - 2 - Precision.allCases.count - Family.allCases.count)..<(width - 2)
             for j in oneHots {
@@ -96,28 +90,42 @@ public struct HistoryPredictor: Sendable {
         }
         self.mean = mean
         self.scale = scale
+        standardizedExamples = examples.map { Self.standardize($0.features, mean: mean, scale: scale) }
+    }
+
+    /// Per-column mean and standard deviation (at least 1e-6) of equal-length `rows`.
+    static func columnStatistics(_ rows: [[Double]]) -> (mean: [Double], scale: [Double]) {
+        let width = rows.first?.count ?? 0
+        var mean = [Double](repeating: 0, count: width)
+        var scale = [Double](repeating: 1, count: width)
+        for j in 0..<width {
+            let column = rows.map { $0[j] }
+            mean[j] = column.reduce(0, +) / Double(column.count)
+            let variance = column.reduce(0) { $0 + ($1 - mean[j]) * ($1 - mean[j]) } / Double(column.count)
+            scale[j] = max(variance.squareRoot(), 1e-6)
+        }
+        return (mean, scale)
+    }
+
+    /// `(v − mean) / scale`, column by column.
+    static func standardize(_ v: [Double], mean: [Double], scale: [Double]) -> [Double] {
+        zip(zip(v, mean), scale).map { pair, s in (pair.0 - pair.1) / s }
+    }
+
+    /// Euclidean distance.
+    static func distance(_ a: [Double], _ b: [Double]) -> Double {
+        zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
     }
 
     /// The `limit` past tasks nearest to `meta` (Euclidean over the meta-features standardized across past tasks),
     /// with their recommendations and best gaps.
     public func similarTasks(to meta: MetaFeatures, limit: Int = 3) -> [SimilarTask] {
-        let vectors = tasks.values.map(\.vector)
-        guard let width = vectors.first?.count else { return [] }
-        var scale = [Double](repeating: 1, count: width)
-        var mean = [Double](repeating: 0, count: width)
-        for j in 0..<width {
-            let column = vectors.map { $0[j] }
-            mean[j] = column.reduce(0, +) / Double(column.count)
-            scale[j] = max(
-                (column.reduce(0) { $0 + ($1 - mean[j]) * ($1 - mean[j]) } / Double(column.count)).squareRoot(), 1e-6)
-        }
-        let query = meta.vector
+        guard !tasks.isEmpty else { return [] }
+        let (mean, scale) = Self.columnStatistics(tasks.values.map(\.vector))
+        let query = Self.standardize(meta.vector, mean: mean, scale: scale)
         return tasks.values.map { entry -> SimilarTask in
             var summary = entry.summary
-            summary.distance = zip(zip(entry.vector, query), zip(mean, scale)).reduce(0) { total, pair in
-                let ((a, b), (_, s)) = pair
-                return total + ((a - b) / s) * ((a - b) / s)
-            }.squareRoot()
+            summary.distance = Self.distance(Self.standardize(entry.vector, mean: mean, scale: scale), query)
             return summary
         }.sorted { ($0.distance, $0.task) < ($1.distance, $1.task) }.prefix(limit).map { $0 }
     }
@@ -138,13 +146,9 @@ public struct HistoryPredictor: Sendable {
     {
         guard !examples.isEmpty else { return nil }
         let x = Self.features(meta: meta, family: family, precision: precision, sizeBytes: sizeBytes, flops: flops)
-        func standardized(_ v: [Double]) -> [Double] {
-            zip(zip(v, mean), scale).map { pair, s in (pair.0 - pair.1) / s }
-        }
-        let query = standardized(x)
-        let nearest = examples.map { example -> (Double, Example) in
-            let distance = zip(standardized(example.features), query).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
-            return (distance.squareRoot(), example)
+        let query = Self.standardize(x, mean: mean, scale: scale)
+        let nearest = zip(standardizedExamples, examples).map { features, example -> (Double, Example) in
+            (Self.distance(features, query), example)
         }.sorted { $0.0 < $1.0 }.prefix(k)
         let weights = nearest.map { 1 / ($0.0 + 0.25) }
         let total = weights.reduce(0, +)

@@ -87,21 +87,10 @@ extension Kernels {
             for i in 0..<rows {
                 let row = start + i * columns
                 let raw = UnsafeMutableRawPointer(row)
-                var lanes = SIMD4<Float>(repeating: -.infinity)
-                var j = 0
-                while j < body {
-                    lanes = maximum(raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD4<Float>.self), lanes)
-                    j += 4
-                }
-                var largest = lanes.max()
-                while j < columns {
-                    largest = max(largest, row[j])
-                    j += 1
-                }
-                var shift = largest * inverse
+                var shift = maximum(of: UnsafePointer(row), count: columns) * inverse
                 if !shift.isFinite { shift = 0 }
                 var sums = SIMD4<Float>()
-                j = 0
+                var j = 0
                 while j < body {
                     let e = exp(raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD4<Float>.self) * inverse - shift)
                     raw.storeBytes(of: e, toByteOffset: j * 4, as: SIMD4<Float>.self)
@@ -129,14 +118,13 @@ extension Kernels {
         }
     }
 
-    /// `log Σ_j exp(values_j)`, shifted by the maximum, four lanes at a time.
-    public static func logSumExp(_ values: UnsafeBufferPointer<Float>) -> Float {
-        guard let base = values.baseAddress, !values.isEmpty else { return -.infinity }
+    /// The largest of `count` values from `base` (−∞ for none), four lanes at a time.
+    @inline(__always)
+    static func maximum(of base: UnsafePointer<Float>, count: Int) -> Float {
         let raw = UnsafeRawPointer(base)
-        let (count, body) = (values.count, values.count & ~3)
         var lanes = SIMD4<Float>(repeating: -.infinity)
         var j = 0
-        while j < body {
+        while j + 4 <= count {
             lanes = maximum(raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD4<Float>.self), lanes)
             j += 4
         }
@@ -145,9 +133,18 @@ extension Kernels {
             largest = max(largest, base[j])
             j += 1
         }
+        return largest
+    }
+
+    /// `log Σ_j exp(values_j)`, shifted by the maximum, four lanes at a time.
+    public static func logSumExp(_ values: UnsafeBufferPointer<Float>) -> Float {
+        guard let base = values.baseAddress, !values.isEmpty else { return -.infinity }
+        let raw = UnsafeRawPointer(base)
+        let (count, body) = (values.count, values.count & ~3)
+        let largest = maximum(of: base, count: count)
         guard largest.isFinite else { return largest }
         var sums = SIMD4<Float>()
-        j = 0
+        var j = 0
         while j < body {
             sums += exp(raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD4<Float>.self) - largest)
             j += 4

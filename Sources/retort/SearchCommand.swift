@@ -200,15 +200,13 @@ func runSearch(
     var meta: MetaFeatures?
     if let historyPath {
         meta = try MetaFeatures(task: task, seed: job.seed)
-        let kindTasks =
-            FileManager.default.fileExists(atPath: historyPath)
-            ? try HistoryStore(path: historyPath).taskCount(kind: task.kind.rawValue) : 0
+        let store = FileManager.default.fileExists(atPath: historyPath) ? try HistoryStore(path: historyPath) : nil
+        let kindTasks = try store?.taskCount(kind: task.kind.rawValue) ?? 0
         if strategy == .learned || (!job.strategyChosen && kindTasks >= 3 && resume == nil) {
             strategy = .learned
             settings.strategy = .learned
-            if let meta, kindTasks > 0 {
-                let predictor = try HistoryPredictor(
-                    store: try HistoryStore(path: historyPath), kind: task.kind.rawValue, metric: metricName)
+            if let meta, let store, kindTasks > 0 {
+                let predictor = try HistoryPredictor(store: store, kind: task.kind.rawValue, metric: metricName)
                 settings.historyTasks = predictor.taskCount
                 settings.similarTasks = predictor.similarTasks(to: meta)
                 for candidate in SearchEngine.candidateSpace(task: task, settings: settings)

@@ -62,7 +62,10 @@ let miniLMPresent = FileManager.default.fileExists(
             let actual = encoder.exportTensors(positions: 8).values.reduce(0) { $0 + $1.bytes.count }
             #expect(encoder.exportBytes(positions: 8, at: precision) == actual)
             let written = SyntheticTasks.temporaryFolder().appendingPathComponent("encoder")
-            try TextEncoder(encoder: encoder, tokenizer: tokenizer, maxLength: 8).write(to: written)
+            let front = TextEncoder(encoder: encoder, tokenizer: tokenizer, maxLength: 8)
+            try front.write(to: written)
+            let vocabBytes = try Data(contentsOf: written.appendingPathComponent("vocab.txt")).count
+            #expect(front.storedBytes == actual + vocabBytes)
             let loaded = try TextEncoder.load(from: written, maxLength: 8)
             #expect(loaded.encoder.precision == precision && loaded.encoder.layers.count == 1)
             #expect(loaded.encoder.config.maxPositions == 8)

@@ -41,7 +41,10 @@ public struct TextEncoder: Sendable {
 
     /// Bytes that ship: the exported tensors plus vocab.txt.
     public var storedBytes: Int {
-        encoder.exportBytes(positions: maxLength, at: encoder.precision) + vocabularyText.utf8.count
+        // vocab.txt's size without building it: every token and one newline per line (ids 0…max, gaps empty).
+        encoder.exportBytes(positions: maxLength, at: encoder.precision)
+            + tokenizer.vocabulary.keys.reduce(0) { $0 + $1.utf8.count }
+            + (tokenizer.vocabulary.values.max().map(Int.init) ?? -1) + 1
     }
 
     /// vocab.txt in id order.
