@@ -23,25 +23,12 @@ if os.environ.get("RETORT_IN_VENV") != "1":
     os.execv(f"{venv}/bin/python", [f"{venv}/bin/python"] + sys.argv)
 
 import fasttext  # noqa: E402
+from benchdata import rows as task_rows, teacher_label  # noqa: E402
 
 os.makedirs(out, exist_ok=True)
 
 
-def rows(split):
-    return [json.loads(line) for line in open(os.path.join(task, f"{split}.jsonl"))]
-
-
-def teacher_label(row):
-    t = row["teacher"]
-    if isinstance(t, str):
-        return t
-    if "label" in t:
-        return t["label"]
-    dist = t.get("probs") or t.get("logprobs")
-    return max(dist, key=dist.get)
-
-
-train, test = rows("train"), rows("test")
+train, test = task_rows(task, "train"), task_rows(task, "test")
 with open(os.path.join(out, "train.txt"), "w") as f:
     for r in train:
         f.write(f"__label__{teacher_label(r)} {r['input'].lower()}\n")

@@ -27,23 +27,16 @@ if os.environ.get("RETORT_IN_VENV") != "1":
 import numpy as np  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 
+from benchdata import rows, teacher_label  # noqa: E402
+
 os.makedirs(out, exist_ok=True)
 
 
 def load(task, split):
-    rows = [json.loads(line) for line in open(os.path.join(task, f"{split}.jsonl"))]
-    x = np.array([r["input"] for r in rows], dtype=np.float64)
-    teacher = []
-    for r in rows:
-        t = r["teacher"]
-        if isinstance(t, str):
-            teacher.append(t)
-        elif "label" in t:
-            teacher.append(t["label"])
-        else:
-            dist = t.get("probs") or t.get("logprobs")
-            teacher.append(max(dist, key=dist.get))
-    return x, np.array(teacher), np.array([r.get("gold") for r in rows])
+    split_rows = rows(task, split)
+    x = np.array([r["input"] for r in split_rows], dtype=np.float64)
+    teacher = [teacher_label(r) for r in split_rows]
+    return x, np.array(teacher), np.array([r.get("gold") for r in split_rows])
 
 
 def size(b):

@@ -38,6 +38,7 @@ if os.environ.get("RETORT_IN_VENV") != "1":
 import warnings  # noqa: E402
 
 import fasttext  # noqa: E402
+from benchdata import rows, teacher_label  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.feature_extraction.text import HashingVectorizer  # noqa: E402
@@ -47,20 +48,6 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 os.makedirs(out, exist_ok=True)
-
-
-def teacher_label(row):
-    t = row["teacher"]
-    if isinstance(t, str):
-        return t
-    if "label" in t:
-        return t["label"]
-    dist = t.get("probs") or t.get("logprobs")
-    return max(dist, key=dist.get)
-
-
-def rows(task, split):
-    return [json.loads(line) for line in open(os.path.join(task, f"{split}.jsonl"))]
 
 
 def retort(task, name, entry):
