@@ -20,16 +20,16 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
     return (features, probabilities, labels)
 }
 
+/// A training split of blob data.
+func split(_ data: (features: Matrix, probabilities: Matrix, labels: [Int])) -> TrainingSplit {
+    TrainingSplit(features: .dense(data.features), teacherProbabilities: data.probabilities, hardLabels: data.labels)
+}
+
 @Suite struct StudentTests {
     @Test("training by distillation learns a separable task and early-stops on validation")
     func trainingLearns() throws {
-        let train = blobs(count: 300, seed: 1)
-        let validation = blobs(count: 90, seed: 2)
-        let trainSplit = TrainingSplit(
-            features: .dense(train.features), teacherProbabilities: train.probabilities, hardLabels: train.labels)
-        let validationSplit = TrainingSplit(
-            features: .dense(validation.features), teacherProbabilities: validation.probabilities,
-            hardLabels: validation.labels)
+        let (train, validation) = (blobs(count: 300, seed: 1), blobs(count: 90, seed: 2))
+        let (trainSplit, validationSplit) = (split(train), split(validation))
         let architecture = Architecture(
             family: .mlp, hidden: [16], inputDimension: 5, outputDimension: 3, sparseInput: false)
         var session = TrainingSession(
@@ -51,13 +51,8 @@ func blobs(count: Int, seed: UInt64) -> (features: Matrix, probabilities: Matrix
 
     @Test("early_stopping none keeps the last epoch, agreement tracks 1 − agreement, a linear schedule ends near 0")
     func stoppingAndSchedules() throws {
-        let train = blobs(count: 300, seed: 1)
-        let validation = blobs(count: 90, seed: 2)
-        let trainSplit = TrainingSplit(
-            features: .dense(train.features), teacherProbabilities: train.probabilities, hardLabels: train.labels)
-        let validationSplit = TrainingSplit(
-            features: .dense(validation.features), teacherProbabilities: validation.probabilities,
-            hardLabels: validation.labels)
+        let (train, validation) = (blobs(count: 300, seed: 1), blobs(count: 90, seed: 2))
+        let (trainSplit, validationSplit) = (split(train), split(validation))
         let architecture = Architecture(
             family: .linear, hidden: [], inputDimension: 5, outputDimension: 3, sparseInput: false)
         var options = TrainingOptions(epochs: 8, batchSize: 32, learningRate: 0.05, patience: 2)
