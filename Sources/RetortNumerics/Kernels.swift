@@ -4,10 +4,7 @@ import Foundation
 public enum Kernels {
     /// `log Σ_j exp(values_j)`, computed stably.
     public static func logSumExp(_ values: some Collection<Float>) -> Float {
-        guard let maximum = values.max(), maximum.isFinite else { return values.max() ?? -Float.infinity }
-        var total: Float = 0
-        for value in values { total += expf(value - maximum) }
-        return maximum + logf(total)
+        Array(values).withUnsafeBufferPointer { logSumExp($0) }
     }
 
     /// `matrix_ij += bias_j` for every row (a rank-1 update `1·biasᵀ` through sger).
