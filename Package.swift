@@ -14,6 +14,13 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -38,6 +45,21 @@ let package = Package(
             ]
         ),
         .target(
+            name: "RetortGateway",
+            dependencies: [
+                "RetortData",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .target(
             name: "RetortExamples",
             dependencies: ["RetortNumerics", "RetortData", "RetortStudents", "Yams"]
         ),
@@ -45,8 +67,9 @@ let package = Package(
             name: "retort",
             dependencies: [
                 "RetortNumerics", "RetortData", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports", "RetortExamples",
-                "RetortHistory",
+                "RetortHistory", "RetortGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -62,6 +85,18 @@ let package = Package(
         .testTarget(name: "RetortEvalsTests", dependencies: ["RetortEvals", "RetortTestSupport"]),
         .testTarget(name: "RetortHistoryTests", dependencies: ["RetortHistory", "RetortSearch", "RetortTestSupport"]),
         .testTarget(name: "RetortSearchTests", dependencies: ["RetortSearch", "RetortStudents", "RetortTestSupport"]),
+        .testTarget(
+            name: "RetortGatewayTests",
+            dependencies: [
+                "RetortGateway", "RetortTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(
             name: "RetortCLITests",
             dependencies: ["RetortTestSupport", "RetortData"]

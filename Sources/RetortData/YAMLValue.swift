@@ -87,6 +87,22 @@ public struct YAMLValue {
         return sequence.enumerated().map { YAMLValue(node: $1, file: file, path: "\(path)[\($0)]") }
     }
 
+    /// A mapping whose keys are names the user chooses (providers, routes, users), each entry with its key path.
+    public func namedEntries() throws(DataError) -> [String: YAMLValue] {
+        guard case .mapping(let mapping) = node else {
+            throw error("expected a mapping (name: value lines), found \(kindName)")
+        }
+        var result: [String: YAMLValue] = [:]
+        for (key, value) in mapping {
+            guard case .scalar(let scalar) = key else {
+                throw YAMLValue(node: key, file: file, path: path).error("names must be plain text")
+            }
+            let name = scalar.string
+            result[name] = YAMLValue(node: value, file: file, path: path.isEmpty ? name : "\(path).\(name)")
+        }
+        return result
+    }
+
     /// Whether this node is a sequence.
     public var isSequence: Bool { if case .sequence = node { true } else { false } }
 

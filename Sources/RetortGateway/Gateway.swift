@@ -1,0 +1,173 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import RetortData
+import Synchronization
+
+/// An OpenAI-style error answer.
+struct GatewayFailure: Error {
+    var status: HTTPResponse.Status
+    var type: String
+    var code: String
+    var message: String
+    var extra: [String: JSON] = [:]
+
+    var json: JSON {
+        var error: [String: JSON] = ["type": .string(type), "code": .string(code), "message": .string(message)]
+        for (key, value) in extra { error[key] = value }
+        return ["error": .object(error)]
+    }
+}
+
+/// The gateway: authentication, budgets, sessions, routing, ledger, metrics; the HTTP server wraps it.
+public final class Gateway: Sendable {
+    private let state: Mutex<GatewayConfig>
+    /// Where the config was read from (for reloads); nil for a config built in code.
+    public let configPath: String?
+    /// The usage ledger.
+    public let ledger: Ledger
+    let budgets: BudgetBook
+    let sessions: SessionBook
+    let breakers: BreakerBoard
+    let dispatcher: Dispatcher
+    /// The Prometheus metrics.
+    public let metrics: GatewayMetrics
+    let logger: Logger
+    private let ledgerHealthy = Atomic<Bool>(true)
+    let startTime = Date().timeIntervalSince1970
+
+    /// A gateway over `config`; `environment` supplies the secrets named by `api_key_env`.
+    public init(
+        config: GatewayConfig, configPath: String? = nil, logger: Logger = Logger(label: "retort.gateway"),
+        environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] },
+        ledgerBusyTimeout: Double = 2
+    ) throws {
+        state = Mutex(config)
+        self.configPath = configPath
+        self.logger = logger
+        let ledger = try Ledger(path: config.ledgerPath, busyTimeout: ledgerBusyTimeout)
+        self.ledger = ledger
+        budgets = try BudgetBook(config: config, ledger: ledger)
+        sessions = SessionBook(policy: config.session)
+        let breakers = BreakerBoard(policy: config.breaker)
+        self.breakers = breakers
+        let metrics = GatewayMetrics()
+        self.metrics = metrics
+        dispatcher = Dispatcher(
+            breakers: breakers, logger: logger, environment: environment,
+            onFailover: { route, deployment, reason in
+                metrics.failover(route: route, deployment: deployment)
+                try? ledger.recordFailover(
+                    route: route, deployment: deployment, reason: reason, time: Date().timeIntervalSince1970
+                )
+            }
+        )
+    }
+
+    /// The current configuration.
+    public var config: GatewayConfig { state.withLock { $0 } }
+
+    /// Re-reads the config file; a bad file is refused and the running config stays.
+    public func reload() async throws(DataError) {
+        guard let configPath else { return }
+        let fresh = try GatewayConfig.load(configPath)
+        state.withLock { $0 = fresh }
+        await budgets.reload(fresh)
+        await sessions.reload(fresh.session)
+        await breakers.reload(fresh.breaker)
+        await dispatcher.reload()
+        logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])
+    }
+
+    /// Replaces the configuration (tests, and reload).
+    public func apply(_ fresh: GatewayConfig) async {
+        state.withLock { $0 = fresh }
+        await budgets.reload(fresh)
+        await sessions.reload(fresh.session)
+        await breakers.reload(fresh.breaker)
+        await dispatcher.reload()
+    }
+
+    /// Closes upstream connections.
+    public func shutdown() async { await dispatcher.shutdown() }
+
+    /// SHA-256 of a client token, lowercase hex.
+    public static func hash(token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The key a request authenticates with, or nil.
+    func authenticate(_ request: Request, allowQuery: Bool = false) -> ClientKey? {
+        var token: String?
+        if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
+            token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        } else if allowQuery, let query = request.uri.queryParameters["key"] {
+            token = String(query)
+        }
+        guard let token, !token.isEmpty else { return nil }
+        return config.keys[Gateway.hash(token: token)]
+    }
+
+    /// Writes a ledger row; a failure marks the ledger unhealthy so later requests fail closed.
+    func record(_ row: LedgerRow) -> Bool {
+        do {
+            try ledger.record(row)
+            ledgerHealthy.store(true, ordering: .relaxed)
+            return true
+        } catch {
+            ledgerHealthy.store(false, ordering: .relaxed)
+            logger.error("ledger write failed; refusing requests until it works", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Whether the ledger can take writes (probed again after a failure).
+    func ledgerWritable() -> Bool {
+        if ledgerHealthy.load(ordering: .relaxed) { return true }
+        do {
+            try ledger.probeWritable()
+            ledgerHealthy.store(true, ordering: .relaxed)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Posts a JSON event to `notify.webhook` without waiting.
+    func notify(_ event: JSON) {
+        guard let webhook = config.webhook else { return }
+        let logger = self.logger
+        Task {
+            var request = HTTPClientRequest(url: webhook)
+            request.method = .POST
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: event.data))
+            do {
+                _ = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+            } catch {
+                logger.warning("webhook failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Token bounds of a request before it is sent (FORMATS.md §5 "Reservation").
+enum RequestBounds {
+    /// Prompt tokens bounded by the UTF-8 byte length of the messages; output by `max_tokens` (default 4096).
+    static func tokens(_ chat: JSON) -> (prompt: Int, output: Int) {
+        var prompt = 0
+        for message in chat["messages"]?.array ?? [] {
+            switch message["content"] {
+            case .some(.string(let text)): prompt += text.utf8.count
+            case .some(let other): prompt += other.text.utf8.count
+            case .none: break
+            }
+        }
+        let output = chat["max_tokens"]?.int ?? chat["max_completion_tokens"]?.int ?? 4096
+        return (prompt, max(0, output))
+    }
+}

@@ -1,0 +1,62 @@
+import Prometheus
+
+/// The gateway's Prometheus metrics (`GET /metrics`).
+public final class GatewayMetrics: Sendable {
+    /// The registry every metric is made in.
+    public let registry = PrometheusCollectorRegistry()
+    static let latencyBuckets: [Double] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+    ]
+
+    /// A finished request.
+    func request(route: String, status: Int, seconds: Double, spendUSD: Double) {
+        registry.makeCounter(
+            name: "retort_gateway_requests_total", labels: [("route", route), ("status", String(status))]
+        ).increment()
+        registry.makeValueHistogram(
+            name: "retort_gateway_request_duration_seconds", labels: [("route", route)],
+            buckets: GatewayMetrics.latencyBuckets
+        ).record(seconds)
+        if spendUSD > 0 {
+            registry.makeCounter(name: "retort_gateway_spend_usd_total", labels: [("route", route)])
+                .increment(by: spendUSD)
+        }
+    }
+
+    /// An upstream attempt on `deployment` with `outcome` (ok, error, timeout...).
+    func attempt(deployment: String, outcome: String, seconds: Double) {
+        registry.makeCounter(
+            name: "retort_gateway_upstream_attempts_total", labels: [("deployment", deployment), ("outcome", outcome)]
+        ).increment()
+        registry.makeValueHistogram(
+            name: "retort_gateway_upstream_duration_seconds", labels: [("deployment", deployment)],
+            buckets: GatewayMetrics.latencyBuckets
+        ).record(seconds)
+    }
+
+    /// A deployment abandoned for the next one.
+    func failover(route: String, deployment: String) {
+        registry.makeCounter(
+            name: "retort_gateway_failovers_total", labels: [("route", route), ("deployment", deployment)]
+        ).increment()
+    }
+
+    /// A session-breaker trip.
+    func sessionTrip() {
+        registry.makeCounter(name: "retort_gateway_session_trips_total").increment()
+    }
+
+    /// Breaker state per deployment: 0 closed, 1 half-open, 2 open.
+    func breaker(deployment: String, state: BreakerBoard.State) {
+        let value: Double =
+            switch state {
+            case .closed: 0
+            case .halfOpen: 1
+            case .open: 2
+            }
+        registry.makeGauge(name: "retort_gateway_breaker_state", labels: [("deployment", deployment)]).set(value)
+    }
+
+    /// The Prometheus text exposition.
+    public func text() -> String { registry.emitToString() }
+}

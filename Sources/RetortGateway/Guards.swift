@@ -1,0 +1,427 @@
+import Foundation
+
+/// UTC calendar periods for budgets.
+enum BudgetPeriod {
+    /// Days since 1970-01-01 UTC.
+    static func day(_ time: Double) -> Int { Int((time / 86_400).rounded(.down)) }
+
+    static let calendar: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(secondsFromGMT: 0) ?? calendar.timeZone
+        return calendar
+    }()
+
+    /// Months since year 0, UTC.
+    static func month(_ time: Double) -> Int {
+        let parts = calendar.dateComponents([.year, .month], from: Date(timeIntervalSince1970: time))
+        return (parts.year ?? 0) * 12 + (parts.month ?? 1) - 1
+    }
+
+    /// The start of `time`'s UTC month, in unix seconds.
+    static func monthStart(_ time: Double) -> Double {
+        let parts = calendar.dateComponents([.year, .month], from: Date(timeIntervalSince1970: time))
+        return calendar.date(from: parts)?.timeIntervalSince1970 ?? Double(day(time)) * 86_400
+    }
+}
+
+/// A request refused because it could break a budget (HTTP 429 `budget_exceeded`).
+public struct BudgetRefusal: Sendable, Equatable {
+    /// Which budget, e.g. `user ana usd_per_day`.
+    public var budget: String
+    /// The budget's limit.
+    public var limit: Double
+    /// Settled spend in the period.
+    public var spent: Double
+    /// Held by requests in flight.
+    public var reserved: Double
+    /// This request's maximum.
+    public var request: Double
+    /// Whether the figures are USD (else tokens).
+    public var isUSD: Bool
+}
+
+/// A held reservation, settled once.
+public struct Reservation: Sendable {
+    let scopes: [String]
+    let usd: Double
+    let tokens: Double
+    let day: Int
+    let month: Int
+}
+
+/// Budgets enforced by reservation: the request's maximum cost is held before forwarding and settled after,
+/// atomically inside this actor, so concurrent requests can never overspend.
+public actor BudgetBook {
+    struct Tally {
+        var day = 0
+        var month = 0
+        var dayUSD = 0.0
+        var monthUSD = 0.0
+        var dayTokens = 0.0
+        var monthTokens = 0.0
+        var reservedDayUSD = 0.0
+        var reservedMonthUSD = 0.0
+        var reservedDayTokens = 0.0
+        var reservedMonthTokens = 0.0
+
+        mutating func roll(day: Int, month: Int) {
+            if day != self.day {
+                self.day = day
+                dayUSD = 0
+                dayTokens = 0
+                reservedDayUSD = 0
+                reservedDayTokens = 0
+            }
+            if month != self.month {
+                self.month = month
+                monthUSD = 0
+                monthTokens = 0
+                reservedMonthUSD = 0
+                reservedMonthTokens = 0
+            }
+        }
+    }
+
+    private var tallies: [String: Tally] = [:]
+    private var limits: [String: Budgets] = [:]
+
+    /// Starts from the spend the ledger already holds for the current UTC day and month.
+    public init(config: GatewayConfig, ledger: Ledger, now: Double = Date().timeIntervalSince1970) throws {
+        let day = BudgetPeriod.day(now)
+        let month = BudgetPeriod.month(now)
+        let monthly = try ledger.spend(since: BudgetPeriod.monthStart(now))
+        let daily = try ledger.spend(since: Double(day) * 86_400)
+        var loaded: [String: Tally] = [:]
+        func load(
+            _ prefix: String, _ monthSpend: [String: (usd: Double, tokens: Double)],
+            _ daySpend: [String: (usd: Double, tokens: Double)]
+        ) {
+            for (name, spend) in monthSpend {
+                var tally = Tally(day: day, month: month)
+                tally.monthUSD = spend.usd
+                tally.monthTokens = spend.tokens
+                tally.dayUSD = daySpend[name]?.usd ?? 0
+                tally.dayTokens = daySpend[name]?.tokens ?? 0
+                loaded[prefix + name] = tally
+            }
+        }
+        load("key ", monthly.keys, daily.keys)
+        load("user ", monthly.users, daily.users)
+        load("team ", monthly.teams, daily.teams)
+        tallies = loaded
+        limits = BudgetBook.limits(config)
+    }
+
+    static func limits(_ config: GatewayConfig) -> [String: Budgets] {
+        var limits: [String: Budgets] = [:]
+        for (hash, key) in config.keys where !key.budgets.isEmpty { limits["key " + hash] = key.budgets }
+        for (user, budgets) in config.userBudgets where !budgets.isEmpty { limits["user " + user] = budgets }
+        for (team, budgets) in config.teamBudgets where !budgets.isEmpty { limits["team " + team] = budgets }
+        return limits
+    }
+
+    /// Takes the limits of a reloaded config (spend and reservations carry over).
+    public func reload(_ config: GatewayConfig) { limits = BudgetBook.limits(config) }
+
+    /// Holds `usd` and `tokens` against every budget of `key`, or says which budget it would break.
+    public func reserve(
+        key: ClientKey, usd: Double, tokens: Double, now: Double = Date().timeIntervalSince1970
+    ) -> Result<Reservation, BudgetRefusalError> {
+        let day = BudgetPeriod.day(now)
+        let month = BudgetPeriod.month(now)
+        let scopes = ["key " + key.sha256, "user " + key.user, "team " + key.team]
+        for scope in scopes {
+            guard let budget = limits[scope] else { continue }
+            var tally = tallies[scope] ?? Tally(day: day, month: month)
+            tally.roll(day: day, month: month)
+            tallies[scope] = tally
+            let label = scope.hasPrefix("key ") ? "key of \(key.user)" : scope
+            let checks: [(String, Double?, Double, Double, Double, Bool)] = [
+                ("usd_per_day", budget.usdPerDay, tally.dayUSD, tally.reservedDayUSD, usd, true),
+                ("usd_per_month", budget.usdPerMonth, tally.monthUSD, tally.reservedMonthUSD, usd, true),
+                ("tokens_per_day", budget.tokensPerDay, tally.dayTokens, tally.reservedDayTokens, tokens, false),
+                (
+                    "tokens_per_month", budget.tokensPerMonth, tally.monthTokens, tally.reservedMonthTokens, tokens,
+                    false
+                ),
+            ]
+            for (name, limit, spent, reserved, request, isUSD) in checks {
+                guard let limit else { continue }
+                if spent + reserved + request > limit {
+                    return .failure(
+                        BudgetRefusalError(
+                            refusal: BudgetRefusal(
+                                budget: "\(label) \(name)", limit: limit, spent: spent, reserved: reserved,
+                                request: request, isUSD: isUSD
+                            )
+                        )
+                    )
+                }
+            }
+        }
+        for scope in scopes where limits[scope] != nil || tallies[scope] != nil {
+            var tally = tallies[scope] ?? Tally(day: day, month: month)
+            tally.roll(day: day, month: month)
+            tally.reservedDayUSD += usd
+            tally.reservedMonthUSD += usd
+            tally.reservedDayTokens += tokens
+            tally.reservedMonthTokens += tokens
+            tallies[scope] = tally
+        }
+        return .success(Reservation(scopes: scopes, usd: usd, tokens: tokens, day: day, month: month))
+    }
+
+    /// Releases `reservation` and books what the request really cost.
+    public func settle(_ reservation: Reservation, usd: Double, tokens: Double) {
+        for scope in reservation.scopes {
+            var tally = tallies[scope] ?? Tally(day: reservation.day, month: reservation.month)
+            if tally.day == reservation.day {
+                tally.reservedDayUSD = max(0, tally.reservedDayUSD - reservation.usd)
+                tally.reservedDayTokens = max(0, tally.reservedDayTokens - reservation.tokens)
+                tally.dayUSD += usd
+                tally.dayTokens += tokens
+            }
+            if tally.month == reservation.month {
+                tally.reservedMonthUSD = max(0, tally.reservedMonthUSD - reservation.usd)
+                tally.reservedMonthTokens = max(0, tally.reservedMonthTokens - reservation.tokens)
+                tally.monthUSD += usd
+                tally.monthTokens += tokens
+            }
+            tallies[scope] = tally
+        }
+    }
+}
+
+/// The error form of a budget refusal.
+public struct BudgetRefusalError: Error, Sendable {
+    /// The refusal.
+    public let refusal: BudgetRefusal
+}
+
+/// A session that needs confirmation (HTTP 409 `confirmation_required`).
+public struct SessionRefusal: Sendable, Equatable {
+    /// The session id.
+    public var session: String
+    /// How long the session has run.
+    public var durationSeconds: Double
+    /// Tokens the session has used.
+    public var tokens: Int
+    /// USD the session has spent.
+    public var spendUSD: Double
+    /// The spend allowed before confirmation.
+    public var limitUSD: Double?
+    /// The duration allowed before confirmation.
+    public var limitSeconds: Double?
+    /// Why it tripped.
+    public var reason: String
+    /// Whether this is the first refusal of this trip (log, record and notify once).
+    public var isNewTrip: Bool
+    /// The key's user.
+    public var user: String
+}
+
+/// Sessions and the runaway breaker: a session past its duration or spend waits for a confirmation.
+public actor SessionBook {
+    struct State {
+        var id: String
+        var keyHash: String
+        var user: String
+        var start: Double
+        var last: Double
+        var tokens = 0
+        var spend = 0.0
+        var allowedUSD: Double?
+        var allowedSeconds: Double?
+        var trippedAt: Double?
+    }
+
+    private var policy: SessionPolicy
+    private var sessions: [String: State] = [:]
+    private var currentByKey: [String: String] = [:]
+
+    /// Creates a value from its parts.
+    public init(policy: SessionPolicy) { self.policy = policy }
+
+    /// Takes a reloaded config's policy.
+    public func reload(_ policy: SessionPolicy) { self.policy = policy }
+
+    /// The session of a request from `key` (named by `header` or found by the idle gap), or why it must wait.
+    public func begin(
+        key: ClientKey, header: String?, now: Double = Date().timeIntervalSince1970
+    ) -> (session: String, refusal: SessionRefusal?) {
+        let id: String
+        if let header, !header.isEmpty {
+            id = header
+        } else if let current = currentByKey[key.sha256], let state = sessions[current],
+            now - state.last <= policy.idleGapSeconds
+        {
+            id = current
+        } else {
+            id = "\(key.user)-\(key.sha256.prefix(8))-\(Int(now))"
+            currentByKey[key.sha256] = id
+        }
+        var state =
+            sessions[id]
+            ?? State(
+                id: id, keyHash: key.sha256, user: key.user, start: now, last: now, allowedUSD: policy.maxUSD,
+                allowedSeconds: policy.maxDurationSeconds
+            )
+        state.last = now
+        let duration = now - state.start
+        var reason: String?
+        if let allowed = state.allowedUSD, state.spend > allowed {
+            reason = String(format: "spent $%.4f, over the $%.2f limit", state.spend, allowed)
+        } else if let allowed = state.allowedSeconds, duration > allowed {
+            reason = String(format: "running %.0f s, over the %.0f s limit", duration, allowed)
+        }
+        var refusal: SessionRefusal?
+        if let reason {
+            let isNew = state.trippedAt == nil
+            if isNew { state.trippedAt = now }
+            refusal = SessionRefusal(
+                session: id, durationSeconds: duration, tokens: state.tokens, spendUSD: state.spend,
+                limitUSD: state.allowedUSD, limitSeconds: state.allowedSeconds, reason: reason, isNewTrip: isNew,
+                user: state.user
+            )
+        }
+        sessions[id] = state
+        return (id, refusal)
+    }
+
+    /// When the current trip of `session` happened, if it is tripped.
+    public func trippedAt(_ session: String) -> Double? { sessions[session]?.trippedAt }
+
+    /// Books a finished request's spend.
+    public func settle(session: String, usd: Double, tokens: Int) {
+        guard var state = sessions[session] else { return }
+        state.spend += usd
+        state.tokens += tokens
+        sessions[session] = state
+    }
+
+    /// Confirms `session` for `keyHash` (nil: any key, for the operator's CLI); false if unknown or another key's.
+    /// The session then runs to the next multiple of each limit.
+    @discardableResult
+    public func confirm(_ session: String, keyHash: String?, now: Double = Date().timeIntervalSince1970) -> Bool {
+        guard var state = sessions[session], keyHash == nil || state.keyHash == keyHash else { return false }
+        if let limit = policy.maxUSD, limit > 0 {
+            state.allowedUSD = ((state.spend / limit).rounded(.down) + 1) * limit
+        }
+        if let limit = policy.maxDurationSeconds, limit > 0 {
+            state.allowedSeconds = (((now - state.start) / limit).rounded(.down) + 1) * limit
+        }
+        state.trippedAt = nil
+        sessions[session] = state
+        return true
+    }
+
+    /// Sessions by spend, for the dashboard: (id, user, start, last, tokens, spend, tripped).
+    public func snapshot() -> [(
+        id: String, user: String, start: Double, last: Double, tokens: Int, spend: Double, tripped: Bool
+    )] {
+        sessions.values.sorted { $0.spend > $1.spend }.map {
+            ($0.id, $0.user, $0.start, $0.last, $0.tokens, $0.spend, $0.trippedAt != nil)
+        }
+    }
+}
+
+/// Per-deployment circuit breakers: closed → open after `failures` in `window` → half-open probe after `cooldown`.
+public actor BreakerBoard {
+    /// A breaker's state.
+    public enum State: String, Sendable {
+        case closed, open
+        case halfOpen = "half-open"
+    }
+
+    struct Breaker {
+        var failures: [Double] = []
+        var openUntil: Double?
+        var probing = false
+    }
+
+    private var policy: BreakerPolicy
+    private var breakers: [String: Breaker] = [:]
+
+    /// Creates a value from its parts.
+    public init(policy: BreakerPolicy) { self.policy = policy }
+
+    /// Takes a reloaded config's policy and closes every breaker.
+    public func reload(_ policy: BreakerPolicy) {
+        self.policy = policy
+        breakers = [:]
+    }
+
+    /// Whether an attempt on `deployment` may go out now (one probe at a time once the cool-down is over).
+    public func admit(_ deployment: String, now: Double = Date().timeIntervalSince1970) -> Bool {
+        guard var breaker = breakers[deployment], let until = breaker.openUntil else { return true }
+        if now < until || breaker.probing { return false }
+        breaker.probing = true
+        breakers[deployment] = breaker
+        return true
+    }
+
+    /// A successful attempt closes the breaker.
+    public func success(_ deployment: String) {
+        breakers[deployment] = nil
+    }
+
+    /// A failed attempt; opens the breaker at the threshold, or again after a failed probe.
+    public func failure(_ deployment: String, now: Double = Date().timeIntervalSince1970) {
+        var breaker = breakers[deployment] ?? Breaker()
+        if breaker.openUntil != nil {
+            breaker.openUntil = now + policy.cooldownSeconds
+            breaker.probing = false
+        } else {
+            breaker.failures = breaker.failures.filter { now - $0 <= policy.windowSeconds } + [now]
+            if breaker.failures.count >= policy.failures {
+                breaker.openUntil = now + policy.cooldownSeconds
+                breaker.failures = []
+            }
+        }
+        breakers[deployment] = breaker
+    }
+
+    /// An attempt that ended neither way (a probe that got a client error) frees the probe slot.
+    public func release(_ deployment: String) {
+        breakers[deployment]?.probing = false
+    }
+
+    /// The state of `deployment`'s breaker.
+    public func state(_ deployment: String, now: Double = Date().timeIntervalSince1970) -> State {
+        guard let until = breakers[deployment]?.openUntil else { return .closed }
+        return now < until ? .open : .halfOpen
+    }
+}
+
+/// Requests in flight and per minute to one deployment.
+actor DeploymentLimiter {
+    private var inFlight = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var recent: [(time: Double, tokens: Int)] = []
+
+    /// Waits for a slot under `concurrency` and the per-minute limits, then holds it.
+    func acquire(concurrency: Int?, rpm: Int?, tpm: Int?, tokens: Int) async {
+        if let concurrency {
+            while inFlight >= concurrency {
+                await withCheckedContinuation { waiters.append($0) }
+            }
+        }
+        inFlight += 1
+        while true {
+            let now = Date().timeIntervalSince1970
+            recent.removeAll { now - $0.time > 60 }
+            let requestsOK = rpm.map { recent.count < $0 } ?? true
+            let tokensOK = tpm.map { recent.reduce(0) { $0 + $1.tokens } + tokens <= $0 || recent.isEmpty } ?? true
+            if requestsOK && tokensOK { break }
+            let wait = max(0.01, 60 - (now - (recent.first?.time ?? now)))
+            try? await Task.sleep(for: .seconds(min(wait, 1)))
+        }
+        if rpm != nil || tpm != nil { recent.append((Date().timeIntervalSince1970, tokens)) }
+    }
+
+    /// Frees the slot.
+    func release() {
+        inFlight -= 1
+        if !waiters.isEmpty { waiters.removeFirst().resume() }
+    }
+}

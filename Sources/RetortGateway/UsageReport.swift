@@ -1,0 +1,194 @@
+import Foundation
+
+/// `retort usage`: the ledger grouped by user, team, route, model or day (FORMATS.md §6).
+public struct UsageReport: Sendable {
+    /// How rows are grouped.
+    public enum Grouping: String, Sendable, CaseIterable {
+        case user, team, route, model, day
+    }
+
+    /// One group's figures.
+    public struct Group: Sendable, Equatable {
+        /// The group's name (user, team, route, `provider/model` or UTC day).
+        public var group: String
+        /// Requests in the group.
+        public var requests = 0
+        /// Uncached input tokens.
+        public var inputTokens = 0
+        /// Input tokens read from a cache.
+        public var cachedInputTokens = 0
+        /// Input tokens written to a cache.
+        public var cacheWriteTokens = 0
+        /// Output tokens, reasoning included.
+        public var outputTokens = 0
+        /// Reasoning tokens (inside the output tokens).
+        public var reasoningTokens = 0
+        /// Cost in USD.
+        public var costUSD = 0.0
+        /// Median latency in milliseconds.
+        public var latencyP50 = 0.0
+        /// 95th-percentile latency in milliseconds.
+        public var latencyP95 = 0.0
+        /// Requests served by a deployment other than the route's first.
+        public var failovers = 0
+        /// Answers other than 200, failed streams included.
+        public var errors = 0
+
+        /// The FORMATS.md §6 object.
+        public var json: JSON {
+            [
+                "group": .string(group), "requests": .int(requests), "input_tokens": .int(inputTokens),
+                "cached_input_tokens": .int(cachedInputTokens), "cache_write_tokens": .int(cacheWriteTokens),
+                "output_tokens": .int(outputTokens), "reasoning_tokens": .int(reasoningTokens),
+                "cost_usd": .number((costUSD * 1e6).rounded() / 1e6), "latency_ms_p50": .number(latencyP50),
+                "latency_ms_p95": .number(latencyP95), "failovers": .int(failovers), "errors": .int(errors),
+            ]
+        }
+    }
+
+    /// Groups, most expensive first.
+    public var groups: [Group]
+    /// Sessions by duration: (session, user, seconds, requests, spend).
+    public var longestSessions: [(session: String, user: String, seconds: Double, requests: Int, spendUSD: Double)]
+
+    /// Groups `rows` by `grouping`.
+    public init(rows: [LedgerRow], by grouping: Grouping) {
+        var buckets: [String: [LedgerRow]] = [:]
+        for row in rows {
+            let name: String =
+                switch grouping {
+                case .user: row.user
+                case .team: row.team
+                case .route: row.route
+                case .model: row.deployment ?? "(none)"
+                case .day: UsageReport.dayFormatter.string(from: Date(timeIntervalSince1970: row.time))
+                }
+            buckets[name, default: []].append(row)
+        }
+        groups = buckets.map { name, rows in
+            var group = Group(group: name)
+            group.requests = rows.count
+            for row in rows {
+                group.inputTokens += row.usage.inputUncached
+                group.cachedInputTokens += row.usage.cacheRead
+                group.cacheWriteTokens += row.usage.cacheWrite
+                group.outputTokens += row.usage.output
+                group.reasoningTokens += row.usage.reasoning
+                group.costUSD += row.costUSD
+                if row.failover { group.failovers += 1 }
+                if row.status != 200 { group.errors += 1 }
+            }
+            let latencies = rows.map(\.latencyMilliseconds).sorted()
+            group.latencyP50 = UsageReport.quantile(latencies, 0.5)
+            group.latencyP95 = UsageReport.quantile(latencies, 0.95)
+            return group
+        }.sorted { ($0.costUSD, $1.group) > ($1.costUSD, $0.group) }
+        if grouping == .day { groups.sort { $0.group < $1.group } }
+        var sessions: [String: (user: String, first: Double, last: Double, requests: Int, spend: Double)] = [:]
+        for row in rows where !row.session.isEmpty {
+            var entry = sessions[row.session] ?? (row.user, row.time, row.time, 0, 0)
+            entry.first = min(entry.first, row.time)
+            entry.last = max(entry.last, row.time + row.latencyMilliseconds / 1000)
+            entry.requests += 1
+            entry.spend += row.costUSD
+            sessions[row.session] = entry
+        }
+        longestSessions = sessions.map {
+            ($0.key, $0.value.user, $0.value.last - $0.value.first, $0.value.requests, $0.value.spend)
+        }
+        .sorted { $0.seconds > $1.seconds }
+    }
+
+    /// Linear-interpolated quantile of sorted values (0 when empty).
+    static func quantile(_ sorted: [Double], _ q: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        let position = q * Double(sorted.count - 1)
+        let lower = Int(position.rounded(.down))
+        let upper = min(lower + 1, sorted.count - 1)
+        let value = sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
+        return (value * 1000).rounded() / 1000
+    }
+
+    static let dayFormatter: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd"
+        return formatter
+    }()
+
+    /// The JSON array.
+    public var json: JSON { .array(groups.map(\.json)) }
+
+    static let columns = [
+        "group", "requests", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+        "reasoning_tokens", "cost_usd", "latency_ms_p50", "latency_ms_p95", "failovers", "errors",
+    ]
+
+    /// CSV with a header line.
+    public var csv: String {
+        var lines = [UsageReport.columns.joined(separator: ",")]
+        for group in groups {
+            let name =
+                group.group.contains(",") || group.group.contains("\"")
+                ? "\"" + group.group.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : group.group
+            lines.append(
+                [
+                    name, "\(group.requests)", "\(group.inputTokens)", "\(group.cachedInputTokens)",
+                    "\(group.cacheWriteTokens)", "\(group.outputTokens)", "\(group.reasoningTokens)",
+                    String(format: "%.6f", group.costUSD), String(format: "%.1f", group.latencyP50),
+                    String(format: "%.1f", group.latencyP95), "\(group.failovers)", "\(group.errors)",
+                ].joined(separator: ",")
+            )
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A plain-text table with the top spenders and longest sessions.
+    public func table(grouping: Grouping) -> String {
+        var lines: [String] = []
+        let header = [
+            grouping.rawValue, "requests", "input", "cached", "cache_write", "output", "reasoning", "spend $", "p50 ms",
+            "p95 ms", "failovers", "errors",
+        ]
+        var rows = [header]
+        for group in groups {
+            rows.append([
+                group.group, "\(group.requests)", "\(group.inputTokens)", "\(group.cachedInputTokens)",
+                "\(group.cacheWriteTokens)", "\(group.outputTokens)", "\(group.reasoningTokens)",
+                String(format: "%.4f", group.costUSD), String(format: "%.1f", group.latencyP50),
+                String(format: "%.1f", group.latencyP95), "\(group.failovers)", "\(group.errors)",
+            ])
+        }
+        let widths = (0..<header.count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for (index, row) in rows.enumerated() {
+            lines.append(
+                row.enumerated().map { column, cell in
+                    column == 0
+                        ? cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                        : String(repeating: " ", count: widths[column] - cell.count) + cell
+                }.joined(separator: "  ")
+            )
+            if index == 0 { lines.append(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
+        }
+        if groups.isEmpty { lines.append("(no requests in this period)") }
+        let total = groups.reduce(0) { $0 + $1.costUSD }
+        lines.append("")
+        lines.append(String(format: "total: %d requests, $%.4f", groups.reduce(0) { $0 + $1.requests }, total))
+        if let top = groups.first, grouping != .day {
+            lines.append(String(format: "top spender: %@ ($%.4f)", top.group, top.costUSD))
+        }
+        if !longestSessions.isEmpty {
+            lines.append("longest sessions:")
+            for session in longestSessions.prefix(5) {
+                lines.append(
+                    String(
+                        format: "  %@ (%@): %.0f s, %d requests, $%.4f", session.session, session.user, session.seconds,
+                        session.requests, session.spendUSD
+                    )
+                )
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RetortData
+import RetortGateway
+
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "The teacher gateway: one OpenAI-compatible endpoint over many LLM providers (FORMATS.md §5–6).",
+        subcommands: [Serve.self, Key.self, Confirm.self, Check.self]
+    )
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve /v1/chat/completions, /v1/models, /healthz, /metrics and /dashboard.",
+            discussion:
+                "SIGHUP reloads the config (a bad file is refused and the running one stays); SIGTERM drains and exits."
+        )
+        @Option(help: "The gateway config (YAML).") var config: String
+        @Option(help: "Override the config's listen address (HOST:PORT).") var listen: String?
+        @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                var loaded = try GatewayConfig.load(config)
+                if let listen {
+                    guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...])
+                    else { throw DataError(.usage, "--listen: write HOST:PORT, e.g. 127.0.0.1:8787") }
+                    loaded.host = String(listen[..<colon])
+                    loaded.port = port
+                }
+                var logger = Logger(label: "retort.gateway")
+                logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+                let gateway = try Gateway(config: loaded, configPath: config, logger: logger)
+                let (host, ledger) = (loaded.host, loaded.ledgerPath)
+                try await gateway.serve { port in
+                    let line = "retort gateway listening on http://\(host):\(port) (ledger \(ledger))\n"
+                    FileHandle.standardOutput.write(Data(line.utf8))
+                }
+            }
+        }
+    }
+
+    struct Key: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a new random client key once, with the YAML entry that holds only its SHA-256."
+        )
+        @Option(help: "The key's user.") var user: String
+        @Option(help: "The user's team.") var team: String
+        @Flag(help: "May open /dashboard.") var admin = false
+
+        func run() async throws {
+            var generator = SystemRandomNumberGenerator()
+            let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let token = "rk-" + bytes.map { String(format: "%02x", $0) }.joined()
+            print("key (shown once; give it to \(user)): \(token)")
+            print("")
+            print("# add under keys: in the gateway config")
+            print("  - sha256: \(Gateway.hash(token: token))")
+            print("    user: \(user)")
+            print("    team: \(team)")
+            if admin { print("    admin: true") }
+        }
+    }
+
+    struct Confirm: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Confirm a session the runaway breaker stopped; it then runs to the next multiple of its limit."
+        )
+        @Argument(help: "The session id (from the 409 answer or the dashboard).") var session: String
+        @Option(help: "The gateway config (YAML).") var config: String
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                let loaded = try GatewayConfig.load(config)
+                let ledger = try Ledger(path: loaded.ledgerPath)
+                guard try ledger.trips().contains(where: { $0.session == session }) else {
+                    throw DataError(
+                        .usage, "no session \(session) has tripped; the dashboard lists trips", file: loaded.ledgerPath)
+                }
+                try ledger.confirm(session: session, time: Date().timeIntervalSince1970)
+                print("confirmed \(session); its next request goes through")
+            }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a gateway config and print its routes (exit 65 with FILE:LINE on errors)."
+        )
+        @Option(help: "The gateway config (YAML).") var config: String
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                let loaded = try GatewayConfig.load(config)
+                for route in loaded.routes.values.sorted(by: { $0.name < $1.name }) {
+                    let deployments = route.deployments.map(\.id).joined(separator: " → ")
+                    print("\(route.name) (fallback \(route.fallback.rawValue)): \(deployments)")
+                }
+                print("\(loaded.keys.count) keys, \(loaded.providers.count) providers; ledger \(loaded.ledgerPath)")
+            }
+        }
+    }
+}
+
+struct Usage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Spend and traffic from the gateway's ledger, grouped by user, team, route, model or day."
+    )
+    @Option(help: "The gateway config (YAML).") var config: String
+    @Option(help: "Group by user, team, route, model or day.") var by = "user"
+    @Option(help: "Only the last N days/hours (7d, 24h).") var since: String?
+    @Flag(help: "Print a JSON array (FORMATS.md §6).") var json = false
+    @Flag(help: "Print CSV.") var csv = false
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            guard let grouping = UsageReport.Grouping(rawValue: by) else {
+                throw DataError(.usage, "--by: use user, team, route, model or day")
+            }
+            var start = 0.0
+            if let since {
+                let text = since.hasSuffix("d") ? String(since.dropLast()) : nil
+                if let text, let days = Double(text) {
+                    start = Date().timeIntervalSince1970 - days * 86_400
+                } else if let seconds = DurationText.parse(since) {
+                    start = Date().timeIntervalSince1970 - seconds
+                } else {
+                    throw DataError(.usage, "--since: write 7d, 24h or 30m")
+                }
+            }
+            let loaded = try GatewayConfig.load(config)
+            guard FileManager.default.fileExists(atPath: loaded.ledgerPath) else {
+                throw DataError(
+                    .missingInput, "no ledger yet: start `retort gateway serve` first", file: loaded.ledgerPath)
+            }
+            let report = UsageReport(rows: try Ledger(path: loaded.ledgerPath).rows(since: start), by: grouping)
+            if json {
+                print(report.json.text)
+            } else if csv {
+                print(report.csv, terminator: "")
+            } else {
+                print(report.table(grouping: grouping), terminator: "")
+            }
+        }
+    }
+}
