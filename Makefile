@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test bench bench-peers bench-learning bench-search report-check lint format clean
+.PHONY: deps models build demo test bench bench-peers bench-learning bench-search bench-gateway gateway-check report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -47,6 +47,17 @@ bench-learning: build
 ## Exhaustive vs successive halving on ../shared/bench with candidates/large.yaml (numbers for the README).
 bench-search: build
 	python3 scripts/bench_search.py ../shared/bench results/bench-search candidates/large.yaml
+
+## Gateway latency over a direct call at 200 and 1000 requests/s on loopback (ledger on), and its peak memory.
+bench-gateway: build
+	.build/release/retort gateway bench --rates 200,1000 --seconds 10
+
+## The gateway driven by the official OpenAI Python SDK and rendered by headless Chromium (results/gateway-check/).
+gateway-check: build
+	@[ -x .build-bench/venv/bin/python ] || python3 -m venv .build-bench/venv
+	@.build-bench/venv/bin/python -c "import openai" 2>/dev/null || .build-bench/venv/bin/pip install -q openai
+	@command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+	.build-bench/venv/bin/python scripts/gateway_check.py .build/release/retort
 
 ## Render the demo run's report.html to results/report-check.png with headless Chromium (1280×800).
 report-check:

@@ -20,10 +20,10 @@ extension Gateway {
         let trips = try ledger.trips(since: since)
         let failovers = try ledger.failovers(since: since)
         var health: [(deployment: String, state: BreakerBoard.State, retired: Bool)] = []
-        let retired = await dispatcher.retired.all
+        let retired = dispatcher.retired.all
         for route in config.routes.values.sorted(by: { $0.name < $1.name }) {
             for deployment in route.deployments where !health.contains(where: { $0.deployment == deployment.id }) {
-                health.append((deployment.id, await breakers.state(deployment.id), retired.contains(deployment.id)))
+                health.append((deployment.id, breakers.state(deployment.id), retired.contains(deployment.id)))
             }
         }
         let html = DashboardPage(rows: rows, trips: trips, failovers: failovers, health: health, now: now).html
@@ -68,7 +68,7 @@ struct DashboardPage {
             h1{font-size:20px;margin:0 0 12px}h2{font-size:16px;margin:0 0 8px}
             .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:16px}
             section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;overflow-x:auto}
-            table{border-collapse:collapse;width:100%}td,th{padding:3px 6px;border-bottom:1px solid var(--line);text-align:left}
+            table{border-collapse:collapse;width:100%}td,th{padding:3px 6px;border-bottom:1px solid var(--line);text-align:left;overflow-wrap:anywhere}
             td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.muted{color:var(--muted)}
             .kpis{display:flex;gap:24px;flex-wrap:wrap;margin-bottom:16px}.kpi b{display:block;font-size:20px}
             .bar{height:12px;background:#4e79a7;border-radius:2px}.ok{color:#2e7d32}.bad{color:#c62828}.warn{color:#ef6c00}

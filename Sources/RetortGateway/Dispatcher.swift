@@ -40,6 +40,16 @@ public enum AttemptError: Error, Sendable {
         return false
     }
 
+    /// The metric label of this failure.
+    var outcome: String {
+        switch self {
+        case .status(let code, _, _, _): "http_\(code)"
+        case .transport: "connection"
+        case .timeout: "timeout"
+        case .malformed: "malformed"
+        }
+    }
+
     var summary: String {
         switch self {
         case .status(let code, _, let message, let retired): "HTTP \(code)\(retired ? " (retired)" : ""): \(message)"
@@ -122,12 +132,14 @@ public final class Dispatcher: Sendable {
     let environment: @Sendable (String) -> String?
     let logger: Logger
     let onFailover: @Sendable (_ route: String, _ deployment: String, _ reason: String) -> Void
+    let onAttempt: @Sendable (_ deployment: String, _ outcome: String, _ seconds: Double) -> Void
 
     /// Creates a value from its parts.
     public init(
         breakers: BreakerBoard, logger: Logger = Logger(label: "retort.gateway"),
         environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] },
-        onFailover: @escaping @Sendable (String, String, String) -> Void = { _, _, _ in }
+        onFailover: @escaping @Sendable (String, String, String) -> Void = { _, _, _ in },
+        onAttempt: @escaping @Sendable (String, String, Double) -> Void = { _, _, _ in }
     ) {
         clients = ClientPool()
         self.breakers = breakers
@@ -136,13 +148,14 @@ public final class Dispatcher: Sendable {
         self.environment = environment
         self.logger = logger
         self.onFailover = onFailover
+        self.onAttempt = onAttempt
     }
 
     /// Closes the HTTP clients.
-    public func shutdown() async { await clients.shutdown() }
+    public func shutdown() async { clients.shutdown() }
 
     /// Forgets retired marks (on config reload).
-    public func reload() async { await retired.clear() }
+    public func reload() async { retired.clear() }
 
     /// Routes `chat` (an OpenAI chat request body) down `route`.
     public func dispatch(
@@ -152,14 +165,14 @@ public final class Dispatcher: Sendable {
         var reasons: [String] = []
         let deployments = route.eligibleDeployments
         for (index, deployment) in deployments.enumerated() {
-            if await retired.contains(deployment.id) {
+            if retired.contains(deployment.id) {
                 reasons.append("\(deployment.id): retired")
                 continue
             }
             var backoff = retry.backoffMilliseconds
             var tries = 0
             deploymentLoop: while tries < retry.attempts {
-                guard await breakers.admit(deployment.id) else {
+                guard breakers.admit(deployment.id) else {
                     reasons.append("\(deployment.id): circuit open")
                     break deploymentLoop
                 }
@@ -170,27 +183,38 @@ public final class Dispatcher: Sendable {
                     let key = deployment.providerConfig.apiKeyEnv.flatMap(environment)
                     request = try Wire.request(for: chat, deployment: deployment, stream: stream, apiKey: key)
                 } catch {
-                    await breakers.release(deployment.id)
+                    breakers.release(deployment.id)
                     return .invalid(error.message, attempts: attempts - 1)
                 }
-                let limiter = await limiters.limiter(for: deployment.id)
-                await limiter.acquire(
+                let limited =
+                    deployment.concurrency != nil || deployment.requestsPerMinute != nil
+                    || deployment.tokensPerMinute != nil
+                let limiter = limited ? limiters.limiter(for: deployment.id) : nil
+                await limiter?.acquire(
                     concurrency: deployment.concurrency, rpm: deployment.requestsPerMinute,
                     tpm: deployment.tokensPerMinute, tokens: estimatedTokens
                 )
+                let attemptStart = ContinuousClock.now
+                func elapsed() -> Double {
+                    let time = ContinuousClock.now - attemptStart
+                    return Double(time.components.seconds) + Double(time.components.attoseconds) / 1e18
+                }
                 do {
                     if stream {
                         let opened = try await openStream(request, deployment: deployment)
-                        await limiter.release()
-                        await breakers.success(deployment.id)
+                        await limiter?.release()
+                        breakers.success(deployment.id)
+                        onAttempt(deployment.id, "ok", elapsed())
                         return .streaming(opened, deployment, attempts: attempts, failover: index > 0)
                     }
                     let answer = try await complete(request, deployment: deployment)
-                    await limiter.release()
-                    await breakers.success(deployment.id)
+                    await limiter?.release()
+                    breakers.success(deployment.id)
+                    onAttempt(deployment.id, "ok", elapsed())
                     return .completed(answer, deployment, attempts: attempts, failover: index > 0)
                 } catch let error as AttemptError {
-                    await limiter.release()
+                    await limiter?.release()
+                    onAttempt(deployment.id, error.outcome, elapsed())
                     logger.warning(
                         "upstream attempt failed",
                         metadata: [
@@ -198,12 +222,12 @@ public final class Dispatcher: Sendable {
                         ]
                     )
                     if error.isBreakerFailure {
-                        await breakers.failure(deployment.id)
+                        breakers.failure(deployment.id)
                     } else {
-                        await breakers.release(deployment.id)
+                        breakers.release(deployment.id)
                     }
                     if case .status(_, _, _, true) = error {
-                        await retired.insert(deployment.id)
+                        retired.insert(deployment.id)
                         reasons.append("\(deployment.id): \(error.summary)")
                         onFailover(route.name, deployment.id, "retired: \(error.summary)")
                         break deploymentLoop
@@ -225,8 +249,8 @@ public final class Dispatcher: Sendable {
                     try? await Task.sleep(for: .milliseconds(Int(wait)))
                     backoff = min(backoff * 2, retry.maxBackoffMilliseconds)
                 } catch {
-                    await limiter.release()
-                    await breakers.failure(deployment.id)
+                    await limiter?.release()
+                    breakers.failure(deployment.id)
                     reasons.append("\(deployment.id): \(error)")
                     break deploymentLoop
                 }
@@ -240,7 +264,7 @@ public final class Dispatcher: Sendable {
         outgoing.method = .POST
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
         outgoing.body = .bytes(ByteBuffer(data: request.body))
-        let client = await clients.client(timeout: deployment.timeoutSeconds)
+        let client = clients.client(timeout: deployment.timeoutSeconds)
         do {
             return try await client.execute(outgoing, deadline: .now() + .hours(24))
         } catch {
@@ -291,7 +315,9 @@ public final class Dispatcher: Sendable {
             throw AttemptError.malformed("not JSON")
         }
         do {
-            return try Wire.completion(json, deployment: deployment)
+            var translated = try Wire.completion(json, deployment: deployment)
+            if deployment.providerConfig.kind == .openai { translated.rawBody = Data(body.readableBytesView) }
+            return translated
         } catch {
             throw AttemptError.malformed(error.message)
         }
@@ -321,7 +347,7 @@ public final class Dispatcher: Sendable {
 
 /// One HTTP client per distinct `timeout_s`, whose read timeout bounds both the first byte and every gap.
 /// Clients live as long as the process (like `HTTPClient.shared`), so a gateway that goes away never leaks one.
-actor ClientPool {
+final class ClientPool: Sendable {
     private static let clients = Mutex<[Double: HTTPClient]>([:])
 
     func client(timeout: Double) -> HTTPClient {
@@ -341,25 +367,27 @@ actor ClientPool {
         }
     }
 
-    func shutdown() async {}
+    func shutdown() {}
 }
 
 /// Deployments marked retired until the config is reloaded.
-actor RetiredSet {
-    private var ids = Set<String>()
-    func contains(_ id: String) -> Bool { ids.contains(id) }
-    func insert(_ id: String) { ids.insert(id) }
-    func clear() { ids = [] }
-    var all: Set<String> { ids }
+final class RetiredSet: Sendable {
+    private let ids = Mutex<Set<String>>([])
+    func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
+    func insert(_ id: String) { _ = ids.withLock { $0.insert(id) } }
+    func clear() { ids.withLock { $0 = [] } }
+    var all: Set<String> { ids.withLock { $0 } }
 }
 
 /// One limiter per deployment.
-actor LimiterPool {
-    private var limiters: [String: DeploymentLimiter] = [:]
+final class LimiterPool: Sendable {
+    private let limiters = Mutex<[String: DeploymentLimiter]>([:])
     func limiter(for id: String) -> DeploymentLimiter {
-        if let limiter = limiters[id] { return limiter }
-        let limiter = DeploymentLimiter()
-        limiters[id] = limiter
-        return limiter
+        limiters.withLock { limiters in
+            if let limiter = limiters[id] { return limiter }
+            let limiter = DeploymentLimiter()
+            limiters[id] = limiter
+            return limiter
+        }
     }
 }

@@ -38,6 +38,8 @@ public final class Gateway: Sendable {
     public let metrics: GatewayMetrics
     let logger: Logger
     private let ledgerHealthy = Atomic<Bool>(true)
+    /// Recently seen tokens and their SHA-256 (in memory only, never written anywhere).
+    private let tokenHashes = Mutex<[String: String]>([:])
     let startTime = Date().timeIntervalSince1970
 
     /// A gateway over `config`; `environment` supplies the secrets named by `api_key_env`.
@@ -64,6 +66,9 @@ public final class Gateway: Sendable {
                 try? ledger.recordFailover(
                     route: route, deployment: deployment, reason: reason, time: Date().timeIntervalSince1970
                 )
+            },
+            onAttempt: { deployment, outcome, seconds in
+                metrics.attempt(deployment: deployment, outcome: outcome, seconds: seconds)
             }
         )
     }
@@ -76,9 +81,9 @@ public final class Gateway: Sendable {
         guard let configPath else { return }
         let fresh = try GatewayConfig.load(configPath)
         state.withLock { $0 = fresh }
-        await budgets.reload(fresh)
-        await sessions.reload(fresh.session)
-        await breakers.reload(fresh.breaker)
+        budgets.reload(fresh)
+        sessions.reload(fresh.session)
+        breakers.reload(fresh.breaker)
         await dispatcher.reload()
         logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])
     }
@@ -86,9 +91,9 @@ public final class Gateway: Sendable {
     /// Replaces the configuration (tests, and reload).
     public func apply(_ fresh: GatewayConfig) async {
         state.withLock { $0 = fresh }
-        await budgets.reload(fresh)
-        await sessions.reload(fresh.session)
-        await breakers.reload(fresh.breaker)
+        budgets.reload(fresh)
+        sessions.reload(fresh.session)
+        breakers.reload(fresh.breaker)
         await dispatcher.reload()
     }
 
@@ -97,7 +102,14 @@ public final class Gateway: Sendable {
 
     /// SHA-256 of a client token, lowercase hex.
     public static func hash(token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(64)
+        for byte in SHA256.hash(data: Data(token.utf8)) {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 
     /// The key a request authenticates with, or nil.
@@ -109,7 +121,17 @@ public final class Gateway: Sendable {
             token = String(query)
         }
         guard let token, !token.isEmpty else { return nil }
-        return config.keys[Gateway.hash(token: token)]
+        let hash =
+            tokenHashes.withLock { $0[token] }
+            ?? {
+                let hash = Gateway.hash(token: token)
+                tokenHashes.withLock { cache in
+                    if cache.count >= 4096 { cache.removeAll() }
+                    cache[token] = hash
+                }
+                return hash
+            }()
+        return config.keys[hash]
     }
 
     /// Writes a ledger row; a failure marks the ledger unhealthy so later requests fail closed.

@@ -97,7 +97,7 @@ extension Gateway {
 
     func confirm(_ request: Request, id: String) async throws -> Response {
         guard let key = authenticate(request) else { return failure(Gateway.unauthorized) }
-        guard await sessions.confirm(id, keyHash: key.sha256) else {
+        guard sessions.confirm(id, keyHash: key.sha256) else {
             return failure(
                 GatewayFailure(
                     status: .notFound, type: "invalid_request_error", code: "session_not_found",
@@ -113,7 +113,7 @@ extension Gateway {
     func refreshBreakerGauges() async {
         for route in config.routes.values {
             for deployment in route.deployments {
-                metrics.breaker(deployment: deployment.id, state: await breakers.state(deployment.id))
+                metrics.breaker(deployment: deployment.id, state: breakers.state(deployment.id))
             }
         }
     }
@@ -176,14 +176,14 @@ extension Gateway {
         let wantsUsage = chat["stream_options"]?["include_usage"]?.bool ?? false
 
         // Session breaker.
-        let (session, sessionRefusal) = await sessions.begin(key: key, header: request.headers[.retortSession])
+        let (session, sessionRefusal) = sessions.begin(key: key, header: request.headers[.retortSession])
         row.session = session
         if let refusal = sessionRefusal {
             let confirmedByOperator: Bool
-            if let trippedAt = await sessions.trippedAt(session),
+            if let trippedAt = sessions.trippedAt(session),
                 let confirmed = try? ledger.lastConfirmation(of: session), confirmed >= trippedAt
             {
-                await sessions.confirm(session, keyHash: nil)
+                sessions.confirm(session, keyHash: nil)
                 confirmedByOperator = true
             } else {
                 confirmedByOperator = false
@@ -212,7 +212,7 @@ extension Gateway {
         let maxTokens = Double(bounds.prompt + bounds.output)
         let maxUSD = maxTokens * route.highestPerMTok / 1_000_000
         let reservation: Reservation
-        switch await budgets.reserve(key: key, usd: maxUSD, tokens: maxTokens) {
+        switch budgets.reserve(key: key, usd: maxUSD, tokens: maxTokens) {
         case .success(let held): reservation = held
         case .failure(let error):
             let refusal = error.refusal
@@ -246,8 +246,8 @@ extension Gateway {
         switch outcome {
         case .completed(let answer, let deployment, let attempts, let failover):
             let cost = deployment.price.cost(of: answer.usage)
-            await budgets.settle(reservation, usd: cost, tokens: Double(answer.usage.total))
-            await sessions.settle(session: session, usd: cost, tokens: answer.usage.total)
+            budgets.settle(reservation, usd: cost, tokens: Double(answer.usage.total))
+            sessions.settle(session: session, usd: cost, tokens: answer.usage.total)
             row.deployment = deployment.id
             row.servedModel = deployment.model
             row.usage = answer.usage
@@ -259,7 +259,12 @@ extension Gateway {
             row.timeToFirstTokenMilliseconds = row.latencyMilliseconds
             metrics.request(route: routeName, status: 200, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
             guard record(row) else { return failure(Gateway.ledgerUnavailable, attempts: attempts) }
-            return json(answer.body, headers: servedHeaders(deployment, attempts: attempts, session: session))
+            var headers = servedHeaders(deployment, attempts: attempts, session: session)
+            if let raw = answer.rawBody {
+                headers[.contentType] = "application/json"
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(data: raw)))
+            }
+            return json(answer.body, headers: headers)
         case .streaming(let upstream, let deployment, let attempts, let failover):
             row.deployment = deployment.id
             row.servedModel = deployment.model
@@ -278,7 +283,7 @@ extension Gateway {
             }
             return Response(status: .ok, headers: headers, body: body)
         case .refused(let status, let message, let deployment, let attempts):
-            await budgets.settle(reservation, usd: 0, tokens: 0)
+            budgets.settle(reservation, usd: 0, tokens: 0)
             row.attempts = attempts
             row.deployment = deployment.id
             let code = HTTPResponse.Status(code: status)
@@ -289,14 +294,14 @@ extension Gateway {
                 )
             ).withAttempts(attempts)
         case .invalid(let message, let attempts):
-            await budgets.settle(reservation, usd: 0, tokens: 0)
+            budgets.settle(reservation, usd: 0, tokens: 0)
             row.attempts = attempts
             return refuse(
                 GatewayFailure(
                     status: .badRequest, type: "invalid_request_error", code: "invalid_request", message: message)
             ).withAttempts(attempts)
         case .unavailable(let attempts, let reasons):
-            await budgets.settle(reservation, usd: 0, tokens: 0)
+            budgets.settle(reservation, usd: 0, tokens: 0)
             row.attempts = attempts
             return refuse(
                 GatewayFailure(
@@ -316,8 +321,8 @@ extension Gateway {
         func finish(status: Int, code: String?) async {
             let usage = upstream.usage
             let cost = deployment.price.cost(of: usage)
-            await budgets.settle(reservation, usd: cost, tokens: Double(usage.total))
-            await sessions.settle(session: row.session, usd: cost, tokens: usage.total)
+            budgets.settle(reservation, usd: cost, tokens: Double(usage.total))
+            sessions.settle(session: row.session, usd: cost, tokens: usage.total)
             row.usage = usage
             row.costUSD = cost
             row.status = status

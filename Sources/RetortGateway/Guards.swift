@@ -51,7 +51,8 @@ public struct Reservation: Sendable {
 
 /// Budgets enforced by reservation: the request's maximum cost is held before forwarding and settled after,
 /// atomically inside this actor, so concurrent requests can never overspend.
-public actor BudgetBook {
+public final class BudgetBook: @unchecked Sendable {
+    private let lock = NSLock()
     struct Tally {
         var day = 0
         var month = 0
@@ -121,12 +122,18 @@ public actor BudgetBook {
     }
 
     /// Takes the limits of a reloaded config (spend and reservations carry over).
-    public func reload(_ config: GatewayConfig) { limits = BudgetBook.limits(config) }
+    public func reload(_ config: GatewayConfig) {
+        lock.lock()
+        defer { lock.unlock() }
+        limits = BudgetBook.limits(config)
+    }
 
     /// Holds `usd` and `tokens` against every budget of `key`, or says which budget it would break.
     public func reserve(
         key: ClientKey, usd: Double, tokens: Double, now: Double = Date().timeIntervalSince1970
     ) -> Result<Reservation, BudgetRefusalError> {
+        lock.lock()
+        defer { lock.unlock() }
         let day = BudgetPeriod.day(now)
         let month = BudgetPeriod.month(now)
         let scopes = ["key " + key.sha256, "user " + key.user, "team " + key.team]
@@ -173,6 +180,8 @@ public actor BudgetBook {
 
     /// Releases `reservation` and books what the request really cost.
     public func settle(_ reservation: Reservation, usd: Double, tokens: Double) {
+        lock.lock()
+        defer { lock.unlock() }
         for scope in reservation.scopes {
             var tally = tallies[scope] ?? Tally(day: reservation.day, month: reservation.month)
             if tally.day == reservation.day {
@@ -221,7 +230,8 @@ public struct SessionRefusal: Sendable, Equatable {
 }
 
 /// Sessions and the runaway breaker: a session past its duration or spend waits for a confirmation.
-public actor SessionBook {
+public final class SessionBook: @unchecked Sendable {
+    private let lock = NSLock()
     struct State {
         var id: String
         var keyHash: String
@@ -243,12 +253,18 @@ public actor SessionBook {
     public init(policy: SessionPolicy) { self.policy = policy }
 
     /// Takes a reloaded config's policy.
-    public func reload(_ policy: SessionPolicy) { self.policy = policy }
+    public func reload(_ policy: SessionPolicy) {
+        lock.lock()
+        defer { lock.unlock() }
+        self.policy = policy
+    }
 
     /// The session of a request from `key` (named by `header` or found by the idle gap), or why it must wait.
     public func begin(
         key: ClientKey, header: String?, now: Double = Date().timeIntervalSince1970
     ) -> (session: String, refusal: SessionRefusal?) {
+        lock.lock()
+        defer { lock.unlock() }
         let id: String
         if let header, !header.isEmpty {
             id = header
@@ -270,7 +286,7 @@ public actor SessionBook {
         let duration = now - state.start
         var reason: String?
         if let allowed = state.allowedUSD, state.spend > allowed {
-            reason = String(format: "spent $%.4f, over the $%.2f limit", state.spend, allowed)
+            reason = String(format: "spent $%.4f, over the $%g limit", state.spend, allowed)
         } else if let allowed = state.allowedSeconds, duration > allowed {
             reason = String(format: "running %.0f s, over the %.0f s limit", duration, allowed)
         }
@@ -289,10 +305,16 @@ public actor SessionBook {
     }
 
     /// When the current trip of `session` happened, if it is tripped.
-    public func trippedAt(_ session: String) -> Double? { sessions[session]?.trippedAt }
+    public func trippedAt(_ session: String) -> Double? {
+        lock.lock()
+        defer { lock.unlock() }
+        return sessions[session]?.trippedAt
+    }
 
     /// Books a finished request's spend.
     public func settle(session: String, usd: Double, tokens: Int) {
+        lock.lock()
+        defer { lock.unlock() }
         guard var state = sessions[session] else { return }
         state.spend += usd
         state.tokens += tokens
@@ -303,6 +325,8 @@ public actor SessionBook {
     /// The session then runs to the next multiple of each limit.
     @discardableResult
     public func confirm(_ session: String, keyHash: String?, now: Double = Date().timeIntervalSince1970) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
         guard var state = sessions[session], keyHash == nil || state.keyHash == keyHash else { return false }
         if let limit = policy.maxUSD, limit > 0 {
             state.allowedUSD = ((state.spend / limit).rounded(.down) + 1) * limit
@@ -314,19 +338,11 @@ public actor SessionBook {
         sessions[session] = state
         return true
     }
-
-    /// Sessions by spend, for the dashboard: (id, user, start, last, tokens, spend, tripped).
-    public func snapshot() -> [(
-        id: String, user: String, start: Double, last: Double, tokens: Int, spend: Double, tripped: Bool
-    )] {
-        sessions.values.sorted { $0.spend > $1.spend }.map {
-            ($0.id, $0.user, $0.start, $0.last, $0.tokens, $0.spend, $0.trippedAt != nil)
-        }
-    }
 }
 
 /// Per-deployment circuit breakers: closed → open after `failures` in `window` → half-open probe after `cooldown`.
-public actor BreakerBoard {
+public final class BreakerBoard: @unchecked Sendable {
+    private let lock = NSLock()
     /// A breaker's state.
     public enum State: String, Sendable {
         case closed, open
@@ -347,12 +363,16 @@ public actor BreakerBoard {
 
     /// Takes a reloaded config's policy and closes every breaker.
     public func reload(_ policy: BreakerPolicy) {
+        lock.lock()
+        defer { lock.unlock() }
         self.policy = policy
         breakers = [:]
     }
 
     /// Whether an attempt on `deployment` may go out now (one probe at a time once the cool-down is over).
     public func admit(_ deployment: String, now: Double = Date().timeIntervalSince1970) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
         guard var breaker = breakers[deployment], let until = breaker.openUntil else { return true }
         if now < until || breaker.probing { return false }
         breaker.probing = true
@@ -362,11 +382,15 @@ public actor BreakerBoard {
 
     /// A successful attempt closes the breaker.
     public func success(_ deployment: String) {
+        lock.lock()
+        defer { lock.unlock() }
         breakers[deployment] = nil
     }
 
     /// A failed attempt; opens the breaker at the threshold, or again after a failed probe.
     public func failure(_ deployment: String, now: Double = Date().timeIntervalSince1970) {
+        lock.lock()
+        defer { lock.unlock() }
         var breaker = breakers[deployment] ?? Breaker()
         if breaker.openUntil != nil {
             breaker.openUntil = now + policy.cooldownSeconds
@@ -383,11 +407,15 @@ public actor BreakerBoard {
 
     /// An attempt that ended neither way (a probe that got a client error) frees the probe slot.
     public func release(_ deployment: String) {
+        lock.lock()
+        defer { lock.unlock() }
         breakers[deployment]?.probing = false
     }
 
     /// The state of `deployment`'s breaker.
     public func state(_ deployment: String, now: Double = Date().timeIntervalSince1970) -> State {
+        lock.lock()
+        defer { lock.unlock() }
         guard let until = breakers[deployment]?.openUntil else { return .closed }
         return now < until ? .open : .halfOpen
     }

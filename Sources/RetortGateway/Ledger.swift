@@ -136,14 +136,17 @@ public final class Ledger: Sendable {
 
     /// Commits `row` (synchronously: when this returns, the row survives the process being killed).
     public func record(_ row: LedgerRow) throws {
-        try pool.write { db in
-            try db.execute(
+        // One INSERT in autocommit mode is its own transaction; no BEGIN/COMMIT round trips.
+        try pool.writeWithoutTransaction { db in
+            let statement = try db.cachedStatement(
                 sql: """
                     INSERT INTO requests (time, key_hash, user, team, route, deployment, served_model, session,
                         input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
                         cost_usd, latency_ms, ttft_ms, status, error_code, attempts, failover, stream)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
+                    """
+            )
+            try statement.execute(
                 arguments: [
                     row.time, row.keyHash, row.user, row.team, row.route, row.deployment, row.servedModel,
                     row.session, row.usage.inputUncached, row.usage.cacheRead, row.usage.cacheWrite,

@@ -106,6 +106,8 @@ public struct UpstreamHTTPRequest: Sendable {
 public struct TranslatedCompletion: Sendable {
     /// The JSON body.
     public var body: JSON
+    /// The upstream's own bytes when they are already the answer (OpenAI-compatible upstreams): sent unchanged.
+    public var rawBody: Data?
     /// Tokens by kind.
     public var usage: TokenUsage
     /// The upstream model that answered.
@@ -155,7 +157,7 @@ public enum Wire {
             guard body["choices"]?.array != nil else { throw WireError("the answer has no choices") }
             let usage = body["usage"].map { TokenUsage(openAI: $0) } ?? TokenUsage()
             return TranslatedCompletion(
-                body: body, usage: usage, servedModel: body["model"]?.string ?? deployment.model
+                body: body, rawBody: nil, usage: usage, servedModel: body["model"]?.string ?? deployment.model
             )
         case .anthropic:
             guard body["type"]?.string == "message", let blocks = body["content"]?.array else {
@@ -179,7 +181,7 @@ public enum Wire {
                 ],
                 "usage": usage.openAIJSON,
             ]
-            return TranslatedCompletion(body: result, usage: usage, servedModel: model)
+            return TranslatedCompletion(body: result, rawBody: nil, usage: usage, servedModel: model)
         }
     }
 

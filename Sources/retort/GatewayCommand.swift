@@ -8,7 +8,7 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "The teacher gateway: one OpenAI-compatible endpoint over many LLM providers (FORMATS.md §5–6).",
-        subcommands: [Serve.self, Key.self, Confirm.self, Check.self]
+        subcommands: [Serve.self, Key.self, Confirm.self, Check.self, FakeProvider.self, Bench.self]
     )
 
     struct Serve: AsyncParsableCommand {
@@ -81,6 +81,67 @@ struct GatewayCommand: AsyncParsableCommand {
                 }
                 try ledger.confirm(session: session, time: Date().timeIntervalSince1970)
                 print("confirmed \(session); its next request goes through")
+            }
+        }
+    }
+
+    struct FakeProvider: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "fake-provider",
+            abstract:
+                "A loopback provider (OpenAI /v1/chat/completions and Anthropic /v1/messages) for trying a config.",
+            discussion: """
+                The model name scripts the answer: ok, e500, e503once, r429, r429long, slow, reset, gone, retired410,
+                cut (a stream cut mid-answer), garbage, bad400. Answers carry recorded usage and logprobs.
+                """
+        )
+        @Option(help: "Address to listen on.") var host = "127.0.0.1"
+        @Option(help: "Port (0: any free port).") var port = 8788
+
+        func run() async throws {
+            try await LoopbackProvider.serve(host: host, port: port) { bound in
+                FileHandle.standardOutput.write(Data("loopback provider listening on http://\(host):\(bound)\n".utf8))
+            }
+        }
+    }
+
+    struct Bench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Latency the gateway adds over calling a loopback upstream directly, at fixed rates (ledger on)."
+        )
+        @Option(help: "Requests per second, comma-separated.") var rates = "200,1000"
+        @Option(help: "Seconds per rate and target.") var seconds = 10.0
+        @Option(help: "Folder for the config and ledger.") var out = "results/bench-gateway"
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                let rateList = rates.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !rateList.isEmpty, rateList.allSatisfy({ $0 > 0 }) else {
+                    throw DataError(.usage, "--rates: write positive numbers, e.g. 200,1000")
+                }
+                let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+                let benchmark = GatewayBenchmark(
+                    executable: Bundle.main.executablePath ?? executable, rates: rateList, seconds: seconds, folder: out
+                )
+                let (rows, peak) = try await benchmark.run { line in
+                    FileHandle.standardError.write(Data((line + "\n").utf8))
+                }
+                print(
+                    "| rate (req/s) | requests | direct p50 ms | direct p99 ms | gateway p50 ms | gateway p99 ms | added p50 ms | added p99 ms | lost | ledger rows |"
+                )
+                print("|---|---|---|---|---|---|---|---|---|---|")
+                for row in rows {
+                    print(
+                        String(
+                            format: "| %d | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %d | %d |", row.rate,
+                            row.requests,
+                            row.directP50, row.directP99, row.gatewayP50, row.gatewayP99,
+                            row.gatewayP50 - row.directP50,
+                            row.gatewayP99 - row.directP99, row.lost, row.ledgerRows
+                        )
+                    )
+                }
+                print(String(format: "gateway peak resident memory: %.1f MB", Double(peak) / 1_048_576))
             }
         }
     }

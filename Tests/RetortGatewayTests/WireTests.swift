@@ -7,7 +7,7 @@ import Testing
 @Suite struct WireTests {
     @Test func openAIUsageCountsCachedAndReasoningOnce() throws {
         // Recorded shape: OpenAI counts cached tokens inside prompt_tokens, reasoning inside completion_tokens.
-        let answer = try JSON.parse(FakeProvider.openAIAnswer)
+        let answer = try JSON.parse(LoopbackProvider.openAIAnswer)
         let usage = TokenUsage(openAI: try #require(answer["usage"]))
         #expect(usage == TokenUsage(inputUncached: 20, cacheRead: 100, cacheWrite: 0, output: 30, reasoning: 20))
         #expect(usage.total == 150)
@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test func anthropicUsageKeepsCacheReadsAndWritesApart() throws {
-        let answer = try JSON.parse(FakeProvider.anthropicAnswer)
+        let answer = try JSON.parse(LoopbackProvider.anthropicAnswer)
         let usage = TokenUsage(anthropic: try #require(answer["usage"]))
         #expect(usage == TokenUsage(inputUncached: 20, cacheRead: 100, cacheWrite: 50, output: 30, reasoning: 0))
         let price = Price(input: 15, cachedInput: 1.5, cacheWrite: 18.75, output: 75)
@@ -57,7 +57,7 @@ import Testing
     @Test func anthropicAnswerSaysItHasNoLogprobs() throws {
         let provider = ProviderConfig(name: "a", kind: .anthropic, baseURL: "http://127.0.0.1:1")
         let deployment = Deployment(provider: provider, model: "claude-x", price: Price(input: 1, output: 1))
-        let translated = try Wire.completion(try JSON.parse(FakeProvider.anthropicAnswer), deployment: deployment)
+        let translated = try Wire.completion(try JSON.parse(LoopbackProvider.anthropicAnswer), deployment: deployment)
         let choice = try #require(translated.body["choices"]?[0])
         #expect(choice["message"]?["content"]?.string == "refund_request")
         #expect(choice["logprobs"] == .null)
@@ -90,7 +90,7 @@ import Testing
     @Test func anthropicStreamBecomesOpenAIChunks() throws {
         var translator = AnthropicStreamTranslator(model: "claude-x")
         var items: [StreamItem] = []
-        for (name, data) in FakeProvider.anthropicStream(model: "claude-x", cut: false) {
+        for (name, data) in LoopbackProvider.anthropicStream(model: "claude-x", cut: false) {
             items += try translator.translate(ServerSentEvent(event: name, data: data))
         }
         let texts = items.compactMap { item -> String? in
@@ -100,6 +100,19 @@ import Testing
         #expect(texts.joined() == "refund_request")
         #expect(items.last == .done)
         #expect(translator.usage == TokenUsage(inputUncached: 20, cacheRead: 100, cacheWrite: 50, output: 30))
+    }
+
+    @Test func jsonParserReadsWhatJSONDecoderReads() throws {
+        let text =
+            #"{"a": [1, -2.5e3, true, false, null], "s": "q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00 é", "o": {}, "e": []}"#
+        let parsed = try JSON.parse(text)
+        let reference = try JSONDecoder().decode(JSON.self, from: Data(text.utf8))
+        #expect(parsed == reference)
+        #expect(parsed["s"]?.string == "q\"\\/\u{08}\u{0C}\n\r\té😀 é")
+        #expect(try JSON.parse(parsed.text) == parsed)
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "tru", "\"\u{01}\"", "1 2", "\"\\ud800\"", "{\"a\":1,}", "-", "nan"] {
+            #expect(throws: JSONParseError.self, "\(bad)") { try JSON.parse(bad) }
+        }
     }
 
     @Test func configErrorsNameFileLineAndFix() {

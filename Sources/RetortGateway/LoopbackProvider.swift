@@ -1,0 +1,198 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Calls per model on a fake provider, for scripts like "fail twice, then answer".
+public actor CallCounter {
+    private var counts: [String: Int] = [:]
+    /// No calls yet.
+    public init() {}
+    /// Counts one more call of `model` and returns the count.
+    public func next(_ model: String) -> Int {
+        let count = counts[model, default: 0] + 1
+        counts[model] = count
+        return count
+    }
+    /// Calls of `model` so far.
+    public func count(_ model: String) -> Int { counts[model] ?? 0 }
+}
+
+/// A loopback provider (for tests, `make gateway-check` and the benchmark) speaking OpenAI's and Anthropic's wire formats, whose behaviour the model name scripts:
+/// `ok`, `e500`, `e503once` (503 then answers), `r429` (429 with retry-after 0.05, then answers), `r429long`
+/// (retry-after 30), `slow` (first byte after 1.5 s), `reset` (connection cut mid-answer), `gone` (404
+/// model_not_found), `retired410`, `cut` (a stream cut mid-answer), `garbage` (malformed JSON), `bad400`.
+public enum LoopbackProvider {
+    /// A recorded OpenAI answer (cached and reasoning tokens inside the totals).
+    public static let openAIAnswer = """
+        {"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"MODEL","choices":[{"index":0,\
+        "message":{"role":"assistant","content":"refund_request"},"logprobs":{"content":[{"token":"refund",\
+        "logprob":-0.1,"top_logprobs":[{"token":"refund","logprob":-0.1},{"token":"order","logprob":-2.4}]}]},\
+        "finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":30,"total_tokens":150,\
+        "prompt_tokens_details":{"cached_tokens":100},"completion_tokens_details":{"reasoning_tokens":20}}}
+        """
+
+    /// A recorded Anthropic answer (cache reads and writes apart).
+    public static let anthropicAnswer = """
+        {"id":"msg_1","type":"message","role":"assistant","model":"MODEL","content":[{"type":"text",\
+        "text":"refund_request"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":20,\
+        "cache_read_input_tokens":100,"cache_creation_input_tokens":50,"output_tokens":30}}
+        """
+
+    /// The events of an OpenAI stream (cut after two chunks when `cut`).
+    public static func openAIStream(model: String, cut: Bool) -> [String] {
+        var events = [
+            #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"\#(model)","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"\#(model)","choices":[{"index":0,"delta":{"content":"refund"},"finish_reason":null}]}"#,
+        ]
+        if cut { return events }
+        events += [
+            #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"\#(model)","choices":[{"index":0,"delta":{"content":"_request"},"finish_reason":"stop"}]}"#,
+            #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"\#(model)","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":30,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":100},"completion_tokens_details":{"reasoning_tokens":20}}}"#,
+            "[DONE]",
+        ]
+        return events
+    }
+
+    /// The events of an Anthropic stream (cut mid-answer when `cut`).
+    public static func anthropicStream(model: String, cut: Bool) -> [(String, String)] {
+        var events = [
+            (
+                "message_start",
+                #"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"\#(model)","content":[],"usage":{"input_tokens":20,"cache_read_input_tokens":100,"cache_creation_input_tokens":50,"output_tokens":1}}}"#
+            ),
+            (
+                "content_block_start",
+                #"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+            ),
+            ("ping", #"{"type":"ping"}"#),
+            (
+                "content_block_delta",
+                #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"refund"}}"#
+            ),
+        ]
+        if cut { return events }
+        events += [
+            (
+                "content_block_delta",
+                #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"_request"}}"#
+            ),
+            ("content_block_stop", #"{"type":"content_block_stop","index":0}"#),
+            (
+                "message_delta",
+                #"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":30}}"#
+            ),
+            ("message_stop", #"{"type":"message_stop"}"#),
+        ]
+        return events
+    }
+
+    /// The router of a fake provider; `calls` counts requests per model, `bodies` keeps the last request body.
+    public static func router(calls: CallCounter, bodies: BodyLog) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.post("/v1/chat/completions") { request, _ in
+            try await answer(request, anthropic: false, calls: calls, bodies: bodies)
+        }
+        router.post("/v1/messages") { request, _ in
+            try await answer(request, anthropic: true, calls: calls, bodies: bodies)
+        }
+        return router
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ body: String, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func answer(_ request: Request, anthropic: Bool, calls: CallCounter, bodies: BodyLog) async throws
+        -> Response
+    {
+        let buffer = try await request.body.collect(upTo: 1 << 20)
+        let body = try JSON.parse(Data(buffer.readableBytesView))
+        await bodies.append(body)
+        let model = body["model"]?.string ?? ""
+        let call = await calls.next(model)
+        let stream = body["stream"]?.bool ?? false
+        switch model {
+        case "e500": return error(.internalServerError, #"{"error":{"message":"boom","type":"server_error"}}"#)
+        case "e503once" where call == 1:
+            return error(.serviceUnavailable, #"{"error":{"message":"overloaded","type":"overloaded_error"}}"#)
+        case "r429" where call == 1:
+            return error(.tooManyRequests, #"{"error":{"message":"slow down"}}"#, headers: [.retryAfter: "0.05"])
+        case "r429long":
+            return error(.tooManyRequests, #"{"error":{"message":"slow down"}}"#, headers: [.retryAfter: "30"])
+        case "gone":
+            return error(
+                .notFound,
+                #"{"error":{"message":"The model `gone` does not exist","type":"invalid_request_error","code":"model_not_found"}}"#
+            )
+        case "retired410": return error(.gone, #"{"error":{"message":"this model was retired"}}"#)
+        case "bad400":
+            return error(
+                .badRequest, #"{"error":{"message":"max_tokens is too large","type":"invalid_request_error"}}"#)
+        case "slow": try await Task.sleep(for: .milliseconds(1500))
+        case "garbage":
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: "{not json")))
+        case "reset":
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "{\"id\":"))
+                    throw CancellationError()
+                }
+            )
+        default: break
+        }
+        if stream {
+            let cut = model == "cut"
+            let events: [String] =
+                anthropic
+                ? anthropicStream(model: model, cut: cut).map { "event: \($0.0)\ndata: \($0.1)\n\n" }
+                : openAIStream(model: model, cut: cut).map { "data: \($0)\n\n" }
+            return Response(
+                status: .ok, headers: [.contentType: "text/event-stream"],
+                body: ResponseBody { writer in
+                    for event in events {
+                        try await writer.write(ByteBuffer(string: event))
+                        try await Task.sleep(for: .milliseconds(5))
+                    }
+                    if cut { throw CancellationError() }
+                    try await writer.finish(nil)
+                }
+            )
+        }
+        let text = (anthropic ? anthropicAnswer : openAIAnswer).replacingOccurrences(of: "MODEL", with: model)
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// Request bodies a loopback provider received.
+public actor BodyLog {
+    /// The newest bodies (at most 256), oldest first.
+    public private(set) var bodies: [JSON] = []
+    /// Keeps one more body.
+    public func append(_ body: JSON) {
+        if bodies.count >= 256 { bodies.removeFirst(128) }
+        bodies.append(body)
+    }
+    /// The newest body.
+    public var last: JSON? { bodies.last }
+    /// An empty log.
+    public init() {}
+}
+
+extension LoopbackProvider {
+    /// Serves a loopback provider on `host:port` until SIGTERM/SIGINT; `onRunning` gets the bound port.
+    public static func serve(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void) async throws {
+        let app = Application(
+            router: router(calls: CallCounter(), bodies: BodyLog()),
+            configuration: .init(address: .hostname(host, port: port), serverName: "retort-loopback-provider"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }
+        )
+        try await app.runService()
+    }
+}
