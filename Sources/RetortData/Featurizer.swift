@@ -86,7 +86,8 @@ public struct NumericStandardizer: Sendable, Equatable, Codable {
 }
 
 /// Hashed bag of n-grams: word unigrams and bigrams plus character n-grams of each word (with `<` `>` boundary
-/// marks, as fastText does), hashed into `2^bucketsLog2` buckets; counts are L2-normalised per text.
+/// marks, as fastText does), hashed into `2^bucketsLog2` buckets; counts are L2-normalised per text, or divided by
+/// the text's n-gram count (`mean`: a layer on top then averages its rows, fastText's bag).
 ///
 /// Hashing is FNV-1a over Unicode scalars with a 64-bit finalizer, so a text maps to the same buckets on every
 /// machine and run (Swift's `Hasher` is seeded per process and must not be used here).
@@ -99,13 +100,41 @@ public struct HashedTextFeaturizer: Sendable, Equatable, Codable {
     public var minCharNgram: Int
     /// Largest character n-gram.
     public var maxCharNgram: Int
+    /// How a text's counts are scaled.
+    public var normalization: Normalization = .l2
+
+    /// How a text's n-gram counts are scaled.
+    public enum Normalization: String, Sendable, Codable, CaseIterable {
+        /// Counts over their Euclidean norm (unit-length rows).
+        case l2
+        /// Counts over their sum (rows summing to 1: an average of the n-grams' embedding rows).
+        case mean
+    }
 
     /// A featurizer with `2^bucketsLog2` buckets, word 1–2-grams and character 3–5-grams by default.
-    public init(bucketsLog2: Int, maxWordNgram: Int = 2, minCharNgram: Int = 3, maxCharNgram: Int = 5) {
+    public init(
+        bucketsLog2: Int, maxWordNgram: Int = 2, minCharNgram: Int = 3, maxCharNgram: Int = 5,
+        normalization: Normalization = .l2
+    ) {
         self.bucketsLog2 = bucketsLog2
         self.maxWordNgram = maxWordNgram
         self.minCharNgram = minCharNgram
         self.maxCharNgram = maxCharNgram
+        self.normalization = normalization
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case bucketsLog2, maxWordNgram, minCharNgram, maxCharNgram, normalization
+    }
+
+    /// Decodes; a featurizer saved before `normalization` existed is `l2`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        bucketsLog2 = try container.decode(Int.self, forKey: .bucketsLog2)
+        maxWordNgram = try container.decode(Int.self, forKey: .maxWordNgram)
+        minCharNgram = try container.decode(Int.self, forKey: .minCharNgram)
+        maxCharNgram = try container.decode(Int.self, forKey: .maxCharNgram)
+        normalization = try container.decodeIfPresent(Normalization.self, forKey: .normalization) ?? .l2
     }
 
     /// Number of buckets.
@@ -135,9 +164,9 @@ public struct HashedTextFeaturizer: Sendable, Equatable, Codable {
                 values.append(Float(count))
             }
             var norm: Float = 0
-            for k in start..<values.count { norm += values[k] * values[k] }
+            for k in start..<values.count { norm += normalization == .mean ? values[k] : values[k] * values[k] }
             if norm > 0 {
-                let inverse = 1 / norm.squareRoot()
+                let inverse = normalization == .mean ? 1 / norm : 1 / norm.squareRoot()
                 for k in start..<values.count { values[k] *= inverse }
             }
             offsets.append(values.count)

@@ -62,6 +62,23 @@ public struct Matrix: Sendable, Equatable, Codable {
         return result
     }
 
+    /// A `rows × columns` matrix of independent uniform draws from `[low, high)`, two 24-bit draws per 64 random
+    /// bits, written straight into fresh storage (no zero fill first: a 2^21-row embedding is 256 MB).
+    public init(rows: Int, columns: Int, uniformFrom low: Float, to high: Float, generator: inout SeededGenerator) {
+        self.init(uninitializedRows: rows, columns: columns)
+        let scale = (high - low) / Float(1 << 24)
+        storage.withUnsafeMutableBufferPointer { values in
+            var index = 0
+            let count = values.count
+            while index < count {
+                let bits = generator.next()
+                values[index] = low + Float(bits >> 40) * scale
+                if index + 1 < count { values[index + 1] = low + Float((bits >> 8) & 0xFF_FFFF) * scale }
+                index += 2
+            }
+        }
+    }
+
     /// Row `index` as an array.
     public func row(_ index: Int) -> [Float] {
         Array(storage[(index * columns)..<((index + 1) * columns)])

@@ -12,6 +12,8 @@ public struct Candidate: Sendable, Equatable {
     public var bucketsLog2: Int?
     /// Whether text features include character 3–5-grams (word 1–2-grams always).
     public var charNgrams = true
+    /// Whether text features are counts over their sum (`normalization: mean`, fastText's average) instead of L2.
+    public var meanNormalized = false
 
     /// encoder-head: the pretrained encoder, its kept layers and tokens per input.
     public var encoder: EncoderChoice?
@@ -19,7 +21,9 @@ public struct Candidate: Sendable, Equatable {
     public var invented = false
 
     /// The featurizer this candidate reads (candidates with equal keys share features).
-    public var featureKey: FeatureKey { FeatureKey(bucketsLog2: bucketsLog2, charNgrams: charNgrams, encoder: encoder) }
+    public var featureKey: FeatureKey {
+        FeatureKey(bucketsLog2: bucketsLog2, charNgrams: charNgrams, meanNormalized: meanNormalized, encoder: encoder)
+    }
     /// Stored precision.
     public var precision: Precision
     /// Training hyperparameters.
@@ -35,7 +39,7 @@ public struct Candidate: Sendable, Equatable {
     }
 
     /// A readable, unique id: `mlp-256x1-fp32`, `mlp-256-128-b16-int8`, `linear-b14-fp32`, `embedding-bag-d32-b16-fp16`,
-    /// `prototype-b14-fp32`.
+    /// `prototype-b14-fp32` (after the buckets, `w`: word n-grams only; `m`: mean-normalized counts).
     public var id: String {
         var parts = [family.rawValue]
         if family == .embeddingBag, let dim = hidden.first { parts.append("d\(dim)") }
@@ -54,7 +58,7 @@ public struct Candidate: Sendable, Equatable {
                 parts.append(hidden.map(String.init).joined(separator: "-"))
             }
         }
-        if let bucketsLog2 { parts.append("b\(bucketsLog2)" + (charNgrams ? "" : "w")) }
+        if let bucketsLog2 { parts.append("b\(bucketsLog2)" + (charNgrams ? "" : "w") + (meanNormalized ? "m" : "")) }
         parts.append(precision.rawValue)
         return parts.joined(separator: "-") + (trainingSuffix.isEmpty ? "" : "-\(trainingSuffix)")
     }
@@ -91,6 +95,7 @@ public struct Candidate: Sendable, Equatable {
         if training.learningRateSchedule != .constant {
             config["lr_schedule"] = .string(training.learningRateSchedule.rawValue)
         }
+        if training.optimizer != .adam { config["optimizer"] = .string(training.optimizer.rawValue) }
         if family == .mlp { config["hidden"] = .ints(hidden) }
         if family == .embeddingBag, let dim = hidden.first { config["dim"] = .int(dim) }
         if family == .prototype { config = ["scoring": .string(bucketsLog2 == nil ? "euclidean" : "cosine")] }
@@ -110,6 +115,7 @@ public struct Candidate: Sendable, Equatable {
         if let bucketsLog2 {
             config["buckets_log2"] = .int(bucketsLog2)
             config["char_ngrams"] = .string(charNgrams ? "3-5" : "none")
+            if meanNormalized { config["normalization"] = .string("mean") }
         }
         return config
     }
@@ -159,6 +165,8 @@ public struct FeatureKey: Hashable, Sendable {
     public var bucketsLog2: Int?
     /// Character 3–5-grams on or off (text).
     public var charNgrams: Bool
+    /// Counts over their sum instead of their L2 norm (text).
+    public var meanNormalized = false
     /// encoder-head: the encoder's pooled vectors instead of hashing.
     public var encoder: EncoderChoice?
 }

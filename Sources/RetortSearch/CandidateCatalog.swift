@@ -10,6 +10,10 @@ import RetortStudents
 ///     buckets_log2: [14, 16]
 ///     precision: [fp32, int8]
 ///     lr: 0.003                   # or a list; also epochs, batch_size, temperature, alpha, patience
+///   - family: embedding-bag
+///     dim: [32]
+///     optimizer: sgd              # fastText's plain SGD (embedding-bag only; adam is the default)
+///     normalization: mean         # text counts over their sum (an average of n-gram rows) instead of l2
 /// numeric:
 ///   - family: linear
 ///     precision: [fp32, int8]
@@ -37,7 +41,7 @@ public struct CandidateCatalog: Sendable {
     static let entryKeys: Set<String> = [
         "family", "hidden", "dim", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",
         "patience", "early_stopping", "char_ngrams", "depth", "rounds", "encoder", "layers", "max_length",
-        "lr_schedule",
+        "lr_schedule", "optimizer", "normalization",
     ]
 
     /// Where `make models` puts the default encoder (relative to the working directory).
@@ -121,16 +125,18 @@ public struct CandidateCatalog: Sendable {
                 hiddenOptions = [[]]
             }
             if family == .prototype,
-                let trainingKey = ["lr", "epochs", "batch_size", "temperature", "alpha", "patience", "lr_schedule"]
-                    .first(where: {
-                        fields[$0] != nil
-                    }), let value = fields[trainingKey]
+                let trainingKey = [
+                    "lr", "epochs", "batch_size", "temperature", "alpha", "patience", "lr_schedule", "optimizer",
+                ]
+                .first(where: {
+                    fields[$0] != nil
+                }), let value = fields[trainingKey]
             {
                 throw value.error("a prototype student is computed in closed form; remove \(trainingKey)")
             }
             var encoderOptions: [EncoderChoice?] = [nil]
             if family == .encoderHead {
-                for key in ["buckets_log2", "char_ngrams"] {
+                for key in ["buckets_log2", "char_ngrams", "normalization"] {
                     if let value = fields[key] {
                         throw value.error("\(key) is for hashed features; an encoder-head reads its encoder")
                     }
@@ -167,6 +173,16 @@ public struct CandidateCatalog: Sendable {
                 guard kind == .text else { throw chars.error("char_ngrams applies to text tasks only") }
                 charOptions = try (chars.isSequence ? chars.sequence() : [chars]).map { (v) throws(DataError) in
                     try v.bool()
+                }
+            }
+            var meanOptions = [false]
+            if let normalization = fields["normalization"] {
+                guard kind == .text else { throw normalization.error("normalization applies to text tasks only") }
+                meanOptions = try strings(normalization).map { (name) throws(DataError) -> Bool in
+                    guard let parsed = HashedTextFeaturizer.Normalization(rawValue: name) else {
+                        throw normalization.error("normalization is l2 or mean, not \"\(name)\"")
+                    }
+                    return parsed == .mean
                 }
             }
             var precisions: [Precision] = [.fp32]
@@ -225,6 +241,18 @@ public struct CandidateCatalog: Sendable {
                         return parsed
                     }
                 } ?? [.constant]
+            let optimizers =
+                try fields["optimizer"].map { (value) throws(DataError) in
+                    try strings(value).map { (name) throws(DataError) -> TrainingOptions.Optimizer in
+                        guard let parsed = TrainingOptions.Optimizer(rawValue: name) else {
+                            throw value.error("optimizer is adam or sgd, not \"\(name)\"")
+                        }
+                        guard parsed == .adam || family == .embeddingBag else {
+                            throw value.error("optimizer sgd is for embedding-bag students; remove it")
+                        }
+                        return parsed
+                    }
+                } ?? [.adam]
             var optionsGrid: [TrainingOptions] = []
             for lr in learningRates {
                 for epochCount in epochs {
@@ -234,14 +262,17 @@ public struct CandidateCatalog: Sendable {
                                 for patience in patiences {
                                     for stopping in stoppings {
                                         for schedule in schedules {
-                                            var options = TrainingOptions(
-                                                epochs: epochCount, batchSize: batch, learningRate: Float(lr),
-                                                patience: patience,
-                                                loss: DistillationLoss(
-                                                    temperature: Float(temperature), alpha: Float(alpha)),
-                                                earlyStopping: stopping)
-                                            options.learningRateSchedule = schedule
-                                            optionsGrid.append(options)
+                                            for optimizer in optimizers {
+                                                var options = TrainingOptions(
+                                                    epochs: epochCount, batchSize: batch, learningRate: Float(lr),
+                                                    patience: patience,
+                                                    loss: DistillationLoss(
+                                                        temperature: Float(temperature), alpha: Float(alpha)),
+                                                    earlyStopping: stopping)
+                                                options.learningRateSchedule = schedule
+                                                options.optimizer = optimizer
+                                                optionsGrid.append(options)
+                                            }
                                         }
                                     }
                                 }
@@ -259,13 +290,17 @@ public struct CandidateCatalog: Sendable {
                         copy.epochs = hidden[1]
                         return copy
                     } : optionsGrid
-                for (buckets, chars) in bucketOptions.flatMap({ b in charOptions.map { (b, $0) } }) {
+                let featureOptions = bucketOptions.flatMap { b in
+                    charOptions.flatMap { c in meanOptions.map { (b, c, $0) } }
+                }
+                for (buckets, chars, mean) in featureOptions {
                     for (options, encoder) in grid.flatMap({ o in encoderOptions.map { (o, $0) } }) {
                         for precision in precisions {
                             var candidate = Candidate(
                                 family: family, hidden: hidden, bucketsLog2: buckets, precision: precision,
                                 training: options)
                             candidate.charNgrams = chars
+                            candidate.meanNormalized = mean
                             candidate.encoder = encoder
                             if optionsGrid.count > 1 || seen.contains(candidate.id) {
                                 candidate.trainingSuffix = Self.suffix(options, defaults: defaults)
@@ -296,6 +331,7 @@ public struct CandidateCatalog: Sendable {
         if options.learningRateSchedule != defaults.learningRateSchedule {
             parts.append("lr-\(options.learningRateSchedule.rawValue)")
         }
+        if options.optimizer != defaults.optimizer { parts.append(options.optimizer.rawValue) }
         return parts.joined(separator: "-")
     }
 

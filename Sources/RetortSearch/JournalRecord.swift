@@ -142,6 +142,7 @@ public enum SearchFingerprint {
                 let options = candidate.training
                 return
                     "\(candidate.id):\(options.epochs):\(options.batchSize):\(options.learningRate.bitPattern):\(options.patience):\(options.loss.temperature.bitPattern):\(options.loss.alpha.bitPattern):\(options.earlyStopping.rawValue)"
+                    + (options.optimizer == .adam ? "" : ":\(options.optimizer.rawValue)")
             }.joined(separator: ";"))
     }
 }

@@ -246,7 +246,10 @@ struct FeatureSet: Sendable {
     init(task: TaskData, key: FeatureKey) {
         let basic: Featurizer =
             task.kind == .text
-            ? .text(HashedTextFeaturizer(bucketsLog2: key.bucketsLog2 ?? 16, minCharNgram: key.charNgrams ? 3 : 0))
+            ? .text(
+                HashedTextFeaturizer(
+                    bucketsLog2: key.bucketsLog2 ?? 16, minCharNgram: key.charNgrams ? 3 : 0,
+                    normalization: key.meanNormalized ? .mean : .l2))
             : .numeric(NumericStandardizer(fitting: task.train.inputs))
         featurizer = .basic(basic)
         train = basic.features(for: task.train.inputs)

@@ -30,6 +30,15 @@ public struct Adam: Sendable {
         biasSecond = biasFirst
     }
 
+    /// No moments at all: the learning-rate holder of an SGD session (``update(_:with:)`` must not be called).
+    public init(learningRate: Float) {
+        self.learningRate = learningRate
+        (firstMoments, secondMoments, biasFirst, biasSecond) = ([], [], [], [])
+    }
+
+    /// Whether the moments exist (false for an SGD session's rate holder).
+    var hasState: Bool { !firstMoments.isEmpty }
+
     /// Applies one update with `gradients` to `network`.
     public mutating func update(_ network: inout DenseNetwork, with gradients: [LayerGradient]) {
         step += 1

@@ -40,6 +40,24 @@ public struct DenseNetwork: Sendable, Equatable {
         self.layers = layers
     }
 
+    /// fastText's initial weights for SGD training: the first layer uniform in `[−1/out, 1/out)` (`out` = the
+    /// embedding dimension for an embedding bag), every later layer and every bias zero.
+    public init(uniformFirstLayer architecture: Architecture, generator: inout SeededGenerator) {
+        self.architecture = architecture
+        self.precision = .fp32
+        let widths = architecture.widths
+        var layers: [DenseLayer] = []
+        for (index, (input, output)) in zip(widths, widths.dropFirst()).enumerated() {
+            let bound = 1 / Float(output)
+            let weights =
+                index == 0
+                ? Matrix(rows: input, columns: output, uniformFrom: -bound, to: bound, generator: &generator)
+                : Matrix(rows: input, columns: output)
+            layers.append(DenseLayer(weights: weights, bias: [Float](repeating: 0, count: output)))
+        }
+        self.layers = layers
+    }
+
     /// A network from existing layers (loading an export).
     public init(architecture: Architecture, layers: [DenseLayer], precision: Precision) {
         self.architecture = architecture

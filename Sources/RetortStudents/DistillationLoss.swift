@@ -66,10 +66,21 @@ public struct DistillationLoss: Sendable, Equatable, Codable {
     /// `∂L/∂z = [α·T·(q_T − p_T) + (1−α)·(q − y)] / n`: two vectorized softmaxes (one when `T = 1`), one fused
     /// elementwise pass, then `−(1−α)/n` at each row's label.
     public func gradient(logits: Matrix, temperedTargets: Matrix, hardLabels: [Int]) -> Matrix {
-        precondition(temperedTargets.rows == logits.rows && temperedTargets.columns == logits.columns)
-        precondition(hardLabels.count == logits.rows, "one hard label per row")
-        let (n, k) = (logits.rows, logits.columns)
         var gradient = logits
+        var scratch = Matrix(rows: 0, columns: 0)
+        self.gradient(replacing: &gradient, scratch: &scratch, temperedTargets: temperedTargets, hardLabels: hardLabels)
+        return gradient
+    }
+
+    /// ``gradient(logits:temperedTargets:hardLabels:)`` in place: `logits` becomes `∂L/∂z`. `scratch` holds the
+    /// untempered softmax when `T ≠ 1`; a caller that keeps it between calls of one shape allocates nothing.
+    public func gradient(
+        replacing gradient: inout Matrix, scratch: inout Matrix, temperedTargets: Matrix, hardLabels: [Int]
+    ) {
+        precondition(temperedTargets.rows == gradient.rows && temperedTargets.columns == gradient.columns)
+        precondition(hardLabels.count == gradient.rows, "one hard label per row")
+        let n = gradient.rows
+        let untempered = temperature == 1 || temperature == 2 ? nil : gradient
         Kernels.softmaxRows(&gradient, temperature: temperature)
         let scale = 1 / Float(max(n, 1))
         let (softWeight, hardWeight) = (alpha * temperature * scale, (1 - alpha) * scale)
@@ -81,24 +92,29 @@ public struct DistillationLoss: Sendable, Equatable, Codable {
                 }
             }
         } else {
-            var hard: Matrix
+            if scratch.rows != gradient.rows || scratch.columns != gradient.columns {
+                scratch = Matrix(rows: gradient.rows, columns: gradient.columns)
+            }
             if temperature == 2 {
                 // exp(z − max z) = exp(z/2 − max z/2)²: q = q_T² renormalised, without a second exponential pass.
-                hard = gradient
-                Kernels.squareAndNormalizeRows(&hard)
-            } else {
-                hard = logits
-                Kernels.softmaxRows(&hard)
+                gradient.storage.withUnsafeBufferPointer { source in
+                    scratch.storage.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: source) }
+                }
+                Kernels.squareAndNormalizeRows(&scratch)
+            } else if let untempered {
+                untempered.storage.withUnsafeBufferPointer { source in
+                    scratch.storage.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: source) }
+                }
+                Kernels.softmaxRows(&scratch)
             }
             gradient.storage.withUnsafeMutableBufferPointer { g in
                 temperedTargets.storage.withUnsafeBufferPointer { p in
-                    hard.storage.withUnsafeBufferPointer { q in
+                    scratch.storage.withUnsafeBufferPointer { q in
                         for i in g.indices { g[i] = softWeight * (g[i] - p[i]) + hardWeight * q[i] }
                     }
                 }
             }
         }
         for (i, label) in hardLabels.enumerated() { gradient[i, label] -= hardWeight }
-        return gradient
     }
 }

@@ -142,7 +142,8 @@ public struct ModelBundle: Sendable {
         case .basic(.text(let hashed)):
             featurizerManifest = FeaturizerManifest(
                 kind: "hashed-ngrams", bucketsLog2: hashed.bucketsLog2, maxWordNgram: hashed.maxWordNgram,
-                minCharNgram: hashed.minCharNgram, maxCharNgram: hashed.maxCharNgram, normalization: "l2")
+                minCharNgram: hashed.minCharNgram, maxCharNgram: hashed.maxCharNgram,
+                normalization: hashed.normalization.rawValue)
         }
         let manifest = Manifest(
             candidate: candidate, family: architecture.family, precision: model.precision,
@@ -252,12 +253,17 @@ public struct ModelBundle: Sendable {
                 throw StudentError(
                     "featurizer buckets_log2 does not match the input dimension", file: manifestURL.relativePath)
             }
+            guard let normalization = HashedTextFeaturizer.Normalization(rawValue: spec.normalization ?? "l2") else {
+                throw StudentError(
+                    "featurizer normalization is l2 or mean, not \"\(spec.normalization ?? "")\"",
+                    file: manifestURL.relativePath)
+            }
             featurizer = .basic(
                 .text(
                     HashedTextFeaturizer(
                         bucketsLog2: bucketsLog2, maxWordNgram: spec.maxWordNgram ?? 2,
                         minCharNgram: spec.minCharNgram ?? 3,
-                        maxCharNgram: spec.maxCharNgram ?? 5)))
+                        maxCharNgram: spec.maxCharNgram ?? 5, normalization: normalization)))
         case "encoder":
             let encoder = try TextEncoder.load(
                 from: folder.appendingPathComponent("encoder"), maxLength: spec.maxLength ?? 128)

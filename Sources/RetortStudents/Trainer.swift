@@ -7,7 +7,7 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var epochs: Int
     /// Examples per minibatch.
     public var batchSize: Int
-    /// Adam learning rate.
+    /// Learning rate (Adam's step size, or SGD's rate at the start of the schedule).
     public var learningRate: Float
     /// Epochs without validation improvement before stopping.
     public var patience: Int
@@ -17,6 +17,18 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var earlyStopping: EarlyStopping
     /// How the learning rate moves over the planned epochs.
     public var learningRateSchedule: LearningRateSchedule = .constant
+    /// The update rule.
+    public var optimizer: Optimizer = .adam
+
+    /// An update rule.
+    public enum Optimizer: String, Sendable, Codable, CaseIterable {
+        /// Minibatch Adam on every layer (sparse-input layers updated lazily on the touched rows).
+        case adam
+        /// Plain SGD, `w ← w − η·∂L/∂w` on each minibatch, no optimizer state: fastText's training (with
+        /// `batch_size: 1` and `lr_schedule: linear`, exactly its per-example updates). Embedding bags only; only the
+        /// embedding rows of the batch's n-grams change, through a sparse kernel.
+        case sgd
+    }
 
     /// A learning-rate schedule.
     public enum LearningRateSchedule: String, Sendable, Codable, CaseIterable {
@@ -89,7 +101,7 @@ public struct TrainingSession: Sendable {
     public internal(set) var validationLosses: [Float] = []
     /// Whether early stopping fired.
     public internal(set) var stoppedEarly = false
-    /// The optimizer (its learning rate follows the schedule).
+    /// The optimizer (its learning rate follows the schedule; an SGD session keeps only that rate here).
     public internal(set) var optimizer: Adam
     var generator: SeededGenerator
     var bestLoss = Float.infinity
@@ -111,11 +123,16 @@ public struct TrainingSession: Sendable {
     /// A fresh session for `architecture` on `train`, seeded with `seed`.
     public init(architecture: Architecture, train: TrainingSplit, options: TrainingOptions, seed: UInt64) {
         var generator = SeededGenerator(seed: seed)
-        let network = DenseNetwork(architecture: architecture, generator: &generator)
+        let sgd = options.optimizer == .sgd
+        let network =
+            sgd
+            ? DenseNetwork(uniformFirstLayer: architecture, generator: &generator)
+            : DenseNetwork(architecture: architecture, generator: &generator)
         self.options = options
         self.network = network
         self.best = network
-        self.optimizer = Adam(for: network, learningRate: options.learningRate)
+        self.optimizer =
+            sgd ? Adam(learningRate: options.learningRate) : Adam(for: network, learningRate: options.learningRate)
         self.generator = generator
         self.temperedTargets = options.loss.temperedTargets(train.teacherProbabilities)
     }
@@ -152,10 +169,25 @@ public struct TrainingSession: Sendable {
             stoppedEarly = true
             return
         }
+        var sgd: EmbeddingBagSGD?
+        if options.optimizer == .sgd {
+            guard network.architecture.family == .embeddingBag, case .sparse = train.features,
+                let dimension = network.architecture.hidden.first
+            else {
+                throw NumericsError(.shapeMismatch, "optimizer sgd trains embedding-bag students on text features")
+            }
+            sgd = EmbeddingBagSGD(dimension: dimension, classes: network.architecture.outputDimension)
+        }
         var remaining = count
         let n = train.features.rows
         var order = Array(0..<n)
         let batches = max(1, (n + options.batchSize - 1) / options.batchSize)
+        if options.earlyStopping == .none {
+            // Without early stopping the best is the last epoch: `best` lets go of the weights while they train (so
+            // they change in place instead of being copied, 256 MB for 2^21 buckets) and takes them back at the end.
+            best = DenseNetwork(architecture: network.architecture, layers: [], precision: .fp32)
+        }
+        defer { if options.earlyStopping == .none { best = network } }
         while remaining > 0 && !isFinished {
             order.shuffle(using: &generator)
             var start = 0
@@ -167,6 +199,13 @@ public struct TrainingSession: Sendable {
                     optimizer.learningRate = options.learningRate * Float(max(0, 1 - progress))
                 }
                 let batch = order[start..<min(start + options.batchSize, n)]
+                if sgd != nil, case .sparse(let x) = train.features {
+                    try sgd?.step(
+                        &network, features: x, rows: batch, temperedTargets: temperedTargets,
+                        hardLabels: train.hardLabels, loss: options.loss, rate: optimizer.learningRate)
+                    start += options.batchSize
+                    continue
+                }
                 let features = train.features.gatheringRows(batch)
                 let targets = temperedTargets.gatheringRows(batch)
                 let labels = batch.map { train.hardLabels[$0] }
@@ -195,7 +234,7 @@ public struct TrainingSession: Sendable {
                         hardLabels: validation.hardLabels
                     ).loss
             }
-            if recordValidationLoss(loss) { best = network }
+            if recordValidationLoss(loss) && options.earlyStopping != .none { best = network }
         }
     }
 

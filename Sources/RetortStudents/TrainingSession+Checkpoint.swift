@@ -32,7 +32,7 @@ extension TrainingSession {
         ]
         if !isFinished && booster == nil && restoredTrees == nil {
             add(network, prefix: "network")
-            for index in network.layers.indices {
+            for index in network.layers.indices where optimizer.hasState {
                 let layer = network.layers[index]
                 let shape = [layer.inputDimension, layer.outputDimension]
                 tensors["adam.m.\(index)"] = Tensor(optimizer.firstMoments[index], shape: shape)
@@ -112,7 +112,7 @@ extension TrainingSession {
             return
         }
         self.network = try restoredNetwork("network")
-        for index in self.network.layers.indices {
+        for index in self.network.layers.indices where options.optimizer == .adam {
             let layer = self.network.layers[index]
             let count = layer.inputDimension * layer.outputDimension
             optimizer.firstMoments[index] = try floats("adam.m.\(index)", count)

@@ -161,6 +161,14 @@ func trial(
                 "text:\n  - {family: linear, buckets_log2: [12], char_ngrams: [true, false]}\n", file: "c.yaml"))
         #expect(words.text.map(\.id) == ["linear-b12-fp32", "linear-b12w-fp32"])
         #expect(words.text.map(\.featureKey.charNgrams) == [true, false])
+        let sgd = try CandidateCatalog(
+            try YAMLValue.parse(
+                "text:\n  - {family: embedding-bag, dim: [8], optimizer: [adam, sgd], batch_size: 1}\n", file: "c.yaml")
+        )
+        #expect(sgd.text.map(\.training.optimizer) == [.adam, .sgd])
+        #expect(
+            sgd.text.map(\.id) == ["embedding-bag-d8-b16-fp32-lr0.01-bs1", "embedding-bag-d8-b16-fp32-lr0.01-bs1-sgd"])
+        #expect(sgd.text[1].config["optimizer"] == .string("sgd") && sgd.text[0].config["optimizer"] == nil)
     }
 
     @Test("bad catalog entries name the key and line")
@@ -176,6 +184,10 @@ func trial(
             ("numeric:\n  - family: linear\n    early_stopping: never\n", 3, "teacher, objective, agreement or none"),
             ("numeric:\n  - family: linear\n    lr_schedule: cosine\n", 3, "constant or linear"),
             ("numeric:\n  - family: gbdt\n    lr_schedule: linear\n", 3, "shrinkage is constant"),
+            ("text:\n  - family: mlp\n    hidden: [8]\n    optimizer: sgd\n", 4, "embedding-bag"),
+            ("numeric:\n  - family: linear\n    normalization: mean\n", 3, "text tasks only"),
+            ("text:\n  - family: linear\n    normalization: max\n", 3, "l2 or mean"),
+            ("text:\n  - family: embedding-bag\n    dim: [8]\n    optimizer: rmsprop\n", 4, "adam or sgd"),
             ("text:\n  - family: gbdt\n    buckets_log2: [12]\n", 2, "numeric"),
             ("numeric:\n  - family: gbdt\n    precision: [fp32, int8]\n", 3, "fp16"),
         ] {
