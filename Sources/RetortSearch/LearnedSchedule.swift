@@ -31,6 +31,39 @@ extension SearchEngine {
         }
     }
 
+    /// Whether predictions cannot place a training run on either side of the bar: no member reaches it confidently
+    /// (prediction − z·sd ≥ bar), yet one could (prediction + z·sd ≥ bar). A member without a prediction makes the run
+    /// uncertain.
+    public static func isUncertain(_ predictions: [CandidatePrediction?], bar: Double, z: Double) -> Bool {
+        if predictions.contains(where: { $0 == nil }) { return true }
+        let compact = predictions.compactMap { $0 }
+        return !compact.contains { $0.gap - z * $0.gapSD >= bar } && compact.contains { $0.gap + z * $0.gapSD >= bar }
+    }
+
+    static func isUncertain(_ group: TrainingGroup, settings: SearchSettings) -> Bool {
+        isUncertain(
+            group.members.map { settings.predictions[$0.id] }, bar: -settings.constraints.maxDrop,
+            z: settings.confidenceZ)
+    }
+
+    /// The next learned wave from the pending runs (in priority order): with `screen` allowed and two or more
+    /// unscreened runs uncertain under `settings.predictions` (already corrected by this task's residuals), those
+    /// runs wait for one halving screen together, which comes when the next run in line is one of them; until then, and
+    /// without a screen, the wave is the first `size` runs in line that do not wait, at full fidelity (runs that
+    /// confidently reach the bar keep this treatment).
+    static func nextWave(
+        _ pending: [TrainingGroup], screened: Set<String>, settings: SearchSettings, screen: Bool, size: Int
+    ) -> (wave: [TrainingGroup], screening: Bool) {
+        let uncertain =
+            screen
+            ? Set(pending.filter { !screened.contains($0.key) && isUncertain($0, settings: settings) }.map(\.key)) : []
+        guard uncertain.count > 1 else { return (Array(pending.prefix(size)), false) }
+        if let first = pending.first, uncertain.contains(first.key) {
+            return (pending.filter { uncertain.contains($0.key) }, true)
+        }
+        return (Array(pending.filter { !uncertain.contains($0.key) }.prefix(size)), false)
+    }
+
     /// Splits pending runs into those that could still change the recommendation `current` and those that cannot:
     /// a member could when, optimistically (prediction + z·sd), it reaches the bar and it is cheaper to run than
     /// `current` (FLOPs, then size); with no recommendation yet, reaching the bar is enough. Members without a
@@ -57,6 +90,18 @@ extension SearchEngine {
             }
         }
         return (keep, drop)
+    }
+
+    /// Full-fidelity measurements of this task needed before uncertain runs are screened: three, the number from
+    /// which `correctedPredictions` replaces the history's spread by this task's own.
+    static let minimumResidualsToScreen = 3
+
+    /// How many complete full-fidelity trials with a prediction this task has measured (the residuals of
+    /// `correctedPredictions`).
+    static func residualCount(_ predictions: [String: CandidatePrediction], measured: [String: TrialResult]) -> Int {
+        measured.values.filter {
+            $0.status == .complete && $0.fidelity >= 1 && $0.differenceToTeacher != nil && predictions[$0.id] != nil
+        }.count
     }
 
     /// Predictions corrected by what this task measured: each trained candidate's residual (measured gap − predicted
