@@ -5,8 +5,10 @@ import RetortStudents
 extension SearchEngine {
     /// Training runs in the order to train them: first those predicted to qualify (prediction ≥ −max drop), cheapest
     /// first (FLOPs, then size: what the recommender prefers); then those that qualify only optimistically
-    /// (prediction + z·sd), cheapest first; runs without a prediction count as uncertain; last, those that cannot
-    /// qualify even optimistically, most promising first (the first two of them confirm a "no distillation").
+    /// (prediction + z·sd), cheapest first, or most promising first when no run is predicted to qualify (the likely
+    /// answer is then "no distillation", and the runs nearest the bar are the ones that confirm or refute it); runs
+    /// without a prediction count as uncertain; last, those that cannot qualify even optimistically, most promising
+    /// first (the first two of them confirm a "no distillation").
     static func learnedOrder(_ groups: [TrainingGroup], settings: SearchSettings) -> [TrainingGroup] {
         let bar = -settings.constraints.maxDrop
         func tier(_ group: TrainingGroup) -> Int {
@@ -21,10 +23,11 @@ extension SearchEngine {
             group.members.compactMap { settings.predictions[$0.id]?.gap }.max() ?? 0
         }
         func smallest(_ group: TrainingGroup) -> Int { group.members.map { group.size(of: $0) }.min() ?? 0 }
+        let noneLikely = !groups.contains { tier($0) == 0 }
         return groups.sorted { a, b in
             let (ta, tb) = (tier(a), tier(b))
             if ta != tb { return ta < tb }
-            if ta == 2 && bestGap(a) != bestGap(b) { return bestGap(a) > bestGap(b) }
+            if (ta == 2 || noneLikely) && bestGap(a) != bestGap(b) { return bestGap(a) > bestGap(b) }
             if a.flops != b.flops { return a.flops < b.flops }
             if smallest(a) != smallest(b) { return smallest(a) < smallest(b) }
             return a.key < b.key

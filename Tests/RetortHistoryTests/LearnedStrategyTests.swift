@@ -241,3 +241,28 @@ final class OrderLog: @unchecked Sendable {
         #expect(learned.summary.candidateEpochs < exhaustive.summary.candidateEpochs)
     }
 }
+
+@Suite struct LearnedOrderTests {
+    @Test("when no run is predicted to reach the bar, the most promising runs train first, not the cheapest")
+    func mostPromisingFirstWhenNoneLikely() async throws {
+        let task = try blobTask(learnable: true, seed: 42, classes: 5)
+        var settings = SearchSettings(
+            catalog: try CandidateCatalog(try YAMLValue.parse(learnedCatalog, file: "c.yaml")), seed: 4,
+            strategy: .learned, workers: 2)
+        for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
+        {
+            // Everything below the bar of −0.01 as predicted, above it only optimistically; the deepest mlp nearest.
+            let gap = candidate.id.hasPrefix("mlp-128-64") ? -0.015 : candidate.id.hasPrefix("mlp-64x1") ? -0.02 : -0.03
+            settings.predictions[candidate.id] = CandidatePrediction(
+                gap: gap, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
+        }
+        let order = OrderLog()
+        _ = try await SearchEngine.run(task: task, settings: settings, storage: nil) { event in
+            if case .trial(let trial, _, _) = event, trial.status == .complete { order.append(trial.id) }
+        }
+        // The first wave (two runs, four candidates with their precision variants) is the two nearest the bar.
+        #expect(
+            Set(order.ids.prefix(4))
+                == ["mlp-128-64-fp32", "mlp-128-64-int8", "mlp-64x1-fp32", "mlp-64x1-int8"], "\(order.ids)")
+    }
+}
