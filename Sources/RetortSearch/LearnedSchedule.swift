@@ -5,8 +5,10 @@ import RetortStudents
 extension SearchEngine {
     /// Training runs in the order to train them: first those predicted to qualify (prediction ≥ −max drop), cheapest
     /// first (FLOPs, then size: what the recommender prefers); then those that qualify only optimistically
-    /// (prediction + z·sd), cheapest first; runs without a prediction count as uncertain; last, those that cannot
-    /// qualify even optimistically, most promising first (the first two of them confirm a "no distillation").
+    /// (prediction + z·sd), cheapest first, or most promising first when no run is predicted to qualify (the likely
+    /// answer is then "no distillation", and the runs nearest the bar are the ones that confirm or refute it); runs
+    /// without a prediction count as uncertain; last, those that cannot qualify even optimistically, most promising
+    /// first (the first two of them confirm a "no distillation").
     static func learnedOrder(_ groups: [TrainingGroup], settings: SearchSettings) -> [TrainingGroup] {
         let bar = -settings.constraints.maxDrop
         func tier(_ group: TrainingGroup) -> Int {
@@ -21,14 +23,48 @@ extension SearchEngine {
             group.members.compactMap { settings.predictions[$0.id]?.gap }.max() ?? 0
         }
         func smallest(_ group: TrainingGroup) -> Int { group.members.map { group.size(of: $0) }.min() ?? 0 }
+        let noneLikely = !groups.contains { tier($0) == 0 }
         return groups.sorted { a, b in
             let (ta, tb) = (tier(a), tier(b))
             if ta != tb { return ta < tb }
-            if ta == 2 && bestGap(a) != bestGap(b) { return bestGap(a) > bestGap(b) }
+            if (ta == 2 || noneLikely) && bestGap(a) != bestGap(b) { return bestGap(a) > bestGap(b) }
             if a.flops != b.flops { return a.flops < b.flops }
             if smallest(a) != smallest(b) { return smallest(a) < smallest(b) }
             return a.key < b.key
         }
+    }
+
+    /// Whether predictions cannot place a training run on either side of the bar: no member reaches it confidently
+    /// (prediction − z·sd ≥ bar), yet one could (prediction + z·sd ≥ bar). A member without a prediction makes the run
+    /// uncertain.
+    public static func isUncertain(_ predictions: [CandidatePrediction?], bar: Double, z: Double) -> Bool {
+        if predictions.contains(where: { $0 == nil }) { return true }
+        let compact = predictions.compactMap { $0 }
+        return !compact.contains { $0.gap - z * $0.gapSD >= bar } && compact.contains { $0.gap + z * $0.gapSD >= bar }
+    }
+
+    static func isUncertain(_ group: TrainingGroup, settings: SearchSettings) -> Bool {
+        isUncertain(
+            group.members.map { settings.predictions[$0.id] }, bar: -settings.constraints.maxDrop,
+            z: settings.confidenceZ)
+    }
+
+    /// The next learned wave from the pending runs (in priority order): with `screen` allowed and two or more
+    /// unscreened runs uncertain under `settings.predictions` (already corrected by this task's residuals), those
+    /// runs wait for one halving screen together, which comes when the next run in line is one of them; until then, and
+    /// without a screen, the wave is the first `size` runs in line that do not wait, at full fidelity (runs that
+    /// confidently reach the bar keep this treatment).
+    static func nextWave(
+        _ pending: [TrainingGroup], screened: Set<String>, settings: SearchSettings, screen: Bool, size: Int
+    ) -> (wave: [TrainingGroup], screening: Bool) {
+        let uncertain =
+            screen
+            ? Set(pending.filter { !screened.contains($0.key) && isUncertain($0, settings: settings) }.map(\.key)) : []
+        guard uncertain.count > 1 else { return (Array(pending.prefix(size)), false) }
+        if let first = pending.first, uncertain.contains(first.key) {
+            return (pending.filter { uncertain.contains($0.key) }, true)
+        }
+        return (Array(pending.filter { !uncertain.contains($0.key) }.prefix(size)), false)
     }
 
     /// Splits pending runs into those that could still change the recommendation `current` and those that cannot:
@@ -57,6 +93,18 @@ extension SearchEngine {
             }
         }
         return (keep, drop)
+    }
+
+    /// Full-fidelity measurements of this task needed before uncertain runs are screened: three, the number from
+    /// which `correctedPredictions` replaces the history's spread by this task's own.
+    static let minimumResidualsToScreen = 3
+
+    /// How many complete full-fidelity trials with a prediction this task has measured (the residuals of
+    /// `correctedPredictions`).
+    static func residualCount(_ predictions: [String: CandidatePrediction], measured: [String: TrialResult]) -> Int {
+        measured.values.filter {
+            $0.status == .complete && $0.fidelity >= 1 && $0.differenceToTeacher != nil && predictions[$0.id] != nil
+        }.count
     }
 
     /// Predictions corrected by what this task measured: each trained candidate's residual (measured gap − predicted

@@ -196,6 +196,11 @@ public enum SearchEngine {
         var wave: [TrainingGroup] = []
         var notTrained = 0
         var invented = false
+        // Learned strategy: runs still uncertain after this task's residual correction are screened at 1/η of their
+        // epochs, halving-style, and only the best 1/η of each screen go on at full fidelity.
+        var screened = Set<String>()
+        var screening = false
+        var screenedOut = 0
         events(
             .phase(
                 "\(settings.strategy.rawValue): \(feasible) feasible candidates in \(groups.count) training runs, "
@@ -211,9 +216,9 @@ public enum SearchEngine {
                     trials: candidates.compactMap { trials[$0.id] }, metric: metric.rawValue,
                     teacherValue: teacherValue, constraints: settings.constraints
                 ).candidate.flatMap { trials[$0] }
+                // What this task has shown so far corrects the predictions (a shared offset and spread).
+                var adjusted = settings
                 if rung > 0 {
-                    // What this task has shown so far corrects the predictions (a shared offset and spread).
-                    var adjusted = settings
                     adjusted.predictions = correctedPredictions(
                         settings.predictions, measured: trials, floor: 0.01)
                     let (keep, drop) = partitionPending(pending, current: current, settings: adjusted)
@@ -223,15 +228,33 @@ public enum SearchEngine {
                             alive.remove(candidate.id)
                             notTrained += 1
                             let prediction = settings.predictions[candidate.id]
-                            trials[candidate.id] = TrialResult(
-                                id: candidate.id, family: candidate.family, config: candidate.config,
-                                precision: candidate.precision, params: group.architecture.parameterCount,
-                                sizeBytes: group.size(of: candidate), flopsPerExample: group.flops, metrics: [:],
-                                fidelity: 0, status: .skipped, onFrontier: false,
-                                reason: notTrainedReason(
-                                    adjusted.predictions[candidate.id] ?? prediction, current: current,
-                                    z: settings.confidenceZ,
-                                    maxDrop: settings.constraints.maxDrop))
+                            let why = notTrainedReason(
+                                adjusted.predictions[candidate.id] ?? prediction, current: current,
+                                z: settings.confidenceZ, maxDrop: settings.constraints.maxDrop)
+                            if let record = latest[candidate.id] {
+                                // Screened at low fidelity and kept, then ruled out before its full run: report what
+                                // it reached, as pruned.
+                                notTrained -= 1
+                                screenedOut += 1
+                                sessions[group.key] = nil
+                                trials[candidate.id] = TrialResult(
+                                    id: candidate.id, family: candidate.family, config: candidate.config,
+                                    precision: candidate.precision, params: group.architecture.parameterCount,
+                                    sizeBytes: group.size(of: candidate), flopsPerExample: group.flops,
+                                    metrics: record.metrics ?? [:], differenceToTeacher: record.differenceToTeacher,
+                                    fidelity: record.fidelity ?? 0, status: .pruned, onFrontier: false,
+                                    epochsRun: record.epochs, bestEpoch: record.bestEpoch,
+                                    trainSeconds: trainSeconds[group.key],
+                                    reason: String(format: "screened at fidelity %.3f, then ", record.fidelity ?? 0)
+                                        + why.replacingOccurrences(
+                                            of: "not trained (learned strategy)", with: "not trained further"))
+                            } else {
+                                trials[candidate.id] = TrialResult(
+                                    id: candidate.id, family: candidate.family, config: candidate.config,
+                                    precision: candidate.precision, params: group.architecture.parameterCount,
+                                    sizeBytes: group.size(of: candidate), flopsPerExample: group.flops, metrics: [:],
+                                    fidelity: 0, status: .skipped, onFrontier: false, reason: why)
+                            }
                             if let trial = trials[candidate.id] {
                                 announced += 1
                                 events(.trial(trial, index: announced, total: total))
@@ -271,8 +294,27 @@ public enum SearchEngine {
                                     + kept.map(\.id).joined(separator: ", ")))
                     }
                 }
-                wave = Array(pending.prefix(max(2, settings.workers)))
-                pending.removeFirst(wave.count)
+                // Runs the corrected predictions cannot place go through a halving screen once this task has measured
+                // enough full runs for its own spread to replace the history's.
+                let next = nextWave(
+                    pending, screened: screened, settings: adjusted,
+                    screen: residualCount(settings.predictions, measured: trials) >= minimumResidualsToScreen,
+                    size: max(2, settings.workers))
+                wave = next.wave
+                screening = next.screening
+                let keys = Set(wave.map(\.key))
+                pending.removeAll { keys.contains($0.key) }
+                if screening {
+                    screened.formUnion(keys)
+                    fidelity = 1 / Double(settings.eta)
+                    events(
+                        .phase(
+                            String(
+                                format:
+                                    "screening %d uncertain training run(s) at fidelity %.3f, the best 1/%d go on: %@",
+                                wave.count, fidelity, settings.eta,
+                                wave.flatMap { $0.members.map(\.id) }.joined(separator: ", "))))
+                }
                 active = wave
             }
             guard !active.isEmpty else { break }
@@ -383,6 +425,31 @@ public enum SearchEngine {
                         events(.trial(trial, index: announced, total: total))
                     }
                 }
+            } else if settings.strategy == .learned && screening {
+                // The best 1/η of the screened runs (by their best member's measured quality, then cheaper first) go
+                // to the front of the queue for their full run; the others are pruned at this fidelity. A run that
+                // finished (early stopping) during the screen is complete already.
+                func quality(_ group: TrainingGroup) -> Double {
+                    group.members.compactMap { latest[$0.id]?.metrics?[metric.rawValue]?.value }.max() ?? -.infinity
+                }
+                let ranked = wave.sorted { a, b in
+                    quality(a) != quality(b) ? quality(a) > quality(b) : (a.flops, a.key) < (b.flops, b.key)
+                }
+                let keep = ranked.prefix(Int((Double(wave.count) / Double(settings.eta)).rounded(.up)))
+                let keepKeys = Set(keep.map(\.key))
+                var next: [TrainingGroup] = []
+                for group in ranked {
+                    let ids = Set(group.members.map(\.id)).intersection(alive)
+                    let finished = group.members.allSatisfy { latest[$0.id]?.finished == true }
+                    if !keepKeys.contains(group.key) || finished {
+                        decidedNow.append(contentsOf: ids)
+                        alive.subtract(ids)
+                        if !keepKeys.contains(group.key) { screenedOut += ids.count }
+                    } else {
+                        next.append(group)
+                    }
+                }
+                pending = next + pending
             } else if settings.strategy == .learned {
                 let trained = Set(wave.flatMap { $0.members.map(\.id) }).intersection(alive)
                 decidedNow.append(contentsOf: trained)
@@ -423,14 +490,20 @@ public enum SearchEngine {
                 if !complete {
                     trial.status = .pruned
                     trial.reason =
-                        record.cutByBudget == true || budgetHit
+                        settings.strategy == .learned && !budgetHit && record.cutByBudget != true
                         ? String(
-                            format: "cut by the budget of %.0f s at fidelity %.3f (rung %d of %d)",
-                            settings.budgetSeconds,
-                            record.fidelity ?? 0, rung + 1, rungCount)
-                        : String(
-                            format: "pruned after rung %d of %d at fidelity %.3f (not among the best 1/%d)", rung + 1,
-                            rungCount, record.fidelity ?? 0, settings.eta)
+                            format:
+                                "screened at fidelity %.3f with %d other uncertain training run(s); not among the best 1/%d",
+                            record.fidelity ?? 0, max(0, wave.count - 1), settings.eta)
+                        : record.cutByBudget == true || budgetHit
+                            ? String(
+                                format: "cut by the budget of %.0f s at fidelity %.3f (rung %d of %d)",
+                                settings.budgetSeconds,
+                                record.fidelity ?? 0, rung + 1, rungCount)
+                            : String(
+                                format: "pruned after rung %d of %d at fidelity %.3f (not among the best 1/%d)",
+                                rung + 1,
+                                rungCount, record.fidelity ?? 0, settings.eta)
                 }
                 trials[id] = trial
             }
@@ -576,8 +649,10 @@ public enum SearchEngine {
                         : settings.strategy == .learned
                             ? String(
                                 format:
-                                    "no untrained candidate could change the recommendation at z = %.1f (%d of %d feasible candidates not trained)",
-                                settings.confidenceZ, notTrained, feasible)
+                                    "no untrained candidate could change the recommendation at z = %.1f (%d of %d feasible candidates not trained%@)",
+                                settings.confidenceZ, notTrained, feasible,
+                                screenedOut > 0
+                                    ? String(format: ", %d screened at low fidelity and pruned", screenedOut) : "")
                             : "the last rung finished",
             encoderSeconds: encoderSeconds > 0 ? encoderSeconds : nil,
             historyTasks: settings.strategy == .learned ? settings.historyTasks : nil,

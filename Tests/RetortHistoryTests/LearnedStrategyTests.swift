@@ -167,3 +167,102 @@ final class OrderLog: @unchecked Sendable {
         #expect(again.isEmpty)
     }
 }
+
+@Suite struct ScreeningTests {
+    @Test("a run is uncertain only when its prediction interval straddles the bar (or a member has no prediction)")
+    func uncertainStraddlesTheBar() {
+        func p(_ gap: Double, _ sd: Double) -> CandidatePrediction {
+            CandidatePrediction(gap: gap, gapSD: sd, latencyMsP50: nil, neighbours: 8)
+        }
+        let bar = -0.01
+        // −0.02 ± 2·0.01 reaches −0.01 optimistically but not pessimistically: uncertain.
+        #expect(SearchEngine.isUncertain([p(-0.02, 0.01)], bar: bar, z: 2))
+        // Confidently in (−0.005 − 0.002 ≥ −0.01), even beside an uncertain precision variant: not uncertain.
+        #expect(!SearchEngine.isUncertain([p(-0.005, 0.001), p(-0.02, 0.01)], bar: bar, z: 2))
+        // Confidently out (−0.05 + 0.02 < −0.01): not uncertain.
+        #expect(!SearchEngine.isUncertain([p(-0.05, 0.01)], bar: bar, z: 2))
+        // A tighter z makes the same prediction certain; a missing prediction is uncertain.
+        #expect(!SearchEngine.isUncertain([p(-0.02, 0.01)], bar: bar, z: 0.5))
+        #expect(SearchEngine.isUncertain([p(-0.05, 0.01), nil], bar: bar, z: 2))
+    }
+
+    @Test(
+        "after the residual correction, uncertain runs are screened at 1/η and the best 1/η go on; a run confidently above the bar trains at full fidelity unscreened"
+    )
+    func uncertainRunsScreened() async throws {
+        let task = try blobTask(learnable: true, seed: 42, classes: 5)
+        let catalog = try CandidateCatalog(
+            try YAMLValue.parse(
+                "numeric:\n  - {family: linear, precision: [fp32, int8], epochs: 20}\n"
+                    + "  - {family: mlp, hidden: [[16], [32], [64], [128, 64]], precision: [fp32, int8], epochs: 21}\n",
+                file: "c.yaml"))
+        var settings = SearchSettings(catalog: catalog, seed: 4, strategy: .exhaustive, workers: 2)
+        let exhaustive = try await SearchEngine.run(task: task, settings: settings, storage: nil)
+        let measured = Dictionary(
+            uniqueKeysWithValues: exhaustive.trials.compactMap { t in t.differenceToTeacher.map { (t.id, $0.value) } })
+        // linear and mlp-16x1 train first (wide predictions), each 0.2 below what they measure: the correction shifts
+        // every prediction up by 0.2 with this task's spread (0, so the 0.01 floor). Then mlp-128-64 (−0.19 → +0.01)
+        // is confidently above the bar of −0.01, while mlp-32x1 and mlp-64x1 (−0.22 → −0.02 ± 0.02) straddle it.
+        func prediction(_ id: String) -> CandidatePrediction {
+            let run = id.replacingOccurrences(of: "-fp32", with: "").replacingOccurrences(of: "-int8", with: "")
+            let (gap, sd): (Double, Double) =
+                switch run {
+                case "linear", "mlp-16x1": ((measured[id] ?? 0) - 0.2, 0.3)
+                case "mlp-128-64": (-0.19, 0.01)
+                default: (-0.22, 0.01)
+                }
+            return CandidatePrediction(gap: gap, gapSD: sd, latencyMsP50: nil, neighbours: 8)
+        }
+        settings.strategy = .learned
+        for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
+        {
+            settings.predictions[candidate.id] = prediction(candidate.id)
+        }
+        let phases = OrderLog()
+        let learned = try await SearchEngine.run(task: task, settings: settings, storage: nil) { event in
+            if case .phase(let text) = event { phases.append(text) }
+        }
+        let screens = phases.ids.filter { $0.hasPrefix("screening") }
+        #expect(screens.count == 1, "\(phases.ids)")
+        let screen = try #require(screens.first)
+        #expect(screen.contains("mlp-32x1-fp32") && screen.contains("mlp-64x1-fp32"))
+        #expect(!screen.contains("mlp-128-64") && !screen.contains("linear") && !screen.contains("mlp-16x1"))
+        // The confident run trained at full fidelity; of the two screened runs one went on, one was pruned there.
+        let trial = Dictionary(uniqueKeysWithValues: learned.trials.map { ($0.id, $0) })
+        #expect(trial["mlp-128-64-fp32"]?.status == .complete && trial["mlp-128-64-fp32"]?.fidelity == 1)
+        let screenedOut = ["mlp-32x1-fp32", "mlp-64x1-fp32"].compactMap { trial[$0] }.filter { $0.status == .pruned }
+        #expect(screenedOut.count == 1, "\(learned.trials.map { "\($0.id) \($0.status) \($0.fidelity)" })")
+        #expect(
+            screenedOut.allSatisfy {
+                $0.fidelity > 0 && $0.fidelity < 1 && !$0.metrics.isEmpty && ($0.reason ?? "").contains("screened at")
+            })
+        #expect(learned.summary.stoppedBecause.contains("screened at low fidelity and pruned"))
+        #expect(learned.recommendation.candidate == exhaustive.recommendation.candidate)
+        #expect(learned.summary.candidateEpochs < exhaustive.summary.candidateEpochs)
+    }
+}
+
+@Suite struct LearnedOrderTests {
+    @Test("when no run is predicted to reach the bar, the most promising runs train first, not the cheapest")
+    func mostPromisingFirstWhenNoneLikely() async throws {
+        let task = try blobTask(learnable: true, seed: 42, classes: 5)
+        var settings = SearchSettings(
+            catalog: try CandidateCatalog(try YAMLValue.parse(learnedCatalog, file: "c.yaml")), seed: 4,
+            strategy: .learned, workers: 2)
+        for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
+        {
+            // Everything below the bar of −0.01 as predicted, above it only optimistically; the deepest mlp nearest.
+            let gap = candidate.id.hasPrefix("mlp-128-64") ? -0.015 : candidate.id.hasPrefix("mlp-64x1") ? -0.02 : -0.03
+            settings.predictions[candidate.id] = CandidatePrediction(
+                gap: gap, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
+        }
+        let order = OrderLog()
+        _ = try await SearchEngine.run(task: task, settings: settings, storage: nil) { event in
+            if case .trial(let trial, _, _) = event, trial.status == .complete { order.append(trial.id) }
+        }
+        // The first wave (two runs, four candidates with their precision variants) is the two nearest the bar.
+        #expect(
+            Set(order.ids.prefix(4))
+                == ["mlp-128-64-fp32", "mlp-128-64-int8", "mlp-64x1-fp32", "mlp-64x1-int8"], "\(order.ids)")
+    }
+}
