@@ -96,6 +96,12 @@ public enum LoopbackProvider {
         router.post("/v1/messages") { request, _ in
             try await answer(request, anthropic: true, calls: calls, bodies: bodies)
         }
+        // A webhook receiver, for `notify.webhook`: the body is kept with the request bodies.
+        router.post("/hook") { request, _ in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            await bodies.append(try JSON.parse(Data(buffer.readableBytesView)))
+            return Response(status: .noContent)
+        }
         return router
     }
 

@@ -48,6 +48,8 @@ public struct UsageReport: Sendable {
 
     /// Groups, most expensive first.
     public var groups: [Group]
+    /// `provider/model` groups, most expensive first (whatever the grouping).
+    public var topModels: [Group]
     /// Sessions by duration: (session, user, seconds, requests, spend).
     public var longestSessions: [(session: String, user: String, seconds: Double, requests: Int, spendUSD: Double)]
 
@@ -65,7 +67,32 @@ public struct UsageReport: Sendable {
                 }
             buckets[name, default: []].append(row)
         }
-        groups = buckets.map { name, rows in
+        groups = UsageReport.summarize(buckets)
+        if grouping == .day { groups.sort { $0.group < $1.group } }
+        topModels =
+            grouping == .model
+            ? groups
+            : UsageReport.summarize(Dictionary(grouping: rows.filter { $0.deployment != nil }) { $0.deployment ?? "" })
+        var sessions: [String: (user: String, first: Double, last: Double, requests: Int, spend: Double)] = [:]
+        for row in rows where !row.session.isEmpty {
+            var entry = sessions[row.session] ?? (row.user, row.time, row.time, 0, 0)
+            entry.first = min(entry.first, row.time)
+            entry.last = max(entry.last, row.time + row.latencyMilliseconds / 1000)
+            entry.requests += 1
+            entry.spend += row.costUSD
+            sessions[row.session] = entry
+        }
+        longestSessions = sessions.map {
+            (
+                session: $0.key, user: $0.value.user, seconds: $0.value.last - $0.value.first,
+                requests: $0.value.requests, spendUSD: $0.value.spend
+            )
+        }.sorted { $0.seconds > $1.seconds }
+    }
+
+    /// One group per bucket, most expensive first.
+    static func summarize(_ buckets: [String: [LedgerRow]]) -> [Group] {
+        buckets.map { name, rows in
             var group = Group(group: name)
             group.requests = rows.count
             for row in rows {
@@ -83,20 +110,6 @@ public struct UsageReport: Sendable {
             group.latencyP95 = UsageReport.quantile(latencies, 0.95)
             return group
         }.sorted { ($0.costUSD, $1.group) > ($1.costUSD, $0.group) }
-        if grouping == .day { groups.sort { $0.group < $1.group } }
-        var sessions: [String: (user: String, first: Double, last: Double, requests: Int, spend: Double)] = [:]
-        for row in rows where !row.session.isEmpty {
-            var entry = sessions[row.session] ?? (row.user, row.time, row.time, 0, 0)
-            entry.first = min(entry.first, row.time)
-            entry.last = max(entry.last, row.time + row.latencyMilliseconds / 1000)
-            entry.requests += 1
-            entry.spend += row.costUSD
-            sessions[row.session] = entry
-        }
-        longestSessions = sessions.map {
-            ($0.key, $0.value.user, $0.value.last - $0.value.first, $0.value.requests, $0.value.spend)
-        }
-        .sorted { $0.seconds > $1.seconds }
     }
 
     /// Linear-interpolated quantile of sorted values (0 when empty).
@@ -177,6 +190,12 @@ public struct UsageReport: Sendable {
         lines.append(String(format: "total: %d requests, $%.4f", groups.reduce(0) { $0 + $1.requests }, total))
         if let top = groups.first, grouping != .day {
             lines.append(String(format: "top spender: %@ ($%.4f)", top.group, top.costUSD))
+        }
+        if let model = topModels.first {
+            lines.append(
+                String(
+                    format: "most expensive model: %@ ($%.4f over %d requests)", model.group, model.costUSD,
+                    model.requests))
         }
         if !longestSessions.isEmpty {
             lines.append("longest sessions:")

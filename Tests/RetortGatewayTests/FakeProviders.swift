@@ -74,14 +74,15 @@ func chatBody(_ model: String, stream: Bool = false, includeUsage: Bool = false,
 
 /// Runs `body` with a live gateway over a live fake provider.
 func withGateway(
-    routes: String, extra: String = "", keyExtra: String = "",
+    routes: String, extra: String = "", keyExtra: String = "", webhook: Bool = false,
     _ body:
         @Sendable (_ client: any TestClientProtocol, _ gateway: Gateway, _ calls: CallCounter, _ bodies: BodyLog)
         async throws -> Void
 ) async throws {
     try await withFakeProvider { port, calls, bodies in
+        let hook = webhook ? "notify: {webhook: \"http://127.0.0.1:\(port)/hook\"}\nsession: {max_usd: 0.002}" : ""
         let config = try gatewayConfig(
-            port: port, ledger: temporaryLedger(), routes: routes, extra: extra, keyExtra: keyExtra)
+            port: port, ledger: temporaryLedger(), routes: routes, extra: extra + hook, keyExtra: keyExtra)
         let gateway = try Gateway(config: config)
         let app = Application(router: gateway.router())
         try await app.test(.live) { client in

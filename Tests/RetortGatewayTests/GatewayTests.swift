@@ -288,8 +288,7 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
 
     @Test func runawaySessionNeedsConfirmation() async throws {
         // Each answer costs $0.0015; the session may spend $0.002 before asking.
-        let extra = "session: {idle_gap: 30m, max_duration: 10h, max_usd: 0.002}"
-        try await withGateway(routes: failoverRoute("ok"), extra: extra) { client, gateway, _, _ in
+        try await withGateway(routes: failoverRoute("ok"), extra: "", webhook: true) { client, gateway, _, bodies in
             #expect(try await client.chat(chatBody("teacher"), session: "job-7").status == .ok)
             #expect(try await client.chat(chatBody("teacher"), session: "job-7").status == .ok)
             let stopped = try await client.chat(chatBody("teacher"), session: "job-7")
@@ -302,6 +301,10 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
             #expect(error["limit_usd"]?.double == 0.002)
             #expect(try await client.chat(chatBody("teacher"), session: "job-7").status == .conflict)
             #expect(try gateway.ledger.trips().count == 1)
+            // The trip was posted to notify.webhook (the loopback provider's /hook) once.
+            try await Task.sleep(for: .milliseconds(200))
+            let events = await bodies.bodies.filter { $0["event"]?.string == "session_tripped" }
+            #expect(events.count == 1 && events.first?["session"]?.string == "job-7")
             let other = try await client.execute(
                 uri: "/v1/sessions/job-7/confirm", method: .post, headers: [.authorization: "Bearer \(adminToken)"]
             )
