@@ -138,6 +138,11 @@ public enum LoopbackProvider {
             return error(
                 .badRequest, #"{"error":{"message":"max_tokens is too large","type":"invalid_request_error"}}"#)
         case "slow": try await Task.sleep(for: .milliseconds(1500))
+        case _ where model.hasPrefix("intent"):
+            let answer = IntentClassifier.answer(body, anthropic: anthropic, model: model, call: call)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(data: answer.data)))
         case "garbage":
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
@@ -200,5 +205,92 @@ extension LoopbackProvider {
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }
         )
         try await app.runService()
+    }
+}
+
+/// The loopback provider's `intent*` models: a deterministic intent classifier that reads the label list and the
+/// message from a labelling prompt (`Labels: a, b, c` and `Message: ...` lines) and scores each label by the words
+/// it shares with the message. OpenAI answers carry top logprobs (one token per label); Anthropic answers have none.
+/// At temperature ≥ 1 it samples from its distribution (deterministically per message and call).
+public enum IntentClassifier {
+    /// The label distribution for `message` over `labels` (softmax of 2 × shared words, ties to the earlier label).
+    public static func distribution(message: String, labels: [String]) -> [(label: String, probability: Double)] {
+        let words = Set(message.lowercased().split { !$0.isLetter && !$0.isNumber }.map(String.init))
+        let scores = labels.enumerated().map { index, label in
+            let parts = label.lowercased().split { !$0.isLetter && !$0.isNumber }.map(String.init)
+            return 2 * Double(parts.filter { words.contains($0) || words.contains($0 + "s") }.count) - 0.001
+                * Double(index)
+        }
+        let top = scores.max() ?? 0
+        let weights = scores.map { Foundation.exp($0 - top) }
+        let total = weights.reduce(0, +)
+        return zip(labels, weights).map { ($0, $1 / total) }.sorted { $0.probability > $1.probability }
+    }
+
+    static func answer(_ body: JSON, anthropic: Bool, model: String, call: Int) -> JSON {
+        var prompt = ""
+        for message in body["messages"]?.array ?? [] where message["role"]?.string == "user" {
+            prompt = (try? Wire.text(of: message["content"])) ?? ""
+        }
+        var labels: [String] = []
+        var message = prompt
+        for line in prompt.split(separator: "\n") {
+            if line.hasPrefix("Labels:") {
+                labels = line.dropFirst(7).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            } else if line.hasPrefix("Message:") {
+                message = String(line.dropFirst(8))
+            }
+        }
+        if labels.isEmpty { labels = ["unknown"] }
+        let ranked = distribution(message: message, labels: labels)
+        var chosen = ranked[0].label
+        if (body["temperature"]?.double ?? 0) >= 1 {
+            var hash: UInt64 = 14_695_981_039_346_656_037
+            for byte in (message + "#\(call)").utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
+            var draw = Double(hash % 1_000_000) / 1_000_000
+            for entry in ranked {
+                draw -= entry.probability
+                if draw <= 0 {
+                    chosen = entry.label
+                    break
+                }
+            }
+        }
+        let promptTokens = max(1, prompt.utf8.count / 4)
+        if anthropic {
+            return [
+                "id": "msg_intent", "type": "message", "role": "assistant", "model": .string(model),
+                "content": [["type": "text", "text": .string(chosen)]], "stop_reason": "end_turn",
+                "usage": ["input_tokens": .int(promptTokens), "output_tokens": 3],
+            ]
+        }
+        let count = min(body["top_logprobs"]?.int ?? 0, ranked.count)
+        let top: [JSON] = ranked.prefix(count).map {
+            ["token": .string($0.label), "logprob": .number(Foundation.log(max($0.probability, 1e-12)))]
+        }
+        let logprobs: JSON =
+            body["logprobs"]?.bool == true
+            ? [
+                "content": [
+                    [
+                        "token": .string(chosen),
+                        "logprob": .number(
+                            Foundation.log(max(ranked.first { $0.label == chosen }?.probability ?? 1e-12, 1e-12))),
+                        "top_logprobs": .array(top),
+                    ]
+                ]
+            ] : .null
+        return [
+            "id": "chatcmpl-intent", "object": "chat.completion", "created": 1, "model": .string(model),
+            "choices": [
+                [
+                    "index": 0, "message": ["role": "assistant", "content": .string(chosen)], "logprobs": logprobs,
+                    "finish_reason": "stop",
+                ]
+            ],
+            "usage": [
+                "prompt_tokens": .int(promptTokens), "completion_tokens": 3, "total_tokens": .int(promptTokens + 3),
+            ],
+        ]
     }
 }

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import RetortData
+import RetortGateway
+
+struct Label: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Label unlabeled inputs through a gateway route into teacher rows, paying for each answer once.",
+        discussion: """
+            Renders each input into the prompt (FORMATS.md §7), asks the route's deployments (the first one's model only,
+            unless --fallback any), turns the answer's first-token top logprobs into teacher.logprobs, and writes OUT whole.
+            Answers are cached in var/label-cache.sqlite beside the config, so a second run, or a run after kill -9, pays
+            only for what was not answered yet. Paid calls go into the gateway's ledger; --key-user's budgets apply.
+            """)
+
+    @Argument(help: "The inputs: JSONL rows with \"input\" (text), optional \"id\" and \"gold\".") var inputs: String
+    @Option(help: "The gateway config (YAML).") var config: String
+    @Option(help: "The route whose deployments answer.") var route: String
+    @Option(help: "The labelling prompt (YAML, FORMATS.md §7).") var prompt: String
+    @Option(help: "Where the teacher rows go (JSONL).") var out: String?
+    @Option(help: "sample:K — ask K times at temperature 1 and write the empirical distribution.") var soft: String?
+    @Option(help: "same-model (default: the exact teacher) or any.") var fallback = "same-model"
+    @Option(help: "Whose key's budgets apply.") var keyUser: String?
+    @Option(help: "Requests in flight.") var concurrency = 4
+    @Flag(help: "Label a sample of 20 rows and print the projected bill for the whole file.") var quote = false
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            var options = Labeler.Options(route: route, promptPath: prompt, inputsPath: inputs, outPath: out ?? "")
+            guard quote || out != nil else { throw DataError(.usage, "give --out FILE (or --quote)") }
+            if let soft {
+                guard soft.hasPrefix("sample:"), let count = Int(soft.dropFirst(7)), count >= 2 else {
+                    throw DataError(.usage, "--soft: write sample:K with K ≥ 2, e.g. sample:5")
+                }
+                options.samples = count
+            }
+            guard ["same-model", "any"].contains(fallback) else {
+                throw DataError(.usage, "--fallback: same-model or any")
+            }
+            options.fallbackAny = fallback == "any"
+            options.keyUser = keyUser
+            options.concurrency = max(1, concurrency)
+            options.quote = quote
+            let loaded = try GatewayConfig.load(config)
+            do {
+                let summary = try await Labeler(config: loaded, configPath: config, options: options).run()
+                if let line = summary.quote {
+                    print(line)
+                    return
+                }
+                let kind: String
+                if options.samples != nil {
+                    kind = "soft labels from \(options.samples ?? 0) samples per row at temperature 1"
+                } else if summary.hardRows == 0 {
+                    kind = "soft labels from the answers' top logprobs"
+                } else if summary.logprobRows == 0 {
+                    kind =
+                        "hard labels only: the deployment returned no usable logprobs (use --soft sample:K for a distribution)"
+                } else {
+                    kind =
+                        "\(summary.logprobRows) rows with logprobs, \(summary.hardRows) hard (\(summary.ambiguousRows) where alternatives started several labels)"
+                }
+                print("labelled \(summary.labelled) of \(summary.rows) rows into \(out ?? ""): \(kind)")
+                if summary.rejected > 0 {
+                    print(
+                        "\(summary.rejected) rows answered with no label: see the .rejected.jsonl file beside the output"
+                    )
+                }
+                let models = summary.models.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
+                print("answered by: \(models.joined(separator: ", "))")
+                print(
+                    String(
+                        format: "bill: %d paid calls, $%.4f; %d answers from the cache (worth $%.4f); %d tokens",
+                        summary.paidCalls,
+                        summary.paidUSD, summary.cacheHits, summary.answersUSD - summary.paidUSD, summary.tokens))
+            } catch let stopped as Labeler.Stopped {
+                FileHandle.standardError.write(Data("error: \(stopped.description)\n".utf8))
+                throw ExitCode(75)
+            }
+        }
+    }
+}
