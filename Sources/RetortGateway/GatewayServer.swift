@@ -259,6 +259,12 @@ extension Gateway {
             row.timeToFirstTokenMilliseconds = row.latencyMilliseconds
             metrics.request(route: routeName, status: 200, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
             guard record(row) else { return failure(Gateway.ledgerUnavailable, attempts: attempts) }
+            if let task = route.capture {
+                capture(
+                    task: task, route: route, chat: chat,
+                    answer: answer.body["choices"]?[0]?["message"]?["content"]?.string ?? "",
+                    alternatives: LabelMatcher.firstTokenAlternatives(answer.body), row: row, deployment: deployment)
+            }
             var headers = servedHeaders(deployment, attempts: attempts, session: session)
             if let raw = answer.rawBody {
                 headers[.contentType] = "application/json"
@@ -278,7 +284,7 @@ extension Gateway {
             let body = ResponseBody { writer in
                 try await self.relay(
                     upstream, to: &writer, row: finalRow, deployment: deployment, reservation: reservation,
-                    wantsUsage: wantsUsage, started: started
+                    wantsUsage: wantsUsage, started: started, capture: route.capture.map { ($0, route, chat) }
                 )
             }
             return Response(status: .ok, headers: headers, body: body)
@@ -315,9 +321,12 @@ extension Gateway {
     /// Forwards an open upstream stream; the ledger row is committed before the last byte leaves.
     func relay(
         _ upstream: UpstreamStream, to writer: inout any ResponseBodyWriter, row: LedgerRow, deployment: Deployment,
-        reservation: Reservation, wantsUsage: Bool, started: Double
+        reservation: Reservation, wantsUsage: Bool, started: Double,
+        capture captureTarget: (task: String, route: RouteConfig, chat: JSON)? = nil
     ) async throws {
         var row = row
+        var answerText = ""
+        var alternatives: [(token: String, logprob: Double)]?
         func finish(status: Int, code: String?) async {
             let usage = upstream.usage
             let cost = deployment.price.cost(of: usage)
@@ -340,10 +349,27 @@ extension Gateway {
                     break loop
                 }
                 switch item {
-                case .chunk(let chunk): try await writer.write(sse(chunk))
+                case .chunk(let chunk):
+                    if captureTarget != nil, let delta = chunk["choices"]?[0] {
+                        answerText += delta["delta"]?["content"]?.string ?? ""
+                        if alternatives == nil, let top = delta["logprobs"]?["content"]?[0]?["top_logprobs"]?.array {
+                            alternatives = top.compactMap { item in
+                                guard let token = item["token"]?.string, let logprob = item["logprob"]?.double else {
+                                    return nil
+                                }
+                                return (token, logprob)
+                            }
+                        }
+                    }
+                    try await writer.write(sse(chunk))
                 case .usage(let chunk, _): if wantsUsage { try await writer.write(sse(chunk)) }
                 case .done:
                     await finish(status: 200, code: nil)
+                    if let captureTarget {
+                        capture(
+                            task: captureTarget.task, route: captureTarget.route, chat: captureTarget.chat,
+                            answer: answerText, alternatives: alternatives, row: row, deployment: deployment)
+                    }
                     try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                     try await writer.finish(nil)
                     return
@@ -368,6 +394,37 @@ extension Gateway {
         ]
         try await writer.write(ByteBuffer(string: "event: error\ndata: " + event.text + "\n\n"))
         try await writer.finish(nil)
+    }
+
+    /// Stores a captured teacher answer (a failure to store is logged, never fails the request).
+    func capture(
+        task: String, route: RouteConfig, chat: JSON, answer: String,
+        alternatives: [(token: String, logprob: Double)]?, row: LedgerRow, deployment: Deployment
+    ) {
+        let input = Gateway.captureInput(route.captureInput ?? "{{last_user}}", chat: chat)
+        do {
+            try ledger.record(
+                Capture(
+                    time: row.time, task: task, route: route.name, input: input, answer: answer,
+                    topLogprobs: alternatives,
+                    inputTokens: row.usage.inputUncached + row.usage.cacheRead + row.usage.cacheWrite,
+                    outputTokens: row.usage.output, costUSD: row.costUSD, latencyMilliseconds: row.latencyMilliseconds,
+                    model: deployment.model, deployment: deployment.id))
+        } catch {
+            logger.error("capture failed", metadata: ["task": "\(task)", "error": "\(error)"])
+        }
+    }
+
+    /// The row input a `capture_input` template picks from a chat request: `{{last_user}}`, `{{first_user}}`,
+    /// `{{system}}`; other text is kept as written.
+    static func captureInput(_ template: String, chat: JSON) -> String {
+        let messages = chat["messages"]?.array ?? []
+        func text(_ message: JSON?) -> String { (try? Wire.text(of: message?["content"])) ?? "" }
+        let users = messages.filter { $0["role"]?.string == "user" }
+        let system = messages.filter { ["system", "developer"].contains($0["role"]?.string ?? "") }.map { text($0) }
+        return template.replacingOccurrences(of: "{{last_user}}", with: text(users.last))
+            .replacingOccurrences(of: "{{first_user}}", with: text(users.first))
+            .replacingOccurrences(of: "{{system}}", with: system.joined(separator: "\n"))
     }
 
     func servedHeaders(_ deployment: Deployment, attempts: Int, session: String) -> HTTPFields {

@@ -127,6 +127,12 @@ public final class Ledger: Sendable {
                     reason TEXT NOT NULL, duration_s REAL NOT NULL, tokens INTEGER NOT NULL, spend_usd REAL NOT NULL);
                 CREATE TABLE IF NOT EXISTS confirmations (
                     id INTEGER PRIMARY KEY, time REAL NOT NULL, session TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS captures (
+                    id INTEGER PRIMARY KEY, time REAL NOT NULL, task TEXT NOT NULL, route TEXT NOT NULL,
+                    input TEXT NOT NULL, answer TEXT NOT NULL, top_logprobs TEXT, input_tokens INTEGER NOT NULL,
+                    output_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, latency_ms REAL NOT NULL,
+                    model TEXT NOT NULL, deployment TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS captures_task ON captures(task);
                 CREATE TABLE IF NOT EXISTS failovers (
                     id INTEGER PRIMARY KEY, time REAL NOT NULL, route TEXT NOT NULL, deployment TEXT NOT NULL,
                     reason TEXT NOT NULL);
@@ -161,6 +167,44 @@ public final class Ledger: Sendable {
     /// Checks that the ledger can take a write now (used to fail closed after a failed write).
     public func probeWritable() throws {
         try pool.write { db in try db.execute(sql: "CREATE TABLE IF NOT EXISTS probe (x); DELETE FROM probe") }
+    }
+
+    /// Records one captured teacher answer.
+    public func record(_ capture: Capture) throws {
+        try pool.writeWithoutTransaction { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO captures (time, task, route, input, answer, top_logprobs, input_tokens, output_tokens,
+                        cost_usd, latency_ms, model, deployment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    capture.time, capture.task, capture.route, capture.input, capture.answer,
+                    capture.topLogprobs.map { JSON.array($0.map { [.string($0.token), .number($0.logprob)] }).text },
+                    capture.inputTokens, capture.outputTokens, capture.costUSD, capture.latencyMilliseconds,
+                    capture.model, capture.deployment,
+                ])
+        }
+    }
+
+    /// The captures of `task`, oldest first.
+    public func captures(task: String) throws -> [Capture] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM captures WHERE task = ? ORDER BY id", arguments: [task]).map {
+                row in
+                let text: String? = row["top_logprobs"]
+                let alternatives = text.flatMap { try? JSON.parse($0) }?.array?.compactMap {
+                    pair -> (String, Double)? in
+                    guard let token = pair[0]?.string, let logprob = pair[1]?.double else { return nil }
+                    return (token, logprob)
+                }
+                return Capture(
+                    id: row["id"], time: row["time"], task: row["task"], route: row["route"], input: row["input"],
+                    answer: row["answer"], topLogprobs: alternatives, inputTokens: row["input_tokens"],
+                    outputTokens: row["output_tokens"], costUSD: row["cost_usd"],
+                    latencyMilliseconds: row["latency_ms"],
+                    model: row["model"], deployment: row["deployment"])
+            }
+        }
     }
 
     /// Records a session-breaker trip.
@@ -271,4 +315,34 @@ public final class Ledger: Sendable {
             return (try grouped("key_hash"), try grouped("user"), try grouped("team"))
         }
     }
+}
+
+/// One request of a `capture:` route: the input, the teacher's answer and what it cost.
+public struct Capture: Sendable {
+    /// Row id in the ledger (0 before it is stored).
+    public var id: Int = 0
+    /// Unix seconds.
+    public var time: Double
+    /// The task the route captures for.
+    public var task: String
+    /// The route.
+    public var route: String
+    /// The input, as the route's `capture_input` template picks it.
+    public var input: String
+    /// The answer's text.
+    public var answer: String
+    /// The first answer token's alternatives, when the deployment gave logprobs.
+    public var topLogprobs: [(token: String, logprob: Double)]?
+    /// Input tokens (all kinds).
+    public var inputTokens: Int
+    /// Output tokens.
+    public var outputTokens: Int
+    /// What the answer cost.
+    public var costUSD: Double
+    /// Request latency in ms.
+    public var latencyMilliseconds: Double
+    /// The upstream model that answered.
+    public var model: String
+    /// `provider/model`.
+    public var deployment: String
 }

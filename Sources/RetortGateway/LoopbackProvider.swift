@@ -140,6 +140,35 @@ public enum LoopbackProvider {
         case "slow": try await Task.sleep(for: .milliseconds(1500))
         case _ where model.hasPrefix("intent"):
             let answer = IntentClassifier.answer(body, anthropic: anthropic, model: model, call: call)
+            if stream && !anthropic {
+                let choice = answer["choices"]?[0] ?? [:]
+                let base: JSON = [
+                    "id": "chatcmpl-intent", "object": "chat.completion.chunk", "created": 1, "model": .string(model),
+                ]
+                func chunk(_ choices: JSON, usage: JSON? = nil) -> String {
+                    var event = base
+                    event["choices"] = choices
+                    if let usage { event["usage"] = usage }
+                    return "data: " + event.text + "\n\n"
+                }
+                var events = [
+                    chunk([["index": 0, "delta": ["role": "assistant", "content": ""], "finish_reason": nil]]),
+                    chunk([
+                        [
+                            "index": 0, "delta": ["content": choice["message"]?["content"] ?? ""],
+                            "logprobs": choice["logprobs"] ?? nil, "finish_reason": nil,
+                        ]
+                    ]),
+                    chunk([["index": 0, "delta": [:], "finish_reason": "stop"]]),
+                ]
+                if body["stream_options"]?["include_usage"]?.bool == true {
+                    events.append(chunk([], usage: answer["usage"]))
+                }
+                events.append("data: [DONE]\n\n")
+                return Response(
+                    status: .ok, headers: [.contentType: "text/event-stream"],
+                    body: .init(byteBuffer: ByteBuffer(string: events.joined())))
+            }
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(data: answer.data)))

@@ -80,3 +80,44 @@ struct Label: AsyncParsableCommand {
         }
     }
 }
+
+struct CaptureCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capture",
+        abstract: "Teacher rows from the traffic of a gateway route with capture: TASK.",
+        subcommands: [Export.self]
+    )
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a task folder (train/validation/test.jsonl, task.json) from a task's captured requests.",
+            discussion: """
+                Answers are matched to the label set (case, whitespace, surrounding punctuation); answers that are no
+                label, and answers another model served, are counted and set aside in rejected.jsonl and
+                other-models.jsonl, never mixed in. The split is by a hash of each row's id. task.json's teacher latency
+                and cost come from the ledger.
+                """)
+        @Option(help: "The gateway config (YAML).") var config: String
+        @Option(help: "The task name a route captures for.") var task: String
+        @Option(help: "The label set, one label per line.") var labels: String
+        @Option(help: "The task folder to write.") var out: String
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                let loaded = try GatewayConfig.load(config)
+                let summary = try CaptureExport(config: loaded, task: task, labelsPath: labels).write(to: out)
+                print(
+                    "wrote \(out): \(summary.train)/\(summary.validation)/\(summary.test) train/validation/test rows from \(summary.captured) captured requests (teacher \(summary.model); \(summary.withLogprobs) rows with logprobs)"
+                )
+                if summary.rejected > 0 {
+                    print("\(summary.rejected) answers were not a label: \(out)/rejected.jsonl")
+                }
+                if summary.otherModel > 0 {
+                    print(
+                        "\(summary.otherModel) answers came from another model than \(summary.model): \(out)/other-models.jsonl"
+                    )
+                }
+            }
+        }
+    }
+}

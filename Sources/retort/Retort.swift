@@ -8,7 +8,7 @@ struct Retort: AsyncParsableCommand {
         abstract: "Search student models to distill a teacher into, or learn that the teacher should stay.",
         subcommands: [
             Search.self, Candidates.self, Frontier.self, Recommend.self, Compare.self, Predict.self, Demo.self,
-            Bench.self, History.self, Suggest.self, GatewayCommand.self, Usage.self, Label.self,
+            Bench.self, History.self, Suggest.self, GatewayCommand.self, Usage.self, Label.self, CaptureCommand.self,
         ]
     )
 }

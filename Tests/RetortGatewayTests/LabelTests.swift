@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import RetortData
 import Testing
 
@@ -201,6 +202,69 @@ struct LabelWorkspace {
                     && text.contains("of 40 rows are answered and cached")
             }
             #expect(!FileManager.default.fileExists(atPath: workspace.path("train.jsonl")))
+        }
+    }
+}
+
+@Suite struct CaptureTests {
+    @Test func capturedTrafficBecomesATaskFolderThatLoads() async throws {
+        let price = "price: {input_per_mtok: 10, output_per_mtok: 40}"
+        let routes = """
+              teacher:
+                capture: support-intents
+                deployments:
+                  - {provider: fake-openai, model: intent-v1, \(price)}
+              teacher-b:
+                capture: support-intents
+                deployments:
+                  - {provider: fake-openai, model: intent-v2, \(price)}
+            """
+        try await withGateway(routes: routes) { client, gateway, _, _ in
+            let templates = [
+                "where is my order status", "I want a refund request", "cancel my order please", "other question",
+            ]
+            for index in 0..<80 {
+                let message = "\(templates[index % 4]) \(index)"
+                var body: JSON = [
+                    "model": index % 20 == 19 ? "teacher-b" : "teacher",
+                    "messages": [
+                        ["role": "system", "content": "Classify."],
+                        [
+                            "role": "user",
+                            "content": .string(
+                                "Labels: order_status, refund_request, cancel_order, other\nMessage: \(message)"),
+                        ],
+                    ],
+                    "logprobs": true, "top_logprobs": 3,
+                ]
+                if index % 10 == 5 { body["stream"] = true }
+                let response = try await client.chat(ByteBuffer(data: body.data))
+                #expect(response.status == .ok)
+            }
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "retort-capture-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let labelsPath = folder.appendingPathComponent("labels.txt").path
+            try "order_status\nrefund_request\ncancel_order\n".write(
+                toFile: labelsPath, atomically: true, encoding: .utf8)
+            let out = folder.appendingPathComponent("task").path
+            let summary = try CaptureExport(config: gateway.config, task: "support-intents", labelsPath: labelsPath)
+                .write(to: out)
+            #expect(summary.captured == 80 && summary.otherModel == 4 && summary.model == "intent-v1")
+            // "other question" rows answer "other", which is not in labels.txt: 20 of them, 4 of which teacher-b served
+            // (counted as another model's, not as rejected).
+            #expect(summary.rejected == 16)
+            #expect(summary.train + summary.validation + summary.test == 60)
+            #expect(summary.withLogprobs == 60)
+            let task = try TaskData.load(Job(task: URL(fileURLWithPath: out)))
+            #expect(task.train.count == summary.train && task.test.count == summary.test)
+            let taskJSON = try JSON.parse(Data(contentsOf: URL(fileURLWithPath: out + "/task.json")))
+            #expect(taskJSON["teacher"]?["name"]?.string == "intent-v1")
+            #expect((taskJSON["teacher"]?["cost_per_1k_requests_usd"]?.double ?? 0) > 0)
+            let rejected = try String(contentsOfFile: out + "/rejected.jsonl", encoding: .utf8)
+            #expect(rejected.split(separator: "\n").count == 16 && rejected.contains("\"answer\":\"other\""))
+            // The split is a function of the id alone.
+            #expect(CaptureExport.split(of: "cap-1") == CaptureExport.split(of: "cap-1"))
         }
     }
 }
