@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test bench bench-peers bench-learning bench-search bench-gateway gateway-check report-check lint format clean
+.PHONY: deps models build demo test bench bench-peers bench-learning bench-search bench-gateway gateway-check demo-llm report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -47,6 +47,10 @@ bench-learning: build
 ## Exhaustive vs successive halving on ../shared/bench with candidates/large.yaml (numbers for the README).
 bench-search: build
 	python3 scripts/bench_search.py ../shared/bench results/bench-search candidates/large.yaml
+
+## An LLM-style teacher behind the gateway: label the example's inputs with retort label, then search (results/demo-llm/).
+demo-llm: build
+	python3 scripts/demo_llm.py .build/release/retort
 
 ## Gateway latency over a direct call at 200 and 1000 requests/s on loopback (ledger on), and its peak memory.
 bench-gateway: build

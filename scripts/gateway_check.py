@@ -10,6 +10,7 @@ Chromium to results/gateway-check/dashboard.png.
 
 Usage: scripts/gateway_check.py [RETORT_BINARY]   (run inside .build-bench/venv's python by the Makefile)
 """
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -55,7 +56,7 @@ def start(args, pattern="listening on http://127.0.0.1:"):
     return process, port
 
 
-provider, provider_port = start([retort, "gateway", "fake-provider", "--port", "0"])
+provider, provider_port = start([retort, "gateway", "fake-provider", "--port", "0", "--latency-ms", "20"])
 price = "price: {input_per_mtok: 10, cached_input_per_mtok: 1, output_per_mtok: 40}"
 config_text = f"""
 listen: 127.0.0.1:0
@@ -81,6 +82,13 @@ routes:
   slow:
     deployments:
       - {{provider: openai-like, model: slow, timeout_s: 10, {price}}}
+  labeller:
+    deployments:
+      - {{provider: openai-like, model: intent-check, {price}}}
+  inbox:
+    capture: inbox-intents
+    deployments:
+      - {{provider: openai-like, model: intent-inbox, {price}}}
 retry: {{attempts: 2, backoff_ms: 20, max_backoff_ms: 500}}
 session: {{idle_gap: 30m, max_duration: 10h, max_usd: 0.05}}
 """
@@ -143,7 +151,7 @@ try:
 except openai.RateLimitError as error:
     check(error.code == "budget_exceeded" and error.body.get("limit_usd") == 0.001, "budget → 429 budget_exceeded with figures")
 models = client.models.list()
-check(sorted(m.id for m in models.data) == ["claude", "flaky", "slow", "teacher"], "GET /v1/models")
+check(sorted(m.id for m in models.data) == ["claude", "flaky", "inbox", "labeller", "slow", "teacher"], "GET /v1/models")
 
 print("Session breaker:")
 session = {"x-retort-session": "check-job"}
@@ -233,7 +241,61 @@ with sqlite3.connect(ledger) as db:
     rows = db.execute("SELECT COUNT(*) FROM requests WHERE status = 200").fetchone()[0] - before
 check(len(received) > 50 and rows >= len(received), f"every answer received has its row: {len(received)} answers received, {rows} rows")
 
+print("retort label: kill -9 and resume:")
+label_inputs = os.path.join(out, "label-inputs.jsonl")
+with open(label_inputs, "w") as handle:
+    for index in range(400):
+        handle.write(json.dumps({"id": f"l-{index}", "input": ["where is my order", "refund please", "cancel it"][index % 3] + f" #{index}"}) + "\n")
+with open(os.path.join(out, "label-prompt.yaml"), "w") as handle:
+    handle.write('user: "Labels: {{labels}}\\nMessage: {{input}}\\nLabel:"\nlabels: [order_status, refund_request, cancel_order]\ntop_logprobs: 3\n')
+cache = os.path.join(out, "var", "label-cache.sqlite")
+for suffix in ("", "-wal", "-shm"):
+    if os.path.exists(cache + suffix):
+        os.remove(cache + suffix)
+label_args = [retort, "label", label_inputs, "--config", config_path, "--route", "labeller", "--prompt",
+              os.path.join(out, "label-prompt.yaml"), "--out", os.path.join(out, "labelled.jsonl"), "--concurrency", "4"]
+labelling = subprocess.Popen(label_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+time.sleep(1.2)
+labelling.send_signal(signal.SIGKILL)
+labelling.wait()
+with sqlite3.connect(ledger) as db:
+    paid_before = db.execute("SELECT COUNT(*) FROM requests WHERE route = 'labeller'").fetchone()[0]
+resumed = subprocess.run(label_args, check=True, capture_output=True, text=True).stdout
+paid_again = int(resumed.split("bill: ")[1].split(" paid calls")[0])
+with sqlite3.connect(ledger) as db:
+    paid_total = db.execute("SELECT COUNT(*) FROM requests WHERE route = 'labeller'").fetchone()[0]
+with open(os.path.join(out, "labelled.jsonl")) as handle:
+    labelled = sum(1 for _ in handle)
+check(0 < paid_before < 400, f"killed mid-run after {paid_before} paid answers")
+check(labelled == 400 and paid_before + paid_again == paid_total and paid_total <= 404,
+      f"resumed: {paid_again} more paid calls, {paid_total} in the ledger for 400 rows (at most the 4 in flight paid twice)")
+
 gateway, port = start_gateway()
+print("Capture → export → search:")
+capture_client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=ADMIN, max_retries=0)
+phrases = {"order_status": "where is my order, what is the status", "refund_request": "I want a refund, here is my request",
+           "cancel_order": "please cancel the order", "shipping_address": "change the shipping address"}
+
+
+def send(index):
+    label = list(phrases)[index % 4]
+    capture_client.chat.completions.create(
+        model="inbox", logprobs=True, top_logprobs=4, max_tokens=8,
+        messages=[{"role": "user", "content": f"Labels: {', '.join(phrases)}\nMessage: {phrases[label]} (ticket {index})"}],
+        extra_headers={"x-retort-session": f"inbox-{index}"})
+
+
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    list(pool.map(send, range(400)))
+labels_path = os.path.join(out, "inbox-labels.txt")
+with open(labels_path, "w") as handle:
+    handle.write("\n".join(phrases) + "\n")
+exported = subprocess.run([retort, "capture", "export", "--config", config_path, "--task", "inbox-intents", "--labels", labels_path,
+                           "--out", os.path.join(out, "inbox-task")], capture_output=True, text=True)
+check(exported.returncode == 0 and "from 400 captured requests" in exported.stdout, f"capture export: {exported.stdout.strip() or exported.stderr.strip()}")
+searched = subprocess.run([retort, "search", "--task", os.path.join(out, "inbox-task"), "--no-history", "--candidates",
+                           "examples/shop-support/candidates.yaml", "--out", os.path.join(out, "inbox-runs")], capture_output=True, text=True)
+check(searched.returncode == 0 and "Recommendation:" in searched.stdout, "retort search --task on the exported folder")
 print("Usage and dashboard:")
 usage = json.loads(subprocess.run([retort, "usage", "--config", config_path, "--by", "route", "--json"], check=True, capture_output=True, text=True).stdout)
 routes = {group["group"]: group for group in usage}

@@ -88,13 +88,15 @@ public enum LoopbackProvider {
     }
 
     /// The router of a fake provider; `calls` counts requests per model, `bodies` keeps the last request body.
-    public static func router(calls: CallCounter, bodies: BodyLog) -> Router<BasicRequestContext> {
+    public static func router(
+        calls: CallCounter, bodies: BodyLog, intentLatency: Duration = .zero
+    ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.post("/v1/chat/completions") { request, _ in
-            try await answer(request, anthropic: false, calls: calls, bodies: bodies)
+            try await answer(request, anthropic: false, calls: calls, bodies: bodies, intentLatency: intentLatency)
         }
         router.post("/v1/messages") { request, _ in
-            try await answer(request, anthropic: true, calls: calls, bodies: bodies)
+            try await answer(request, anthropic: true, calls: calls, bodies: bodies, intentLatency: intentLatency)
         }
         // A webhook receiver, for `notify.webhook`: the body is kept with the request bodies.
         router.post("/hook") { request, _ in
@@ -111,7 +113,9 @@ public enum LoopbackProvider {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    static func answer(_ request: Request, anthropic: Bool, calls: CallCounter, bodies: BodyLog) async throws
+    static func answer(
+        _ request: Request, anthropic: Bool, calls: CallCounter, bodies: BodyLog, intentLatency: Duration = .zero
+    ) async throws
         -> Response
     {
         let buffer = try await request.body.collect(upTo: 1 << 20)
@@ -139,6 +143,7 @@ public enum LoopbackProvider {
                 .badRequest, #"{"error":{"message":"max_tokens is too large","type":"invalid_request_error"}}"#)
         case "slow": try await Task.sleep(for: .milliseconds(1500))
         case _ where model.hasPrefix("intent"):
+            if intentLatency > .zero { try await Task.sleep(for: intentLatency) }
             let answer = IntentClassifier.answer(body, anthropic: anthropic, model: model, call: call)
             if stream && !anthropic {
                 let choice = answer["choices"]?[0] ?? [:]
@@ -227,9 +232,11 @@ public actor BodyLog {
 
 extension LoopbackProvider {
     /// Serves a loopback provider on `host:port` until SIGTERM/SIGINT; `onRunning` gets the bound port.
-    public static func serve(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void) async throws {
+    public static func serve(
+        host: String, port: Int, intentLatency: Duration = .zero, onRunning: @escaping @Sendable (Int) async -> Void
+    ) async throws {
         let app = Application(
-            router: router(calls: CallCounter(), bodies: BodyLog()),
+            router: router(calls: CallCounter(), bodies: BodyLog(), intentLatency: intentLatency),
             configuration: .init(address: .hostname(host, port: port), serverName: "retort-loopback-provider"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }
         )

@@ -91,15 +91,17 @@ struct GatewayCommand: AsyncParsableCommand {
             abstract:
                 "A loopback provider (OpenAI /v1/chat/completions and Anthropic /v1/messages) for trying a config.",
             discussion: """
-                The model name scripts the answer: ok, e500, e503once, r429, r429long, slow, reset, gone, retired410,
+                The model name scripts the answer: intent* (a deterministic intent classifier that reads "Labels:" and
+                "Message:" lines, with logprobs on the OpenAI route and none on the Anthropic one), ok, e500, e503once, r429, r429long, slow, reset, gone, retired410,
                 cut (a stream cut mid-answer), garbage, bad400. Answers carry recorded usage and logprobs.
                 """
         )
         @Option(help: "Address to listen on.") var host = "127.0.0.1"
         @Option(help: "Port (0: any free port).") var port = 8788
+        @Option(help: "Milliseconds the intent* models take to answer (a realistic teacher latency).") var latencyMs = 0
 
         func run() async throws {
-            try await LoopbackProvider.serve(host: host, port: port) { bound in
+            try await LoopbackProvider.serve(host: host, port: port, intentLatency: .milliseconds(latencyMs)) { bound in
                 FileHandle.standardOutput.write(Data("loopback provider listening on http://\(host):\(bound)\n".utf8))
             }
         }
