@@ -20,6 +20,8 @@ public struct SplitData: Sendable {
     public let teacherUsage: [(input: Int, output: Int)?]
     /// Teacher latency per row in ms, where recorded.
     public let teacherLatencyMs: [Double?]
+    /// The model that answered each row, where recorded.
+    public let teacherModels: [String?]
 
     /// Number of rows.
     public var count: Int { ids.count }
@@ -31,8 +33,9 @@ public struct SplitData: Sendable {
     public init(
         name: String, path: String, ids: [String], inputs: [ExampleInput], teacherProbabilities: Matrix,
         teacherLabels: [Int], gold: [Int?], teacherUsage: [(input: Int, output: Int)?] = [],
-        teacherLatencyMs: [Double?] = []
+        teacherLatencyMs: [Double?] = [], teacherModels: [String?] = []
     ) {
+        self.teacherModels = teacherModels
         self.name = name
         self.path = path
         self.ids = ids
@@ -89,6 +92,7 @@ extension SplitData {
         return SplitData(
             name: name, path: path, ids: rows.map(\.id), inputs: rows.map(\.input),
             teacherProbabilities: probabilities, teacherLabels: teacherLabels, gold: gold,
-            teacherUsage: rows.map { $0.teacher?.usage }, teacherLatencyMs: rows.map { $0.teacher?.latencyMs })
+            teacherUsage: rows.map { $0.teacher?.usage }, teacherLatencyMs: rows.map { $0.teacher?.latencyMs },
+            teacherModels: rows.map { $0.teacher?.model })
     }
 }

@@ -42,6 +42,15 @@ public enum FrontierTable {
             ))
         rows.sort { $0.quality > $1.quality }
         lines.append(contentsOf: rows.map(\.line))
+        if let models = teacher.models, models.count > 1 {
+            lines.append("")
+            lines.append(
+                "**The teacher rows come from \(models.count) models**: "
+                    + models.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key) (\($0.value) rows)" }
+                    .joined(separator: ", ")
+                    + "; the teacher's figures mix them. Label with one model (`retort label` keeps to the route's first "
+                    + "model unless told otherwise) to compare against one teacher.")
+        }
         if let device = report.constraints.device, let scale = report.constraints.latencyScale {
             lines.append("")
             lines.append(

@@ -635,7 +635,7 @@ public enum SearchEngine {
             validationMetrics: Dictionary(
                 uniqueKeysWithValues: teacherValidation.estimates.map { ($0.key.rawValue, $0.value) }),
             latencyMsP50: teacherLatency, costPer1MUSD: teacherCostPer1M(task), params: task.teacher.params,
-            onFrontier: frontier.contains("teacher"))
+            onFrontier: frontier.contains("teacher"), models: SearchEngine.teacherModels(task))
         let skippedAll = ordered.allSatisfy { $0.status == .skipped }
         let summary = SearchSummary(
             strategy: settings.strategy.rawValue, candidateEpochs: candidateEpochs, wallSeconds: elapsed(),
@@ -848,5 +848,16 @@ public enum SearchEngine {
             return meanCost * 1e6
         }
         return task.teacher.costPer1kRequestsUSD.map { $0 * 1000 }
+    }
+}
+
+extension SearchEngine {
+    /// Rows per answering model over every split (nil when no row records one).
+    static func teacherModels(_ task: TaskData) -> [String: Int]? {
+        var counts: [String: Int] = [:]
+        for split in [task.train, task.validation, task.test] {
+            for model in split.teacherModels.compactMap({ $0 }) { counts[model, default: 0] += 1 }
+        }
+        return counts.isEmpty ? nil : counts
     }
 }

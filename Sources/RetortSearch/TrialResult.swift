@@ -131,9 +131,11 @@ public struct TeacherSummary: Sendable, Codable, Equatable {
     public var params: Int?
     /// Whether it is on the frontier.
     public var onFrontier: Bool
+    /// Rows per answering model, when the rows record `teacher.model` (more than one: the figures mix teachers).
+    public var models: [String: Int]?
 
     enum CodingKeys: String, CodingKey {
-        case name, metrics, params
+        case name, metrics, params, models
         case validationMetrics = "validation_metrics"
         case latencyMsP50 = "latency_ms_p50"
         case costPer1MUSD = "cost_per_1m_usd"

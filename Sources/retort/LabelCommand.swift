@@ -121,3 +121,57 @@ struct CaptureCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct Ingest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Teacher rows from logs you already have, without calling any model.",
+        subcommands: [OpenAILog.self, LedgerCaptures.self]
+    )
+
+    struct OpenAILog: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "openai-log",
+            abstract: "Chat-completion request/response pairs (JSONL) or OpenAI batch output files → teacher rows.")
+        @Argument(help: "The log: {\"request\", \"response\"} lines, or batch output lines (with --requests).") var log:
+            String
+        @Option(help: "The batch input file (custom_id + body) that a batch output answers.") var requests: String?
+        @Option(help: "The label set, one label per line.") var labels: String
+        @Option(help: "What of the request is the row's input: {{last_user}}, {{first_user}}, {{system}}.")
+        var inputTemplate = "{{last_user}}"
+        @Option(help: "Where the rows go (JSONL, written whole).") var out: String
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                let summary = try LogIngest(labelsPath: labels, inputTemplate: inputTemplate).run(
+                    logPath: log, requestsPath: requests, outPath: out)
+                print(
+                    "wrote \(summary.rows) rows to \(out) from \(summary.lines) log lines (\(summary.withLogprobs) with logprobs); \(summary.rejected) answers not a label, \(summary.failed) lines without an answer"
+                )
+                if summary.models.count > 1 {
+                    let models = summary.models.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
+                    print("note: the rows come from \(summary.models.count) models: \(models.joined(separator: ", "))")
+                }
+            }
+        }
+    }
+
+    struct LedgerCaptures: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ledger",
+            abstract: "The gateway ledger's captured requests of a task → a task folder (same as `capture export`).")
+        @Option(help: "The gateway config (YAML).") var config: String
+        @Option(help: "The task name a route captures for.") var task: String
+        @Option(help: "The label set, one label per line.") var labels: String
+        @Option(help: "The task folder to write.") var out: String
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                let summary = try CaptureExport(config: try GatewayConfig.load(config), task: task, labelsPath: labels)
+                    .write(to: out)
+                print(
+                    "wrote \(out): \(summary.train)/\(summary.validation)/\(summary.test) rows from \(summary.captured) captured requests; \(summary.rejected) not a label, \(summary.otherModel) from another model"
+                )
+            }
+        }
+    }
+}

@@ -52,3 +52,69 @@ import Testing
         #expect(confirm.exitCode == 64 && confirm.stderr.contains("no session nope has tripped"), "\(confirm)")
     }
 }
+
+@Suite struct TeacherDataCommandTests {
+    @Test("a task whose rows come from two teacher models says so in frontier.md and report.json")
+    func mixedTeachers() async throws {
+        var train = SyntheticTasks.numericRows(count: 300, seed: 11, idPrefix: "tr")
+        for index in train.indices {
+            var teacher = train[index]["teacher"] as? [String: Any] ?? [:]
+            teacher["model"] = index % 3 == 0 ? "model-b" : "model-a"
+            train[index]["teacher"] = teacher
+        }
+        let workspace = try Workspace(
+            taskName: "mixed", kind: .numeric, train: train,
+            validation: SyntheticTasks.numericRows(count: 150, seed: 12, idPrefix: "va"),
+            test: SyntheticTasks.numericRows(count: 150, seed: 13, idPrefix: "te"))
+        let result = try await workspace.retort("search", "--task", "mixed", "--no-history")
+        #expect(result.exitCode == 0, "\(result)")
+        let run = try workspace.runFolder(job: "mixed")
+        let frontier = try String(contentsOf: run.appendingPathComponent("frontier.md"), encoding: .utf8)
+        #expect(frontier.contains("**The teacher rows come from 2 models**: model-a (200 rows), model-b (100 rows)"))
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("report.json")))
+        let teacher = (report as? [String: Any])?["teacher"] as? [String: Any]
+        #expect((teacher?["models"] as? [String: Int]) == ["model-a": 200, "model-b": 100])
+    }
+
+    @Test("retort ingest openai-log turns request/response pairs and batch output into teacher rows")
+    func ingestLogs() async throws {
+        let workspace = Workspace()
+        try workspace.write("refund_request\norder_status\n", to: "labels.txt")
+        func completion(_ answer: String, model: String, logprobs: Bool) -> String {
+            let top =
+                logprobs
+                ? #","logprobs":{"content":[{"token":"refund","logprob":-0.2,"top_logprobs":[{"token":"refund","logprob":-0.2},{"token":"order","logprob":-1.8}]}]}"#
+                : ""
+            return
+                #"{"model":"\#(model)","choices":[{"index":0,"message":{"role":"assistant","content":"\#(answer)"}\#(top)}],"usage":{"prompt_tokens":40,"completion_tokens":2}}"#
+        }
+        let request =
+            #"{"model":"gpt-x","messages":[{"role":"system","content":"Classify"},{"role":"user","content":"where is my money back"}]}"#
+        try [
+            #"{"request":\#(request),"response":\#(completion("refund_request", model: "gpt-x-1", logprobs: true))}"#,
+            #"{"request":\#(request),"response":\#(completion("I cannot tell", model: "gpt-x-1", logprobs: false))}"#,
+        ].joined(separator: "\n").write(to: workspace.url("log.jsonl"), atomically: true, encoding: .utf8)
+        let pairs = try await workspace.retort(
+            "ingest", "openai-log", "log.jsonl", "--labels", "labels.txt", "--out", "rows.jsonl")
+        #expect(
+            pairs.exitCode == 0 && pairs.stdout.contains("wrote 1 rows")
+                && pairs.stdout.contains("1 answers not a label"), "\(pairs)")
+        let row = try workspace.text("rows.jsonl")
+        #expect(row.contains(#""input":"where is my money back""#) && row.contains(#""model":"gpt-x-1""#))
+        #expect(row.contains(#""logprobs":{"order_status":-1.8,"refund_request":-0.2}"#), "\(row)")
+        #expect(workspace.exists("rows.rejected.jsonl"))
+        try #"{"custom_id":"q-1","method":"POST","url":"/v1/chat/completions","body":\#(request)}"#
+            .write(to: workspace.url("batch-in.jsonl"), atomically: true, encoding: .utf8)
+        try [
+            #"{"id":"b1","custom_id":"q-1","response":{"status_code":200,"body":\#(completion("order_status", model: "gpt-x-2", logprobs: false))},"error":null}"#
+        ].joined(separator: "\n").write(to: workspace.url("batch-out.jsonl"), atomically: true, encoding: .utf8)
+        let noRequests = try await workspace.retort(
+            "ingest", "openai-log", "batch-out.jsonl", "--labels", "labels.txt", "--out", "b.jsonl")
+        #expect(noRequests.exitCode == 65 && noRequests.stderr.hasPrefix("batch-out.jsonl:1: error:"), "\(noRequests)")
+        let batch = try await workspace.retort(
+            "ingest", "openai-log", "batch-out.jsonl", "--requests", "batch-in.jsonl", "--labels", "labels.txt",
+            "--out", "b.jsonl")
+        #expect(batch.exitCode == 0, "\(batch)")
+        #expect(try workspace.text("b.jsonl").contains(#""id":"q-1""#))
+    }
+}
