@@ -25,6 +25,12 @@ public struct Labeler: Sendable {
         public var concurrency = 4
         /// `--quote`: label a sample of 20 rows and project the bill.
         public var quote = false
+        /// `--batch`: send what is not cached through the first deployment's batch API (at its discount).
+        public var batch = false
+        /// Seconds between batch status polls.
+        public var batchPollSeconds = 10.0
+        /// How long to wait for a batch before stopping (it resumes on the next run).
+        public var batchTimeoutSeconds = 86_400.0
 
         /// Options for labelling `inputsPath` into `outPath` through `route` with `promptPath`.
         public init(route: String, promptPath: String, inputsPath: String, outPath: String) {
@@ -162,6 +168,36 @@ public struct Labeler: Sendable {
         let models = chosenRoute.eligibleDeployments.map(\.model)
         let samples = options.samples ?? 1
         let sampling = options.samples != nil
+
+        if options.batch, !options.quote, let deployment = chosenRoute.eligibleDeployments.first {
+            var items: [BatchRunner.Item] = []
+            var seen = Set<String>()
+            for (index, row) in inputs.enumerated() {
+                for sample in 0..<samples {
+                    let body = prompt.request(route: chosenRoute.name, input: row.input, id: row.id, sampling: sampling)
+                    let cacheKey = LabelCache.key(model: deployment.model, body: body, sample: sampling ? sample : nil)
+                    if try cache.get(cacheKey) == nil, seen.insert(cacheKey).inserted {
+                        items.append(BatchRunner.Item(key: cacheKey, body: body))
+                    }
+                    _ = index
+                }
+            }
+            if !items.isEmpty {
+                let runner = BatchRunner(
+                    deployment: deployment, apiKey: deployment.providerConfig.apiKeyEnv.flatMap(environment),
+                    cache: cache,
+                    pollSeconds: options.batchPollSeconds, timeoutSeconds: options.batchTimeoutSeconds)
+                switch try await runner.run(items, ledger: ledger, key: key, route: chosenRoute.name, log: log) {
+                case .inProgress(let id, let status):
+                    throw Stopped(
+                        description:
+                            "batch \(id) is \(status) after \(Int(options.batchTimeoutSeconds)) s; run the same command again to resume it (it is not submitted twice)"
+                    )
+                case .finished(let answered, let failed):
+                    log("batch finished: \(answered) answers cached, \(failed) failed (those are asked one by one)")
+                }
+            }
+        }
 
         // Every (row, sample) request, answered by workers that commit each answer before their next request.
         let route = chosenRoute

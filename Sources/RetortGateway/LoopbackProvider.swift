@@ -98,6 +98,91 @@ public enum LoopbackProvider {
         router.post("/v1/messages") { request, _ in
             try await answer(request, anthropic: true, calls: calls, bodies: bodies, intentLatency: intentLatency)
         }
+        let batches = BatchStore()
+        router.post("/v1/files") { request, _ in
+            let buffer = try await request.body.collect(upTo: 256 << 20)
+            let text = String(buffer: buffer)
+            guard let start = text.range(of: "filename="), let body = text[start.upperBound...].range(of: "\r\n\r\n"),
+                let end = text[body.upperBound...].range(of: "\r\n--")
+            else { return error(.badRequest, #"{"error":{"message":"expected a multipart file"}}"#) }
+            let id = await batches.storeFile(String(text[body.upperBound..<end.lowerBound]))
+            return json(["id": .string(id), "object": "file", "purpose": "batch"])
+        }
+        router.post("/v1/batches") { request, _ in
+            let body = try JSON.parse(Data(try await request.body.collect(upTo: 1 << 20).readableBytesView))
+            guard let file = body["input_file_id"]?.string, let content = await batches.file(file) else {
+                return error(.badRequest, #"{"error":{"message":"unknown input_file_id"}}"#)
+            }
+            var lines: [String] = []
+            for line in content.split(separator: "\n") {
+                guard let item = try? JSON.parse(String(line)), let customID = item["custom_id"]?.string,
+                    let chat = item["body"]
+                else { continue }
+                let model = chat["model"]?.string ?? ""
+                let answer =
+                    model.hasPrefix("intent")
+                    ? IntentClassifier.answer(chat, anthropic: false, model: model, call: await calls.next(model))
+                    : (try JSON.parse(openAIAnswer.replacingOccurrences(of: "MODEL", with: model)))
+                lines.append(
+                    JSON(
+                        dictionaryLiteral: ("id", "batch_req"), ("custom_id", .string(customID)),
+                        ("response", ["status_code": 200, "body": answer]), ("error", nil)
+                    ).text)
+            }
+            let output = await batches.storeFile(lines.joined(separator: "\n") + "\n")
+            let id = await batches.createBatch(output: output)
+            return json(["id": .string(id), "object": "batch", "status": "validating"])
+        }
+        router.get("/v1/batches/{id}") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let (output, done) = await batches.poll(id) else {
+                return error(.notFound, #"{"error":{"message":"no such batch"}}"#)
+            }
+            return json(
+                done
+                    ? ["id": .string(id), "status": "completed", "output_file_id": .string(output)]
+                    : ["id": .string(id), "status": "in_progress"])
+        }
+        router.get("/v1/files/{id}/content") { _, context in
+            guard let content = await batches.file(context.parameters.get("id") ?? "") else {
+                return error(.notFound, #"{"error":{"message":"no such file"}}"#)
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/jsonl"],
+                body: .init(byteBuffer: ByteBuffer(string: content)))
+        }
+        router.post("/v1/messages/batches") { request, _ in
+            let body = try JSON.parse(Data(try await request.body.collect(upTo: 64 << 20).readableBytesView))
+            var lines: [String] = []
+            for item in body["requests"]?.array ?? [] {
+                guard let customID = item["custom_id"]?.string, let params = item["params"] else { continue }
+                let model = params["model"]?.string ?? ""
+                let message = IntentClassifier.answer(
+                    params, anthropic: true, model: model, call: await calls.next(model))
+                lines.append(
+                    JSON(
+                        dictionaryLiteral: ("custom_id", .string(customID)),
+                        ("result", ["type": "succeeded", "message": message])
+                    ).text)
+            }
+            let output = await batches.storeFile(lines.joined(separator: "\n") + "\n")
+            let id = await batches.createBatch(output: output)
+            return json(["id": .string(id), "type": "message_batch", "processing_status": "in_progress"])
+        }
+        router.get("/v1/messages/batches/{id}") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let (output, done) = await batches.poll(id) else {
+                return error(.notFound, #"{"error":{"message":"no such batch"}}"#)
+            }
+            let host = request.head.authority ?? "127.0.0.1"
+            return json(
+                done
+                    ? [
+                        "id": .string(id), "processing_status": "ended",
+                        "results_url": .string("http://\(host)/v1/files/\(output)/content"),
+                    ]
+                    : ["id": .string(id), "processing_status": "in_progress"])
+        }
         // A webhook receiver, for `notify.webhook`: the body is kept with the request bodies.
         router.post("/hook") { request, _ in
             let buffer = try await request.body.collect(upTo: 1 << 20)
@@ -105,6 +190,12 @@ public enum LoopbackProvider {
             return Response(status: .noContent)
         }
         return router
+    }
+
+    static func json(_ value: JSON) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(data: value.data)))
     }
 
     static func error(_ status: HTTPResponse.Status, _ body: String, headers: HTTPFields = [:]) -> Response {
@@ -328,5 +419,33 @@ public enum IntentClassifier {
                 "prompt_tokens": .int(promptTokens), "completion_tokens": 3, "total_tokens": .int(promptTokens + 3),
             ],
         ]
+    }
+}
+
+/// The loopback provider's batch files and batches: a batch is answered when created and reports completion on its
+/// second status poll (so a client that stops after one poll has to resume it).
+actor BatchStore {
+    private var files: [String: String] = [:]
+    private var batches: [String: (output: String, polls: Int)] = [:]
+
+    func storeFile(_ content: String) -> String {
+        let id = "file-\(files.count + 1)"
+        files[id] = content
+        return id
+    }
+
+    func file(_ id: String) -> String? { files[id] }
+
+    func createBatch(output: String) -> String {
+        let id = "batch_\(batches.count + 1)"
+        batches[id] = (output, 0)
+        return id
+    }
+
+    func poll(_ id: String) -> (String, Bool)? {
+        guard var batch = batches[id] else { return nil }
+        batch.polls += 1
+        batches[id] = batch
+        return (batch.output, batch.polls >= 2)
     }
 }

@@ -23,6 +23,12 @@ struct Label: AsyncParsableCommand {
     @Option(help: "Whose key's budgets apply.") var keyUser: String?
     @Option(help: "Requests in flight.") var concurrency = 4
     @Flag(help: "Label a sample of 20 rows and print the projected bill for the whole file.") var quote = false
+    @Flag(
+        help:
+            "Send what is not cached through the provider's batch API (OpenAI /v1/batches, Anthropic message batches).")
+    var batch = false
+    @Option(help: "Seconds between batch status polls.") var batchPollSeconds = 10.0
+    @Option(help: "Seconds to wait for a batch before stopping (the next run resumes it).") var batchTimeout = 86_400.0
 
     func run() async throws {
         try await ErrorReporting.run {
@@ -41,9 +47,14 @@ struct Label: AsyncParsableCommand {
             options.keyUser = keyUser
             options.concurrency = max(1, concurrency)
             options.quote = quote
+            options.batch = batch
+            options.batchPollSeconds = batchPollSeconds
+            options.batchTimeoutSeconds = batchTimeout
             let loaded = try GatewayConfig.load(config)
             do {
-                let summary = try await Labeler(config: loaded, configPath: config, options: options).run()
+                let summary = try await Labeler(config: loaded, configPath: config, options: options).run { line in
+                    FileHandle.standardError.write(Data((line + "\n").utf8))
+                }
                 if let line = summary.quote {
                     print(line)
                     return

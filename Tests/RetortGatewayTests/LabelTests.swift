@@ -63,15 +63,16 @@ struct LabelWorkspace {
 
     func run(
         route: String = "teacher", samples: Int? = nil, quote: Bool = false, keyUser: String? = nil,
-        inputs: String = "inputs.jsonl"
-    )
-        async throws -> Labeler.Summary
-    {
+        inputs: String = "inputs.jsonl", batch: Bool = false, batchTimeout: Double = 60
+    ) async throws -> Labeler.Summary {
         var options = Labeler.Options(
             route: route, promptPath: path("prompt.yaml"), inputsPath: path(inputs), outPath: path("train.jsonl"))
         options.samples = samples
         options.quote = quote
         options.keyUser = keyUser
+        options.batch = batch
+        options.batchPollSeconds = 0.05
+        options.batchTimeoutSeconds = batchTimeout
         return try await Labeler(config: try config(), configPath: path("gateway.yaml"), options: options).run()
     }
 
@@ -173,6 +174,33 @@ struct LabelWorkspace {
             // Sampled answers are cached per sample index too.
             let again = try await workspace.run(route: "claude", samples: 5)
             #expect(again.paidCalls == 0 && again.cacheHits == 30)
+        }
+    }
+
+    @Test(arguments: ["teacher", "claude"])
+    func batchRoundTripResumesAfterAStop(route: String) async throws {
+        try await withFakeProvider { port, calls, _ in
+            let workspace = try LabelWorkspace(port: port)
+            try workspace.writeInputs(30)
+            // Stop before the batch completes (the provider completes it on the second poll)…
+            await #expect {
+                _ = try await workspace.run(route: route, batch: true, batchTimeout: 0)
+            } throws: { error in "\(error)".contains("run the same command again to resume it") }
+            #expect(!FileManager.default.fileExists(atPath: workspace.path("train.jsonl")))
+            // …and resume: the same batch is polled, nothing is submitted or paid twice.
+            let resumed = try await workspace.run(route: route, batch: true)
+            #expect(resumed.labelled == 30 && resumed.paidCalls == 0 && resumed.cacheHits == 30)
+            let model = route == "teacher" ? "intent-v1" : "intent-claude"
+            #expect(await calls.count(model) == 30)
+            let rows = try workspace.rows()
+            #expect(rows.count == 30 && rows[2]["teacher"]?["label"]?.string == "cancel_order")
+            #expect((rows[0]["teacher"]?["logprobs"] != nil) == (route == "teacher"))
+            // Paid at the batch discount, in the ledger once per request.
+            let ledger = try Ledger(path: workspace.path("var/gateway.sqlite"))
+            let batchRows = try ledger.rows().filter { $0.session.hasPrefix("batch-") }
+            #expect(batchRows.count == 30)
+            let full = try #require(batchRows.first)
+            #expect(abs(full.costUSD - Price(input: 10, output: 40).cost(of: full.usage) * 0.5) < 1e-12)
         }
     }
 
