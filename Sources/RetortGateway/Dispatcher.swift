@@ -158,8 +158,11 @@ public final class Dispatcher: Sendable {
     public func reload() async { retired.clear() }
 
     /// Routes `chat` (an OpenAI chat request body) down `route`.
+    /// `patient`: 429 answers do not count against `retry.attempts`; the request waits max(`retry-after`, backoff)
+    /// (up to a minute a time) and `onRateLimited` is told, so a labelling job slows down instead of failing.
     public func dispatch(
-        _ chat: JSON, route: RouteConfig, stream: Bool, retry: RetryPolicy, estimatedTokens: Int
+        _ chat: JSON, route: RouteConfig, stream: Bool, retry: RetryPolicy, estimatedTokens: Int,
+        patient: Bool = false, onRateLimited: @Sendable () -> Void = {}
     ) async -> DispatchOutcome {
         var attempts = 0
         var reasons: [String] = []
@@ -221,7 +224,11 @@ public final class Dispatcher: Sendable {
                             "route": "\(route.name)", "deployment": "\(deployment.id)", "error": "\(error.summary)",
                         ]
                     )
-                    if error.isBreakerFailure {
+                    let patientWait: Bool = {
+                        if patient, case .status(429, _, _, _) = error { return true }
+                        return false
+                    }()
+                    if error.isBreakerFailure && !patientWait {
                         breakers.failure(deployment.id)
                     } else {
                         breakers.release(deployment.id)
@@ -236,6 +243,14 @@ public final class Dispatcher: Sendable {
                         return .refused(status: code, message: message, deployment, attempts: attempts)
                     }
                     reasons.append("\(deployment.id): \(error.summary)")
+                    if patient, case .status(429, let retryAfter, _, _) = error {
+                        onRateLimited()
+                        tries -= 1
+                        let wait = min(60_000, max(backoff * Double.random(in: 0.5...1.0), (retryAfter ?? 0) * 1000))
+                        try? await Task.sleep(for: .milliseconds(Int(wait)))
+                        backoff = min(backoff * 2, retry.maxBackoffMilliseconds)
+                        continue deploymentLoop
+                    }
                     guard error.isRetryable, tries < retry.attempts else {
                         onFailover(route.name, deployment.id, error.summary)
                         break deploymentLoop

@@ -71,6 +71,10 @@ public struct Labeler: Sendable {
         public var models: [String: Int] = [:]
         /// The `--quote` line, when quoting.
         public var quote: String?
+        /// 429 answers met (each slowed the run down instead of failing it).
+        public var rateLimited = 0
+        /// Workers still running at the end (halved on each 429).
+        public var finalConcurrency = 0
     }
 
     /// Labelling stopped: a budget, or every deployment failed.
@@ -205,11 +209,14 @@ public struct Labeler: Sendable {
         let next = Locked(0)
         let answers = Locked<[[Answer?]]>(Array(repeating: Array(repeating: nil, count: samples), count: inputs.count))
         let stop = Locked<String?>(nil)
+        // 429s halve the number of workers (never below one) instead of failing the run.
+        let allowedWorkers = Locked(max(1, options.concurrency))
+        let rateLimited = Locked(0)
         let started = Date()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<max(1, options.concurrency) {
+            for worker in 0..<max(1, options.concurrency) {
                 group.addTask {
-                    while stop.withLock({ $0 }) == nil {
+                    while stop.withLock({ $0 }) == nil, worker < allowedWorkers.withLock({ $0 }) {
                         let index = next.withLock { value in
                             defer { value += 1 }
                             return value
@@ -245,7 +252,11 @@ public struct Labeler: Sendable {
                         let requestStart = Date()
                         let outcome = await dispatcher.dispatch(
                             body, route: route, stream: false, retry: config.retry,
-                            estimatedTokens: bounds.prompt + bounds.output)
+                            estimatedTokens: bounds.prompt + bounds.output, patient: true,
+                            onRateLimited: {
+                                rateLimited.withLock { $0 += 1 }
+                                allowedWorkers.withLock { $0 = max(1, $0 / 2) }
+                            })
                         let latency = Date().timeIntervalSince(requestStart) * 1000
                         guard case .completed(let answer, let deployment, let attempts, let failover) = outcome else {
                             budgets.settle(reservation, usd: 0, tokens: 0)
@@ -291,6 +302,8 @@ public struct Labeler: Sendable {
 
         var summary = Summary()
         summary.rows = inputs.count
+        summary.rateLimited = rateLimited.withLock { $0 }
+        summary.finalConcurrency = allowedWorkers.withLock { $0 }
         var lines: [String] = []
         var rejected: [String] = []
         for (index, row) in inputs.enumerated() {

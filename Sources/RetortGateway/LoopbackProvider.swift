@@ -233,6 +233,8 @@ public enum LoopbackProvider {
             return error(
                 .badRequest, #"{"error":{"message":"max_tokens is too large","type":"invalid_request_error"}}"#)
         case "slow": try await Task.sleep(for: .milliseconds(1500))
+        case _ where model.hasPrefix("intent") && model.hasSuffix("-r429") && call <= 3:
+            return error(.tooManyRequests, #"{"error":{"message":"rate limited"}}"#, headers: [.retryAfter: "0.01"])
         case _ where model.hasPrefix("intent"):
             if intentLatency > .zero { try await Task.sleep(for: intentLatency) }
             let answer = IntentClassifier.answer(body, anthropic: anthropic, model: model, call: call)

@@ -72,6 +72,11 @@ struct Label: AsyncParsableCommand {
                         "\(summary.logprobRows) rows with logprobs, \(summary.hardRows) hard (\(summary.ambiguousRows) where alternatives started several labels)"
                 }
                 print("labelled \(summary.labelled) of \(summary.rows) rows into \(out ?? ""): \(kind)")
+                if summary.rateLimited > 0 {
+                    print(
+                        "\(summary.rateLimited) answers were 429 (rate limited): waited and went on with \(summary.finalConcurrency) requests in flight"
+                    )
+                }
                 if summary.rejected > 0 {
                     print(
                         "\(summary.rejected) rows answered with no label: see the .rejected.jsonl file beside the output"

@@ -29,6 +29,9 @@ struct LabelWorkspace {
           claude:
             deployments:
               - {provider: a, model: intent-claude, \(price)}
+          limited:
+            deployments:
+              - {provider: o, model: intent-r429, \(price)}
         retry: {attempts: 2, backoff_ms: 5, max_backoff_ms: 50}
         """.write(to: folder.appendingPathComponent("gateway.yaml"), atomically: true, encoding: .utf8)
         try """
@@ -201,6 +204,17 @@ struct LabelWorkspace {
             #expect(batchRows.count == 30)
             let full = try #require(batchRows.first)
             #expect(abs(full.costUSD - Price(input: 10, output: 40).cost(of: full.usage) * 0.5) < 1e-12)
+        }
+    }
+
+    @Test func rateLimitsSlowTheRunDownInsteadOfFailingIt() async throws {
+        try await withFakeProvider { port, calls, _ in
+            let workspace = try LabelWorkspace(port: port)
+            try workspace.writeInputs(10)
+            // The provider answers 429 three times; retry.attempts is 2, yet the run finishes with fewer workers.
+            let summary = try await workspace.run(route: "limited")
+            #expect(summary.labelled == 10 && summary.rateLimited == 3 && summary.finalConcurrency == 1)
+            #expect(await calls.count("intent-r429") == 13)
         }
     }
 
