@@ -3,7 +3,7 @@ import RetortData
 import RetortStudents
 
 /// One point of the candidate space: a family, a size, a featurizer setting, a precision and training options.
-public struct Candidate: Sendable, Equatable {
+public struct Candidate: Sendable, Equatable, Codable {
     /// The family.
     public var family: Family
     /// Hidden widths (`mlp` only).
@@ -172,7 +172,7 @@ public struct FeatureKey: Hashable, Sendable {
 }
 
 /// An encoder-head's input side: a Hugging Face BERT folder, the layers kept, and tokens per input.
-public struct EncoderChoice: Hashable, Sendable {
+public struct EncoderChoice: Hashable, Sendable, Codable {
     /// The model folder (config.json, model.safetensors, vocab.txt).
     public var path: String
     /// The first k layers kept.

@@ -52,8 +52,8 @@ struct TrainingGroup: Sendable {
     }
 }
 
-/// What one worker does for one group in one rung.
-struct RungWork: Sendable {
+/// What one worker does for one group in one rung (handed to a ``TrialExecutor``).
+public struct RungWork: Sendable {
     let group: TrainingGroup
     let features: FeatureSet
     let alive: [Candidate]
@@ -66,10 +66,14 @@ struct RungWork: Sendable {
     let teacherValidation: Evaluation
     let metric: Metric
     let reported: [Metric]
+    /// The search seed (the validation evaluator's resamples are drawn from `seed + 1`).
+    let seed: UInt64
+    /// Bootstrap resamples of the validation evaluator.
+    let resamples: Int
 }
 
 /// What a worker returns.
-struct RungOutput: Sendable {
+public struct RungOutput: Sendable {
     let groupKey: String
     /// The trained session; nil when the rung was replayed from the journal.
     let session: TrainingSession?
@@ -348,18 +352,19 @@ public enum SearchEngine {
                         group: group, features: features(group.featureKey), alive: members, targetEpochs: target,
                         rung: rung, session: sessions[group.key], checkpoint: checkpoint, deadline: deadline,
                         evaluator: validationEvaluator, teacherValidation: teacherValidation, metric: metric,
-                        reported: reported))
+                        reported: reported, seed: settings.seed, resamples: settings.suite.resamples))
             }
             let totalInRung = work.count + replayed.count
             var finishedInRung = replayed.count
             var outputs = replayed
+            let executor = settings.executor
             try await withThrowingTaskGroup(of: RungOutput.self) { taskGroup in
                 var next = 0
                 func submit() {
                     guard next < work.count else { return }
                     let item = work[next]
                     next += 1
-                    taskGroup.addTask { try runRung(item, task: task) }
+                    taskGroup.addTask { try await executor.run(item, task: task) }
                 }
                 for _ in 0..<min(settings.workers, work.count) { submit() }
                 while let output = try await taskGroup.next() {

@@ -37,6 +37,8 @@ public struct SearchSettings: Sendable {
     /// The learned strategy's confidence: an untrained candidate is ruled out when even its prediction plus `z`
     /// standard deviations cannot change the recommendation (z = 2: about 97.7% one-sided).
     public var confidenceZ = 2.0
+    /// Where each rung's training runs: in this process (the default) or elsewhere (see ``TrialExecutor``).
+    public var executor: any TrialExecutor = LocalTrialExecutor()
 
     /// Settings with the given values.
     public init(

@@ -136,10 +136,25 @@ struct Search: AsyncParsableCommand {
     @OptionGroup var options: SearchOptions
     @OptionGroup var history: HistoryOptions
     @OptionGroup var output: OutputOptions
+    @Option(
+        help:
+            "Where trials train: local (in this process, the default) or process (each rung of each training run as its own `retort trial run` process)."
+    )
+    var executor: String = "local"
+    @Option(
+        name: .customLong("trial-bin"),
+        help: "The retort executable that runs trials for --executor process (default: this one).")
+    var trialBin: String?
 
     func validate() throws {
         guard input.job != nil || input.task != nil || resume != nil else {
             throw ValidationError("give a job file or --task DIR (or --resume RUN_DIR)")
+        }
+        guard ["local", "process"].contains(executor) else {
+            throw ValidationError("unknown executor \"\(executor)\"; choose local or process")
+        }
+        guard trialBin == nil || executor == "process" else {
+            throw ValidationError("--trial-bin needs --executor process")
         }
     }
 
@@ -168,15 +183,25 @@ struct Search: AsyncParsableCommand {
             _ = try await runSearch(
                 loaded, workers: options.workers, resume: resumeRun.map { ($0, records ?? []) },
                 catalogPath: options.candidates ?? records?.first?.options?["candidates"], json: output.json,
-                style: output.styled, history: try history.open())
+                style: output.styled, history: try history.open(),
+                executor: executor == "process" ? .process(binary: trialBin) : .local)
         }
     }
+}
+
+/// Where a search's trials train.
+enum ExecutorChoice {
+    /// In this process.
+    case local
+    /// Each rung as a `retort trial run` process of `binary` (nil: this executable).
+    case process(binary: String?)
 }
 
 /// Loads the data, runs the search with progress, writes the run folder; returns it.
 func runSearch(
     _ job: Job, workers: Int? = nil, resume: (RunDirectory, [JournalRecord])? = nil, catalogPath: String? = nil,
-    json: Bool = false, style: (String) -> String = { $0 }, history historyPath: String? = nil
+    json: Bool = false, style: (String) -> String = { $0 }, history historyPath: String? = nil,
+    executor: ExecutorChoice = .local
 ) async throws -> URL {
     // With --json, stdout carries only the report; progress goes to stderr.
     let log = progressLog(json: json)
@@ -242,9 +267,28 @@ func runSearch(
     // Workers × BLAS threads ≤ cores. Trials train on small batches, where extra OpenBLAS threads only spin
     // (letter, one worker: 1 thread 18.1 s wall / 0.2 s system, 2 threads 19.3 s / 14.0 s). RETORT_BLAS_THREADS
     // overrides.
-    BLASThreads.set(
+    let blasThreads =
         ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init)
-            ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workerCount))
+        ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workerCount)
+    BLASThreads.set(blasThreads)
+    if case .process(let binary) = executor {
+        let path = binary ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw DataError(.usage, "--trial-bin \"\(path)\" is not an executable retort binary")
+        }
+        // Specs, input states and results of running trials; each trial's folder goes when it has been read back.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "retort-trials-\(UUID().uuidString)", isDirectory: true)
+        settings.executor = ProcessTrialExecutor(
+            binary: URL(fileURLWithPath: path).standardizedFileURL, data: job.data, directory: folder,
+            blasThreads: blasThreads)
+        log("[executor] every rung runs as \(displayPath(URL(fileURLWithPath: path))) trial run")
+    }
+    defer {
+        if let process = settings.executor as? ProcessTrialExecutor {
+            try? FileManager.default.removeItem(at: process.directory)
+        }
+    }
     let source =
         job.file.map(displayPath)
         ?? { if case .task(let folder) = job.data { displayPath(folder) } else { job.name } }()

@@ -1,0 +1,347 @@
+import Foundation
+import RetortData
+import RetortEvals
+import RetortNumerics
+import RetortStudents
+
+/// Runs one training group's rung for the scheduler: train the group to the rung's epochs (from its session or
+/// checkpoint), then evaluate every alive member on validation. The scheduler decides what runs and keeps the books
+/// (journal, halving, checkpoints); an executor decides only where the work happens.
+public protocol TrialExecutor: Sendable {
+    /// Runs `work` on `task` and returns its journal records and trained session.
+    func run(_ work: RungWork, task: TaskData) async throws -> RungOutput
+}
+
+/// The default executor: the rung trains in this process, on the scheduler's worker tasks.
+public struct LocalTrialExecutor: TrialExecutor {
+    /// The in-process executor.
+    public init() {}
+
+    /// Trains and evaluates `work` here (``SearchEngine/runRung(_:task:)``).
+    public func run(_ work: RungWork, task: TaskData) async throws -> RungOutput {
+        try SearchEngine.runRung(work, task: task)
+    }
+}
+
+/// Everything one rung of one training group needs to run in another process (`retort trial run --spec FILE`):
+/// where the rows are, the group's candidates, the rung's target, the seed and eval settings, and the state to start
+/// from. Features, the group's architecture and seed are rebuilt from these deterministically.
+public struct TrialSpec: Codable, Sendable, Equatable {
+    /// Format version (1).
+    public var version: Int
+    /// A task folder (absolute path), or nil when `files` is given.
+    public var task: String?
+    /// train, validation and test JSONL files (absolute paths), when the rows are not in a task folder.
+    public var files: [String]?
+    /// The training group's key (its candidates' shared training run).
+    public var group: String
+    /// The group's alive members, with their full configuration.
+    public var candidates: [Candidate]
+    /// The rung (0-based), recorded in the journal records.
+    public var rung: Int
+    /// Train until this many epochs have run.
+    public var targetEpochs: Int
+    /// The search seed (the group's seed and the evaluator's resamples derive from it).
+    public var seed: UInt64
+    /// The primary metric.
+    public var metric: String
+    /// The metrics each record reports.
+    public var reported: [String]
+    /// Bootstrap resamples of the validation evaluator.
+    public var resamples: Int
+    /// Seconds of budget left when the trial was handed out; training stops at the next epoch boundary after it.
+    public var secondsLeft: Double
+    /// BLAS threads for the trial (nil: leave OpenBLAS's default).
+    public var blasThreads: Int?
+    /// The safetensors checkpoint to continue from (nil: start from the group's seed).
+    public var checkpoint: String?
+
+    /// A spec with every field given.
+    public init(
+        task: String?, files: [String]?, group: String, candidates: [Candidate], rung: Int, targetEpochs: Int,
+        seed: UInt64, metric: String, reported: [String], resamples: Int, secondsLeft: Double, blasThreads: Int?,
+        checkpoint: String?
+    ) {
+        self.version = 1
+        self.task = task
+        self.files = files
+        self.group = group
+        self.candidates = candidates
+        self.rung = rung
+        self.targetEpochs = targetEpochs
+        self.seed = seed
+        self.metric = metric
+        self.reported = reported
+        self.resamples = resamples
+        self.secondsLeft = secondsLeft
+        self.blasThreads = blasThreads
+        self.checkpoint = checkpoint
+    }
+
+    /// The job whose rows this trial reads.
+    public func job() throws(DataError) -> Job {
+        if let task { return Job(task: URL(fileURLWithPath: task)) }
+        guard let files, files.count == 3 else {
+            throw DataError(.badData, "a trial spec needs \"task\" (a folder) or \"files\" (train, validation, test)")
+        }
+        var job = Job(task: URL(fileURLWithPath: files[0]).deletingLastPathComponent())
+        job.data = .files(
+            train: URL(fileURLWithPath: files[0]), validation: URL(fileURLWithPath: files[1]),
+            test: URL(fileURLWithPath: files[2]))
+        return job
+    }
+
+    /// Reads a spec; a malformed one is a `FILE: message` error.
+    public static func read(_ url: URL) throws(DataError) -> TrialSpec {
+        let path = url.relativePath
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw DataError(.missingInput, "no such trial spec", file: path)
+        }
+        let spec: TrialSpec
+        do {
+            spec = try TrialJSON.decoder().decode(TrialSpec.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            let at = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
+            throw DataError(.badData, "not a trial spec: \"\(at)\" is missing", file: path)
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw DataError(.badData, "not a trial spec: \"\(TrialJSON.path(context))\" has the wrong type", file: path)
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw DataError(.badData, "not a trial spec: \"\(TrialJSON.path(context))\" is null", file: path)
+        } catch let DecodingError.dataCorrupted(context) {
+            let at = TrialJSON.path(context)
+            guard at.isEmpty else { throw DataError(.badData, "not a trial spec: \"\(at)\" is invalid", file: path) }
+            // The parser names the line in its message ("… around line 3, column 5").
+            let underlying = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+            let line = underlying.firstMatch(of: /line ([0-9]+)/).flatMap { Int($0.1) }
+            throw DataError(.badData, "not a trial spec: not valid JSON", file: path, line: line)
+        } catch {
+            throw DataError(.badData, "not a trial spec: \(error)", file: path)
+        }
+        guard spec.version == 1 else {
+            throw DataError(
+                .badData, "trial spec version \(spec.version) is not supported (this retort reads 1)", file: path)
+        }
+        guard !spec.candidates.isEmpty else {
+            throw DataError(.badData, "the trial spec lists no candidates", file: path)
+        }
+        guard spec.targetEpochs >= 1 else {
+            throw DataError(.badData, "targetEpochs must be at least 1", file: path)
+        }
+        guard Metric(rawValue: spec.metric) != nil, spec.reported.allSatisfy({ Metric(rawValue: $0) != nil }) else {
+            throw DataError(
+                .badData,
+                "unknown metric in the trial spec; choose from \(Metric.allCases.map(\.rawValue).joined(separator: ", "))",
+                file: path)
+        }
+        guard spec.resamples >= 1 else { throw DataError(.badData, "resamples must be at least 1", file: path) }
+        return spec
+    }
+}
+
+/// What a trial returns beside its state: the rung's journal records (`result.json`).
+public struct TrialOutcome: Codable, Sendable, Equatable {
+    /// The training group's key.
+    public var group: String
+    /// One rung record per alive candidate.
+    public var records: [JournalRecord]
+    /// Whether the budget stopped training before the target.
+    public var cutByBudget: Bool
+    /// Epochs this trial trained.
+    public var epochsTrained: Int
+
+    /// An outcome.
+    public init(group: String, records: [JournalRecord], cutByBudget: Bool, epochsTrained: Int) {
+        self.group = group
+        self.records = records
+        self.cutByBudget = cutByBudget
+        self.epochsTrained = epochsTrained
+    }
+
+    /// `result.json`'s bytes.
+    public func encoded() throws -> Data { try TrialJSON.encoder().encode(self) }
+
+    /// Reads `result.json`.
+    public static func decode(_ data: Data) throws -> TrialOutcome {
+        try TrialJSON.decoder().decode(TrialOutcome.self, from: data)
+    }
+}
+
+extension TrialSpec {
+    /// The spec's JSON bytes.
+    public func encoded() throws -> Data { try TrialJSON.encoder().encode(self) }
+}
+
+/// JSON settings shared by specs and results (non-finite numbers as strings, as in the journal).
+enum TrialJSON {
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return encoder
+    }
+
+    static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return decoder
+    }
+
+    static func path(_ context: DecodingError.Context) -> String {
+        context.codingPath.map(\.stringValue).joined(separator: ".")
+    }
+}
+
+extension SearchEngine {
+    /// Runs one trial from its spec on `task` (the rows the spec names): rebuilds the group and its features, trains
+    /// from the spec's checkpoint (or the group's seed), and returns the records and the trained state as safetensors
+    /// bytes (``TrainingSession/checkpointData()``).
+    public static func runTrial(_ spec: TrialSpec, task: TaskData, file: String = "spec") throws -> (
+        outcome: TrialOutcome, state: Data
+    ) {
+        let keys = Set(spec.candidates.map(\.featureKey))
+        var featureSets = FeatureSet.encoderSets(
+            task: task, keys: Array(keys),
+            precisions: Dictionary(grouping: spec.candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) },
+            plan: false)
+        for key in keys where key.encoder == nil { featureSets[key] = FeatureSet(task: task, key: key) }
+        func features(_ key: FeatureKey) -> FeatureSet { featureSets[key] ?? FeatureSet(task: task, key: key) }
+        // No constraints: the scheduler decided feasibility; the trial only rebuilds the group.
+        let space = CandidateSpace(
+            candidates: spec.candidates, task: task, constraints: Constraints(), seed: spec.seed, features: features)
+        guard let group = space.groups.first(where: { $0.key == spec.group }), space.groups.count == 1 else {
+            let reasons = space.blocked.values.compactMap(\.reason).sorted()
+            throw DataError(
+                .badData,
+                "the candidates do not form the one training group \"\(spec.group)\""
+                    + (reasons.isEmpty ? "" : ": " + reasons.joined(separator: "; ")), file: file)
+        }
+        guard let metric = Metric(rawValue: spec.metric) else {
+            throw DataError(.badData, "unknown metric \"\(spec.metric)\"", file: file)
+        }
+        let reported = spec.reported.compactMap(Metric.init(rawValue:))
+        let evaluator = Evaluator(
+            split: task.validation, classes: task.vocabulary.count, resamples: spec.resamples, seed: spec.seed &+ 1)
+        let teacherValidation = try evaluator.evaluate(task.validation.teacherLabels)
+        let seconds = max(0, min(spec.secondsLeft, 1e9))
+        let work = RungWork(
+            group: group, features: features(group.featureKey), alive: spec.candidates, targetEpochs: spec.targetEpochs,
+            rung: spec.rung, session: nil, checkpoint: spec.checkpoint.map { URL(fileURLWithPath: $0) },
+            deadline: DispatchTime.now().uptimeNanoseconds &+ UInt64(seconds * 1e9), evaluator: evaluator,
+            teacherValidation: teacherValidation, metric: metric, reported: reported, seed: spec.seed,
+            resamples: spec.resamples)
+        if let checkpoint = spec.checkpoint, !FileManager.default.fileExists(atPath: checkpoint) {
+            throw DataError(.missingInput, "no such checkpoint (named by the trial spec)", file: checkpoint)
+        }
+        let output = try runRung(work, task: task)
+        guard let session = output.session else { throw SearchError("the trial produced no training state") }
+        return (
+            TrialOutcome(
+                group: group.key, records: output.records, cutByBudget: output.cutByBudget,
+                epochsTrained: output.epochsTrained),
+            try session.checkpointData()
+        )
+    }
+}
+
+/// Runs every rung as its own `retort trial run` process: writes a spec (and the group's state as a checkpoint) per
+/// work item, runs the binary, and reads back `result.json` and `state.safetensors`. It proves the spec is complete;
+/// the Ray executor (issue 11) submits the same spec to remote workers.
+public struct ProcessTrialExecutor: TrialExecutor {
+    /// The `retort` executable.
+    public let binary: URL
+    /// Where the rows are: a task folder, or train/validation/test files.
+    public let data: DataSource
+    /// Folder for the specs, checkpoints and results of trials (one subfolder per trial, removed after reading).
+    public let directory: URL
+    /// BLAS threads per trial process.
+    public let blasThreads: Int?
+
+    /// An executor that runs `binary trial run` for every rung, on the rows of `data`.
+    public init(binary: URL, data: DataSource, directory: URL, blasThreads: Int? = nil) {
+        self.binary = binary
+        self.data = data
+        self.directory = directory
+        self.blasThreads = blasThreads
+    }
+
+    /// The spec of `work`, with its input checkpoint at `checkpoint` (when there is state to continue from).
+    func spec(for work: RungWork, checkpoint: String?) -> TrialSpec {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let task: String?
+        let files: [String]?
+        switch data {
+        case .task(let folder):
+            task = folder.standardizedFileURL.path
+            files = nil
+        case .files(let train, let validation, let test):
+            task = nil
+            files = [train, validation, test].map(\.standardizedFileURL.path)
+        }
+        return TrialSpec(
+            task: task, files: files, group: work.group.key, candidates: work.alive, rung: work.rung,
+            targetEpochs: work.targetEpochs, seed: work.seed, metric: work.metric.rawValue,
+            reported: work.reported.map(\.rawValue), resamples: work.resamples,
+            secondsLeft: work.deadline > now ? Double(work.deadline - now) / 1e9 : 0, blasThreads: blasThreads,
+            checkpoint: checkpoint)
+    }
+
+    /// Runs `work` as `retort trial run` and reads back its records and state.
+    public func run(_ work: RungWork, task: TaskData) async throws -> RungOutput {
+        let folder = directory.appendingPathComponent(
+            "rung\(work.rung)-\(work.group.key)-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The state to continue from: the scheduler's session, else (a resumed run) the group's checkpoint file.
+        var checkpoint: String?
+        if let session = work.session {
+            let input = folder.appendingPathComponent("input.safetensors")
+            try session.checkpointData().write(to: input, options: .atomic)
+            checkpoint = input.path
+        } else if let file = work.checkpoint, FileManager.default.fileExists(atPath: file.path) {
+            checkpoint = file.path
+        }
+        let specURL = folder.appendingPathComponent("spec.json")
+        try TrialJSON.encoder().encode(spec(for: work, checkpoint: checkpoint)).write(to: specURL, options: .atomic)
+        let out = folder.appendingPathComponent("out", isDirectory: true)
+        let stderrURL = folder.appendingPathComponent("stderr.txt")
+        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["trial", "run", "--spec", specURL.path, "--out", out.path]
+        process.standardOutput = FileHandle.nullDevice
+        let stderrHandle = try FileHandle(forWritingTo: stderrURL)
+        process.standardError = stderrHandle
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { finished in continuation.resume(returning: finished.terminationStatus) }
+            do { try process.run() } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: SearchError("cannot run \(binary.path): \(error)"))
+            }
+        }
+        try? stderrHandle.close()
+        guard status == 0 else {
+            let message = (try? String(contentsOf: stderrURL, encoding: .utf8))?.split(separator: "\n").last.map(
+                String.init)
+            throw SearchError(
+                "trial \(work.group.key) (rung \(work.rung + 1)) failed in \(binary.lastPathComponent) trial run "
+                    + "(exit \(status))" + (message.map { ": \($0)" } ?? ""))
+        }
+        guard let resultData = FileManager.default.contents(atPath: out.appendingPathComponent("result.json").path),
+            let outcome = try? TrialJSON.decoder().decode(TrialOutcome.self, from: resultData),
+            let state = FileManager.default.contents(atPath: out.appendingPathComponent("state.safetensors").path)
+        else {
+            throw SearchError("trial \(work.group.key) (rung \(work.rung + 1)) left no readable result.json and state")
+        }
+        guard outcome.group == work.group.key else {
+            throw SearchError("trial \(work.group.key) returned the result of \(outcome.group)")
+        }
+        let session = try TrainingSession(
+            restoring: state, file: "state.safetensors", architecture: work.group.architecture,
+            train: SearchEngine.emptySplit(work.group), options: work.group.options)
+        return RungOutput(
+            groupKey: outcome.group, session: session, records: outcome.records, cutByBudget: outcome.cutByBudget,
+            epochsTrained: outcome.epochsTrained)
+    }
+}
