@@ -1,0 +1,73 @@
+import Foundation
+import RetortData
+import RetortSearch
+import RetortStudents
+import RetortTestSupport
+import Testing
+
+/// A trial spec carries everything a rung needs: run in pieces through checkpoints, it reaches what one run reaches.
+@Suite struct TrialSpecTests {
+    @Test("a trial continued from its state equals one trained straight through; the spec survives JSON")
+    func continuedTrialEqualsStraightRun() throws {
+        let folder = try SyntheticTasks.writeTask(
+            name: "blobs", kind: .numeric,
+            train: SyntheticTasks.numericRows(count: 200, learnable: true, seed: 1, idPrefix: "tr"),
+            validation: SyntheticTasks.numericRows(count: 100, learnable: true, seed: 2, idPrefix: "va"),
+            test: SyntheticTasks.numericRows(count: 100, learnable: true, seed: 3, idPrefix: "te"))
+        let task = try TaskData.load(Job(task: folder))
+        let catalog = try CandidateCatalog(
+            try YAMLValue.parse(
+                "numeric:\n  - {family: mlp, hidden: [[8]], precision: [fp32, int8], epochs: 9}\n", file: "c.yaml"))
+        let members = catalog.candidates(for: .numeric)
+        #expect(members.count == 2)
+        func spec(target: Int, rung: Int, checkpoint: String?) -> TrialSpec {
+            TrialSpec(
+                task: folder.path, files: nil, group: members[0].trainingKey, candidates: members, rung: rung,
+                targetEpochs: target, seed: 5, metric: "accuracy", reported: ["accuracy", "agreement"], resamples: 50,
+                secondsLeft: 600, blasThreads: nil, checkpoint: checkpoint)
+        }
+        // JSON round trip through the reader the `trial run` command uses.
+        let first = spec(target: 3, rung: 0, checkpoint: nil)
+        let file = folder.appendingPathComponent("spec.json")
+        try first.encoded().write(to: file)
+        #expect(try TrialSpec.read(file) == first)
+
+        let (early, state) = try SearchEngine.runTrial(first, task: task)
+        #expect(early.records.count == 2 && early.epochsTrained == 3 && !early.cutByBudget)
+        let stateFile = folder.appendingPathComponent("state.safetensors")
+        try state.write(to: stateFile)
+        let (continued, continuedState) = try SearchEngine.runTrial(
+            spec(target: 9, rung: 1, checkpoint: stateFile.path), task: task)
+        let (straight, straightState) = try SearchEngine.runTrial(spec(target: 9, rung: 1, checkpoint: nil), task: task)
+        #expect(continued.epochsTrained == 6 && straight.epochsTrained == 9)
+        func timeless(_ records: [JournalRecord]) -> [JournalRecord] {
+            records.map { record in
+                var copy = record
+                copy.trainSeconds = nil
+                return copy
+            }
+        }
+        #expect(timeless(continued.records) == timeless(straight.records))
+        #expect(continued.records.first?.metrics?["accuracy"] != nil)
+        #expect(continuedState == straightState)
+        // The result file round-trips too.
+        #expect(try TrialOutcome.decode(continued.encoded()) == continued)
+    }
+
+    @Test("a spec whose candidates are not one training group is a bad-data error naming the spec")
+    func mismatchedGroup() throws {
+        let folder = try SyntheticTasks.writeTask(
+            name: "blobs", kind: .numeric,
+            train: SyntheticTasks.numericRows(count: 60, learnable: true, seed: 1, idPrefix: "tr"),
+            validation: SyntheticTasks.numericRows(count: 30, learnable: true, seed: 2, idPrefix: "va"),
+            test: SyntheticTasks.numericRows(count: 30, learnable: true, seed: 3, idPrefix: "te"))
+        let task = try TaskData.load(Job(task: folder))
+        let catalog = try CandidateCatalog(
+            try YAMLValue.parse("numeric:\n  - {family: linear, precision: [fp32]}\n", file: "c.yaml"))
+        let spec = TrialSpec(
+            task: folder.path, files: nil, group: "mlp-8x1-fp32", candidates: catalog.candidates(for: .numeric),
+            rung: 0, targetEpochs: 1, seed: 1, metric: "agreement", reported: ["agreement"], resamples: 10,
+            secondsLeft: 60, blasThreads: nil, checkpoint: nil)
+        #expect(throws: DataError.self) { try SearchEngine.runTrial(spec, task: task, file: "s.json") }
+    }
+}
