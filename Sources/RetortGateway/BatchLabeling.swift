@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import Crypto
 import Foundation
 import GRDB
 import NIOCore
@@ -75,8 +74,7 @@ struct BatchRunner: Sendable {
         async throws
         -> Outcome
     {
-        let digest = SHA256.hash(data: Data(items.map(\.key).sorted().joined(separator: "\n").utf8))
-            .map { String(format: "%02x", $0) }.joined()
+        let digest = Gateway.sha256Hex(items.map(\.key).sorted().joined(separator: "\n"))
         var batchID = try cache.pendingBatch(digest: digest)
         if let batchID {
             log("resuming batch \(batchID)")

@@ -30,14 +30,7 @@ public struct CaptureExport: Sendable {
 
     /// An export of `task` with the label set of `labelsPath` (one label per line).
     public init(config: GatewayConfig, task: String, labelsPath: String) throws(DataError) {
-        guard let text = try? String(contentsOfFile: labelsPath, encoding: .utf8) else {
-            throw DataError(.missingInput, "cannot read the labels file", file: labelsPath)
-        }
-        let labels = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
-        guard labels.count >= 2 else {
-            throw DataError(.badData, "need at least two labels, one per line", file: labelsPath)
-        }
+        let labels = try LabelMatcher.readLabels(labelsPath)
         guard config.routes.values.contains(where: { $0.capture == task }) else {
             throw DataError(
                 .usage, "no route captures task \"\(task)\" (add capture: \(task) to a route)", file: config.file)
@@ -77,19 +70,13 @@ public struct CaptureExport: Sendable {
             guard capture.model == summary.model else {
                 summary.otherModel += 1
                 others.append(
-                    JSON(
-                        dictionaryLiteral: ("id", .string(id)), ("input", .string(capture.input)),
-                        ("answer", .string(capture.answer)), ("model", .string(capture.model))
-                    ).text)
+                    Labeler.rejectedLine(id: id, input: capture.input, answer: capture.answer, model: capture.model))
                 continue
             }
             guard let label = LabelMatcher.label(for: capture.answer, in: labels) else {
                 summary.rejected += 1
                 rejected.append(
-                    JSON(
-                        dictionaryLiteral: ("id", .string(id)), ("input", .string(capture.input)),
-                        ("answer", .string(capture.answer)), ("model", .string(capture.model))
-                    ).text)
+                    Labeler.rejectedLine(id: id, input: capture.input, answer: capture.answer, model: capture.model))
                 continue
             }
             var teacher: JSON = [

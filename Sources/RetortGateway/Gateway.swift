@@ -101,11 +101,14 @@ public final class Gateway: Sendable {
     public func shutdown() async { await dispatcher.shutdown() }
 
     /// SHA-256 of a client token, lowercase hex.
-    public static func hash(token: String) -> String {
+    public static func hash(token: String) -> String { sha256Hex(token) }
+
+    /// SHA-256 of `text`'s UTF-8 bytes, lowercase hex (key hashes, cache keys, batch digests).
+    public static func sha256Hex(_ text: String) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var hex: [UInt8] = []
         hex.reserveCapacity(64)
-        for byte in SHA256.hash(data: Data(token.utf8)) {
+        for byte in SHA256.hash(data: Data(text.utf8)) {
             hex.append(digits[Int(byte >> 4)])
             hex.append(digits[Int(byte & 0x0F)])
         }

@@ -229,12 +229,10 @@ extension Gateway {
                 extra["request_max_tokens"] = .number(refusal.request)
                 extra["request_max_usd"] = .number(maxUSD)
             }
-            let unit = refusal.isUSD ? "$" : ""
             return refuse(
                 GatewayFailure(
                     status: .tooManyRequests, type: "insufficient_quota", code: "budget_exceeded",
-                    message:
-                        "\(refusal.budget): limit \(unit)\(Gateway.figure(refusal.limit)), spent \(unit)\(Gateway.figure(refusal.spent)), reserved \(unit)\(Gateway.figure(refusal.reserved)), this request up to \(unit)\(Gateway.figure(refusal.request))",
+                    message: refusal.summary,
                     extra: extra
                 )
             )
@@ -352,14 +350,7 @@ extension Gateway {
                 case .chunk(let chunk):
                     if captureTarget != nil, let delta = chunk["choices"]?[0] {
                         answerText += delta["delta"]?["content"]?.string ?? ""
-                        if alternatives == nil, let top = delta["logprobs"]?["content"]?[0]?["top_logprobs"]?.array {
-                            alternatives = top.compactMap { item in
-                                guard let token = item["token"]?.string, let logprob = item["logprob"]?.double else {
-                                    return nil
-                                }
-                                return (token, logprob)
-                            }
-                        }
+                        if alternatives == nil { alternatives = LabelMatcher.alternatives(inChoice: delta) }
                     }
                     try await writer.write(sse(chunk))
                 case .usage(let chunk, _): if wantsUsage { try await writer.write(sse(chunk)) }

@@ -40,6 +40,15 @@ public struct BudgetRefusal: Sendable, Equatable {
     public var isUSD: Bool
 }
 
+extension BudgetRefusal {
+    /// `BUDGET: limit L, spent S, reserved R, this request up to Q` (`$` for USD budgets).
+    public var summary: String {
+        let unit = isUSD ? "$" : ""
+        return
+            "\(budget): limit \(unit)\(Gateway.figure(limit)), spent \(unit)\(Gateway.figure(spent)), reserved \(unit)\(Gateway.figure(reserved)), this request up to \(unit)\(Gateway.figure(request))"
+    }
+}
+
 /// A held reservation, settled once.
 public struct Reservation: Sendable {
     let scopes: [String]

@@ -28,14 +28,7 @@ public struct LogIngest: Sendable {
 
     /// An ingest with the label set of `labelsPath` and the `capture_input`-style template for the row input.
     public init(labelsPath: String, inputTemplate: String = "{{last_user}}") throws(DataError) {
-        guard let text = try? String(contentsOfFile: labelsPath, encoding: .utf8) else {
-            throw DataError(.missingInput, "cannot read the labels file", file: labelsPath)
-        }
-        labels = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
-        guard labels.count >= 2 else {
-            throw DataError(.badData, "need at least two labels, one per line", file: labelsPath)
-        }
+        labels = try LabelMatcher.readLabels(labelsPath)
         self.inputTemplate = inputTemplate
     }
 
@@ -109,11 +102,7 @@ public struct LogIngest: Sendable {
             let model = completion["model"]?.string ?? request["model"]?.string ?? ""
             guard let label = LabelMatcher.label(for: answer, in: labels) else {
                 summary.rejected += 1
-                rejected.append(
-                    JSON(
-                        dictionaryLiteral: ("id", .string(id)), ("input", .string(input)), ("answer", .string(answer)),
-                        ("model", .string(model))
-                    ).text)
+                rejected.append(Labeler.rejectedLine(id: id, input: input, answer: answer, model: model))
                 continue
             }
             let usage = TokenUsage(openAI: completion["usage"] ?? [:])
@@ -139,8 +128,7 @@ public struct LogIngest: Sendable {
             throw DataError(.badData, "no line had a usable answer with a label", file: logPath)
         }
         try Labeler.writeWhole(rows, to: outPath)
-        let rejectedPath =
-            outPath.hasSuffix(".jsonl") ? String(outPath.dropLast(6)) + ".rejected.jsonl" : outPath + ".rejected.jsonl"
+        let rejectedPath = Labeler.rejectedPath(for: outPath)
         if !rejected.isEmpty { try Labeler.writeWhole(rejected, to: rejectedPath) }
         return summary
     }

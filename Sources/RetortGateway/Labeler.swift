@@ -176,14 +176,13 @@ public struct Labeler: Sendable {
         if options.batch, !options.quote, let deployment = chosenRoute.eligibleDeployments.first {
             var items: [BatchRunner.Item] = []
             var seen = Set<String>()
-            for (index, row) in inputs.enumerated() {
+            for row in inputs {
                 for sample in 0..<samples {
                     let body = prompt.request(route: chosenRoute.name, input: row.input, id: row.id, sampling: sampling)
                     let cacheKey = LabelCache.key(model: deployment.model, body: body, sample: sampling ? sample : nil)
                     if try cache.get(cacheKey) == nil, seen.insert(cacheKey).inserted {
                         items.append(BatchRunner.Item(key: cacheKey, body: body))
                     }
-                    _ = index
                 }
             }
             if !items.isEmpty {
@@ -212,7 +211,6 @@ public struct Labeler: Sendable {
         // 429s halve the number of workers (never below one) instead of failing the run.
         let allowedWorkers = Locked(max(1, options.concurrency))
         let rateLimited = Locked(0)
-        let started = Date()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<max(1, options.concurrency) {
                 group.addTask {
@@ -240,13 +238,7 @@ public struct Labeler: Sendable {
                         {
                         case .success(let held): reservation = held
                         case .failure(let error):
-                            let refusal = error.refusal
-                            let unit = refusal.isUSD ? "$" : ""
-                            stop.withLock {
-                                $0 =
-                                    $0
-                                    ?? "\(refusal.budget): limit \(unit)\(Gateway.figure(refusal.limit)), spent \(unit)\(Gateway.figure(refusal.spent)), reserved \(unit)\(Gateway.figure(refusal.reserved))"
-                            }
+                            stop.withLock { $0 = $0 ?? error.refusal.summary }
                             return
                         }
                         let requestStart = Date()
@@ -329,7 +321,8 @@ public struct Labeler: Sendable {
                 for label in matched.compactMap({ $0 }) { counts[label, default: 0] += 1 }
                 guard let top = counts.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) else {
                     summary.rejected += 1
-                    rejected.append(Labeler.rejectedLine(row, answer: texts.first ?? "", model: model))
+                    rejected.append(
+                        Labeler.rejectedLine(id: row.id, input: row.input, answer: texts.first ?? "", model: model))
                     continue
                 }
                 teacher["label"] = .string(top.key)
@@ -337,7 +330,8 @@ public struct Labeler: Sendable {
             } else {
                 guard let label = matched.first ?? nil else {
                     summary.rejected += 1
-                    rejected.append(Labeler.rejectedLine(row, answer: texts.first ?? "", model: model))
+                    rejected.append(
+                        Labeler.rejectedLine(id: row.id, input: row.input, answer: texts.first ?? "", model: model))
                     continue
                 }
                 teacher["label"] = .string(label)
@@ -381,24 +375,27 @@ public struct Labeler: Sendable {
             return summary
         }
         try Labeler.writeWhole(lines, to: options.outPath)
-        let rejectedPath =
-            options.outPath.hasSuffix(".jsonl")
-            ? String(options.outPath.dropLast(6)) + ".rejected.jsonl" : options.outPath + ".rejected.jsonl"
+        let rejectedPath = Labeler.rejectedPath(for: options.outPath)
         if rejected.isEmpty {
             try? FileManager.default.removeItem(atPath: rejectedPath)
         } else {
             try Labeler.writeWhole(rejected, to: rejectedPath)
         }
-        _ = started
         return summary
     }
 
-    static func rejectedLine(_ row: InputRow, answer: String, model: String) -> String {
+    /// A `.rejected.jsonl` line: an answer that matched no label (FORMATS.md §7), never a teacher row.
+    static func rejectedLine(id: String, input: String, answer: String, model: String) -> String {
         JSON(
-            dictionaryLiteral: ("id", .string(row.id)), ("input", .string(row.input)), ("answer", .string(answer)),
+            dictionaryLiteral: ("id", .string(id)), ("input", .string(input)), ("answer", .string(answer)),
             ("model", .string(model))
         )
         .text
+    }
+
+    /// `OUT` with `.jsonl` replaced by `.rejected.jsonl` (or `.rejected.jsonl` appended).
+    static func rejectedPath(for outPath: String) -> String {
+        outPath.hasSuffix(".jsonl") ? String(outPath.dropLast(6)) + ".rejected.jsonl" : outPath + ".rejected.jsonl"
     }
 
     /// Writes `lines` to a temporary file beside `path`, then renames it over `path`.

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import GRDB
 import RetortData
@@ -53,8 +52,7 @@ public struct LabelPrompt: Sendable {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw fileValue.error("cannot read the labels file \(file)")
             }
-            labels = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty }
+            labels = LabelMatcher.labels(inFile: text)
         } else {
             throw root.error("give the label set as labels: [...] or labels_file: labels.txt")
         }
@@ -102,6 +100,21 @@ public struct LabelPrompt: Sendable {
 
 /// Matches answers and logprob tokens to a label set (FORMATS.md §7).
 public enum LabelMatcher {
+    /// The labels of a labels file's text: one a line, trimmed, blank lines skipped.
+    public static func labels(inFile text: String) -> [String] {
+        text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// Reads a labels file (at least two labels, one a line).
+    public static func readLabels(_ path: String) throws(DataError) -> [String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw DataError(.missingInput, "cannot read the labels file", file: path)
+        }
+        let labels = labels(inFile: text)
+        guard labels.count >= 2 else { throw DataError(.badData, "need at least two labels, one per line", file: path) }
+        return labels
+    }
+
     /// Lower-cased, trimmed of whitespace and surrounding punctuation.
     public static func normalize(_ text: String) -> String {
         text.trimmingCharacters(in: .whitespacesAndNewlines.union(.punctuationCharacters).union(.symbols))
@@ -142,9 +155,15 @@ public enum LabelMatcher {
 
     /// The first answer token's alternatives in an OpenAI chat completion.
     public static func firstTokenAlternatives(_ completion: JSON) -> [(token: String, logprob: Double)]? {
-        guard let first = completion["choices"]?[0]?["logprobs"]?["content"]?[0],
-            let top = first["top_logprobs"]?.array, !top.isEmpty
-        else { return nil }
+        guard let alternatives = alternatives(inChoice: completion["choices"]?[0]), !alternatives.isEmpty else {
+            return nil
+        }
+        return alternatives
+    }
+
+    /// The first token's alternatives in a choice (of an answer, or of a stream chunk), nil when it has none listed.
+    static func alternatives(inChoice choice: JSON?) -> [(token: String, logprob: Double)]? {
+        guard let top = choice?["logprobs"]?["content"]?[0]?["top_logprobs"]?.array else { return nil }
         return top.compactMap { item in
             guard let token = item["token"]?.string, let logprob = item["logprob"]?.double else { return nil }
             return (token, logprob)
@@ -185,7 +204,7 @@ public final class LabelCache: Sendable {
         request["stream_options"] = nil
         request["model"] = nil
         let text = model + "\n" + request.text + (sample.map { "\n#sample \($0)" } ?? "")
-        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        return Gateway.sha256Hex(text)
     }
 
     /// A cached answer: the OpenAI-shaped completion, its cost, tokens and latency.
