@@ -201,12 +201,7 @@ public struct Budgets: Sendable, Equatable {
 
     init(_ value: YAMLValue) throws(DataError) {
         let entry = try value.mapping(allowed: ["usd_per_day", "usd_per_month", "tokens_per_day", "tokens_per_month"])
-        func limit(_ key: String) throws(DataError) -> Double? {
-            guard let item = entry[key] else { return nil }
-            let number = try item.double()
-            guard number >= 0 else { throw item.error("a budget cannot be negative") }
-            return number
-        }
+        func limit(_ key: String) throws(DataError) -> Double? { try entry.nonNegative(key, what: "a budget") }
         usdPerDay = try limit("usd_per_day")
         usdPerMonth = try limit("usd_per_month")
         tokensPerDay = try limit("tokens_per_day")
@@ -284,12 +279,7 @@ public struct Price: Sendable, Equatable {
             allowed: ["input_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "output_per_mtok"],
             required: ["input_per_mtok", "output_per_mtok"]
         )
-        func number(_ key: String) throws(DataError) -> Double? {
-            guard let item = entry[key] else { return nil }
-            let value = try item.double()
-            guard value >= 0 else { throw item.error("a price cannot be negative") }
-            return value
-        }
+        func number(_ key: String) throws(DataError) -> Double? { try entry.nonNegative(key, what: "a price") }
         self.init(
             input: try number("input_per_mtok") ?? 0, cachedInput: try number("cached_input_per_mtok"),
             cacheWrite: try number("cache_write_per_mtok"), output: try number("output_per_mtok") ?? 0
@@ -507,6 +497,14 @@ public struct SessionPolicy: Sendable {
 }
 
 extension [String: YAMLValue] {
+    /// The number under `key`, if given; a negative one is an error naming `what` it is.
+    func nonNegative(_ key: String, what: String) throws(DataError) -> Double? {
+        guard let item = self[key] else { return nil }
+        let value = try item.double()
+        guard value >= 0 else { throw item.error("\(what) cannot be negative") }
+        return value
+    }
+
     /// An entry that `mapping(allowed:required:)` has already checked is present.
     func need(_ key: String) throws(DataError) -> YAMLValue {
         guard let value = self[key] else { throw DataError(.badData, "missing key \(key)") }
