@@ -115,8 +115,8 @@ public final class Gateway: Sendable {
         return String(decoding: hex, as: UTF8.self)
     }
 
-    /// The key a request authenticates with, or nil.
-    func authenticate(_ request: Request, allowQuery: Bool = false) -> ClientKey? {
+    /// The key a request authenticates with under `config` (default: the current one), or nil.
+    func authenticate(_ request: Request, in config: GatewayConfig? = nil, allowQuery: Bool = false) -> ClientKey? {
         var token: String?
         if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
             token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
@@ -134,7 +134,7 @@ public final class Gateway: Sendable {
                 }
                 return hash
             }()
-        return config.keys[hash]
+        return (config ?? self.config).keys[hash]
     }
 
     /// Writes a ledger row; a failure marks the ledger unhealthy so later requests fail closed.

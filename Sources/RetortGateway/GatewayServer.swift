@@ -87,7 +87,8 @@ extension Gateway {
     )
 
     func models(_ request: Request) -> Response {
-        guard let key = authenticate(request) else { return failure(Gateway.unauthorized) }
+        let config = self.config
+        guard let key = authenticate(request, in: config) else { return failure(Gateway.unauthorized) }
         let created = Int(startTime)
         let data: [JSON] = config.routeNames(for: key).map {
             ["id": .string($0), "object": "model", "created": .int(created), "owned_by": "retort-gateway"]
@@ -122,8 +123,9 @@ extension Gateway {
 
     func chatCompletions(_ request: Request) async throws -> Response {
         let started = Date().timeIntervalSince1970
-        guard let key = authenticate(request) else { return failure(Gateway.unauthorized) }
+        // One configuration for the whole request, even if a reload lands while it runs.
         let config = self.config
+        guard let key = authenticate(request, in: config) else { return failure(Gateway.unauthorized) }
         let bodyBuffer = try await request.body.collect(upTo: 32 << 20)
         var row = LedgerRow(
             time: started, keyHash: key.sha256, user: key.user, team: key.team, route: "", session: "", status: 0
