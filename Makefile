@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test bench bench-peers bench-learning bench-search bench-gateway gateway-check demo-llm report-check lint format clean
+.PHONY: deps models build demo test test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway gateway-check demo-llm report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -29,6 +29,26 @@ demo: build models
 test: deps models
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+## A local two-node Ray cluster on loopback (a head and a worker node, one CPU each, as separate `ray start`
+## processes; ray from PyPI in .build-bench/ray). `make ray-down` stops it.
+ray-up:
+	bash scripts/ray_cluster.sh up
+
+ray-down:
+	bash scripts/ray_cluster.sh down
+
+## The Ray executor's tests on the local two-node cluster (started for them, and stopped after unless it was up).
+test-ray: deps
+	$(SWIFT) build --build-tests
+	@if bash scripts/ray_cluster.sh running; then was_up=1; else was_up=0; fi; \
+	bash scripts/ray_cluster.sh up && \
+	RETORT_TEST_RAY_ADDRESS=127.0.0.1:6379 $(SWIFT) test --skip-build --filter RayExecutorTests; status=$$?; \
+	[ $$was_up = 1 ] || bash scripts/ray_cluster.sh down; exit $$status
+
+## The Ray path's overhead per trial and one search on 1 and 2 nodes (results/bench-ray/).
+bench-ray: build
+	python3 scripts/bench_ray.py .build/release/retort results/bench-ray
 
 ## Kernel benchmarks (sgemm peak, training GFLOP/s, bootstrap, latency), then searches on ../shared/bench.
 bench: build

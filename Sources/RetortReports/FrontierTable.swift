@@ -86,6 +86,19 @@ public enum FrontierTable {
                 format: "Search: %@, %d candidates (%@), %.0f candidate-epochs; %@.",
                 report.search.strategy, report.candidates.count, statusText,
                 report.search.candidateEpochs, report.search.stoppedBecause))
+        if let executor = report.search.executor {
+            var line =
+                executor.kind == "ray"
+                ? "Trials trained on the Ray cluster at \(executor.address ?? "?") (\(executor.nodes ?? 0) node(s), "
+                    + "\(executor.cpus ?? 0) CPU(s))"
+                : "Trials trained as `retort trial run` processes"
+            if executor.retried > 0 {
+                line += "; \(executor.retried) trial(s) lost with a worker or node and resubmitted"
+            }
+            lines.append(
+                line + "; every latency above was measured on \(executor.latencyHost), the search's driver, after "
+                    + "training, so the candidates are timed on one machine.")
+        }
         if let similar = report.search.similarTasks, !similar.isEmpty {
             lines.append(
                 "Evidence from history (the most similar past tasks): "

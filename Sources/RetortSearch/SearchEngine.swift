@@ -661,7 +661,8 @@ public enum SearchEngine {
                             : "the last rung finished",
             encoderSeconds: encoderSeconds > 0 ? encoderSeconds : nil,
             historyTasks: settings.strategy == .learned ? settings.historyTasks : nil,
-            similarTasks: settings.strategy == .learned && !settings.similarTasks.isEmpty ? settings.similarTasks : nil)
+            similarTasks: settings.strategy == .learned && !settings.similarTasks.isEmpty ? settings.similarTasks : nil,
+            executor: settings.executor.summary)
         return SearchOutcome(
             taskName: task.name, kind: task.kind, labels: task.vocabulary.labels, primaryMetric: metric.rawValue,
             teacher: teacher, trials: ordered, frontier: frontier, recommendation: recommendation,

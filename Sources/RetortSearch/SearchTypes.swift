@@ -171,15 +171,48 @@ public struct SearchSummary: Sendable, Codable, Equatable {
     public var historyTasks: Int?
     /// Learned strategy: the most similar past tasks and what their searches found (evidence for the answer).
     public var similarTasks: [SimilarTask]?
+    /// Where the trials trained when not in this process (`--executor process|ray`), and where latency was measured.
+    public var executor: ExecutorSummary?
 
     enum CodingKeys: String, CodingKey {
-        case strategy, trials
+        case strategy, trials, executor
         case encoderSeconds = "encoder_seconds"
         case historyTasks = "history_tasks"
         case similarTasks = "similar_tasks"
         case candidateEpochs = "candidate_epochs"
         case wallSeconds = "wall_seconds"
         case stoppedBecause = "stopped_because"
+    }
+}
+
+/// Where a search's trials trained (report.json `search.executor`).
+public struct ExecutorSummary: Sendable, Codable, Equatable {
+    /// `process` or `ray`.
+    public var kind: String
+    /// The Ray cluster's address.
+    public var address: String?
+    /// Alive nodes when the search connected.
+    public var nodes: Int?
+    /// CPUs of those nodes.
+    public var cpus: Int?
+    /// Trials resubmitted after their worker or node was lost.
+    public var retried: Int
+    /// The host that measured latency (the driver: every candidate is timed on the same machine, after training).
+    public var latencyHost: String
+
+    /// A summary.
+    public init(kind: String, address: String?, nodes: Int?, cpus: Int?, retried: Int, latencyHost: String) {
+        self.kind = kind
+        self.address = address
+        self.nodes = nodes
+        self.cpus = cpus
+        self.retried = retried
+        self.latencyHost = latencyHost
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, address, nodes, cpus, retried
+        case latencyHost = "latency_host"
     }
 }
 
@@ -278,8 +311,10 @@ struct FeatureSet: Sendable {
     /// Feature sets for encoder-head keys: one encoder load and one pass per (folder, max length, precision) gives
     /// every depth's vectors (train, validation and test at fp32; validation and test at each other precision in
     /// `precisions`). With `plan`, nothing is embedded: sizes and FLOPs only (`retort candidates`).
+    /// `folders` maps an encoder path as the candidates name it to where this process finds it (a Ray worker's copy).
     static func encoderSets(
-        task: TaskData, keys: [FeatureKey], precisions: [FeatureKey: Set<Precision>], plan: Bool
+        task: TaskData, keys: [FeatureKey], precisions: [FeatureKey: Set<Precision>], plan: Bool,
+        folders: [String: String] = [:]
     ) -> [FeatureKey: FeatureSet] {
         var result: [FeatureKey: FeatureSet] = [:]
         let byFolder = Dictionary(grouping: keys.filter { $0.encoder != nil }) {
@@ -288,7 +323,7 @@ struct FeatureSet: Sendable {
         for (_, group) in byFolder.sorted(by: { $0.key < $1.key }) {
             guard let choice = group.first?.encoder else { continue }
             let started = DispatchTime.now().uptimeNanoseconds
-            let folder = URL(fileURLWithPath: choice.path)
+            let folder = URL(fileURLWithPath: folders[choice.path] ?? choice.path)
             let base: BertEncoder
             let tokenizer: WordPieceTokenizer
             do {

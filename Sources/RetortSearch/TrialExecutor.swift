@@ -10,6 +10,13 @@ import RetortStudents
 public protocol TrialExecutor: Sendable {
     /// Runs `work` on `task` and returns its journal records and trained session.
     func run(_ work: RungWork, task: TaskData) async throws -> RungOutput
+    /// Where the trials ran, for the report (nil: in this process).
+    var summary: ExecutorSummary? { get }
+}
+
+extension TrialExecutor {
+    /// In this process: nothing to report.
+    public var summary: ExecutorSummary? { nil }
 }
 
 /// The default executor: the rung trains in this process, on the scheduler's worker tasks.
@@ -55,6 +62,9 @@ public struct TrialSpec: Codable, Sendable, Equatable {
     public var blasThreads: Int?
     /// The safetensors checkpoint to continue from (nil: start from the group's seed).
     public var checkpoint: String?
+    /// Where this trial finds the encoder folders its candidates name, when not at those paths (a Ray worker's
+    /// copies); nil: at the named paths.
+    public var paths: [String: String]?
 
     /// A spec with every field given.
     public init(
@@ -76,6 +86,24 @@ public struct TrialSpec: Codable, Sendable, Equatable {
         self.secondsLeft = secondsLeft
         self.blasThreads = blasThreads
         self.checkpoint = checkpoint
+    }
+
+    /// The spec of `work` on the rows of `data`, continuing from `checkpoint` (when there is state to continue from).
+    public init(work: RungWork, data: DataSource, blasThreads: Int?, checkpoint: String?) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        var task: String?
+        var files: [String]?
+        switch data {
+        case .task(let folder): task = folder.standardizedFileURL.path
+        case .files(let train, let validation, let test):
+            files = [train, validation, test].map(\.standardizedFileURL.path)
+        }
+        self.init(
+            task: task, files: files, group: work.group.key, candidates: work.alive, rung: work.rung,
+            targetEpochs: work.targetEpochs, seed: work.seed, metric: work.metric.rawValue,
+            reported: work.reported.map(\.rawValue), resamples: work.resamples,
+            secondsLeft: work.deadline > now ? Double(work.deadline - now) / 1e9 : 0, blasThreads: blasThreads,
+            checkpoint: checkpoint)
     }
 
     /// The job whose rows this trial reads.
@@ -181,6 +209,13 @@ enum TrialJSON {
         return encoder
     }
 
+    /// One line of JSON (the Ray bridge's requests).
+    static func lineEncoder() -> JSONEncoder {
+        let encoder = encoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
     static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(
@@ -204,7 +239,7 @@ extension SearchEngine {
         var featureSets = FeatureSet.encoderSets(
             task: task, keys: Array(keys),
             precisions: Dictionary(grouping: spec.candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) },
-            plan: false)
+            plan: false, folders: spec.paths ?? [:])
         for key in keys where key.encoder == nil { featureSets[key] = FeatureSet(task: task, key: key) }
         func features(_ key: FeatureKey) -> FeatureSet { featureSets[key] ?? FeatureSet(task: task, key: key) }
         // No constraints: the scheduler decided feasibility; the trial only rebuilds the group.
@@ -266,44 +301,17 @@ public struct ProcessTrialExecutor: TrialExecutor {
         self.blasThreads = blasThreads
     }
 
-    /// The spec of `work`, with its input checkpoint at `checkpoint` (when there is state to continue from).
-    func spec(for work: RungWork, checkpoint: String?) -> TrialSpec {
-        let now = DispatchTime.now().uptimeNanoseconds
-        let task: String?
-        let files: [String]?
-        switch data {
-        case .task(let folder):
-            task = folder.standardizedFileURL.path
-            files = nil
-        case .files(let train, let validation, let test):
-            task = nil
-            files = [train, validation, test].map(\.standardizedFileURL.path)
-        }
-        return TrialSpec(
-            task: task, files: files, group: work.group.key, candidates: work.alive, rung: work.rung,
-            targetEpochs: work.targetEpochs, seed: work.seed, metric: work.metric.rawValue,
-            reported: work.reported.map(\.rawValue), resamples: work.resamples,
-            secondsLeft: work.deadline > now ? Double(work.deadline - now) / 1e9 : 0, blasThreads: blasThreads,
-            checkpoint: checkpoint)
-    }
-
     /// Runs `work` as `retort trial run` and reads back its records and state.
     public func run(_ work: RungWork, task: TaskData) async throws -> RungOutput {
         let folder = directory.appendingPathComponent(
             "rung\(work.rung)-\(work.group.key)-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        // The state to continue from: the scheduler's session, else (a resumed run) the group's checkpoint file.
-        var checkpoint: String?
-        if let session = work.session {
-            let input = folder.appendingPathComponent("input.safetensors")
-            try session.checkpointData().write(to: input, options: .atomic)
-            checkpoint = input.path
-        } else if let file = work.checkpoint, FileManager.default.fileExists(atPath: file.path) {
-            checkpoint = file.path
-        }
+        let checkpoint = try work.inputState(in: folder)
         let specURL = folder.appendingPathComponent("spec.json")
-        try TrialJSON.encoder().encode(spec(for: work, checkpoint: checkpoint)).write(to: specURL, options: .atomic)
+        try TrialJSON.encoder().encode(
+            TrialSpec(work: work, data: data, blasThreads: blasThreads, checkpoint: checkpoint)
+        ).write(to: specURL, options: .atomic)
         let out = folder.appendingPathComponent("out", isDirectory: true)
         let stderrURL = folder.appendingPathComponent("stderr.txt")
         FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
@@ -328,6 +336,34 @@ public struct ProcessTrialExecutor: TrialExecutor {
                 "trial \(work.group.key) (rung \(work.rung + 1)) failed in \(binary.lastPathComponent) trial run "
                     + "(exit \(status))" + (message.map { ": \($0)" } ?? ""))
         }
+        return try TrialOutcome.read(out, work: work)
+    }
+
+    /// Trials ran as processes on this host.
+    public var summary: ExecutorSummary? {
+        ExecutorSummary(
+            kind: "process", address: nil, nodes: nil, cpus: nil, retried: 0,
+            latencyHost: ProcessInfo.processInfo.hostName)
+    }
+}
+
+extension RungWork {
+    /// The state a trial continues from, as a file: the scheduler's session written into `folder`, else (a resumed
+    /// run) the group's checkpoint file; nil when the group starts from its seed.
+    func inputState(in folder: URL) throws -> String? {
+        if let session {
+            let input = folder.appendingPathComponent("input.safetensors")
+            try session.checkpointData().write(to: input, options: .atomic)
+            return input.path
+        }
+        if let file = checkpoint, FileManager.default.fileExists(atPath: file.path) { return file.path }
+        return nil
+    }
+}
+
+extension TrialOutcome {
+    /// Reads a trial's `result.json` and `state.safetensors` from `out` into the scheduler's output for `work`.
+    static func read(_ out: URL, work: RungWork) throws -> RungOutput {
         guard let resultData = FileManager.default.contents(atPath: out.appendingPathComponent("result.json").path),
             let outcome = try? TrialJSON.decoder().decode(TrialOutcome.self, from: resultData),
             let state = FileManager.default.contents(atPath: out.appendingPathComponent("state.safetensors").path)

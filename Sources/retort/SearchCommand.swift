@@ -138,23 +138,27 @@ struct Search: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
     @Option(
         help:
-            "Where trials train: local (in this process, the default) or process (each rung of each training run as its own `retort trial run` process)."
+            "Where trials train: local (in this process, the default), process (each rung of each training run as its own `retort trial run` process) or ray (each such trial a task on the Ray cluster at --ray-address)."
     )
     var executor: String = "local"
     @Option(
         name: .customLong("trial-bin"),
         help: "The retort executable that runs trials for --executor process (default: this one).")
     var trialBin: String?
+    @OptionGroup var ray: RayOptions
 
     func validate() throws {
         guard input.job != nil || input.task != nil || resume != nil else {
             throw ValidationError("give a job file or --task DIR (or --resume RUN_DIR)")
         }
-        guard ["local", "process"].contains(executor) else {
-            throw ValidationError("unknown executor \"\(executor)\"; choose local or process")
+        guard ["local", "process", "ray"].contains(executor) else {
+            throw ValidationError("unknown executor \"\(executor)\"; choose local, process or ray")
         }
         guard trialBin == nil || executor == "process" else {
             throw ValidationError("--trial-bin needs --executor process")
+        }
+        guard !ray.given || executor == "ray" else {
+            throw ValidationError("the --ray-* options need --executor ray")
         }
     }
 
@@ -184,7 +188,7 @@ struct Search: AsyncParsableCommand {
                 loaded, workers: options.workers, resume: resumeRun.map { ($0, records ?? []) },
                 catalogPath: options.candidates ?? records?.first?.options?["candidates"], json: output.json,
                 style: output.styled, history: try history.open(),
-                executor: executor == "process" ? .process(binary: trialBin) : .local)
+                executor: executor == "process" ? .process(binary: trialBin) : executor == "ray" ? .ray(ray) : .local)
         }
     }
 }
@@ -195,6 +199,8 @@ enum ExecutorChoice {
     case local
     /// Each rung as a `retort trial run` process of `binary` (nil: this executable).
     case process(binary: String?)
+    /// Each rung as a task on a Ray cluster.
+    case ray(RayOptions)
 }
 
 /// Loads the data, runs the search with progress, writes the run folder; returns it.
@@ -284,9 +290,36 @@ func runSearch(
             blasThreads: blasThreads)
         log("[executor] every rung runs as \(displayPath(URL(fileURLWithPath: path))) trial run")
     }
+    if case .ray(let rayOptions) = executor {
+        let options = try rayOptions.resolve(cpusPerTrial: 1)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "retort-ray-\(UUID().uuidString)", isDirectory: true)
+        let encoders = settings.catalog.candidates(for: task.kind).compactMap(\.encoder?.path).filter {
+            FileManager.default.fileExists(atPath: $0)
+        }
+        log("[executor] connecting to the Ray cluster at \(options.address)")
+        let ray: RayTrialExecutor
+        do {
+            ray = try await RayTrialExecutor(
+                options: options, data: job.data, directory: folder, encoderFolders: encoders, log: log)
+        } catch {
+            try? FileManager.default.removeItem(at: folder)
+            if resume == nil { try? FileManager.default.removeItem(at: run.partial) }
+            throw error
+        }
+        settings.executor = ray
+        if workers == nil { settings.workers = max(1, ray.cluster.cpus / options.cpusPerTrial) }
+        log(
+            "[executor] Ray \(ray.cluster.rayVersion) at \(options.address): \(ray.cluster.nodes) node(s), \(ray.cluster.cpus) CPU(s); \(settings.workers) trial(s) at once, each `\(options.retortBinary) trial run` on a worker; latency is measured here after training"
+        )
+    }
     defer {
         if let process = settings.executor as? ProcessTrialExecutor {
             try? FileManager.default.removeItem(at: process.directory)
+        }
+        if let ray = settings.executor as? RayTrialExecutor {
+            ray.close()
+            try? FileManager.default.removeItem(at: ray.directory)
         }
     }
     let source =

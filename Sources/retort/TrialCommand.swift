@@ -9,7 +9,7 @@ struct TrialCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trial",
         abstract: "Run single trials (what `search --executor process` and remote workers execute).",
-        subcommands: [TrialRun.self])
+        subcommands: [TrialRun.self, TrialRayOverhead.self])
 }
 
 struct TrialRun: AsyncParsableCommand {
@@ -43,6 +43,76 @@ struct TrialRun: AsyncParsableCommand {
                 try outcome.encoded().write(to: folder.appendingPathComponent("result.json"), options: .atomic)
             } catch {
                 throw DataError(.cannotCreateOutput, "cannot write result.json and state.safetensors", file: out)
+            }
+        }
+    }
+}
+
+/// `retort trial ray-overhead`: the Ray path's cost per trial, with no training in it.
+struct TrialRayOverhead: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ray-overhead",
+        abstract: "Time empty trials through the Ray bridge: submit to result, one at a time.",
+        discussion: """
+            Two kinds, interleaved: an empty Ray task (the pipe to the bridge, Ray's scheduling and the reply), and
+            the same task starting the workers' `retort --help` (adds a process start, as every trial has).
+            Prints the median and the 10th and 90th percentiles of each in milliseconds (with --json, one object).
+            """)
+
+    @OptionGroup var ray: RayOptions
+    @Option(help: "Empty trials of each kind.")
+    var count: Int = 50
+    @Flag(help: "Print the figures as JSON.")
+    var json = false
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            guard count >= 1 else { throw DataError(.usage, "--count must be at least 1") }
+            let options = try ray.resolve(cpusPerTrial: 1)
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "retort-ray-\(UUID().uuidString)", isDirectory: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            // The bridge wants rows to ship; an empty file stands in (no trial reads it).
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let empty = folder.appendingPathComponent("empty.jsonl")
+            try Data().write(to: empty)
+            let executor = try await RayTrialExecutor(
+                options: options, data: .files(train: empty, validation: empty, test: empty),
+                directory: folder.appendingPathComponent("bridge"))
+            defer { executor.close() }
+            _ = try await executor.emptyTrials(count: 3, exec: true)  // warm the workers
+            var plain: [Double] = []
+            var exec: [Double] = []
+            for _ in 0..<count {
+                plain += try await executor.emptyTrials(count: 1, exec: false)
+                exec += try await executor.emptyTrials(count: 1, exec: true)
+            }
+            func quantile(_ values: [Double], _ q: Double) -> Double {
+                let sorted = values.sorted()
+                return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))] * 1000
+            }
+            let cluster = executor.cluster
+            if json {
+                let figures: [String: Any] = [
+                    "nodes": cluster.nodes, "cpus": cluster.cpus, "ray": cluster.rayVersion, "count": count,
+                    "empty_task_ms": [
+                        "p10": quantile(plain, 0.1), "p50": quantile(plain, 0.5), "p90": quantile(plain, 0.9),
+                    ],
+                    "empty_trial_ms": [
+                        "p10": quantile(exec, 0.1), "p50": quantile(exec, 0.5), "p90": quantile(exec, 0.9),
+                    ],
+                ]
+                let data = try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(
+                    "Ray \(cluster.rayVersion) at \(options.address): \(cluster.nodes) node(s), \(cluster.cpus) CPU(s)")
+                for (name, values) in [("empty task", plain), ("empty trial (starts retort)", exec)] {
+                    print(
+                        String(
+                            format: "%@: p50 %.2f ms (p10 %.2f, p90 %.2f) over %d", name, quantile(values, 0.5),
+                            quantile(values, 0.1), quantile(values, 0.9), values.count))
+                }
             }
         }
     }

@@ -17,7 +17,9 @@ import Testing
 
     /// frontier.md without the p50, p95 and cost columns of its table.
     static func frontierWithoutLatency(_ text: String) -> String {
-        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+        // The line saying where trials trained (executor process or ray) is not an answer.
+        text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("Trials trained") }.map {
+            line in
             guard line.hasPrefix("|") else { return String(line) }
             let cells = line.split(separator: "|", omittingEmptySubsequences: false)
             // cells: "", candidate, val, Δ, test, p50, p95, size, FLOPs, $, ""

@@ -78,7 +78,7 @@ import Testing
     @Test("--executor with an unknown name is a usage error")
     func unknownExecutor() async throws {
         let workspace = try Workspace.numeric()
-        let result = try await workspace.retort("search", "--task", "blobs", "--no-history", "--executor", "ray")
+        let result = try await workspace.retort("search", "--task", "blobs", "--no-history", "--executor", "slurm")
         #expect(result.exitCode == 64, "\(result)")
         #expect(result.stderr.contains("unknown executor"), "\(result)")
     }
