@@ -232,15 +232,27 @@ extension SearchEngine {
     /// Runs one trial from its spec on `task` (the rows the spec names): rebuilds the group and its features, trains
     /// from the spec's checkpoint (or the group's seed), and returns the records and the trained state as safetensors
     /// bytes (``TrainingSession/checkpointData()``).
-    public static func runTrial(_ spec: TrialSpec, task: TaskData, file: String = "spec") throws -> (
-        outcome: TrialOutcome, state: Data
-    ) {
+    /// With `cache` (`retort trial serve`), feature sets built for earlier trials on the same rows are reused.
+    public static func runTrial(_ spec: TrialSpec, task: TaskData, file: String = "spec", cache: TrialCache? = nil)
+        throws -> (outcome: TrialOutcome, state: Data)
+    {
         let keys = Set(spec.candidates.map(\.featureKey))
-        var featureSets = FeatureSet.encoderSets(
-            task: task, keys: Array(keys),
-            precisions: Dictionary(grouping: spec.candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) },
-            plan: false, folders: spec.paths ?? [:])
-        for key in keys where key.encoder == nil { featureSets[key] = FeatureSet(task: task, key: key) }
+        let precisions = Dictionary(grouping: spec.candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) }
+        var featureSets: [FeatureKey: FeatureSet] = [:]
+        var missing: [FeatureKey] = []
+        for key in keys {
+            if let set = cache?.features[TrialCache.Key(key, precisions[key])] {
+                featureSets[key] = set
+            } else {
+                missing.append(key)
+            }
+        }
+        featureSets.merge(
+            FeatureSet.encoderSets(
+                task: task, keys: missing, precisions: precisions, plan: false, folders: spec.paths ?? [:])
+        ) { $1 }
+        for key in missing where key.encoder == nil { featureSets[key] = FeatureSet(task: task, key: key) }
+        for key in missing { cache?.features[TrialCache.Key(key, precisions[key])] = featureSets[key] }
         func features(_ key: FeatureKey) -> FeatureSet { featureSets[key] ?? FeatureSet(task: task, key: key) }
         // No constraints: the scheduler decided feasibility; the trial only rebuilds the group.
         let space = CandidateSpace(
@@ -277,6 +289,39 @@ extension SearchEngine {
                 epochsTrained: output.epochsTrained),
             try session.checkpointData()
         )
+    }
+}
+
+/// What `retort trial serve` keeps between trials: the rows of the last data set it read and the feature sets built
+/// on them. Used by one trial at a time.
+public final class TrialCache: @unchecked Sendable {
+    /// A feature set's identity: its key and, for encoder sets, the precisions it was converted to.
+    struct Key: Hashable {
+        let key: FeatureKey
+        let precisions: [Precision]
+
+        init(_ key: FeatureKey, _ precisions: Set<Precision>?) {
+            self.key = key
+            self.precisions = key.encoder == nil ? [] : (precisions ?? []).sorted { $0.rawValue < $1.rawValue }
+        }
+    }
+
+    /// Which rows `task` holds (the spec's task folder or files).
+    public private(set) var dataKey: String?
+    /// The rows.
+    public private(set) var task: TaskData?
+    var features: [Key: FeatureSet] = [:]
+
+    /// An empty cache.
+    public init() {}
+
+    /// The rows of `spec`, read once per data set (a different data set replaces the cached one).
+    public func task(for spec: TrialSpec) throws -> TaskData {
+        let key = spec.task ?? (spec.files ?? []).joined(separator: "\n")
+        if let task, key == dataKey { return task }
+        let loaded = try TaskData.load(try spec.job())
+        (dataKey, task, features) = (key, loaded, [:])
+        return loaded
     }
 }
 

@@ -9,7 +9,7 @@ struct TrialCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trial",
         abstract: "Run single trials (what `search --executor process` and remote workers execute).",
-        subcommands: [TrialRun.self, TrialRayOverhead.self])
+        subcommands: [TrialRun.self, TrialServe.self, TrialRayOverhead.self])
 }
 
 struct TrialRun: AsyncParsableCommand {
@@ -29,21 +29,59 @@ struct TrialRun: AsyncParsableCommand {
     var out: String
 
     func run() async throws {
-        try await ErrorReporting.run {
-            let specURL = URL(fileURLWithPath: spec)
-            let trial = try TrialSpec.read(specURL)
-            BLASThreads.set(
-                trial.blasThreads ?? ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)
-            let task = try TaskData.load(try trial.job())
-            let (outcome, state) = try SearchEngine.runTrial(trial, task: task, file: specURL.relativePath)
-            let folder = URL(fileURLWithPath: out, isDirectory: true)
+        try await ErrorReporting.run { try Self.run(spec: spec, out: out, cache: nil) }
+    }
+
+    /// Runs the trial `spec` describes and writes its result and state into `out` (rows and features from `cache`
+    /// when given).
+    static func run(spec: String, out: String, cache: TrialCache?) throws {
+        let specURL = URL(fileURLWithPath: spec)
+        let trial = try TrialSpec.read(specURL)
+        BLASThreads.set(
+            trial.blasThreads ?? ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)
+        let task = try cache?.task(for: trial) ?? TaskData.load(try trial.job())
+        let (outcome, state) = try SearchEngine.runTrial(trial, task: task, file: specURL.relativePath, cache: cache)
+        let folder = URL(fileURLWithPath: out, isDirectory: true)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try state.write(to: folder.appendingPathComponent("state.safetensors"), options: .atomic)
+            try outcome.encoded().write(to: folder.appendingPathComponent("result.json"), options: .atomic)
+        } catch {
+            throw DataError(.cannotCreateOutput, "cannot write result.json and state.safetensors", file: out)
+        }
+    }
+}
+
+/// `retort trial serve`: `trial run` for a stream of specs, keeping the rows and features between them.
+struct TrialServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run trials from specs read on stdin, one JSON line each; answer each with a JSON line.",
+        discussion: """
+            Each request is {"spec": FILE, "out": DIR}; each answer {"ok": true} once DIR holds result.json and
+            state.safetensors, or {"ok": false, "message": "FILE: error: …"}. The rows of the last data set and
+            the features built on them stay loaded between trials, so a Ray worker pays for reading and
+            featurizing once, not per trial; the results equal `trial run`'s. Ends at the end of stdin.
+            """)
+
+    func run() async throws {
+        let cache = TrialCache()
+        while let line = readLine() {
+            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
+            var answer: [String: Any] = ["ok": true]
             do {
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                try state.write(to: folder.appendingPathComponent("state.safetensors"), options: .atomic)
-                try outcome.encoded().write(to: folder.appendingPathComponent("result.json"), options: .atomic)
+                guard let data = line.data(using: .utf8),
+                    let request = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                    let spec = request["spec"] as? String, let out = request["out"] as? String
+                else { throw DataError(.usage, "a request is {\"spec\": FILE, \"out\": DIR}") }
+                try TrialRun.run(spec: spec, out: out, cache: cache)
+            } catch let error as DataError {
+                answer = ["ok": false, "message": error.description]
             } catch {
-                throw DataError(.cannotCreateOutput, "cannot write result.json and state.safetensors", file: out)
+                answer = ["ok": false, "message": "\(error)"]
             }
+            let data = try JSONSerialization.data(withJSONObject: answer, options: [.sortedKeys])
+            FileHandle.standardOutput.write(data + Data([0x0A]))
         }
     }
 }

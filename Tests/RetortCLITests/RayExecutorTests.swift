@@ -98,9 +98,11 @@ import Testing
         let workspace = try await SlowRun.shared.workspace()
         let common = Self.slowCommon
         defer { _ = try? Self.cluster("add-worker") }
+        let earlier = Self.trialServers()
         let search = try Self.start(common + ["--out", "results/ray"] + rayArguments(), in: workspace.folder)
-        // Two trials at once on two one-CPU nodes: one of them is on the worker node.
-        let running = try await Self.waitFor(seconds: 120) { Self.trialProcesses() >= 2 }
+        // A trial server on each one-CPU node (each started for this search's first trials, which take seconds):
+        // one of them is training on the worker node.
+        let running = try await Self.waitFor(seconds: 120) { Self.trialServers().subtracting(earlier).count >= 2 }
         #expect(running, "two trials never ran at once")
         let killed = try Self.cluster("kill-worker")
         #expect(killed.status == 0, "\(killed.output)")
@@ -201,15 +203,16 @@ import Testing
         return (enumerator?.allObjects as? [URL] ?? []).filter { $0.lastPathComponent == "journal.jsonl" }
     }
 
-    /// `retort trial run` processes on this host (both nodes of the local cluster).
-    static func trialProcesses() -> Int {
+    /// The process ids of `retort trial serve` processes on this host (both nodes of the local cluster).
+    static func trialServers() -> Set<String> {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.filter { Int($0) != nil }.count { pid in
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return arguments.count >= 3 && arguments[0].hasSuffix("retort") && arguments[1] == "trial"
-                && arguments[2] == "run"
-        }
+        return Set(
+            entries.filter { Int($0) != nil }.filter { pid in
+                guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+                let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+                return arguments.count >= 3 && arguments[0].hasSuffix("retort") && arguments[1] == "trial"
+                    && arguments[2] == "serve"
+            })
     }
 
     static func waitFor(seconds: Double, _ condition: () -> Bool) async throws -> Bool {

@@ -75,6 +75,34 @@ import Testing
         #expect(missing.exitCode == 66 && missing.stderr.hasPrefix("nowhere.json: error: "), "\(missing)")
     }
 
+    @Test("trial serve answers each request line: a bad one with ok false and the reason, then goes on")
+    func trialServe() async throws {
+        let workspace = try Workspace.numeric()
+        try workspace.write(#"{"version": 1, "task": "blobs"}"#, to: "bad.json")
+        let process = Process()
+        process.executableURL = try RetortBinary.url()
+        process.arguments = ["trial", "serve"]
+        process.currentDirectoryURL = workspace.folder
+        let (input, output) = (Pipe(), Pipe())
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let requests = [
+            "not json", #"{"spec": "bad.json", "out": "out1"}"#, #"{"spec": "nowhere.json", "out": "out2"}"#,
+        ]
+        try input.fileHandleForWriting.write(contentsOf: Data((requests.joined(separator: "\n") + "\n").utf8))
+        try input.fileHandleForWriting.close()
+        let answers = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").map(String.init)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(answers.count == 3, "\(answers)")
+        #expect(answers.allSatisfy { $0.contains(#""ok":false"#) }, "\(answers)")
+        #expect(answers.count == 3 && answers[1].contains("is missing") && answers[2].contains("nowhere.json"))
+        #expect(!workspace.exists("out1") && !workspace.exists("out2"))
+    }
+
     @Test("--executor with an unknown name is a usage error")
     func unknownExecutor() async throws {
         let workspace = try Workspace.numeric()

@@ -54,6 +54,43 @@ import Testing
         #expect(try TrialOutcome.decode(continued.encoded()) == continued)
     }
 
+    @Test("trials through a TrialCache (trial serve) equal fresh ones; the cache reads the rows once per data set")
+    func cachedTrialsEqualFreshOnes() throws {
+        let folder = try SyntheticTasks.writeTask(
+            name: "words", kind: .text,
+            train: SyntheticTasks.textRows(count: 160, seed: 1, idPrefix: "tr"),
+            validation: SyntheticTasks.textRows(count: 80, seed: 2, idPrefix: "va"),
+            test: SyntheticTasks.textRows(count: 80, seed: 3, idPrefix: "te"))
+        let catalog = try CandidateCatalog(
+            try YAMLValue.parse(
+                """
+                text:
+                  - {family: linear, buckets_log2: [10], precision: [fp32, int8], epochs: 3}
+                  - {family: mlp, hidden: [[8]], buckets_log2: [10], precision: [fp32], epochs: 3}
+                """, file: "c.yaml"))
+        let groups = Dictionary(grouping: catalog.candidates(for: .text), by: \.trainingKey)
+        #expect(groups.count == 2)
+        func spec(_ key: String) -> TrialSpec {
+            TrialSpec(
+                task: folder.path, files: nil, group: key, candidates: groups[key] ?? [], rung: 0, targetEpochs: 3,
+                seed: 5, metric: "accuracy", reported: ["accuracy"], resamples: 20, secondsLeft: 600, blasThreads: nil,
+                checkpoint: nil)
+        }
+        let cache = TrialCache()
+        for key in groups.keys.sorted() + groups.keys.sorted() {
+            let cachedTask = try cache.task(for: spec(key))
+            let cached = try SearchEngine.runTrial(spec(key), task: cachedTask, cache: cache)
+            let fresh = try SearchEngine.runTrial(spec(key), task: try TaskData.load(Job(task: folder)))
+            #expect(cached.state == fresh.state)
+            #expect(
+                cached.outcome.records.map { $0.metrics?["accuracy"]?.value }
+                    == fresh.outcome.records.map { $0.metrics?["accuracy"]?.value })
+        }
+        // The rows were read once and stay cached for the next trial on them.
+        let first = try cache.task(for: spec(groups.keys.sorted()[0]))
+        #expect(first.train.count == 160 && cache.dataKey == folder.path)
+    }
+
     @Test("a spec whose candidates are not one training group is a bad-data error naming the spec")
     func mismatchedGroup() throws {
         let folder = try SyntheticTasks.writeTask(

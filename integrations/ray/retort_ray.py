@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Retort's Ray bridge: runs `retort trial run` as Ray tasks for `retort search --executor ray`.
+"""Retort's Ray bridge: runs trials (`retort trial serve`) as Ray tasks for `retort search --executor ray`.
 
 The Swift driver starts this script and speaks JSON lines to it: requests on stdin, events on stdout (one JSON
 object per line; nothing else is ever printed there). The rows, encoder folders and trial states travel through
@@ -122,12 +122,36 @@ class Collector:
         return self.results.pop(key)
 
 
-def run_trial(spec, binary, collector, key, data_digest, data_layout, data, folder_digests, state, *folder_blobs):
-    """One trial on a worker: materialize its rows (and encoder folders), run `retort trial run`, hand the result
-    and the trained state to the collector on the driver's node, return where it ran."""
+# This Ray worker process's `retort trial serve` (it keeps the rows and features loaded between trials), by binary.
+_servers = {}
+
+
+def trial_server(binary, folder):
+    """The worker's running `retort trial serve`, started when there is none (or it died)."""
     import ctypes
     import signal
     import subprocess
+
+    server = _servers.get(binary)
+    if server is not None and server.poll() is None:
+        return server
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+    def die_with_parent():
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphaned trials when this worker dies
+
+    log = open(os.path.join(folder, f"trial-serve-{os.getpid()}.log"), "ab")
+    server = subprocess.Popen([binary, "trial", "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                              preexec_fn=die_with_parent, cwd=folder)
+    server.log_path = log.name
+    _servers[binary] = server
+    return server
+
+
+def run_trial(spec, binary, collector, key, data_digest, data_layout, data, folder_digests, state, *folder_blobs):
+    """One trial on a worker: materialize its rows (and encoder folders), run it in the worker's `retort trial serve`
+    (as `retort trial run` would, with the rows and features kept loaded), hand the result and the trained state to
+    the collector on the driver's node, return where it ran."""
     import tempfile
 
     import ray
@@ -157,18 +181,22 @@ def run_trial(spec, binary, collector, key, data_digest, data_layout, data, fold
         with open(spec_path, "w") as handle:
             json.dump(spec, handle)
         out = os.path.join(work, "out")
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-        def die_with_parent():
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphaned trial when this worker dies
-
-        process = subprocess.run(
-            [binary, "trial", "run", "--spec", spec_path, "--out", out],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent, cwd=work)
-        if process.returncode != 0:
-            lines = [line for line in process.stderr.decode(errors="replace").splitlines() if line.strip()]
-            raise RuntimeError(
-                f"{binary} trial run exited {process.returncode}" + (f": {lines[-1]}" if lines else ""))
+        os.makedirs(os.path.join(tempfile.gettempdir(), "retort-ray"), exist_ok=True)
+        server = trial_server(binary, os.path.join(tempfile.gettempdir(), "retort-ray"))
+        try:
+            server.stdin.write((json.dumps({"spec": spec_path, "out": out}) + "\n").encode())
+            server.stdin.flush()
+            answer = server.stdout.readline()
+        except (BrokenPipeError, OSError):
+            answer = b""
+        if not answer:
+            server.wait()
+            with open(server.log_path, "rb") as handle:
+                lines = [line for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+            raise RuntimeError(f"{binary} trial serve exited {server.returncode}" + (f": {lines[-1]}" if lines else ""))
+        reply = json.loads(answer)
+        if not reply.get("ok"):
+            raise RuntimeError(reply.get("message", "the trial failed"))
         with open(os.path.join(out, "result.json"), "rb") as handle:
             result = handle.read()
         with open(os.path.join(out, "state.safetensors"), "rb") as handle:
