@@ -9,6 +9,7 @@ RAY_VERSION=2.40.0
 HEAD_PORT=${RETORT_RAY_PORT:-6379}
 WORKER_NODE_MANAGER_PORT=${RETORT_RAY_WORKER_PORT:-6381}
 RAY="$VENV/bin/ray"
+WORKER_PIDS="$VENV/worker-node.pids"
 export RAY_USAGE_STATS_ENABLED=0
 
 install() {
@@ -34,9 +35,13 @@ PY
 add_worker() {
     local recorded=/tmp/ray/session_latest/node_ip_address.json saved
     saved=$(cat "$recorded" 2>/dev/null || true)
-    "$RAY" start --address="127.0.0.1:$HEAD_PORT" --node-ip-address=127.0.0.2 --num-cpus=1 --object-store-memory=500000000 \
+    local before
+    before=$(pgrep -f "ray/_private/log_monitor.py" | sort || true)
+    "$RAY" start --address="127.0.0.1:$HEAD_PORT" --node-ip-address=127.0.0.2 --num-cpus=1 --object-store-memory=2000000000 \
         --node-manager-port="$WORKER_NODE_MANAGER_PORT" --disable-usage-stats >/dev/null
     if [ -n "$saved" ]; then printf '%s' "$saved" >"$recorded"; fi
+    # The worker node's own daemons outside its raylet (its log monitor), so kill-worker can take the whole node.
+    comm -13 <(echo "$before") <(pgrep -f "ray/_private/log_monitor.py" | sort) >"$WORKER_PIDS"
 }
 
 wait_nodes() {
@@ -54,7 +59,7 @@ up)
     if (exec 3<>"/dev/tcp/127.0.0.1/$HEAD_PORT") 2>/dev/null; then
         echo "a Ray head is already listening on 127.0.0.1:$HEAD_PORT"
     else
-        "$RAY" start --head --node-ip-address=127.0.0.1 --port="$HEAD_PORT" --num-cpus=1 --object-store-memory=500000000 \
+        "$RAY" start --head --node-ip-address=127.0.0.1 --port="$HEAD_PORT" --num-cpus=1 --object-store-memory=2000000000 \
             --include-dashboard=false --disable-usage-stats >/dev/null
     fi
     if [ "$(alive_nodes)" -lt 2 ]; then add_worker; fi
@@ -77,7 +82,7 @@ head-only)
     # One node: the head alone (for the 1-node benchmark).
     "$0" down >/dev/null
     install
-    "$RAY" start --head --node-ip-address=127.0.0.1 --port="$HEAD_PORT" --num-cpus=1 --object-store-memory=500000000 \
+    "$RAY" start --head --node-ip-address=127.0.0.1 --port="$HEAD_PORT" --num-cpus=1 --object-store-memory=2000000000 \
         --include-dashboard=false --disable-usage-stats >/dev/null
     wait_nodes 1
     ;;
@@ -86,7 +91,9 @@ kill-worker)
     pid=$(pgrep -f "raylet.*--node_manager_port=$WORKER_NODE_MANAGER_PORT" | head -1)
     [ -n "$pid" ] || { echo "ray_cluster: no worker raylet on port $WORKER_NODE_MANAGER_PORT" >&2; exit 1; }
     kill -9 "$pid"
-    echo "killed the worker node's raylet (pid $pid)"
+    # The rest of the node goes with it, as when a machine is lost.
+    if [ -f "$WORKER_PIDS" ]; then xargs -r kill -9 <"$WORKER_PIDS" 2>/dev/null || true; rm -f "$WORKER_PIDS"; fi
+    echo "killed the worker node's raylet (pid $pid) and its log monitor"
     ;;
 add-worker)
     add_worker

@@ -108,6 +108,8 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
     public let directory: URL
     /// The cluster as the bridge found it.
     public private(set) var cluster = Cluster(nodes: 0, cpus: 0, rayVersion: "", hosts: [])
+    /// The search's encoder-head candidates.
+    let encoderCandidates: [Candidate]
     /// Progress lines (retries).
     let log: @Sendable (String) -> Void
 
@@ -123,11 +125,14 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
     private var retriedCount = 0
 
     /// Starts the bridge and waits until it has connected to the cluster and put the rows into the object store.
-    /// Encoder folders named by `encoderFolders` (as the candidates name them) travel the same way.
+    /// The folders of `encoderCandidates` (the search's encoder-head candidates) travel the same way, and a trial of
+    /// one of them asks the worker to embed every depth of its encoder pass at once.
     public init(
-        options: Options, data: DataSource, directory: URL, encoderFolders: [String] = [],
+        options: Options, data: DataSource, directory: URL, encoderCandidates: [Candidate] = [],
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws {
+        self.encoderCandidates = encoderCandidates
+        let encoderFolders = encoderCandidates.compactMap(\.encoder?.path)
         self.options = options
         self.data = data
         self.directory = directory
@@ -204,6 +209,11 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
         let out = folder.appendingPathComponent("out", isDirectory: true)
         request.out = out.path
         request.folders = Array(Set(work.alive.compactMap { $0.encoder?.path })).sorted()
+        if let encoder = work.group.featureKey.encoder {
+            request.spec?.featureCandidates = encoderCandidates.filter {
+                $0.encoder?.path == encoder.path && $0.encoder?.maxLength == encoder.maxLength
+            }
+        }
         request.cpus = options.cpusPerTrial
         let event = try await submit(request)
         guard event.event == "done" else {

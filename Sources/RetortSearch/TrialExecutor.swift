@@ -62,6 +62,10 @@ public struct TrialSpec: Codable, Sendable, Equatable {
     public var blasThreads: Int?
     /// The safetensors checkpoint to continue from (nil: start from the group's seed).
     public var checkpoint: String?
+    /// Other candidates of the search whose encoder vectors a worker that keeps features between trials
+    /// (`retort trial serve`) builds in the same encoder pass as this trial's (every depth at once, as the in-process
+    /// search does); they are not trained. Nil: only this trial's.
+    public var featureCandidates: [Candidate]?
     /// Where this trial finds the encoder folders its candidates name, when not at those paths (a Ray worker's
     /// copies); nil: at the named paths.
     public var paths: [String: String]?
@@ -237,22 +241,42 @@ extension SearchEngine {
         throws -> (outcome: TrialOutcome, state: Data)
     {
         let keys = Set(spec.candidates.map(\.featureKey))
-        let precisions = Dictionary(grouping: spec.candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) }
+        var precisions = Dictionary(grouping: spec.candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) }
         var featureSets: [FeatureKey: FeatureSet] = [:]
         var missing: [FeatureKey] = []
+        var wanted = precisions
         for key in keys {
-            if let set = cache?.features[TrialCache.Key(key, precisions[key])] {
-                featureSets[key] = set
+            // An encoder set converted to a superset of the precisions asked for serves them all.
+            if let cached = cache?.features[key], cached.precisions.isSuperset(of: precisions[key] ?? []) {
+                featureSets[key] = cached.set
             } else {
                 missing.append(key)
+                wanted[key, default: []].formUnion(cache?.features[key]?.precisions ?? [])
+            }
+        }
+        // With a cache, the other depths of a missing encoder pass come along (kept for later trials).
+        var pass = missing
+        if cache != nil {
+            let passes = Set(missing.compactMap { $0.encoder.map { "\($0.path)#\($0.maxLength)" } })
+            for candidate in spec.featureCandidates ?? [] {
+                let key = candidate.featureKey
+                guard let encoder = key.encoder, passes.contains("\(encoder.path)#\(encoder.maxLength)"),
+                    !keys.contains(key), cache?.features[key] == nil
+                else { continue }
+                if !pass.contains(key) { pass.append(key) }
+                precisions[key, default: []].insert(candidate.precision)
+                wanted[key, default: []].insert(candidate.precision)
             }
         }
         featureSets.merge(
-            FeatureSet.encoderSets(
-                task: task, keys: missing, precisions: precisions, plan: false, folders: spec.paths ?? [:])
+            FeatureSet.encoderSets(task: task, keys: pass, precisions: wanted, plan: false, folders: spec.paths ?? [:])
         ) { $1 }
         for key in missing where key.encoder == nil { featureSets[key] = FeatureSet(task: task, key: key) }
-        for key in missing { cache?.features[TrialCache.Key(key, precisions[key])] = featureSets[key] }
+        for key in pass {
+            if let set = featureSets[key] {
+                cache?.features[key] = (key.encoder == nil ? Set(Precision.allCases) : wanted[key] ?? [], set)
+            }
+        }
         func features(_ key: FeatureKey) -> FeatureSet { featureSets[key] ?? FeatureSet(task: task, key: key) }
         // No constraints: the scheduler decided feasibility; the trial only rebuilds the group.
         let space = CandidateSpace(
@@ -295,22 +319,13 @@ extension SearchEngine {
 /// What `retort trial serve` keeps between trials: the rows of the last data set it read and the feature sets built
 /// on them. Used by one trial at a time.
 public final class TrialCache: @unchecked Sendable {
-    /// A feature set's identity: its key and, for encoder sets, the precisions it was converted to.
-    struct Key: Hashable {
-        let key: FeatureKey
-        let precisions: [Precision]
-
-        init(_ key: FeatureKey, _ precisions: Set<Precision>?) {
-            self.key = key
-            self.precisions = key.encoder == nil ? [] : (precisions ?? []).sorted { $0.rawValue < $1.rawValue }
-        }
-    }
-
     /// Which rows `task` holds (the spec's task folder or files).
     public private(set) var dataKey: String?
     /// The rows.
     public private(set) var task: TaskData?
-    var features: [Key: FeatureSet] = [:]
+    /// Feature sets by key, with the precisions each serves (every one for hashed and numeric features; the ones it
+    /// was converted to for encoder vectors).
+    var features: [FeatureKey: (precisions: Set<Precision>, set: FeatureSet)] = [:]
 
     /// An empty cache.
     public init() {}

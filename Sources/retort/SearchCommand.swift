@@ -294,14 +294,14 @@ func runSearch(
         let options = try rayOptions.resolve(cpusPerTrial: 1)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
             "retort-ray-\(UUID().uuidString)", isDirectory: true)
-        let encoders = settings.catalog.candidates(for: task.kind).compactMap(\.encoder?.path).filter {
-            FileManager.default.fileExists(atPath: $0)
+        let encoders = settings.catalog.candidates(for: task.kind).filter {
+            $0.encoder.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
         }
         log("[executor] connecting to the Ray cluster at \(options.address)")
         let ray: RayTrialExecutor
         do {
             ray = try await RayTrialExecutor(
-                options: options, data: job.data, directory: folder, encoderFolders: encoders, log: log)
+                options: options, data: job.data, directory: folder, encoderCandidates: encoders, log: log)
         } catch {
             try? FileManager.default.removeItem(at: folder)
             if resume == nil { try? FileManager.default.removeItem(at: run.partial) }

@@ -1,9 +1,10 @@
 import Foundation
 import RetortData
-import RetortSearch
 import RetortStudents
 import RetortTestSupport
 import Testing
+
+@testable import RetortSearch
 
 /// A trial spec carries everything a rung needs: run in pieces through checkpoints, it reaches what one run reaches.
 @Suite struct TrialSpecTests {
@@ -89,6 +90,49 @@ import Testing
         // The rows were read once and stay cached for the next trial on them.
         let first = try cache.task(for: spec(groups.keys.sorted()[0]))
         #expect(first.train.count == 160 && cache.dataKey == folder.path)
+    }
+
+    @Test("with a cache, an encoder trial embeds its pass's other depths too; the next depth's trial reuses them")
+    func encoderPassIsShared() throws {
+        var vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+        vocabulary += (0..<4).flatMap { k in (0..<4).map { "word\(k)x\($0)" } }
+        let encoderFolder = try tinyBertFolder(layers: 2, hidden: 16, heads: 2, vocabulary: vocabulary)
+        let folder = try SyntheticTasks.writeTask(
+            name: "words", kind: .text, train: SyntheticTasks.textRows(count: 80, seed: 1, idPrefix: "tr"),
+            validation: SyntheticTasks.textRows(count: 40, seed: 2, idPrefix: "va"),
+            test: SyntheticTasks.textRows(count: 40, seed: 3, idPrefix: "te"))
+        let catalog = try CandidateCatalog(
+            try YAMLValue.parse(
+                """
+                text:
+                  - family: encoder-head
+                    encoder: \(encoderFolder.path)
+                    layers: [1, 2]
+                    max_length: [8]
+                    precision: [fp32, int8]
+                    epochs: 2
+                """, file: "c.yaml"))
+        let all = catalog.candidates(for: .text)
+        let groups = Dictionary(grouping: all, by: \.trainingKey)
+        #expect(groups.count == 2)
+        func spec(_ key: String) -> TrialSpec {
+            var spec = TrialSpec(
+                task: folder.path, files: nil, group: key, candidates: groups[key] ?? [], rung: 0, targetEpochs: 2,
+                seed: 5, metric: "accuracy", reported: ["accuracy"], resamples: 20, secondsLeft: 600, blasThreads: nil,
+                checkpoint: nil)
+            spec.featureCandidates = all
+            return spec
+        }
+        let cache = TrialCache()
+        let (first, second) = (groups.keys.sorted()[0], groups.keys.sorted()[1])
+        _ = try SearchEngine.runTrial(spec(first), task: try cache.task(for: spec(first)), cache: cache)
+        #expect(cache.features.count == 2, "the other depth was embedded in the same pass")
+        let cached = try SearchEngine.runTrial(spec(second), task: try cache.task(for: spec(second)), cache: cache)
+        let fresh = try SearchEngine.runTrial(spec(second), task: try TaskData.load(Job(task: folder)))
+        #expect(cached.state == fresh.state)
+        #expect(
+            cached.outcome.records.map { $0.metrics?["accuracy"]?.value }
+                == fresh.outcome.records.map { $0.metrics?["accuracy"]?.value })
     }
 
     @Test("a spec whose candidates are not one training group is a bad-data error naming the spec")
