@@ -2,7 +2,7 @@
 """`make bench-ray`: the Ray executor's overhead per trial, and one search on 1 vs 2 Ray nodes against the local
 executor, on bench tasks; then a projection of a 1,000-candidate, 20-task sweep on 16 and 64 nodes.
 
-Usage: bench_ray.py RETORT_BIN OUT_DIR [BENCH_DIR] [ROUNDS]
+Usage: bench_ray.py RETORT_BIN OUT_DIR [BENCH_DIR] [ROUNDS] [--tables-only]
 Writes OUT_DIR/bench-ray.json and OUT_DIR/bench-ray.md (the table the README quotes). Uses scripts/ray_cluster.sh
 (the local loopback cluster: a head and a worker node, one CPU each) and leaves it stopped.
 """
@@ -41,8 +41,8 @@ def answers(frontier):
     """The frontier table without the latency-derived columns (p50, p95, $ per 1M) and the executor line."""
     lines = []
     for line in frontier.splitlines():
-        if line.startswith("Trials trained"):
-            continue
+        if line.startswith("Trials trained") or line.startswith("Encoder vectors"):
+            continue  # where trials ran, and how long the encoder pass took: not answers
         if line.startswith("|"):
             cells = line.split("|")
             line = "|".join(cell for index, cell in enumerate(cells) if index not in (5, 6, 9))
@@ -54,10 +54,29 @@ def main():
     binary = os.path.abspath(sys.argv[1])
     out = os.path.abspath(sys.argv[2])
     bench = os.path.abspath(sys.argv[3] if len(sys.argv) > 3 else os.path.join(ROOT, "..", "shared", "bench"))
-    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    rounds = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4].isdigit() else 2
     os.makedirs(out, exist_ok=True)
     ray = ["--executor", "ray", "--ray-address", ADDRESS, "--ray-retort-bin", binary]
     results = {"rounds": rounds, "tasks": {}}
+    if "--tables-only" in sys.argv:
+        # Rebuild the tables from a finished run's bench-ray.json and run folders (no search runs again).
+        with open(os.path.join(out, "bench-ray.json")) as handle:
+            previous = json.load(handle)
+        rounds = previous["rounds"]
+        results["rounds"] = rounds
+        overhead = results["overhead"] = previous["overhead"]
+        walls = {task: previous["tasks"][task]["all_wall_s"] for task in TASKS}
+        reports, same = {}, {}
+        for task in TASKS:
+            def load(name, index):
+                run = os.path.join(out, f"{task}-{name}-{index}", "latest")
+                with open(os.path.join(run, "report.json")) as handle, \
+                        open(os.path.join(run, "frontier.md")) as frontier:
+                    return json.load(handle), frontier.read()
+            reports[task] = {"local": load("local", rounds - 1), "ray-2": load("ray-2", rounds - 1)}
+            same[task] = all(answers(load(name, index)[1]) == answers(reports[task]["local"][1])
+                             for name in ("local", "ray-2", "ray-1") for index in range(rounds))
+        return tables(out, results, walls, reports, same, overhead)
 
     sh("bash", CLUSTER, "up")
     overhead = json.loads(sh(binary, "trial", "ray-overhead", "--ray-address", ADDRESS, "--ray-retort-bin", binary,
@@ -89,7 +108,10 @@ def main():
             same[task] &= answers(reports[task]["local"][1]) == answers(frontier)
             print(f"round {round_index + 1}: {task} ray-1 {wall:.1f} s", flush=True)
     sh("bash", CLUSTER, "down")
+    tables(out, results, walls, reports, same, overhead)
 
+
+def tables(out, results, walls, reports, same, overhead):
     # The projection: per task, W(n) = S + P / n fitted through the 1- and 2-node medians (S: the driver's serial
     # work, P: trial work including the Ray path's overheads), scaled per candidate to 1,000 candidates, and 20
     # such tasks sharing the cluster: W = S_1000 + 20 * P_1000 / nodes.
