@@ -51,6 +51,10 @@ public enum FrontierTable {
                     + "; the teacher's figures mix them. Label with one model (`retort label` keeps to the route's first "
                     + "model unless told otherwise) to compare against one teacher.")
         }
+        if let cascades = CascadeCSV.summary(report) {
+            lines.append("")
+            lines.append(cascades)
+        }
         if let device = report.constraints.device, let scale = report.constraints.latencyScale {
             lines.append("")
             lines.append(

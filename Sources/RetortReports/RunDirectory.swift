@@ -73,7 +73,7 @@ public struct RunDirectory: Sendable {
     /// The checkpoint folder inside the run (deleted when the run finishes).
     public var checkpoints: URL { partial.appendingPathComponent("checkpoints") }
 
-    /// Writes report.json, frontier.md, candidates.csv and the recommended model, then renames the folder into place
+    /// Writes report.json, frontier.md, candidates.csv, cascade.csv and the recommended model, then renames the folder into place
     /// and points `latest` at it.
     public func finish(report: RunReport, outcome: SearchOutcome) throws(DataError) -> URL {
         do {
@@ -82,6 +82,10 @@ public struct RunDirectory: Sendable {
                 to: partial.appendingPathComponent("frontier.md"), options: .atomic)
             try Data(CandidatesCSV.render(report).utf8).write(
                 to: partial.appendingPathComponent("candidates.csv"), options: .atomic)
+            if report.cascades != nil {
+                try Data(CascadeCSV.render(report).utf8).write(
+                    to: partial.appendingPathComponent("cascade.csv"), options: .atomic)
+            }
             try Data(HTMLReport.render(report).utf8).write(
                 to: partial.appendingPathComponent("report.html"), options: .atomic)
             if let bundle = outcome.recommendedBundle {

@@ -30,6 +30,8 @@ public struct RunReport: Codable, Sendable {
     public var recommendation: RecommendationRecord
     /// Budget use.
     public var search: SearchSummary
+    /// Each frontier student's cascade curve (validation thresholds, also applied to test); absent in older reports.
+    public var cascades: [CascadeCurve]?
 
     /// report.json `recommendation`.
     public struct RecommendationRecord: Codable, Sendable {
@@ -62,7 +64,7 @@ public struct RunReport: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case job, task, seed, constraints, splits, teacher, candidates, frontier, recommendation, search
+        case job, task, seed, constraints, splits, teacher, candidates, frontier, recommendation, search, cascades
         case runId = "run_id"
         case createdAt = "created_at"
         case primaryMetric = "primary_metric"
@@ -88,6 +90,7 @@ public struct RunReport: Codable, Sendable {
             reason: outcome.recommendation.reason, testMetrics: outcome.recommendationTestMetrics,
             testDifferenceToTeacher: outcome.recommendationTestDifference)
         self.search = outcome.summary
+        self.cascades = outcome.cascades.isEmpty ? nil : outcome.cascades
     }
 
     /// Loads report.json from a run folder.

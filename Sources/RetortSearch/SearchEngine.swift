@@ -601,6 +601,7 @@ public enum SearchEngine {
         var recommendationTest: [String: MetricEstimate]?
         var recommendationDifference: MetricEstimate?
         var recommendedBundle: ModelBundle?
+        var cascades: [CascadeCurve] = []
         // Test figures for the frontier, the recommendation and each family's best on validation (the per-family
         // comparison); nothing on the test set feeds back into a decision.
         var familyLeaders: [Family: TrialResult] = [:]
@@ -621,10 +622,26 @@ public enum SearchEngine {
             let bundle = try bundleFor(
                 candidate, group: group, features: features(group.featureKey), sessions: sessions, storage: storage,
                 labels: task.vocabulary.labels, epochs: ordered[index].epochsRun ?? 0, task: task)
-            let predictions = try bundle.model.probabilities(
-                features(group.featureKey).test(at: candidate.precision)
-            ).argmaxPerRow()
+            let testProbabilities = try bundle.model.probabilities(
+                features(group.featureKey).test(at: candidate.precision))
+            let predictions = testProbabilities.argmaxPerRow()
             let evaluation = try testEvaluator.evaluate(predictions)
+            if ordered[index].onFrontier {
+                // The cascade curve: thresholds placed on validation, applied to test as they are.
+                let validationProbabilities = try bundle.model.probabilities(
+                    features(group.featureKey).validation(at: candidate.precision))
+                let thresholds = Cascade.thresholds(topProbabilities: Cascade.topProbabilities(validationProbabilities))
+                func points(_ probabilities: Matrix, _ evaluator: Evaluator) throws -> [CascadePoint] {
+                    try Cascade.points(
+                        probabilities: probabilities, thresholds: thresholds, evaluator: evaluator,
+                        studentCostPer1M: ordered[index].costPer1MUSD, teacherCostPer1M: teacherCostPer1M(task),
+                        studentLatencyMs: ordered[index].latencyMsP50, teacherLatencyMs: teacherLatency)
+                }
+                cascades.append(
+                    CascadeCurve(
+                        candidate: id, validation: try points(validationProbabilities, validationEvaluator),
+                        test: try points(testProbabilities, testEvaluator)))
+            }
             let metrics = Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) })
             ordered[index].testMetrics = metrics
             if id == recommendation.candidate {
@@ -669,7 +686,8 @@ public enum SearchEngine {
             recommendationTestMetrics: recommendationTest, recommendationTestDifference: recommendationDifference,
             recommendedBundle: recommendedBundle, constraints: settings.constraints, summary: summary,
             seed: settings.seed,
-            splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count])
+            splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count],
+            cascades: cascades)
     }
 
     /// One group's work in one rung, run by a worker: restore or continue its session, train to the rung's epochs

@@ -248,6 +248,8 @@ public struct SearchOutcome: Sendable {
     public var seed: UInt64
     /// Rows per split.
     public var splitSizes: [String: Int]
+    /// Each frontier student's cascade curve (student on its sure inputs, teacher on the rest).
+    public var cascades: [CascadeCurve] = []
 }
 
 /// Errors of the search itself (as opposed to bad data).

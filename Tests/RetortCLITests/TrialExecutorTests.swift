@@ -37,6 +37,10 @@ import Testing
         let csvA = try String(contentsOf: a.appendingPathComponent("candidates.csv"), encoding: .utf8)
         let csvB = try String(contentsOf: b.appendingPathComponent("candidates.csv"), encoding: .utf8)
         #expect(csvA.contains("pruned"), "halving prunes: the second rung continues from a trial's state")
+        let cascade = try String(contentsOf: a.appendingPathComponent("cascade.csv"), encoding: .utf8)
+        #expect(
+            cascade.hasPrefix("candidate,split,threshold,coverage,") && cascade.contains(/,validation,[0-9.e-]+,1,/))
+        #expect(try Report(runFolder: b).json["cascades"] is [[String: Any]])
         #expect(DeterminismTests.csvWithoutLatency(csvA) == DeterminismTests.csvWithoutLatency(csvB))
         let reportA = try Report(runFolder: a)
         let reportB = try Report(runFolder: b)

@@ -1,0 +1,107 @@
+import Foundation
+import RetortEvals
+import RetortNumerics
+
+/// One operating point of a cascade: the student answers the rows whose top probability is at least `threshold`
+/// and hands the rest to the teacher.
+public struct CascadePoint: Codable, Sendable, Equatable {
+    /// The student answers when its top probability is at least this.
+    public var threshold: Double
+    /// Share of the rows the student answers.
+    public var coverage: Double
+    /// The student's agreement with the teacher on the rows it answers (bootstrap CI over the split's rows).
+    public var agreement: MetricEstimate?
+    /// The cascade's metrics on every row (the student's labels where it answers, the teacher's elsewhere).
+    public var metrics: [String: MetricEstimate]
+    /// Cost per 1M inputs: the student on every input plus the teacher on the rest.
+    public var blendedCostPer1MUSD: Double?
+    /// Median latency over inputs: the student's p50 when it answers more than half of them, else the student's plus
+    /// the teacher's.
+    public var blendedLatencyMsP50: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case threshold, coverage, agreement, metrics
+        case blendedCostPer1MUSD = "blended_cost_per_1m_usd"
+        case blendedLatencyMsP50 = "blended_latency_ms_p50"
+    }
+}
+
+/// A frontier student's cascade curve on validation (what a decision may use) and on test (reported).
+public struct CascadeCurve: Codable, Sendable, Equatable {
+    /// The student.
+    public var candidate: String
+    /// Points from coverage 1 down, on the validation rows.
+    public var validation: [CascadePoint]
+    /// The same thresholds applied to the test rows.
+    public var test: [CascadePoint]
+}
+
+/// Cascade curves (DESIGN.md "Cascades"): sort the rows by the student's top probability; each threshold gives
+/// coverage, agreement on the covered rows, the cascade's metrics, and blended cost and latency.
+public enum Cascade {
+    /// Coverage levels the validation thresholds are placed at: 100%, 95%, …, 5%.
+    public static let coverageLevels: [Double] = (1...20).reversed().map { Double($0) / 20 }
+
+    /// Validation thresholds: for each coverage level, the top probability of the row at that rank (ties included,
+    /// so the coverage reached can be higher); distinct, descending coverage.
+    public static func thresholds(topProbabilities: [Float]) -> [Double] {
+        let sorted = topProbabilities.sorted(by: >)
+        guard !sorted.isEmpty else { return [] }
+        var result: [Double] = []
+        for level in coverageLevels {
+            let rank = max(1, Int((level * Double(sorted.count)).rounded(.up)))
+            let threshold = Double(sorted[min(rank, sorted.count) - 1])
+            if result.last != threshold { result.append(threshold) }
+        }
+        return result
+    }
+
+    /// The points of a cascade at `thresholds`, for a student whose class probabilities on the evaluator's rows are
+    /// `probabilities` (rows × classes).
+    public static func points(
+        probabilities: Matrix, thresholds: [Double], evaluator: Evaluator, studentCostPer1M: Double?,
+        teacherCostPer1M: Double?, studentLatencyMs: Double?, teacherLatencyMs: Double?
+    ) throws -> [CascadePoint] {
+        let predictions = probabilities.argmaxPerRow()
+        let top = topProbabilities(probabilities)
+        let teacher = evaluator.teacherLabels
+        var points: [CascadePoint] = []
+        for threshold in thresholds {
+            let covered = top.map { Double($0) >= threshold }
+            let count = covered.count { $0 }
+            let coverage = top.isEmpty ? 0 : Double(count) / Double(top.count)
+            // Agreement on the covered rows, per resample: Σ w·covered·agrees / Σ w·covered.
+            var agreement: MetricEstimate?
+            if count > 0 {
+                let coveredVector = covered.map { $0 ? Float(1) : 0 }
+                let agreeing = zip(covered, zip(predictions, teacher)).map { $0 && $1.0 == $1.1 ? Float(1) : 0 }
+                let numerators = try evaluator.resampler.resampledSums(agreeing)
+                let denominators = try evaluator.resampler.resampledSums(coveredVector)
+                let replicates = zip(numerators, denominators).map { $1 > 0 ? $0 / $1 : Float.nan }.filter {
+                    !$0.isNaN
+                }
+                let value = Double(agreeing.reduce(0, +)) / Double(count)
+                agreement = MetricEstimate(value: value, ci95: evaluator.resampler.interval(replicates))
+            }
+            let blended = zip(covered, zip(predictions, teacher)).map { $0 ? $1.0 : $1.1 }
+            let evaluation = try evaluator.evaluate(blended)
+            let cost = studentCostPer1M.flatMap { student in teacherCostPer1M.map { student + (1 - coverage) * $0 } }
+            let latency = studentLatencyMs.flatMap { student in
+                teacherLatencyMs.map { coverage > 0.5 ? student : student + $0 }
+            }
+            points.append(
+                CascadePoint(
+                    threshold: threshold, coverage: coverage, agreement: agreement,
+                    metrics: Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) }),
+                    blendedCostPer1MUSD: cost, blendedLatencyMsP50: latency))
+        }
+        return points
+    }
+
+    /// Top probability per row.
+    public static func topProbabilities(_ probabilities: Matrix) -> [Float] {
+        (0..<probabilities.rows).map { row in
+            (0..<probabilities.columns).reduce(-Float.infinity) { max($0, probabilities[row, $1]) }
+        }
+    }
+}
