@@ -69,7 +69,13 @@ public enum FrontierTable {
         lines.append("")
         let recommendation = report.recommendation
         if let candidate = recommendation.candidate {
-            lines.append("**Recommendation: distill into `\(candidate)`.** \(recommendation.reason).")
+            lines.append(
+                recommendation.kind == "cascade"
+                    ? String(
+                        format:
+                            "**Recommendation: cascade: `%@` answers when its top probability is ≥ %.3f, the teacher the rest.** %@.",
+                        candidate, recommendation.threshold ?? 0, recommendation.reason)
+                    : "**Recommendation: distill into `\(candidate)`.** \(recommendation.reason).")
             if let test = recommendation.testMetrics?[metric] {
                 var line = "Test \(metric): \(estimate(test)) vs teacher \(estimate(teacher.metrics[metric]))"
                 if let difference = recommendation.testDifferenceToTeacher {

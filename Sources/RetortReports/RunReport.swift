@@ -45,11 +45,23 @@ public struct RunReport: Codable, Sendable {
         public var testMetrics: [String: MetricEstimate]?
         /// Test `student − teacher` on the primary metric, paired bootstrap.
         public var testDifferenceToTeacher: MetricEstimate?
+        /// A cascade: the student answers when its top probability is at least this.
+        public var threshold: Double?
+        /// A cascade: share of validation inputs the student answers.
+        public var coverage: Double?
+        /// A cascade: the student's validation agreement with the teacher on the inputs it answers.
+        public var agreement: MetricEstimate?
+        /// A cascade: cost per 1M inputs, student on every input plus the teacher on the rest.
+        public var blendedCostPer1MUSD: Double?
+        /// A cascade: median latency over inputs.
+        public var blendedLatencyMsP50: Double?
 
         enum CodingKeys: String, CodingKey {
-            case kind, candidate, reason
+            case kind, candidate, reason, threshold, coverage, agreement
             case testMetrics = "test_metrics"
             case testDifferenceToTeacher = "test_difference_to_teacher"
+            case blendedCostPer1MUSD = "blended_cost_per_1m_usd"
+            case blendedLatencyMsP50 = "blended_latency_ms_p50"
         }
 
         /// Encodes `candidate` as null when absent (FORMATS.md shows the key always present).
@@ -60,6 +72,11 @@ public struct RunReport: Codable, Sendable {
             try container.encode(reason, forKey: .reason)
             try container.encodeIfPresent(testMetrics, forKey: .testMetrics)
             try container.encodeIfPresent(testDifferenceToTeacher, forKey: .testDifferenceToTeacher)
+            try container.encodeIfPresent(threshold, forKey: .threshold)
+            try container.encodeIfPresent(coverage, forKey: .coverage)
+            try container.encodeIfPresent(agreement, forKey: .agreement)
+            try container.encodeIfPresent(blendedCostPer1MUSD, forKey: .blendedCostPer1MUSD)
+            try container.encodeIfPresent(blendedLatencyMsP50, forKey: .blendedLatencyMsP50)
         }
     }
 
@@ -89,6 +106,13 @@ public struct RunReport: Codable, Sendable {
             kind: outcome.recommendation.kind, candidate: outcome.recommendation.candidate,
             reason: outcome.recommendation.reason, testMetrics: outcome.recommendationTestMetrics,
             testDifferenceToTeacher: outcome.recommendationTestDifference)
+        if let point = outcome.recommendation.cascadePoint {
+            recommendation.threshold = point.threshold
+            recommendation.coverage = point.coverage
+            recommendation.agreement = point.agreement
+            recommendation.blendedCostPer1MUSD = point.blendedCostPer1MUSD
+            recommendation.blendedLatencyMsP50 = point.blendedLatencyMsP50
+        }
         self.search = outcome.summary
         self.cascades = outcome.cascades.isEmpty ? nil : outcome.cascades
     }

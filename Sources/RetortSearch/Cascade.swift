@@ -19,6 +19,19 @@ public struct CascadePoint: Codable, Sendable, Equatable {
     /// the teacher's.
     public var blendedLatencyMsP50: Double?
 
+    /// A point with every figure given.
+    public init(
+        threshold: Double, coverage: Double, agreement: MetricEstimate?, metrics: [String: MetricEstimate],
+        blendedCostPer1MUSD: Double?, blendedLatencyMsP50: Double?
+    ) {
+        self.threshold = threshold
+        self.coverage = coverage
+        self.agreement = agreement
+        self.metrics = metrics
+        self.blendedCostPer1MUSD = blendedCostPer1MUSD
+        self.blendedLatencyMsP50 = blendedLatencyMsP50
+    }
+
     enum CodingKeys: String, CodingKey {
         case threshold, coverage, agreement, metrics
         case blendedCostPer1MUSD = "blended_cost_per_1m_usd"
@@ -34,6 +47,13 @@ public struct CascadeCurve: Codable, Sendable, Equatable {
     public var validation: [CascadePoint]
     /// The same thresholds applied to the test rows.
     public var test: [CascadePoint]
+
+    /// A curve.
+    public init(candidate: String, validation: [CascadePoint], test: [CascadePoint]) {
+        self.candidate = candidate
+        self.validation = validation
+        self.test = test
+    }
 }
 
 /// Cascade curves (DESIGN.md "Cascades"): sort the rows by the student's top probability; each threshold gives
@@ -96,6 +116,59 @@ public enum Cascade {
                     blendedCostPer1MUSD: cost, blendedLatencyMsP50: latency))
         }
         return points
+    }
+
+    /// The least a cascade must save against the teacher alone (share of the teacher's cost per 1M) to be recommended.
+    public static let minimumSavings = 0.10
+
+    /// Reconsiders a no-distillation answer: among the frontier students' validation cascade points whose cascade
+    /// meets the bar (primary metric ≥ teacher − max drop), the one with the lowest blended cost (then the widest
+    /// coverage, then the candidate id). It is recommended when it saves at least ``minimumSavings`` of the
+    /// teacher's cost; otherwise the teacher stays, and the reason says what the best cascade would have saved.
+    public static func reconsider(
+        _ recommendation: Recommendation, curves: [CascadeCurve], metric: String, teacherValue: Double,
+        teacherCostPer1M: Double?, maxDrop: Double
+    ) -> Recommendation {
+        guard case .noDistillation(let reason) = recommendation, let teacherCost = teacherCostPer1M, teacherCost > 0
+        else { return recommendation }
+        let bar = teacherValue - maxDrop
+        let meeting = curves.flatMap { curve in
+            curve.validation.filter { ($0.metrics[metric]?.value ?? -.infinity) >= bar - 1e-12 && $0.coverage > 0 }
+                .compactMap { point in point.blendedCostPer1MUSD.map { (curve.candidate, point, $0) } }
+        }
+        guard
+            let best = meeting.min(by: { a, b in
+                if a.2 != b.2 { return a.2 < b.2 }
+                if a.1.coverage != b.1.coverage { return a.1.coverage > b.1.coverage }
+                return a.0 < b.0
+            })
+        else { return recommendation }
+        let (candidate, point, cost) = best
+        let savings = 1 - cost / teacherCost
+        let value = point.metrics[metric]?.value ?? .nan
+        let description = String(
+            format: "%@ answering %.0f%% of inputs (top probability ≥ %.3f) and the teacher the rest", candidate,
+            point.coverage * 100, point.threshold)
+        guard savings >= minimumSavings else {
+            return .noDistillation(
+                reason: reason
+                    + String(
+                        format:
+                            "; the cheapest cascade that meets the bar, %@, would save only %.1f%% of the teacher's cost",
+                        description, savings * 100))
+        }
+        let agreement =
+            point.agreement.map {
+                String(
+                    format: "; agreement with the teacher on its answers %.3f [%.3f, %.3f]", $0.value, $0.ci95[0],
+                    $0.ci95[1])
+            } ?? ""
+        return .cascade(
+            candidate: candidate, point: point,
+            reason: String(
+                format:
+                    "no student alone meets the bar, but %@ reaches %@ %.4f vs teacher %.4f (allowed drop %.1f pt) at $%.4g per 1M vs $%.4g, %.0f%% less%@",
+                description, metric, value, teacherValue, maxDrop * 100, cost, teacherCost, savings * 100, agreement))
     }
 
     /// Top probability per row.

@@ -594,7 +594,7 @@ public enum SearchEngine {
         let frontier = paretoFrontier(of: points).sorted {
             $0.quality > $1.quality || ($0.quality == $1.quality && $0.id < $1.id)
         }.map(\.id)
-        let recommendation = Recommender.recommend(
+        var recommendation = Recommender.recommend(
             trials: ordered, metric: metric.rawValue, teacherValue: teacherValue, constraints: settings.constraints)
 
         events(.phase("test-set evaluation of the frontier"))
@@ -650,6 +650,41 @@ public enum SearchEngine {
                     to: teacherTest, on: metric, resampler: testEvaluator.resampler)
                 recommendedBundle = bundle
             }
+        }
+        // A cascade can turn "keep the teacher" into "a student on its sure inputs, the teacher on the rest".
+        let allowed = Set(
+            ordered.filter { trial in
+                (settings.constraints.maxModelBytes.map { trial.sizeBytes <= $0 } ?? true)
+                    && (settings.constraints.maxLatencyMs.map {
+                        (trial.latencyMsP50 ?? .infinity) * (settings.constraints.latencyScale ?? 1) <= $0
+                    } ?? true)
+            }.map(\.id))
+        let reconsidered = Cascade.reconsider(
+            recommendation, curves: cascades.filter { allowed.contains($0.candidate) }, metric: metric.rawValue,
+            teacherValue: teacherValue,
+            teacherCostPer1M: teacherCostPer1M(task), maxDrop: settings.constraints.maxDrop)
+        if case .cascade(let id, let point, _) = reconsidered, let index = ordered.firstIndex(where: { $0.id == id }),
+            let (group, candidate) = member[id], let curve = cascades.first(where: { $0.candidate == id }),
+            let testPoint = curve.test.first(where: { $0.threshold == point.threshold })
+        {
+            recommendation = reconsidered
+            recommendedBundle = try bundleFor(
+                candidate, group: group, features: features(group.featureKey), sessions: sessions, storage: storage,
+                labels: task.vocabulary.labels, epochs: ordered[index].epochsRun ?? 0, task: task)
+            recommendationTest = testPoint.metrics
+            // The paired test difference: the cascade's labels (student where sure, teacher elsewhere) vs the teacher.
+            let probabilities = try recommendedBundle?.model.probabilities(
+                features(group.featureKey).test(at: candidate.precision))
+            if let probabilities {
+                let top = Cascade.topProbabilities(probabilities)
+                let labels = zip(zip(top, probabilities.argmaxPerRow()), task.test.teacherLabels).map {
+                    Double($0.0) >= point.threshold ? $0.1 : $1
+                }
+                recommendationDifference = try testEvaluator.evaluate(labels).difference(
+                    to: teacherTest, on: metric, resampler: testEvaluator.resampler)
+            }
+        } else {
+            recommendation = reconsidered.cascadePoint == nil ? reconsidered : recommendation
         }
         let teacher = TeacherSummary(
             name: task.teacher.name,

@@ -147,22 +147,39 @@ public struct TeacherSummary: Sendable, Codable, Equatable {
 public enum Recommendation: Sendable, Equatable {
     /// Distill into this candidate.
     case distill(candidate: String, reason: String)
+    /// Distill into this candidate, which answers when its top probability is at least `point.threshold` and hands
+    /// the rest to the teacher.
+    case cascade(candidate: String, point: CascadePoint, reason: String)
     /// Keep the teacher.
     case noDistillation(reason: String)
 
-    /// The recommended candidate id, if any.
+    /// The recommended candidate id, if any (a cascade's student too).
     public var candidate: String? {
-        if case .distill(let candidate, _) = self { return candidate }
-        return nil
+        switch self {
+        case .distill(let candidate, _), .cascade(let candidate, _, _): candidate
+        case .noDistillation: nil
+        }
     }
 
     /// The reason in words.
     public var reason: String {
         switch self {
-        case .distill(_, let reason), .noDistillation(let reason): reason
+        case .distill(_, let reason), .cascade(_, _, let reason), .noDistillation(let reason): reason
         }
     }
 
-    /// `student` or `no-distillation` (report.json `recommendation.kind`).
-    public var kind: String { candidate == nil ? "no-distillation" : "student" }
+    /// The cascade's operating point on validation, for a cascade.
+    public var cascadePoint: CascadePoint? {
+        if case .cascade(_, let point, _) = self { return point }
+        return nil
+    }
+
+    /// `student`, `cascade` or `no-distillation` (report.json `recommendation.kind`).
+    public var kind: String {
+        switch self {
+        case .distill: "student"
+        case .cascade: "cascade"
+        case .noDistillation: "no-distillation"
+        }
+    }
 }

@@ -64,6 +64,12 @@ struct Recommend: AsyncParsableCommand {
             }
             switch result.recommendation {
             case .distill(let candidate, let reason): say("Recommendation: distill into `\(candidate)`. \(reason).")
+            case .cascade(let candidate, let point, let reason):
+                say(
+                    String(
+                        format: "Recommendation: cascade `%@` at top probability ≥ %.3f. %@.", candidate,
+                        point.threshold,
+                        reason))
             case .noDistillation(let reason): say("Recommendation: no distillation. \(reason).")
             }
             say("Compared with the run: \(result.change).")

@@ -67,3 +67,54 @@ import Testing
         #expect((points.last?.agreement?.value ?? 0) > (points.first?.agreement?.value ?? 1))
     }
 }
+
+/// The cascade recommendation: only when no student alone meets the bar, a cascade does, and it saves enough.
+@Suite struct CascadeRecommendationTests {
+    static func point(coverage: Double, accuracy: Double, cost: Double) -> CascadePoint {
+        CascadePoint(
+            threshold: 1 - coverage / 2, coverage: coverage, agreement: MetricEstimate(value: 0.99, ci95: 0.98...1),
+            metrics: ["accuracy": MetricEstimate(value: accuracy, ci95: (accuracy - 0.01)...(accuracy + 0.01))],
+            blendedCostPer1MUSD: cost, blendedLatencyMsP50: 0.01)
+    }
+
+    static let curves = [
+        CascadeCurve(
+            candidate: "small",
+            validation: [
+                point(coverage: 1, accuracy: 0.90, cost: 0.01), point(coverage: 0.8, accuracy: 0.935, cost: 100),
+                point(coverage: 0.5, accuracy: 0.945, cost: 250),
+            ], test: []),
+        CascadeCurve(
+            candidate: "big",
+            validation: [
+                point(coverage: 1, accuracy: 0.92, cost: 0.02), point(coverage: 0.7, accuracy: 0.94, cost: 150),
+            ], test: []),
+    ]
+
+    @Test("no student alone qualifies: the cheapest cascade that meets the bar is recommended, with its savings")
+    func cheapestQualifyingCascade() {
+        let keep = Recommendation.noDistillation(reason: "best student big reaches accuracy 0.92")
+        let chosen = Cascade.reconsider(
+            keep, curves: Self.curves, metric: "accuracy", teacherValue: 0.95, teacherCostPer1M: 500, maxDrop: 0.02)
+        #expect(chosen.kind == "cascade" && chosen.candidate == "small")
+        #expect(chosen.cascadePoint?.coverage == 0.8, "0.935 ≥ 0.93 at $100 beats big's $150")
+        #expect(chosen.reason.contains("80%") && chosen.reason.contains("80% less"), "\(chosen.reason)")
+    }
+
+    @Test("a student that qualifies alone stays the answer; a cascade saving under 10% keeps the teacher, saying so")
+    func studentsFirstAndTooLittleSaved() {
+        let distill = Recommendation.distill(candidate: "big", reason: "qualifies")
+        #expect(
+            Cascade.reconsider(
+                distill, curves: Self.curves, metric: "accuracy", teacherValue: 0.95, teacherCostPer1M: 500,
+                maxDrop: 0.02) == distill)
+        let keep = Recommendation.noDistillation(reason: "best student big reaches accuracy 0.92")
+        let strict = Cascade.reconsider(
+            keep, curves: Self.curves, metric: "accuracy", teacherValue: 0.95, teacherCostPer1M: 270, maxDrop: 0.005)
+        #expect(strict.kind == "no-distillation")
+        #expect(strict.reason.contains("would save only 7.4%"), "\(strict.reason)")
+        let none = Cascade.reconsider(
+            keep, curves: Self.curves, metric: "accuracy", teacherValue: 0.99, teacherCostPer1M: 500, maxDrop: 0.01)
+        #expect(none == keep, "no cascade meets the bar: the reason is unchanged")
+    }
+}
