@@ -82,7 +82,14 @@ public enum HTMLReport {
         let recommendation = report.recommendation
         var text = "<div class=\"rec\">"
         if let id = recommendation.candidate, let trial = report.candidates.first(where: { $0.id == id }) {
-            text += "<b>Recommendation: distill into <code>\(escape(id))</code>.</b> \(escape(recommendation.reason))."
+            let cascade = recommendation.kind == "cascade"
+            text +=
+                cascade
+                ? String(
+                    format:
+                        "<b>Recommendation: cascade: <code>%@</code> answers when its top probability is ≥ %.3f, the teacher the rest.</b> %@.",
+                    escape(id), recommendation.threshold ?? 0, escape(recommendation.reason))
+                : "<b>Recommendation: distill into <code>\(escape(id))</code>.</b> \(escape(recommendation.reason))."
             if let test = recommendation.testMetrics?[metric], let teacher = report.teacher.metrics[metric] {
                 text += String(
                     format: " Test %@ %.4f [%.4f, %.4f] vs teacher %.4f.", escape(metric), test.value,
@@ -90,13 +97,16 @@ public enum HTMLReport {
                     test.ci95.last ?? .nan, teacher.value)
             }
             var savings: [String] = []
-            if let teacherCost = report.teacher.costPer1MUSD, let cost = trial.costPer1MUSD, cost > 0 {
+            // A cascade's figures are blended: the student on every input, the teacher on the ones it hands over.
+            let costPer1M = cascade ? recommendation.blendedCostPer1MUSD : trial.costPer1MUSD
+            let latencyP50 = cascade ? recommendation.blendedLatencyMsP50 : trial.latencyMsP50
+            if let teacherCost = report.teacher.costPer1MUSD, let cost = costPer1M, cost > 0 {
                 savings.append(
                     String(
                         format: "cost ×%.0f lower ($%.4g vs $%.4g per 1M calls)", teacherCost / cost, cost, teacherCost)
                 )
             }
-            if let teacherLatency = report.teacher.latencyMsP50, let latency = trial.latencyMsP50, latency > 0 {
+            if let teacherLatency = report.teacher.latencyMsP50, let latency = latencyP50, latency > 0 {
                 savings.append(
                     String(
                         format: "latency ×%.0f lower (%.4g ms vs %.4g ms p50)", teacherLatency / latency, latency,
