@@ -103,8 +103,8 @@ public enum Cascade {
                 let value = Double(agreeing.reduce(0, +)) / Double(count)
                 agreement = MetricEstimate(value: value, ci95: evaluator.resampler.interval(replicates))
             }
-            let blended = zip(covered, zip(predictions, teacher)).map { $0 ? $1.0 : $1.1 }
-            let evaluation = try evaluator.evaluate(blended)
+            let evaluation = try evaluator.evaluate(
+                labels(top: top, predictions: predictions, teacher: teacher, threshold: threshold))
             let cost = studentCostPer1M.flatMap { student in teacherCostPer1M.map { student + (1 - coverage) * $0 } }
             let latency = studentLatencyMs.flatMap { student in
                 teacherLatencyMs.map { coverage > 0.5 ? student : student + $0 }
@@ -169,6 +169,12 @@ public enum Cascade {
                 format:
                     "no student alone meets the bar, but %@ reaches %@ %.4f vs teacher %.4f (allowed drop %.1f pt) at $%.4g per 1M vs $%.4g, %.0f%% less%@",
                 description, metric, value, teacherValue, maxDrop * 100, cost, teacherCost, savings * 100, agreement))
+    }
+
+    /// The cascade's label per row: the student's where its top probability is at least `threshold`, the teacher's
+    /// elsewhere.
+    public static func labels(top: [Float], predictions: [Int], teacher: [Int], threshold: Double) -> [Int] {
+        zip(zip(top, predictions), teacher).map { Double($0.0) >= threshold ? $0.1 : $1 }
     }
 
     /// Top probability per row.

@@ -198,9 +198,7 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
 
     /// Runs `work` as a Ray task and reads back its records and state.
     public func run(_ work: RungWork, task: TaskData) async throws -> RungOutput {
-        let folder = directory.appendingPathComponent(
-            "rung\(work.rung)-\(work.group.key)-\(UUID().uuidString.prefix(8))", isDirectory: true)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try work.trialFolder(in: directory)
         defer { try? FileManager.default.removeItem(at: folder) }
         var request = Request(op: "trial")
         request.spec = TrialSpec(

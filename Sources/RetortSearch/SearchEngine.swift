@@ -602,6 +602,8 @@ public enum SearchEngine {
         var recommendationDifference: MetricEstimate?
         var recommendedBundle: ModelBundle?
         var cascades: [CascadeCurve] = []
+        // Frontier students' test probabilities, for a cascade recommendation's paired test difference.
+        var frontierTestProbabilities: [String: Matrix] = [:]
         // Test figures for the frontier, the recommendation and each family's best on validation (the per-family
         // comparison); nothing on the test set feeds back into a decision.
         var familyLeaders: [Family: TrialResult] = [:]
@@ -637,6 +639,7 @@ public enum SearchEngine {
                         studentCostPer1M: ordered[index].costPer1MUSD, teacherCostPer1M: teacherCostPer1M(task),
                         studentLatencyMs: ordered[index].latencyMsP50, teacherLatencyMs: teacherLatency)
                 }
+                frontierTestProbabilities[id] = testProbabilities
                 cascades.append(
                     CascadeCurve(
                         candidate: id, validation: try points(validationProbabilities, validationEvaluator),
@@ -673,13 +676,10 @@ public enum SearchEngine {
                 labels: task.vocabulary.labels, epochs: ordered[index].epochsRun ?? 0, task: task)
             recommendationTest = testPoint.metrics
             // The paired test difference: the cascade's labels (student where sure, teacher elsewhere) vs the teacher.
-            let probabilities = try recommendedBundle?.model.probabilities(
-                features(group.featureKey).test(at: candidate.precision))
-            if let probabilities {
-                let top = Cascade.topProbabilities(probabilities)
-                let labels = zip(zip(top, probabilities.argmaxPerRow()), task.test.teacherLabels).map {
-                    Double($0.0) >= point.threshold ? $0.1 : $1
-                }
+            if let probabilities = frontierTestProbabilities[id] {
+                let labels = Cascade.labels(
+                    top: Cascade.topProbabilities(probabilities), predictions: probabilities.argmaxPerRow(),
+                    teacher: testEvaluator.teacherLabels, threshold: point.threshold)
                 recommendationDifference = try testEvaluator.evaluate(labels).difference(
                     to: teacherTest, on: metric, resampler: testEvaluator.resampler)
             }

@@ -363,9 +363,7 @@ public struct ProcessTrialExecutor: TrialExecutor {
 
     /// Runs `work` as `retort trial run` and reads back its records and state.
     public func run(_ work: RungWork, task: TaskData) async throws -> RungOutput {
-        let folder = directory.appendingPathComponent(
-            "rung\(work.rung)-\(work.group.key)-\(UUID().uuidString.prefix(8))", isDirectory: true)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try work.trialFolder(in: directory)
         defer { try? FileManager.default.removeItem(at: folder) }
         let checkpoint = try work.inputState(in: folder)
         let specURL = folder.appendingPathComponent("spec.json")
@@ -408,6 +406,14 @@ public struct ProcessTrialExecutor: TrialExecutor {
 }
 
 extension RungWork {
+    /// A new folder under `directory` for this trial's input state and results (unique per submission).
+    func trialFolder(in directory: URL) throws -> URL {
+        let folder = directory.appendingPathComponent(
+            "rung\(rung)-\(group.key)-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
     /// The state a trial continues from, as a file: the scheduler's session written into `folder`, else (a resumed
     /// run) the group's checkpoint file; nil when the group starts from its seed.
     func inputState(in folder: URL) throws -> String? {
