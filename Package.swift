@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "RetortGateway",
             dependencies: [
-                "RetortData",
+                "RetortData", "RetortNumerics", "RetortStudents",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(
             name: "RetortGatewayTests",
             dependencies: [
-                "RetortGateway", "RetortTestSupport",
+                "RetortGateway", "RetortTestSupport", "RetortStudents", "RetortNumerics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -26,7 +26,13 @@ extension Gateway {
                 health.append((deployment.id, breakers.state(deployment.id), retired.contains(deployment.id)))
             }
         }
-        let html = DashboardPage(rows: rows, trips: trips, failovers: failovers, health: health, now: now).html
+        let students = try ledger.newestDeployments().map {
+            (record: $0, agreement: try ledger.shadowAgreement(deployment: $0.id))
+        }
+        var page = DashboardPage(rows: rows, trips: trips, failovers: failovers, health: health, now: now)
+        page.students = students
+        page.shadows = try ledger.shadows(since: since)
+        let html = page.html
         return Response(
             status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(string: html))
@@ -41,6 +47,10 @@ struct DashboardPage {
     var failovers: [(time: Double, route: String, deployment: String, reason: String)]
     var health: [(deployment: String, state: BreakerBoard.State, retired: Bool)]
     var now: Double
+    /// The newest deployment per route with its shadow agreement window.
+    var students: [(record: DeploymentRecord, agreement: ShadowAgreement)] = []
+    /// Shadow checks of the period.
+    var shadows: [ShadowRecord] = []
 
     static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
@@ -90,6 +100,7 @@ struct DashboardPage {
         body += "<section><h2>Model mix per team</h2>\(modelMix())</section>"
         body += "<section><h2>Sessions that tripped or ran long</h2>\(sessionTable(sessions))</section>"
         body += "<section><h2>Provider health and failovers</h2>\(healthTable())</section>"
+        body += "<section><h2>Deployed students</h2>\(studentTable())</section>"
         body += "</div></body></html>\n"
         return body
     }
@@ -227,5 +238,34 @@ struct DashboardPage {
             html += "</table>"
         }
         return html
+    }
+
+    /// Per route: the newest deployment, its state (a rollback in red with its reason), shadow agreement, the share of
+    /// the last 30 days' client requests it answered and the teacher spend it saved.
+    func studentTable() -> String {
+        if students.isEmpty {
+            return
+                "<p class=\"muted\">No student deployed; <code>retort deploy RUN_DIR --config ... --route NAME</code>.</p>"
+        }
+        let report = UsageReport(rows: rows, by: .route, shadows: shadows)
+        var html =
+            "<table><tr><th>route</th><th>student</th><th>state</th><th class=\"n\">threshold</th><th class=\"n\">agreement (last 200 shadows)</th><th class=\"n\">floor</th><th class=\"n\">student share</th><th class=\"n\">teacher spend saved</th></tr>"
+        for (record, agreement) in students {
+            let style = record.state == .serving ? "ok" : record.state == .rolledBack ? "bad" : "muted"
+            var state = record.state.rawValue
+            if record.state == .rolledBack, let ended = record.endedAt {
+                let time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: ended))
+                state += " at \(time): \(record.reason ?? "")"
+            }
+            let (low, high) = agreement.interval
+            let agreementText =
+                agreement.count == 0
+                ? "no shadow answers yet"
+                : String(format: "%.3f [%.3f, %.3f] n=%d", agreement.value, low, high, agreement.count)
+            let figures = report.groups.first { $0.group == record.route }?.student
+            html +=
+                "<tr><td>\(DashboardPage.escape(record.route))</td><td>\(DashboardPage.escape(record.student))</td><td class=\"\(style)\">\(DashboardPage.escape(state))</td><td class=\"n\">\(String(format: "%.4f", record.threshold))</td><td class=\"n\">\(agreementText)</td><td class=\"n\">\(String(format: "%.3f", record.minAgreement))</td><td class=\"n\">\(String(format: "%.1f%%", (figures?.studentShare ?? 0) * 100))</td><td class=\"n\">\(DashboardPage.usd(figures?.teacherUSDSaved ?? 0))</td></tr>"
+        }
+        return html + "</table>"
     }
 }

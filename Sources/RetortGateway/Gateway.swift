@@ -6,6 +6,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RetortData
+import RetortNumerics
 import Synchronization
 
 /// An OpenAI-style error answer.
@@ -26,6 +27,12 @@ struct GatewayFailure: Error {
 /// The gateway: authentication, budgets, sessions, routing, ledger, metrics; the HTTP server wraps it.
 public final class Gateway: Sendable {
     private let state: Mutex<GatewayConfig>
+    /// Deployed students by route (FORMATS.md §8), loaded from the ledger at start and on every reload.
+    private let studentState = Mutex<[String: ServedStudent]>([:])
+    /// Reloads under way (`/healthz` answers 503 until they are done).
+    let reloadsInFlight = Atomic<Int>(0)
+    /// Draws that decide which student answers get a shadow check.
+    private let shadowDraws: Mutex<SeededGenerator>
     /// Where the config was read from (for reloads); nil for a config built in code.
     public let configPath: String?
     /// The usage ledger.
@@ -46,9 +53,10 @@ public final class Gateway: Sendable {
     public init(
         config: GatewayConfig, configPath: String? = nil, logger: Logger = Logger(label: "retort.gateway"),
         environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] },
-        ledgerBusyTimeout: Double = 2
+        ledgerBusyTimeout: Double = 2, shadowSeed: UInt64 = UInt64.random(in: 0...UInt64.max)
     ) throws {
         state = Mutex(config)
+        shadowDraws = Mutex(SeededGenerator(seed: shadowSeed))
         self.configPath = configPath
         self.logger = logger
         let ledger = try Ledger(path: config.ledgerPath, busyTimeout: ledgerBusyTimeout)
@@ -71,26 +79,44 @@ public final class Gateway: Sendable {
                 metrics.attempt(deployment: deployment, outcome: outcome, seconds: seconds)
             }
         )
+        let students = loadStudents(for: config, current: [:])
+        studentState.withLock { $0 = students }
+    }
+
+    /// Whether to shadow-check one student answer, at `rate`.
+    func drawShadow(rate: Double) -> Bool {
+        guard rate > 0 else { return false }
+        return shadowDraws.withLock { Double.random(in: 0..<1, using: &$0) } < rate
     }
 
     /// The current configuration.
     public var config: GatewayConfig { state.withLock { $0 } }
 
-    /// Re-reads the config file; a bad file is refused and the running config stays.
+    /// The deployed students by route, as the current configuration serves them.
+    public var students: [String: ServedStudent] { studentState.withLock { $0 } }
+
+    /// Re-reads the config file and the ledger's deployments; a bad file is refused and the running config stays.
+    /// Models load before anything is swapped, so requests never wait on a reload and those in flight finish on the
+    /// configuration they started with.
     public func reload() async throws(DataError) {
-        guard let configPath else { return }
+        guard let configPath else {
+            await apply(config)
+            return
+        }
+        reloadsInFlight.add(1, ordering: .relaxed)
+        defer { reloadsInFlight.subtract(1, ordering: .relaxed) }
         let fresh = try GatewayConfig.load(configPath)
-        state.withLock { $0 = fresh }
-        budgets.reload(fresh)
-        sessions.reload(fresh.session)
-        breakers.reload(fresh.breaker)
-        await dispatcher.reload()
+        await apply(fresh)
         logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])
     }
 
-    /// Replaces the configuration (tests, and reload).
+    /// Replaces the configuration and reloads the deployments from the ledger (tests, and reload).
     public func apply(_ fresh: GatewayConfig) async {
+        reloadsInFlight.add(1, ordering: .relaxed)
+        defer { reloadsInFlight.subtract(1, ordering: .relaxed) }
+        let students = loadStudents(for: fresh, current: self.students)
         state.withLock { $0 = fresh }
+        studentState.withLock { $0 = students }
         budgets.reload(fresh)
         sessions.reload(fresh.session)
         breakers.reload(fresh.breaker)

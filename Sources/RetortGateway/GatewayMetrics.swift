@@ -57,6 +57,23 @@ public final class GatewayMetrics: Sendable {
         registry.makeGauge(name: "retort_gateway_breaker_state", labels: [("deployment", deployment)]).set(value)
     }
 
+    /// A request a deployed student answered in-process.
+    func studentAnswer(route: String) {
+        registry.makeCounter(name: "retort_gateway_student_answers_total", labels: [("route", route)]).increment()
+    }
+
+    /// A shadow check's outcome: agree, disagree, teacher_failed, skipped_budget, skipped_busy.
+    func shadow(route: String, outcome: String) {
+        registry.makeCounter(
+            name: "retort_gateway_shadow_checks_total", labels: [("route", route), ("outcome", outcome)]
+        ).increment()
+    }
+
+    /// A deployment rolled back by its shadow checks.
+    func rollback(route: String) {
+        registry.makeCounter(name: "retort_gateway_rollbacks_total", labels: [("route", route)]).increment()
+    }
+
     /// The Prometheus text exposition.
     public func text() -> String { registry.emitToString() }
 }

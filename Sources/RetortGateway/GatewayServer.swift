@@ -24,9 +24,11 @@ extension Gateway {
         router.post("/v1/chat/completions") { request, _ in try await self.chatCompletions(request) }
         router.get("/v1/models") { request, _ in self.models(request) }
         router.get("/healthz") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
+            let reloading = self.reloadsInFlight.load(ordering: .relaxed) > 0
+            return Response(
+                status: reloading ? .serviceUnavailable : .ok, headers: [.contentType: "application/json"],
+                body: .init(
+                    byteBuffer: ByteBuffer(string: reloading ? "{\"status\":\"reloading\"}" : "{\"status\":\"ok\"}")))
         }
         router.get("/metrics") { _, _ in
             await self.refreshBreakerGauges()
@@ -125,6 +127,7 @@ extension Gateway {
         let started = Date().timeIntervalSince1970
         // One configuration for the whole request, even if a reload lands while it runs.
         let config = self.config
+        let students = self.students
         guard let key = authenticate(request, in: config) else { return failure(Gateway.unauthorized) }
         let bodyBuffer = try await request.body.collect(upTo: 32 << 20)
         var row = LedgerRow(
@@ -240,21 +243,35 @@ extension Gateway {
             )
         }
 
+        // A deployed student answers the inputs it is sure of in-process; it ran on the rest too (blended cost).
+        var studentCost = 0.0
+        if let student = students[routeName], !student.isRolledBack {
+            let input = Gateway.captureInput(route.captureInput ?? "{{last_user}}", chat: chat)
+            do {
+                let prediction = try student.predict(input)
+                if prediction.top >= student.record.threshold {
+                    return studentAnswer(
+                        prediction, student: student, chat: chat, route: route, config: config, key: key, row: row,
+                        reservation: reservation, input: input, stream: stream, wantsUsage: wantsUsage,
+                        started: started)
+                }
+                studentCost = prediction.seconds * student.record.usdPerVCPUSecond
+            } catch {
+                logger.debug(
+                    "student cannot read this input; the teacher answers",
+                    metadata: ["route": "\(routeName)", "error": "\(error)"])
+            }
+        }
+
         let outcome = await dispatcher.dispatch(
             chat, route: route, stream: stream, retry: config.retry, estimatedTokens: bounds.prompt + bounds.output
         )
         switch outcome {
         case .completed(let answer, let deployment, let attempts, let failover):
-            let cost = deployment.price.cost(of: answer.usage)
+            let cost = deployment.price.cost(of: answer.usage) + studentCost
             budgets.settle(reservation, usd: cost, tokens: Double(answer.usage.total))
             sessions.settle(session: session, usd: cost, tokens: answer.usage.total)
-            row.deployment = deployment.id
-            row.servedModel = deployment.model
-            row.usage = answer.usage
-            row.costUSD = cost
-            row.attempts = attempts
-            row.failover = failover
-            row.status = 200
+            row.answered(by: deployment, usage: answer.usage, cost: cost, attempts: attempts, failover: failover)
             row.latencyMilliseconds = (Date().timeIntervalSince1970 - started) * 1000
             row.timeToFirstTokenMilliseconds = row.latencyMilliseconds
             metrics.request(route: routeName, status: 200, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
@@ -281,10 +298,12 @@ extension Gateway {
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"
             let finalRow = row
+            let extraCost = studentCost
             let body = ResponseBody { writer in
                 try await self.relay(
                     upstream, to: &writer, row: finalRow, deployment: deployment, reservation: reservation,
-                    wantsUsage: wantsUsage, started: started, capture: route.capture.map { ($0, route, chat) }
+                    wantsUsage: wantsUsage, started: started, capture: route.capture.map { ($0, route, chat) },
+                    extraCostUSD: extraCost
                 )
             }
             return Response(status: .ok, headers: headers, body: body)
@@ -322,14 +341,14 @@ extension Gateway {
     func relay(
         _ upstream: UpstreamStream, to writer: inout any ResponseBodyWriter, row: LedgerRow, deployment: Deployment,
         reservation: Reservation, wantsUsage: Bool, started: Double,
-        capture captureTarget: (task: String, route: RouteConfig, chat: JSON)? = nil
+        capture captureTarget: (task: String, route: RouteConfig, chat: JSON)? = nil, extraCostUSD: Double = 0
     ) async throws {
         var row = row
         var answerText = ""
         var alternatives: [(token: String, logprob: Double)]?
         func finish(status: Int, code: String?) async {
             let usage = upstream.usage
-            let cost = deployment.price.cost(of: usage)
+            let cost = deployment.price.cost(of: usage) + extraCostUSD
             budgets.settle(reservation, usd: cost, tokens: Double(usage.total))
             sessions.settle(session: row.session, usd: cost, tokens: usage.total)
             row.usage = usage

@@ -38,13 +38,17 @@ public struct LedgerRow: Sendable, Equatable {
     public var failover: Bool
     /// Whether the client asked for a stream.
     public var stream: Bool
+    /// `client` for a client's request, `shadow` for the gateway's own check of a student answer (its spend is
+    /// real and counts; it is not a client request).
+    public var kind: String = "client"
 
     /// Creates a value from its parts.
     public init(
         time: Double, keyHash: String, user: String, team: String, route: String, deployment: String? = nil,
         servedModel: String? = nil, session: String, usage: TokenUsage = TokenUsage(), costUSD: Double = 0,
         latencyMilliseconds: Double = 0, timeToFirstTokenMilliseconds: Double? = nil, status: Int,
-        errorCode: String? = nil, attempts: Int = 0, failover: Bool = false, stream: Bool = false
+        errorCode: String? = nil, attempts: Int = 0, failover: Bool = false, stream: Bool = false,
+        kind: String = "client"
     ) {
         self.time = time
         self.keyHash = keyHash
@@ -63,6 +67,20 @@ public struct LedgerRow: Sendable, Equatable {
         self.attempts = attempts
         self.failover = failover
         self.stream = stream
+        self.kind = kind
+    }
+}
+
+extension LedgerRow {
+    /// Fills in a 200 answer from `deployment`.
+    mutating func answered(by deployment: Deployment, usage: TokenUsage, cost: Double, attempts: Int, failover: Bool) {
+        self.deployment = deployment.id
+        servedModel = deployment.model
+        self.usage = usage
+        costUSD = cost
+        self.attempts = attempts
+        self.failover = failover
+        status = 200
     }
 }
 
@@ -120,7 +138,7 @@ public final class Ledger: Sendable {
                     cache_write_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
                     reasoning_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, latency_ms REAL NOT NULL,
                     ttft_ms REAL, status INTEGER NOT NULL, error_code TEXT, attempts INTEGER NOT NULL,
-                    failover INTEGER NOT NULL, stream INTEGER NOT NULL);
+                    failover INTEGER NOT NULL, stream INTEGER NOT NULL, kind TEXT NOT NULL DEFAULT 'client');
                 CREATE INDEX IF NOT EXISTS requests_time ON requests(time);
                 CREATE TABLE IF NOT EXISTS trips (
                     id INTEGER PRIMARY KEY, time REAL NOT NULL, session TEXT NOT NULL, user TEXT NOT NULL,
@@ -136,8 +154,24 @@ public final class Ledger: Sendable {
                 CREATE TABLE IF NOT EXISTS failovers (
                     id INTEGER PRIMARY KEY, time REAL NOT NULL, route TEXT NOT NULL, deployment TEXT NOT NULL,
                     reason TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS deployments (
+                    id INTEGER PRIMARY KEY, time REAL NOT NULL, route TEXT NOT NULL, candidate TEXT NOT NULL,
+                    kind TEXT NOT NULL, run_dir TEXT NOT NULL, model_dir TEXT NOT NULL, task TEXT NOT NULL,
+                    threshold REAL NOT NULL, shadow REAL NOT NULL, min_agreement REAL NOT NULL,
+                    usd_per_vcpu_second REAL NOT NULL, validation_agreement TEXT, state TEXT NOT NULL,
+                    ended_at REAL, reason TEXT);
+                CREATE INDEX IF NOT EXISTS deployments_route ON deployments(route);
+                CREATE TABLE IF NOT EXISTS shadows (
+                    id INTEGER PRIMARY KEY, time REAL NOT NULL, deployment_id INTEGER NOT NULL, route TEXT NOT NULL,
+                    input TEXT NOT NULL, student_label TEXT NOT NULL, teacher_answer TEXT NOT NULL,
+                    teacher_label TEXT, agree INTEGER NOT NULL, cost_usd REAL NOT NULL, latency_ms REAL NOT NULL);
+                CREATE INDEX IF NOT EXISTS shadows_deployment ON shadows(deployment_id);
                 """
         )
+        // Ledgers written before deployments existed have no `kind` column.
+        if try !db.columns(in: "requests").contains(where: { $0.name == "kind" }) {
+            try db.execute(sql: "ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'client'")
+        }
     }
 
     /// Commits `row` (synchronously: when this returns, the row survives the process being killed).
@@ -148,8 +182,8 @@ public final class Ledger: Sendable {
                 sql: """
                     INSERT INTO requests (time, key_hash, user, team, route, deployment, served_model, session,
                         input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
-                        cost_usd, latency_ms, ttft_ms, status, error_code, attempts, failover, stream)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        cost_usd, latency_ms, ttft_ms, status, error_code, attempts, failover, stream, kind)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             )
             try statement.execute(
@@ -158,7 +192,7 @@ public final class Ledger: Sendable {
                     row.session, row.usage.inputUncached, row.usage.cacheRead, row.usage.cacheWrite,
                     row.usage.output, row.usage.reasoning, row.costUSD, row.latencyMilliseconds,
                     row.timeToFirstTokenMilliseconds, row.status, row.errorCode, row.attempts, row.failover,
-                    row.stream,
+                    row.stream, row.kind,
                 ]
             )
         }
@@ -260,7 +294,7 @@ public final class Ledger: Sendable {
                     ),
                     costUSD: row["cost_usd"], latencyMilliseconds: row["latency_ms"],
                     timeToFirstTokenMilliseconds: row["ttft_ms"], status: row["status"], errorCode: row["error_code"],
-                    attempts: row["attempts"], failover: row["failover"], stream: row["stream"]
+                    attempts: row["attempts"], failover: row["failover"], stream: row["stream"], kind: row["kind"]
                 )
             }
         }

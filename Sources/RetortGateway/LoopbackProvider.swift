@@ -89,14 +89,16 @@ public enum LoopbackProvider {
 
     /// The router of a fake provider; `calls` counts requests per model, `bodies` keeps the last request body.
     public static func router(
-        calls: CallCounter, bodies: BodyLog, intentLatency: Duration = .zero
+        calls: CallCounter, bodies: BodyLog, intentLatency: Duration = .zero, replay: [String: String] = [:]
     ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.post("/v1/chat/completions") { request, _ in
-            try await answer(request, anthropic: false, calls: calls, bodies: bodies, intentLatency: intentLatency)
+            try await answer(
+                request, anthropic: false, calls: calls, bodies: bodies, intentLatency: intentLatency, replay: replay)
         }
         router.post("/v1/messages") { request, _ in
-            try await answer(request, anthropic: true, calls: calls, bodies: bodies, intentLatency: intentLatency)
+            try await answer(
+                request, anthropic: true, calls: calls, bodies: bodies, intentLatency: intentLatency, replay: replay)
         }
         let batches = BatchStore()
         router.post("/v1/files") { request, _ in
@@ -205,7 +207,8 @@ public enum LoopbackProvider {
     }
 
     static func answer(
-        _ request: Request, anthropic: Bool, calls: CallCounter, bodies: BodyLog, intentLatency: Duration = .zero
+        _ request: Request, anthropic: Bool, calls: CallCounter, bodies: BodyLog, intentLatency: Duration = .zero,
+        replay: [String: String] = [:]
     ) async throws
         -> Response
     {
@@ -235,9 +238,15 @@ public enum LoopbackProvider {
         case "slow": try await Task.sleep(for: .milliseconds(1500))
         case _ where model.hasPrefix("intent") && model.hasSuffix("-r429") && call <= 3:
             return error(.tooManyRequests, #"{"error":{"message":"rate limited"}}"#, headers: [.retryAfter: "0.01"])
-        case _ where model.hasPrefix("intent"):
+        case _ where model.hasPrefix("intent") || model.hasPrefix("replay"):
             if intentLatency > .zero { try await Task.sleep(for: intentLatency) }
-            let answer = IntentClassifier.answer(body, anthropic: anthropic, model: model, call: call)
+            var recorded: String?
+            if model.hasPrefix("replay") {
+                let users = body["messages"]?.array?.filter { $0["role"]?.string == "user" } ?? []
+                recorded = replay[(try? Wire.text(of: users.last?["content"])) ?? ""]
+            }
+            let answer = IntentClassifier.answer(
+                body, anthropic: anthropic, model: model, call: call, recorded: recorded)
             if stream && !anthropic {
                 let choice = answer["choices"]?[0] ?? [:]
                 let base: JSON = [
@@ -326,10 +335,11 @@ public actor BodyLog {
 extension LoopbackProvider {
     /// Serves a loopback provider on `host:port` until SIGTERM/SIGINT; `onRunning` gets the bound port.
     public static func serve(
-        host: String, port: Int, intentLatency: Duration = .zero, onRunning: @escaping @Sendable (Int) async -> Void
+        host: String, port: Int, intentLatency: Duration = .zero, replay: [String: String] = [:],
+        onRunning: @escaping @Sendable (Int) async -> Void
     ) async throws {
         let app = Application(
-            router: router(calls: CallCounter(), bodies: BodyLog(), intentLatency: intentLatency),
+            router: router(calls: CallCounter(), bodies: BodyLog(), intentLatency: intentLatency, replay: replay),
             configuration: .init(address: .hostname(host, port: port), serverName: "retort-loopback-provider"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }
         )
@@ -338,7 +348,8 @@ extension LoopbackProvider {
 }
 
 /// The loopback provider's `intent*` models: a deterministic intent classifier that reads the label list and the
-/// message from a labelling prompt (`Labels: a, b, c` and `Message: ...` lines) and scores each label by the words
+/// message from a labelling prompt (`Labels: a, b, c` and `Message: ...` lines; the labels may sit in a system message
+/// and the message be the whole last user message) and scores each label by the words
 /// it shares with the message. OpenAI answers carry top logprobs (one token per label); Anthropic answers have none.
 /// At temperature ≥ 1 it samples from its distribution (deterministically per message and call).
 public enum IntentClassifier {
@@ -356,14 +367,17 @@ public enum IntentClassifier {
         return zip(labels, weights).map { ($0, $1 / total) }.sorted { $0.probability > $1.probability }
     }
 
-    static func answer(_ body: JSON, anthropic: Bool, model: String, call: Int) -> JSON {
+    static func answer(_ body: JSON, anthropic: Bool, model: String, call: Int, recorded: String? = nil) -> JSON {
         var prompt = ""
-        for message in body["messages"]?.array ?? [] where message["role"]?.string == "user" {
-            prompt = (try? Wire.text(of: message["content"])) ?? ""
+        var system = ""
+        for message in body["messages"]?.array ?? [] {
+            let text = (try? Wire.text(of: message["content"])) ?? ""
+            if message["role"]?.string == "user" { prompt = text } else { system += text + "\n" }
         }
         var labels: [String] = []
         var message = prompt
-        for line in prompt.split(separator: "\n") {
+        // The label list may also come in a system message (the user message is then the raw input).
+        for line in (system + prompt).split(separator: "\n") {
             if line.hasPrefix("Labels:") {
                 labels = line.dropFirst(7).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             } else if line.hasPrefix("Message:") {
@@ -371,7 +385,11 @@ public enum IntentClassifier {
             }
         }
         if labels.isEmpty { labels = ["unknown"] }
-        let ranked = distribution(message: message, labels: labels)
+        var ranked = distribution(message: message, labels: labels)
+        if let recorded {
+            // A replayed teacher: its recorded label, sure of it.
+            ranked = [(recorded, 1)] + ranked.filter { $0.label != recorded }.map { ($0.label, 0) }
+        }
         var chosen = ranked[0].label
         if (body["temperature"]?.double ?? 0) >= 1 {
             var hash: UInt64 = 14_695_981_039_346_656_037

@@ -33,15 +33,45 @@ public struct UsageReport: Sendable {
         public var failovers = 0
         /// Answers other than 200, failed streams included.
         public var errors = 0
+        /// Route groups with a deployed student (FORMATS.md §8): what the student did there.
+        public var student: StudentFigures?
 
         /// The FORMATS.md §6 object.
         public var json: JSON {
-            [
+            let base: [String: JSON] = [
                 "group": .string(group), "requests": .int(requests), "input_tokens": .int(inputTokens),
                 "cached_input_tokens": .int(cachedInputTokens), "cache_write_tokens": .int(cacheWriteTokens),
                 "output_tokens": .int(outputTokens), "reasoning_tokens": .int(reasoningTokens),
                 "cost_usd": .number((costUSD * 1e6).rounded() / 1e6), "latency_ms_p50": .number(latencyP50),
                 "latency_ms_p95": .number(latencyP95), "failovers": .int(failovers), "errors": .int(errors),
+            ]
+            return .object(base.merging(student?.json ?? [:]) { first, _ in first })
+        }
+    }
+
+    /// A route's student figures: requests it answered, shadow checks, agreement and the teacher spend it saved.
+    public struct StudentFigures: Sendable, Equatable {
+        /// Client requests the student answered in-process.
+        public var studentRequests = 0
+        /// Their share of the route's client requests.
+        public var studentShare = 0.0
+        /// Shadow calls to the teacher.
+        public var shadowRequests = 0
+        /// Agreement of the shadow answers in the period.
+        public var agreement = ShadowAgreement(agreeing: 0, count: 0)
+        /// What the teacher would have cost for the student's answers, minus what the student cost.
+        public var teacherUSDSaved = 0.0
+        /// Where the teacher's cost per request came from: `shadow` (its answers to the very inputs the student
+        /// answered), `teacher_requests` (the route's teacher-served requests) or `none`.
+        public var teacherCostBasis = "none"
+
+        var json: [String: JSON] {
+            [
+                "student_requests": .int(studentRequests),
+                "student_share": .number((studentShare * 10_000).rounded() / 10_000),
+                "shadow_requests": .int(shadowRequests), "agreement": agreement.json,
+                "teacher_usd_saved": .number((teacherUSDSaved * 1e6).rounded() / 1e6),
+                "teacher_cost_basis": .string(teacherCostBasis),
             ]
         }
     }
@@ -53,8 +83,9 @@ public struct UsageReport: Sendable {
     /// Sessions by duration: (session, user, seconds, requests, spend).
     public var longestSessions: [(session: String, user: String, seconds: Double, requests: Int, spendUSD: Double)]
 
-    /// Groups `rows` by `grouping`.
-    public init(rows: [LedgerRow], by grouping: Grouping) {
+    /// Groups `rows` by `grouping`; `shadows` (the ledger's shadow checks of the same period) give route groups their
+    /// student agreement.
+    public init(rows: [LedgerRow], by grouping: Grouping, shadows: [ShadowRecord] = []) {
         var buckets: [String: [LedgerRow]] = [:]
         for row in rows {
             let name: String =
@@ -68,13 +99,20 @@ public struct UsageReport: Sendable {
             buckets[name, default: []].append(row)
         }
         groups = UsageReport.summarize(buckets)
+        if grouping == .route {
+            let shadowsByRoute = Dictionary(grouping: shadows, by: \.route)
+            for index in groups.indices {
+                groups[index].student = UsageReport.studentFigures(
+                    rows: buckets[groups[index].group] ?? [], shadows: shadowsByRoute[groups[index].group] ?? [])
+            }
+        }
         if grouping == .day { groups.sort { $0.group < $1.group } }
         topModels =
             grouping == .model
             ? groups
             : UsageReport.summarize(Dictionary(grouping: rows.filter { $0.deployment != nil }) { $0.deployment ?? "" })
         var sessions: [String: (user: String, first: Double, last: Double, requests: Int, spend: Double)] = [:]
-        for row in rows where !row.session.isEmpty {
+        for row in rows where !row.session.isEmpty && row.kind == "client" {
             var entry = sessions[row.session] ?? (row.user, row.time, row.time, 0, 0)
             entry.first = min(entry.first, row.time)
             entry.last = max(entry.last, row.time + row.latencyMilliseconds / 1000)
@@ -94,7 +132,9 @@ public struct UsageReport: Sendable {
     static func summarize(_ buckets: [String: [LedgerRow]]) -> [Group] {
         buckets.map { name, rows in
             var group = Group(group: name)
-            group.requests = rows.count
+            // Shadow checks are the gateway's own calls: their tokens and spend count, they are not client requests.
+            let clientRows = rows.filter { $0.kind == "client" }
+            group.requests = clientRows.count
             for row in rows {
                 group.inputTokens += row.usage.inputUncached
                 group.cachedInputTokens += row.usage.cacheRead
@@ -102,14 +142,47 @@ public struct UsageReport: Sendable {
                 group.outputTokens += row.usage.output
                 group.reasoningTokens += row.usage.reasoning
                 group.costUSD += row.costUSD
+            }
+            for row in clientRows {
                 if row.failover { group.failovers += 1 }
                 if row.status != 200 { group.errors += 1 }
             }
-            let latencies = rows.map(\.latencyMilliseconds).sorted()
+            let latencies = clientRows.map(\.latencyMilliseconds).sorted()
             group.latencyP50 = UsageReport.quantile(latencies, 0.5)
             group.latencyP95 = UsageReport.quantile(latencies, 0.95)
             return group
         }.sorted { ($0.costUSD, $1.group) > ($1.costUSD, $0.group) }
+    }
+
+    /// A route's student figures, or nil when no student answered or was checked there.
+    static func studentFigures(rows: [LedgerRow], shadows: [ShadowRecord]) -> StudentFigures? {
+        let clientRows = rows.filter { $0.kind == "client" }
+        let studentRows = clientRows.filter { $0.deployment?.hasPrefix("student/") == true }
+        let shadowRows = rows.filter { $0.kind == "shadow" }
+        guard !studentRows.isEmpty || !shadowRows.isEmpty else { return nil }
+        var figures = StudentFigures()
+        figures.studentRequests = studentRows.count
+        figures.studentShare = clientRows.isEmpty ? 0 : Double(studentRows.count) / Double(clientRows.count)
+        figures.shadowRequests = shadowRows.count
+        figures.agreement = ShadowAgreement(
+            agreeing: shadows.filter(\.agree).count, count: shadows.count)
+        let answeredShadows = shadowRows.filter { $0.status == 200 }
+        let teacherRows = clientRows.filter {
+            $0.status == 200 && $0.deployment != nil && $0.deployment?.hasPrefix("student/") == false
+        }
+        let perRequest: Double
+        if !answeredShadows.isEmpty {
+            perRequest = answeredShadows.reduce(0) { $0 + $1.costUSD } / Double(answeredShadows.count)
+            figures.teacherCostBasis = "shadow"
+        } else if !teacherRows.isEmpty {
+            perRequest = teacherRows.reduce(0) { $0 + $1.costUSD } / Double(teacherRows.count)
+            figures.teacherCostBasis = "teacher_requests"
+        } else {
+            perRequest = 0
+        }
+        let studentCost = studentRows.reduce(0) { $0 + $1.costUSD }
+        figures.teacherUSDSaved = perRequest == 0 ? 0 : perRequest * Double(studentRows.count) - studentCost
+        return figures
     }
 
     /// Linear-interpolated quantile of sorted values (0 when empty).
@@ -196,6 +269,26 @@ public struct UsageReport: Sendable {
                 String(
                     format: "most expensive model: %@ ($%.4f over %d requests)", model.group, model.costUSD,
                     model.requests))
+        }
+        let students = groups.filter { $0.student != nil }
+        if grouping == .route, !students.isEmpty {
+            lines.append("students:")
+            for group in students {
+                guard let figures = group.student else { continue }
+                let (low, high) = figures.agreement.interval
+                var line = String(
+                    format: "  %@: %d of %d requests answered by the student (%.1f%%), %d shadow checks", group.group,
+                    figures.studentRequests, group.requests, figures.studentShare * 100, figures.shadowRequests)
+                if figures.agreement.count > 0 {
+                    line += String(format: ", agreement %.3f [%.3f, %.3f]", figures.agreement.value, low, high)
+                }
+                if figures.teacherCostBasis != "none" {
+                    line += String(
+                        format: ", teacher spend saved $%.4f (teacher cost from %@)", figures.teacherUSDSaved,
+                        figures.teacherCostBasis == "shadow" ? "shadow calls" : "teacher-served requests")
+                }
+                lines.append(line)
+            }
         }
         if !longestSessions.isEmpty {
             lines.append("longest sessions:")

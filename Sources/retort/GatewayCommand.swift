@@ -15,7 +15,7 @@ struct GatewayCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Serve /v1/chat/completions, /v1/models, /healthz, /metrics and /dashboard.",
             discussion:
-                "SIGHUP reloads the config (a bad file is refused and the running one stays); SIGTERM drains and exits."
+                "SIGHUP reloads the config and the deployed students (a bad file is refused and the running one stays); SIGTERM drains and exits. The gateway writes its pid beside the ledger (LEDGER.pid) so `retort deploy` can signal it."
         )
         @Option(help: "The gateway config (YAML).") var config: String
         @Option(help: "Override the config's listen address (HOST:PORT).") var listen: String?
@@ -34,7 +34,9 @@ struct GatewayCommand: AsyncParsableCommand {
                 logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
                 let gateway = try Gateway(config: loaded, configPath: config, logger: logger)
                 let (host, ledger) = (loaded.host, loaded.ledgerPath)
+                defer { GatewayProcess.removePidFile(ledgerPath: ledger) }
                 try await gateway.serve { port in
+                    GatewayProcess.writePidFile(ledgerPath: ledger)
                     let line = "retort gateway listening on http://\(host):\(port) (ledger \(ledger))\n"
                     FileHandle.standardOutput.write(Data(line.utf8))
                 }
@@ -92,16 +94,35 @@ struct GatewayCommand: AsyncParsableCommand {
                 "A loopback provider (OpenAI /v1/chat/completions and Anthropic /v1/messages) for trying a config.",
             discussion: """
                 The model name scripts the answer: intent* (a deterministic intent classifier that reads "Labels:" and
-                "Message:" lines, with logprobs on the OpenAI route and none on the Anthropic one), ok, e500, e503once, r429, r429long, slow, reset, gone, retired410,
+                "Message:" lines, with logprobs on the OpenAI route and none on the Anthropic one), replay* (the teacher
+                label recorded for the last user message in --replay rows, else as intent*), ok, e500, e503once, r429, r429long, slow, reset, gone, retired410,
                 cut (a stream cut mid-answer), garbage, bad400. Answers carry recorded usage and logprobs.
                 """
         )
         @Option(help: "Address to listen on.") var host = "127.0.0.1"
         @Option(help: "Port (0: any free port).") var port = 8788
-        @Option(help: "Milliseconds the intent* models take to answer (a realistic teacher latency).") var latencyMs = 0
+        @Option(help: "Milliseconds the intent* and replay* models take to answer (a realistic teacher latency).")
+        var latencyMs = 0
+        @Option(
+            help:
+                "Rows (FORMATS.md §1) whose recorded teacher labels the replay* models answer, matched on the last user message."
+        )
+        var replay: String?
 
         func run() async throws {
-            try await LoopbackProvider.serve(host: host, port: port, intentLatency: .milliseconds(latencyMs)) { bound in
+            var recorded: [String: String] = [:]
+            if let replay {
+                try await ErrorReporting.run {
+                    for row in try RowReader.read(URL(fileURLWithPath: replay), requireTeacher: true) {
+                        if case .text(let text) = row.input, let teacher = row.teacher {
+                            recorded[text] = teacher.answer
+                        }
+                    }
+                }
+            }
+            try await LoopbackProvider.serve(
+                host: host, port: port, intentLatency: .milliseconds(latencyMs), replay: recorded
+            ) { bound in
                 FileHandle.standardOutput.write(Data("loopback provider listening on http://\(host):\(bound)\n".utf8))
             }
         }
@@ -198,7 +219,10 @@ struct Usage: AsyncParsableCommand {
                 throw DataError(
                     .missingInput, "no ledger yet: start `retort gateway serve` first", file: loaded.ledgerPath)
             }
-            let report = UsageReport(rows: try Ledger(path: loaded.ledgerPath).rows(since: start), by: grouping)
+            let ledger = try Ledger(path: loaded.ledgerPath)
+            let report = UsageReport(
+                rows: try ledger.rows(since: start), by: grouping,
+                shadows: grouping == .route ? try ledger.shadows(since: start) : [])
             if json {
                 print(report.json.text)
             } else if csv {
