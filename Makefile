@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway gateway-check demo-llm report-check lint format clean
+.PHONY: deps models build demo test test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check demo-llm report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -75,6 +75,13 @@ demo-llm: build
 ## Gateway latency over a direct call at 200 and 1000 requests/s on loopback (ledger on), and its peak memory.
 bench-gateway: build
 	.build/release/retort gateway bench --rates 200,1000 --seconds 10
+
+## The gateway answering from the bundled example's deployed student vs forwarding to a 300 ms loopback teacher.
+bench-deploy: build
+	.build/release/retort search --task examples/shop-support/task --candidates examples/shop-support/candidates.yaml \
+		--seed 5 --max-size 100KB --max-drop 0.005 --no-history --out results/bench-deploy/runs
+	.build/release/retort deploy bench results/bench-deploy/runs/latest --input examples/shop-support/task/test.jsonl \
+		--teacher-latency-ms 300 --concurrency 1,32 --seconds 10 --out results/bench-deploy
 
 ## The gateway driven by the official OpenAI Python SDK and rendered by headless Chromium (results/gateway-check/).
 gateway-check: build

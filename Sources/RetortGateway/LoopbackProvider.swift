@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 
 /// Calls per model on a fake provider, for scripts like "fail twice, then answer".
@@ -336,12 +337,15 @@ extension LoopbackProvider {
     /// Serves a loopback provider on `host:port` until SIGTERM/SIGINT; `onRunning` gets the bound port.
     public static func serve(
         host: String, port: Int, intentLatency: Duration = .zero, replay: [String: String] = [:],
-        onRunning: @escaping @Sendable (Int) async -> Void
+        logLevel: Logger.Level = .info, onRunning: @escaping @Sendable (Int) async -> Void
     ) async throws {
+        var logger = Logger(label: "retort-loopback-provider")
+        logger.logLevel = logLevel
         let app = Application(
             router: router(calls: CallCounter(), bodies: BodyLog(), intentLatency: intentLatency, replay: replay),
             configuration: .init(address: .hostname(host, port: port), serverName: "retort-loopback-provider"),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
+            logger: logger
         )
         try await app.runService()
     }

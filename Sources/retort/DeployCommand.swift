@@ -15,7 +15,7 @@ struct Deploy: AsyncParsableCommand {
             retort deploy RUN_DIR --config gateway.yaml --route NAME [--threshold T] [--shadow 0.05] [--min-agreement 0.97]
             retort deploy status|rollback|history --config gateway.yaml [--route NAME]
             """,
-        subcommands: [Put.self, Status.self, Rollback.self, History.self],
+        subcommands: [Put.self, Status.self, Rollback.self, History.self, Bench.self],
         defaultSubcommand: Put.self
     )
 
@@ -89,12 +89,7 @@ struct Deploy: AsyncParsableCommand {
                             DeployCheck.suggestion(report: report, candidate: candidateID, minAgreement: minAgreement)),
                         file: runDirectory)
                 }
-                let usdPerVCPUSecond: Double
-                if let cost = candidate?.costPer1MUSD, let p50 = candidate?.latencyMsP50, cost > 0, p50 > 0 {
-                    usdPerVCPUSecond = cost / (p50 / 1000 * 1_000_000)
-                } else {
-                    usdPerVCPUSecond = 0.05 / 3600
-                }
+                let usdPerVCPUSecond = DeployCheck.usdPerVCPUSecond(candidate)
                 let now = Date().timeIntervalSince1970
                 let target = try DeployCheck.copyModel(
                     from: modelFolder, ledgerPath: loaded.ledgerPath, route: route, candidate: candidateID, time: now)
@@ -189,6 +184,75 @@ struct Deploy: AsyncParsableCommand {
         }
     }
 
+    struct Bench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Requests/s and p50/p99 of the gateway answering from RUN_DIR's student in-process vs a loopback teacher."
+        )
+        @Argument(help: "A finished run folder whose recommendation is a student or a cascade.") var runDirectory:
+            String
+        @Option(help: "Rows (FORMATS.md §1) whose inputs the requests carry (text tasks).") var input: String
+        @Option(help: "The loopback teacher's latency in ms.") var teacherLatencyMs = 300
+        @Option(help: "Clients in flight, comma-separated.") var concurrency = "1,32"
+        @Option(help: "Seconds per route and concurrency.") var seconds = 10.0
+        @Option(help: "Folder for the config and ledger.") var out = "results/bench-deploy"
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                let levels = concurrency.split(separator: ",").compactMap {
+                    Int($0.trimmingCharacters(in: .whitespaces))
+                }
+                guard !levels.isEmpty, levels.allSatisfy({ $0 > 0 }) else {
+                    throw DataError(.usage, "--concurrency: write positive numbers, e.g. 1,32")
+                }
+                let report = try loadReport(runDirectory)
+                guard let candidateID = report.recommendation.candidate else {
+                    throw DataError(
+                        .usage, "the run recommends keeping the teacher; nothing to serve", file: runDirectory)
+                }
+                let texts = try RowReader.read(URL(fileURLWithPath: input), requireTeacher: false).compactMap { row in
+                    if case .text(let text) = row.input { text } else { nil }
+                }
+                guard !texts.isEmpty else { throw DataError(.badData, "no text inputs", file: input) }
+                let model = URL(fileURLWithPath: runDirectory).appendingPathComponent("model").standardizedFileURL.path
+                let record = DeploymentRecord(
+                    time: Date().timeIntervalSince1970, route: "student", candidate: candidateID,
+                    kind: report.recommendation.kind, runDirectory: runDirectory, modelDirectory: model,
+                    task: report.task, threshold: 0, shadow: 0, minAgreement: 0,
+                    usdPerVCPUSecond: DeployCheck.usdPerVCPUSecond(report.candidates.first { $0.id == candidateID }))
+                let executable = Bundle.main.executablePath ?? CommandLine.arguments[0]
+                let benchmark = StudentBenchmark(
+                    executable: executable, deployment: record, inputs: texts,
+                    teacherLatency: .milliseconds(teacherLatencyMs), concurrencies: levels, seconds: seconds,
+                    folder: out)
+                let (rows, peak) = try await benchmark.run { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+                print("| route | clients | answers | failed | answers/s | p50 ms | p99 ms | answered by the student |")
+                print("|---|---|---|---|---|---|---|---|")
+                for row in rows {
+                    print(
+                        String(
+                            format: "| %@ | %d | %d | %d | %.1f | %.2f | %.2f | %d |", row.target, row.concurrency,
+                            row.answered, row.failed, row.throughput, row.p50, row.p99, row.servedByStudent))
+                }
+                for level in levels {
+                    guard let student = rows.first(where: { $0.target == "student" && $0.concurrency == level }),
+                        let teacher = rows.first(where: { $0.target == "teacher" && $0.concurrency == level })
+                    else { continue }
+                    print(
+                        String(
+                            format: "%d clients: the student answers %.0f× the requests per second at %.0f× lower p50",
+                            level, student.throughput / max(teacher.throughput, 1e-9),
+                            teacher.p50 / max(student.p50, 1e-9)))
+                }
+                print(
+                    String(
+                        format:
+                            "candidate %@, teacher latency %d ms, %.0f s per route and concurrency, gateway peak RSS %.0f MB",
+                        candidateID, teacherLatencyMs, seconds, Double(peak) / 1_048_576))
+            }
+        }
+    }
+
     struct History: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every deployment, newest first.")
         @Option(help: "The gateway config (YAML).") var config: String
@@ -215,6 +279,15 @@ struct Deploy: AsyncParsableCommand {
 
 /// What `retort deploy` checks and prints.
 enum DeployCheck {
+    /// The run's serving price: its cost per 1M calls over its measured p50 (so the gateway prices each student answer
+    /// by its own measured time); the default $0.05 per vCPU-hour when the run has neither.
+    static func usdPerVCPUSecond(_ candidate: TrialResult?) -> Double {
+        if let cost = candidate?.costPer1MUSD, let p50 = candidate?.latencyMsP50, cost > 0, p50 > 0 {
+            return cost / (p50 / 1000 * 1_000_000)
+        }
+        return 0.05 / 3600
+    }
+
     /// The run's validation agreement of `candidate` answering at `threshold`: the curve point with the largest
     /// threshold at or below it (it answers at least the same inputs, so its agreement is not flattering), or the
     /// candidate's own agreement at threshold 0.
