@@ -60,6 +60,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "RetortUI",
+            dependencies: [
+                "RetortData", "RetortSearch", "RetortReports", "RetortHistory", "RetortGateway",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .target(
             name: "RetortExamples",
             dependencies: ["RetortNumerics", "RetortData", "RetortStudents", "Yams"]
         ),
@@ -67,7 +77,7 @@ let package = Package(
             name: "retort",
             dependencies: [
                 "RetortNumerics", "RetortData", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports", "RetortExamples",
-                "RetortHistory", "RetortGateway",
+                "RetortHistory", "RetortGateway", "RetortUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -95,6 +105,14 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "RetortUITests",
+            dependencies: [
+                "RetortUI", "RetortSearch", "RetortReports", "RetortTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
         .testTarget(

@@ -15,28 +15,37 @@ extension Gateway {
             )
         }
         let now = Date().timeIntervalSince1970
-        let since = now - 30 * 86_400
-        let rows = try ledger.rows(since: since)
-        let trips = try ledger.trips(since: since)
-        let failovers = try ledger.failovers(since: since)
-        var health: [(deployment: String, state: BreakerBoard.State, retired: Bool)] = []
+        var health: [(deployment: String, state: BreakerBoard.State?, retired: Bool)] = []
         let retired = dispatcher.retired.all
         for route in config.routes.values.sorted(by: { $0.name < $1.name }) {
             for deployment in route.deployments where !health.contains(where: { $0.deployment == deployment.id }) {
                 health.append((deployment.id, breakers.state(deployment.id), retired.contains(deployment.id)))
             }
         }
-        let students = try ledger.newestDeployments().map {
-            (record: $0, agreement: try ledger.shadowAgreement(deployment: $0.id))
-        }
-        var page = DashboardPage(rows: rows, trips: trips, failovers: failovers, health: health, now: now)
-        page.students = students
-        page.shadows = try ledger.shadows(since: since)
-        let html = page.html
+        let html = try DashboardPage.load(ledger: ledger, health: health, now: now).html
         return Response(
             status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(string: html))
         )
+    }
+}
+
+/// The gateway dashboard's views for another page (`retort ui`): the figures, tables and charts of the last 30 days
+/// and the deployed students, read from the ledger (breaker states live in the gateway process and are not shown).
+public enum SpendView {
+    /// The CSS the views need (colours come from `--fg`, `--muted`, `--line`, `--card`).
+    public static let style = DashboardPage.sectionStyle
+
+    /// KPIs and sections for the ledger of `config`.
+    public static func html(config: GatewayConfig, now: Double = Date().timeIntervalSince1970) throws -> String {
+        let ledger = try Ledger(path: config.ledgerPath)
+        var health: [(deployment: String, state: BreakerBoard.State?, retired: Bool)] = []
+        for route in config.routes.values.sorted(by: { $0.name < $1.name }) {
+            for deployment in route.deployments where !health.contains(where: { $0.deployment == deployment.id }) {
+                health.append((deployment.id, nil, false))
+            }
+        }
+        return try DashboardPage.load(ledger: ledger, health: health, now: now).sections
     }
 }
 
@@ -45,8 +54,33 @@ struct DashboardPage {
     var rows: [LedgerRow]
     var trips: [SessionTrip]
     var failovers: [(time: Double, route: String, deployment: String, reason: String)]
-    var health: [(deployment: String, state: BreakerBoard.State, retired: Bool)]
+    var health: [(deployment: String, state: BreakerBoard.State?, retired: Bool)]
     var now: Double
+
+    /// The last 30 days of `ledger`.
+    static func load(
+        ledger: Ledger, health: [(deployment: String, state: BreakerBoard.State?, retired: Bool)], now: Double
+    ) throws -> DashboardPage {
+        let since = now - 30 * 86_400
+        var page = DashboardPage(
+            rows: try ledger.rows(since: since), trips: try ledger.trips(since: since),
+            failovers: try ledger.failovers(since: since), health: health, now: now)
+        page.students = try ledger.newestDeployments().map {
+            (record: $0, agreement: try ledger.shadowAgreement(deployment: $0.id))
+        }
+        page.shadows = try ledger.shadows(since: since)
+        return page
+    }
+
+    static let sectionStyle = """
+        .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(380px,100%),1fr));gap:16px}
+        section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;overflow-x:auto}
+        table{border-collapse:collapse;width:100%}td,th{padding:3px 6px;border-bottom:1px solid var(--line);text-align:left;overflow-wrap:anywhere}
+        td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.muted{color:var(--muted)}
+        .kpis{display:flex;gap:24px;flex-wrap:wrap;margin-bottom:16px}.kpi b{display:block;font-size:20px}
+        .bar{height:12px;background:#4e79a7;border-radius:2px}.ok{color:#2e7d32}.bad{color:#c62828}.warn{color:#ef6c00}
+        svg text{fill:var(--fg);font-size:11px}
+        """
     /// The newest deployment per route with its shadow agreement window.
     var students: [(record: DeploymentRecord, agreement: ShadowAgreement)] = []
     /// Shadow checks of the period.
@@ -62,31 +96,34 @@ struct DashboardPage {
     static let palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"]
 
     var html: String {
+        """
+        <!doctype html><html lang="en"><head><meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Retort gateway</title><style>
+        :root{color-scheme:light dark;--fg:#1d1d1f;--bg:#fff;--muted:#6e6e73;--line:#d2d2d7;--card:#f5f5f7}
+        @media (prefers-color-scheme:dark){:root{--fg:#f5f5f7;--bg:#161617;--muted:#a1a1a6;--line:#424245;--card:#1d1d1f}}
+        body{font:14px/1.4 system-ui,sans-serif;color:var(--fg);background:var(--bg);margin:0;padding:16px}
+        h1{font-size:20px;margin:0 0 12px}h2{font-size:16px;margin:0 0 8px}
+        \(DashboardPage.sectionStyle)
+        </style></head><body>
+        <h1>Retort gateway — last 30 days</h1>
+        \(sections)</body></html>
+
+        """
+    }
+
+    /// The KPIs and the grid of sections.
+    var sections: String {
         let spendByDayTeam = spendPerDayByTeam()
+        let clientRows = rows.filter { $0.kind == "client" }
         let users = UsageReport(rows: rows, by: .user).groups
         let models = UsageReport(rows: rows, by: .model).groups
         let total = rows.reduce(0) { $0 + $1.costUSD }
-        let errors = rows.filter { $0.status != 200 }.count
+        let errors = clientRows.filter { $0.status != 200 }.count
         let sessions = UsageReport(rows: rows, by: .user).longestSessions
         var body = """
-            <!doctype html><html lang="en"><head><meta charset="utf-8">
-            <meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>Retort gateway</title><style>
-            :root{color-scheme:light dark;--fg:#1d1d1f;--bg:#fff;--muted:#6e6e73;--line:#d2d2d7;--card:#f5f5f7}
-            @media (prefers-color-scheme:dark){:root{--fg:#f5f5f7;--bg:#161617;--muted:#a1a1a6;--line:#424245;--card:#1d1d1f}}
-            body{font:14px/1.4 system-ui,sans-serif;color:var(--fg);background:var(--bg);margin:0;padding:16px}
-            h1{font-size:20px;margin:0 0 12px}h2{font-size:16px;margin:0 0 8px}
-            .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:16px}
-            section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;overflow-x:auto}
-            table{border-collapse:collapse;width:100%}td,th{padding:3px 6px;border-bottom:1px solid var(--line);text-align:left;overflow-wrap:anywhere}
-            td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.muted{color:var(--muted)}
-            .kpis{display:flex;gap:24px;flex-wrap:wrap;margin-bottom:16px}.kpi b{display:block;font-size:20px}
-            .bar{height:12px;background:#4e79a7;border-radius:2px}.ok{color:#2e7d32}.bad{color:#c62828}.warn{color:#ef6c00}
-            svg text{fill:var(--fg);font-size:11px}
-            </style></head><body>
-            <h1>Retort gateway — last 30 days</h1>
             <div class="kpis"><div class="kpi"><b>\(DashboardPage.usd(total))</b><span class="muted">spend</span></div>
-            <div class="kpi"><b>\(rows.count)</b><span class="muted">requests</span></div>
+            <div class="kpi"><b>\(clientRows.count)</b><span class="muted">requests</span></div>
             <div class="kpi"><b>\(errors)</b><span class="muted">errors</span></div>
             <div class="kpi"><b>\(rows.filter(\.failover).count)</b><span class="muted">failovers served</span></div>
             <div class="kpi"><b>\(trips.count)</b><span class="muted">session trips</span></div></div>
@@ -101,7 +138,7 @@ struct DashboardPage {
         body += "<section><h2>Sessions that tripped or ran long</h2>\(sessionTable(sessions))</section>"
         body += "<section><h2>Provider health and failovers</h2>\(healthTable())</section>"
         body += "<section><h2>Deployed students</h2>\(studentTable())</section>"
-        body += "</div></body></html>\n"
+        body += "</div>"
         return body
     }
 
@@ -221,8 +258,10 @@ struct DashboardPage {
         var html =
             "<table><tr><th>deployment</th><th>breaker</th><th class=\"n\">served</th><th class=\"n\">failed over</th></tr>"
         for entry in health {
-            let state = entry.retired ? "retired" : entry.state.rawValue
-            let style = entry.retired || entry.state == .open ? "bad" : entry.state == .halfOpen ? "warn" : "ok"
+            let state = entry.retired ? "retired" : entry.state?.rawValue ?? "—"
+            let style =
+                entry.retired || entry.state == .open
+                ? "bad" : entry.state == .halfOpen ? "warn" : entry.state == nil ? "muted" : "ok"
             let counts = attempts[entry.deployment] ?? (0, 0)
             html +=
                 "<tr><td>\(DashboardPage.escape(entry.deployment))</td><td class=\"\(style)\">\(state)</td><td class=\"n\">\(counts.served)</td><td class=\"n\">\(counts.failovers)</td></tr>"

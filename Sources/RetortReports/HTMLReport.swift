@@ -9,6 +9,13 @@ import RetortSearch
 public enum HTMLReport {
     /// The document for `report`.
     public static func render(_ report: RunReport) -> String {
+        let body = content(report)
+        return document(title: "\(escape(report.job)) · Retort report", body: body)
+    }
+
+    /// The report's content (heading, recommendation, plots, candidates table) without the document around it, for
+    /// pages that embed it (`retort ui`); tables sort with ``sortScript``.
+    public static func content(_ report: RunReport) -> String {
         let metric = report.primaryMetric
         let trained = report.candidates.filter { $0.metrics[metric] != nil }
         let teacherValue = report.teacher.validationMetrics[metric]?.value
@@ -31,14 +38,11 @@ public enum HTMLReport {
             teacherX: report.teacher.latencyMsP50, teacherValue: teacherValue)
         body += "</div>\n"
         body += table(report, metric: metric)
-        return """
-            <?xml version="1.0" encoding="UTF-8"?>
-            <!DOCTYPE html>
-            <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
-            <head>
-            <meta charset="utf-8"/>
-            <title>\(escape(report.job)) · Retort report</title>
-            <style>
+        return body
+    }
+
+    /// The report page's CSS.
+    public static let style = """
             body { font: 14px/1.4 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 16px 24px; color: #222; }
             h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 16px 0 6px; }
             .meta { color: #666; margin: 0 0 10px; }
@@ -49,33 +53,61 @@ public enum HTMLReport {
             th, td { border-bottom: 1px solid #eee; padding: 3px 8px; text-align: right; white-space: nowrap; }
             th { cursor: pointer; background: #fafafa; position: sticky; top: 0; } td:first-child, th:first-child { text-align: left; }
             tr.frontier td:first-child { font-weight: bold; } tr.recommended { background: #fff6d6; }
-            </style>
-            </head>
-            <body>
-            \(body)<script>
-            //<![CDATA[
-            document.querySelectorAll('th').forEach(function (th, column) {
-              th.addEventListener('click', function () {
-                var tbody = th.closest('table').querySelector('tbody');
-                var rows = Array.prototype.slice.call(tbody.rows);
-                var ascending = th.getAttribute('data-order') !== 'asc';
-                th.setAttribute('data-order', ascending ? 'asc' : 'desc');
-                rows.sort(function (a, b) {
-                  var x = a.cells[column].getAttribute('data-v') || a.cells[column].textContent;
-                  var y = b.cells[column].getAttribute('data-v') || b.cells[column].textContent;
-                  var nx = parseFloat(x), ny = parseFloat(y);
-                  var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-                  return ascending ? c : -c;
-                });
-                rows.forEach(function (r) { tbody.appendChild(r); });
-              });
-            });
-            //]]>
-            </script>
-            </body>
-            </html>
+        """
 
-            """
+    /// Click-to-sort for every table header.
+    public static let sortScript = sortScript(selector: "th")
+
+    /// Click (or Enter, or Space) on a header matched by `selector` sorts its table by that column (numbers by value,
+    /// `data-v` when a cell has one); the header says its order in `aria-sort`.
+    public static func sortScript(selector: String) -> String {
+        """
+        document.querySelectorAll('\(selector)').forEach(function (th) {
+          th.tabIndex = 0;
+          function sort() {
+            var tbody = th.closest('table').tBodies[0];
+            var index = Array.prototype.indexOf.call(th.parentNode.children, th);
+            var rows = Array.prototype.slice.call(tbody.rows);
+            var ascending = th.getAttribute('aria-sort') !== 'ascending';
+            th.parentNode.querySelectorAll('th').forEach(function (other) { other.removeAttribute('aria-sort'); });
+            th.setAttribute('aria-sort', ascending ? 'ascending' : 'descending');
+            rows.sort(function (a, b) {
+              var x = a.cells[index].getAttribute('data-v') || a.cells[index].textContent;
+              var y = b.cells[index].getAttribute('data-v') || b.cells[index].textContent;
+              var nx = parseFloat(x), ny = parseFloat(y);
+              var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+              return ascending ? c : -c;
+            });
+            rows.forEach(function (r) { tbody.appendChild(r); });
+          }
+          th.addEventListener('click', sort);
+          th.addEventListener('keydown', function (e) {
+            if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); sort(); }
+          });
+        });
+
+        """
+    }
+
+    static func document(title: String, body: String) -> String {
+        """
+        <?xml version="1.0" encoding="UTF-8"?>
+        <!DOCTYPE html>
+        <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
+        <head>
+        <meta charset="utf-8"/>
+        <title>\(title)</title>
+        <style>
+        \(style)</style>
+        </head>
+        <body>
+        \(body)<script>
+        //<![CDATA[
+        \(sortScript)//]]>
+        </script>
+        </body>
+        </html>
+        """
     }
 
     static func recommendationSection(_ report: RunReport, metric: String) -> String {

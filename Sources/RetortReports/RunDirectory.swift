@@ -76,6 +76,15 @@ public struct RunDirectory: Sendable {
     /// Writes report.json, frontier.md, candidates.csv, cascade.csv and the recommended model, then renames the folder into place
     /// and points `latest` at it.
     public func finish(report: RunReport, outcome: SearchOutcome) throws(DataError) -> URL {
+        // The last stage, for a live view of the journal (`retort ui`); --resume ignores it.
+        if let journal = FileHandle(forWritingAtPath: partial.appendingPathComponent("journal.jsonl").path) {
+            let line = String(
+                format: "{\"phase\":\"write the report and export the model\",\"time\":%.3f,\"type\":\"phase\"}\n",
+                Date().timeIntervalSince1970)
+            journal.seekToEndOfFile()
+            journal.write(Data(line.utf8))
+            try? journal.close()
+        }
         do {
             try report.encoded().write(to: partial.appendingPathComponent("report.json"), options: .atomic)
             try Data(FrontierTable.markdown(report).utf8).write(

@@ -25,13 +25,14 @@ public final class Journal: @unchecked Sendable {
 
     deinit { close(descriptor) }
 
-    /// Appends `record` as one JSON line and fsyncs.
-    public func append(_ record: some Encodable) throws {
+    /// Appends `record` as one JSON line and fsyncs (progress records that `--resume` does not need pass
+    /// `sync: false`).
+    public func append(_ record: some Encodable, sync: Bool = true) throws {
         var line = try encoder.encode(record)
         line.append(0x0A)
         try lock.withLock {
             let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            guard written == line.count, fsync(descriptor) == 0 else {
+            guard written == line.count, !sync || fsync(descriptor) == 0 else {
                 throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
             }
         }

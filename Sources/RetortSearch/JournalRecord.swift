@@ -3,10 +3,18 @@ import RetortData
 import RetortEvals
 
 /// One line of `journal.jsonl`: the run's identity first, then a record per candidate per finished rung and per
-/// latency measurement. `--resume` replays it.
+/// latency measurement. `--resume` replays it. Progress records (`phase`, `queue`, `start`) say what the search is
+/// doing for a live view (`retort ui`); `--resume` ignores them.
 public struct JournalRecord: Codable, Sendable, Equatable {
-    /// `header`, `rung` or `latency`.
+    /// `header`, `rung` or `latency`; progress: `phase` (a pipeline stage began), `queue` (a rung's trials, before
+    /// any starts) or `start` (a training run began a rung).
     public var type: String
+    /// Phase: the stage's description.
+    public var phase: String?
+    /// Progress records: unix seconds.
+    public var time: Double?
+    /// Queue/start: the candidates (a start: the training run's alive members).
+    public var candidates: [String]?
     /// Header: journal format version.
     public var version: Int?
     /// Header: job name.
@@ -57,7 +65,7 @@ public struct JournalRecord: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case type, version, job, source, options, candidate, group, rung, epochs, fidelity, finished, metrics, p50, p95,
-            throughput
+            throughput, phase, time, candidates
         case taskHash = "task_hash"
         case catalogHash = "catalog_hash"
         case settingsHash = "settings_hash"

@@ -89,8 +89,18 @@ public enum SearchEngine {
     /// `storage.resume` continues an interrupted run.
     public static func run(
         task: TaskData, settings: SearchSettings, storage: RunStorage?,
-        events: @escaping @Sendable (SearchEvent) -> Void = { _ in }
+        events announce: @escaping @Sendable (SearchEvent) -> Void = { _ in }
     ) async throws -> SearchOutcome {
+        // Phases also go to the journal, for a live view of the run (`retort ui`).
+        let events: @Sendable (SearchEvent) -> Void = { event in
+            if case .phase(let name) = event, let storage {
+                var record = JournalRecord(type: "phase")
+                record.phase = name
+                record.time = Date().timeIntervalSince1970
+                try? storage.journal.append(record, sync: false)
+            }
+            announce(event)
+        }
         // The learned strategy adds predictions for the candidates it invents.
         var settings = settings
         let start = DispatchTime.now().uptimeNanoseconds
@@ -354,6 +364,14 @@ public enum SearchEngine {
                         evaluator: validationEvaluator, teacherValidation: teacherValidation, metric: metric,
                         reported: reported, seed: settings.seed, resamples: settings.suite.resamples))
             }
+            if let storage, !work.isEmpty {
+                var queue = JournalRecord(type: "queue")
+                queue.rung = rung
+                queue.fidelity = fidelity
+                queue.candidates = work.flatMap { $0.alive.map(\.id) }
+                queue.time = Date().timeIntervalSince1970
+                try? storage.journal.append(queue, sync: false)
+            }
             let totalInRung = work.count + replayed.count
             var finishedInRung = replayed.count
             var outputs = replayed
@@ -364,6 +382,14 @@ public enum SearchEngine {
                     guard next < work.count else { return }
                     let item = work[next]
                     next += 1
+                    if let storage {
+                        var start = JournalRecord(type: "start")
+                        start.rung = rung
+                        start.group = item.group.key
+                        start.candidates = item.alive.map(\.id)
+                        start.time = Date().timeIntervalSince1970
+                        try? storage.journal.append(start, sync: false)
+                    }
                     taskGroup.addTask { try await executor.run(item, task: task) }
                 }
                 for _ in 0..<min(settings.workers, work.count) { submit() }

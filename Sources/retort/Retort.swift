@@ -9,7 +9,7 @@ struct Retort: AsyncParsableCommand {
         subcommands: [
             Search.self, Candidates.self, Frontier.self, Recommend.self, Compare.self, Predict.self, Demo.self,
             Bench.self, History.self, Suggest.self, GatewayCommand.self, Usage.self, Label.self, CaptureCommand.self,
-            Ingest.self, TrialCommand.self, Deploy.self,
+            Ingest.self, TrialCommand.self, Deploy.self, UI.self,
         ]
     )
 }

@@ -390,7 +390,9 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
     }
 
     @Test func dashboardMetricsAndUsage() async throws {
-        try await withGateway(routes: failoverRoute("e500")) { client, gateway, _, _ in
+        // A cooldown longer than any test run, so a slow machine cannot see the breaker half-open already.
+        let breaker = "breaker: {failures: 5, window_s: 600, cooldown_s: 600}"
+        try await withGateway(routes: failoverRoute("e500"), extra: breaker) { client, gateway, _, _ in
             for _ in 0..<3 { _ = try await client.chat(chatBody("teacher")) }
             _ = try await client.chat(chatBody("other"))
             let denied = try await client.execute(

@@ -1,0 +1,153 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import RetortSearch
+import RetortTestSupport
+import Testing
+
+@testable import RetortUI
+
+/// A results folder with one run in progress, written record by record as a search would.
+struct FakeRun {
+    let root: URL
+    let partial: URL
+    let path = "job/20261130-101500.partial"
+
+    init() throws {
+        root = SyntheticTasks.temporaryFolder().appendingPathComponent("results")
+        partial = root.appendingPathComponent(path)
+        try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: partial.appendingPathComponent("journal.jsonl").path, contents: nil)
+    }
+
+    static let start = 1_796_033_700.0
+
+    /// The lines a halving search over three candidates writes, in order.
+    static let lines: [String] = [
+        #"{"job":"job","options":{"strategy":"halving"},"source":"tasks/intents","type":"header","version":1}"#,
+        #"{"phase":"evaluate the teacher","time":1796033700.5,"type":"phase"}"#,
+        #"{"phase":"featurize 300/100/100 rows","time":1796033701,"type":"phase"}"#,
+        #"{"phase":"halving: 3 feasible candidates in 3 training runs, 2 rung(s), 2 worker(s), budget 600 s","time":1796033702,"type":"phase"}"#,
+        #"{"candidates":["a","b","c"],"fidelity":0.333,"rung":0,"time":1796033702.5,"type":"queue"}"#,
+        #"{"candidates":["a"],"group":"a","rung":0,"time":1796033702.6,"type":"start"}"#,
+        #"{"candidates":["b"],"group":"b","rung":0,"time":1796033702.7,"type":"start"}"#,
+        #"{"candidate":"a","finished":false,"metrics":{"accuracy":{"ci95":[0.8,0.9],"value":0.85}},"rung":0,"train_seconds":0.5,"type":"rung"}"#,
+        #"{"candidates":["c"],"group":"c","rung":0,"time":1796033703.2,"type":"start"}"#,
+        #"{"candidate":"b","finished":false,"metrics":{"accuracy":{"ci95":[0.7,0.8],"value":0.75}},"rung":0,"train_seconds":0.6,"type":"rung"}"#,
+        #"{"candidate":"c","finished":false,"metrics":{"accuracy":{"ci95":[0.6,0.7],"value":0.65}},"rung":0,"train_seconds":0.4,"type":"rung"}"#,
+        #"{"candidates":["a"],"fidelity":1,"rung":1,"time":1796033704,"type":"queue"}"#,
+        #"{"candidates":["a"],"group":"a","rung":1,"time":1796033704.1,"type":"start"}"#,
+    ]
+
+    func append(_ lines: ArraySlice<String>) throws {
+        let handle = try FileHandle(forWritingTo: partial.appendingPathComponent("journal.jsonl"))
+        handle.seekToEndOfFile()
+        handle.write(Data(lines.map { $0 + "\n" }.joined().utf8))
+        try handle.close()
+    }
+
+    var entry: RunEntry? { RunIndex.entry(root: root, path: path) }
+}
+
+@Suite struct UITests {
+    @Test("the journal's progress records become stages with times and trial tiles: queued, running, done, pruned")
+    func pipelineStates() throws {
+        let run = try FakeRun()
+        try run.append(FakeRun.lines[0..<7])
+        var pipeline = Pipeline(
+            records: try JournalRecord.read(try #require(run.entry).journal), started: FakeRun.start, ended: nil,
+            report: nil, now: FakeRun.start + 3)
+        #expect(pipeline.rungs.count == 1)
+        #expect(pipeline.rungs[0].trials.map(\.state) == [.running, .running, .queued])
+        #expect(pipeline.stages.map(\.name).prefix(4) == ["load", "featurize", "candidate space", "train: rungs"])
+        #expect(pipeline.stages[1].started == 1_796_033_701 && pipeline.stages[1].ended == 1_796_033_702)
+        #expect(pipeline.stages[3].started == 1_796_033_702.5 && pipeline.stages[3].ended == nil, "training runs")
+        #expect(pipeline.stages[4].started == nil)
+
+        try run.append(FakeRun.lines[7...])
+        pipeline = Pipeline(
+            records: try JournalRecord.read(try #require(run.entry).journal), started: FakeRun.start, ended: nil,
+            report: nil, now: FakeRun.start + 5)
+        #expect(pipeline.rungs.map(\.trials.count) == [3, 1])
+        #expect(pipeline.rungs[0].trials.map(\.state) == [.done, .pruned, .pruned], "b and c did not go on")
+        #expect(pipeline.rungs[0].trials[0].metric == 0.85 && pipeline.rungs[0].trials[0].seconds == 0.5)
+        #expect(pipeline.rungs[1].trials.map(\.state) == [.running])
+        #expect(pipeline.done == 3 && pipeline.queued == 4)
+        let left = try #require(pipeline.remaining(now: FakeRun.start + 5))
+        #expect(abs(left - 2.5 / 3) < 1e-6, "the queued trial at the pace of the finished ones")
+    }
+
+    @Test("routes: the runs list, the run's live page, its pipeline fragment and JSON, 404 for other paths")
+    func routes() async throws {
+        let run = try FakeRun()
+        try run.append(FakeRun.lines[...])
+        let server = UIServer(results: run.root, historyPath: run.root.appendingPathComponent("none.sqlite").path)
+        try await Application(router: server.router()).test(.router) { client in
+            let list = try await client.execute(uri: "/", method: .get)
+            #expect(list.status == .ok)
+            let listHTML = String(buffer: list.body)
+            #expect(listHTML.contains("/run?path=job/20261130-101500.partial"))
+            #expect(
+                listHTML.contains("tasks/intents") == false && listHTML.contains(">intents<"), "task from the header")
+            #expect(listHTML.contains("halving"))
+
+            let page = try await client.execute(uri: "/run?path=\(run.path)", method: .get)
+            let pageHTML = String(buffer: page.body)
+            #expect(pageHTML.contains("data-candidate=\"a\" data-state=\"done\""))
+            #expect(pageHTML.contains("data-candidate=\"b\" data-state=\"pruned\""))
+            #expect(pageHTML.contains("new EventSource('/events?path='"), "the live page listens to the journal")
+            #expect(!pageHTML.contains("http://") && !pageHTML.contains("https://"), "nothing from the network")
+
+            let fragment = try await client.execute(uri: "/run/pipeline?path=\(run.path)", method: .get)
+            #expect(String(buffer: fragment.body).hasPrefix("<p><b>3</b> of 4 queued trials done"))
+
+            let state = try await client.execute(uri: "/api/run?path=\(run.path)", method: .get)
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(buffer: state.body)) as? [String: Any])
+            #expect(object["done"] as? Int == 3 && object["queued"] as? Int == 4)
+            #expect(object["finished"] as? Bool == false)
+
+            for uri in ["/run?path=job/../../etc", "/run?path=nope", "/events?path="] {
+                #expect(try await client.execute(uri: uri, method: .get).status == .notFound, "\(uri)")
+            }
+            let history = try await client.execute(uri: "/history", method: .get)
+            #expect(String(buffer: history.body).contains("The history is empty"))
+            let spend = try await client.execute(uri: "/spend", method: .get)
+            #expect(String(buffer: spend.body).contains("--gateway-config"))
+        }
+    }
+
+    @Test("the event stream sends one event per journal record as the search appends them, then done")
+    func eventStream() async throws {
+        let run = try FakeRun()
+        try run.append(FakeRun.lines[0..<3])
+        let server = UIServer(
+            results: run.root, historyPath: run.root.appendingPathComponent("none.sqlite").path,
+            pollInterval: .milliseconds(20))
+        try await Application(router: server.router()).test(.live) { client in
+            let writer = Task {
+                for line in FakeRun.lines[3...] {
+                    try await Task.sleep(for: .milliseconds(30))
+                    try run.append([line])
+                }
+                // The search finishes: the folder is renamed into place with its report.
+                try await Task.sleep(for: .milliseconds(30))
+                let final = run.root.appendingPathComponent("job/20261130-101500")
+                try FileManager.default.moveItem(at: run.partial, to: final)
+                try Data("{}".utf8).write(to: final.appendingPathComponent("report.json"))
+            }
+            let response = try await client.execute(uri: "/events?path=\(run.path)", method: .get)
+            try await writer.value
+            #expect(response.headers[.contentType] == "text/event-stream")
+            let events = String(buffer: response.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            let records = events.filter { $0.contains("event: record") }
+            #expect(records.count == FakeRun.lines.count, "one event per journal record")
+            for (index, event) in records.enumerated() {
+                #expect(event == "id: \(index + 1)\nevent: record\ndata: \(FakeRun.lines[index])")
+            }
+            let done = try #require(events.last)
+            #expect(done.hasPrefix("event: done\ndata: "))
+            #expect(done.contains("\"path\":\"job/20261130-101500\""))
+        }
+    }
+}
