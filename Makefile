@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check demo-llm report-check lint format clean
+.PHONY: deps models build demo test test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -76,8 +76,16 @@ demo-llm: build
 bench-gateway: build
 	.build/release/retort gateway bench --rates 200,1000 --seconds 10
 
+## `retort ui` in headless Chromium driven by selenium: a live search, the finished run, compare, history (results/ui-check/).
+ui-check: build models
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver)
+	@[ -x .build-bench/venv/bin/python ] || python3 -m venv .build-bench/venv
+	@.build-bench/venv/bin/python -c "import selenium" 2>/dev/null || .build-bench/venv/bin/pip install -q selenium
+	.build-bench/venv/bin/python scripts/ui_check.py .build/release/retort
+
 ## The gateway answering from the bundled example's deployed student vs forwarding to a 300 ms loopback teacher.
 bench-deploy: build
+	@[ -f examples/shop-support/task/train.jsonl ] || .build/release/retort demo --out results/bench-deploy/demo --no-history >/dev/null
 	.build/release/retort search --task examples/shop-support/task --candidates examples/shop-support/candidates.yaml \
 		--seed 5 --max-size 100KB --max-drop 0.005 --no-history --out results/bench-deploy/runs
 	.build/release/retort deploy bench results/bench-deploy/runs/latest --input examples/shop-support/task/test.jsonl \

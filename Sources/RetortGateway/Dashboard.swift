@@ -137,7 +137,7 @@ struct DashboardPage {
         body += "<section><h2>Model mix per team</h2>\(modelMix())</section>"
         body += "<section><h2>Sessions that tripped or ran long</h2>\(sessionTable(sessions))</section>"
         body += "<section><h2>Provider health and failovers</h2>\(healthTable())</section>"
-        body += "<section><h2>Deployed students</h2>\(studentTable())</section>"
+        body += "<section style=\"grid-column:1/-1\"><h2>Deployed students</h2>\(studentTable())</section>"
         body += "</div>"
         return body
     }

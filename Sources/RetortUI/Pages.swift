@@ -43,7 +43,8 @@ enum Pages {
         td:first-child,th:first-child,td.l,th.l{text-align:left}th{background:var(--card);position:sticky;top:0;cursor:pointer}
         tr.frontier td:first-child{font-weight:700}tr.recommended{background:var(--rec)}
         .rec{background:var(--rec);border:1px solid var(--line);padding:8px 12px;border-radius:6px}
-        .plots{display:flex;gap:16px;flex-wrap:wrap}svg{max-width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:4px}
+        .plots{display:flex;gap:16px;flex-wrap:wrap}svg{max-width:100%;height:auto}
+        .plots svg,.figure svg{background:#fff;border:1px solid var(--line);border-radius:4px}
         .stages{display:flex;flex-wrap:wrap;gap:8px;align-items:stretch;list-style:none;padding:0;margin:0}
         .stage{border:1px solid var(--line);border-radius:8px;padding:8px 10px;min-width:120px;background:var(--bg)}
         .stage.running{border-color:var(--running);border-width:2px}.stage.done{border-color:var(--done)}.stage.pending{opacity:.6}
@@ -66,7 +67,9 @@ enum Pages {
         """
 
     /// A whole page.
-    static func page(title: String, current: String, body: String, script: String = "") -> String {
+    static func page(title: String, current: String, body: String, script: String = "", style extra: String = "")
+        -> String
+    {
         let links = [("Runs", "/"), ("Compare", "/compare"), ("History", "/history"), ("Spend", "/spend")]
         let nav = links.map { name, href in
             "<a href=\"\(href)\"\(name == current ? " aria-current=\"page\"" : "")>\(name)</a>"
@@ -74,7 +77,7 @@ enum Pages {
         return """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1"/>
-            <title>\(escape(title)) · Retort</title><style>\(style)\(SpendStyle.css)</style></head>
+            <title>\(escape(title)) · Retort</title><style>\(style)\(extra)</style></head>
             <body><a class="skip" href="#main">Skip to content</a>
             <header><b>Retort</b><nav aria-label="Main">\(nav)</nav></header>
             <main id="main" tabindex="-1">\(body)</main>
@@ -309,7 +312,7 @@ enum Pages {
                 "<text x=\"\(left + 6)\" y=\"\(top + 12 + Double(index) * 13)\" font-size=\"11\" fill=\"\(color)\">\(escape(curve.candidate))</text>"
         }
         svg += "</svg>"
-        html += svg
+        html += "<div class=\"figure\">" + svg + "</div>"
         let recommended = report.recommendation.kind == "cascade" ? report.recommendation : nil
         for curve in curves {
             html += "<h3>\(escape(curve.candidate))</h3><table><thead><tr><th>threshold</th><th>coverage</th>"
@@ -471,7 +474,7 @@ enum Pages {
         }
         svg +=
             "<text x=\"\(width / 2)\" y=\"192\" font-size=\"11\" text-anchor=\"middle\" fill=\"#333\">runs, oldest first: mean |measured − predicted gap|</text></svg>"
-        body += svg
+        body += "<div class=\"figure\">" + svg + "</div>"
         body += "<table class=\"sortable\"><thead><tr><th>created</th><th class=\"l\">task</th><th class=\"l\">run</th>"
         body += "<th>candidates</th><th>mean |error|</th><th>inside ± 2 sd</th></tr></thead><tbody>"
         for point in points {

@@ -138,7 +138,7 @@ public struct UIServer: Sendable {
                     "<section><p>Start the UI with <code>--gateway-config gateway.yaml</code> to see the gateway's spend, "
                 body += "and per route whether a student serves it, its agreement and the savings.</p></section>"
             }
-            return html(Pages.page(title: "Spend", current: "Spend", body: body))
+            return html(Pages.page(title: "Spend", current: "Spend", body: body, style: SpendStyle.css))
         }
         return router
     }

@@ -6,15 +6,20 @@ import Testing
     import FoundationNetworking
 #endif
 
-/// A `retort gateway serve` running in the background for one test.
-final class GatewayProcess: @unchecked Sendable {
+/// A `retort` server (`gateway serve`, `ui`) running in the background for one test.
+final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
 
     /// Starts the gateway on `config` (whose listen port is 0) and waits for its "listening on" line.
-    init(config: String, in folder: URL) throws {
+    convenience init(config: String, in folder: URL) throws {
+        try self.init(arguments: ["gateway", "serve", "--config", config, "--log-level", "warning"], in: folder)
+    }
+
+    /// Starts `retort arguments` (a server on port 0) and waits for the line that names its address.
+    init(arguments: [String], in folder: URL) throws {
         process.executableURL = try RetortBinary.url()
-        process.arguments = ["gateway", "serve", "--config", config, "--log-level", "warning"]
+        process.arguments = arguments
         process.currentDirectoryURL = folder
         let output = Pipe()
         process.standardOutput = output
@@ -39,6 +44,13 @@ final class GatewayProcess: @unchecked Sendable {
     struct GatewayDidNotStart: Error { let output: String }
 
     deinit { if process.isRunning { process.terminate() } }
+
+    /// GETs `path`; returns the status and the body.
+    func get(_ path: String) async throws -> (status: Int, body: String) {
+        let url = try #require(URL(string: "http://127.0.0.1:\(port)\(path)"))
+        let (data, response) = try await URLSession.shared.data(from: url)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
 
     /// POSTs a chat request for `route`; returns the status and the served-model header.
     func chat(route: String, text: String, token: String) async throws -> (status: Int, servedModel: String?) {
@@ -67,10 +79,7 @@ final class GatewayProcess: @unchecked Sendable {
 @Suite struct DeployCommandTests {
     /// A text workspace with a finished search whose recommendation is a student, and a gateway config over it.
     static func workspace() async throws -> (Workspace, URL, String) {
-        let workspace = try Workspace(
-            taskName: "intents", kind: .text, train: SyntheticTasks.textRows(count: 300, seed: 21, idPrefix: "tr"),
-            validation: SyntheticTasks.textRows(count: 120, seed: 22, idPrefix: "va"),
-            test: SyntheticTasks.textRows(count: 120, seed: 23, idPrefix: "te"))
+        let workspace = try Workspace.intents()
         workspace.removeAtExit()
         try workspace.write(Jobs.text(name: "intents", task: "intents"), to: "job.yaml")
         let search = try await workspace.retort("search", "job.yaml")
@@ -101,7 +110,7 @@ final class GatewayProcess: @unchecked Sendable {
     @Test("deploy reaches a running gateway by SIGHUP; status, history and rollback read and write the ledger")
     func deployToRunningGateway() async throws {
         let (workspace, runFolder, token) = try await Self.workspace()
-        let gateway = try GatewayProcess(config: "gateway.yaml", in: workspace.folder)
+        let gateway = try ServerProcess(config: "gateway.yaml", in: workspace.folder)
         let input = "please word1x2 the order word1x0 help"
         #expect(try await gateway.chat(route: "teacher", text: input, token: token).status == 503)
 

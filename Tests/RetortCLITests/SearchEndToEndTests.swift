@@ -226,10 +226,7 @@ struct LearnableRun: Sendable {
 
     @Test("a text task with an inline text catalog recommends a student")
     func textTask() async throws {
-        let workspace = try Workspace(
-            taskName: "intents", kind: .text, train: SyntheticTasks.textRows(count: 300, seed: 21, idPrefix: "tr"),
-            validation: SyntheticTasks.textRows(count: 120, seed: 22, idPrefix: "va"),
-            test: SyntheticTasks.textRows(count: 120, seed: 23, idPrefix: "te"))
+        let workspace = try Workspace.intents()
         try workspace.write(Jobs.text(name: "intents", task: "intents"), to: "job.yaml")
         let result = try await workspace.retort("search", "job.yaml")
         #expect(result.exitCode == 0, "\(result)")

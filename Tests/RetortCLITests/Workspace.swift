@@ -36,6 +36,14 @@ final class Workspace: Sendable {
             test: SyntheticTasks.numericRows(count: 150, learnable: learnable, seed: 13, idPrefix: "te"))
     }
 
+    /// A small keyword text task named `intents` whose teacher is gold (a linear student learns it).
+    static func intents() throws -> Workspace {
+        try Workspace(
+            taskName: "intents", kind: .text, train: SyntheticTasks.textRows(count: 300, seed: 21, idPrefix: "tr"),
+            validation: SyntheticTasks.textRows(count: 120, seed: 22, idPrefix: "va"),
+            test: SyntheticTasks.textRows(count: 120, seed: 23, idPrefix: "te"))
+    }
+
     /// Removes this workspace when the test process exits (for workspaces shared by several tests).
     func removeAtExit() {
         workspacesToRemoveAtExit.add(folder)
