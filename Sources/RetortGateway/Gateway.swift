@@ -26,9 +26,8 @@ struct GatewayFailure: Error {
 
 /// The gateway: authentication, budgets, sessions, routing, ledger, metrics; the HTTP server wraps it.
 public final class Gateway: Sendable {
-    private let state: Mutex<GatewayConfig>
-    /// Deployed students by route (FORMATS.md §8), loaded from the ledger at start and on every reload.
-    private let studentState = Mutex<[String: ServedStudent]>([:])
+    /// The configuration and the deployed students by route (FORMATS.md §8), swapped together on reload.
+    private let state: Mutex<Snapshot>
     /// Reloads under way (`/healthz` answers 503 until they are done).
     let reloadsInFlight = Atomic<Int>(0)
     /// Draws that decide which student answers get a shadow check.
@@ -55,7 +54,7 @@ public final class Gateway: Sendable {
         environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] },
         ledgerBusyTimeout: Double = 2, shadowSeed: UInt64 = UInt64.random(in: 0...UInt64.max)
     ) throws {
-        state = Mutex(config)
+        state = Mutex(Snapshot(config: config, students: [:]))
         shadowDraws = Mutex(SeededGenerator(seed: shadowSeed))
         self.configPath = configPath
         self.logger = logger
@@ -80,7 +79,7 @@ public final class Gateway: Sendable {
             }
         )
         let students = loadStudents(for: config, current: [:])
-        studentState.withLock { $0 = students }
+        state.withLock { $0.students = students }
     }
 
     /// Whether to shadow-check one student answer, at `rate`.
@@ -90,10 +89,21 @@ public final class Gateway: Sendable {
     }
 
     /// The current configuration.
-    public var config: GatewayConfig { state.withLock { $0 } }
+    public var config: GatewayConfig { state.withLock { $0.config } }
+
+    /// What one request runs on: the configuration and the deployed students of one moment.
+    public struct Snapshot: Sendable {
+        /// The configuration.
+        public var config: GatewayConfig
+        /// Deployed students by route.
+        public var students: [String: ServedStudent]
+    }
+
+    /// The configuration and students now (a request takes one and keeps it to the end).
+    public var snapshot: Snapshot { state.withLock { $0 } }
 
     /// The deployed students by route, as the current configuration serves them.
-    public var students: [String: ServedStudent] { studentState.withLock { $0 } }
+    public var students: [String: ServedStudent] { state.withLock { $0.students } }
 
     /// Re-reads the config file and the ledger's deployments; a bad file is refused and the running config stays.
     /// Models load before anything is swapped, so requests never wait on a reload and those in flight finish on the
@@ -115,8 +125,7 @@ public final class Gateway: Sendable {
         reloadsInFlight.add(1, ordering: .relaxed)
         defer { reloadsInFlight.subtract(1, ordering: .relaxed) }
         let students = loadStudents(for: fresh, current: self.students)
-        state.withLock { $0 = fresh }
-        studentState.withLock { $0 = students }
+        state.withLock { $0 = Snapshot(config: fresh, students: students) }
         budgets.reload(fresh)
         sessions.reload(fresh.session)
         breakers.reload(fresh.breaker)

@@ -125,9 +125,9 @@ extension Gateway {
 
     func chatCompletions(_ request: Request) async throws -> Response {
         let started = Date().timeIntervalSince1970
-        // One configuration for the whole request, even if a reload lands while it runs.
-        let config = self.config
-        let students = self.students
+        // One configuration and one set of students for the whole request, even if a reload lands while it runs.
+        let current = snapshot
+        let (config, students) = (current.config, current.students)
         guard let key = authenticate(request, in: config) else { return failure(Gateway.unauthorized) }
         let bodyBuffer = try await request.body.collect(upTo: 32 << 20)
         var row = LedgerRow(
