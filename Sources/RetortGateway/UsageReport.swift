@@ -212,20 +212,40 @@ public struct UsageReport: Sendable {
     ]
 
     /// CSV with a header line.
+    /// With route groups that have a student, the student columns follow (empty for routes without one).
     public var csv: String {
-        var lines = [UsageReport.columns.joined(separator: ",")]
+        let students = groups.contains { $0.student != nil }
+        let studentColumns = [
+            "student_requests", "student_share", "shadow_requests", "agreement", "agreement_ci_low",
+            "agreement_ci_high", "agreement_n", "teacher_usd_saved", "teacher_cost_basis",
+        ]
+        var lines = [(UsageReport.columns + (students ? studentColumns : [])).joined(separator: ",")]
         for group in groups {
             let name =
                 group.group.contains(",") || group.group.contains("\"")
                 ? "\"" + group.group.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : group.group
-            lines.append(
-                [
-                    name, "\(group.requests)", "\(group.inputTokens)", "\(group.cachedInputTokens)",
-                    "\(group.cacheWriteTokens)", "\(group.outputTokens)", "\(group.reasoningTokens)",
-                    String(format: "%.6f", group.costUSD), String(format: "%.1f", group.latencyP50),
-                    String(format: "%.1f", group.latencyP95), "\(group.failovers)", "\(group.errors)",
-                ].joined(separator: ",")
-            )
+            var cells = [
+                name, "\(group.requests)", "\(group.inputTokens)", "\(group.cachedInputTokens)",
+                "\(group.cacheWriteTokens)", "\(group.outputTokens)", "\(group.reasoningTokens)",
+                String(format: "%.6f", group.costUSD), String(format: "%.1f", group.latencyP50),
+                String(format: "%.1f", group.latencyP95), "\(group.failovers)", "\(group.errors)",
+            ]
+            if students {
+                if let figures = group.student {
+                    let (low, high) = figures.agreement.interval
+                    let agreement = figures.agreement.count > 0
+                    cells += [
+                        "\(figures.studentRequests)", String(format: "%.4f", figures.studentShare),
+                        "\(figures.shadowRequests)", agreement ? String(format: "%.4f", figures.agreement.value) : "",
+                        agreement ? String(format: "%.4f", low) : "", agreement ? String(format: "%.4f", high) : "",
+                        "\(figures.agreement.count)", String(format: "%.6f", figures.teacherUSDSaved),
+                        figures.teacherCostBasis,
+                    ]
+                } else {
+                    cells += Array(repeating: "", count: studentColumns.count)
+                }
+            }
+            lines.append(cells.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -63,7 +63,7 @@ enum Pages {
         .badge.running{border-color:var(--running)}.badge.interrupted{border-color:var(--failed)}
         .two{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(520px,100%),1fr));gap:14px}
         form.inline{display:flex;gap:8px;flex-wrap:wrap;align-items:end}select,button{font:inherit;padding:4px 6px;max-width:100%}
-        @media (max-width:640px){main{padding:10px}td,th{padding:3px 5px}}
+        @media (max-width:640px){main{padding:10px}td,th{padding:3px 5px}.arrow{display:none}.stage{flex:1 1 140px}}
         """
 
     /// A whole page.

@@ -291,6 +291,9 @@ func eventually(seconds: Double = 10, _ condition: () throws -> Bool) async thro
             #expect(figures.studentShare == 1)
             #expect(figures.agreement.count == shadows.count && figures.agreement.value == 1)
             #expect(figures.teacherCostBasis == "shadow")
+            let csv = usage.csv.split(separator: "\n")
+            #expect(csv[0].hasSuffix(",agreement_n,teacher_usd_saved,teacher_cost_basis"))
+            #expect(csv[1].hasPrefix("support,\(requests),") && csv[1].hasSuffix(",shadow"))
             // Teacher answers cost (40 × 10 + 2 × 40) / 1e6 each.
             let teacherCost = 480 / 1e6
             #expect(
