@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 
 /// `retort gateway bench`: the latency the gateway adds over calling the upstream directly, at fixed request rates.
@@ -47,33 +48,21 @@ public struct GatewayBenchmark: Sendable {
 
     /// Runs every rate; returns the rows and the gateway process's peak resident memory in bytes.
     public func run(log: @escaping @Sendable (String) -> Void) async throws -> (rows: [Row], peakBytes: Int) {
-        let providerPort = try await startProvider()
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let folder = URL(fileURLWithPath: self.folder).standardizedFileURL.path
-        let ledger = (folder as NSString).appendingPathComponent("bench-ledger.sqlite")
-        try? FileManager.default.removeItem(atPath: ledger)
-        let token = "rk-bench"
-        let config = """
-            listen: 127.0.0.1:0
-            ledger: \(ledger)
-            keys:
-              - {sha256: \(Gateway.hash(token: token)), user: bench, team: bench}
-            providers:
-              loopback: {kind: openai, base_url: "http://127.0.0.1:\(providerPort)/v1"}
-            routes:
-              teacher:
-                deployments:
-                  - {provider: loopback, model: ok, price: {input_per_mtok: 1, output_per_mtok: 2}}
-            """
-        let configPath = (folder as NSString).appendingPathComponent("bench-gateway.yaml")
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let (process, gatewayPort) = try await startGateway(configPath: configPath)
+        let (providerPort, provider) = try await GatewayBenchmark.startProvider()
+        defer { provider.cancel() }
+        let bench = try GatewayBenchmark.writeConfig(
+            folder: folder, name: "bench-gateway.yaml", providerPort: providerPort,
+            routes: """
+                  teacher:
+                    deployments:
+                      - {provider: loopback, model: ok, price: {input_per_mtok: 1, output_per_mtok: 2}}
+                """)
+        let (ledger, token) = (bench.ledgerPath, bench.token)
+        let (process, gatewayPort) = try await GatewayBenchmark.startGateway(
+            executable: executable, configPath: bench.configPath)
         defer { process.terminate() }
 
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
-        configuration.decompression = .disabled
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = GatewayBenchmark.client()
         let body = ByteBuffer(
             data: JSON(
                 dictionaryLiteral: ("model", "teacher"),
@@ -118,16 +107,57 @@ public struct GatewayBenchmark: Sendable {
         return (rows, peak)
     }
 
-    func startProvider() async throws -> Int {
+    /// Starts a loopback provider in this process whose intent* models answer after `latency`; returns its port and
+    /// the task to cancel when done.
+    static func startProvider(latency: Duration = .zero, logLevel: Logger.Level = .info) async throws -> (
+        Int, Task<Void, any Error>
+    ) {
         let (stream, continuation) = AsyncStream<Int>.makeStream()
-        Task {
-            try await LoopbackProvider.serve(host: "127.0.0.1", port: 0) { port in continuation.yield(port) }
+        let task = Task {
+            try await LoopbackProvider.serve(host: "127.0.0.1", port: 0, intentLatency: latency, logLevel: logLevel) {
+                continuation.yield($0)
+            }
         }
-        for await port in stream { return port }
+        for await port in stream { return (port, task) }
+        task.cancel()
         throw WireError("the loopback provider did not start")
     }
 
-    func startGateway(configPath: String) async throws -> (Process, Int) {
+    /// Writes a benchmark gateway config named `name` into `folder`: a fresh ledger beside it, one key, the loopback
+    /// provider on `providerPort`, and `routes` (YAML under `routes:`).
+    static func writeConfig(folder: String, name: String, providerPort: Int, routes: String) throws -> (
+        configPath: String, ledgerPath: String, token: String
+    ) {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let folder = URL(fileURLWithPath: folder).standardizedFileURL.path
+        let ledgerPath = (folder as NSString).appendingPathComponent("bench-ledger.sqlite")
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ledgerPath + suffix) }
+        let token = "rk-bench"
+        let config = """
+            listen: 127.0.0.1:0
+            ledger: \(ledgerPath)
+            keys:
+              - {sha256: \(Gateway.hash(token: token)), user: bench, team: bench}
+            providers:
+              loopback: {kind: openai, base_url: "http://127.0.0.1:\(providerPort)/v1"}
+            routes:
+            \(routes)
+            """
+        let configPath = (folder as NSString).appendingPathComponent(name)
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        return (configPath, ledgerPath, token)
+    }
+
+    /// An HTTP client for load generation (512 connections per host, no decompression).
+    static func client() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Starts `executable gateway serve --config configPath`; returns the process and the port it listens on.
+    static func startGateway(executable: String, configPath: String) async throws -> (Process, Int) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["gateway", "serve", "--config", configPath, "--log-level", "error"]

@@ -61,54 +61,32 @@ public struct StudentBenchmark: Sendable {
 
     /// Runs every concurrency on both routes; returns the rows and the gateway's peak resident memory in bytes.
     public func run(log: @escaping @Sendable (String) -> Void) async throws -> (rows: [Row], peakBytes: Int) {
-        let latency = teacherLatency
-        let (stream, continuation) = AsyncStream<Int>.makeStream()
-        let provider = Task {
-            try await LoopbackProvider.serve(host: "127.0.0.1", port: 0, intentLatency: latency, logLevel: .critical) {
-                continuation.yield($0)
-            }
-        }
+        let (providerPort, provider) = try await GatewayBenchmark.startProvider(
+            latency: teacherLatency, logLevel: .critical)
         defer { provider.cancel() }
-        var providerPort = 0
-        for await port in stream {
-            providerPort = port
-            break
-        }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let folder = URL(fileURLWithPath: self.folder).standardizedFileURL.path
-        let ledgerPath = (folder as NSString).appendingPathComponent("bench-ledger.sqlite")
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ledgerPath + suffix) }
-        let token = "rk-bench"
-        let config = """
-            listen: 127.0.0.1:0
-            ledger: \(ledgerPath)
-            keys:
-              - {sha256: \(Gateway.hash(token: token)), user: bench, team: bench}
-            providers:
-              loopback: {kind: openai, base_url: "http://127.0.0.1:\(providerPort)/v1"}
-            routes:
-              student:
-                deployments:
-                  - {provider: loopback, model: intent-teacher, timeout_s: 30, price: {input_per_mtok: 15, output_per_mtok: 75}}
-              teacher:
-                deployments:
-                  - {provider: loopback, model: intent-teacher, timeout_s: 30, price: {input_per_mtok: 15, output_per_mtok: 75}}
-            """
-        let configPath = (folder as NSString).appendingPathComponent("bench-student-gateway.yaml")
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        var record = deployment
+        let deployment =
+            "{provider: loopback, model: intent-teacher, timeout_s: 30, price: {input_per_mtok: 15, output_per_mtok: 75}}"
+        let bench = try GatewayBenchmark.writeConfig(
+            folder: folder, name: "bench-student-gateway.yaml", providerPort: providerPort,
+            routes: """
+                  student:
+                    deployments:
+                      - \(deployment)
+                  teacher:
+                    deployments:
+                      - \(deployment)
+                """)
+        let token = bench.token
+        var record = self.deployment
         record.route = "student"
         record.threshold = 0
         record.shadow = 0
-        _ = try Ledger(path: ledgerPath).deploy(record)
-        let gatewayBench = GatewayBenchmark(executable: executable, rates: [], seconds: seconds, folder: folder)
-        let (process, gatewayPort) = try await gatewayBench.startGateway(configPath: configPath)
+        _ = try Ledger(path: bench.ledgerPath).deploy(record)
+        let (process, gatewayPort) = try await GatewayBenchmark.startGateway(
+            executable: executable, configPath: bench.configPath)
         defer { process.terminate() }
 
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
-        configuration.decompression = .disabled
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = GatewayBenchmark.client()
         let bodies = ["student", "teacher"].map { route in
             inputs.map { input in
                 ByteBuffer(
