@@ -255,7 +255,7 @@ extension Gateway {
                         reservation: reservation, input: input, stream: stream, wantsUsage: wantsUsage,
                         started: started)
                 }
-                studentCost = prediction.seconds * student.record.usdPerVCPUSecond
+                studentCost = student.cost(of: prediction)
             } catch {
                 logger.debug(
                     "student cannot read this input; the teacher answers",

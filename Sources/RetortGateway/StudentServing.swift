@@ -82,6 +82,9 @@ public final class ServedStudent: Sendable {
         }
     }
 
+    /// What `prediction` cost to serve: its measured time at the run's vCPU price (the serving cost model).
+    func cost(of prediction: Prediction) -> Double { prediction.seconds * record.usdPerVCPUSecond }
+
     /// The window's tally now.
     public var agreement: ShadowAgreement { outcomes.withLock { ShadowAgreement(outcomes: $0) } }
 
@@ -202,7 +205,7 @@ extension Gateway {
                     metadata: ["route": "\(record.route)", "student": "\(record.student)", "error": "\(error)"])
             }
         }
-        for (route, student) in current where loaded[route]?.record.id != student.record.id && loaded[route] == nil {
+        for (route, student) in current where loaded[route] == nil {
             logger.info(
                 "student no longer serving; the route is on the teacher",
                 metadata: ["route": "\(route)", "student": "\(student.record.student)"])
@@ -217,7 +220,7 @@ extension Gateway {
         stream: Bool, wantsUsage: Bool, started: Double
     ) -> Response {
         var row = row
-        let cost = prediction.seconds * student.record.usdPerVCPUSecond
+        let cost = student.cost(of: prediction)
         budgets.settle(reservation, usd: cost, tokens: 0)
         sessions.settle(session: row.session, usd: cost, tokens: 0)
         row.deployment = student.record.student

@@ -164,7 +164,7 @@ enum Pages {
 
     // MARK: - Pipeline
 
-    static func pipelineView(_ pipeline: Pipeline, entry: RunEntry, now: Double) -> String {
+    static func pipelineView(_ pipeline: Pipeline, now: Double) -> String {
         var html = ""
         if pipeline.queued > 0 || !pipeline.finished {
             let share = pipeline.queued == 0 ? 0 : Double(pipeline.done) / Double(pipeline.queued)
@@ -259,7 +259,7 @@ enum Pages {
             body +=
                 "Resume an interrupted run with <code>retort search --resume \(escape(entry.folder.path))</code>.</p>"
             body += "<section aria-live=\"polite\"><h2>Pipeline</h2><div id=\"pipeline\">"
-            body += pipelineView(pipeline, entry: entry, now: now) + "</div></section>"
+            body += pipelineView(pipeline, now: now) + "</div></section>"
             return body
         }
         body += "<p class=\"meta\"><a href=\"/compare?a=\(query(entry.path))\">Compare with another run</a> · "
@@ -267,7 +267,7 @@ enum Pages {
         body += HTMLReport.content(report).replacingOccurrences(of: "<table>", with: "<table class=\"sortable\">")
         body += cascadeSection(report)
         body += expectedVersusFound(report)
-        body += "<section><h2>Pipeline</h2>" + pipelineView(pipeline, entry: entry, now: now) + "</section>"
+        body += "<section><h2>Pipeline</h2>" + pipelineView(pipeline, now: now) + "</section>"
         return body
     }
 

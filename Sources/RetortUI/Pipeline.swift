@@ -61,7 +61,7 @@ public struct Pipeline: Sendable {
 
     /// The pipeline from journal `records`; `started` is the run's start (its id's time), `ended` when it finished.
     public init(
-        records: [JournalRecord], started: Double?, ended: Double?, report: RunReport?, now: Double
+        records: [JournalRecord], started: Double?, ended: Double?, report: RunReport?
     ) {
         metric = report?.primaryMetric ?? "accuracy"
         finished = report != nil
@@ -142,7 +142,6 @@ public struct Pipeline: Sendable {
         }
         if !finished, let last = stages.lastIndex(where: { $0.started != nil }) { stages[last].ended = nil }
         self.stages = stages
-        _ = now
     }
 
     /// Seconds since the first stage began, up to `now` (or the end).

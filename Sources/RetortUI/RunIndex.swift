@@ -57,7 +57,7 @@ public enum RunIndex {
                     entries.append(
                         RunEntry(
                             path: relative, folder: child, job: folder.lastPathComponent,
-                            runId: partial ? String(name.dropLast(".partial".count)) : name, finished: finished,
+                            runId: finalPath(of: name), finished: finished,
                             modified: modified))
                 } else {
                     visit(child, level: level + 1)
@@ -73,13 +73,14 @@ public enum RunIndex {
         guard !path.isEmpty, !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
             return nil
         }
-        return scan(root: root).first { $0.path == path }
-            ?? {
-                // A run that finished since the link was made: JOB/RUN-ID.partial became JOB/RUN-ID.
-                guard path.hasSuffix(".partial") else { return nil }
-                let final = String(path.dropLast(".partial".count))
-                return scan(root: root).first { $0.path == final }
-            }()
+        let entries = scan(root: root)
+        // A run that finished since the link was made: JOB/RUN-ID.partial became JOB/RUN-ID.
+        return entries.first { $0.path == path } ?? entries.first { $0.path == finalPath(of: path) }
+    }
+
+    /// Where a run folder ends up when it finishes: `JOB/RUN-ID.partial` → `JOB/RUN-ID` (a finished one stays).
+    public static func finalPath(of path: String) -> String {
+        path.hasSuffix(".partial") ? String(path.dropLast(".partial".count)) : path
     }
 
     static func date(fromRunId runId: String) -> Date? {

@@ -57,7 +57,7 @@ public struct UIServer: Sendable {
         router.get("/run/pipeline") { request, _ in
             guard let entry = entry(request) else { return notFound("no such run") }
             let (_, pipeline) = load(entry)
-            return html(Pages.pipelineView(pipeline, entry: entry, now: Date().timeIntervalSince1970))
+            return html(Pages.pipelineView(pipeline, now: Date().timeIntervalSince1970))
         }
         router.get("/events") { request, _ in
             guard let entry = entry(request) else { return notFound("no such run") }
@@ -172,8 +172,7 @@ public struct UIServer: Sendable {
                 .contentModificationDateKey
             ]))?.contentModificationDate?.timeIntervalSince1970
         let pipeline = Pipeline(
-            records: records, started: entry.started?.timeIntervalSince1970, ended: ended, report: report,
-            now: Date().timeIntervalSince1970)
+            records: records, started: entry.started?.timeIntervalSince1970, ended: ended, report: report)
         return (report, pipeline)
     }
 
@@ -192,6 +191,8 @@ public struct UIServer: Sendable {
             var pending = Data()
             var line = 0
             var quiet = Duration.zero
+            let finalPath = RunIndex.finalPath(of: entry.path)
+            let final = root.appendingPathComponent(finalPath)
             while true {
                 let chunk = handle.readDataToEndOfFile()
                 if !chunk.isEmpty {
@@ -209,9 +210,6 @@ public struct UIServer: Sendable {
                     }
                 }
                 // Done when the run folder is in place with its report (a partial folder is renamed when it finishes).
-                let finalPath =
-                    entry.path.hasSuffix(".partial") ? String(entry.path.dropLast(".partial".count)) : entry.path
-                let final = root.appendingPathComponent(finalPath)
                 if FileManager.default.fileExists(atPath: final.appendingPathComponent("report.json").path),
                     !FileManager.default.fileExists(atPath: root.appendingPathComponent(entry.path).path)
                         || entry.path == finalPath

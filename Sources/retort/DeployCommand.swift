@@ -146,17 +146,9 @@ struct Deploy: AsyncParsableCommand {
                 if let route, records.isEmpty {
                     throw DataError(.usage, "nothing was ever deployed on route \"\(route)\"", file: config)
                 }
-                let objects = try records.map {
-                    $0.statusJSON(agreement: try ledger.shadowAgreement(deployment: $0.id))
-                }
-                if output.json {
-                    print((route != nil ? objects[0] : JSON.array(objects)).text)
-                    return
-                }
-                if records.isEmpty { print("nothing deployed yet; `retort deploy RUN_DIR --config ... --route NAME`") }
-                for (record, object) in zip(records, objects) {
-                    print(DeployCheck.summary(record, object))
-                }
+                try DeployCheck.show(
+                    records, ledger: ledger, json: output.json, single: route != nil,
+                    empty: "nothing deployed yet; `retort deploy RUN_DIR --config ... --route NAME`")
             }
         }
     }
@@ -170,14 +162,13 @@ struct Deploy: AsyncParsableCommand {
 
         func run() async throws {
             try await ErrorReporting.run {
-                let loaded = try GatewayConfig.load(config)
                 let ledger = try DeployCheck.ledger(config)
                 guard let serving = try ledger.deployments(route: route).first(where: { $0.state == .serving }) else {
                     throw DataError(.usage, "no student is serving route \"\(route)\"", file: config)
                 }
                 try ledger.rollBack(deployment: serving.id, time: Date().timeIntervalSince1970, reason: reason)
                 print("rolled back \(serving.student) on route \(route); the teacher answers everything")
-                if let pid = GatewayProcess.signalReload(ledgerPath: loaded.ledgerPath) {
+                if let pid = GatewayProcess.signalReload(ledgerPath: ledger.path) {
                     print("the gateway (pid \(pid)) is reloading")
                 }
             }
@@ -262,16 +253,9 @@ struct Deploy: AsyncParsableCommand {
         func run() async throws {
             try await ErrorReporting.run {
                 let ledger = try DeployCheck.ledger(config)
-                let records = try ledger.deployments(route: route)
-                let objects = try records.map {
-                    $0.statusJSON(agreement: try ledger.shadowAgreement(deployment: $0.id))
-                }
-                if output.json {
-                    print(JSON.array(objects).text)
-                    return
-                }
-                if records.isEmpty { print("nothing deployed yet") }
-                for (record, object) in zip(records, objects) { print(DeployCheck.summary(record, object)) }
+                try DeployCheck.show(
+                    try ledger.deployments(route: route), ledger: ledger, json: output.json, single: false,
+                    empty: "nothing deployed yet")
             }
         }
     }
@@ -353,16 +337,27 @@ enum DeployCheck {
         return try Ledger(path: loaded.ledgerPath)
     }
 
+    /// Prints `records` with their shadow agreement: the FORMATS.md §8 JSON (one object when `single`) or a line each.
+    static func show(_ records: [DeploymentRecord], ledger: Ledger, json: Bool, single: Bool, empty: String) throws {
+        let agreements = try records.map { try ledger.shadowAgreement(deployment: $0.id) }
+        if json {
+            let objects = zip(records, agreements).map { $0.statusJSON(agreement: $1) }
+            print((single ? objects[0] : JSON.array(objects)).text)
+            return
+        }
+        if records.isEmpty { print(empty) }
+        for (record, agreement) in zip(records, agreements) { print(summary(record, agreement)) }
+    }
+
     /// One line per deployment.
-    static func summary(_ record: DeploymentRecord, _ object: JSON) -> String {
-        let agreement = object["agreement"]
-        let n = agreement?["n"]?.int ?? 0
+    static func summary(_ record: DeploymentRecord, _ agreement: ShadowAgreement) -> String {
         var text = "\(record.route): \(record.student) \(record.state.rawValue), threshold "
         text += String(
             format: "%.4f, shadow %.0f%%, floor %.3f", record.threshold, record.shadow * 100, record.minAgreement)
-        if n > 0, let value = agreement?["value"]?.double, let ci = agreement?["ci95"]?.array {
+        if agreement.count > 0 {
+            let (low, high) = agreement.interval
             text += String(
-                format: "; shadow agreement %.3f [%.3f, %.3f] over %d", value, ci[0].double ?? 0, ci[1].double ?? 1, n)
+                format: "; shadow agreement %.3f [%.3f, %.3f] over %d", agreement.value, low, high, agreement.count)
         } else {
             text += "; no shadow answers yet"
         }

@@ -108,28 +108,15 @@ struct DeployedGateway {
     let config: GatewayConfig
 
     static func config(teacherPort: Int, ledger: String) throws -> GatewayConfig {
-        let yaml = """
-            listen: 127.0.0.1:0
-            ledger: \(ledger)
-            keys:
-              - sha256: \(Gateway.hash(token: testToken))
-                user: ana
-                team: search
-              - sha256: \(Gateway.hash(token: adminToken))
-                user: root
-                team: ops
-                admin: true
-            providers:
-              teacher: {kind: openai, base_url: "http://127.0.0.1:\(teacherPort)/v1"}
-            routes:
-              support:
-                capture_input: "{{last_user}}"
-                deployments:
-                  - {provider: teacher, model: teacher-model, price: {input_per_mtok: 10, output_per_mtok: 40}}
-            retry: {attempts: 2, backoff_ms: 10, max_backoff_ms: 100}
-            notify: {webhook: "http://127.0.0.1:\(teacherPort)/hook"}
-            """
-        return try GatewayConfig.parse(yaml, file: "gateway.yaml", folder: "/")
+        try gatewayConfig(
+            port: teacherPort, ledger: ledger,
+            routes: """
+                  support:
+                    capture_input: "{{last_user}}"
+                    deployments:
+                      - {provider: fake-openai, model: teacher-model, price: {input_per_mtok: 10, output_per_mtok: 40}}
+                """,
+            extra: "notify: {webhook: \"http://127.0.0.1:\(teacherPort)/hook\"}")
     }
 
     /// Stores a deployment of the keyword student in `ledger`.
@@ -250,7 +237,7 @@ func eventually(seconds: Double = 10, _ condition: () throws -> Bool) async thro
             let studentRows = rows.filter { $0.deployment == deployed.record.student }
             #expect(studentRows.count == sure + 1)
             #expect(studentRows.allSatisfy { $0.costUSD > 0 && $0.costUSD < 1e-6 && $0.attempts == 0 })
-            #expect(rows.filter { $0.deployment == "teacher/teacher-model" }.count == 10)
+            #expect(rows.filter { $0.deployment == "fake-openai/teacher-model" }.count == 10)
             let usage = UsageReport(rows: rows, by: .route, shadows: try deployed.gateway.ledger.shadows())
             let figures = try #require(usage.groups.first?.student)
             #expect(figures.studentRequests == sure + 1)
@@ -369,12 +356,8 @@ func eventually(seconds: Double = 10, _ condition: () throws -> Bool) async thro
     func reloadDropsNothing() async throws {
         try await withDeployedStudent { client, deployed in
             // The test client sends one request at a time; AsyncHTTPClient keeps six in flight.
-            let port = try #require(client.port)
-            var configuration = HTTPClient.Configuration()
-            configuration.connectionPool = .init(
-                idleTimeout: .seconds(10), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            defer { _ = http.shutdown() }
+            let http = ConcurrentClient(port: try #require(client.port), connections: 16)
+            defer { http.shutdown() }
             let tally = LoadTally()
             let perWorker = 25
             var deploys = 0
@@ -383,14 +366,9 @@ func eventually(seconds: Double = 10, _ condition: () throws -> Bool) async thro
                     group.addTask {
                         var generator = SeededGenerator(seed: UInt64(100 + worker))
                         for _ in 0..<perWorker {
-                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
-                            request.method = .POST
-                            request.headers.add(name: "authorization", value: "Bearer \(testToken)")
-                            request.body = .bytes(
+                            let (status, _) = try await http.post(
                                 supportBody(KeywordStudent.text(label: worker % 4, generator: &generator)))
-                            let response = try await http.execute(request, timeout: .seconds(30))
-                            _ = try await response.body.collect(upTo: 1 << 20)
-                            if response.status == .ok {
+                            if status == .ok {
                                 tally.answered.add(1, ordering: .relaxed)
                             } else {
                                 tally.failures.add(1, ordering: .relaxed)

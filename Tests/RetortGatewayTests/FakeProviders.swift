@@ -1,12 +1,40 @@
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOHTTP1
 import RetortData
 import Testing
 
 @testable import RetortGateway
+
+/// A client that keeps up to `connections` requests in flight to the gateway on `port` (the test client sends one at
+/// a time); `post` sends a chat body with the test key and returns the status and the body.
+struct ConcurrentClient: Sendable {
+    let http: HTTPClient
+    let port: Int
+
+    init(port: Int, connections: Int) {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(10), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.port = port
+    }
+
+    func post(_ body: ByteBuffer) async throws -> (status: HTTPResponseStatus, body: ByteBuffer) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
+        request.method = .POST
+        request.headers.add(name: "authorization", value: "Bearer \(testToken)")
+        request.body = .bytes(body)
+        let response = try await http.execute(request, timeout: .seconds(30))
+        return (response.status, try await response.body.collect(upTo: 1 << 20))
+    }
+
+    func shutdown() { _ = http.shutdown() }
+}
 
 /// Runs `body` with a live fake provider; passes its port.
 func withFakeProvider(

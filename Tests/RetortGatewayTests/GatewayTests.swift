@@ -241,23 +241,14 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
         let extra = "teams:\n  search: {budgets: {usd_per_day: 0.4200}}"
         try await withGateway(routes: routes, extra: extra, keyExtra: keyExtra) { client, gateway, _, _ in
             // The test client sends one request at a time; AsyncHTTPClient sends all 100 at once.
-            let port = try #require(client.port)
-            var configuration = HTTPClient.Configuration()
-            configuration.connectionPool = .init(
-                idleTimeout: .seconds(10), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            defer { _ = http.shutdown() }
+            let http = ConcurrentClient(port: try #require(client.port), connections: 128)
+            defer { http.shutdown() }
             let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
                 for _ in 0..<100 {
                     group.addTask {
-                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
-                        request.method = .POST
-                        request.headers.add(name: "authorization", value: "Bearer \(testToken)")
-                        request.body = .bytes(chatBody("teacher", maxTokens: 1000))
-                        let response = try await http.execute(request, timeout: .seconds(30))
-                        let data = try await response.body.collect(upTo: 1 << 20)
+                        let (status, data) = try await http.post(chatBody("teacher", maxTokens: 1000))
                         let code = try? JSON.parse(Data(data.readableBytesView))["error"]?["code"]?.string
-                        return (Int(response.status.code), code)
+                        return (Int(status.code), code)
                     }
                 }
                 var all: [(Int, String?)] = []

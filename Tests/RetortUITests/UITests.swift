@@ -56,7 +56,7 @@ struct FakeRun {
         try run.append(FakeRun.lines[0..<7])
         var pipeline = Pipeline(
             records: try JournalRecord.read(try #require(run.entry).journal), started: FakeRun.start, ended: nil,
-            report: nil, now: FakeRun.start + 3)
+            report: nil)
         #expect(pipeline.rungs.count == 1)
         #expect(pipeline.rungs[0].trials.map(\.state) == [.running, .running, .queued])
         #expect(pipeline.stages.map(\.name).prefix(4) == ["load", "featurize", "candidate space", "train: rungs"])
@@ -67,7 +67,7 @@ struct FakeRun {
         try run.append(FakeRun.lines[7...])
         pipeline = Pipeline(
             records: try JournalRecord.read(try #require(run.entry).journal), started: FakeRun.start, ended: nil,
-            report: nil, now: FakeRun.start + 5)
+            report: nil)
         #expect(pipeline.rungs.map(\.trials.count) == [3, 1])
         #expect(pipeline.rungs[0].trials.map(\.state) == [.done, .pruned, .pruned], "b and c did not go on")
         #expect(pipeline.rungs[0].trials[0].metric == 0.85 && pipeline.rungs[0].trials[0].seconds == 0.5)
