@@ -55,14 +55,13 @@ public enum HTMLReport {
             tr.frontier td:first-child { font-weight: bold; } tr.recommended { background: #fff6d6; }
         """
 
-    /// Click-to-sort for every table header.
-    public static let sortScript = sortScript(selector: "th")
-
-    /// Click (or Enter, or Space) on a header matched by `selector` sorts its table by that column (numbers by value,
-    /// `data-v` when a cell has one); the header says its order in `aria-sort`.
-    public static func sortScript(selector: String) -> String {
+    /// Click-to-sort for the headers of every `sortable` table.
+    ///
+    /// Click (or Enter, or Space) on a header sorts its table by that column (numbers by value, `data-v` when a cell
+    /// has one); the header says its order in `aria-sort`.
+    public static let sortScript =
         """
-        document.querySelectorAll('\(selector)').forEach(function (th) {
+        document.querySelectorAll('table.sortable th').forEach(function (th) {
           th.tabIndex = 0;
           function sort() {
             var tbody = th.closest('table').tBodies[0];
@@ -87,7 +86,6 @@ public enum HTMLReport {
         });
 
         """
-    }
 
     static func document(title: String, body: String) -> String {
         """
@@ -280,7 +278,7 @@ public enum HTMLReport {
                 + "the two <em>predicted</em> columns are predictions, not measurements. Candidates it did not train "
                 + "have no measured figures.</p>\n"
         }
-        html += "<table>\n<thead><tr>"
+        html += "<table class=\"sortable\">\n<thead><tr>"
         var headers = [
             "candidate", "status", "fidelity", "val \(metric)", "CI low", "CI high", "test \(metric)", "p50 ms",
             "size bytes", "FLOPs", "$ per 1M",

@@ -81,14 +81,11 @@ enum Pages {
             <body><a class="skip" href="#main">Skip to content</a>
             <header><b>Retort</b><nav aria-label="Main">\(nav)</nav></header>
             <main id="main" tabindex="-1">\(body)</main>
-            <script>\(sortScript)\(script)</script>
+            <script>\(HTMLReport.sortScript)\(script)</script>
             </body></html>
 
             """
     }
-
-    /// Click (or Enter) on a header of a sortable table sorts it.
-    static let sortScript = HTMLReport.sortScript(selector: "table.sortable th")
 
     // MARK: - Runs
 
@@ -264,7 +261,7 @@ enum Pages {
         }
         body += "<p class=\"meta\"><a href=\"/compare?a=\(query(entry.path))\">Compare with another run</a> · "
         body += "folder <code>\(escape(entry.folder.path))</code></p>"
-        body += HTMLReport.content(report).replacingOccurrences(of: "<table>", with: "<table class=\"sortable\">")
+        body += HTMLReport.content(report)
         body += cascadeSection(report)
         body += expectedVersusFound(report)
         body += "<section><h2>Pipeline</h2>" + pipelineView(pipeline, now: now) + "</section>"
