@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=${1:-../shared/bench}
 out=${2:-results/bench}
-[ -d "$bench" ] || { echo "no benchmark folder $bench" >&2; exit 66; }
+[ -d "$bench" ] || { echo "bench: error: no benchmark folder $bench (the bench tasks live in ../shared/bench; pass another folder as the first argument)" >&2; exit 66; }
+[ -x .build/release/retort ] || { echo "bench: error: .build/release/retort is missing; run \`make build\` first" >&2; exit 66; }
 mkdir -p "$out"
 for task in "$bench"/*/; do
     name=$(basename "$task")

@@ -16,8 +16,11 @@ import re
 import subprocess
 import sys
 
-bench = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench"
+import scriptkit
+
+bench = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared/bench")
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-encoders"
+scriptkit.require_binary(".build/release/retort")
 os.makedirs(out, exist_ok=True)
 catalog = os.path.join(out, "encoders.yaml")
 with open(catalog, "w") as f:

@@ -14,8 +14,11 @@ import re
 import subprocess
 import sys
 
-bench = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench"
+import scriptkit
+
+bench = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared/bench")
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-families"
+scriptkit.require_binary(".build/release/retort")
 peers_text = open(os.path.join(bench, "peers.md")).read() if os.path.exists(os.path.join(bench, "peers.md")) else ""
 
 

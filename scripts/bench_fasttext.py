@@ -26,16 +26,14 @@ import subprocess
 import sys
 import time
 
-task = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench/ha-intents-en"
+import scriptkit
+
+task = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared/bench/ha-intents-en")
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-fasttext"
 seeds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+scriptkit.require_binary(".build/release/retort")
 venv = ".build-bench/venv"
-if not os.path.exists(f"{venv}/bin/python"):
-    subprocess.check_call([sys.executable, "-m", "venv", venv])
-    subprocess.check_call([f"{venv}/bin/pip", "install", "-q", "fasttext-wheel", "numpy<2"])
-if os.environ.get("RETORT_IN_VENV") != "1":
-    os.environ["RETORT_IN_VENV"] = "1"
-    os.execv(f"{venv}/bin/python", [f"{venv}/bin/python"] + sys.argv)
+scriptkit.reexec_in(scriptkit.ensure_venv(venv, "fasttext", ["fasttext-wheel", "numpy<2"]))
 
 import fasttext  # noqa: E402
 from benchdata import rows as task_rows, teacher_label  # noqa: E402

@@ -13,16 +13,13 @@ import subprocess
 import sys
 import time
 
-bench = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench"
+import scriptkit
+
+bench = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared/bench")
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-gbdt"
+scriptkit.require_binary(".build/release/retort")
 venv = ".build-bench/venv"
-if not os.path.exists(f"{venv}/bin/python"):
-    subprocess.check_call([sys.executable, "-m", "venv", venv])
-if subprocess.call([f"{venv}/bin/python", "-c", "import sklearn"], stderr=subprocess.DEVNULL) != 0:
-    subprocess.check_call([f"{venv}/bin/pip", "install", "-q", "scikit-learn", "numpy<2"])
-if os.environ.get("RETORT_IN_VENV") != "1":
-    os.environ["RETORT_IN_VENV"] = "1"
-    os.execv(f"{venv}/bin/python", [f"{venv}/bin/python"] + sys.argv)
+scriptkit.reexec_in(scriptkit.ensure_venv(venv, "sklearn", ["scikit-learn", "numpy<2"]))
 
 import numpy as np  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402

@@ -23,9 +23,11 @@ import subprocess
 import sys
 import time
 
-bench = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench"
+import scriptkit
+
+bench = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared/bench")
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-learning"
-retort = ".build/release/retort"
+retort = scriptkit.require_binary(".build/release/retort")
 learned_flags = os.environ.get("LEARNED_FLAGS", "").split()  # e.g. LEARNED_FLAGS="--confidence-z 1"
 os.makedirs(out, exist_ok=True)
 

@@ -20,20 +20,16 @@ import subprocess
 import sys
 import time
 
-bench = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench"
+import scriptkit
+
+bench = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared/bench")
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-peers"
 epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 30
 venv = ".build-bench/venv"
+scriptkit.require_binary(".build/release/retort")
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RETORT_BLAS_THREADS"):
     os.environ[variable] = "1"
-if not os.path.exists(f"{venv}/bin/python"):
-    subprocess.check_call([sys.executable, "-m", "venv", venv])
-missing = subprocess.call([f"{venv}/bin/python", "-c", "import sklearn, fasttext"], stderr=subprocess.DEVNULL)
-if missing != 0:
-    subprocess.check_call([f"{venv}/bin/pip", "install", "-q", "scikit-learn", "fasttext-wheel", "numpy<2"])
-if os.environ.get("RETORT_IN_VENV") != "1":
-    os.environ["RETORT_IN_VENV"] = "1"
-    os.execv(f"{venv}/bin/python", [f"{venv}/bin/python"] + sys.argv)
+scriptkit.reexec_in(scriptkit.ensure_venv(venv, "sklearn, fasttext", ["scikit-learn", "fasttext-wheel", "numpy<2"]))
 
 import warnings  # noqa: E402
 

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import scriptkit
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(ROOT, "scripts", "ray_cluster.sh")
 ADDRESS = "127.0.0.1:6379"
@@ -51,9 +53,12 @@ def answers(frontier):
 
 
 def main():
-    binary = os.path.abspath(sys.argv[1])
+    if len(sys.argv) < 3:
+        scriptkit.fail("usage: scripts/bench_ray.py RETORT_BIN OUT_DIR [BENCH_DIR] [ROUNDS] [--tables-only]")
+    binary = scriptkit.require_binary(sys.argv[1])
     out = os.path.abspath(sys.argv[2])
-    bench = os.path.abspath(sys.argv[3] if len(sys.argv) > 3 else os.path.join(ROOT, "..", "shared", "bench"))
+    bench = os.path.abspath(scriptkit.require_bench(sys.argv[3] if len(sys.argv) > 3 and not sys.argv[3].startswith("--")
+                                                    else os.path.join(ROOT, "..", "shared", "bench")))
     rounds = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4].isdigit() else 2
     os.makedirs(out, exist_ok=True)
     ray = ["--executor", "ray", "--ray-address", ADDRESS, "--ray-retort-bin", binary]

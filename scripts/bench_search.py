@@ -15,10 +15,13 @@ import subprocess
 import sys
 import time
 
-bench = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench"
+import scriptkit
+
+bench = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared/bench")
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-search"
-catalog = sys.argv[3] if len(sys.argv) > 3 else "candidates/large.yaml"
-retort = ".build/release/retort"
+catalog = scriptkit.require_file(sys.argv[3] if len(sys.argv) > 3 else "candidates/large.yaml",
+                                 "pass a candidate catalog (candidates/*.yaml) as the third argument")
+retort = scriptkit.require_binary(".build/release/retort")
 
 
 def run(task, strategy):

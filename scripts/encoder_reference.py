@@ -9,16 +9,14 @@ import os
 import subprocess
 import sys
 
+import scriptkit
+
 model = sys.argv[1] if len(sys.argv) > 1 else ".build-models/all-MiniLM-L6-v2"
 out = sys.argv[2] if len(sys.argv) > 2 else "Tests/Fixtures/minilm-reference.json"
+if not os.path.isdir(model):
+    scriptkit.fail(f"no encoder folder {model}; run `make models` first (or pass a Hugging Face folder)")
 venv = ".build-bench/venv"
-if not os.path.exists(f"{venv}/bin/python"):
-    subprocess.check_call([sys.executable, "-m", "venv", venv])
-if subprocess.call([f"{venv}/bin/python", "-c", "import numpy, safetensors, tokenizers"], stderr=subprocess.DEVNULL):
-    subprocess.check_call([f"{venv}/bin/pip", "install", "-q", "numpy<2", "safetensors", "tokenizers"])
-if os.environ.get("RETORT_IN_VENV") != "1":
-    os.environ["RETORT_IN_VENV"] = "1"
-    os.execv(f"{venv}/bin/python", [f"{venv}/bin/python"] + sys.argv)
+scriptkit.reexec_in(scriptkit.ensure_venv(venv, "numpy, safetensors, tokenizers", ["numpy<2", "safetensors", "tokenizers"]))
 
 import math  # noqa: E402
 

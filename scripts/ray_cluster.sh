@@ -15,8 +15,11 @@ export RAY_USAGE_STATS_ENABLED=0
 install() {
     if ! "$VENV/bin/python" -c "import ray, sys; sys.exit(ray.__version__ != '$RAY_VERSION')" 2>/dev/null; then
         echo "installing ray==$RAY_VERSION into $VENV"
-        python3 -m venv "$VENV"
-        "$VENV/bin/pip" install -q "ray==$RAY_VERSION"
+        python3 -m venv "$VENV" || { echo "ray_cluster: error: could not make the venv $VENV; install python3-venv (apt-get install python3-venv) and run again" >&2; exit 1; }
+        "$VENV/bin/pip" install -q "ray==$RAY_VERSION" 2>"$VENV.pip.log" || {
+            echo "ray_cluster: error: pip could not install ray==$RAY_VERSION ($(grep -v '^\s*$' "$VENV.pip.log" | tail -1)); this needs the network (or PIP_INDEX_URL), see $VENV.pip.log" >&2
+            exit 1
+        }
     fi
 }
 
@@ -38,10 +41,15 @@ add_worker() {
     local before
     before=$(pgrep -f "ray/_private/log_monitor.py" | sort || true)
     "$RAY" start --address="127.0.0.1:$HEAD_PORT" --node-ip-address=127.0.0.2 --num-cpus=1 --object-store-memory=2000000000 \
-        --node-manager-port="$WORKER_NODE_MANAGER_PORT" --disable-usage-stats >/dev/null
+        --node-manager-port="$WORKER_NODE_MANAGER_PORT" --disable-usage-stats >/dev/null || start_failed worker
     if [ -n "$saved" ]; then printf '%s' "$saved" >"$recorded"; fi
     # The worker node's own daemons outside its raylet (its log monitor), so kill-worker can take the whole node.
     comm -13 <(echo "$before") <(pgrep -f "ray/_private/log_monitor.py" | sort) >"$WORKER_PIDS"
+}
+
+start_failed() {
+    echo "ray_cluster: error: \`ray start\` for the $1 node failed (its output is above); a port in use? RETORT_RAY_PORT and RETORT_RAY_WORKER_PORT pick others, \`make ray-down\` stops a cluster left running" >&2
+    exit 1
 }
 
 wait_nodes() {
@@ -60,7 +68,7 @@ up)
         echo "a Ray head is already listening on 127.0.0.1:$HEAD_PORT"
     else
         "$RAY" start --head --node-ip-address=127.0.0.1 --port="$HEAD_PORT" --num-cpus=1 --object-store-memory=2000000000 \
-            --include-dashboard=false --disable-usage-stats >/dev/null
+            --include-dashboard=false --disable-usage-stats >/dev/null || start_failed head
     fi
     if [ "$(alive_nodes)" -lt 2 ]; then add_worker; fi
     wait_nodes 2
@@ -83,7 +91,7 @@ head-only)
     "$0" down >/dev/null
     install
     "$RAY" start --head --node-ip-address=127.0.0.1 --port="$HEAD_PORT" --num-cpus=1 --object-store-memory=2000000000 \
-        --include-dashboard=false --disable-usage-stats >/dev/null
+        --include-dashboard=false --disable-usage-stats >/dev/null || start_failed head
     wait_nodes 1
     ;;
 kill-worker)

@@ -5,11 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${1:-results/shop-support/latest}
 out=${2:-results/report-check.png}
-[ -f "$run/report.html" ] || { echo "no $run/report.html; run make demo first or pass a run folder" >&2; exit 66; }
+[ -f "$run/report.html" ] || { echo "report-check: error: no $run/report.html; run make demo first or pass a run folder" >&2; exit 66; }
 if ! command -v chromium >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+    echo "installing chromium with apt-get" >&2
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+        || { echo "report-check: error: could not install chromium with apt-get (no network or no root?); install it and run again" >&2; exit 1; }
 fi
 mkdir -p "$(dirname "$out")"
+rm -f "$out"
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,800 \
-    --screenshot="$(realpath -m "$out")" "file://$(realpath "$run")/report.html" 2>/dev/null
+    --screenshot="$(realpath -m "$out")" "file://$(realpath "$run")/report.html" 2>/dev/null \
+    || { echo "report-check: error: chromium could not render $run/report.html" >&2; exit 1; }
+[ -s "$out" ] || { echo "report-check: error: chromium wrote no $out" >&2; exit 1; }
 echo "wrote $out"

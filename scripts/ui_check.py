@@ -180,4 +180,12 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import scriptkit  # expected failures end in one line, not a traceback (scripts/scriptkit.py)
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        main()
+    except WebDriverException as error:
+        said = (error.msg or str(error)).strip().splitlines()
+        scriptkit.fail(f"the browser failed: {said[0] if said else type(error).__name__}; "
+                       "`make ui-check` installs Debian's chromium and chromium-driver and selenium")

@@ -1,0 +1,144 @@
+"""What every user-facing script in scripts/ shares: an expected failure ends in one line, never a traceback.
+
+`import scriptkit` (first, before the script does anything) installs an exception hook that prints
+
+    SCRIPT: error: what went wrong; what to do
+
+on stderr and exits non-zero (1; 130 when interrupted) for the failures a user can meet: a missing folder or
+binary, a command that failed, pip without a network, a port in use. Anything else is a bug in the script and still
+ends in one line naming the exception; RETORT_SCRIPT_TRACEBACK=1 prints the traceback instead. The helpers below
+check what a script needs before it starts, so the line can say what to do.
+"""
+import atexit
+import os
+import subprocess
+import sys
+import traceback
+
+NAME = os.path.basename(sys.argv[0]) or "script"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class ScriptError(Exception):
+    """An expected failure: the message says what went wrong and what to do."""
+
+
+def fail(message):
+    """Stops the script with one line (raises ScriptError, so `finally` blocks still clean up)."""
+    raise ScriptError(message)
+
+
+def _last_line(text):
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def describe(error):
+    """The one line (without the `SCRIPT: error:` prefix) for an exception."""
+    if isinstance(error, ScriptError):
+        return str(error)
+    if isinstance(error, subprocess.CalledProcessError):
+        command = error.cmd if isinstance(error.cmd, str) else " ".join(str(part) for part in error.cmd)
+        said = _last_line(error.stderr if isinstance(error.stderr, str) else "") or _last_line(
+            error.output if isinstance(error.output, str) else "")
+        if len(command) > 160:
+            command = command[:157] + "…"
+        return f"`{command}` exited with {error.returncode}" + (f": {said}" if said else " (its output is above)")
+    if isinstance(error, subprocess.TimeoutExpired):
+        return f"`{error.cmd if isinstance(error.cmd, str) else ' '.join(map(str, error.cmd))}` took longer than {error.timeout} s"
+    if isinstance(error, FileNotFoundError):
+        return f"{error.filename or error}: no such file or folder"
+    if isinstance(error, PermissionError):
+        return f"{error.filename or error}: permission denied"
+    if isinstance(error, ConnectionError):
+        return f"connection failed ({error}); is the server it talks to running?"
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    return f"internal error in the script, {type(error).__name__}: {error} (RETORT_SCRIPT_TRACEBACK=1 shows where)"
+
+
+def _hook(kind, error, trace):
+    if os.environ.get("RETORT_SCRIPT_TRACEBACK") == "1":
+        traceback.print_exception(kind, error, trace)
+        return
+    sys.stdout.flush()
+    if isinstance(error, KeyboardInterrupt):
+        print(f"{NAME}: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+    print(f"{NAME}: error: {describe(error)}", file=sys.stderr, flush=True)
+
+
+sys.excepthook = _hook
+
+
+def require_binary(path):
+    """The absolute path of an executable; a one-line failure naming `make build` when it is missing."""
+    path = os.path.abspath(path)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        fail(f"{path} is missing or not executable; run `make build` first (or pass the binary as the first argument)")
+    return path
+
+
+def require_bench(folder):
+    """The benchmark tasks folder (../shared/bench by default); a one-line failure saying how to point at it."""
+    if not os.path.isdir(folder):
+        fail(f"no benchmark folder {folder}: the bench tasks live in ../shared/bench beside the checkout; "
+             "pass another folder as the first argument")
+    return folder
+
+
+def require_file(path, hint):
+    """A file the script reads; a one-line failure with HINT (what makes it) when it is missing."""
+    if not os.path.isfile(path):
+        fail(f"{path} is missing; {hint}")
+    return path
+
+
+def ensure_venv(venv, imports, packages):
+    """Makes VENV (a Python venv) and installs PACKAGES into it unless `import IMPORTS` already works there.
+
+    A failed venv or pip (no network, no python3-venv) is one line saying what to install and how."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        made = subprocess.run([sys.executable, "-m", "venv", venv], capture_output=True, text=True)
+        if made.returncode != 0:
+            fail(f"could not make the venv {venv} ({_last_line(made.stderr) or 'python3 -m venv failed'}); "
+                 "install python3-venv (apt-get install python3-venv) and run again")
+    if subprocess.call([python, "-c", f"import {imports}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
+        return python
+    print(f"installing {' '.join(packages)} into {venv}…", file=sys.stderr, flush=True)
+    pip = subprocess.run([python, "-m", "pip", "install", "-q"] + list(packages), capture_output=True, text=True)
+    if pip.returncode != 0:
+        fail(f"pip could not install {' '.join(packages)} into {venv} ({_last_line(pip.stderr) or 'no output'}); "
+             "this needs the network (or a pip mirror via PIP_INDEX_URL); run again when it is reachable")
+    return python
+
+
+def reexec_in(python):
+    """Runs this script again under PYTHON (a venv's interpreter) unless it already runs there."""
+    if os.environ.get("RETORT_IN_VENV") != "1":
+        os.environ["RETORT_IN_VENV"] = "1"
+        sys.stdout.flush()
+        os.execv(python, [python] + sys.argv)
+
+
+_started = []
+
+
+def stop_at_exit(process):
+    """Terminates PROCESS (a Popen) when the script ends, however it ends, so a failure leaves no server behind."""
+    _started.append(process)
+    return process
+
+
+def _stop_started():
+    for process in _started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+atexit.register(_stop_started)
