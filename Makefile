@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check lint format clean
+.PHONY: deps models build demo test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -29,6 +29,11 @@ demo: build models
 test: deps models
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+## The whole test suite beside two busy loops, RUNS times in a row (default 3), stopping at the first failure.
+RUNS ?= 3
+test-under-load: deps models
+	RUNS=$(RUNS) SWIFT=$(SWIFT) bash scripts/test_under_load.sh
 
 ## A local two-node Ray cluster on loopback (a head and a worker node, one CPU each, as separate `ray start`
 ## processes; ray from PyPI in .build-bench/ray). `make ray-down` stops it.
