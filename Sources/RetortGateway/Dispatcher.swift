@@ -131,14 +131,14 @@ public final class Dispatcher: Sendable {
     let limiters: LimiterPool
     let environment: @Sendable (String) -> String?
     let logger: Logger
-    let onFailover: @Sendable (_ route: String, _ deployment: String, _ reason: String) -> Void
+    let onFailover: @Sendable (_ route: String, _ deployment: String, _ reason: String) async -> Void
     let onAttempt: @Sendable (_ deployment: String, _ outcome: String, _ seconds: Double) -> Void
 
     /// Creates a value from its parts.
     public init(
         breakers: BreakerBoard, logger: Logger = Logger(label: "retort.gateway"),
         environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] },
-        onFailover: @escaping @Sendable (String, String, String) -> Void = { _, _, _ in },
+        onFailover: @escaping @Sendable (String, String, String) async -> Void = { _, _, _ in },
         onAttempt: @escaping @Sendable (String, String, Double) -> Void = { _, _, _ in }
     ) {
         clients = ClientPool()
@@ -159,11 +159,13 @@ public final class Dispatcher: Sendable {
 
     /// Routes `chat` (an OpenAI chat request body) down `route`.
     /// `patient`: 429 answers do not count against `retry.attempts`; the request waits max(`retry-after`, backoff)
-    /// (up to a minute a time) and `onRateLimited` is told, so a labelling job slows down instead of failing.
+    /// (up to a minute a time) and `onRateLimited` is told, so a labelling job slows down instead of failing. The
+    /// patience is bounded: after `patienceSeconds` of a request, 429s count as failed attempts again.
     public func dispatch(
         _ chat: JSON, route: RouteConfig, stream: Bool, retry: RetryPolicy, estimatedTokens: Int,
-        patient: Bool = false, onRateLimited: @Sendable () -> Void = {}
+        patient: Bool = false, patienceSeconds: Double = 3600, onRateLimited: @Sendable () -> Void = {}
     ) async -> DispatchOutcome {
+        let patientUntil = ContinuousClock.now + .seconds(patienceSeconds)
         var attempts = 0
         var reasons: [String] = []
         let deployments = route.eligibleDeployments
@@ -225,7 +227,7 @@ public final class Dispatcher: Sendable {
                         ]
                     )
                     let patientWait: Bool = {
-                        if patient, case .status(429, _, _, _) = error { return true }
+                        if patient, case .status(429, _, _, _) = error { return ContinuousClock.now < patientUntil }
                         return false
                     }()
                     if error.isBreakerFailure && !patientWait {
@@ -236,14 +238,14 @@ public final class Dispatcher: Sendable {
                     if case .status(_, _, _, true) = error {
                         retired.insert(deployment.id)
                         reasons.append("\(deployment.id): \(error.summary)")
-                        onFailover(route.name, deployment.id, "retired: \(error.summary)")
+                        await onFailover(route.name, deployment.id, "retired: \(error.summary)")
                         break deploymentLoop
                     }
                     if error.isClientError, case .status(let code, _, let message, _) = error {
                         return .refused(status: code, message: message, deployment, attempts: attempts)
                     }
                     reasons.append("\(deployment.id): \(error.summary)")
-                    if patient, case .status(429, let retryAfter, _, _) = error {
+                    if patientWait, case .status(429, let retryAfter, _, _) = error {
                         onRateLimited()
                         tries -= 1
                         let wait = min(60_000, max(backoff * Double.random(in: 0.5...1.0), (retryAfter ?? 0) * 1000))
@@ -252,13 +254,13 @@ public final class Dispatcher: Sendable {
                         continue deploymentLoop
                     }
                     guard error.isRetryable, tries < retry.attempts else {
-                        onFailover(route.name, deployment.id, error.summary)
+                        await onFailover(route.name, deployment.id, error.summary)
                         break deploymentLoop
                     }
                     var wait = backoff * Double.random(in: 0.5...1.0)
                     if case .status(_, let retryAfter?, _, _) = error { wait = max(wait, retryAfter * 1000) }
                     if wait > retry.maxBackoffMilliseconds {
-                        onFailover(route.name, deployment.id, "retry-after beyond max_backoff_ms")
+                        await onFailover(route.name, deployment.id, "retry-after beyond max_backoff_ms")
                         break deploymentLoop
                     }
                     try? await Task.sleep(for: .milliseconds(Int(wait)))
@@ -365,18 +367,29 @@ public final class Dispatcher: Sendable {
 final class ClientPool: Sendable {
     private static let clients = Mutex<[Double: HTTPClient]>([:])
 
+    /// The configuration of the client for `timeout` seconds.
+    ///
+    /// A refused or reset connection fails the attempt at once: AsyncHTTPClient's default
+    /// (`retryConnectionEstablishment`) keeps re-dialling with backoff until the connect timeout, so a dead upstream
+    /// cost the whole connect timeout per attempt instead of a failover as fast as a 503's.
+    static func configuration(timeout: Double) -> HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(
+            connect: .milliseconds(Int64(min(timeout, 10) * 1000)), read: .milliseconds(Int64(timeout * 1000))
+        )
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256
+        )
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.decompression = .disabled
+        return configuration
+    }
+
     func client(timeout: Double) -> HTTPClient {
         ClientPool.clients.withLock { clients in
             if let client = clients[timeout] { return client }
-            var configuration = HTTPClient.Configuration()
-            configuration.timeout = .init(
-                connect: .milliseconds(Int64(min(timeout, 10) * 1000)), read: .milliseconds(Int64(timeout * 1000))
-            )
-            configuration.connectionPool = .init(
-                idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256
-            )
-            configuration.decompression = .disabled
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            let client = HTTPClient(
+                eventLoopGroupProvider: .singleton, configuration: ClientPool.configuration(timeout: timeout))
             clients[timeout] = client
             return client
         }

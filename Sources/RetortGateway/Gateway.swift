@@ -43,7 +43,8 @@ public final class Gateway: Sendable {
     /// The Prometheus metrics.
     public let metrics: GatewayMetrics
     let logger: Logger
-    private let ledgerHealthy = Atomic<Bool>(true)
+    /// Writes of the ledger's other tables, and whether the ledger took its last write.
+    let ledgerWrites: LedgerWrites
     /// Recently seen tokens and their SHA-256 (in memory only, never written anywhere).
     private let tokenHashes = Mutex<[String: String]>([:])
     let startTime = Date().timeIntervalSince1970
@@ -66,13 +67,18 @@ public final class Gateway: Sendable {
         self.breakers = breakers
         let metrics = GatewayMetrics()
         self.metrics = metrics
+        let writes = LedgerWrites(ledger: ledger, metrics: metrics, logger: logger)
+        ledgerWrites = writes
         dispatcher = Dispatcher(
             breakers: breakers, logger: logger, environment: environment,
             onFailover: { route, deployment, reason in
                 metrics.failover(route: route, deployment: deployment)
-                try? ledger.recordFailover(
-                    route: route, deployment: deployment, reason: reason, time: Date().timeIntervalSince1970
-                )
+                let time = Date().timeIntervalSince1970
+                await writes.write(
+                    "failovers", metadata: ["route": "\(route)", "deployment": "\(deployment)", "reason": "\(reason)"]
+                ) {
+                    try ledger.recordFailover(route: route, deployment: deployment, reason: reason, time: time)
+                }
             },
             onAttempt: { deployment, outcome, seconds in
                 metrics.attempt(deployment: deployment, outcome: outcome, seconds: seconds)
@@ -176,21 +182,22 @@ public final class Gateway: Sendable {
     func record(_ row: LedgerRow) -> Bool {
         do {
             try ledger.record(row)
-            ledgerHealthy.store(true, ordering: .relaxed)
+            ledgerWrites.healthy.store(true, ordering: .relaxed)
             return true
         } catch {
-            ledgerHealthy.store(false, ordering: .relaxed)
-            logger.error("ledger write failed; refusing requests until it works", metadata: ["error": "\(error)"])
+            ledgerWrites.failed(
+                "requests", error: error,
+                metadata: ["route": "\(row.route)", "user": "\(row.user)", "status": "\(row.status)"])
             return false
         }
     }
 
     /// Whether the ledger can take writes (probed again after a failure).
     func ledgerWritable() -> Bool {
-        if ledgerHealthy.load(ordering: .relaxed) { return true }
+        if ledgerWrites.healthy.load(ordering: .relaxed) { return true }
         do {
             try ledger.probeWritable()
-            ledgerHealthy.store(true, ordering: .relaxed)
+            ledgerWrites.healthy.store(true, ordering: .relaxed)
             return true
         } catch {
             return false
@@ -228,6 +235,57 @@ enum RequestBounds {
             }
         }
         let output = chat["max_tokens"]?.int ?? chat["max_completion_tokens"]?.int ?? 4096
-        return (prompt, max(0, output))
+        return (prompt, min(max(0, output), 1 << 40))
+    }
+}
+
+/// Writes to the ledger's tables besides a request's own row (failovers, trips, confirmations, shadows, captures,
+/// rollbacks). A write that fails is tried again; if it still fails it is logged with what was lost, counted in
+/// `retort_gateway_ledger_write_failures_total{table}`, and the ledger is marked unhealthy so the next request probes
+/// it and is refused (`ledger_unavailable`) while it cannot be written. Nothing is dropped silently.
+final class LedgerWrites: Sendable {
+    let ledger: Ledger
+    let metrics: GatewayMetrics
+    let logger: Logger
+    /// Whether the last write went through (false: requests probe the ledger first and fail closed).
+    let healthy = Atomic<Bool>(true)
+    /// Tries per write.
+    static let tries = 3
+
+    init(ledger: Ledger, metrics: GatewayMetrics, logger: Logger) {
+        self.ledger = ledger
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Runs `body` (one write to `table`) up to `tries` times, 50 ms and then 100 ms apart; whether it was stored.
+    @discardableResult
+    func write(_ table: String, metadata: Logger.Metadata, _ body: () throws -> Void) async -> Bool {
+        var lastError: any Error = CancellationError()
+        for attempt in 1...LedgerWrites.tries {
+            do {
+                try body()
+                return true
+            } catch {
+                lastError = error
+                if attempt < LedgerWrites.tries {
+                    logger.warning(
+                        "ledger write failed; trying again",
+                        metadata: metadata.merging(["table": "\(table)", "error": "\(error)"]) { $1 })
+                    try? await Task.sleep(for: .milliseconds(50 * attempt))
+                }
+            }
+        }
+        failed(table, error: lastError, metadata: metadata)
+        return false
+    }
+
+    /// Logs and counts a write to `table` that did not go through, and marks the ledger unhealthy.
+    func failed(_ table: String, error: any Error, metadata: Logger.Metadata) {
+        healthy.store(false, ordering: .relaxed)
+        metrics.ledgerWriteFailure(table: table)
+        logger.error(
+            "ledger write failed; refusing requests until the ledger can be written",
+            metadata: metadata.merging(["table": "\(table)", "error": "\(error)"]) { $1 })
     }
 }

@@ -41,6 +41,13 @@ public final class GatewayMetrics: Sendable {
         ).increment()
     }
 
+    /// A ledger write that failed after its retries (`table`: requests, failovers, trips, confirmations, shadows,
+    /// captures, deployments).
+    func ledgerWriteFailure(table: String) {
+        registry.makeCounter(name: "retort_gateway_ledger_write_failures_total", labels: [("table", table)])
+            .increment()
+    }
+
     /// A session-breaker trip.
     func sessionTrip() {
         registry.makeCounter(name: "retort_gateway_session_trips_total").increment()

@@ -100,7 +100,7 @@ extension Gateway {
 
     func confirm(_ request: Request, id: String) async throws -> Response {
         guard let key = authenticate(request) else { return failure(Gateway.unauthorized) }
-        guard sessions.confirm(id, keyHash: key.sha256) else {
+        guard sessions.belongs(id, keyHash: key.sha256) else {
             return failure(
                 GatewayFailure(
                     status: .notFound, type: "invalid_request_error", code: "session_not_found",
@@ -108,7 +108,13 @@ extension Gateway {
                 )
             )
         }
-        try? ledger.confirm(session: id, time: Date().timeIntervalSince1970)
+        // The confirmation is stored before it takes effect: one the ledger cannot keep is refused, not half-done.
+        let time = Date().timeIntervalSince1970
+        let stored = await ledgerWrites.write("confirmations", metadata: ["session": "\(id)", "user": "\(key.user)"]) {
+            try ledger.confirm(session: id, time: time)
+        }
+        guard stored else { return failure(Gateway.ledgerUnavailable) }
+        sessions.confirm(id, keyHash: key.sha256)
         logger.info("session confirmed", metadata: ["session": "\(id)", "user": "\(key.user)"])
         return json(["session": .string(id), "confirmed": true])
     }
@@ -194,7 +200,11 @@ extension Gateway {
                 confirmedByOperator = false
             }
             if !confirmedByOperator {
-                if refusal.isNewTrip { tripped(refusal) }
+                // A trip the ledger cannot keep fails closed; the next request trips again and records it.
+                if refusal.isNewTrip, await !tripped(refusal) {
+                    sessions.untrip(session)
+                    return failure(Gateway.ledgerUnavailable)
+                }
                 var extra: [String: JSON] = [
                     "session": .string(session), "duration_s": .number(refusal.durationSeconds.rounded()),
                     "tokens": .int(refusal.tokens), "spend_usd": .number(refusal.spendUSD),
@@ -277,7 +287,7 @@ extension Gateway {
             metrics.request(route: routeName, status: 200, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
             guard record(row) else { return failure(Gateway.ledgerUnavailable, attempts: attempts) }
             if let task = route.capture {
-                capture(
+                await capture(
                     task: task, route: route, chat: chat,
                     answer: answer.body["choices"]?[0]?["message"]?["content"]?.string ?? "",
                     alternatives: LabelMatcher.firstTokenAlternatives(answer.body), row: row, deployment: deployment)
@@ -378,7 +388,7 @@ extension Gateway {
                 case .done:
                     await finish(status: 200, code: nil)
                     if let captureTarget {
-                        capture(
+                        await capture(
                             task: captureTarget.task, route: captureTarget.route, chat: captureTarget.chat,
                             answer: answerText, alternatives: alternatives, row: row, deployment: deployment)
                     }
@@ -408,22 +418,21 @@ extension Gateway {
         try await writer.finish(nil)
     }
 
-    /// Stores a captured teacher answer (a failure to store is logged, never fails the request).
+    /// Stores a captured teacher answer (the client already has its answer: a capture that cannot be stored is
+    /// retried, then logged and counted, and the ledger is marked unhealthy; see `LedgerWrites`).
     func capture(
         task: String, route: RouteConfig, chat: JSON, answer: String,
         alternatives: [(token: String, logprob: Double)]?, row: LedgerRow, deployment: Deployment
-    ) {
+    ) async {
         let input = Gateway.captureInput(route.captureInput ?? "{{last_user}}", chat: chat)
-        do {
-            try ledger.record(
-                Capture(
-                    time: row.time, task: task, route: route.name, input: input, answer: answer,
-                    topLogprobs: alternatives,
-                    inputTokens: row.usage.inputUncached + row.usage.cacheRead + row.usage.cacheWrite,
-                    outputTokens: row.usage.output, costUSD: row.costUSD, latencyMilliseconds: row.latencyMilliseconds,
-                    model: deployment.model, deployment: deployment.id))
-        } catch {
-            logger.error("capture failed", metadata: ["task": "\(task)", "error": "\(error)"])
+        let capture = Capture(
+            time: row.time, task: task, route: route.name, input: input, answer: answer,
+            topLogprobs: alternatives,
+            inputTokens: row.usage.inputUncached + row.usage.cacheRead + row.usage.cacheWrite,
+            outputTokens: row.usage.output, costUSD: row.costUSD, latencyMilliseconds: row.latencyMilliseconds,
+            model: deployment.model, deployment: deployment.id)
+        await ledgerWrites.write("captures", metadata: ["task": "\(task)", "route": "\(route.name)"]) {
+            try ledger.record(capture)
         }
     }
 
@@ -448,15 +457,18 @@ extension Gateway {
         return headers
     }
 
-    func tripped(_ refusal: SessionRefusal) {
-        metrics.sessionTrip()
+    /// Records, logs and posts a new session trip; false (nothing posted) when the ledger cannot keep it.
+    func tripped(_ refusal: SessionRefusal) async -> Bool {
         let now = Date().timeIntervalSince1970
-        try? ledger.record(
-            SessionTrip(
-                time: now, session: refusal.session, user: refusal.user, reason: refusal.reason,
-                durationSeconds: refusal.durationSeconds, tokens: refusal.tokens, spendUSD: refusal.spendUSD
-            )
+        let trip = SessionTrip(
+            time: now, session: refusal.session, user: refusal.user, reason: refusal.reason,
+            durationSeconds: refusal.durationSeconds, tokens: refusal.tokens, spendUSD: refusal.spendUSD
         )
+        let stored = await ledgerWrites.write(
+            "trips", metadata: ["session": "\(refusal.session)", "user": "\(refusal.user)"]
+        ) { try ledger.record(trip) }
+        guard stored else { return false }
+        metrics.sessionTrip()
         logger.warning(
             "session breaker tripped",
             metadata: ["session": "\(refusal.session)", "user": "\(refusal.user)", "reason": "\(refusal.reason)"]
@@ -466,6 +478,7 @@ extension Gateway {
             "reason": .string(refusal.reason), "duration_s": .number(refusal.durationSeconds),
             "tokens": .int(refusal.tokens), "spend_usd": .number(refusal.spendUSD),
         ])
+        return true
     }
 
     static let ledgerUnavailable = GatewayFailure(
@@ -474,7 +487,7 @@ extension Gateway {
     )
 
     static func figure(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(format: "%.4f", value)
+        Int(exactly: value).map { String($0) } ?? String(format: "%.4f", value)
     }
 }
 

@@ -313,6 +313,20 @@ public final class SessionBook: @unchecked Sendable {
         return (id, refusal)
     }
 
+    /// Whether `session` exists and belongs to `keyHash`.
+    public func belongs(_ session: String, keyHash: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return sessions[session]?.keyHash == keyHash
+    }
+
+    /// Forgets the current trip of `session` (its record could not be stored): the next request trips it again.
+    func untrip(_ session: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        sessions[session]?.trippedAt = nil
+    }
+
     /// When the current trip of `session` happened, if it is tripped.
     public func trippedAt(_ session: String) -> Double? {
         lock.lock()

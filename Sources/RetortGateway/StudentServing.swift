@@ -312,37 +312,32 @@ extension Gateway {
         let agree = teacherLabel == prediction.label
         // The verdict first: a rollback is in force before this check shows up in the ledger.
         let tally = student.observe(agree: agree)
-        if tally.fallsBelow(student.record.minAgreement) { rollBack(student, agreement: tally) }
-        do {
-            try ledger.record(
-                ShadowRecord(
-                    time: started, deploymentID: student.record.id, route: route.name, input: input,
-                    studentLabel: prediction.label, teacherAnswer: text, teacherLabel: teacherLabel, agree: agree,
-                    costUSD: cost, latencyMilliseconds: row.latencyMilliseconds))
-        } catch {
-            logger.error("shadow result not stored", metadata: ["route": "\(route.name)", "error": "\(error)"])
-        }
-        capture(
+        if tally.fallsBelow(student.record.minAgreement) { await rollBack(student, agreement: tally) }
+        let shadow = ShadowRecord(
+            time: started, deploymentID: student.record.id, route: route.name, input: input,
+            studentLabel: prediction.label, teacherAnswer: text, teacherLabel: teacherLabel, agree: agree,
+            costUSD: cost, latencyMilliseconds: row.latencyMilliseconds)
+        await ledgerWrites.write(
+            "shadows", metadata: ["route": "\(route.name)", "student": "\(student.record.student)"]
+        ) { try ledger.record(shadow) }
+        await capture(
             task: route.capture ?? student.record.task, route: route, chat: chat, answer: text,
             alternatives: LabelMatcher.firstTokenAlternatives(answer.body), row: row, deployment: deployment)
         metrics.shadow(route: route.name, outcome: agree ? "agree" : "disagree")
     }
 
     /// Takes `student` off its route: the ledger row, the log, the webhook and the metric.
-    func rollBack(_ student: ServedStudent, agreement: ShadowAgreement) {
+    func rollBack(_ student: ServedStudent, agreement: ShadowAgreement) async {
         guard student.markRolledBack() else { return }
         let (low, high) = agreement.interval
         let reason = String(
             format: "shadow agreement %.3f [%.3f, %.3f] over the last %d answers: upper bound below %.3f",
             agreement.value, low, high, agreement.count, student.record.minAgreement)
         let now = Date().timeIntervalSince1970
-        do {
-            try ledger.rollBack(deployment: student.record.id, time: now, reason: reason)
-        } catch {
-            logger.error(
-                "rollback not stored in the ledger (it holds until restart)",
-                metadata: ["student": "\(student.record.student)", "error": "\(error)"])
-        }
+        // Not stored, the rollback still holds in this process until a restart (logged and counted).
+        await ledgerWrites.write(
+            "deployments", metadata: ["student": "\(student.record.student)", "event": "rollback"]
+        ) { try ledger.rollBack(deployment: student.record.id, time: now, reason: reason) }
         logger.warning(
             "student rolled back; the route is on the teacher again",
             metadata: [

@@ -1,5 +1,6 @@
 import Foundation
 import RetortTestSupport
+import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -25,13 +26,20 @@ final class ServerProcess: @unchecked Sendable {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
+        // Reading blocks until the server prints or exits: a server silent for 120 s (a generous bound on a loaded
+        // machine) is stopped, which ends the read, so the test fails instead of hanging.
+        let started = StartFlag()
+        let process = self.process
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120) {
+            if !started.isSet, process.isRunning { process.terminate() }
+        }
         var text = ""
-        let deadline = Date().addingTimeInterval(30)
-        while !text.contains("\n"), Date() < deadline {
+        while !text.contains("\n") {
             let data = output.fileHandleForReading.availableData
             if data.isEmpty { break }
             text += String(decoding: data, as: UTF8.self)
         }
+        started.set()
         guard let range = text.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression),
             let port = Int(text[range].split(separator: ":").last ?? "")
         else {
@@ -42,6 +50,28 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     struct GatewayDidNotStart: Error { let output: String }
+
+    /// Starts `retort arguments` like `init(arguments:in:)`, waiting for its address on a thread of its own: the
+    /// wait blocks, and a blocked thread of the test process's small async pool stalls every other test's servers.
+    static func start(arguments: [String], in folder: URL) async throws -> ServerProcess {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try ServerProcess(arguments: arguments, in: folder) })
+            }
+        }
+    }
+
+    /// Starts the gateway on `config` (whose listen port is 0) without blocking the async pool.
+    static func start(config: String, in folder: URL) async throws -> ServerProcess {
+        try await start(arguments: ["gateway", "serve", "--config", config, "--log-level", "warning"], in: folder)
+    }
+
+    /// Whether the server has said where it listens (read by the start-up watchdog).
+    final class StartFlag: Sendable {
+        private let flag = Mutex(false)
+        var isSet: Bool { flag.withLock { $0 } }
+        func set() { flag.withLock { $0 = true } }
+    }
 
     deinit { if process.isRunning { process.terminate() } }
 
@@ -66,13 +96,15 @@ final class ServerProcess: @unchecked Sendable {
         return (http.statusCode, http.value(forHTTPHeaderField: "x-retort-served-model"))
     }
 
-    /// Waits for `/healthz` to answer 200 and `condition` to hold.
-    func until(_ condition: () async throws -> Bool) async throws -> Bool {
-        for _ in 0..<200 {
+    /// Waits until `condition` holds, at most `seconds` (generous: a reload on a loaded machine can take a while; a
+    /// condition that holds returns at once).
+    func until(seconds: Double = 60, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
             if try await condition() { return true }
             try await Task.sleep(for: .milliseconds(50))
         }
-        return false
+        return try await condition()
     }
 }
 
@@ -110,7 +142,7 @@ final class ServerProcess: @unchecked Sendable {
     @Test("deploy reaches a running gateway by SIGHUP; status, history and rollback read and write the ledger")
     func deployToRunningGateway() async throws {
         let (workspace, runFolder, token) = try await Self.workspace()
-        let gateway = try ServerProcess(config: "gateway.yaml", in: workspace.folder)
+        let gateway = try await ServerProcess.start(config: "gateway.yaml", in: workspace.folder)
         let input = "please word1x2 the order word1x0 help"
         #expect(try await gateway.chat(route: "teacher", text: input, token: token).status == 503)
 

@@ -1,8 +1,11 @@
 import AsyncHTTPClient
 import Foundation
+import GRDB
+import Glibc
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import NIOHTTP1
 import RetortData
@@ -25,15 +28,59 @@ struct ConcurrentClient: Sendable {
     }
 
     func post(_ body: ByteBuffer) async throws -> (status: HTTPResponseStatus, body: ByteBuffer) {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
+        // `localhost`, the name the live test server binds (127.0.0.1 or ::1, whichever it resolves to first).
+        var request = HTTPClientRequest(url: "http://localhost:\(port)/v1/chat/completions")
         request.method = .POST
         request.headers.add(name: "authorization", value: "Bearer \(testToken)")
         request.body = .bytes(body)
-        let response = try await http.execute(request, timeout: .seconds(30))
+        let response = try await http.execute(request, timeout: .seconds(300))
         return (response.status, try await response.body.collect(upTo: 1 << 20))
     }
 
     func shutdown() { _ = http.shutdown() }
+}
+
+/// The server of `withLoopbackServer` stopped before it said which port it bound.
+struct LoopbackServerDidNotStart: Error {}
+
+/// Runs `body` with `router` served on 127.0.0.1 (the address the gateway configs name, whatever `localhost`
+/// resolves to) at a port the kernel picks when the server binds (never a port picked and released before use);
+/// `body` runs once the server is listening and gets its port. The server stops when `body` returns or throws.
+func withLoopbackServer(
+    _ router: Router<BasicRequestContext>, _ body: @Sendable (_ port: Int) async throws -> Void
+) async throws {
+    let (ports, bound) = AsyncStream.makeStream(of: Int.self)
+    var logger = Logger(label: "retort-test-upstream")
+    // The server is stopped by cancelling it, which it logs as errors ("Already closed"): not a test's concern.
+    logger.logLevel = .critical
+    let app = Application(
+        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        onServerRunning: { channel in
+            bound.yield(channel.localAddress?.port ?? 0)
+            bound.finish()
+        },
+        logger: logger)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            defer { bound.finish() }
+            try await app.runService(gracefulShutdownSignals: [])
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next(), port > 0 else {
+            group.cancelAll()
+            try await group.waitForAll()
+            throw LoopbackServerDidNotStart()
+        }
+        do {
+            try await body(port)
+        } catch {
+            group.cancelAll()
+            try? await group.waitForAll()
+            throw error
+        }
+        group.cancelAll()
+        try await group.waitForAll()
+    }
 }
 
 /// Runs `body` with a live fake provider; passes its port.
@@ -42,19 +89,59 @@ func withFakeProvider(
 ) async throws {
     let calls = CallCounter()
     let bodies = BodyLog()
-    let app = Application(router: LoopbackProvider.router(calls: calls, bodies: bodies))
-    try await app.test(.live) { client in
-        try await body(try #require(client.port), calls, bodies)
+    try await withLoopbackServer(LoopbackProvider.router(calls: calls, bodies: bodies)) { port in
+        try await body(port, calls, bodies)
     }
+}
+
+/// Waits until `condition` holds, checking every 20 ms, at most `seconds` (generous: a loaded machine is slow, and a
+/// condition that holds returns at once). Returns whether it held.
+func until(seconds: Double = 60, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+/// A TCP port on 127.0.0.1 that refuses connections: a socket bound to it (so no other server can take it while
+/// the test runs) that never listens. Closed on `close()`.
+final class RefusingPort: Sendable {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socketDescriptor >= 0 else { throw LoopbackServerDidNotStart() }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(socketDescriptor, generic, length) == 0 && getsockname(socketDescriptor, generic, &length) == 0
+            }
+        }
+        guard bound else {
+            Glibc.close(socketDescriptor)
+            throw LoopbackServerDidNotStart()
+        }
+        descriptor = socketDescriptor
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Glibc.close(descriptor) }
 }
 
 /// The token every test key uses, and its hash.
 let testToken = "rk-test-token"
 let adminToken = "rk-admin-token"
 
-/// A gateway config over a fake provider on `port`.
+/// A gateway config over a fake provider on `port` (`providers`: more provider lines, indented like them).
 func gatewayConfig(
-    port: Int, ledger: String, routes: String, extra: String = "", keyExtra: String = ""
+    port: Int, ledger: String, routes: String, extra: String = "", keyExtra: String = "", providers: String = ""
 ) throws -> GatewayConfig {
     let yaml = """
         listen: 127.0.0.1:0
@@ -71,6 +158,7 @@ func gatewayConfig(
         providers:
           fake-openai: {kind: openai, base_url: "http://127.0.0.1:\(port)/v1"}
           fake-anthropic: {kind: anthropic, base_url: "http://127.0.0.1:\(port)"}
+        \(providers)
         routes:
         \(routes)
         retry: {attempts: 3, backoff_ms: 10, max_backoff_ms: 200}
@@ -126,5 +214,80 @@ extension TestClientProtocol {
         var headers: HTTPFields = [.authorization: "Bearer \(token)", .contentType: "application/json"]
         if let session, let name = HTTPField.Name("x-retort-session") { headers[name] = session }
         return try await execute(uri: "/v1/chat/completions", method: .post, headers: headers, body: body)
+    }
+}
+
+/// Another connection holding the ledger's write lock, as another process would, until `release()`.
+final class LedgerLock: Sendable {
+    private let released = DispatchSemaphore(value: 0)
+    private let ended: AsyncStream<Void>
+
+    struct NotTaken: Error {}
+
+    /// Returns once the lock is held.
+    init(path: String) async throws {
+        let database = try DatabaseQueue(path: path)
+        let (held, holding) = AsyncStream.makeStream(of: Void.self)
+        let (ended, ending) = AsyncStream.makeStream(of: Void.self)
+        self.ended = ended
+        let released = self.released
+        Thread.detachNewThread {
+            try? database.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    holding.yield()
+                    released.wait()
+                    return .rollback
+                }
+            }
+            holding.finish()
+            ending.finish()
+        }
+        var iterator = held.makeAsyncIterator()
+        guard await iterator.next() != nil else { throw NotTaken() }
+    }
+
+    /// Releases the lock; returns once the other connection's transaction has ended.
+    func release() async {
+        released.signal()
+        for await _ in ended {}
+    }
+}
+
+/// An OpenAI-style upstream that holds every answer until `open()`; counts calls and the answers it holds.
+actor GatedUpstream {
+    private(set) var calls = 0
+    private(set) var refusedSeen = 0
+    private var isOpen = false
+    private var held: [CheckedContinuation<Void, Never>] = []
+
+    /// Requests waiting at the gate.
+    var waiting: Int { held.count }
+
+    /// Lets every held and later answer through.
+    func open() {
+        isOpen = true
+        for continuation in held { continuation.resume() }
+        held = []
+    }
+
+    /// Counts one refusal the client saw (the test's own tally, kept here to be read by its gate opener).
+    func sawRefusal() { refusedSeen += 1 }
+
+    func pass() async {
+        calls += 1
+        if isOpen { return }
+        await withCheckedContinuation { held.append($0) }
+    }
+
+    nonisolated func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.post("/v1/chat/completions") { request, _ in
+            _ = try await request.body.collect(upTo: 1 << 20)
+            await self.pass()
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: LoopbackProvider.openAIAnswer)))
+        }
+        return router
     }
 }

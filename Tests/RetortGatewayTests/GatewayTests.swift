@@ -12,7 +12,7 @@ import Testing
 let price = "price: {input_per_mtok: 10, cached_input_per_mtok: 1, output_per_mtok: 40}"
 
 /// Two-deployment route `teacher`: `first` at the OpenAI-style fake, then `ok` at `second`'s kind.
-func failoverRoute(_ first: String, second: String = "fake-openai", fallback: String = "any", timeout: Double = 5)
+func failoverRoute(_ first: String, second: String = "fake-openai", fallback: String = "any", timeout: Double = 60)
     -> String
 {
     """
@@ -232,34 +232,53 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
 
     @Test func concurrentRequestsNeverOverspendABudget() async throws {
         // Each request reserves (41 prompt bytes + 1000 max tokens) × $40/Mtok = $0.04164; the budget holds 10.
-        let keyExtra = ""
-        let routes = """
-              teacher:
-                deployments:
-                  - {provider: fake-openai, model: slow, timeout_s: 10, \(price)}
-            """
-        let extra = "teams:\n  search: {budgets: {usd_per_day: 0.4200}}"
-        try await withGateway(routes: routes, extra: extra, keyExtra: keyExtra) { client, gateway, _, _ in
-            // The test client sends one request at a time; AsyncHTTPClient sends all 100 at once.
-            let http = ConcurrentClient(port: try #require(client.port), connections: 128)
-            defer { http.shutdown() }
-            let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
-                for _ in 0..<100 {
-                    group.addTask {
-                        let (status, data) = try await http.post(chatBody("teacher", maxTokens: 1000))
-                        let code = try? JSON.parse(Data(data.readableBytesView))["error"]?["code"]?.string
-                        return (Int(status.code), code)
+        // The upstream holds every answer until the other 90 requests have been refused, so the 10 reservations are
+        // all held while the rest arrive, however slowly a loaded machine sends them.
+        let upstream = GatedUpstream()
+        try await withLoopbackServer(upstream.router()) { port in
+            let routes = """
+                  teacher:
+                    deployments:
+                      - {provider: fake-openai, model: gated, timeout_s: 600, \(price)}
+                """
+            let extra = "teams:\n  search: {budgets: {usd_per_day: 0.4200}}"
+            let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: routes, extra: extra)
+            let gateway = try Gateway(config: config)
+            try await Application(router: gateway.router()).test(.live) { client in
+                // The test client sends one request at a time; AsyncHTTPClient sends all 100 at once.
+                let http = ConcurrentClient(port: try #require(client.port), connections: 128)
+                defer { http.shutdown() }
+                let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                    for _ in 0..<100 {
+                        group.addTask {
+                            let (status, data) = try await http.post(chatBody("teacher", maxTokens: 1000))
+                            let code = try? JSON.parse(Data(data.readableBytesView))["error"]?["code"]?.string
+                            return (Int(status.code), code)
+                        }
                     }
+                    // Opens the gate once 90 answers are in, or after 5 minutes so a wrong count fails, not hangs.
+                    let opener = Task {
+                        _ = try await until(seconds: 300) { await upstream.waiting >= 10 }
+                        _ = try await until(seconds: 300) { await upstream.refusedSeen >= 90 }
+                        await upstream.open()
+                    }
+                    defer { opener.cancel() }
+                    var all: [(Int, String?)] = []
+                    for try await status in group {
+                        all.append(status)
+                        if status.1 == "budget_exceeded" { await upstream.sawRefusal() }
+                    }
+                    await upstream.open()
+                    return all
                 }
-                var all: [(Int, String?)] = []
-                for try await status in group { all.append(status) }
-                return all
+                let admitted = statuses.filter { $0.0 == 200 }.count
+                #expect(admitted == 10, "\(statuses.map { $0.0 })")
+                #expect(statuses.filter { $0.1 == "budget_exceeded" }.count == 90)
+                #expect(await upstream.calls == 10)
+                let spent = try gateway.ledger.rows().reduce(0) { $0 + $1.costUSD }
+                #expect(spent <= 0.42)
             }
-            let admitted = statuses.filter { $0.0 == 200 }.count
-            #expect(admitted == 10)
-            #expect(statuses.filter { $0.1 == "budget_exceeded" }.count == 90)
-            let spent = try gateway.ledger.rows().reduce(0) { $0 + $1.costUSD }
-            #expect(spent <= 0.42)
+            await gateway.shutdown()
         }
     }
 
@@ -293,7 +312,10 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
             #expect(try await client.chat(chatBody("teacher"), session: "job-7").status == .conflict)
             #expect(try gateway.ledger.trips().count == 1)
             // The trip was posted to notify.webhook (the loopback provider's /hook) once.
-            try await Task.sleep(for: .milliseconds(200))
+            let posted = try await until {
+                await bodies.bodies.contains { $0["event"]?.string == "session_tripped" }
+            }
+            #expect(posted, "the trip reached the webhook")
             let events = await bodies.bodies.filter { $0["event"]?.string == "session_tripped" }
             #expect(events.count == 1 && events.first?["session"]?.string == "job-7")
             let other = try await client.execute(
@@ -323,27 +345,14 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
             try await app.test(.live) { client in
                 #expect(try await client.chat(chatBody("teacher")).status == .ok)
                 // Another process holds the write lock: the ledger cannot be written.
-                let blocker = try DatabaseQueue(path: path)
-                let held = DispatchSemaphore(value: 0)
-                let release = DispatchSemaphore(value: 0)
-                Thread.detachNewThread {
-                    try? blocker.writeWithoutTransaction { db in
-                        try db.inTransaction(.immediate) {
-                            held.signal()
-                            release.wait()
-                            return .rollback
-                        }
-                    }
-                }
-                held.wait()
+                let lock = try await LedgerLock(path: path)
                 let refused = try await client.chat(chatBody("teacher"))
                 #expect(refused.status == .serviceUnavailable)
                 #expect(try body(refused)["error"]?["code"]?.string == "ledger_unavailable")
                 let again = try await client.chat(chatBody("teacher"))
                 #expect(again.status == .serviceUnavailable)
                 let callsWhileBlocked = await calls.count("ok")
-                release.signal()
-                try await Task.sleep(for: .milliseconds(50))
+                await lock.release()
                 #expect(try await client.chat(chatBody("teacher")).status == .ok)
                 // Fails closed: the second refused request never reached the upstream.
                 #expect(callsWhileBlocked == 2)
@@ -407,6 +416,124 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
             let json = report.json.array?.first { $0["group"]?.string == "teacher" }
             #expect(json?["reasoning_tokens"]?.int == 60)
             #expect(json?["latency_ms_p95"]?.double != nil)
+        }
+    }
+
+    @Test func refusedUpstreamFailsTheAttemptAtOnce() async throws {
+        // A port bound and never listened on refuses connections. Before, each attempt waited out the 10 s connect
+        // timeout while the HTTP client re-dialled: one request took 30 s.
+        let dead = try RefusingPort()
+        defer { dead.close() }
+        let routes = """
+              teacher:
+                deployments:
+                  - {provider: dead, model: ok, \(price)}
+            """
+        let providers = "  dead: {kind: openai, base_url: \"http://127.0.0.1:\(dead.port)/v1\"}"
+        try await withFakeProvider { port, _, _ in
+            let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: routes, providers: providers)
+            let gateway = try Gateway(config: config)
+            try await Application(router: gateway.router()).test(.live) { client in
+                let started = ContinuousClock.now
+                let response = try await client.chat(chatBody("teacher"))
+                let elapsed = ContinuousClock.now - started
+                #expect(response.status == .serviceUnavailable)
+                let error = try #require(try body(response)["error"])
+                #expect(error["code"]?.string == "no_deployment_available")
+                #expect(error["message"]?.string?.contains("dead/ok: connection") == true, "\(error)")
+                #expect(header(response, "x-retort-attempts") == "3")
+                // No attempt waited for the connect timeout (10 s): each failed on the refusal itself.
+                #expect(elapsed < .seconds(10), "one request against a refused port took \(elapsed)")
+                let metrics = gateway.metrics.text()
+                #expect(
+                    metrics.contains(
+                        "retort_gateway_upstream_attempts_total{deployment=\"dead/ok\",outcome=\"connection\"} 3"),
+                    "\(metrics)")
+                #expect(!metrics.contains("outcome=\"timeout\""))
+            }
+            await gateway.shutdown()
+        }
+    }
+
+    @Test func refusedFirstDeploymentFailsOverToTheNextAtOnce() async throws {
+        let dead = try RefusingPort()
+        defer { dead.close() }
+        let routes = """
+              teacher:
+                deployments:
+                  - {provider: dead, model: ok, \(price)}
+                  - {provider: fake-openai, model: ok, \(price)}
+            """
+        let providers = "  dead: {kind: openai, base_url: \"http://127.0.0.1:\(dead.port)/v1\"}"
+        try await withFakeProvider { port, calls, _ in
+            let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: routes, providers: providers)
+            let gateway = try Gateway(config: config)
+            try await Application(router: gateway.router()).test(.live) { client in
+                let started = ContinuousClock.now
+                let response = try await client.chat(chatBody("teacher"))
+                let elapsed = ContinuousClock.now - started
+                #expect(response.status == .ok)
+                #expect(header(response, "x-retort-deployment") == "fake-openai/ok")
+                #expect(header(response, "x-retort-attempts") == "4")
+                #expect(await calls.count("ok") == 1)
+                #expect(elapsed < .seconds(10), "failover from a refused port took \(elapsed)")
+                let row = try #require(try gateway.ledger.rows().first)
+                #expect(row.failover && row.attempts == 4 && row.status == 200)
+                #expect(try gateway.ledger.failovers().map { $0.deployment } == ["dead/ok"])
+            }
+            await gateway.shutdown()
+        }
+    }
+
+    @Test func ledgerTablesThatCannotBeWrittenAreRetriedCountedAndFailClosed() async throws {
+        // Each answer costs $0.0015 and fails over from e500; the session may spend $0.002 before asking.
+        try await withFakeProvider { port, calls, _ in
+            let path = temporaryLedger()
+            let config = try gatewayConfig(
+                port: port, ledger: path, routes: failoverRoute("e500"),
+                extra: "session: {max_usd: 0.002}\nbreaker: {failures: 100, window_s: 600, cooldown_s: 600}")
+            let gateway = try Gateway(config: config, ledgerBusyTimeout: 0.2)
+            @Sendable func failures(_ table: String) -> Int {
+                let prefix = "retort_gateway_ledger_write_failures_total{table=\"\(table)\"} "
+                let line = gateway.metrics.text().split(separator: "\n").first { $0.hasPrefix(prefix) }
+                return line.flatMap { Int($0.dropFirst(prefix.count)) } ?? 0
+            }
+            try await Application(router: gateway.router()).test(.live) { client in
+                for _ in 0..<2 { #expect(try await client.chat(chatBody("teacher"), session: "job-1").status == .ok) }
+                #expect(try gateway.ledger.failovers().count == 2)
+
+                // The session trips while the ledger is locked: the trip cannot be kept, so the request fails
+                // closed, and a confirmation cannot be stored either, so it is refused and does not take effect.
+                var lock = try await LedgerLock(path: path)
+                let tripped = try await client.chat(chatBody("teacher"), session: "job-1")
+                #expect(tripped.status == .serviceUnavailable)
+                #expect(try body(tripped)["error"]?["code"]?.string == "ledger_unavailable")
+                #expect(failures("trips") == 1)
+                let confirm = try await client.execute(
+                    uri: "/v1/sessions/job-1/confirm", method: .post, headers: [.authorization: "Bearer \(testToken)"])
+                #expect(confirm.status == .serviceUnavailable)
+                #expect(failures("confirmations") == 1)
+                await lock.release()
+                // Writable again: the trip is recorded on the next request, which gets its 409.
+                let again = try await client.chat(chatBody("teacher"), session: "job-1")
+                #expect(again.status == .conflict)
+                #expect(try gateway.ledger.trips().count == 1)
+                #expect(try gateway.ledger.lastConfirmation(of: "job-1") == nil)
+
+                // A failover row that cannot be written is retried, counted and logged; the request row after it
+                // fails too, so the answer is refused rather than given without a ledger row.
+                lock = try await LedgerLock(path: path)
+                let e500Before = await calls.count("e500")
+                let refused = try await client.chat(chatBody("teacher"), session: "job-2")
+                #expect(refused.status == .serviceUnavailable)
+                #expect(await calls.count("e500") == e500Before + 3)
+                #expect(failures("failovers") == 1)
+                #expect(failures("requests") == 1)
+                await lock.release()
+                #expect(try await client.chat(chatBody("teacher"), session: "job-3").status == .ok)
+                #expect(try gateway.ledger.failovers().count == 3)
+            }
+            await gateway.shutdown()
         }
     }
 }
