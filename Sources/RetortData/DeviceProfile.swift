@@ -35,10 +35,9 @@ public struct DeviceProfile: Sendable, Equatable, Codable {
             throw value.error("a device needs name, flops_per_second and memory_bytes")
         }
         self.name = try name.string()
-        flopsPerSecond = try flops.double()
-        guard flopsPerSecond > 0 else { throw flops.error("flops_per_second must be positive") }
-        memoryBytes = try memory.byteSize()
-        usdPerHour = try fields["usd_per_hour"]?.double()
+        flopsPerSecond = try flops.double(in: .positive(upTo: 1e18), unit: "FLOP/s")
+        memoryBytes = try memory.byteSize(in: 1...ByteSize.maximum)
+        usdPerHour = try fields["usd_per_hour"]?.double(in: JobLimits.usdPerHour, unit: "USD")
     }
 
     /// The built-in profiles (the same text as devices/*.yaml).

@@ -152,11 +152,14 @@ public struct Job {
             collect { () throws(DataError) in
                 let section = try teacher.mapping(allowed: ["name", "cost_per_1k_requests_usd", "latency_ms", "price"])
                 job.teacher.name = try section["name"]?.string()
-                job.teacher.costPer1kRequestsUSD = try section["cost_per_1k_requests_usd"]?.double()
-                job.teacher.latencyMs = try section["latency_ms"]?.double()
+                job.teacher.costPer1kRequestsUSD = try section["cost_per_1k_requests_usd"]?.double(
+                    in: JobLimits.usd, unit: "USD")
+                job.teacher.latencyMs = try section["latency_ms"]?.double(in: JobLimits.latencyMs, unit: "ms")
                 if let price = try section["price"]?.mapping(allowed: ["input_per_mtok_usd", "output_per_mtok_usd"]) {
-                    job.teacher.inputPerMTokUSD = try price["input_per_mtok_usd"]?.double()
-                    job.teacher.outputPerMTokUSD = try price["output_per_mtok_usd"]?.double()
+                    job.teacher.inputPerMTokUSD = try price["input_per_mtok_usd"]?.double(
+                        in: JobLimits.pricePerMTok, unit: "USD per million tokens")
+                    job.teacher.outputPerMTokUSD = try price["output_per_mtok_usd"]?.double(
+                        in: JobLimits.pricePerMTok, unit: "USD per million tokens")
                 }
             }
         }
@@ -170,46 +173,27 @@ public struct Job {
         if let constraints = top["constraints"] {
             collect { () throws(DataError) in
                 let section = try constraints.mapping(allowed: ["max_model_bytes", "max_latency_ms", "max_flops"])
-                if let flops = section["max_flops"] {
-                    job.maxFlops = try flops.int()
-                    guard (job.maxFlops ?? 0) > 0 else {
-                        throw flops.error("max_flops must be a positive whole number")
-                    }
-                }
-                job.maxModelBytes = try section["max_model_bytes"]?.byteSize()
-                job.maxLatencyMs = try section["max_latency_ms"]?.double()
+                job.maxFlops = try section["max_flops"]?.int(in: JobLimits.flops)
+                job.maxModelBytes = try section["max_model_bytes"]?.byteSize(in: 1...ByteSize.maximum)
+                job.maxLatencyMs = try section["max_latency_ms"]?.double(in: .positive(upTo: 86_400_000), unit: "ms")
             }
         }
         if let objective = top["objective"] {
             collect { () throws(DataError) in
                 let section = try objective.mapping(allowed: ["metric", "max_drop"])
                 job.metric = try section["metric"]?.string()
-                if let drop = section["max_drop"] {
-                    job.maxDrop = try drop.double()
-                    guard job.maxDrop >= 0, job.maxDrop <= 1 else { throw drop.error("max_drop must lie in [0, 1]") }
-                }
+                job.maxDrop = try section["max_drop"]?.double(in: NumberRange(0, 1)) ?? job.maxDrop
             }
         }
         if let search = top["search"] {
             collect { () throws(DataError) in
                 let section = try search.mapping(allowed: ["budget_seconds", "seed", "strategy", "eta", "rungs"])
-                if let rungs = section["rungs"] {
-                    job.rungs = try rungs.int()
-                    guard job.rungs >= 1 else { throw rungs.error("rungs must be a whole number ≥ 1") }
-                }
-                if let eta = section["eta"] {
-                    job.eta = try eta.int()
-                    guard job.eta >= 2 else { throw eta.error("eta must be a whole number ≥ 2") }
-                }
-                if let budget = section["budget_seconds"] {
-                    job.budgetSeconds = try budget.seconds()
-                    guard job.budgetSeconds > 0 else { throw budget.error("budget_seconds must be positive") }
-                }
-                if let seed = section["seed"] {
-                    let value = try seed.int()
-                    guard value >= 0 else { throw seed.error("seed must be a whole number ≥ 0") }
-                    job.seed = UInt64(value)
-                }
+                job.rungs = try section["rungs"]?.int(in: JobLimits.rungs) ?? job.rungs
+                job.eta = try section["eta"]?.int(in: JobLimits.eta) ?? job.eta
+                job.budgetSeconds =
+                    try section["budget_seconds"]?.seconds(in: .positive(upTo: DurationText.maximum))
+                    ?? job.budgetSeconds
+                if let seed = try section["seed"]?.int(in: 0...Int.max) { job.seed = UInt64(seed) }
                 if let strategy = section["strategy"] {
                     job.strategy = try strategy.string()
                     job.strategyChosen = true
@@ -219,10 +203,9 @@ public struct Job {
         if let serving = top["serving"] {
             collect { () throws(DataError) in
                 let section = try serving.mapping(allowed: ["usd_per_vcpu_hour"])
-                if let price = section["usd_per_vcpu_hour"] {
-                    job.usdPerVCPUHour = try price.double()
-                    guard job.usdPerVCPUHour >= 0 else { throw price.error("usd_per_vcpu_hour must be ≥ 0") }
-                }
+                job.usdPerVCPUHour =
+                    try section["usd_per_vcpu_hour"]?.double(in: JobLimits.usdPerHour, unit: "USD")
+                    ?? job.usdPerVCPUHour
             }
         }
         if let out = top["out"] { job.out = collect { () throws(DataError) in resolve(try out.string()) } }
@@ -231,4 +214,23 @@ public struct Job {
         job.data = data
         return job
     }
+}
+
+/// The allowed range of every number in a job file: wide enough for any real teacher, device or search, narrow
+/// enough that every downstream sum, product and conversion to an integer stays exact.
+public enum JobLimits {
+    /// Teacher cost per 1000 requests, USD.
+    public static let usd = NumberRange.nonNegative(upTo: 1e9)
+    /// A latency in ms: up to a day.
+    public static let latencyMs = NumberRange.nonNegative(upTo: 86_400_000)
+    /// A price per million tokens, USD.
+    public static let pricePerMTok = NumberRange.nonNegative(upTo: 1e6)
+    /// A price per hour (of a vCPU or a device), USD.
+    public static let usdPerHour = NumberRange.nonNegative(upTo: 1e6)
+    /// `max_flops`: FLOPs per example.
+    public static let flops = 1...1_000_000_000_000_000
+    /// `search.rungs`.
+    public static let rungs = 1...20
+    /// `search.eta` (halving's reduction factor).
+    public static let eta = 2...100
 }

@@ -183,27 +183,34 @@ public struct TaskFile: Sendable {
                     "unknown key \"teacher.\(unknown)\"; allowed: \(teacherKeys.sorted().joined(separator: ", "))",
                     file: path)
             }
-            func number(_ key: String, in dictionary: [String: Any], prefix: String = "teacher.") throws(DataError)
-                -> Double?
-            {
+            func number(
+                _ key: String, in dictionary: [String: Any], prefix: String = "teacher.", upTo upper: Double
+            ) throws(DataError) -> Double? {
                 guard let value = dictionary[key] else { return nil }
-                guard RowReader.isNumber(value), let number = value as? NSNumber, number.doubleValue.isFinite,
-                    number.doubleValue >= 0
-                else { throw DataError(.badData, "\"\(prefix)\(key)\" must be a finite number ≥ 0", file: path) }
+                guard RowReader.isNumber(value), let number = value as? NSNumber,
+                    NumberRange.nonNegative(upTo: upper).contains(number.doubleValue)
+                else {
+                    throw DataError(
+                        .badData,
+                        "\"\(prefix)\(key)\" must be a number in \(NumberRange.nonNegative(upTo: upper).description()), got \(value)",
+                        file: path)
+                }
                 return number.doubleValue
             }
             result.teacher.name = fields["name"] as? String ?? "teacher"
-            result.teacher.params = try number("params", in: fields).map { Int($0) }
-            result.teacher.latencyMsP50 = try number("latency_ms_p50", in: fields)
-            result.teacher.costPer1kRequestsUSD = try number("cost_per_1k_requests_usd", in: fields)
+            result.teacher.params = try number("params", in: fields, upTo: 1e15).map { Int($0.rounded()) }
+            result.teacher.latencyMsP50 = try number("latency_ms_p50", in: fields, upTo: JobLimits.latencyMs.upper)
+            result.teacher.costPer1kRequestsUSD = try number(
+                "cost_per_1k_requests_usd", in: fields, upTo: JobLimits.usd.upper)
             if let price = fields["price"] {
                 guard let priceFields = price as? [String: Any] else {
                     throw DataError(.badData, "\"teacher.price\" must be an object", file: path)
                 }
                 result.teacher.inputPerMTokUSD = try number(
-                    "input_per_mtok_usd", in: priceFields, prefix: "teacher.price.")
+                    "input_per_mtok_usd", in: priceFields, prefix: "teacher.price.", upTo: JobLimits.pricePerMTok.upper)
                 result.teacher.outputPerMTokUSD = try number(
-                    "output_per_mtok_usd", in: priceFields, prefix: "teacher.price.")
+                    "output_per_mtok_usd", in: priceFields, prefix: "teacher.price.", upTo: JobLimits.pricePerMTok.upper
+                )
             }
         }
         return result

@@ -137,22 +137,76 @@ public struct YAMLValue {
         }
     }
 
-    /// A byte size: a number of bytes or `500KB`, `1.5MB`, `2MiB`.
-    public func byteSize() throws(DataError) -> Int {
+    /// A byte size in `range` (default up to ``ByteSize/maximum``): a number of bytes or `500KB`, `1.5MB`, `2MiB`.
+    public func byteSize(in range: ClosedRange<Int> = 0...ByteSize.maximum) throws(DataError) -> Int {
         let text = try string()
-        guard let bytes = ByteSize.parse(text) else {
+        guard let bytes = ByteSize.value(of: text) else {
             throw error("\"\(text)\" is not a size; write bytes or 500KB, 1.5MB, 2MiB")
         }
-        return bytes
+        guard bytes >= Double(range.lowerBound), bytes <= Double(range.upperBound) else {
+            throw outOfRange(
+                "[\(ByteSize.format(range.lowerBound)), \(ByteSize.format(range.upperBound))]", got: text)
+        }
+        return Int(bytes)
     }
 
-    /// A duration in seconds: `120`, `120s`, `2m`, `500ms`, `1h`.
+    /// A duration in seconds: `120`, `120s`, `2m`, `500ms`, `1h`, at most ``DurationText/maximum`` (10 years).
     public func seconds() throws(DataError) -> Double {
+        try seconds(in: NumberRange(0, DurationText.maximum))
+    }
+
+    /// A duration in seconds (`120`, `120s`, `2m`, `500ms`, `1h`) that lies in `range`.
+    public func seconds(in range: NumberRange) throws(DataError) -> Double {
         let text = try string()
         guard let seconds = DurationText.parse(text) else {
             throw error("\"\(text)\" is not a duration; write 120, 120s, 2m or 500ms")
         }
+        guard range.contains(seconds) else { throw outOfRange(range.description(unit: "seconds"), got: text) }
         return seconds
+    }
+
+    /// A finite number in `range`; `unit` names what it counts in the message (`seconds`, `ms`, `USD`).
+    ///
+    /// The error reads `KEY must be in (0, 86400] seconds, got 1e19`, at this node's line.
+    public func double(in range: NumberRange, unit: String = "") throws(DataError) -> Double {
+        let value = try double()
+        guard range.contains(value) else { throw outOfRange(range.description(unit: unit), got: describeNumber) }
+        return value
+    }
+
+    /// A whole number in `range` (a number too large for a machine integer is reported as outside the range).
+    public func int(in range: ClosedRange<Int>, unit: String = "") throws(DataError) -> Int {
+        let allowed = "a whole number in [\(range.lowerBound), \(range.upperBound)]\(unit.isEmpty ? "" : " \(unit)")"
+        guard case .scalar(let scalar) = node else { throw error("expected \(allowed), found \(kindName)") }
+        let text = scalar.string.trimmingCharacters(in: .whitespaces)
+        let value: Int
+        if let parsed = Int(text) {
+            value = parsed
+        } else if let number = Double(text), number.isFinite, number == number.rounded() {
+            guard let whole = Int(exactly: number) else { throw outOfRange(allowed, got: text) }
+            value = whole
+        } else {
+            throw error("expected \(allowed), found \(describeValue)")
+        }
+        guard range.contains(value) else { throw outOfRange(allowed, got: text) }
+        return value
+    }
+
+    /// `KEY must be in RANGE, got TEXT`, at this node's line.
+    public func outOfRange(_ allowed: String, got text: String) -> DataError {
+        error("\(keyName) must be \(allowed.hasPrefix("a ") ? "" : "in ")\(allowed), got \(text)")
+    }
+
+    /// The last key of ``path`` (`timeout_s` for `routes.chat.deployments[0].timeout_s`), or `value`.
+    var keyName: String {
+        let last = path.split(separator: ".").last.map(String.init) ?? ""
+        let name = last.split(separator: "[").first.map(String.init) ?? ""
+        return name.isEmpty ? "the value" : name
+    }
+
+    var describeNumber: String {
+        if case .scalar(let scalar) = node { return scalar.string.trimmingCharacters(in: .whitespaces) }
+        return kindName
     }
 
     var kindName: String {
@@ -187,10 +241,64 @@ public struct YAMLValue {
     }
 }
 
+/// An interval of allowed numbers, each end open or closed: `(0, 86400]`, `[0, 600000]`.
+public struct NumberRange: Sendable, Equatable {
+    /// The lower end.
+    public var lower: Double
+    /// The upper end.
+    public var upper: Double
+    /// Whether `lower` itself is allowed.
+    public var includesLower: Bool
+    /// Whether `upper` itself is allowed.
+    public var includesUpper: Bool
+
+    /// `[lower, upper]`, or with an open lower end `(lower, upper]` when `excludingLower`.
+    public init(_ lower: Double, _ upper: Double, excludingLower: Bool = false, excludingUpper: Bool = false) {
+        self.lower = lower
+        self.upper = upper
+        includesLower = !excludingLower
+        includesUpper = !excludingUpper
+    }
+
+    /// `(lower, upper]`: a positive number up to `upper`.
+    public static func positive(upTo upper: Double) -> NumberRange { NumberRange(0, upper, excludingLower: true) }
+
+    /// `[0, upper]`.
+    public static func nonNegative(upTo upper: Double) -> NumberRange { NumberRange(0, upper) }
+
+    /// Whether `value` lies in the interval (NaN never does).
+    public func contains(_ value: Double) -> Bool {
+        (includesLower ? value >= lower : value > lower) && (includesUpper ? value <= upper : value < upper)
+    }
+
+    /// `(0, 86400] seconds`.
+    public func description(unit: String = "") -> String {
+        let text =
+            "\(includesLower ? "[" : "(")\(Self.format(lower)), \(Self.format(upper))\(includesUpper ? "]" : ")")"
+        return unit.isEmpty ? text : "\(text) \(unit)"
+    }
+
+    /// `86400`, `0.5`, `1e+15`: whole numbers below 10^12 in full, others in `%g` form.
+    public static func format(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e12, let whole = Int(exactly: value) { return "\(whole)" }
+        return String(format: "%g", value)
+    }
+}
+
 /// Parses byte sizes: `2000000`, `500KB`, `1.5MB`, `2GB` (powers of 1000) and `512KiB`, `2MiB` (powers of 1024).
 public enum ByteSize {
-    /// Bytes for `text`, or nil when it is not a size.
+    /// The largest size a file may give: 1 PiB (2^50 bytes), far above any model or device and far below `Int.max`.
+    public static let maximum = 1 << 50
+
+    /// Bytes for `text`, or nil when it is not a size or larger than ``maximum``.
     public static func parse(_ text: String) -> Int? {
+        guard let bytes = value(of: text), bytes <= Double(maximum) else { return nil }
+        return Int(bytes)
+    }
+
+    /// Bytes for `text` as a rounded, finite, non-negative number (possibly beyond ``maximum``), or nil when it is
+    /// not a size.
+    public static func value(of text: String) -> Double? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased().replacingOccurrences(of: " ", with: "")
         let units: [(String, Double)] = [
             ("KIB", 1024), ("MIB", 1_048_576), ("GIB", 1_073_741_824), ("KB", 1000), ("MB", 1_000_000),
@@ -204,8 +312,7 @@ public enum ByteSize {
         }
         guard let value = Double(number), value.isFinite, value >= 0 else { return nil }
         let bytes = (value * factor).rounded()
-        guard bytes < 9.0e18 else { return nil }
-        return Int(bytes)
+        return bytes.isFinite ? bytes : nil
     }
 
     /// A short human form: `812 B`, `44.1 KB`, `2.50 MB`.
@@ -220,6 +327,10 @@ public enum ByteSize {
 
 /// Parses durations: `120`, `120s`, `2m`, `500ms`, `1h`, `1.5m`.
 public enum DurationText {
+    /// The longest duration a file or flag may give: 10 years of 365.25 days (315,576,000 s), so that a deadline in
+    /// nanoseconds or milliseconds always fits a 64-bit integer.
+    public static let maximum = 315_576_000.0
+
     /// Seconds for `text`, or nil when it is not a duration.
     public static func parse(_ text: String) -> Double? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()

@@ -47,16 +47,10 @@ public struct EvalSuite: Sendable, Equatable {
         if let primary = fields["primary"] { self.primary = try Self.metric(primary) }
         if let bootstrap = fields["bootstrap"] {
             let settings = try bootstrap.mapping(allowed: ["resamples", "confidence"])
-            if let resamples = settings["resamples"] {
-                self.resamples = try resamples.int()
-                guard self.resamples >= 100 else { throw resamples.error("use at least 100 resamples") }
-            }
-            if let confidence = settings["confidence"] {
-                self.confidence = try confidence.double()
-                guard self.confidence > 0.5, self.confidence < 1 else {
-                    throw confidence.error("confidence lies in (0.5, 1)")
-                }
-            }
+            self.resamples = try settings["resamples"]?.int(in: 100...100_000) ?? self.resamples
+            self.confidence =
+                try settings["confidence"]?.double(in: NumberRange(0.5, 1, excludingLower: true, excludingUpper: true))
+                ?? self.confidence
         }
     }
 

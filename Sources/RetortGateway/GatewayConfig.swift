@@ -201,11 +201,10 @@ public struct Budgets: Sendable, Equatable {
 
     init(_ value: YAMLValue) throws(DataError) {
         let entry = try value.mapping(allowed: ["usd_per_day", "usd_per_month", "tokens_per_day", "tokens_per_month"])
-        func limit(_ key: String) throws(DataError) -> Double? { try entry.nonNegative(key, what: "a budget") }
-        usdPerDay = try limit("usd_per_day")
-        usdPerMonth = try limit("usd_per_month")
-        tokensPerDay = try limit("tokens_per_day")
-        tokensPerMonth = try limit("tokens_per_month")
+        usdPerDay = try entry.number("usd_per_day", in: ConfigLimits.usd, unit: "USD")
+        usdPerMonth = try entry.number("usd_per_month", in: ConfigLimits.usd, unit: "USD")
+        tokensPerDay = try entry.number("tokens_per_day", in: ConfigLimits.tokens, unit: "tokens")
+        tokensPerMonth = try entry.number("tokens_per_month", in: ConfigLimits.tokens, unit: "tokens")
     }
 
     /// Whether any limit is set.
@@ -279,7 +278,9 @@ public struct Price: Sendable, Equatable {
             allowed: ["input_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "output_per_mtok"],
             required: ["input_per_mtok", "output_per_mtok"]
         )
-        func number(_ key: String) throws(DataError) -> Double? { try entry.nonNegative(key, what: "a price") }
+        func number(_ key: String) throws(DataError) -> Double? {
+            try entry.number(key, in: ConfigLimits.pricePerMTok, unit: "USD per million tokens")
+        }
         self.init(
             input: try number("input_per_mtok") ?? 0, cachedInput: try number("cached_input_per_mtok"),
             cacheWrite: try number("cache_write_per_mtok"), output: try number("output_per_mtok") ?? 0
@@ -332,17 +333,12 @@ public struct Deployment: Sendable {
         providerConfig = config
         model = try entry.need("model").string()
         price = try Price(try entry.need("price"))
-        timeoutSeconds = try entry["timeout_s"]?.double() ?? 60
-        guard timeoutSeconds > 0 else { throw try entry.need("timeout_s").error("timeout_s must be positive") }
-        if let item = entry["concurrency"] {
-            let value = try item.int()
-            guard value > 0 else { throw item.error("concurrency must be at least 1") }
-            concurrency = value
-        }
+        timeoutSeconds = try entry.number("timeout_s", in: ConfigLimits.timeoutSeconds, unit: "seconds") ?? 60
+        concurrency = try entry["concurrency"]?.int(in: ConfigLimits.concurrency)
         if let item = entry["rate_limit"] {
             let limits = try item.mapping(allowed: ["rpm", "tpm"])
-            requestsPerMinute = try limits["rpm"]?.int()
-            tokensPerMinute = try limits["tpm"]?.int()
+            requestsPerMinute = try limits["rpm"]?.int(in: ConfigLimits.requestsPerMinute, unit: "requests per minute")
+            tokensPerMinute = try limits["tpm"]?.int(in: ConfigLimits.tokensPerMinute, unit: "tokens per minute")
         }
     }
 
@@ -435,14 +431,14 @@ public struct RetryPolicy: Sendable {
 
     init(_ value: YAMLValue) throws(DataError) {
         let entry = try value.mapping(allowed: ["attempts", "backoff_ms", "max_backoff_ms"])
-        attempts = try entry["attempts"]?.int() ?? 3
-        guard attempts >= 1 else {
-            throw try entry.need("attempts").error("attempts must be at least 1 (1 = no retry)")
-        }
-        backoffMilliseconds = try entry["backoff_ms"]?.double() ?? 200
-        maxBackoffMilliseconds = try entry["max_backoff_ms"]?.double() ?? 5000
-        guard backoffMilliseconds >= 0, maxBackoffMilliseconds >= backoffMilliseconds else {
-            throw value.error("need 0 ≤ backoff_ms ≤ max_backoff_ms")
+        attempts = try entry["attempts"]?.int(in: ConfigLimits.attempts, unit: "(1 = no retry)") ?? 3
+        backoffMilliseconds = try entry.number("backoff_ms", in: ConfigLimits.backoffMilliseconds, unit: "ms") ?? 200
+        maxBackoffMilliseconds =
+            try entry.number("max_backoff_ms", in: ConfigLimits.backoffMilliseconds, unit: "ms") ?? 5000
+        guard maxBackoffMilliseconds >= backoffMilliseconds else {
+            throw (entry["max_backoff_ms"] ?? value).error(
+                "need backoff_ms ≤ max_backoff_ms, got \(NumberRange.format(backoffMilliseconds)) > \(NumberRange.format(maxBackoffMilliseconds))"
+            )
         }
     }
 }
@@ -465,10 +461,9 @@ public struct BreakerPolicy: Sendable {
 
     init(_ value: YAMLValue) throws(DataError) {
         let entry = try value.mapping(allowed: ["failures", "window_s", "cooldown_s"])
-        failures = try entry["failures"]?.int() ?? 5
-        guard failures >= 1 else { throw try entry.need("failures").error("failures must be at least 1") }
-        windowSeconds = try entry["window_s"]?.double() ?? 30
-        cooldownSeconds = try entry["cooldown_s"]?.double() ?? 30
+        failures = try entry["failures"]?.int(in: ConfigLimits.failures) ?? 5
+        windowSeconds = try entry.number("window_s", in: ConfigLimits.timeoutSeconds, unit: "seconds") ?? 30
+        cooldownSeconds = try entry.number("cooldown_s", in: ConfigLimits.timeoutSeconds, unit: "seconds") ?? 30
     }
 }
 
@@ -490,19 +485,44 @@ public struct SessionPolicy: Sendable {
 
     init(_ value: YAMLValue) throws(DataError) {
         let entry = try value.mapping(allowed: ["idle_gap", "max_duration", "max_usd"])
-        idleGapSeconds = try entry["idle_gap"]?.seconds() ?? 1800
-        maxDurationSeconds = try entry["max_duration"]?.seconds()
-        maxUSD = try entry["max_usd"]?.double()
+        idleGapSeconds = try entry["idle_gap"]?.seconds(in: ConfigLimits.duration) ?? 1800
+        maxDurationSeconds = try entry["max_duration"]?.seconds(in: ConfigLimits.duration)
+        maxUSD = try entry.number("max_usd", in: ConfigLimits.usd, unit: "USD")
     }
 }
 
+/// The allowed range of every number in a gateway config, chosen so that what `gateway check` accepts `serve` can
+/// honour: every duration converts to whole milliseconds or nanoseconds without overflow, and every sum of
+/// budgets, prices and tokens stays finite.
+enum ConfigLimits {
+    /// `timeout_s`, `window_s`, `cooldown_s`: up to a day.
+    static let timeoutSeconds = NumberRange.positive(upTo: 86_400)
+    /// `backoff_ms`, `max_backoff_ms`: up to 10 minutes.
+    static let backoffMilliseconds = NumberRange.nonNegative(upTo: 600_000)
+    /// Session `idle_gap` and `max_duration`: positive, up to 10 years.
+    static let duration = NumberRange.positive(upTo: DurationText.maximum)
+    /// Budgets and `max_usd`, in USD.
+    static let usd = NumberRange.nonNegative(upTo: 1e9)
+    /// Token budgets.
+    static let tokens = NumberRange.nonNegative(upTo: 1e15)
+    /// Prices, USD per million tokens.
+    static let pricePerMTok = NumberRange.nonNegative(upTo: 1e6)
+    /// Requests in flight to one deployment.
+    static let concurrency = 1...100_000
+    /// `rate_limit.rpm`.
+    static let requestsPerMinute = 1...1_000_000_000
+    /// `rate_limit.tpm`.
+    static let tokensPerMinute = 1...1_000_000_000_000
+    /// `retry.attempts`.
+    static let attempts = 1...100
+    /// `breaker.failures`.
+    static let failures = 1...1_000_000
+}
+
 extension [String: YAMLValue] {
-    /// The number under `key`, if given; a negative one is an error naming `what` it is.
-    func nonNegative(_ key: String, what: String) throws(DataError) -> Double? {
-        guard let item = self[key] else { return nil }
-        let value = try item.double()
-        guard value >= 0 else { throw item.error("\(what) cannot be negative") }
-        return value
+    /// The number under `key`, if given, checked against `range` (`unit` names what it counts in the message).
+    func number(_ key: String, in range: NumberRange, unit: String) throws(DataError) -> Double? {
+        try self[key]?.double(in: range, unit: unit)
     }
 
     /// An entry that `mapping(allowed:required:)` has already checked is present.

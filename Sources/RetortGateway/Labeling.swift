@@ -65,15 +65,11 @@ public struct LabelPrompt: Sendable {
             }
             seen[key] = label
         }
-        let maxTokens = try entry["max_tokens"]?.int() ?? 8
-        guard maxTokens > 0 else { throw try entry.need("max_tokens").error("max_tokens must be positive") }
-        let topLogprobs = try entry["top_logprobs"]?.int()
-        if let topLogprobs, !(0...20).contains(topLogprobs) {
-            throw try entry.need("top_logprobs").error("top_logprobs must be between 0 and 20")
-        }
+        let maxTokens = try entry["max_tokens"]?.int(in: 1...1_000_000) ?? 8
+        let topLogprobs = try entry["top_logprobs"]?.int(in: 0...20)
         return LabelPrompt(
             system: try entry["system"]?.string(), user: user, labels: labels, maxTokens: maxTokens,
-            temperature: try entry["temperature"]?.double(), topLogprobs: topLogprobs
+            temperature: try entry["temperature"]?.double(in: NumberRange(0, 2)), topLogprobs: topLogprobs
         )
     }
 

@@ -156,7 +156,7 @@ public enum HTMLReport {
         value: (TrialResult) -> Double, limit: Double?, teacherX: Double?, teacherValue: Double?
     ) -> String {
         let (width, height, left, right, top, bottom) = (600.0, 340.0, 56.0, 14.0, 26.0, 40.0)
-        var xs = trained.map { log10(max(value($0), 1e-9)) }
+        var xs = trained.map { log10(max(value($0), 1e-9)) }.filter(\.isFinite)
         if let teacherX { xs.append(log10(max(teacherX, 1e-9))) }
         if let limit { xs.append(log10(max(limit, 1e-9))) }
         var ys: [Double] = []

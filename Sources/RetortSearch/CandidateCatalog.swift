@@ -160,10 +160,7 @@ public struct CandidateCatalog: Sendable {
             } else if kind == .text {
                 bucketOptions =
                     try fields["buckets_log2"].map { (value) throws(DataError) in
-                        try ints(value).map { (bits) throws(DataError) -> Int? in
-                            guard (8...22).contains(bits) else { throw value.error("buckets_log2 must lie in 8...22") }
-                            return bits
-                        }
+                        try ints(value, in: 8...22).map { Optional($0) }
                     } ?? [16]
             } else if let buckets = fields["buckets_log2"] {
                 throw buckets.error("buckets_log2 applies to text tasks only")
@@ -253,6 +250,17 @@ public struct CandidateCatalog: Sendable {
                         return parsed
                     }
                 } ?? [.adam]
+            let counts: [Int] = [
+                learningRates.count, epochs.count, batchSizes.count, temperatures.count, alphas.count, patiences.count,
+                stoppings.count, schedules.count, optimizers.count, hiddenOptions.count, bucketOptions.count,
+                charOptions.count, meanOptions.count, encoderOptions.count, precisions.count,
+            ]
+            let expansion = counts.reduce(1.0) { (product: Double, count: Int) in product * Double(count) }
+            guard expansion <= Double(maxCandidatesPerEntry) else {
+                throw entry.error(
+                    "this entry expands to \(NumberRange.format(expansion)) candidates; list fewer values (at most \(maxCandidatesPerEntry) candidates per entry)"
+                )
+            }
             var optionsGrid: [TrainingOptions] = []
             for lr in learningRates {
                 for epochCount in epochs {
@@ -346,9 +354,9 @@ public struct CandidateCatalog: Sendable {
             throw value.error("hidden lists the heads as width lists: [[], [128]] ([] is a linear head)")
         }
         let lists = try items.map { (item) throws(DataError) in
-            try item.sequence().map { (w) throws(DataError) in try w.int() }
+            try item.sequence().map { (w) throws(DataError) in try w.int(in: widthRange) }
         }
-        guard lists.allSatisfy({ $0.count <= 2 && $0.allSatisfy { (1...16_384).contains($0) } }) else {
+        guard lists.allSatisfy({ $0.count <= 2 }) else {
             throw value.error("each head has 0 to 2 hidden widths between 1 and 16384")
         }
         return lists
@@ -360,38 +368,39 @@ public struct CandidateCatalog: Sendable {
         let lists: [[Int]]
         if items.allSatisfy({ $0.isSequence }) {
             lists = try items.map { (item) throws(DataError) in
-                try item.sequence().map { (w) throws(DataError) in try w.int() }
+                try item.sequence().map { (w) throws(DataError) in try w.int(in: widthRange) }
             }
         } else {
-            lists = [try items.map { (w) throws(DataError) in try w.int() }]
+            lists = [try items.map { (w) throws(DataError) in try w.int(in: widthRange) }]
         }
         for list in lists {
-            guard (1...3).contains(list.count), list.allSatisfy({ (1...16_384).contains($0) }) else {
+            guard (1...3).contains(list.count) else {
                 throw value.error("each hidden list has 1 to 3 widths between 1 and 16384, e.g. [256, 128]")
             }
         }
         return lists
     }
 
-    static func ints(_ value: YAMLValue, in range: ClosedRange<Int>? = nil) throws(DataError) -> [Int] {
-        let values =
-            value.isSequence ? try value.sequence().map { (v) throws(DataError) in try v.int() } : [try value.int()]
-        if let range, let bad = values.first(where: { !range.contains($0) }) {
-            throw value.error("\(bad) is outside \(range.lowerBound)...\(range.upperBound)")
-        }
-        guard !values.isEmpty else { throw value.error("give at least one value") }
-        return values
+    /// Hidden widths and head widths: 1 to 16384.
+    static let widthRange = 1...16_384
+
+    /// The most candidates one entry may expand to (the product of its list lengths).
+    static let maxCandidatesPerEntry = 100_000
+
+    /// One whole number or a list of them, each in `range` (an error names the offending element's line).
+    static func ints(_ value: YAMLValue, in range: ClosedRange<Int>) throws(DataError) -> [Int] {
+        let items = value.isSequence ? try value.sequence() : [value]
+        guard !items.isEmpty else { throw value.error("give at least one value") }
+        return try items.map { (item) throws(DataError) in try item.int(in: range) }
     }
 
+    /// One number or a list of them, each in `range`.
     static func doubles(_ value: YAMLValue, in range: ClosedRange<Double>) throws(DataError) -> [Double] {
-        let values =
-            value.isSequence
-            ? try value.sequence().map { (v) throws(DataError) in try v.double() } : [try value.double()]
-        if let bad = values.first(where: { !range.contains($0) }) {
-            throw value.error("\(bad) is outside \(range.lowerBound)...\(range.upperBound)")
+        let items = value.isSequence ? try value.sequence() : [value]
+        guard !items.isEmpty else { throw value.error("give at least one value") }
+        return try items.map { (item) throws(DataError) in
+            try item.double(in: NumberRange(range.lowerBound, range.upperBound))
         }
-        guard !values.isEmpty else { throw value.error("give at least one value") }
-        return values
     }
 
     static func strings(_ value: YAMLValue) throws(DataError) -> [String] {

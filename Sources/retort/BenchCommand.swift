@@ -29,6 +29,11 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "The BERT-family encoder folder the encoder section runs (skipped with a note when absent).")
     var encoder = ".build-models/all-MiniLM-L6-v2"
 
+    func validate() throws {
+        try OptionChecks.number(seconds, "--seconds", in: OptionChecks.benchmarkSeconds, unit: "seconds")
+        try OptionChecks.integer(bootstrapRows, "--bootstrap-rows", in: 10...10_000_000)
+    }
+
     func run() async throws {
         try await ErrorReporting.run {
             let cores = ProcessInfo.processInfo.activeProcessorCount

@@ -21,6 +21,8 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Override the config's listen address (HOST:PORT).") var listen: String?
         @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
 
+        func validate() throws { try OptionChecks.listenAddress(listen, "--listen") }
+
         func run() async throws {
             try await ErrorReporting.run {
                 var loaded = try GatewayConfig.load(config)
@@ -103,6 +105,11 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Port (0: any free port).") var port = 8788
         @Option(help: "Milliseconds the intent* and replay* models take to answer (a realistic teacher latency).")
         var latencyMs = 0
+
+        func validate() throws {
+            try OptionChecks.integer(port, "--port", in: OptionChecks.ports)
+            try OptionChecks.integer(latencyMs, "--latency-ms", in: OptionChecks.latencyMilliseconds)
+        }
         @Option(
             help:
                 "Rows (FORMATS.md §1) whose recorded teacher labels the replay* models answer, matched on the last user message."
@@ -135,6 +142,11 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Requests per second, comma-separated.") var rates = "200,1000"
         @Option(help: "Seconds per rate and target.") var seconds = 10.0
         @Option(help: "Folder for the config and ledger.") var out = "results/bench-gateway"
+
+        func validate() throws {
+            _ = try OptionChecks.integers(rates, "--rates", in: 1...1_000_000)
+            try OptionChecks.number(seconds, "--seconds", in: OptionChecks.benchmarkSeconds, unit: "seconds")
+        }
 
         func run() async throws {
             try await ErrorReporting.run {

@@ -30,6 +30,18 @@ struct Label: AsyncParsableCommand {
     @Option(help: "Seconds between batch status polls.") var batchPollSeconds = 10.0
     @Option(help: "Seconds to wait for a batch before stopping (the next run resumes it).") var batchTimeout = 86_400.0
 
+    func validate() throws {
+        try OptionChecks.integer(concurrency, "--concurrency", in: 1...10_000)
+        try OptionChecks.number(batchPollSeconds, "--batch-poll-seconds", in: .positive(upTo: 86_400), unit: "seconds")
+        try OptionChecks.number(
+            batchTimeout, "--batch-timeout", in: .positive(upTo: 30 * 86_400), unit: "seconds")
+        if let soft {
+            guard soft.hasPrefix("sample:"), let count = Int(soft.dropFirst(7)), (2...100).contains(count) else {
+                throw ValidationError("--soft: write sample:K with K in [2, 100], e.g. sample:5")
+            }
+        }
+    }
+
     func run() async throws {
         try await ErrorReporting.run {
             var options = Labeler.Options(route: route, promptPath: prompt, inputsPath: inputs, outPath: out ?? "")

@@ -28,6 +28,8 @@ struct RayOptions: ParsableArguments {
     @Option(name: .customLong("ray-retries"), help: "Resubmissions of a trial lost with its worker or node.")
     var retries: Int = 3
 
+    func validate() throws { try OptionChecks.integer(retries, "--ray-retries", in: 0...100) }
+
     /// Whether any Ray option was given.
     var given: Bool { address != nil || retortBinary != nil || python != nil || bridge != nil }
 

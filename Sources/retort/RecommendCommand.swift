@@ -26,6 +26,12 @@ struct Recommend: AsyncParsableCommand {
     var device: String?
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        try OptionChecks.size(maxSize, "--max-size")
+        try OptionChecks.number(maxLatencyMs, "--max-latency-ms", in: .positive(upTo: 86_400_000), unit: "ms")
+        try OptionChecks.number(maxDrop, "--max-drop", in: NumberRange(0, 1))
+    }
+
     func run() async throws {
         try await ErrorReporting.run {
             let report = try loadReport(runDirectory)

@@ -63,8 +63,24 @@ struct SearchOptions: ParsableArguments {
     )
     var encoder: String?
 
+    /// Range checks of the numeric flags. They run in ``apply(to:)`` rather than `validate()`, so that a bad value is
+    /// one `error: --flag ...` line (exit 64) like the other flag errors of `search`, `demo` and `suggest`.
+    func checkRanges() throws(DataError) {
+        do {
+            try OptionChecks.duration(budget, "--budget")
+            try OptionChecks.size(maxSize, "--max-size")
+            try OptionChecks.number(maxLatencyMs, "--max-latency-ms", in: .positive(upTo: 86_400_000), unit: "ms")
+            try OptionChecks.number(maxDrop, "--max-drop", in: NumberRange(0, 1))
+            try OptionChecks.integer(workers, "--workers", in: 1...1024)
+            try OptionChecks.number(confidenceZ, "--confidence-z", in: NumberRange(0, 100))
+        } catch {
+            throw DataError(.usage, "\(error)")
+        }
+    }
+
     /// Applies the flags over `job` (flags win).
     func apply(to job: inout Job) throws(DataError) {
+        try checkRanges()
         if let budget {
             guard let seconds = DurationText.parse(budget), seconds > 0 else {
                 throw DataError(.usage, "--budget \"\(budget)\" is not a duration; write 120, 120s or 2m")
@@ -413,14 +429,33 @@ func applyRecorded(_ options: [String: String], to job: inout Job) throws {
         job.strategyChosen = true
     }
     if let value = options["encoder"] { job.encoderPath = value }
-    if let value = options["confidence_z"].flatMap(Double.init) { job.confidenceZ = value }
-    if let value = options["eta"].flatMap(Int.init) { job.eta = value }
-    if let value = options["rungs"].flatMap(Int.init) { job.rungs = value }
+    func number(_ key: String, in range: NumberRange) throws(DataError) -> Double? {
+        guard let text = options[key] else { return nil }
+        guard let value = Double(text), range.contains(value) else {
+            throw DataError(
+                .badData, "the journal records \(key) = \(text), outside \(range.description()); the journal is damaged"
+            )
+        }
+        return value
+    }
+    func integer(_ key: String, in range: ClosedRange<Int>) throws(DataError) -> Int? {
+        guard let value = try number(key, in: NumberRange(Double(range.lowerBound), Double(range.upperBound))) else {
+            return nil
+        }
+        guard let whole = Int(exactly: value) else {
+            throw DataError(
+                .badData, "the journal records \(key) = \(value), not a whole number; the journal is damaged")
+        }
+        return whole
+    }
+    if let value = try number("confidence_z", in: NumberRange(0, 100)) { job.confidenceZ = value }
+    if let value = try integer("eta", in: JobLimits.eta) { job.eta = value }
+    if let value = try integer("rungs", in: JobLimits.rungs) { job.rungs = value }
     if let value = options["seed"].flatMap(UInt64.init) { job.seed = value }
-    if let value = options["max_drop"].flatMap(Double.init) { job.maxDrop = value }
-    if let value = options["max_model_bytes"].flatMap(Int.init) { job.maxModelBytes = value }
-    if let value = options["max_flops"].flatMap(Int.init) { job.maxFlops = value }
-    if let value = options["max_latency_ms"].flatMap(Double.init) { job.maxLatencyMs = value }
+    if let value = try number("max_drop", in: NumberRange(0, 1)) { job.maxDrop = value }
+    if let value = try integer("max_model_bytes", in: 1...ByteSize.maximum) { job.maxModelBytes = value }
+    if let value = try integer("max_flops", in: JobLimits.flops) { job.maxFlops = value }
+    if let value = try number("max_latency_ms", in: .positive(upTo: 86_400_000)) { job.maxLatencyMs = value }
     if let value = options["metric"] { job.metric = value }
     if let path = options["candidates"] { job.candidates = try YAMLValue.load(URL(fileURLWithPath: path)) }
     if let device = options["device"], !device.isEmpty { job.device = try DeviceProfile.named(device) }

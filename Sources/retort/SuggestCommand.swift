@@ -22,6 +22,7 @@ struct Suggest: AsyncParsableCommand {
 
     func validate() throws {
         guard input.job != nil || input.task != nil else { throw ValidationError("give a job file or --task DIR") }
+        try OptionChecks.integer(top, "--top", in: 1...100_000)
     }
 
     /// One suggested candidate.

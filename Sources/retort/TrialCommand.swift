@@ -103,6 +103,8 @@ struct TrialRayOverhead: AsyncParsableCommand {
     @Flag(help: "Print the figures as JSON.")
     var json = false
 
+    func validate() throws { try OptionChecks.integer(count, "--count", in: 1...100_000) }
+
     func run() async throws {
         try await ErrorReporting.run {
             guard count >= 1 else { throw DataError(.usage, "--count must be at least 1") }

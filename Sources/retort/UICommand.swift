@@ -20,6 +20,8 @@ struct UI: AsyncParsableCommand {
     @Option(help: "Address to listen on (keep it local).") var host = "127.0.0.1"
     @Option(help: "Port.") var port = 8790
 
+    func validate() throws { try OptionChecks.integer(port, "--port", in: OptionChecks.ports) }
+
     func run() async throws {
         try await ErrorReporting.run {
             var isDirectory: ObjCBool = false

@@ -202,7 +202,7 @@ import Testing
         let error = try #require(
             expectDataError(file: url.relativePath, line: 4, mentions: ["is not a size"]) { _ = try Job.load(url) })
         #expect(error.more.map(\.line) == [6, 8])
-        #expect(error.more.first?.message.contains("max_drop must lie in [0, 1]") == true)
+        #expect(error.more.first?.message.contains("max_drop must be in [0, 1], got 2") == true)
         #expect(error.more.last?.message.contains(#""soon" is not a duration"#) == true)
     }
 

@@ -177,7 +177,7 @@ func trial(
             ("numeric:\n  - family: forest\n", 2, "forest"),
             ("numeric:\n  - family: mlp\n", 2, "hidden"),
             ("numeric:\n  - family: linear\n    precison: fp32\n", 3, "precison"),
-            ("text:\n  - family: linear\n    buckets_log2: [40]\n", 3, "8...22"),
+            ("text:\n  - family: linear\n    buckets_log2: [40]\n", 3, "[8, 22]"),
             ("text:\n  - family: embedding-bag\n    buckets_log2: [12]\n", 2, "dim"),
             ("numeric:\n  - family: embedding-bag\n    dim: [8]\n", 2, "text"),
             ("numeric:\n  - family: prototype\n    lr: 0.1\n", 3, "closed form"),
