@@ -161,13 +161,20 @@ public struct ModelBundle: Sendable {
             throw StudentError(
                 "no model.json; pass the model folder of a run (RUN_DIR/model)", file: manifestURL.relativePath)
         }
-        let manifest: Manifest
-        do { manifest = try JSONDecoder().decode(Manifest.self, from: manifestData) } catch {
-            throw StudentError("not a Retort model manifest: \(error)", file: manifestURL.relativePath)
-        }
         guard let weightsData = FileManager.default.contents(atPath: weightsURL.path) else {
             throw StudentError("no model.safetensors beside model.json", file: weightsURL.relativePath)
         }
+        return try load(manifest: manifestData, weights: weightsData, folder: folder)
+    }
+
+    /// Loads a bundle from the bytes of its model.json and model.safetensors (`folder` names them in messages), as
+    /// ``load(from:)`` does; the fuzzer's in-memory entry.
+    public static func load(manifest manifestData: Data, weights weightsData: Data, folder: URL) throws(StudentError)
+        -> ModelBundle
+    {
+        let manifestURL = folder.appendingPathComponent("model.json")
+        let weightsURL = folder.appendingPathComponent("model.safetensors")
+        let manifest = try Manifest.decode(manifestData, file: manifestURL.relativePath)
         let (tensors, _) = try Safetensors.decode(weightsData, file: weightsURL.relativePath)
         let architecture = manifest.architecture
         guard manifest.labels.count == architecture.outputDimension else {

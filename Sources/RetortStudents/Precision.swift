@@ -54,13 +54,19 @@ public struct StudentError: Error, Sendable, CustomStringConvertible {
     public let message: String
     /// The file involved, if any.
     public let file: String?
+    /// The 1-based line in `file`, when known.
+    public let line: Int?
 
-    /// An error with `message`, about `file` when given.
-    public init(_ message: String, file: String? = nil) {
+    /// An error with `message`, about `file` (at `line`) when given.
+    public init(_ message: String, file: String? = nil, line: Int? = nil) {
         self.message = message
         self.file = file
+        self.line = line
     }
 
-    /// `FILE: message` or `message`.
-    public var description: String { file.map { "\($0): \(message)" } ?? message }
+    /// `FILE:LINE` or `FILE`, when there is a file.
+    public var location: String? { file.map { file in line.map { "\(file):\($0)" } ?? file } }
+
+    /// `FILE:LINE: message`, `FILE: message` or `message`.
+    public var description: String { location.map { "\($0): \(message)" } ?? message }
 }

@@ -140,16 +140,32 @@ public enum Safetensors {
                 let dtype = Tensor.DType(rawValue: dtypeName), let shape = entry["shape"] as? [Int],
                 let offsets = entry["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0,
                 offsets[0] <= offsets[1], offsets[1] <= bodyCount,
-                offsets[1] - offsets[0] == shape.reduce(1, *) * dtype.byteWidth
+                let bytes = byteCount(shape: shape, width: dtype.byteWidth), offsets[1] - offsets[0] == bytes
             else {
                 throw StudentError(
-                    "tensor \"\(name)\" has a bad header entry (dtype F32/I8, shape, data_offsets)", file: file)
+                    "tensor \"\(name)\" has a bad header entry: dtype (F32, F16, I8, I16 or I64), shape (sizes ≥ 0) and data_offsets [begin, end] must agree and lie inside the file",
+                    file: file)
             }
             let start = data.startIndex + headerEnd
             tensors[name] = Tensor(
                 dtype: dtype, shape: shape, bytes: data.subdata(in: (start + offsets[0])..<(start + offsets[1])))
         }
         return (tensors, metadata)
+    }
+}
+
+extension Safetensors {
+    /// Bytes of a tensor of `shape` with elements of `width` bytes, or nil when a size is negative or the product
+    /// overflows (a corrupt header).
+    static func byteCount(shape: [Int], width: Int) -> Int? {
+        var total = width
+        for size in shape {
+            guard size >= 0 else { return nil }
+            let (product, overflow) = total.multipliedReportingOverflow(by: size)
+            guard !overflow else { return nil }
+            total = product
+        }
+        return total
     }
 }
 

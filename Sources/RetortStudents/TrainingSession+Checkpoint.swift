@@ -4,6 +4,9 @@ import RetortNumerics
 /// Checkpoints: a training session's whole state (current and best weights, Adam moments, the generator, the epoch
 /// counters) as a safetensors file, so an interrupted search continues exactly where it stopped.
 extension TrainingSession {
+    /// The most epochs (or boosting rounds) a checkpoint may record; the catalog allows at most 10,000.
+    static let maxCheckpointEpochs = 1_000_000
+
     /// The session's state as safetensors bytes. A finished session stores only its best weights (nothing will
     /// train it again).
     public func checkpointData() throws -> Data {
@@ -69,15 +72,20 @@ extension TrainingSession {
             }
             return DenseNetwork(architecture: architecture, layers: layers, precision: .fp32)
         }
-        func integer(_ key: String) throws(StudentError) -> Int {
+        func integer(_ key: String, in range: ClosedRange<Int>) throws(StudentError) -> Int {
             guard let text = metadata[key], let value = Int(text) else {
                 throw StudentError("checkpoint metadata \(key) is missing", file: file)
+            }
+            guard range.contains(value) else {
+                throw StudentError(
+                    "checkpoint metadata \(key) must be in [\(range.lowerBound), \(range.upperBound)], got \(value); the checkpoint is corrupt, delete it to retrain",
+                    file: file)
             }
             return value
         }
         self.init(architecture: architecture, train: train, options: options, seed: 0)
-        epochsRun = try integer("epochs_run")
-        bestEpoch = try integer("best_epoch")
+        epochsRun = try integer("epochs_run", in: 0...Self.maxCheckpointEpochs)
+        bestEpoch = try integer("best_epoch", in: 0...epochsRun)
         stoppedEarly = metadata["stopped_early"] == "true"
         bestLoss = Float(bitPattern: UInt32(metadata["best_loss"] ?? "") ?? Float.infinity.bitPattern)
         validationLosses = (metadata["validation_losses"] ?? "").split(separator: ",").compactMap {
@@ -90,10 +98,28 @@ extension TrainingSession {
                 baseScores: try floats("trees.base", architecture.outputDimension))
             let featureCount = tensors["trees.features"]?.shape.first ?? 0
             let leafCount = tensors["trees.leaves"]?.shape.first ?? 0
-            trees.features = try floats("trees.features", featureCount).map { Int32($0) }
+            var features: [Int32] = []
+            for value in try floats("trees.features", featureCount) {
+                guard let feature = Int32(exactly: value),
+                    (-1..<Int32(clamping: architecture.inputDimension)).contains(feature)
+                else {
+                    throw StudentError(
+                        "checkpoint tensor trees.features holds \(value), not a feature index in [-1, \(architecture.inputDimension)); the checkpoint is corrupt, delete it to retrain",
+                        file: file)
+                }
+                features.append(feature)
+            }
+            trees.features = features
             trees.thresholds = try floats("trees.thresholds", featureCount)
             trees.leaves = try floats("trees.leaves", leafCount)
-            bestRounds = try integer("best_rounds")
+            guard trees.internalNodes > 0, featureCount % trees.internalNodes == 0,
+                leafCount == featureCount / trees.internalNodes * trees.leafCount
+            else {
+                throw StudentError(
+                    "checkpoint trees do not have depth \(depth) (\(featureCount) nodes, \(leafCount) leaves); the checkpoint is corrupt, delete it to retrain",
+                    file: file)
+            }
+            bestRounds = try integer("best_rounds", in: 0...epochsRun)
             if case .dense(let x) = train.features, x.rows == train.hardLabels.count, x.rows > 1,
                 x.columns == architecture.inputDimension
             {
@@ -120,7 +146,7 @@ extension TrainingSession {
             optimizer.biasFirst[index] = try floats("adam.bm.\(index)", layer.outputDimension)
             optimizer.biasSecond[index] = try floats("adam.bv.\(index)", layer.outputDimension)
         }
-        optimizer.step = try integer("adam_step")
+        optimizer.step = try integer("adam_step", in: 0...(1 << 53))
         let words = (metadata["generator"] ?? "").split(separator: ",").compactMap { UInt64($0) }
         guard let restored = SeededGenerator(stateWords: words) else {
             throw StudentError("checkpoint generator state is missing", file: file)

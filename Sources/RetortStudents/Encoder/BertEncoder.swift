@@ -37,8 +37,10 @@ public struct BertConfig: Sendable, Equatable, Codable {
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { throw StudentError("cannot read config.json as a JSON object", file: file.path) }
         func int(_ key: String) throws(StudentError) -> Int {
-            guard let value = object[key] as? Int, value > 0 else {
-                throw StudentError("config.json needs a positive integer \"\(key)\"", file: file.path)
+            guard let value = object[key] as? Int, (1...(1 << 24)).contains(value) else {
+                throw StudentError(
+                    "config.json needs \"\(key)\" as a whole number in [1, 16777216], got \(object[key] ?? "nothing")",
+                    file: file.path)
             }
             return value
         }
