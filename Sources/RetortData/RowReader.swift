@@ -17,7 +17,7 @@ public enum RowReader {
         }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw DataError(.missingInput, "cannot read: \(error.localizedDescription)", file: path)
+            throw DataError(.missingInput, "cannot read: \(FileProblem.reason(error))", file: path)
         }
         return try parse(data, path: path, requireTeacher: requireTeacher)
     }

@@ -145,7 +145,7 @@ public struct CaptureExport: Sendable {
         } catch {
             try? manager.removeItem(atPath: temporary)
             throw DataError(
-                .cannotCreateOutput, "cannot write the task folder: \(error.localizedDescription)", file: out)
+                .cannotCreateOutput, "cannot write the task folder: \(FileProblem.reason(error))", file: out)
         }
         return summary
     }

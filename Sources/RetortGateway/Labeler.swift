@@ -408,7 +408,7 @@ public struct Labeler: Sendable {
             try FileManager.default.moveItem(atPath: temporary, toPath: path)
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
-            throw DataError(.cannotCreateOutput, "cannot write the output: \(error.localizedDescription)", file: path)
+            throw DataError(.cannotCreateOutput, "cannot write the output: \(FileProblem.reason(error))", file: path)
         }
     }
 }

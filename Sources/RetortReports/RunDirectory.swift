@@ -117,6 +117,6 @@ public struct RunDirectory: Sendable {
     }
 
     static func reason(_ error: any Error) -> String {
-        (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+        FileProblem.reason(error)
     }
 }

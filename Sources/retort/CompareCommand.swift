@@ -41,7 +41,10 @@ func loadReport(_ folder: String) throws -> RunReport {
             file: url.relativePath)
     }
     do { return try RunReport.load(runDirectory: url) } catch {
-        throw DataError(.badData, "report.json cannot be read: \(error)", file: reportURL.relativePath)
+        let data = FileManager.default.contents(atPath: reportURL.path) ?? Data()
+        throw DataError(
+            .badData, "report.json cannot be read: \(DecodingProblem.describe(any: error))",
+            file: reportURL.relativePath, line: DecodingProblem.line(of: error, in: data))
     }
 }
 

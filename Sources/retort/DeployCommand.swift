@@ -72,7 +72,8 @@ struct Deploy: AsyncParsableCommand {
                 }
                 let modelFolder = URL(fileURLWithPath: runDirectory).appendingPathComponent("model")
                 do throws(StudentError) { _ = try ModelBundle.load(from: modelFolder) } catch {
-                    throw DataError(.badData, error.message, file: error.file ?? modelFolder.relativePath)
+                    throw DataError(
+                        .badData, error.message, file: error.file ?? modelFolder.relativePath, line: error.line)
                 }
                 let chosen = threshold ?? recommendation.threshold ?? 0
                 let candidate = report.candidates.first { $0.id == candidateID }
@@ -187,6 +188,12 @@ struct Deploy: AsyncParsableCommand {
         @Option(help: "Clients in flight, comma-separated.") var concurrency = "1,32"
         @Option(help: "Seconds per route and concurrency.") var seconds = 10.0
         @Option(help: "Folder for the config and ledger.") var out = "results/bench-deploy"
+
+        func validate() throws {
+            try OptionChecks.integer(teacherLatencyMs, "--teacher-latency-ms", in: OptionChecks.latencyMilliseconds)
+            _ = try OptionChecks.integers(concurrency, "--concurrency", in: 1...10_000)
+            try OptionChecks.number(seconds, "--seconds", in: OptionChecks.benchmarkSeconds, unit: "seconds")
+        }
 
         func run() async throws {
             try await ErrorReporting.run {
@@ -322,7 +329,7 @@ enum DeployCheck {
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             throw DataError(
-                .cannotCreateOutput, "cannot copy the model beside the ledger: \(error.localizedDescription)",
+                .cannotCreateOutput, "cannot copy the model beside the ledger: \(FileProblem.reason(error))",
                 file: root.path)
         }
         return target.path

@@ -17,7 +17,7 @@ enum ErrorReporting {
             for item in lines { printError(item.headline.replacingFirstColonSpace()) }
             throw ExitCode(exitCode(for: error.code))
         } catch let error as StudentError {
-            printError(error.file.map { "\($0): error: \(error.message)" } ?? "error: \(error.message)")
+            printError(error.location.map { "\($0): error: \(error.message)" } ?? "error: \(error.message)")
             throw ExitCode(65)
         } catch let error as SearchError {
             printError("error: \(error.message)")
@@ -32,6 +32,15 @@ enum ErrorReporting {
             throw error
         } catch let error as CleanExit {
             throw error
+        } catch  where FileProblem.isFileError(error) {
+            let path = FileProblem.path(of: error).map { " \($0)" } ?? ""
+            if FileProblem.isWrite(error) {
+                printError(
+                    "error: cannot create\(path): \(FileProblem.reason(error)); choose another output path (--out)")
+                throw ExitCode(73)
+            }
+            printError("error: cannot read\(path): \(FileProblem.reason(error))")
+            throw ExitCode(66)
         } catch {
             printError("error: \(error)")
             throw ExitCode(74)

@@ -175,7 +175,9 @@ struct History: AsyncParsableCommand {
                 }
                 let export: HistoryExport
                 do { export = try JSONDecoder().decode(HistoryExport.self, from: data) } catch {
-                    throw DataError(.badData, "not a Retort history export (\(error))", file: file)
+                    throw DataError(
+                        .badData, "not a Retort history export: \(DecodingProblem.describe(any: error))", file: file,
+                        line: DecodingProblem.line(of: error, in: data))
                 }
                 let added = try HistoryStore(path: history.resolvedPath).importing(export)
                 say("imported \(added) new run(s) of \(export.runs.count) into \(history.resolvedPath)")

@@ -64,7 +64,7 @@ struct Predict: AsyncParsableCommand {
                         to: URL(fileURLWithPath: out), options: .atomic)
                 } catch {
                     throw DataError(
-                        .cannotCreateOutput, "cannot write predictions: \(error.localizedDescription)", file: out)
+                        .cannotCreateOutput, "cannot write predictions: \(FileProblem.reason(error))", file: out)
                 }
             }
             if output.json {
