@@ -134,7 +134,7 @@ struct DeployedGateway {
 /// Runs `body` with a live gateway over a live scripted teacher and the keyword student deployed on `support`.
 func withDeployedStudent(
     threshold: Double = 0.7, shadow: Double = 0, minAgreement: Double = 0.9,
-    _ body: @Sendable (_ client: any TestClientProtocol, _ deployed: DeployedGateway) async throws -> Void
+    _ body: @Sendable (_ client: LiveClient, _ deployed: DeployedGateway) async throws -> Void
 ) async throws {
     let teacher = ScriptedTeacher()
     try await withLoopbackServer(teacher.router()) { teacherPort in
@@ -143,7 +143,7 @@ func withDeployedStudent(
         let record = try DeployedGateway.deploy(
             ledger: ledger, threshold: threshold, shadow: shadow, minAgreement: minAgreement)
         let gateway = try Gateway(config: config, shadowSeed: 5)
-        try await Application(router: gateway.router()).test(.live) { client in
+        try await withLiveGateway(gateway) { client in
             try await body(client, DeployedGateway(gateway: gateway, teacher: teacher, record: record, config: config))
         }
         await gateway.shutdown()

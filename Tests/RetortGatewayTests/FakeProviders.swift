@@ -28,8 +28,7 @@ struct ConcurrentClient: Sendable {
     }
 
     func post(_ body: ByteBuffer) async throws -> (status: HTTPResponseStatus, body: ByteBuffer) {
-        // `localhost`, the name the live test server binds (127.0.0.1 or ::1, whichever it resolves to first).
-        var request = HTTPClientRequest(url: "http://localhost:\(port)/v1/chat/completions")
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
         request.method = .POST
         request.headers.add(name: "authorization", value: "Bearer \(testToken)")
         request.body = .bytes(body)
@@ -192,7 +191,7 @@ func chatBody(_ model: String, stream: Bool = false, includeUsage: Bool = false,
 func withGateway(
     routes: String, extra: String = "", keyExtra: String = "", webhook: Bool = false,
     _ body:
-        @Sendable (_ client: any TestClientProtocol, _ gateway: Gateway, _ calls: CallCounter, _ bodies: BodyLog)
+        @Sendable (_ client: LiveClient, _ gateway: Gateway, _ calls: CallCounter, _ bodies: BodyLog)
         async throws -> Void
 ) async throws {
     try await withFakeProvider { port, calls, bodies in
@@ -200,11 +199,56 @@ func withGateway(
         let config = try gatewayConfig(
             port: port, ledger: temporaryLedger(), routes: routes, extra: extra + hook, keyExtra: keyExtra)
         let gateway = try Gateway(config: config)
-        let app = Application(router: gateway.router())
-        try await app.test(.live) { client in
+        try await withLiveGateway(gateway) { client in
             try await body(client, gateway, calls, bodies)
         }
         await gateway.shutdown()
+    }
+}
+
+/// Serves `gateway` on 127.0.0.1 (see `withLoopbackServer`) and runs `body` with a client of it.
+func withLiveGateway(_ gateway: Gateway, _ body: @Sendable (_ client: LiveClient) async throws -> Void) async throws {
+    try await withLoopbackServer(gateway.router()) { port in
+        try await body(LiveClient(port: port))
+    }
+}
+
+/// A live gateway's answer.
+struct LiveResponse: Sendable {
+    let status: HTTPResponse.Status
+    let headers: HTTPFields
+    let body: ByteBuffer
+}
+
+/// A client of a live server on 127.0.0.1 whose requests wait up to 5 minutes: HummingbirdTesting's live client gives
+/// up after 20 s, which a test process starved by a loaded machine can exceed while the server is working correctly.
+struct LiveClient: Sendable {
+    let port: Int?
+    static let timeout: TimeAmount = .seconds(300)
+
+    /// Sends one request; the answer with its whole body.
+    func execute(
+        uri: String, method: HTTPRequest.Method, headers: HTTPFields = [:], body: ByteBuffer? = nil
+    ) async throws -> LiveResponse {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port ?? 0)\(uri)")
+        request.method = HTTPMethod(rawValue: method.rawValue)
+        for field in headers { request.headers.add(name: field.name.rawName, value: field.value) }
+        if let body { request.body = .bytes(body) }
+        let response = try await HTTPClient.shared.execute(request, timeout: LiveClient.timeout)
+        var fields = HTTPFields()
+        for (name, value) in response.headers {
+            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        }
+        let collected = try await response.body.collect(upTo: 64 << 20)
+        return LiveResponse(
+            status: HTTPResponse.Status(code: Int(response.status.code)), headers: fields, body: collected)
+    }
+
+    /// POSTs a chat request with the test key.
+    func chat(_ body: ByteBuffer, token: String = testToken, session: String? = nil) async throws -> LiveResponse {
+        var headers: HTTPFields = [.authorization: "Bearer \(token)", .contentType: "application/json"]
+        if let session, let name = HTTPField.Name("x-retort-session") { headers[name] = session }
+        return try await execute(uri: "/v1/chat/completions", method: .post, headers: headers, body: body)
     }
 }
 

@@ -33,6 +33,12 @@ func header(_ response: TestResponse, _ name: String) -> String? {
 
 func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(response.body.readableBytesView)) }
 
+func header(_ response: LiveResponse, _ name: String) -> String? {
+    response.headers[HTTPField.Name(name) ?? .contentType]
+}
+
+func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(response.body.readableBytesView)) }
+
 @Suite struct GatewayTests {
     @Test func plainAnswerCarriesHeadersLogprobsAndALedgerRow() async throws {
         try await withGateway(routes: failoverRoute("ok")) { client, gateway, _, bodies in
@@ -244,7 +250,7 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
             let extra = "teams:\n  search: {budgets: {usd_per_day: 0.4200}}"
             let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: routes, extra: extra)
             let gateway = try Gateway(config: config)
-            try await Application(router: gateway.router()).test(.live) { client in
+            try await withLiveGateway(gateway) { client in
                 // The test client sends one request at a time; AsyncHTTPClient sends all 100 at once.
                 let http = ConcurrentClient(port: try #require(client.port), connections: 128)
                 defer { http.shutdown() }
@@ -341,8 +347,7 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
             let path = temporaryLedger()
             let config = try gatewayConfig(port: port, ledger: path, routes: failoverRoute("ok"))
             let gateway = try Gateway(config: config, ledgerBusyTimeout: 0.2)
-            let app = Application(router: gateway.router())
-            try await app.test(.live) { client in
+            try await withLiveGateway(gateway) { client in
                 #expect(try await client.chat(chatBody("teacher")).status == .ok)
                 // Another process holds the write lock: the ledger cannot be written.
                 let lock = try await LedgerLock(path: path)
@@ -366,8 +371,7 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
             let path = temporaryLedger()
             let config = try gatewayConfig(port: port, ledger: path, routes: failoverRoute("gone"))
             let gateway = try Gateway(config: config)
-            let app = Application(router: gateway.router())
-            try await app.test(.live) { client in
+            try await withLiveGateway(gateway) { client in
                 _ = try await client.chat(chatBody("teacher"))
                 _ = try await client.chat(chatBody("teacher"))
                 #expect(await calls.count("gone") == 1)
@@ -433,7 +437,7 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
         try await withFakeProvider { port, _, _ in
             let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: routes, providers: providers)
             let gateway = try Gateway(config: config)
-            try await Application(router: gateway.router()).test(.live) { client in
+            try await withLiveGateway(gateway) { client in
                 let started = ContinuousClock.now
                 let response = try await client.chat(chatBody("teacher"))
                 let elapsed = ContinuousClock.now - started
@@ -468,7 +472,7 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
         try await withFakeProvider { port, calls, _ in
             let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: routes, providers: providers)
             let gateway = try Gateway(config: config)
-            try await Application(router: gateway.router()).test(.live) { client in
+            try await withLiveGateway(gateway) { client in
                 let started = ContinuousClock.now
                 let response = try await client.chat(chatBody("teacher"))
                 let elapsed = ContinuousClock.now - started
@@ -498,7 +502,7 @@ func body(_ response: TestResponse) throws -> JSON { try JSON.parse(Data(respons
                 let line = gateway.metrics.text().split(separator: "\n").first { $0.hasPrefix(prefix) }
                 return line.flatMap { Int($0.dropFirst(prefix.count)) } ?? 0
             }
-            try await Application(router: gateway.router()).test(.live) { client in
+            try await withLiveGateway(gateway) { client in
                 for _ in 0..<2 { #expect(try await client.chat(chatBody("teacher"), session: "job-1").status == .ok) }
                 #expect(try gateway.ledger.failovers().count == 2)
 
