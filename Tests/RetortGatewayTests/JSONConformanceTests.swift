@@ -166,6 +166,22 @@ func stringArray(_ bytes: [UInt8]) -> [UInt8] { Array("[\"".utf8) + bytes + Arra
         }
     }
 
+    @Test func writerEscapesOnlyQuotesBackslashesAndControlCharacters() throws {
+        var all = ""
+        for code in 0..<0x80 { all.unicodeScalars.append(Unicode.Scalar(UInt8(code))) }
+        let expected =
+            #""\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\t\n\u000b\u000c\r\u000e\u000f"#
+            + #"\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f"#
+            + ##" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"##
+            + "\u{7F}\""
+        #expect(JSON.string(all).text == expected)
+        #expect(try JSON.parse(expected).string == all)
+        let text = #"{"z":[],"a":{"é\n":"日本語 😀","b":"\u2028"},"m":[1,-2.50,null,true,false,""]}"#
+        let written = #"{"a":{"b":""# + "\u{2028}" + #"","é\n":"日本語 😀"},"m":[1,-2.50,null,true,false,""],"z":[]}"#
+        #expect(try JSON.parse(text).text == written)
+        #expect(try JSON.parse(text).data == Data(try JSON.parse(text).text.utf8))
+    }
+
     @Test func codableKeeps64BitIntegersExact() throws {
         let text = #"{"big":12345678901234567891,"neg":-9223372036854775808,"x":2.5,"s":"a","b":true,"n":null}"#
         let decoded = try JSONDecoder().decode(JSON.self, from: Data(text.utf8))
