@@ -7,7 +7,10 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "retort", targets: ["retort"]),
+        .library(name: "RetortData", targets: ["RetortData"]),
+        .library(name: "RetortStudents", targets: ["RetortStudents"]),
         .library(name: "RetortSearch", targets: ["RetortSearch"]),
+        .library(name: "RetortGateway", targets: ["RetortGateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

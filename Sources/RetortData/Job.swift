@@ -102,8 +102,11 @@ public struct Job {
     }
 
     /// Loads a job file (YAML or JSON); paths inside it are relative to it.
-    public static func load(_ url: URL) throws(DataError) -> Job {
-        let root = try YAMLValue.load(url)
+    public static func load(_ url: URL) throws(DataError) -> Job { try load(try YAMLValue.load(url), at: url) }
+
+    /// Validates a job already parsed from the file at `url` (paths inside it are relative to `url`); the fuzzer's
+    /// in-memory entry.
+    public static func load(_ root: YAMLValue, at url: URL) throws(DataError) -> Job {
         let base = url.deletingLastPathComponent()
         func resolve(_ text: String) -> URL {
             text.hasPrefix("/") ? URL(fileURLWithPath: text) : base.appendingPathComponent(text)

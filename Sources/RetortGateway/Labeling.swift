@@ -20,7 +20,12 @@ public struct LabelPrompt: Sendable {
     /// Reads and validates `path` (FILE:LINE errors).
     public static func load(_ path: String) throws(DataError) -> LabelPrompt {
         let url = URL(fileURLWithPath: path)
-        let root = try YAMLValue.load(url)
+        return try load(try YAMLValue.load(url), at: url)
+    }
+
+    /// Validates a prompt already parsed from the file at `url` (a labels_file resolves against it); the fuzzer's
+    /// in-memory entry.
+    public static func load(_ root: YAMLValue, at url: URL) throws(DataError) -> LabelPrompt {
         let entry = try root.mapping(
             allowed: ["system", "user", "labels", "labels_file", "max_tokens", "temperature", "top_logprobs"],
             required: ["user"]

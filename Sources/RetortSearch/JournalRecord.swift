@@ -88,6 +88,11 @@ public struct JournalRecord: Codable, Sendable, Equatable {
             throw DataError(
                 .missingInput, "no journal.jsonl; --resume needs the folder of an interrupted run", file: path)
         }
+        return try parse(data, path: path)
+    }
+
+    /// Reads journal `data` that came from `path` (used in messages), as ``read(_:)`` does; the fuzzer's entry.
+    public static func parse(_ data: Data, path: String) throws(DataError) -> [JournalRecord] {
         var lines = data.split(separator: 0x0A, omittingEmptySubsequences: false)
         if let last = lines.last, last.isEmpty { lines.removeLast() }
         let decoder = JSONDecoder()

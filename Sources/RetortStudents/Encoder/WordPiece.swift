@@ -33,6 +33,13 @@ public struct WordPieceTokenizer: Sendable {
         guard let text = try? String(contentsOf: vocabURL, encoding: .utf8) else {
             throw StudentError("cannot read vocab.txt; the encoder folder needs one", file: vocabURL.path)
         }
+        let config = try? Data(contentsOf: folder.appendingPathComponent("tokenizer_config.json"))
+        try self.init(vocabText: text, config: config)
+    }
+
+    /// A tokenizer from the text of vocab.txt and the bytes of tokenizer_config.json (nil: BERT's defaults), as
+    /// ``init(folder:)`` reads them; the fuzzer's in-memory entry.
+    public init(vocabText text: String, config: Data?) throws(StudentError) {
         var vocabulary: [String: Int32] = [:]
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let token = line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
@@ -40,8 +47,7 @@ public struct WordPieceTokenizer: Sendable {
         }
         var lowercase = true
         var strip: Bool?
-        let configURL = folder.appendingPathComponent("tokenizer_config.json")
-        if let data = try? Data(contentsOf: configURL),
+        if let data = config,
             let config = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         {
             lowercase = config["do_lower_case"] as? Bool ?? true
