@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check lint format clean
+.PHONY: deps models build demo test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -106,6 +106,11 @@ gateway-check: build
 ## Render the demo run's report.html to results/report-check.png with headless Chromium (1280×800).
 report-check:
 	bash scripts/report-check.sh
+
+## Every README and guide command run twice in a row in this checkout (the quick ones; READMECHECK_ALL=1 adds
+## make test and the slow bench and browser targets). Logs in results/readme-check/.
+readme-check:
+	bash scripts/readme_check.sh
 
 lint:
 	$(SWIFT) format lint --strict -r Sources Tests
