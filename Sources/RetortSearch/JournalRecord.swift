@@ -52,6 +52,11 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var differenceToTeacher: MetricEstimate?
     /// Rung: seconds of training in this rung.
     public var trainSeconds: Double?
+    /// Rung: seconds of the training step (an epoch, or making the session) that was running when the budget ran out
+    /// and ended after it: how far past the budget this training run went (nil when the budget passed between steps).
+    public var epochInFlightSeconds: Double?
+    /// Rung, when the budget cut training: seconds spent evaluating the members on validation after training stopped.
+    public var evaluationSeconds: Double?
     /// Rung: exported bytes of the model as trained so far (differs from the plan for gbdt, whose rounds stop early).
     public var sizeBytes: Int?
     /// Rung: per-example cost of the model as trained so far, when it differs from the plan (gbdt comparisons).
@@ -73,6 +78,8 @@ public struct JournalRecord: Codable, Sendable, Equatable {
         case cutByBudget = "cut_by_budget"
         case differenceToTeacher = "difference_to_teacher"
         case trainSeconds = "train_seconds"
+        case epochInFlightSeconds = "epoch_in_flight_seconds"
+        case evaluationSeconds = "evaluation_seconds"
         case sizeBytes = "size_bytes"
         case flops
     }

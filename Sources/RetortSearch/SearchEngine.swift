@@ -91,13 +91,14 @@ public enum SearchEngine {
         task: TaskData, settings: SearchSettings, storage: RunStorage?,
         events announce: @escaping @Sendable (SearchEvent) -> Void = { _ in }
     ) async throws -> SearchOutcome {
-        // Phases also go to the journal, for a live view of the run (`retort ui`).
-        let events: @Sendable (SearchEvent) -> Void = { event in
+        // Phases also go to the journal, for a live view of the run (`retort ui`). A journal that cannot be written
+        // stops the search (its resume promise depends on every record).
+        let events: @Sendable (SearchEvent) throws -> Void = { event in
             if case .phase(let name) = event, let storage {
                 var record = JournalRecord(type: "phase")
                 record.phase = name
                 record.time = Date().timeIntervalSince1970
-                try? storage.journal.append(record, sync: false)
+                try storage.journal.append(record, sync: false)
             }
             announce(event)
         }
@@ -121,7 +122,7 @@ public enum SearchEngine {
             try writeOrCheckHeader(storage: storage, task: task, settings: settings, candidates: candidates)
         }
 
-        events(.phase("evaluate the teacher"))
+        try events(.phase("evaluate the teacher"))
         let validationEvaluator = Evaluator(
             split: task.validation, classes: classes, resamples: settings.suite.resamples, seed: settings.seed &+ 1)
         let testEvaluator = Evaluator(
@@ -132,7 +133,7 @@ public enum SearchEngine {
             throw SearchError("the teacher has no \(metric.rawValue) on validation")
         }
 
-        events(.phase("featurize \(task.train.count)/\(task.validation.count)/\(task.test.count) rows"))
+        try events(.phase("featurize \(task.train.count)/\(task.validation.count)/\(task.test.count) rows"))
         let keys = Set(candidates.map(\.featureKey))
         var featureSets = FeatureSet.encoderSets(
             task: task, keys: Array(keys),
@@ -144,7 +145,7 @@ public enum SearchEngine {
             uniquingKeysWith: { first, _ in first }
         ).values.reduce(0, +)
         if encoderSeconds > 0 {
-            events(
+            try events(
                 .phase(
                     String(format: "encoder vectors for every split and depth: %.1f s, counted once", encoderSeconds))
             )
@@ -165,7 +166,7 @@ public enum SearchEngine {
         var member = Dictionary(
             uniqueKeysWithValues: groups.flatMap { group in group.members.map { ($0.id, (group, $0)) } })
         for trial in trials.values.sorted(by: { $0.id < $1.id }) {
-            events(.trial(trial, index: 0, total: candidates.count))
+            try events(.trial(trial, index: 0, total: candidates.count))
         }
 
         let feasible = groups.reduce(0) { $0 + $1.members.count }
@@ -202,6 +203,11 @@ public enum SearchEngine {
         var announced = trials.count
         var trainingRuns = Set<String>()
         var budgetHit = false
+        // The longest training step in flight when the budget ran out, the longest validation evaluation of a run it
+        // cut, and when the last training run ended.
+        var epochInFlight: Double?
+        var cutEvaluation: Double?
+        var trainingEnded: UInt64?
         var best: (candidate: String, value: Double)?
         let total = candidates.count
         // Learned strategy: training runs in priority order; what is left when nothing left could change the
@@ -215,7 +221,7 @@ public enum SearchEngine {
         var screened = Set<String>()
         var screening = false
         var screenedOut = 0
-        events(
+        try events(
             .phase(
                 "\(settings.strategy.rawValue): \(feasible) feasible candidates in \(groups.count) training runs, "
                     + "\(rungCount) rung(s), \(settings.workers) worker(s), budget \(Int(settings.budgetSeconds)) s"))
@@ -271,7 +277,7 @@ public enum SearchEngine {
                             }
                             if let trial = trials[candidate.id] {
                                 announced += 1
-                                events(.trial(trial, index: announced, total: total))
+                                try events(.trial(trial, index: announced, total: total))
                             }
                         }
                     }
@@ -302,7 +308,7 @@ public enum SearchEngine {
                             }
                         }
                         pending = keep
-                        events(
+                        try events(
                             .phase(
                                 "beyond the catalog: \(kept.count) invented candidate(s) between frontier neighbours: "
                                     + kept.map(\.id).joined(separator: ", ")))
@@ -321,7 +327,7 @@ public enum SearchEngine {
                 if screening {
                     screened.formUnion(keys)
                     fidelity = 1 / Double(settings.eta)
-                    events(
+                    try events(
                         .phase(
                             String(
                                 format:
@@ -333,7 +339,7 @@ public enum SearchEngine {
             }
             guard !active.isEmpty else { break }
             if rungCount > 1 && settings.strategy != .learned {
-                events(
+                try events(
                     .phase(
                         String(
                             format: "rung %d/%d at fidelity %.3f: %d candidates", rung + 1, rungCount, fidelity,
@@ -370,7 +376,7 @@ public enum SearchEngine {
                 queue.fidelity = fidelity
                 queue.candidates = work.flatMap { $0.alive.map(\.id) }
                 queue.time = Date().timeIntervalSince1970
-                try? storage.journal.append(queue, sync: false)
+                try storage.journal.append(queue, sync: false)
             }
             let totalInRung = work.count + replayed.count
             var finishedInRung = replayed.count
@@ -378,7 +384,7 @@ public enum SearchEngine {
             let executor = settings.executor
             try await withThrowingTaskGroup(of: RungOutput.self) { taskGroup in
                 var next = 0
-                func submit() {
+                func submit() throws {
                     guard next < work.count else { return }
                     let item = work[next]
                     next += 1
@@ -388,12 +394,13 @@ public enum SearchEngine {
                         start.group = item.group.key
                         start.candidates = item.alive.map(\.id)
                         start.time = Date().timeIntervalSince1970
-                        try? storage.journal.append(start, sync: false)
+                        try storage.journal.append(start, sync: false)
                     }
                     taskGroup.addTask { try await executor.run(item, task: task) }
                 }
-                for _ in 0..<min(settings.workers, work.count) { submit() }
+                for _ in 0..<min(settings.workers, work.count) { try submit() }
                 while let output = try await taskGroup.next() {
+                    trainingEnded = DispatchTime.now().uptimeNanoseconds
                     outputs.append(output)
                     finishedInRung += 1
                     for record in output.records.sorted(by: { ($0.candidate ?? "") < ($1.candidate ?? "") }) {
@@ -405,12 +412,12 @@ public enum SearchEngine {
                         }
                     }
                     let secondsLeft = max(0, settings.budgetSeconds - elapsed())
-                    events(
+                    try events(
                         .progress(
                             SearchProgress(
                                 rung: rung, rungs: rungCount, alive: alive.count, best: best, secondsLeft: secondsLeft,
                                 finishedInRung: finishedInRung, totalInRung: totalInRung)))
-                    if DispatchTime.now().uptimeNanoseconds < deadline { submit() }
+                    if DispatchTime.now().uptimeNanoseconds < deadline { try submit() }
                 }
             }
             let skippedByBudget = work.count - (outputs.count - replayed.count)
@@ -426,6 +433,12 @@ public enum SearchEngine {
                 epochsSoFar[output.groupKey] = max(reached, epochsSoFar[output.groupKey] ?? 0)
                 trainingRuns.insert(output.groupKey)
                 trainSeconds[output.groupKey, default: 0] += output.records.first?.trainSeconds ?? 0
+                if let seconds = output.records.first?.epochInFlightSeconds {
+                    epochInFlight = max(epochInFlight ?? 0, seconds)
+                }
+                if let seconds = output.records.first?.evaluationSeconds {
+                    cutEvaluation = max(cutEvaluation ?? 0, seconds)
+                }
                 for record in output.records {
                     guard let id = record.candidate else { continue }
                     latest[id] = record
@@ -453,7 +466,7 @@ public enum SearchEngine {
                     )
                     if let trial = trials[id] {
                         announced += 1
-                        events(.trial(trial, index: announced, total: total))
+                        try events(.trial(trial, index: announced, total: total))
                     }
                 }
             } else if settings.strategy == .learned && screening {
@@ -584,12 +597,12 @@ public enum SearchEngine {
                 trial.costPer1MUSD = profile.p50 / 1000 * 1e6 * settings.usdPerVCPUHour / 3600
                 trials[id] = trial
                 announced += 1
-                events(.trial(trial, index: announced, total: total))
+                try events(.trial(trial, index: announced, total: total))
             }
             if budgetHit { break }
         }
 
-        events(.phase("frontier and recommendation"))
+        try events(.phase("frontier and recommendation"))
         var ordered = candidates.compactMap { trials[$0.id] }
         for index in ordered.indices {
             ordered[index].predicted = settings.predictions[ordered[index].id]
@@ -623,7 +636,7 @@ public enum SearchEngine {
         var recommendation = Recommender.recommend(
             trials: ordered, metric: metric.rawValue, teacherValue: teacherValue, constraints: settings.constraints)
 
-        events(.phase("test-set evaluation of the frontier"))
+        try events(.phase("test-set evaluation of the frontier"))
         var recommendationTest: [String: MetricEstimate]?
         var recommendationDifference: MetricEstimate?
         var recommendedBundle: ModelBundle?
@@ -720,8 +733,9 @@ public enum SearchEngine {
             latencyMsP50: teacherLatency, costPer1MUSD: teacherCostPer1M(task), params: task.teacher.params,
             onFrontier: frontier.contains("teacher"), models: SearchEngine.teacherModels(task))
         let skippedAll = ordered.allSatisfy { $0.status == .skipped }
-        let summary = SearchSummary(
-            strategy: settings.strategy.rawValue, candidateEpochs: candidateEpochs, wallSeconds: elapsed(),
+        let wall = elapsed()
+        var summary = SearchSummary(
+            strategy: settings.strategy.rawValue, candidateEpochs: candidateEpochs, wallSeconds: wall,
             trials: trainingRuns.count,
             stoppedBecause: budgetHit
                 ? String(format: "the budget of %.0f s ran out", settings.budgetSeconds)
@@ -741,6 +755,13 @@ public enum SearchEngine {
             historyTasks: settings.strategy == .learned ? settings.historyTasks : nil,
             similarTasks: settings.strategy == .learned && !settings.similarTasks.isEmpty ? settings.similarTasks : nil,
             executor: settings.executor.summary)
+        summary.budgetSeconds = settings.budgetSeconds
+        summary.afterTrainingSeconds = trainingEnded.map { Double(DispatchTime.now().uptimeNanoseconds - $0) / 1e9 }
+        if budgetHit {
+            summary.epochInFlightSeconds = epochInFlight ?? 0
+            summary.cutEvaluationSeconds = cutEvaluation ?? 0
+            summary.overrunSeconds = max(0, wall - settings.budgetSeconds)
+        }
         return SearchOutcome(
             taskName: task.name, kind: task.kind, labels: task.vocabulary.labels, primaryMetric: metric.rawValue,
             teacher: teacher, trials: ordered, frontier: frontier, recommendation: recommendation,
@@ -772,11 +793,24 @@ public enum SearchEngine {
         }
         let before = session.epochsRun
         let deadline = work.deadline
-        try session.train(
-            untilEpoch: work.targetEpochs, train: train, validation: validation,
-            shouldStop: { DispatchTime.now().uptimeNanoseconds >= deadline })
+        // Epoch by epoch, as `train(untilEpoch:shouldStop:)` runs them, timing each: the step that was running when
+        // the budget ran out (making the session, or an epoch) is how far past the budget this training run went.
+        var inFlight: Double?
+        func timed(since begin: UInt64) {
+            let now = DispatchTime.now().uptimeNanoseconds
+            if begin < deadline && now > deadline { inFlight = max(inFlight ?? 0, Double(now - begin) / 1e9) }
+        }
+        timed(since: started)
+        while session.epochsRun < work.targetEpochs && !session.isFinished
+            && DispatchTime.now().uptimeNanoseconds < deadline
+        {
+            let epochStarted = DispatchTime.now().uptimeNanoseconds
+            try session.runEpochs(1, train: train, validation: validation)
+            timed(since: epochStarted)
+        }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         let cut = !session.isFinished && session.epochsRun < work.targetEpochs
+        let evaluationStarted = DispatchTime.now().uptimeNanoseconds
         var records: [JournalRecord] = []
         for candidate in work.alive {
             var record = JournalRecord(type: "rung")
@@ -789,6 +823,7 @@ public enum SearchEngine {
             record.finished = session.isFinished
             record.cutByBudget = cut
             record.trainSeconds = seconds
+            record.epochInFlightSeconds = inFlight
             if session.epochsRun > 0 {
                 let model = session.bestModel.quantized(to: candidate.precision)
                 let predictions = try model.probabilities(work.features.validation(at: candidate.precision))
@@ -809,6 +844,11 @@ public enum SearchEngine {
                     to: work.teacherValidation, on: work.metric, resampler: work.evaluator.resampler)
             }
             records.append(record)
+        }
+        // Evaluating the members runs after the budget when training was cut by it: part of the overrun.
+        if cut {
+            let evaluation = Double(DispatchTime.now().uptimeNanoseconds - evaluationStarted) / 1e9
+            for index in records.indices { records[index].evaluationSeconds = evaluation }
         }
         return RungOutput(
             groupKey: group.key, session: session, records: records, cutByBudget: cut,

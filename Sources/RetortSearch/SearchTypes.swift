@@ -173,9 +173,28 @@ public struct SearchSummary: Sendable, Codable, Equatable {
     public var similarTasks: [SimilarTask]?
     /// Where the trials trained when not in this process (`--executor process|ray`), and where latency was measured.
     public var executor: ExecutorSummary?
+    /// The wall-clock budget, seconds.
+    public var budgetSeconds: Double?
+    /// When the budget ran out: the longest training step (an epoch, or making a session) that was running then and
+    /// ended after it. Training stops at the next epoch boundary, so this bounds how far training went past the budget.
+    public var epochInFlightSeconds: Double?
+    /// When the budget ran out: the longest validation evaluation of a training run it cut (it follows the epoch in
+    /// flight: what that run reached is evaluated and reported).
+    public var cutEvaluationSeconds: Double?
+    /// When the budget ran out: wall seconds past it at the recommendation (the epoch in flight, then evaluation of
+    /// what training reached, latency, frontier and test-set evaluation).
+    public var overrunSeconds: Double?
+    /// Wall seconds from the end of the last training run to the recommendation (latency of the last rung's complete
+    /// candidates, frontier, test-set evaluation and cascades).
+    public var afterTrainingSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case strategy, trials, executor
+        case budgetSeconds = "budget_seconds"
+        case epochInFlightSeconds = "epoch_in_flight_seconds"
+        case cutEvaluationSeconds = "cut_evaluation_seconds"
+        case overrunSeconds = "overrun_seconds"
+        case afterTrainingSeconds = "after_training_seconds"
         case encoderSeconds = "encoder_seconds"
         case historyTasks = "history_tasks"
         case similarTasks = "similar_tasks"

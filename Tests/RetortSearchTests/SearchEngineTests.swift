@@ -270,9 +270,23 @@ let halvingCatalog = """
         #expect(outcome.summary.stoppedBecause.contains("budget"))
         #expect(outcome.trials.allSatisfy { $0.status == .pruned })
         #expect(outcome.trials.contains { ($0.reason ?? "").contains("cut by the budget") && $0.fidelity > 0 })
-        // Training stops at the next epoch after the budget; what follows (evaluation, reports) is small next to the
-        // untruncated work (2000 epochs of four mlps), but shares two cores with the other suites in a debug build.
-        #expect(wall <= budget * 1.5, "wall \(wall) s for a \(budget) s budget")
+        // Training stops at the next epoch boundary after the budget and nothing starts after it, so the run may
+        // overrun by the epoch in flight and by the work that follows it, each measured by the run whatever the load:
+        // the cut runs' validation evaluation (1500 rows, the suite's bootstrap). What remains is fixed and small:
+        // the scheduler's bookkeeping and an empty frontier (nothing is complete: no latency, no test-set evaluation,
+        // no export), measured at 0.03 s or less (`after_training_seconds`) beside two busy loops on two cores; the
+        // bound allows 0.5 s.
+        let summary = outcome.summary
+        let inFlight = try #require(summary.epochInFlightSeconds)
+        let evaluation = try #require(summary.cutEvaluationSeconds)
+        let overhead = 0.5
+        let figures =
+            "wall \(wall) s for a \(budget) s budget: epoch in flight \(inFlight) s, cut runs' evaluation "
+            + "\(evaluation) s, after training \(summary.afterTrainingSeconds ?? -1) s, overrun "
+            + "\(summary.overrunSeconds ?? -1) s"
+        #expect(summary.budgetSeconds == budget && inFlight > 0 && evaluation > 0, "\(figures)")
+        #expect(wall <= budget + inFlight + evaluation + overhead, "\(figures)")
+        #expect((summary.overrunSeconds ?? .infinity) <= inFlight + evaluation + overhead, "\(figures)")
     }
 }
 
