@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """make ui-check: `retort ui` in a real browser (Debian's chromium and chromium-driver, driven by selenium).
 
-Starts `retort ui` over a fresh results folder, starts a halving search of the bundled example in the background,
-opens the live view and records the trial tiles changing state, follows the page to the finished run, opens the
+Starts `retort ui` over a fresh results folder, opens the runs list, starts a halving search of the bundled example in
+the background and sees it appear in the list (and later finish) without a reload, opens the live view and records the trial tiles changing state, follows the page to the finished run, opens the
 compare page (against a first, quick run) and the history page, checks keyboard navigation, and saves screenshots at
 1280x800, in a narrow window and in dark mode under results/ui-check/. Usage: ui_check.py PATH/TO/retort
 """
@@ -85,18 +85,28 @@ def main():
         driver.get(base + "/")
         check(len(driver.find_elements(By.CSS_SELECTOR, "#runs tbody tr")) == 1, "the runs list shows the first run")
 
-        # A search in another process: the list picks it up by itself (on reload), and its page follows it live.
+        # A search in another process, started after the list was opened: the list picks it up by itself, without a
+        # reload (a marker set on the page now would be gone after one), and its page follows it live.
+        driver.execute_script("window.uiCheckMarker = 'same page';")
         search = subprocess.Popen(
             [RETORT, "search", "--task", TASK, "--strategy", "halving", "--history", HISTORY, "--workers", "1",
              "--out", os.path.join(RESULTS, "shop")], **quiet)
         deadline = time.time() + 60
-        running = None
-        while time.time() < deadline and running is None:
-            running = next((run for run in api(base + "/api/runs") if not run["finished"]), None)
-            time.sleep(0.5)
-        check(running is not None, "the running search appears in /api/runs")
+        rows = []
+        while time.time() < deadline and not rows:
+            rows = driver.find_elements(By.CSS_SELECTOR, "#runs tbody tr a[href*='.partial']")
+            time.sleep(0.3)
+        check(rows, "the search started after the list was opened appears in it")
+        check(driver.execute_script("return window.uiCheckMarker") == "same page", "without a reload")
+        row = driver.find_element(By.CSS_SELECTOR, "#runs tbody tr")
+        check("running" in row.text and ".partial" not in row.get_attribute("data-run"),
+              f"as the newest row, marked running ({row.text!r})")
+        check(any(not run["finished"] for run in api(base + "/api/runs")), "the running search is in /api/runs")
+        key = row.get_attribute("data-run")
+        list_tab = driver.current_window_handle
+        # Its live page in a second tab; the list stays open in the first to see the run finish.
+        driver.switch_to.new_window("tab")
         driver.get(base + "/")
-        check("running" in driver.find_element(By.ID, "runs").text, "the runs list marks it running")
         link = driver.find_element(By.CSS_SELECTOR, "a[href*='.partial']")
         link.click()
         check(".partial" in driver.current_url, "its live page opens")
@@ -128,6 +138,20 @@ def main():
         check(transitions > 0, f"trial tiles changed state live ({transitions} changes over {len(seen)} tiles)")
         check(screenshot_taken, "the live view showed running and done trials at once")
         check(".partial" not in driver.current_url, "the page moved to the finished run by itself")
+        run_tab = driver.current_window_handle
+        driver.switch_to.window(list_tab)
+        deadline = time.time() + 10
+        state = ""
+        while time.time() < deadline and "finished" not in state:
+            state = driver.execute_script(
+                "var r = document.querySelector('#runs tr[data-run=\"' + arguments[0] + '\"]');"
+                "return r ? r.innerText : '';", key)
+            time.sleep(0.3)
+        check("finished" in state and driver.execute_script("return window.uiCheckMarker") == "same page",
+              f"the list marks the run finished by itself ({state!r})")
+        shot(driver, "runs-1280")
+        driver.close()
+        driver.switch_to.window(run_tab)
         time.sleep(0.5)
         body = driver.find_element(By.TAG_NAME, "main").text
         check("Recommendation" in body, "the finished run shows its recommendation")

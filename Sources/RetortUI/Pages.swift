@@ -116,48 +116,96 @@ enum Pages {
         return value >= 100 ? String(format: "×%.0f", value) : String(format: "×%.1f", value)
     }
 
-    static func runsList(_ entries: [RunEntry], root: URL, now: Date) -> String {
-        var body =
-            "<h1>Runs</h1><p class=\"meta\">Every run folder under <code>\(escape(root.path))</code>, newest first. "
-        body += "A search started in another terminal shows up here by itself.</p>"
-        if entries.isEmpty {
-            return body
-                + "<section><p>No runs yet. Start one: <code>retort search --task DIR</code> or <code>make demo</code>.</p></section>"
-        }
-        body += "<section><table class=\"sortable\" id=\"runs\"><thead><tr><th>run</th><th class=\"l\">job</th>"
-        body += "<th class=\"l\">task</th><th class=\"l\">started (UTC)</th><th class=\"l\">strategy</th>"
-        body +=
-            "<th class=\"l\">recommendation</th><th class=\"l\">savings</th><th class=\"l\">state</th></tr></thead><tbody>"
-        let formatter = ISO8601DateFormatter()
-        for entry in entries {
-            var task = "—"
-            var strategy = "—"
-            var recommendation = "—"
-            var savings = "—"
-            let state: String
+    /// What the runs list shows of a run beyond its folder: from the report of a finished run, from the journal header
+    /// of one in progress or interrupted.
+    struct RunDetails: Sendable, Equatable {
+        var task = "—"
+        var strategy = "—"
+        var recommendation = "—"
+        var savings = "—"
+        /// Whether the run's report was read (the run finished).
+        var reported = false
+        /// Whether the report or the journal header was read (a journal can be empty for a moment as a run starts).
+        var read = false
+
+        init(_ entry: RunEntry) {
             if entry.finished, let report = try? entry.report() {
                 task = report.task
                 strategy = report.search.strategy
-                (recommendation, savings) = summary(report)
-                state = "<span class=\"badge\">finished</span>"
-            } else if now.timeIntervalSince(entry.modified) < 120 {
-                state = "<span class=\"badge running\">running</span>"
-            } else {
-                state = "<span class=\"badge interrupted\">interrupted</span>"
-            }
-            if !entry.finished, let header = try? JournalRecord.read(entry.journal).first {
+                (recommendation, savings) = Pages.summary(report)
+                (reported, read) = (true, true)
+            } else if let header = try? JournalRecord.read(entry.journal).first {
                 task = header.source.map { ($0 as NSString).lastPathComponent } ?? task
                 strategy = header.options?["strategy"] ?? strategy
+                read = true
             }
-            let started = entry.started.map { formatter.string(from: $0) } ?? entry.runId
-            body += "<tr><td><a href=\"/run?path=\(query(entry.path))\">\(escape(entry.runId))</a></td>"
-            body += "<td class=\"l\">\(escape(entry.job))</td><td class=\"l\">\(escape(task))</td>"
-            body += "<td class=\"l\" data-v=\"\(escape(entry.runId))\">\(escape(started))</td>"
-            body += "<td class=\"l\">\(escape(strategy))</td><td class=\"l\">\(escape(recommendation))</td>"
-            body += "<td class=\"l\">\(escape(savings))</td><td class=\"l\">\(state)</td></tr>"
+        }
+    }
+
+    static func runsList(_ entries: [RunEntry], root: URL, now: Date) -> String {
+        var body =
+            "<h1>Runs</h1><p class=\"meta\">Every run folder under <code>\(escape(root.path))</code>, newest first. "
+        body += "A search started in another terminal shows up here by itself, and its state follows it.</p>"
+        // Without runs the table is there but hidden: the live list fills it when the first run starts.
+        body += "<section id=\"no-runs\"\(entries.isEmpty ? "" : " hidden")><p>No runs yet. Start one: "
+        body += "<code>retort search --task DIR</code> or <code>make demo</code>.</p></section>"
+        body += "<section\(entries.isEmpty ? " hidden" : "")><table class=\"sortable\" id=\"runs\"><thead><tr>"
+        body += "<th>run</th><th class=\"l\">job</th>"
+        body += "<th class=\"l\">task</th><th class=\"l\">started (UTC)</th><th class=\"l\">strategy</th>"
+        body +=
+            "<th class=\"l\">recommendation</th><th class=\"l\">savings</th><th class=\"l\">state</th></tr></thead><tbody>"
+        for entry in entries {
+            body += runRow(entry, details: RunDetails(entry), now: now)
         }
         return body + "</tbody></table></section>"
     }
+
+    /// One row of the runs list, keyed by where the run ends up (`data-run`) so the live list can replace it.
+    static func runRow(_ entry: RunEntry, details: RunDetails, now: Date) -> String {
+        let state: String
+        if details.reported {
+            state = "<span class=\"badge\">finished</span>"
+        } else if now.timeIntervalSince(entry.modified) < 120 {
+            state = "<span class=\"badge running\">running</span>"
+        } else {
+            state = "<span class=\"badge interrupted\">interrupted</span>"
+        }
+        let started = entry.started.map { ISO8601DateFormatter().string(from: $0) } ?? entry.runId
+        var row = "<tr data-run=\"\(escape(RunIndex.finalPath(of: entry.path)))\" data-id=\"\(escape(entry.runId))\">"
+        row += "<td><a href=\"/run?path=\(query(entry.path))\">\(escape(entry.runId))</a></td>"
+        row += "<td class=\"l\">\(escape(entry.job))</td><td class=\"l\">\(escape(details.task))</td>"
+        row += "<td class=\"l\" data-v=\"\(escape(entry.runId))\">\(escape(started))</td>"
+        row += "<td class=\"l\">\(escape(details.strategy))</td><td class=\"l\">\(escape(details.recommendation))</td>"
+        row += "<td class=\"l\">\(escape(details.savings))</td><td class=\"l\">\(state)</td></tr>"
+        return row
+    }
+
+    /// The runs list's live part: rows from `/runs/events` are inserted (newest first) or replace the row of the same
+    /// run; without JavaScript the list is a plain page.
+    static let runsScript = """
+        (function () {
+          var table = document.getElementById('runs');
+          if (!table || !window.EventSource) return;
+          var body = table.tBodies[0], events = new EventSource('/runs/events');
+          function find(key) {
+            return Array.prototype.find.call(body.rows, function (r) { return r.dataset.run === key; });
+          }
+          events.addEventListener('run', function (e) {
+            var run = JSON.parse(e.data), holder = document.createElement('tbody'), old = find(run.key);
+            holder.innerHTML = run.row;
+            if (old) { body.replaceChild(holder.firstElementChild, old); return; }
+            var next = Array.prototype.find.call(body.rows, function (r) { return r.dataset.id < run.id; });
+            body.insertBefore(holder.firstElementChild, next || null);
+            table.closest('section').hidden = false;
+            document.getElementById('no-runs').hidden = true;
+          });
+          events.addEventListener('gone', function (e) {
+            var old = find(JSON.parse(e.data).key);
+            if (old) old.remove();
+          });
+        })();
+
+        """
 
     // MARK: - Pipeline
 

@@ -22,17 +22,22 @@ public struct UIServer: Sendable {
     public var gatewayConfig: String?
     /// The history store.
     public var historyPath: String
-    /// How often the event stream looks at a journal for new lines.
+    /// How often the event stream looks at a journal for new lines (the runs list's stream: 4× as long).
     public var pollInterval: Duration
+    /// How long the runs list's event stream stays open; the browser then reconnects (a stream per open tab, none
+    /// left behind by a tab that went away).
+    public var listStreamLifetime: Duration
 
     /// A server over `results`.
     public init(
-        results: URL, gatewayConfig: String? = nil, historyPath: String, pollInterval: Duration = .milliseconds(250)
+        results: URL, gatewayConfig: String? = nil, historyPath: String, pollInterval: Duration = .milliseconds(250),
+        listStreamLifetime: Duration = .seconds(300)
     ) {
         self.results = results.standardizedFileURL
         self.gatewayConfig = gatewayConfig
         self.historyPath = historyPath
         self.pollInterval = pollInterval
+        self.listStreamLifetime = listStreamLifetime
     }
 
     /// Every page and endpoint.
@@ -42,8 +47,10 @@ public struct UIServer: Sendable {
             html(
                 Pages.page(
                     title: "Runs", current: "Runs",
-                    body: Pages.runsList(RunIndex.scan(root: results), root: results, now: Date())))
+                    body: Pages.runsList(RunIndex.scan(root: results), root: results, now: Date()),
+                    script: Pages.runsScript))
         }
+        router.get("/runs/events") { _, _ in runEvents() }
         router.get("/run") { request, _ in
             guard let entry = entry(request) else { return notFound("no such run") }
             let (report, pipeline) = load(entry)
@@ -224,6 +231,63 @@ public struct UIServer: Sendable {
                 if quiet >= .seconds(15) {
                     // Keeps proxies from closing an idle stream and notices a client that went away.
                     try await writer.write(ByteBuffer(string: ": waiting for the search\n\n"))
+                    quiet = .zero
+                }
+            }
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}
+
+extension UIServer {
+    /// Server-sent events for the runs list: first a `run` event per run folder, then one whenever a run folder
+    /// appears or its row changes (running → finished or interrupted), each with the run's key (where it ends up,
+    /// `JOB/RUN-ID`), its id and its table row; `gone` with the key when a folder goes. The stream ends after
+    /// `listStreamLifetime`, and `retry` has the browser reconnect a second later.
+    func runEvents() -> Response {
+        let (root, interval, lifetime) = (results, pollInterval * 4, listStreamLifetime)
+        let body = ResponseBody { writer in
+            let clock = ContinuousClock()
+            let end = clock.now + lifetime
+            // Rows sent, by key; details (a report or a journal header, read once) by folder and state.
+            var sent: [String: String] = [:]
+            var details: [String: Pages.RunDetails] = [:]
+            var quiet = Duration.zero
+            try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
+            while true {
+                let now = Date()
+                var rows: [String: String] = [:]
+                var text = ""
+                for entry in RunIndex.scan(root: root) {
+                    let key = RunIndex.finalPath(of: entry.path)
+                    let cacheKey = "\(entry.path)#\(entry.finished)"
+                    let known = details[cacheKey] ?? Pages.RunDetails(entry)
+                    if known.read { details[cacheKey] = known }
+                    let row = Pages.runRow(entry, details: known, now: now)
+                    rows[key] = row
+                    if sent[key] != row {
+                        let data: JSON = ["key": .string(key), "id": .string(entry.runId), "row": .string(row)]
+                        text += "event: run\ndata: \(data.text)\n\n"
+                    }
+                }
+                for key in sent.keys.sorted() where rows[key] == nil {
+                    text += "event: gone\ndata: \(JSON(dictionaryLiteral: ("key", .string(key))).text)\n\n"
+                }
+                sent = rows
+                if !text.isEmpty {
+                    try await writer.write(ByteBuffer(string: text))
+                    quiet = .zero
+                }
+                if clock.now >= end {
+                    try await writer.finish(nil)
+                    return
+                }
+                try await Task.sleep(for: interval)
+                quiet += interval
+                if quiet >= .seconds(15) {
+                    // Keeps proxies from closing an idle stream and notices a client that went away.
+                    try await writer.write(ByteBuffer(string: ": no change\n\n"))
                     quiet = .zero
                 }
             }

@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import RetortData
+import RetortReports
 import RetortSearch
 import RetortTestSupport
 import Testing
@@ -150,4 +152,138 @@ struct FakeRun {
             #expect(done.contains("\"path\":\"job/20261130-101500\""))
         }
     }
+
+    @Test(
+        "the runs list's stream sends every run, then a run folder that appears (running), the same row again when it finishes, and gone when a folder goes"
+    )
+    func runsListStream() async throws {
+        let run = try FakeRun()
+        try run.append(FakeRun.lines[...])
+        // A real run, finished in a staging folder; during the stream it appears as a search in progress would (its
+        // .partial folder with its journal), then finishes (the folder renamed into place with its report).
+        let staging = SyntheticTasks.temporaryFolder().appendingPathComponent("job")
+        let finished = try await finishedRun(in: staging)
+        let runId = finished.lastPathComponent
+        let partial = run.root.appendingPathComponent("job/\(runId).partial")
+        let server = UIServer(
+            results: run.root, historyPath: run.root.appendingPathComponent("none.sqlite").path,
+            pollInterval: .milliseconds(20))
+        try await Application(router: server.router()).test(.live) { client in
+            // Each change is made once the stream has shown the one before: no step depends on timing.
+            let stream = try EventReader(port: try #require(client.port), path: "/runs/events")
+            let first = try #require(await stream.next(), "the list as it is, first")
+            let fake = "job/20261130-101500"
+            #expect(first.name == "run" && first.data["key"] == fake && first.data["row"]?.contains("halving") == true)
+
+            try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(
+                at: finished.appendingPathComponent("journal.jsonl"),
+                to: partial.appendingPathComponent("journal.jsonl"))
+            let appeared = try #require(await stream.next(), "the new run folder shows up")
+            #expect(appeared.name == "run" && appeared.data["key"] == "job/\(runId)" && appeared.data["id"] == runId)
+            let row = appeared.data["row"] ?? ""
+            #expect(row.contains("/run?path=job/\(runId).partial") && row.contains("badge running"), "\(row)")
+
+            // The finished folder first, then the partial one goes (a search renames one into the other at once).
+            try FileManager.default.moveItem(at: finished, to: run.root.appendingPathComponent("job/\(runId)"))
+            try FileManager.default.removeItem(at: partial)
+            let done = try #require(await stream.next(), "the run's row changes when it finishes")
+            #expect(done.name == "run" && done.data["key"] == "job/\(runId)")
+            let doneRow = done.data["row"] ?? ""
+            #expect(doneRow.contains("/run?path=job/\(runId)\"") && doneRow.contains(">finished<"), "\(doneRow)")
+            #expect(doneRow.contains("student ") || doneRow.contains("keep the teacher"), "its recommendation")
+
+            try FileManager.default.removeItem(at: run.partial)
+            let gone = try #require(await stream.next(), "a folder that goes leaves the list")
+            #expect(gone.name == "gone" && gone.data["key"] == fake)
+        }
+    }
+
+    @Test("the runs page carries the live list's script, and an empty list has its table ready, hidden")
+    func runsPageIsLive() async throws {
+        let root = SyntheticTasks.temporaryFolder().appendingPathComponent("results")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let server = UIServer(results: root, historyPath: root.appendingPathComponent("none.sqlite").path)
+        try await Application(router: server.router()).test(.router) { client in
+            let page = String(buffer: try await client.execute(uri: "/", method: .get).body)
+            #expect(page.contains("new EventSource('/runs/events')"))
+            #expect(page.contains("<section id=\"no-runs\"><p>No runs yet"))
+            #expect(page.contains("<section hidden><table class=\"sortable\" id=\"runs\">"))
+        }
+    }
+}
+
+/// A small search run to its finished run folder under `root` (as `retort search` leaves it).
+func finishedRun(in root: URL) async throws -> URL {
+    let folder = try SyntheticTasks.writeTask(
+        name: "blobs", kind: .numeric,
+        train: SyntheticTasks.numericRows(count: 120, learnable: true, seed: 1, idPrefix: "tr"),
+        validation: SyntheticTasks.numericRows(count: 60, learnable: true, seed: 2, idPrefix: "va"),
+        test: SyntheticTasks.numericRows(count: 60, learnable: true, seed: 3, idPrefix: "te"))
+    let task = try TaskData.load(Job(task: folder))
+    let catalog = try CandidateCatalog(
+        try YAMLValue.parse("numeric:\n  - family: linear\n    precision: [fp32]\n    epochs: 5\n", file: "c.yaml"))
+    let run = try RunDirectory.create(root: root)
+    try FileManager.default.createDirectory(at: run.checkpoints, withIntermediateDirectories: true)
+    let storage = RunStorage(
+        journal: try Journal(url: run.partial.appendingPathComponent("journal.jsonl")), checkpoints: run.checkpoints,
+        resume: nil, jobName: "job", source: folder.path, options: ["strategy": "exhaustive"])
+    let outcome = try await SearchEngine.run(
+        task: task, settings: SearchSettings(catalog: catalog, constraints: Constraints(maxDrop: 1), seed: 3),
+        storage: storage)
+    let report = RunReport(job: "job", runId: run.runId, createdAt: Date(), outcome: outcome)
+    return try run.finish(report: report, outcome: outcome)
+}
+
+/// Reads a server-sent event stream over a plain socket, event by event (HummingbirdTesting's client returns a body
+/// only once the response ends). Non-blocking reads with sleeps between them leave the test's threads free.
+final class EventReader: @unchecked Sendable {
+    // @unchecked: used by one test task at a time.
+    private let socket: Int32
+    private var buffer = ""
+
+    struct Event {
+        let name: String
+        let data: [String: String]
+    }
+
+    init(port: Int, path: String) throws {
+        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        try #require(connected == 0, "connected to the test server")
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+        _ = request.withCString { send(socket, $0, strlen($0), 0) }
+        _ = fcntl(socket, F_SETFL, fcntl(socket, F_GETFL) | O_NONBLOCK)
+    }
+
+    /// The next `run` or `gone` event (its JSON data as strings), or nil after `timeout`. Comments, `retry` and the
+    /// chunked encoding's size lines between events are skipped.
+    func next(timeout: Duration = .seconds(30)) async -> Event? {
+        let end = ContinuousClock.now + timeout
+        while ContinuousClock.now < end {
+            if let match = buffer.firstMatch(of: /event: (run|gone)\ndata: ([^\n]*)\n\n/) {
+                buffer = String(buffer[match.range.upperBound...])
+                let object = try? JSONSerialization.jsonObject(with: Data(match.2.utf8)) as? [String: String]
+                return Event(name: String(match.1), data: object ?? [:])
+            }
+            var bytes = [UInt8](repeating: 0, count: 65536)
+            let count = recv(socket, &bytes, bytes.count, 0)
+            if count > 0 {
+                buffer += String(decoding: bytes[0..<count], as: UTF8.self)
+            } else {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        return nil
+    }
+
+    deinit { Glibc.close(socket) }
 }
