@@ -51,21 +51,33 @@ public final class Journal: @unchecked Sendable {
         var line = try encoder.encode(record)
         line.append(0x0A)
         try lock.withLock {
-            let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            let writeError = errno
+            // A short write is continued: the call after it returns the reason (no space, file too large).
+            var written = 0
+            var reason: Int32 = 0
+            line.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress else { return }
+                while written < bytes.count {
+                    let count = write(descriptor, base + written, bytes.count - written)
+                    if count > 0 {
+                        written += count
+                    } else if count < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        reason = count < 0 ? errno : EIO
+                        return
+                    }
+                }
+            }
             if written == line.count {
                 size += off_t(written)
                 lines += 1
                 if !sync || fsync(descriptor) == 0 { return }
                 throw failure(record: lines, "flushing it to disk failed (\(String(cString: strerror(errno))))")
             }
-            // Nothing or part of the line went out: take the part back so the journal ends on a whole record.
+            // Part of the line went out: take it back so the journal ends on a whole record.
             if written > 0 { _ = ftruncate(descriptor, size) }
-            let reason =
-                written < 0
-                ? String(cString: strerror(writeError))
-                : "only \(written) of \(line.count) bytes were written (\(String(cString: strerror(writeError))))"
-            throw failure(record: lines + 1, "writing it failed: \(reason)")
+            let part = written > 0 ? " after \(written) of its \(line.count) bytes" : ""
+            throw failure(record: lines + 1, "writing it failed\(part) (\(String(cString: strerror(reason))))")
         }
     }
 
