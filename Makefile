@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean
+.PHONY: deps models build demo test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -34,6 +34,12 @@ test: deps models
 RUNS ?= 3
 test-under-load: deps models
 	RUNS=$(RUNS) SWIFT=$(SWIFT) bash scripts/test_under_load.sh
+
+## libFuzzer with AddressSanitizer on every parser (Fuzz/, scripts/fuzz.sh), FUZZ_SECONDS each (default 60): prints
+## each harness's executions and exec/s, fails on any crash (kept in .build-fuzz/crashes/).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 ## A local two-node Ray cluster on loopback (a head and a worker node, one CPU each, as separate `ray start`
 ## processes; ray from PyPI in .build-bench/ray). `make ray-down` stops it.
