@@ -274,7 +274,7 @@ let halvingCatalog = """
         // overrun by the epoch in flight and by the work that follows it, each measured by the run whatever the load:
         // the cut runs' validation evaluation (1500 rows, the suite's bootstrap). What remains is fixed and small:
         // the scheduler's bookkeeping and an empty frontier (nothing is complete: no latency, no test-set evaluation,
-        // no export), measured at 0.03 s or less (`after_training_seconds`) beside two busy loops on two cores; the
+        // no export), measured at 0.06 s or less (`after_training_seconds`) beside two busy loops on two cores; the
         // bound allows 0.5 s.
         let summary = outcome.summary
         let inFlight = try #require(summary.epochInFlightSeconds)
