@@ -305,7 +305,7 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
             retriedCount += 1
             lock.unlock()
             log(
-                "[ray] a trial was lost (\(event.message ?? "worker lost")); resubmitting in \(Int(event.seconds ?? 0)) s, attempt \(event.attempt ?? 0) of \(event.of ?? 0)"
+                "[ray] a trial was lost (\(event.message ?? "worker lost")); resubmitting in \(String(format: "%.0f", event.seconds ?? 0)) s, attempt \(event.attempt ?? 0) of \(event.of ?? 0)"
             )
         default:
             guard let id = event.id else { return }
