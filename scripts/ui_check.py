@@ -98,17 +98,17 @@ def main():
             time.sleep(0.3)
         check(rows, "the search started after the list was opened appears in it")
         check(driver.execute_script("return window.uiCheckMarker") == "same page", "without a reload")
-        row = driver.find_element(By.CSS_SELECTOR, "#runs tbody tr")
-        check("running" in row.text and ".partial" not in row.get_attribute("data-run"),
-              f"as the newest row, marked running ({row.text!r})")
+        # Read the newest row in one go (the live list may replace a row between two reads).
+        text, key, href = driver.execute_script(
+            "var r = document.querySelector('#runs tbody tr');"
+            "return [r.innerText, r.dataset.run, r.querySelector('a').getAttribute('href')];")
+        check("running" in text and ".partial" not in key and ".partial" in href,
+              f"as the newest row, marked running ({text!r})")
         check(any(not run["finished"] for run in api(base + "/api/runs")), "the running search is in /api/runs")
-        key = row.get_attribute("data-run")
         list_tab = driver.current_window_handle
         # Its live page in a second tab; the list stays open in the first to see the run finish.
         driver.switch_to.new_window("tab")
-        driver.get(base + "/")
-        link = driver.find_element(By.CSS_SELECTOR, "a[href*='.partial']")
-        link.click()
+        driver.get(base + href)
         check(".partial" in driver.current_url, "its live page opens")
 
         # Watch the tiles: record each candidate's state in rung 1 until the run is over.

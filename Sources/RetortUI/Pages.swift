@@ -193,7 +193,11 @@ enum Pages {
           events.addEventListener('run', function (e) {
             var run = JSON.parse(e.data), holder = document.createElement('tbody'), old = find(run.key);
             holder.innerHTML = run.row;
-            if (old) { body.replaceChild(holder.firstElementChild, old); return; }
+            // An unchanged row stays (and keeps the focus); a changed one is replaced in place.
+            if (old) {
+              if (old.outerHTML !== holder.firstElementChild.outerHTML) body.replaceChild(holder.firstElementChild, old);
+              return;
+            }
             var next = Array.prototype.find.call(body.rows, function (r) { return r.dataset.id < run.id; });
             body.insertBefore(holder.firstElementChild, next || null);
             table.closest('section').hidden = false;
