@@ -139,7 +139,8 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
     }
 
     @Test func breakerOpensAfterFailuresSoAnOutageCostsOneAttempt() async throws {
-        let extra = "breaker: {failures: 3, window_s: 30, cooldown_s: 60}"
+        // A window and a cool-down longer than any test run: a starved test process can take minutes between requests.
+        let extra = "breaker: {failures: 3, window_s: 600, cooldown_s: 600}"
         try await withGateway(routes: failoverRoute("e500"), extra: extra) { client, _, calls, _ in
             let first = try await client.chat(chatBody("teacher"))
             #expect(header(first, "x-retort-attempts") == "4")
