@@ -52,14 +52,13 @@ func recordingUpstream(
         answer: @escaping @Sendable (String) -> String = {
             LoopbackProvider.openAIAnswer.replacingOccurrences(of: "MODEL", with: $0)
         },
-        _ body: @Sendable (_ client: any TestClientProtocol, _ upstream: RawBodies) async throws -> Void
+        _ body: @Sendable (_ client: LiveClient, _ upstream: RawBodies) async throws -> Void
     ) async throws {
         let upstream = RawBodies()
         try await withLoopbackServer(recordingUpstream(upstream, openAIAnswer: answer)) { port in
             let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: Self.routes)
             let gateway = try Gateway(config: config)
-            let app = Application(router: gateway.router())
-            try await app.test(.live) { client in try await body(client, upstream) }
+            try await withLiveGateway(gateway) { client in try await body(client, upstream) }
             await gateway.shutdown()
         }
     }

@@ -249,45 +249,6 @@ let halvingCatalog = """
             try JournalRecord.read(journalURL)
         } throws: { error in (error as? DataError)?.line == 3 }
     }
-
-    @Test("the budget is a hard limit: the run ends near it and reports what was cut")
-    func budgetRespected() async throws {
-        let task = try smallNumericTask(learnable: true, count: 3000)
-        let yaml = """
-            numeric:
-              - family: mlp
-                hidden: [[32], [64], [96], [128]]
-                epochs: 2000
-                patience: 1000
-            """
-        let catalog = try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml"))
-        let budget = 8.0
-        let started = Date()
-        let outcome = try await SearchEngine.run(
-            task: task, settings: SearchSettings(catalog: catalog, budgetSeconds: budget, seed: 1, workers: 2),
-            storage: nil)
-        let wall = Date().timeIntervalSince(started)
-        #expect(outcome.summary.stoppedBecause.contains("budget"))
-        #expect(outcome.trials.allSatisfy { $0.status == .pruned })
-        #expect(outcome.trials.contains { ($0.reason ?? "").contains("cut by the budget") && $0.fidelity > 0 })
-        // Training stops at the next epoch boundary after the budget and nothing starts after it, so the run may
-        // overrun by the epoch in flight and by the work that follows it, each measured by the run whatever the load:
-        // the cut runs' validation evaluation (1500 rows, the suite's bootstrap). What remains is fixed and small:
-        // the scheduler's bookkeeping and an empty frontier (nothing is complete: no latency, no test-set evaluation,
-        // no export), measured at 0.06 s or less (`after_training_seconds`) beside two busy loops on two cores; the
-        // bound allows 0.5 s.
-        let summary = outcome.summary
-        let inFlight = try #require(summary.epochInFlightSeconds)
-        let evaluation = try #require(summary.cutEvaluationSeconds)
-        let overhead = 0.5
-        let figures =
-            "wall \(wall) s for a \(budget) s budget: epoch in flight \(inFlight) s, cut runs' evaluation "
-            + "\(evaluation) s, after training \(summary.afterTrainingSeconds ?? -1) s, overrun "
-            + "\(summary.overrunSeconds ?? -1) s"
-        #expect(summary.budgetSeconds == budget && inFlight > 0 && evaluation > 0, "\(figures)")
-        #expect(wall <= budget + inFlight + evaluation + overhead, "\(figures)")
-        #expect((summary.overrunSeconds ?? .infinity) <= inFlight + evaluation + overhead, "\(figures)")
-    }
 }
 
 /// Cancels a task from an event handler.

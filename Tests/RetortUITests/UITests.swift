@@ -138,10 +138,13 @@ struct FakeRun {
                 try FileManager.default.moveItem(at: run.partial, to: final)
                 try Data("{}".utf8).write(to: final.appendingPathComponent("report.json"))
             }
-            let response = try await client.execute(uri: "/events?path=\(run.path)", method: .get)
+            // A raw reader that waits as long as a starved test process needs (the test client gives up after 20 s
+            // without a byte).
+            let stream = try EventReader(port: try #require(client.port), path: "/events?path=\(run.path)")
+            let response = try #require(await stream.body(through: "event: done\ndata: "), "the stream ends with done")
             try await writer.value
-            #expect(response.headers[.contentType] == "text/event-stream")
-            let events = String(buffer: response.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            #expect(response.headers.lowercased().contains("content-type: text/event-stream"))
+            let events = response.body.components(separatedBy: "\n\n").filter { !$0.isEmpty }
             let records = events.filter { $0.contains("event: record") }
             #expect(records.count == FakeRun.lines.count, "one event per journal record")
             for (index, event) in records.enumerated() {
@@ -266,13 +269,47 @@ final class EventReader: @unchecked Sendable {
 
     /// The next `run` or `gone` event (its JSON data as strings), or nil after `timeout`. Comments, `retry` and the
     /// chunked encoding's size lines between events are skipped.
-    func next(timeout: Duration = .seconds(30)) async -> Event? {
+    func next(timeout: Duration = .seconds(300)) async -> Event? {
         let end = ContinuousClock.now + timeout
         while ContinuousClock.now < end {
             if let match = buffer.firstMatch(of: /event: (run|gone)\ndata: ([^\n]*)\n\n/) {
                 buffer = String(buffer[match.range.upperBound...])
                 let object = try? JSONSerialization.jsonObject(with: Data(match.2.utf8)) as? [String: String]
                 return Event(name: String(match.1), data: object ?? [:])
+            }
+            var bytes = [UInt8](repeating: 0, count: 65536)
+            let count = recv(socket, &bytes, bytes.count, 0)
+            if count > 0 {
+                buffer += String(decoding: bytes[0..<count], as: UTF8.self)
+            } else {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        return nil
+    }
+
+    /// The response's headers and its de-chunked body once the body holds `marker` followed by a blank line, or
+    /// nil after `timeout` (a bound for a starved test process, not a speed check).
+    func body(through marker: String, timeout: Duration = .seconds(300)) async -> (headers: String, body: String)? {
+        let end = ContinuousClock.now + timeout
+        while ContinuousClock.now < end {
+            if let split = buffer.range(of: "\r\n\r\n") {
+                let headers = String(buffer[..<split.lowerBound])
+                var rest = Substring(buffer[split.upperBound...])
+                let chunked = headers.lowercased().contains("transfer-encoding: chunked")
+                var body = chunked ? "" : String(rest)
+                while chunked, let line = rest.range(of: "\r\n"),
+                    let size = Int(rest[..<line.lowerBound], radix: 16),
+                    rest.utf8.count >= rest.utf8.distance(from: rest.startIndex, to: line.upperBound) + size
+                {
+                    let start = line.upperBound
+                    let stop = rest.utf8.index(start, offsetBy: size)
+                    body += rest[start..<stop]
+                    rest = rest[stop...].drop { $0 == "\r\n" || $0 == "\r" || $0 == "\n" }
+                }
+                if let found = body.range(of: marker), body[found.upperBound...].contains("\n\n") {
+                    return (headers, body)
+                }
             }
             var bytes = [UInt8](repeating: 0, count: 65536)
             let count = recv(socket, &bytes, bytes.count, 0)
