@@ -148,7 +148,18 @@ extension Gateway {
             return self.failure(failure)
         }
         guard ledgerWritable() else { return failure(Gateway.ledgerUnavailable) }
-        guard let chat = try? JSON.parse(Data(bodyBuffer.readableBytesView)), chat.object != nil else {
+        let chat: JSON
+        do {
+            chat = try JSON.parse(Data(bodyBuffer.readableBytesView))
+        } catch {
+            return refuse(
+                GatewayFailure(
+                    status: .badRequest, type: "invalid_request_error", code: "invalid_json",
+                    message: "the request body is not valid JSON (\(error))"
+                )
+            )
+        }
+        guard chat.object != nil else {
             return refuse(
                 GatewayFailure(
                     status: .badRequest, type: "invalid_request_error", code: "invalid_json",

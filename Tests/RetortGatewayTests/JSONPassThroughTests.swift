@@ -138,6 +138,14 @@ func recordingUpstream(
         }
     }
 
+    @Test func malformedBodyErrorSaysWhereAndWhat() async throws {
+        try await withRecordingGateway { client, _ in
+            let response = try await client.chat(ByteBuffer(string: #"{"model": +1}"#))
+            let message = try JSON.parse(Data(response.body.readableBytesView))["error"]?["message"]?.string ?? ""
+            #expect(message.contains("offset 10") && message.contains("+"), "\(message)")
+        }
+    }
+
     @Test func invalidUTF8BodyIsAnOpenAIStyle400() async throws {
         try await withRecordingGateway { client, upstream in
             var buffer = ByteBuffer(string: #"{"model": "teacher", "messages": [{"role": "user", "content": ""#)
