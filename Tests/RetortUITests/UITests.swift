@@ -182,7 +182,8 @@ struct FakeRun {
             try FileManager.default.copyItem(
                 at: finished.appendingPathComponent("journal.jsonl"),
                 to: partial.appendingPathComponent("journal.jsonl"))
-            let appeared = try #require(await stream.next(), "the new run folder shows up")
+            let key = "job/\(runId)"
+            let appeared = try #require(await stream.next { $0.data["key"] == key }, "the new run folder shows up")
             #expect(appeared.name == "run" && appeared.data["key"] == "job/\(runId)" && appeared.data["id"] == runId)
             let row = appeared.data["row"] ?? ""
             #expect(row.contains("/run?path=job/\(runId).partial") && row.contains("badge running"), "\(row)")
@@ -190,14 +191,16 @@ struct FakeRun {
             // The finished folder first, then the partial one goes (a search renames one into the other at once).
             try FileManager.default.moveItem(at: finished, to: run.root.appendingPathComponent("job/\(runId)"))
             try FileManager.default.removeItem(at: partial)
-            let done = try #require(await stream.next(), "the run's row changes when it finishes")
+            let done = try #require(
+                await stream.next { $0.data["key"] == key && $0.data["row"]?.contains(">finished<") == true },
+                "the run's row changes when it finishes")
             #expect(done.name == "run" && done.data["key"] == "job/\(runId)")
             let doneRow = done.data["row"] ?? ""
             #expect(doneRow.contains("/run?path=job/\(runId)\"") && doneRow.contains(">finished<"), "\(doneRow)")
             #expect(doneRow.contains("student ") || doneRow.contains("keep the teacher"), "its recommendation")
 
             try FileManager.default.removeItem(at: run.partial)
-            let gone = try #require(await stream.next(), "a folder that goes leaves the list")
+            let gone = try #require(await stream.next { $0.name == "gone" }, "a folder that goes leaves the list")
             #expect(gone.name == "gone" && gone.data["key"] == fake)
         }
     }
@@ -277,13 +280,7 @@ final class EventReader: @unchecked Sendable {
                 let object = try? JSONSerialization.jsonObject(with: Data(match.2.utf8)) as? [String: String]
                 return Event(name: String(match.1), data: object ?? [:])
             }
-            var bytes = [UInt8](repeating: 0, count: 65536)
-            let count = recv(socket, &bytes, bytes.count, 0)
-            if count > 0 {
-                buffer += String(decoding: bytes[0..<count], as: UTF8.self)
-            } else {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
+            await receive()
         }
         return nil
     }
@@ -311,15 +308,31 @@ final class EventReader: @unchecked Sendable {
                     return (headers, body)
                 }
             }
-            var bytes = [UInt8](repeating: 0, count: 65536)
-            let count = recv(socket, &bytes, bytes.count, 0)
-            if count > 0 {
-                buffer += String(decoding: bytes[0..<count], as: UTF8.self)
-            } else {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
+            await receive()
         }
         return nil
+    }
+
+    /// The next event that `wanted` accepts, skipping the others (rows of other runs change too while a loaded
+    /// machine runs the test slowly: a stale `.partial` run turns interrupted), or nil after `timeout`.
+    func next(timeout: Duration = .seconds(300), where wanted: (Event) -> Bool) async -> Event? {
+        let end = ContinuousClock.now + timeout
+        while ContinuousClock.now < end {
+            guard let event = await next(timeout: end - ContinuousClock.now) else { return nil }
+            if wanted(event) { return event }
+        }
+        return nil
+    }
+
+    /// Appends what the socket has to `buffer`, or waits 20 ms when it has nothing yet.
+    private func receive() async {
+        var bytes = [UInt8](repeating: 0, count: 65536)
+        let count = recv(socket, &bytes, bytes.count, 0)
+        if count > 0 {
+            buffer += String(decoding: bytes[0..<count], as: UTF8.self)
+        } else {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     deinit { Glibc.close(socket) }
