@@ -12,6 +12,11 @@ mkdir -p "$out"
 for task in "$bench"/*/; do
     name=$(basename "$task")
     [ -f "$task/task.json" ] || continue
+    kind=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("kind"))' "$task/task.json")
+    if [ "$kind" != text ] && [ "$kind" != numeric ]; then
+        echo "skipping $name: task kind '$kind' is not searched by this benchmark (only text and numeric tasks)" >&2
+        continue
+    fi
     echo "== $name" >&2
     start=$EPOCHREALTIME
     .build/release/retort search --task "$task" --out "$out/$name" --strategy exhaustive > "$out/$name.log" 2>&1 \

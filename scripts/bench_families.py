@@ -39,8 +39,7 @@ def size(b):
 
 
 print(f"Command: scripts/bench_families.py {bench} {out}\n")
-for task_json in sorted(glob.glob(os.path.join(bench, "*", "task.json"))):
-    task = os.path.dirname(task_json)
+for task in scriptkit.label_tasks(bench):
     name = os.path.basename(task)
     folder = os.path.join(out, name)
     os.makedirs(folder, exist_ok=True)

@@ -43,7 +43,7 @@ for line in open("candidates/default.yaml"):
 catalog = os.path.join(out, "catalog.yaml")
 open(catalog, "w").write("".join(lines))
 
-tasks = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(bench, "*", "task.json")))
+tasks = scriptkit.label_tasks(bench)
 if not os.path.exists("examples/shop-support/task/task.json"):
     subprocess.run([retort, "demo", "--no-history"], check=True, capture_output=True)
 tasks.append("examples/shop-support/task")

@@ -77,8 +77,8 @@ print("| task | architecture | Retort test acc | Retort fit s | peer | peer test
       "peer s / Retort s | acc Δ (pt) |")
 print("|---|---|---|---|---|---|---|---|---|")
 common = f"epochs: [{epochs}], patience: [{epochs}], batch_size: [128], alpha: [0], early_stopping: objective, precision: [fp32]"
-for task_json in sorted(glob.glob(os.path.join(bench, "*", "task.json"))):
-    task = os.path.dirname(task_json)
+for task in scriptkit.label_tasks(bench):
+    task_json = os.path.join(task, "task.json")
     name = os.path.basename(task)
     kind = json.load(open(task_json)).get("kind")
     train, test = rows(task, "train"), rows(task, "test")

@@ -75,8 +75,7 @@ def recommendation(report):
 
 
 rows = []
-for task in sorted(glob.glob(os.path.join(bench, "*", "task.json"))):
-    task = os.path.dirname(task)
+for task in scriptkit.label_tasks(bench):
     name = os.path.basename(task)
     print(f"== {name}", file=sys.stderr)
     exhaustive, wall_e = run(task, "exhaustive")

@@ -87,6 +87,26 @@ def require_bench(folder):
     return folder
 
 
+def label_tasks(bench):
+    """The task folders under BENCH whose kind Retort searches today (text, numeric), sorted; each other kind (the
+    structured extraction task, FORMATS.md §9) is named on stderr as skipped instead of failing the whole benchmark."""
+    import glob
+    import json
+    tasks = []
+    for task_json in sorted(glob.glob(os.path.join(bench, "*", "task.json"))):
+        task = os.path.dirname(task_json)
+        try:
+            kind = json.load(open(task_json)).get("kind")
+        except (OSError, ValueError) as error:
+            fail(f"{task_json}: {describe(error)}")
+        if kind in ("text", "numeric"):
+            tasks.append(task)
+        else:
+            print(f"skipping {os.path.basename(task)}: task kind {kind!r} is not searched by this benchmark "
+                  "(only text and numeric tasks)", file=sys.stderr)
+    return tasks
+
+
 def require_file(path, hint):
     """A file the script reads; a one-line failure with HINT (what makes it) when it is missing."""
     if not os.path.isfile(path):
