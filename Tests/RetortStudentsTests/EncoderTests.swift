@@ -27,6 +27,44 @@ let miniLMPresent = FileManager.default.fileExists(
         #expect(throws: StudentError.self) { try WordPieceTokenizer(vocabulary: ["a": 0], lowercase: true) }
     }
 
+    @Test("WordPiece: the longest-match loop bounded by the longest vocabulary entry gives the unbounded loop's pieces")
+    func wordPieceBoundMatchesUnbounded() throws {
+        // Pieces of several lengths, one key written precomposed ("é"s) that a decomposed word ("e\u{301}"s) matches by
+        // canonical equivalence with more scalars than the key has.
+        let entries = [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "ab", "abc", "##a", "##b", "##c", "##bc",
+            String(repeating: "\u{E9}", count: 6),
+        ]
+        let ids = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1, Int32($0)) })
+        let tokenizer = try WordPieceTokenizer(vocabulary: ids, lowercase: false, stripAccents: false)
+        func unbounded(_ word: String) -> [Int32] {
+            let scalars = Array(word.unicodeScalars)
+            if scalars.count > tokenizer.maxCharactersPerWord { return [tokenizer.unknownToken] }
+            var pieces: [Int32] = []
+            var start = 0
+            while start < scalars.count {
+                var end = scalars.count
+                func piece(_ end: Int) -> Int32? {
+                    ids[(start > 0 ? "##" : "") + String(String.UnicodeScalarView(scalars[start..<end]))]
+                }
+                while end > start, piece(end) == nil { end -= 1 }
+                guard let id = piece(end), end > start else { return [tokenizer.unknownToken] }
+                pieces.append(id)
+                start = end
+            }
+            return pieces
+        }
+        // Six precomposed "é" (6 scalars; 12 decomposed, more than any entry's raw length) match twelve decomposed ones.
+        #expect(tokenizer.wordPieces([String(repeating: "e\u{301}", count: 6)]) == [12])
+        var generator = SeededGenerator(seed: 7)
+        let alphabet: [Character] = ["a", "b", "c", "a", "b", "c", "d"]
+        for _ in 0..<2000 {
+            let length = Int.random(in: 1...110, using: &generator)
+            let word = String((0..<length).map { _ in alphabet.randomElement(using: &generator) ?? "a" })
+            #expect(tokenizer.wordPieces([word]) == unbounded(word), "word \(word)")
+        }
+    }
+
     @Test("a tiny encoder: batching does not change vectors, truncation keeps a prefix, fp16/int8 stay close")
     func tinyEncoder() throws {
         let folder = try tinyBertFolder(vocabulary: tinyVocabulary)

@@ -14,6 +14,10 @@ public struct WordPieceTokenizer: Sendable {
     public let classifierToken: Int32, separatorToken: Int32, unknownToken: Int32
     /// Words longer than this many characters become `[UNK]`.
     public let maxCharactersPerWord = 100
+    /// The most Unicode scalars a vocabulary entry has in canonical decomposition: no longer piece can match one
+    /// (String keys compare by canonical equivalence, and a string has at most as many scalars as its NFD form), so
+    /// the longest-match loop starts there instead of at the word's end: O(word × longest entry), not O(word²).
+    let longestEntry: Int
 
     /// A tokenizer over `vocabulary` (token → id).
     public init(vocabulary: [String: Int32], lowercase: Bool, stripAccents: Bool? = nil) throws(StudentError) {
@@ -24,6 +28,9 @@ public struct WordPieceTokenizer: Sendable {
         self.lowercase = lowercase
         self.stripAccents = stripAccents ?? lowercase
         (classifierToken, separatorToken, unknownToken) = (cls, sep, unk)
+        longestEntry = vocabulary.keys.reduce(0) {
+            max($0, $1.decomposedStringWithCanonicalMapping.unicodeScalars.count)
+        }
     }
 
     /// Reads vocab.txt (one token per line, id = line number) and the lower-casing flags of tokenizer_config.json when
@@ -117,7 +124,7 @@ public struct WordPieceTokenizer: Sendable {
             var pieces: [Int32] = []
             var covered = true
             while start < scalars.count {
-                var end = scalars.count
+                var end = min(scalars.count, start + longestEntry)
                 var found: Int32?
                 while start < end {
                     var piece = String(String.UnicodeScalarView(scalars[start..<end]))
