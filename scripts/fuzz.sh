@@ -78,7 +78,7 @@ for name in "${NAMES[@]}"; do
     mkdir -p "$SCRATCH/logs"
     limit=(-max_total_time="$SECONDS_EACH")
     [ -z "$RUNS" ] || limit=(-runs="$RUNS")
-    echo "== fuzz-$name (${RUNS:+$RUNS runs}${RUNS:-$SECONDS_EACH s})"
+    if [ -n "$RUNS" ]; then echo "== fuzz-$name ($RUNS runs)"; else echo "== fuzz-$name ($SECONDS_EACH s)"; fi
     set +e
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=0} "$BIN/fuzz-$name" \
         "${limit[@]}" -max_len=4096 -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
