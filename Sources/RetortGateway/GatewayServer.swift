@@ -3,6 +3,9 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import RetortDeployments
+import RetortLabeling
+import RetortTeacher
 
 extension HTTPField.Name {
     static let retortAttempts = field("x-retort-attempts")
@@ -447,17 +450,8 @@ extension Gateway {
         }
     }
 
-    /// The row input a `capture_input` template picks from a chat request: `{{last_user}}`, `{{first_user}}`,
-    /// `{{system}}`; other text is kept as written.
-    static func captureInput(_ template: String, chat: JSON) -> String {
-        let messages = chat["messages"]?.array ?? []
-        func text(_ message: JSON?) -> String { (try? Wire.text(of: message?["content"])) ?? "" }
-        let users = messages.filter { $0["role"]?.string == "user" }
-        let system = messages.filter { ["system", "developer"].contains($0["role"]?.string ?? "") }.map { text($0) }
-        return template.replacingOccurrences(of: "{{last_user}}", with: text(users.last))
-            .replacingOccurrences(of: "{{first_user}}", with: text(users.first))
-            .replacingOccurrences(of: "{{system}}", with: system.joined(separator: "\n"))
-    }
+    /// The row input a `capture_input` template picks from a chat request (see `CaptureInput`).
+    static func captureInput(_ template: String, chat: JSON) -> String { CaptureInput.text(template, chat: chat) }
 
     func servedHeaders(_ deployment: Deployment, attempts: Int, session: String) -> HTTPFields {
         var headers = HTTPFields()
@@ -496,10 +490,6 @@ extension Gateway {
         status: .serviceUnavailable, type: "api_error", code: "ledger_unavailable",
         message: "the usage ledger cannot be written; the gateway refuses requests until it can"
     )
-
-    static func figure(_ value: Double) -> String {
-        Int(exactly: value).map { String($0) } ?? String(format: "%.4f", value)
-    }
 }
 
 extension Response {

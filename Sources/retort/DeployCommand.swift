@@ -1,11 +1,14 @@
 import ArgumentParser
 import Foundation
+import RetortBenchmarks
 import RetortData
+import RetortDeployments
 import RetortEvals
 import RetortGateway
 import RetortReports
 import RetortSearch
 import RetortStudents
+import RetortTeacher
 
 /// `retort deploy`: put a run's recommended student (or cascade) behind a gateway route, and watch it (FORMATS.md §8).
 struct Deploy: AsyncParsableCommand {

@@ -1,8 +1,12 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RetortBenchmarks
 import RetortData
 import RetortGateway
+import RetortGatewayTesting
+import RetortTeacher
+import RetortUsage
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

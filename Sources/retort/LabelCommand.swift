@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import RetortData
-import RetortGateway
+import RetortLabeling
+import RetortTeacher
 
 struct Label: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

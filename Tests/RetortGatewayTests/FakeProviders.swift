@@ -12,6 +12,8 @@ import RetortData
 import Testing
 
 @testable import RetortGateway
+@testable import RetortGatewayTesting
+@testable import RetortTeacher
 
 /// A client that keeps up to `connections` requests in flight to the gateway on `port` (the test client sends one at
 /// a time); `post` sends a chat body with the test key and returns the status and the body.

@@ -521,12 +521,12 @@ enum ConfigLimits {
 
 extension [String: YAMLValue] {
     /// The number under `key`, if given, checked against `range` (`unit` names what it counts in the message).
-    func number(_ key: String, in range: NumberRange, unit: String) throws(DataError) -> Double? {
+    package func number(_ key: String, in range: NumberRange, unit: String) throws(DataError) -> Double? {
         try self[key]?.double(in: range, unit: unit)
     }
 
     /// An entry that `mapping(allowed:required:)` has already checked is present.
-    func need(_ key: String) throws(DataError) -> YAMLValue {
+    package func need(_ key: String) throws(DataError) -> YAMLValue {
         guard let value = self[key] else { throw DataError(.badData, "missing key \(key)") }
         return value
     }

@@ -1,4 +1,6 @@
 import Foundation
+import RetortDeployments
+import RetortTeacher
 
 /// `retort usage`: the ledger grouped by user, team, route, model or day (FORMATS.md §6).
 public struct UsageReport: Sendable {
@@ -186,14 +188,7 @@ public struct UsageReport: Sendable {
     }
 
     /// Linear-interpolated quantile of sorted values (0 when empty).
-    static func quantile(_ sorted: [Double], _ q: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        let position = q * Double(sorted.count - 1)
-        let lower = Int(position.rounded(.down))
-        let upper = min(lower + 1, sorted.count - 1)
-        let value = sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
-        return (value * 1000).rounded() / 1000
-    }
+    static func quantile(_ sorted: [Double], _ q: Double) -> Double { Latency.quantile(sorted, q) }
 
     static let dayFormatter: DateFormatter = {
         let formatter = DateFormatter()

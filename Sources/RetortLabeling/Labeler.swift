@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RetortData
+import RetortTeacher
 import Synchronization
 
 /// `retort label`: unlabeled inputs → teacher rows (FORMATS.md §1, §7) through a gateway route, paying each answer once.

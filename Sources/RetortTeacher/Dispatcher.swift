@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import Synchronization
 
@@ -50,7 +51,7 @@ public enum AttemptError: Error, Sendable {
         }
     }
 
-    var summary: String {
+    package var summary: String {
         switch self {
         case .status(let code, _, let message, let retired): "HTTP \(code)\(retired ? " (retired)" : ""): \(message)"
         case .transport(let message): "connection: \(message)"
@@ -127,7 +128,7 @@ public enum DispatchOutcome: Sendable {
 public final class Dispatcher: Sendable {
     let clients: ClientPool
     let breakers: BreakerBoard
-    let retired: RetiredSet
+    package let retired: RetiredSet
     let limiters: LimiterPool
     let environment: @Sendable (String) -> String?
     let logger: Logger
@@ -399,12 +400,12 @@ final class ClientPool: Sendable {
 }
 
 /// Deployments marked retired until the config is reloaded.
-final class RetiredSet: Sendable {
+package final class RetiredSet: Sendable {
     private let ids = Mutex<Set<String>>([])
     func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
     func insert(_ id: String) { _ = ids.withLock { $0.insert(id) } }
     func clear() { ids.withLock { $0 = [] } }
-    var all: Set<String> { ids.withLock { $0 } }
+    package var all: Set<String> { ids.withLock { $0 } }
 }
 
 /// One limiter per deployment.
