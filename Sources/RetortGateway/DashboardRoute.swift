@@ -6,16 +6,9 @@ import RetortTeacher
 import RetortUsage
 
 extension Gateway {
-    func dashboard(_ request: Request) async throws -> Response {
-        guard let key = authenticate(request, allowQuery: true) else { return failure(Gateway.unauthorized) }
-        guard key.admin else {
-            return failure(
-                GatewayFailure(
-                    status: .forbidden, type: "permission_error", code: "admin_required",
-                    message: "the dashboard needs an admin key"
-                )
-            )
-        }
+    /// `GET /dashboard` (admin keys; `?key=` works for a browser).
+    func dashboard(_ context: GatewayRequestContext) async throws -> Response {
+        guard let config = context.snapshot?.config else { return failure(Gateway.unauthorized) }
         let now = Date().timeIntervalSince1970
         var health: [(deployment: String, state: BreakerBoard.State?, retired: Bool)] = []
         let retired = dispatcher.retired.all

@@ -47,9 +47,9 @@ struct LoopbackServerDidNotStart: Error {}
 /// Runs `body` with `router` served on 127.0.0.1 (the address the gateway configs name, whatever `localhost`
 /// resolves to) at a port the kernel picks when the server binds (never a port picked and released before use);
 /// `body` runs once the server is listening and gets its port. The server stops when `body` returns or throws.
-func withLoopbackServer(
-    _ router: Router<BasicRequestContext>, _ body: @Sendable (_ port: Int) async throws -> Void
-) async throws {
+func withLoopbackServer<Context: RequestContext>(
+    _ router: Router<Context>, _ body: @Sendable (_ port: Int) async throws -> Void
+) async throws where Context.Source == ApplicationRequestContextSource {
     let (ports, bound) = AsyncStream.makeStream(of: Int.self)
     var logger = Logger(label: "retort-test-upstream")
     // The server is stopped by cancelling it, which it logs as errors ("Already closed"): not a test's concern.
