@@ -82,11 +82,13 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        /// Deployed students: deployment and shadow records in the ledger, the served student, the Wilson window.
+        /// Deployed students: `retort deploy` (a run's recommendation onto a route), deployment and shadow records in
+        /// the ledger, the served student, the Wilson window.
         .target(
             name: "RetortDeployments",
             dependencies: [
-                "RetortData", "RetortNumerics", "RetortStudents", "RetortTeacher",
+                "RetortData", "RetortNumerics", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports",
+                "RetortTeacher",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

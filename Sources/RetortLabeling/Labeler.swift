@@ -187,6 +187,41 @@ public struct Labeler: Sendable {
     }
 }
 
+extension Labeler.Summary {
+    /// What `retort label` prints after a run that wrote `out` (`samples`: `--soft sample:K`): the kind of labels,
+    /// rate limits met, rejected rows, the models that answered and the bill.
+    public func lines(out: String, samples: Int?) -> [String] {
+        let kind: String
+        if let samples {
+            kind = "soft labels from \(samples) samples per row at temperature 1"
+        } else if hardRows == 0 {
+            kind = "soft labels from the answers' top logprobs"
+        } else if logprobRows == 0 {
+            kind =
+                "hard labels only: the deployment returned no usable logprobs (use --soft sample:K for a distribution)"
+        } else {
+            kind =
+                "\(logprobRows) rows with logprobs, \(hardRows) hard (\(ambiguousRows) where alternatives started several labels)"
+        }
+        var lines = ["labelled \(labelled) of \(rows) rows into \(out): \(kind)"]
+        if rateLimited > 0 {
+            lines.append(
+                "\(rateLimited) answers were 429 (rate limited): waited and went on with \(finalConcurrency) requests in flight"
+            )
+        }
+        if rejected > 0 {
+            lines.append("\(rejected) rows answered with no label: see the .rejected.jsonl file beside the output")
+        }
+        let answered = models.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
+        lines.append("answered by: \(answered.joined(separator: ", "))")
+        lines.append(
+            String(
+                format: "bill: %d paid calls, $%.4f; %d answers from the cache (worth $%.4f); %d tokens", paidCalls,
+                paidUSD, cacheHits, answersUSD - paidUSD, tokens))
+        return lines
+    }
+}
+
 /// A value behind a lock, shareable between tasks.
 final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>

@@ -280,6 +280,14 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// Confirms `session` (`retort gateway confirm`), refusing a session that never tripped.
+    public func confirmTripped(session: String, time: Double) throws {
+        guard try trips().contains(where: { $0.session == session }) else {
+            throw DataError(.usage, "no session \(session) has tripped; the dashboard lists trips", file: path)
+        }
+        try confirm(session: session, time: time)
+    }
+
     /// Records a confirmation of `session` (from `retort gateway confirm` or the HTTP endpoint).
     public func confirm(session: String, time: Double) throws {
         try pool.write { db in
