@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "RetortBenchmarks",
             dependencies: [
-                "RetortData", "RetortTeacher", "RetortDeployments", "RetortGatewayTesting",
+                "RetortTeacher", "RetortDeployments", "RetortGatewayTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
