@@ -119,10 +119,10 @@ readme-check:
 	bash scripts/readme_check.sh
 
 lint:
-	$(SWIFT) format lint --strict -r Sources Tests
+	$(SWIFT) format lint --strict -r Sources Tests Benchmarks
 
 format:
-	$(SWIFT) format format -i -r Sources Tests
+	$(SWIFT) format format -i -r Sources Tests Benchmarks
 
 clean:
 	rm -rf .build results/*/

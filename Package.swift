@@ -10,7 +10,12 @@ let package = Package(
         .library(name: "RetortData", targets: ["RetortData"]),
         .library(name: "RetortStudents", targets: ["RetortStudents"]),
         .library(name: "RetortSearch", targets: ["RetortSearch"]),
+        .library(name: "RetortTeacher", targets: ["RetortTeacher"]),
+        .library(name: "RetortLabeling", targets: ["RetortLabeling"]),
+        .library(name: "RetortDeployments", targets: ["RetortDeployments"]),
+        .library(name: "RetortUsage", targets: ["RetortUsage"]),
         .library(name: "RetortGateway", targets: ["RetortGateway"]),
+        .library(name: "RetortGatewayTesting", targets: ["RetortGatewayTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -47,25 +52,86 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        /// Teacher access: wire formats, JSON, the dispatcher (retries, failover), breakers and budgets, the gateway
+        /// config, the SQLite ledger, metrics and token usage.
         .target(
-            name: "RetortGateway",
+            name: "RetortTeacher",
             dependencies: [
-                "RetortData", "RetortNumerics", "RetortStudents",
+                "RetortData",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ]
+        ),
+        /// Teacher data: `retort label` (prompts, label matching, the answer cache, batch labelling), capture export
+        /// and log ingest.
+        .target(
+            name: "RetortLabeling",
+            dependencies: [
+                "RetortData", "RetortTeacher",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        /// Deployed students: `retort deploy` (a run's recommendation onto a route), deployment and shadow records in
+        /// the ledger, the served student, the Wilson window.
+        .target(
+            name: "RetortDeployments",
+            dependencies: [
+                "RetortData", "RetortNumerics", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports",
+                "RetortTeacher",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        /// Usage reporting: `retort usage` and the spend views the dashboard and `retort ui` show.
+        .target(name: "RetortUsage", dependencies: ["RetortData", "RetortTeacher", "RetortDeployments"]),
+        /// The gateway HTTP server: routes, auth, student serving and shadow checks, reload, the dashboard route.
+        .target(
+            name: "RetortGateway",
+            dependencies: [
+                "RetortData", "RetortNumerics", "RetortTeacher", "RetortLabeling", "RetortDeployments", "RetortUsage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
+        ),
+        /// A loopback fake provider (OpenAI and Anthropic wire formats, batches) for tests, checks and benchmarks.
+        .target(
+            name: "RetortGatewayTesting",
+            dependencies: [
+                "RetortTeacher",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        /// `retort gateway bench` and `retort deploy bench`: load against a gateway process and a fake provider.
+        .target(
+            name: "RetortBenchmarks",
+            dependencies: [
+                "RetortTeacher", "RetortDeployments", "RetortGatewayTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/RetortBenchmarks"
         ),
         .target(
             name: "RetortUI",
             dependencies: [
-                "RetortData", "RetortSearch", "RetortReports", "RetortHistory", "RetortGateway",
+                "RetortData", "RetortSearch", "RetortReports", "RetortHistory", "RetortTeacher", "RetortUsage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -80,7 +146,8 @@ let package = Package(
             name: "retort",
             dependencies: [
                 "RetortNumerics", "RetortData", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports", "RetortExamples",
-                "RetortHistory", "RetortGateway", "RetortUI",
+                "RetortHistory", "RetortTeacher", "RetortLabeling", "RetortDeployments", "RetortUsage", "RetortGateway",
+                "RetortGatewayTesting", "RetortBenchmarks", "RetortUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -101,7 +168,8 @@ let package = Package(
         .testTarget(
             name: "RetortGatewayTests",
             dependencies: [
-                "RetortGateway", "RetortTestSupport", "RetortStudents", "RetortNumerics",
+                "RetortTeacher", "RetortLabeling", "RetortDeployments", "RetortUsage", "RetortGateway",
+                "RetortGatewayTesting", "RetortTestSupport", "RetortStudents", "RetortNumerics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

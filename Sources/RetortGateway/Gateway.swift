@@ -1,12 +1,13 @@
 import AsyncHTTPClient
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
 import RetortData
+import RetortDeployments
 import RetortNumerics
+import RetortTeacher
 import Synchronization
 
 /// An OpenAI-style error answer.
@@ -145,16 +146,7 @@ public final class Gateway: Sendable {
     public static func hash(token: String) -> String { sha256Hex(token) }
 
     /// SHA-256 of `text`'s UTF-8 bytes, lowercase hex (key hashes, cache keys, batch digests).
-    public static func sha256Hex(_ text: String) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        hex.reserveCapacity(64)
-        for byte in SHA256.hash(data: Data(text.utf8)) {
-            hex.append(digits[Int(byte >> 4)])
-            hex.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: hex, as: UTF8.self)
-    }
+    public static func sha256Hex(_ text: String) -> String { RetortTeacher.sha256Hex(text) }
 
     /// The key a request authenticates with under `config` (default: the current one), or nil.
     func authenticate(_ request: Request, in config: GatewayConfig? = nil, allowQuery: Bool = false) -> ClientKey? {
@@ -219,23 +211,6 @@ public final class Gateway: Sendable {
                 logger.warning("webhook failed", metadata: ["error": "\(error)"])
             }
         }
-    }
-}
-
-/// Token bounds of a request before it is sent (FORMATS.md §5 "Reservation").
-enum RequestBounds {
-    /// Prompt tokens bounded by the UTF-8 byte length of the messages; output by `max_tokens` (default 4096).
-    static func tokens(_ chat: JSON) -> (prompt: Int, output: Int) {
-        var prompt = 0
-        for message in chat["messages"]?.array ?? [] {
-            switch message["content"] {
-            case .some(.string(let text)): prompt += text.utf8.count
-            case .some(let other): prompt += other.text.utf8.count
-            case .none: break
-            }
-        }
-        let output = chat["max_tokens"]?.int ?? chat["max_completion_tokens"]?.int ?? 4096
-        return (prompt, min(max(0, output), 1 << 40))
     }
 }
 

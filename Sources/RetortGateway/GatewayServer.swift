@@ -3,6 +3,9 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import RetortDeployments
+import RetortLabeling
+import RetortTeacher
 
 extension HTTPField.Name {
     static let retortAttempts = field("x-retort-attempts")
@@ -18,11 +21,9 @@ extension HTTPField.Name {
 }
 
 extension Gateway {
-    /// The Hummingbird router with every gateway endpoint.
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
-        router.post("/v1/chat/completions") { request, _ in try await self.chatCompletions(request) }
-        router.get("/v1/models") { request, _ in self.models(request) }
+    /// The Hummingbird router with every gateway endpoint; the client endpoints sit behind `KeyAuthentication`.
+    public func router() -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
         router.get("/healthz") { _, _ in
             let reloading = self.reloadsInFlight.load(ordering: .relaxed) > 0
             return Response(
@@ -37,10 +38,16 @@ extension Gateway {
                 body: .init(byteBuffer: ByteBuffer(string: self.metrics.text()))
             )
         }
-        router.post("/v1/sessions/{id}/confirm") { request, context in
-            try await self.confirm(request, id: context.parameters.get("id") ?? "")
+        let clients = router.group().add(middleware: KeyAuthentication(gateway: self))
+        clients.post("/v1/chat/completions") { request, context in
+            try await self.chatCompletions(request, context: context)
         }
-        router.get("/dashboard") { request, _ in try await self.dashboard(request) }
+        clients.get("/v1/models") { _, context in self.models(context) }
+        clients.post("/v1/sessions/{id}/confirm") { _, context in
+            try await self.confirm(id: context.parameters.get("id") ?? "", context: context)
+        }
+        router.group().add(middleware: KeyAuthentication(gateway: self, allowQuery: true, adminOnly: "the dashboard"))
+            .get("/dashboard") { _, context in try await self.dashboard(context) }
         return router
     }
 
@@ -88,9 +95,9 @@ extension Gateway {
         message: "unknown or missing API key; send Authorization: Bearer KEY"
     )
 
-    func models(_ request: Request) -> Response {
-        let config = self.config
-        guard let key = authenticate(request, in: config) else { return failure(Gateway.unauthorized) }
+    /// `GET /v1/models`: the routes the key may use.
+    func models(_ context: GatewayRequestContext) -> Response {
+        guard let key = context.key, let config = context.snapshot?.config else { return failure(Gateway.unauthorized) }
         let created = Int(startTime)
         let data: [JSON] = config.routeNames(for: key).map {
             ["id": .string($0), "object": "model", "created": .int(created), "owned_by": "retort-gateway"]
@@ -98,8 +105,9 @@ extension Gateway {
         return json(["object": "list", "data": .array(data)])
     }
 
-    func confirm(_ request: Request, id: String) async throws -> Response {
-        guard let key = authenticate(request) else { return failure(Gateway.unauthorized) }
+    /// `POST /v1/sessions/{id}/confirm`: the key's tripped session runs on.
+    func confirm(id: String, context: GatewayRequestContext) async throws -> Response {
+        guard let key = context.key else { return failure(Gateway.unauthorized) }
         guard sessions.belongs(id, keyHash: key.sha256) else {
             return failure(
                 GatewayFailure(
@@ -124,237 +132,6 @@ extension Gateway {
             for deployment in route.deployments {
                 metrics.breaker(deployment: deployment.id, state: breakers.state(deployment.id))
             }
-        }
-    }
-
-    // MARK: - Chat completions
-
-    func chatCompletions(_ request: Request) async throws -> Response {
-        let started = Date().timeIntervalSince1970
-        // One configuration and one set of students for the whole request, even if a reload lands while it runs.
-        let current = snapshot
-        let (config, students) = (current.config, current.students)
-        guard let key = authenticate(request, in: config) else { return failure(Gateway.unauthorized) }
-        let bodyBuffer = try await request.body.collect(upTo: 32 << 20)
-        var row = LedgerRow(
-            time: started, keyHash: key.sha256, user: key.user, team: key.team, route: "", session: "", status: 0
-        )
-        func refuse(_ failure: GatewayFailure) -> Response {
-            row.status = Int(failure.status.code)
-            row.errorCode = failure.code
-            row.latencyMilliseconds = (Date().timeIntervalSince1970 - started) * 1000
-            metrics.request(route: row.route, status: row.status, seconds: row.latencyMilliseconds / 1000, spendUSD: 0)
-            guard record(row) else { return self.failure(Gateway.ledgerUnavailable) }
-            return self.failure(failure)
-        }
-        guard ledgerWritable() else { return failure(Gateway.ledgerUnavailable) }
-        let chat: JSON
-        do {
-            chat = try JSON.parse(Data(bodyBuffer.readableBytesView))
-        } catch {
-            return refuse(
-                GatewayFailure(
-                    status: .badRequest, type: "invalid_request_error", code: "invalid_json",
-                    message: "the request body is not valid JSON (\(error))"
-                )
-            )
-        }
-        guard chat.object != nil else {
-            return refuse(
-                GatewayFailure(
-                    status: .badRequest, type: "invalid_request_error", code: "invalid_json",
-                    message: "the request body is not a JSON object"
-                )
-            )
-        }
-        let routeName = chat["model"]?.string ?? ""
-        row.route = routeName
-        guard let route = config.routes[routeName] else {
-            return refuse(
-                GatewayFailure(
-                    status: .notFound, type: "invalid_request_error", code: "model_not_found",
-                    message: "no route named \"\(routeName)\"; GET /v1/models lists this key's routes"
-                )
-            )
-        }
-        guard key.allows(route: routeName) else {
-            return refuse(
-                GatewayFailure(
-                    status: .forbidden, type: "permission_error", code: "route_not_allowed",
-                    message: "this key may not use route \"\(routeName)\""
-                )
-            )
-        }
-        guard chat["messages"]?.array?.isEmpty == false else {
-            return refuse(
-                GatewayFailure(
-                    status: .badRequest, type: "invalid_request_error", code: "invalid_request",
-                    message: "messages must be a non-empty list"
-                )
-            )
-        }
-        let stream = chat["stream"]?.bool ?? false
-        row.stream = stream
-        let wantsUsage = chat["stream_options"]?["include_usage"]?.bool ?? false
-
-        // Session breaker.
-        let (session, sessionRefusal) = sessions.begin(key: key, header: request.headers[.retortSession])
-        row.session = session
-        if let refusal = sessionRefusal {
-            let confirmedByOperator: Bool
-            if let trippedAt = sessions.trippedAt(session),
-                let confirmed = try? ledger.lastConfirmation(of: session), confirmed >= trippedAt
-            {
-                sessions.confirm(session, keyHash: nil)
-                confirmedByOperator = true
-            } else {
-                confirmedByOperator = false
-            }
-            if !confirmedByOperator {
-                // A trip the ledger cannot keep fails closed; the next request trips again and records it.
-                if refusal.isNewTrip, await !tripped(refusal) {
-                    sessions.untrip(session)
-                    return failure(Gateway.ledgerUnavailable)
-                }
-                var extra: [String: JSON] = [
-                    "session": .string(session), "duration_s": .number(refusal.durationSeconds.rounded()),
-                    "tokens": .int(refusal.tokens), "spend_usd": .number(refusal.spendUSD),
-                ]
-                if let limit = refusal.limitUSD { extra["limit_usd"] = .number(limit) }
-                if let limit = refusal.limitSeconds { extra["limit_s"] = .number(limit) }
-                return refuse(
-                    GatewayFailure(
-                        status: .conflict, type: "invalid_request_error", code: "confirmation_required",
-                        message:
-                            "session \(session) \(refusal.reason); confirm with POST /v1/sessions/\(session)/confirm or `retort gateway confirm \(session)`",
-                        extra: extra
-                    )
-                )
-            }
-        }
-
-        // Budget reservation.
-        let bounds = RequestBounds.tokens(chat)
-        let maxTokens = Double(bounds.prompt + bounds.output)
-        let maxUSD = maxTokens * route.highestPerMTok / 1_000_000
-        let reservation: Reservation
-        switch budgets.reserve(key: key, usd: maxUSD, tokens: maxTokens) {
-        case .success(let held): reservation = held
-        case .failure(let error):
-            let refusal = error.refusal
-            var extra: [String: JSON] = ["budget": .string(refusal.budget)]
-            if refusal.isUSD {
-                extra["limit_usd"] = .number(refusal.limit)
-                extra["spent_usd"] = .number(refusal.spent)
-                extra["reserved_usd"] = .number(refusal.reserved)
-                extra["request_max_usd"] = .number(refusal.request)
-            } else {
-                extra["limit_tokens"] = .number(refusal.limit)
-                extra["spent_tokens"] = .number(refusal.spent)
-                extra["reserved_tokens"] = .number(refusal.reserved)
-                extra["request_max_tokens"] = .number(refusal.request)
-                extra["request_max_usd"] = .number(maxUSD)
-            }
-            return refuse(
-                GatewayFailure(
-                    status: .tooManyRequests, type: "insufficient_quota", code: "budget_exceeded",
-                    message: refusal.summary,
-                    extra: extra
-                )
-            )
-        }
-
-        // A deployed student answers the inputs it is sure of in-process; it ran on the rest too (blended cost).
-        var studentCost = 0.0
-        if let student = students[routeName], !student.isRolledBack {
-            let input = Gateway.captureInput(route.captureInput ?? "{{last_user}}", chat: chat)
-            do {
-                let prediction = try student.predict(input)
-                if prediction.top >= student.record.threshold {
-                    return studentAnswer(
-                        prediction, student: student, chat: chat, route: route, config: config, key: key, row: row,
-                        reservation: reservation, input: input, stream: stream, wantsUsage: wantsUsage,
-                        started: started)
-                }
-                studentCost = student.cost(of: prediction)
-            } catch {
-                logger.debug(
-                    "student cannot read this input; the teacher answers",
-                    metadata: ["route": "\(routeName)", "error": "\(error)"])
-            }
-        }
-
-        let outcome = await dispatcher.dispatch(
-            chat, route: route, stream: stream, retry: config.retry, estimatedTokens: bounds.prompt + bounds.output
-        )
-        switch outcome {
-        case .completed(let answer, let deployment, let attempts, let failover):
-            let cost = deployment.price.cost(of: answer.usage) + studentCost
-            budgets.settle(reservation, usd: cost, tokens: Double(answer.usage.total))
-            sessions.settle(session: session, usd: cost, tokens: answer.usage.total)
-            row.answered(by: deployment, usage: answer.usage, cost: cost, attempts: attempts, failover: failover)
-            row.latencyMilliseconds = (Date().timeIntervalSince1970 - started) * 1000
-            row.timeToFirstTokenMilliseconds = row.latencyMilliseconds
-            metrics.request(route: routeName, status: 200, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
-            guard record(row) else { return failure(Gateway.ledgerUnavailable, attempts: attempts) }
-            if let task = route.capture {
-                await capture(
-                    task: task, route: route, chat: chat,
-                    answer: answer.body["choices"]?[0]?["message"]?["content"]?.string ?? "",
-                    alternatives: LabelMatcher.firstTokenAlternatives(answer.body), row: row, deployment: deployment)
-            }
-            var headers = servedHeaders(deployment, attempts: attempts, session: session)
-            if let raw = answer.rawBody {
-                headers[.contentType] = "application/json"
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(data: raw)))
-            }
-            return json(answer.body, headers: headers)
-        case .streaming(let upstream, let deployment, let attempts, let failover):
-            row.deployment = deployment.id
-            row.servedModel = deployment.model
-            row.attempts = attempts
-            row.failover = failover
-            row.timeToFirstTokenMilliseconds = (Date().timeIntervalSince1970 - started) * 1000
-            var headers = servedHeaders(deployment, attempts: attempts, session: session)
-            headers[.contentType] = "text/event-stream"
-            headers[.cacheControl] = "no-cache"
-            let finalRow = row
-            let extraCost = studentCost
-            let body = ResponseBody { writer in
-                try await self.relay(
-                    upstream, to: &writer, row: finalRow, deployment: deployment, reservation: reservation,
-                    wantsUsage: wantsUsage, started: started, capture: route.capture.map { ($0, route, chat) },
-                    extraCostUSD: extraCost
-                )
-            }
-            return Response(status: .ok, headers: headers, body: body)
-        case .refused(let status, let message, let deployment, let attempts):
-            budgets.settle(reservation, usd: 0, tokens: 0)
-            row.attempts = attempts
-            row.deployment = deployment.id
-            let code = HTTPResponse.Status(code: status)
-            return refuse(
-                GatewayFailure(
-                    status: code, type: "invalid_request_error", code: "upstream_refused",
-                    message: "\(deployment.id) refused the request: \(message)"
-                )
-            ).withAttempts(attempts)
-        case .invalid(let message, let attempts):
-            budgets.settle(reservation, usd: 0, tokens: 0)
-            row.attempts = attempts
-            return refuse(
-                GatewayFailure(
-                    status: .badRequest, type: "invalid_request_error", code: "invalid_request", message: message)
-            ).withAttempts(attempts)
-        case .unavailable(let attempts, let reasons):
-            budgets.settle(reservation, usd: 0, tokens: 0)
-            row.attempts = attempts
-            return refuse(
-                GatewayFailure(
-                    status: .serviceUnavailable, type: "api_error", code: "no_deployment_available",
-                    message: "every deployment of \(routeName) failed: " + reasons.joined(separator: "; ")
-                )
-            ).withAttempts(attempts)
         }
     }
 
@@ -447,17 +224,8 @@ extension Gateway {
         }
     }
 
-    /// The row input a `capture_input` template picks from a chat request: `{{last_user}}`, `{{first_user}}`,
-    /// `{{system}}`; other text is kept as written.
-    static func captureInput(_ template: String, chat: JSON) -> String {
-        let messages = chat["messages"]?.array ?? []
-        func text(_ message: JSON?) -> String { (try? Wire.text(of: message?["content"])) ?? "" }
-        let users = messages.filter { $0["role"]?.string == "user" }
-        let system = messages.filter { ["system", "developer"].contains($0["role"]?.string ?? "") }.map { text($0) }
-        return template.replacingOccurrences(of: "{{last_user}}", with: text(users.last))
-            .replacingOccurrences(of: "{{first_user}}", with: text(users.first))
-            .replacingOccurrences(of: "{{system}}", with: system.joined(separator: "\n"))
-    }
+    /// The row input a `capture_input` template picks from a chat request (see `CaptureInput`).
+    static func captureInput(_ template: String, chat: JSON) -> String { CaptureInput.text(template, chat: chat) }
 
     func servedHeaders(_ deployment: Deployment, attempts: Int, session: String) -> HTTPFields {
         var headers = HTTPFields()
@@ -496,10 +264,6 @@ extension Gateway {
         status: .serviceUnavailable, type: "api_error", code: "ledger_unavailable",
         message: "the usage ledger cannot be written; the gateway refuses requests until it can"
     )
-
-    static func figure(_ value: Double) -> String {
-        Int(exactly: value).map { String($0) } ?? String(format: "%.4f", value)
-    }
 }
 
 extension Response {

@@ -4,10 +4,11 @@ import Hummingbird
 import Logging
 import NIOCore
 import RetortData
-import RetortGateway
 import RetortHistory
 import RetortReports
 import RetortSearch
+import RetortTeacher
+import RetortUsage
 
 /// The spend views' CSS, from the gateway dashboard.
 enum SpendStyle {

@@ -1,8 +1,12 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RetortBenchmarks
 import RetortData
 import RetortGateway
+import RetortGatewayTesting
+import RetortTeacher
+import RetortUsage
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,12 +30,7 @@ struct GatewayCommand: AsyncParsableCommand {
         func run() async throws {
             try await ErrorReporting.run {
                 var loaded = try GatewayConfig.load(config)
-                if let listen {
-                    guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...])
-                    else { throw DataError(.usage, "--listen: write HOST:PORT, e.g. 127.0.0.1:8787") }
-                    loaded.host = String(listen[..<colon])
-                    loaded.port = port
-                }
+                if let listen { try loaded.listen(on: listen) }
                 var logger = Logger(label: "retort.gateway")
                 logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
                 let gateway = try Gateway(config: loaded, configPath: config, logger: logger)
@@ -55,16 +54,11 @@ struct GatewayCommand: AsyncParsableCommand {
         @Flag(help: "May open /dashboard.") var admin = false
 
         func run() async throws {
-            var generator = SystemRandomNumberGenerator()
-            let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            let token = "rk-" + bytes.map { String(format: "%02x", $0) }.joined()
+            let token = ClientKey.newToken()
             print("key (shown once; give it to \(user)): \(token)")
             print("")
             print("# add under keys: in the gateway config")
-            print("  - sha256: \(Gateway.hash(token: token))")
-            print("    user: \(user)")
-            print("    team: \(team)")
-            if admin { print("    admin: true") }
+            for line in ClientKey.configEntry(token: token, user: user, team: team, admin: admin) { print(line) }
         }
     }
 
@@ -78,12 +72,7 @@ struct GatewayCommand: AsyncParsableCommand {
         func run() async throws {
             try await ErrorReporting.run {
                 let loaded = try GatewayConfig.load(config)
-                let ledger = try Ledger(path: loaded.ledgerPath)
-                guard try ledger.trips().contains(where: { $0.session == session }) else {
-                    throw DataError(
-                        .usage, "no session \(session) has tripped; the dashboard lists trips", file: loaded.ledgerPath)
-                }
-                try ledger.confirm(session: session, time: Date().timeIntervalSince1970)
+                try Ledger(path: loaded.ledgerPath).confirmTripped(session: session, time: Date().timeIntervalSince1970)
                 print("confirmed \(session); its next request goes through")
             }
         }
@@ -215,26 +204,8 @@ struct Usage: AsyncParsableCommand {
             guard let grouping = UsageReport.Grouping(rawValue: by) else {
                 throw DataError(.usage, "--by: use user, team, route, model or day")
             }
-            var start = 0.0
-            if let since {
-                let text = since.hasSuffix("d") ? String(since.dropLast()) : nil
-                if let text, let days = Double(text) {
-                    start = Date().timeIntervalSince1970 - days * 86_400
-                } else if let seconds = DurationText.parse(since) {
-                    start = Date().timeIntervalSince1970 - seconds
-                } else {
-                    throw DataError(.usage, "--since: write 7d, 24h or 30m")
-                }
-            }
-            let loaded = try GatewayConfig.load(config)
-            guard FileManager.default.fileExists(atPath: loaded.ledgerPath) else {
-                throw DataError(
-                    .missingInput, "no ledger yet: start `retort gateway serve` first", file: loaded.ledgerPath)
-            }
-            let ledger = try Ledger(path: loaded.ledgerPath)
-            let report = UsageReport(
-                rows: try ledger.rows(since: start), by: grouping,
-                shadows: grouping == .route ? try ledger.shadows(since: start) : [])
+            let start = try UsageReport.start(since: since)
+            let report = try UsageReport.load(config: try GatewayConfig.load(config), by: grouping, since: start)
             if json {
                 print(report.json.text)
             } else if csv {

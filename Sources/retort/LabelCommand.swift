@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import RetortData
-import RetortGateway
+import RetortLabeling
+import RetortTeacher
 
 struct Label: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,36 +72,7 @@ struct Label: AsyncParsableCommand {
                     print(line)
                     return
                 }
-                let kind: String
-                if options.samples != nil {
-                    kind = "soft labels from \(options.samples ?? 0) samples per row at temperature 1"
-                } else if summary.hardRows == 0 {
-                    kind = "soft labels from the answers' top logprobs"
-                } else if summary.logprobRows == 0 {
-                    kind =
-                        "hard labels only: the deployment returned no usable logprobs (use --soft sample:K for a distribution)"
-                } else {
-                    kind =
-                        "\(summary.logprobRows) rows with logprobs, \(summary.hardRows) hard (\(summary.ambiguousRows) where alternatives started several labels)"
-                }
-                print("labelled \(summary.labelled) of \(summary.rows) rows into \(out ?? ""): \(kind)")
-                if summary.rateLimited > 0 {
-                    print(
-                        "\(summary.rateLimited) answers were 429 (rate limited): waited and went on with \(summary.finalConcurrency) requests in flight"
-                    )
-                }
-                if summary.rejected > 0 {
-                    print(
-                        "\(summary.rejected) rows answered with no label: see the .rejected.jsonl file beside the output"
-                    )
-                }
-                let models = summary.models.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
-                print("answered by: \(models.joined(separator: ", "))")
-                print(
-                    String(
-                        format: "bill: %d paid calls, $%.4f; %d answers from the cache (worth $%.4f); %d tokens",
-                        summary.paidCalls,
-                        summary.paidUSD, summary.cacheHits, summary.answersUSD - summary.paidUSD, summary.tokens))
+                for line in summary.lines(out: out ?? "", samples: options.samples) { print(line) }
             } catch let stopped as Labeler.Stopped {
                 FileHandle.standardError.write(Data("error: \(stopped.description)\n".utf8))
                 throw ExitCode(75)

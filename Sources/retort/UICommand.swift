@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import RetortData
-import RetortGateway
+import RetortTeacher
 import RetortUI
 
 /// `retort ui`: the local web app.

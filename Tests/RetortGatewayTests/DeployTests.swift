@@ -11,7 +11,10 @@ import RetortTestSupport
 import Synchronization
 import Testing
 
+@testable import RetortDeployments
 @testable import RetortGateway
+@testable import RetortTeacher
+@testable import RetortUsage
 
 /// A student trained here on keyword texts: each label has its own words; filler-only texts leave it unsure.
 enum KeywordStudent {

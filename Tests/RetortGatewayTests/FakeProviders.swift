@@ -12,6 +12,8 @@ import RetortData
 import Testing
 
 @testable import RetortGateway
+@testable import RetortGatewayTesting
+@testable import RetortTeacher
 
 /// A client that keeps up to `connections` requests in flight to the gateway on `port` (the test client sends one at
 /// a time); `post` sends a chat body with the test key and returns the status and the body.
@@ -45,9 +47,9 @@ struct LoopbackServerDidNotStart: Error {}
 /// Runs `body` with `router` served on 127.0.0.1 (the address the gateway configs name, whatever `localhost`
 /// resolves to) at a port the kernel picks when the server binds (never a port picked and released before use);
 /// `body` runs once the server is listening and gets its port. The server stops when `body` returns or throws.
-func withLoopbackServer(
-    _ router: Router<BasicRequestContext>, _ body: @Sendable (_ port: Int) async throws -> Void
-) async throws {
+func withLoopbackServer<Context: RequestContext>(
+    _ router: Router<Context>, _ body: @Sendable (_ port: Int) async throws -> Void
+) async throws where Context.Source == ApplicationRequestContextSource {
     let (ports, bound) = AsyncStream.makeStream(of: Int.self)
     var logger = Logger(label: "retort-test-upstream")
     // The server is stopped by cancelling it, which it logs as errors ("Already closed"): not a test's concern.

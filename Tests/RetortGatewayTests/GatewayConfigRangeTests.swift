@@ -1,6 +1,6 @@
 import Foundation
 import RetortData
-import RetortGateway
+import RetortTeacher
 import Testing
 
 /// What `retort gateway check` accepts, `serve` can honour: every number in a gateway config is range-checked by

@@ -8,6 +8,8 @@ import NIOCore
 import Testing
 
 @testable import RetortGateway
+@testable import RetortTeacher
+@testable import RetortUsage
 
 let price = "price: {input_per_mtok: 10, cached_input_per_mtok: 1, output_per_mtok: 40}"
 

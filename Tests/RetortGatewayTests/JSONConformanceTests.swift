@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import RetortGateway
+@testable import RetortTeacher
 
 /// One JSONTestSuite-style case: a name saying what it tries and the exact bytes of the text.
 struct JSONCase: Sendable, CustomTestStringConvertible {

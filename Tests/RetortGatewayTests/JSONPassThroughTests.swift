@@ -6,6 +6,8 @@ import NIOCore
 import Testing
 
 @testable import RetortGateway
+@testable import RetortGatewayTesting
+@testable import RetortTeacher
 
 /// The raw request bodies an upstream received, in order.
 actor RawBodies {

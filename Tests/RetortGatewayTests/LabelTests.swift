@@ -4,6 +4,9 @@ import RetortData
 import Testing
 
 @testable import RetortGateway
+@testable import RetortGatewayTesting
+@testable import RetortLabeling
+@testable import RetortTeacher
 
 /// A folder with a gateway config over the loopback provider on `port`, a prompt and an inputs file.
 struct LabelWorkspace {

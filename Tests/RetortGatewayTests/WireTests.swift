@@ -2,7 +2,8 @@ import Foundation
 import RetortData
 import Testing
 
-@testable import RetortGateway
+@testable import RetortGatewayTesting
+@testable import RetortTeacher
 
 @Suite struct WireTests {
     @Test func openAIUsageCountsCachedAndReasoningOnce() throws {

@@ -1,6 +1,6 @@
 import Foundation
 import FuzzSupport
-import RetortGateway
+import RetortTeacher
 
 /// libFuzzer entry: a gateway.yaml parsed and validated as `retort gateway serve` would.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,7 +1,7 @@
 import Foundation
 import FuzzSupport
 import RetortData
-import RetortGateway
+import RetortLabeling
 
 /// libFuzzer entry: a labelling prompt file (FORMATS.md §7).
 @_cdecl("LLVMFuzzerTestOneInput")

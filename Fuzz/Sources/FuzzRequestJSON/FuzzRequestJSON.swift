@@ -1,6 +1,6 @@
 import Foundation
 import FuzzSupport
-import RetortGateway
+import RetortTeacher
 
 /// libFuzzer entry: a request body through the gateway's JSON reader; what parses is written back and must reparse
 /// to the same value.

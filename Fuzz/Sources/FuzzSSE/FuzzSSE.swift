@@ -1,6 +1,6 @@
 import Foundation
 import FuzzSupport
-import RetortGateway
+import RetortTeacher
 
 /// libFuzzer entry: a provider's event stream fed to the SSE reader in chunks of varying size (the first byte picks
 /// the chunk size), which must give the same events as feeding it whole.

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RetortData
+import RetortTeacher
 
 /// A student put on a route by `retort deploy` (FORMATS.md §8), as the ledger keeps it.
 public struct DeploymentRecord: Sendable, Equatable {
@@ -94,6 +95,23 @@ public struct ShadowRecord: Sendable, Equatable {
     public var costUSD: Double
     /// How long it took, in ms.
     public var latencyMilliseconds: Double
+
+    /// Creates a record.
+    package init(
+        time: Double, deploymentID: Int, route: String, input: String, studentLabel: String, teacherAnswer: String,
+        teacherLabel: String?, agree: Bool, costUSD: Double, latencyMilliseconds: Double
+    ) {
+        self.time = time
+        self.deploymentID = deploymentID
+        self.route = route
+        self.input = input
+        self.studentLabel = studentLabel
+        self.teacherAnswer = teacherAnswer
+        self.teacherLabel = teacherLabel
+        self.agree = agree
+        self.costUSD = costUSD
+        self.latencyMilliseconds = latencyMilliseconds
+    }
 }
 
 /// Agreement on the newest shadow answers with its Wilson 95% interval.

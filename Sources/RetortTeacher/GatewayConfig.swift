@@ -37,6 +37,15 @@ public struct GatewayConfig: Sendable {
         return try GatewayConfig(value, folder: url.deletingLastPathComponent().path)
     }
 
+    /// Listens on `listen` (`HOST:PORT`, `--listen`) instead of the file's address.
+    public mutating func listen(on listen: String) throws(DataError) {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+            throw DataError(.usage, "--listen: write HOST:PORT, e.g. 127.0.0.1:8787")
+        }
+        host = String(listen[..<colon])
+        self.port = port
+    }
+
     /// Parses YAML text as if it came from `file` (relative paths resolve against `folder`).
     public static func parse(_ text: String, file: String, folder: String) throws(DataError) -> GatewayConfig {
         try GatewayConfig(try YAMLValue.parse(text, file: file), folder: folder)
@@ -132,6 +141,20 @@ public struct ClientKey: Sendable {
 
     /// Whether the key may call `route`.
     public func allows(route: String) -> Bool { routes?.contains(route) ?? true }
+
+    /// A new random client token: `rk-` and 64 hex digits (32 bytes from the system's generator).
+    public static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return "rk-" + bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The `keys:` entry of a config for `token`: its SHA-256 only, never the token.
+    public static func configEntry(token: String, user: String, team: String, admin: Bool) -> [String] {
+        var lines = ["  - sha256: \(sha256Hex(token))", "    user: \(user)", "    team: \(team)"]
+        if admin { lines.append("    admin: true") }
+        return lines
+    }
 
     init(_ value: YAMLValue, routes known: [String: RouteConfig]) throws(DataError) {
         let entry = try value.mapping(
@@ -521,12 +544,12 @@ enum ConfigLimits {
 
 extension [String: YAMLValue] {
     /// The number under `key`, if given, checked against `range` (`unit` names what it counts in the message).
-    func number(_ key: String, in range: NumberRange, unit: String) throws(DataError) -> Double? {
+    package func number(_ key: String, in range: NumberRange, unit: String) throws(DataError) -> Double? {
         try self[key]?.double(in: range, unit: unit)
     }
 
     /// An entry that `mapping(allowed:required:)` has already checked is present.
-    func need(_ key: String) throws(DataError) -> YAMLValue {
+    package func need(_ key: String) throws(DataError) -> YAMLValue {
         guard let value = self[key] else { throw DataError(.badData, "missing key \(key)") }
         return value
     }

@@ -1,5 +1,6 @@
 import Foundation
 import RetortData
+import RetortTeacher
 
 /// `retort ingest openai-log`: teacher rows from chat-completion logs you already have, without calling any model.
 ///
@@ -98,7 +99,7 @@ public struct LogIngest: Sendable {
                 summary.failed += 1
                 continue
             }
-            let input = Gateway.captureInput(inputTemplate, chat: request)
+            let input = CaptureInput.text(inputTemplate, chat: request)
             let model = completion["model"]?.string ?? request["model"]?.string ?? ""
             guard let label = LabelMatcher.label(for: answer, in: labels) else {
                 summary.rejected += 1

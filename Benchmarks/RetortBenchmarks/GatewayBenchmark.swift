@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import RetortGatewayTesting
+import RetortTeacher
 
 /// `retort gateway bench`: the latency the gateway adds over calling the upstream directly, at fixed request rates.
 ///
@@ -137,7 +139,7 @@ public struct GatewayBenchmark: Sendable {
             listen: 127.0.0.1:0
             ledger: \(ledgerPath)
             keys:
-              - {sha256: \(Gateway.hash(token: token)), user: bench, team: bench}
+              - {sha256: \(sha256Hex(token)), user: bench, team: bench}
             providers:
               loopback: {kind: openai, base_url: "http://127.0.0.1:\(providerPort)/v1"}
             routes:
@@ -217,7 +219,7 @@ public struct GatewayBenchmark: Sendable {
     }
 
     static func quantile(_ values: [Double], _ q: Double) -> Double {
-        UsageReport.quantile(values.sorted(), q)
+        Latency.quantile(values.sorted(), q)
     }
 
     /// VmHWM of a process, from /proc (0 where unavailable).

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RetortData
+import RetortTeacher
 
 /// A labelling prompt (FORMATS.md §7).
 public struct LabelPrompt: Sendable {
@@ -163,7 +164,7 @@ public enum LabelMatcher {
     }
 
     /// The first token's alternatives in a choice (of an answer, or of a stream chunk), nil when it has none listed.
-    static func alternatives(inChoice choice: JSON?) -> [(token: String, logprob: Double)]? {
+    package static func alternatives(inChoice choice: JSON?) -> [(token: String, logprob: Double)]? {
         guard let top = choice?["logprobs"]?["content"]?[0]?["top_logprobs"]?.array else { return nil }
         return top.compactMap { item in
             guard let token = item["token"]?.string, let logprob = item["logprob"]?.double else { return nil }
@@ -205,7 +206,7 @@ public final class LabelCache: Sendable {
         request["stream_options"] = nil
         request["model"] = nil
         let text = model + "\n" + request.text + (sample.map { "\n#sample \($0)" } ?? "")
-        return Gateway.sha256Hex(text)
+        return sha256Hex(text)
     }
 
     /// A cached answer: the OpenAI-shaped completion, its cost, tokens and latency.

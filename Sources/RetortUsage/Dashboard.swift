@@ -1,34 +1,6 @@
 import Foundation
-import HTTPTypes
-import Hummingbird
-import NIOCore
-
-extension Gateway {
-    func dashboard(_ request: Request) async throws -> Response {
-        guard let key = authenticate(request, allowQuery: true) else { return failure(Gateway.unauthorized) }
-        guard key.admin else {
-            return failure(
-                GatewayFailure(
-                    status: .forbidden, type: "permission_error", code: "admin_required",
-                    message: "the dashboard needs an admin key"
-                )
-            )
-        }
-        let now = Date().timeIntervalSince1970
-        var health: [(deployment: String, state: BreakerBoard.State?, retired: Bool)] = []
-        let retired = dispatcher.retired.all
-        for route in config.routes.values.sorted(by: { $0.name < $1.name }) {
-            for deployment in route.deployments where !health.contains(where: { $0.deployment == deployment.id }) {
-                health.append((deployment.id, breakers.state(deployment.id), retired.contains(deployment.id)))
-            }
-        }
-        let html = try DashboardPage.load(ledger: ledger, health: health, now: now).html
-        return Response(
-            status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(string: html))
-        )
-    }
-}
+import RetortDeployments
+import RetortTeacher
 
 /// The gateway dashboard's views for another page (`retort ui`): the figures, tables and charts of the last 30 days
 /// and the deployed students, read from the ledger (breaker states live in the gateway process and are not shown).
@@ -50,7 +22,7 @@ public enum SpendView {
 }
 
 /// The dashboard page: one self-contained HTML document (inline CSS and SVG, no network references).
-struct DashboardPage {
+package struct DashboardPage {
     var rows: [LedgerRow]
     var trips: [SessionTrip]
     var failovers: [(time: Double, route: String, deployment: String, reason: String)]
@@ -58,7 +30,7 @@ struct DashboardPage {
     var now: Double
 
     /// The last 30 days of `ledger`.
-    static func load(
+    package static func load(
         ledger: Ledger, health: [(deployment: String, state: BreakerBoard.State?, retired: Bool)], now: Double
     ) throws -> DashboardPage {
         let since = now - 30 * 86_400
@@ -95,7 +67,7 @@ struct DashboardPage {
 
     static let palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"]
 
-    var html: String {
+    package var html: String {
         """
         <!doctype html><html lang="en"><head><meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -8,8 +8,11 @@ public final class GatewayMetrics: Sendable {
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
     ]
 
+    /// Metrics in a fresh registry.
+    package init() {}
+
     /// A finished request.
-    func request(route: String, status: Int, seconds: Double, spendUSD: Double) {
+    package func request(route: String, status: Int, seconds: Double, spendUSD: Double) {
         registry.makeCounter(
             name: "retort_gateway_requests_total", labels: [("route", route), ("status", String(status))]
         ).increment()
@@ -24,7 +27,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// An upstream attempt on `deployment` with `outcome` (ok, error, timeout...).
-    func attempt(deployment: String, outcome: String, seconds: Double) {
+    package func attempt(deployment: String, outcome: String, seconds: Double) {
         registry.makeCounter(
             name: "retort_gateway_upstream_attempts_total", labels: [("deployment", deployment), ("outcome", outcome)]
         ).increment()
@@ -35,7 +38,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// A deployment abandoned for the next one.
-    func failover(route: String, deployment: String) {
+    package func failover(route: String, deployment: String) {
         registry.makeCounter(
             name: "retort_gateway_failovers_total", labels: [("route", route), ("deployment", deployment)]
         ).increment()
@@ -43,18 +46,18 @@ public final class GatewayMetrics: Sendable {
 
     /// A ledger write that failed after its retries (`table`: requests, failovers, trips, confirmations, shadows,
     /// captures, deployments).
-    func ledgerWriteFailure(table: String) {
+    package func ledgerWriteFailure(table: String) {
         registry.makeCounter(name: "retort_gateway_ledger_write_failures_total", labels: [("table", table)])
             .increment()
     }
 
     /// A session-breaker trip.
-    func sessionTrip() {
+    package func sessionTrip() {
         registry.makeCounter(name: "retort_gateway_session_trips_total").increment()
     }
 
     /// Breaker state per deployment: 0 closed, 1 half-open, 2 open.
-    func breaker(deployment: String, state: BreakerBoard.State) {
+    package func breaker(deployment: String, state: BreakerBoard.State) {
         let value: Double =
             switch state {
             case .closed: 0
@@ -65,19 +68,19 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// A request a deployed student answered in-process.
-    func studentAnswer(route: String) {
+    package func studentAnswer(route: String) {
         registry.makeCounter(name: "retort_gateway_student_answers_total", labels: [("route", route)]).increment()
     }
 
     /// A shadow check's outcome: agree, disagree, teacher_failed, skipped_budget, skipped_busy.
-    func shadow(route: String, outcome: String) {
+    package func shadow(route: String, outcome: String) {
         registry.makeCounter(
             name: "retort_gateway_shadow_checks_total", labels: [("route", route), ("outcome", outcome)]
         ).increment()
     }
 
     /// A deployment rolled back by its shadow checks.
-    func rollback(route: String) {
+    package func rollback(route: String) {
         registry.makeCounter(name: "retort_gateway_rollbacks_total", labels: [("route", route)]).increment()
     }
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import Synchronization
 
@@ -50,7 +51,7 @@ public enum AttemptError: Error, Sendable {
         }
     }
 
-    var summary: String {
+    package var summary: String {
         switch self {
         case .status(let code, _, let message, let retired): "HTTP \(code)\(retired ? " (retired)" : ""): \(message)"
         case .transport(let message): "connection: \(message)"
@@ -127,7 +128,7 @@ public enum DispatchOutcome: Sendable {
 public final class Dispatcher: Sendable {
     let clients: ClientPool
     let breakers: BreakerBoard
-    let retired: RetiredSet
+    package let retired: RetiredSet
     let limiters: LimiterPool
     let environment: @Sendable (String) -> String?
     let logger: Logger
@@ -191,82 +192,24 @@ public final class Dispatcher: Sendable {
                     breakers.release(deployment.id)
                     return .invalid(error.message, attempts: attempts - 1)
                 }
-                let limited =
-                    deployment.concurrency != nil || deployment.requestsPerMinute != nil
-                    || deployment.tokensPerMinute != nil
-                let limiter = limited ? limiters.limiter(for: deployment.id) : nil
-                await limiter?.acquire(
-                    concurrency: deployment.concurrency, rpm: deployment.requestsPerMinute,
-                    tpm: deployment.tokensPerMinute, tokens: estimatedTokens
-                )
-                let attemptStart = ContinuousClock.now
-                func elapsed() -> Double {
-                    let time = ContinuousClock.now - attemptStart
-                    return Double(time.components.seconds) + Double(time.components.attoseconds) / 1e18
-                }
                 do {
-                    if stream {
-                        let opened = try await openStream(request, deployment: deployment)
-                        await limiter?.release()
-                        breakers.success(deployment.id)
-                        onAttempt(deployment.id, "ok", elapsed())
-                        return .streaming(opened, deployment, attempts: attempts, failover: index > 0)
-                    }
-                    let answer = try await complete(request, deployment: deployment)
-                    await limiter?.release()
-                    breakers.success(deployment.id)
-                    onAttempt(deployment.id, "ok", elapsed())
-                    return .completed(answer, deployment, attempts: attempts, failover: index > 0)
+                    return try await attempt(
+                        request, deployment: deployment, stream: stream, estimatedTokens: estimatedTokens,
+                        attempts: attempts, failover: index > 0)
                 } catch let error as AttemptError {
-                    await limiter?.release()
-                    onAttempt(deployment.id, error.outcome, elapsed())
-                    logger.warning(
-                        "upstream attempt failed",
-                        metadata: [
-                            "route": "\(route.name)", "deployment": "\(deployment.id)", "error": "\(error.summary)",
-                        ]
-                    )
-                    let patientWait: Bool = {
-                        if patient, case .status(429, _, _, _) = error { return ContinuousClock.now < patientUntil }
-                        return false
-                    }()
-                    if error.isBreakerFailure && !patientWait {
-                        breakers.failure(deployment.id)
-                    } else {
-                        breakers.release(deployment.id)
-                    }
-                    if case .status(_, _, _, true) = error {
-                        retired.insert(deployment.id)
-                        reasons.append("\(deployment.id): \(error.summary)")
-                        await onFailover(route.name, deployment.id, "retired: \(error.summary)")
-                        break deploymentLoop
-                    }
-                    if error.isClientError, case .status(let code, _, let message, _) = error {
-                        return .refused(status: code, message: message, deployment, attempts: attempts)
-                    }
-                    reasons.append("\(deployment.id): \(error.summary)")
-                    if patientWait, case .status(429, let retryAfter, _, _) = error {
-                        onRateLimited()
+                    let next = await afterFailure(
+                        error, deployment: deployment, route: route, retry: retry, tries: tries, backoff: &backoff,
+                        patient: patient && ContinuousClock.now < patientUntil, attempts: attempts, reasons: &reasons,
+                        onRateLimited: onRateLimited)
+                    switch next {
+                    case .again(counts: true): continue deploymentLoop
+                    case .again(counts: false):
                         tries -= 1
-                        let wait = min(60_000, max(backoff * Double.random(in: 0.5...1.0), (retryAfter ?? 0) * 1000))
-                        try? await Task.sleep(for: .milliseconds(Int(wait)))
-                        backoff = min(backoff * 2, retry.maxBackoffMilliseconds)
                         continue deploymentLoop
+                    case .next: break deploymentLoop
+                    case .answer(let outcome): return outcome
                     }
-                    guard error.isRetryable, tries < retry.attempts else {
-                        await onFailover(route.name, deployment.id, error.summary)
-                        break deploymentLoop
-                    }
-                    var wait = backoff * Double.random(in: 0.5...1.0)
-                    if case .status(_, let retryAfter?, _, _) = error { wait = max(wait, retryAfter * 1000) }
-                    if wait > retry.maxBackoffMilliseconds {
-                        await onFailover(route.name, deployment.id, "retry-after beyond max_backoff_ms")
-                        break deploymentLoop
-                    }
-                    try? await Task.sleep(for: .milliseconds(Int(wait)))
-                    backoff = min(backoff * 2, retry.maxBackoffMilliseconds)
                 } catch {
-                    await limiter?.release()
                     breakers.failure(deployment.id)
                     reasons.append("\(deployment.id): \(error)")
                     break deploymentLoop
@@ -274,6 +217,110 @@ public final class Dispatcher: Sendable {
             }
         }
         return .unavailable(attempts: attempts, reasons: reasons)
+    }
+
+    /// One call to `deployment`: waits for its rate limiter, sends, and tells the breaker (on success) and the attempt
+    /// metric. Throws what the call failed with (an `AttemptError` for an upstream's failure).
+    func attempt(
+        _ request: UpstreamHTTPRequest, deployment: Deployment, stream: Bool, estimatedTokens: Int, attempts: Int,
+        failover: Bool
+    ) async throws -> DispatchOutcome {
+        let limited =
+            deployment.concurrency != nil || deployment.requestsPerMinute != nil || deployment.tokensPerMinute != nil
+        let limiter = limited ? limiters.limiter(for: deployment.id) : nil
+        await limiter?.acquire(
+            concurrency: deployment.concurrency, rpm: deployment.requestsPerMinute, tpm: deployment.tokensPerMinute,
+            tokens: estimatedTokens
+        )
+        let attemptStart = ContinuousClock.now
+        func elapsed() -> Double {
+            let time = ContinuousClock.now - attemptStart
+            return Double(time.components.seconds) + Double(time.components.attoseconds) / 1e18
+        }
+        do {
+            if stream {
+                let opened = try await openStream(request, deployment: deployment)
+                await limiter?.release()
+                breakers.success(deployment.id)
+                onAttempt(deployment.id, "ok", elapsed())
+                return .streaming(opened, deployment, attempts: attempts, failover: failover)
+            }
+            let answer = try await complete(request, deployment: deployment)
+            await limiter?.release()
+            breakers.success(deployment.id)
+            onAttempt(deployment.id, "ok", elapsed())
+            return .completed(answer, deployment, attempts: attempts, failover: failover)
+        } catch let error as AttemptError {
+            await limiter?.release()
+            onAttempt(deployment.id, error.outcome, elapsed())
+            throw error
+        } catch {
+            await limiter?.release()
+            throw error
+        }
+    }
+
+    /// What a dispatch does after a failed attempt.
+    enum AfterFailure {
+        /// Call the same deployment again (`counts`: whether the attempt counts against `retry.attempts`).
+        case again(counts: Bool)
+        /// Go on to the route's next deployment.
+        case next
+        /// Stop and answer this (a client error the next deployment would refuse too).
+        case answer(DispatchOutcome)
+    }
+
+    /// Logs a failed attempt, tells the breaker, retires a deployment whose model is gone, and decides: a client error
+    /// is answered, a 429 of a `patient` request waits without counting, a retryable failure backs off (unless its
+    /// `retry-after` is beyond `max_backoff_ms`) and anything else fails over. Sleeps the wait it decides on.
+    func afterFailure(
+        _ error: AttemptError, deployment: Deployment, route: RouteConfig, retry: RetryPolicy, tries: Int,
+        backoff: inout Double, patient: Bool, attempts: Int, reasons: inout [String],
+        onRateLimited: @Sendable () -> Void
+    ) async -> AfterFailure {
+        logger.warning(
+            "upstream attempt failed",
+            metadata: ["route": "\(route.name)", "deployment": "\(deployment.id)", "error": "\(error.summary)"]
+        )
+        let patientWait: Bool = {
+            if patient, case .status(429, _, _, _) = error { return true }
+            return false
+        }()
+        if error.isBreakerFailure && !patientWait {
+            breakers.failure(deployment.id)
+        } else {
+            breakers.release(deployment.id)
+        }
+        if case .status(_, _, _, true) = error {
+            retired.insert(deployment.id)
+            reasons.append("\(deployment.id): \(error.summary)")
+            await onFailover(route.name, deployment.id, "retired: \(error.summary)")
+            return .next
+        }
+        if error.isClientError, case .status(let code, _, let message, _) = error {
+            return .answer(.refused(status: code, message: message, deployment, attempts: attempts))
+        }
+        reasons.append("\(deployment.id): \(error.summary)")
+        if patientWait, case .status(429, let retryAfter, _, _) = error {
+            onRateLimited()
+            let wait = min(60_000, max(backoff * Double.random(in: 0.5...1.0), (retryAfter ?? 0) * 1000))
+            try? await Task.sleep(for: .milliseconds(Int(wait)))
+            backoff = min(backoff * 2, retry.maxBackoffMilliseconds)
+            return .again(counts: false)
+        }
+        guard error.isRetryable, tries < retry.attempts else {
+            await onFailover(route.name, deployment.id, error.summary)
+            return .next
+        }
+        var wait = backoff * Double.random(in: 0.5...1.0)
+        if case .status(_, let retryAfter?, _, _) = error { wait = max(wait, retryAfter * 1000) }
+        if wait > retry.maxBackoffMilliseconds {
+            await onFailover(route.name, deployment.id, "retry-after beyond max_backoff_ms")
+            return .next
+        }
+        try? await Task.sleep(for: .milliseconds(Int(wait)))
+        backoff = min(backoff * 2, retry.maxBackoffMilliseconds)
+        return .again(counts: true)
     }
 
     func send(_ request: UpstreamHTTPRequest, deployment: Deployment) async throws(AttemptError) -> HTTPClientResponse {
@@ -399,12 +446,12 @@ final class ClientPool: Sendable {
 }
 
 /// Deployments marked retired until the config is reloaded.
-final class RetiredSet: Sendable {
+package final class RetiredSet: Sendable {
     private let ids = Mutex<Set<String>>([])
     func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
     func insert(_ id: String) { _ = ids.withLock { $0.insert(id) } }
     func clear() { ids.withLock { $0 = [] } }
-    var all: Set<String> { ids.withLock { $0 } }
+    package var all: Set<String> { ids.withLock { $0 } }
 }
 
 /// One limiter per deployment.

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import RetortData
+import RetortTeacher
 
 /// `retort capture export`: a `capture:` route's traffic → a task folder (FORMATS.md §2).
 public struct CaptureExport: Sendable {
@@ -108,7 +109,7 @@ public struct CaptureExport: Sendable {
         let kept = Double(latencies.count)
         var teacherInfo: JSON = [
             "name": .string(summary.model),
-            "latency_ms_p50": .number(UsageReport.quantile(latencies.sorted(), 0.5)),
+            "latency_ms_p50": .number(Latency.quantile(latencies.sorted(), 0.5)),
             "cost_per_1k_requests_usd": .number((cost / kept * 1000 * 1e6).rounded() / 1e6),
         ]
         if let price = expected?.price {

@@ -45,7 +45,12 @@ extension BudgetRefusal {
     public var summary: String {
         let unit = isUSD ? "$" : ""
         return
-            "\(budget): limit \(unit)\(Gateway.figure(limit)), spent \(unit)\(Gateway.figure(spent)), reserved \(unit)\(Gateway.figure(reserved)), this request up to \(unit)\(Gateway.figure(request))"
+            "\(budget): limit \(unit)\(BudgetRefusal.figure(limit)), spent \(unit)\(BudgetRefusal.figure(spent)), reserved \(unit)\(BudgetRefusal.figure(reserved)), this request up to \(unit)\(BudgetRefusal.figure(request))"
+    }
+
+    /// A whole number as itself, else four decimals.
+    static func figure(_ value: Double) -> String {
+        Int(exactly: value).map { String($0) } ?? String(format: "%.4f", value)
     }
 }
 
@@ -321,7 +326,7 @@ public final class SessionBook: @unchecked Sendable {
     }
 
     /// Forgets the current trip of `session` (its record could not be stored): the next request trips it again.
-    func untrip(_ session: String) {
+    package func untrip(_ session: String) {
         lock.lock()
         defer { lock.unlock() }
         sessions[session]?.trippedAt = nil

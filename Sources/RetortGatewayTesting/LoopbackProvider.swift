@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import RetortTeacher
 
 /// Calls per model on a fake provider, for scripts like "fail twice, then answer".
 public actor CallCounter {

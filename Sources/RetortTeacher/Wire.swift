@@ -204,7 +204,7 @@ public enum Wire {
     }
 
     /// The text of an OpenAI message's `content` (a string or a list of parts).
-    static func text(of content: JSON?) throws(WireError) -> String {
+    package static func text(of content: JSON?) throws(WireError) -> String {
         switch content {
         case .none, .some(.null): return ""
         case .some(.string(let text)): return text
@@ -222,7 +222,7 @@ public enum Wire {
     }
 
     /// The Anthropic Messages body for an OpenAI chat request.
-    static func anthropicBody(for chat: JSON, model: String) throws(WireError) -> JSON {
+    package static func anthropicBody(for chat: JSON, model: String) throws(WireError) -> JSON {
         guard let messages = chat["messages"]?.array, !messages.isEmpty else {
             throw WireError("messages must be a non-empty list")
         }

@@ -1,4 +1,7 @@
 import Foundation
+import RetortData
+import RetortDeployments
+import RetortTeacher
 
 /// `retort usage`: the ledger grouped by user, team, route, model or day (FORMATS.md §6).
 public struct UsageReport: Sendable {
@@ -185,15 +188,30 @@ public struct UsageReport: Sendable {
         return figures
     }
 
-    /// Linear-interpolated quantile of sorted values (0 when empty).
-    static func quantile(_ sorted: [Double], _ q: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        let position = q * Double(sorted.count - 1)
-        let lower = Int(position.rounded(.down))
-        let upper = min(lower + 1, sorted.count - 1)
-        let value = sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
-        return (value * 1000).rounded() / 1000
+    /// The start of `--since` (`7d`, `24h`, `30m`) before `now`; 0 (the whole ledger) without it.
+    public static func start(since: String?, now: Double = Date().timeIntervalSince1970) throws(DataError) -> Double {
+        guard let since else { return 0 }
+        let text = since.hasSuffix("d") ? String(since.dropLast()) : nil
+        if let text, let days = Double(text) { return now - days * 86_400 }
+        if let seconds = DurationText.parse(since) { return now - seconds }
+        throw DataError(.usage, "--since: write 7d, 24h or 30m")
     }
+
+    /// The report of the ledger of `config` from `start` on, grouped by `grouping` (route groups with their students'
+    /// figures).
+    public static func load(config: GatewayConfig, by grouping: Grouping, since start: Double) throws -> UsageReport {
+        guard FileManager.default.fileExists(atPath: config.ledgerPath) else {
+            throw DataError(
+                .missingInput, "no ledger yet: start `retort gateway serve` first", file: config.ledgerPath)
+        }
+        let ledger = try Ledger(path: config.ledgerPath)
+        return UsageReport(
+            rows: try ledger.rows(since: start), by: grouping,
+            shadows: grouping == .route ? try ledger.shadows(since: start) : [])
+    }
+
+    /// Linear-interpolated quantile of sorted values (0 when empty).
+    static func quantile(_ sorted: [Double], _ q: Double) -> Double { Latency.quantile(sorted, q) }
 
     static let dayFormatter: DateFormatter = {
         let formatter = DateFormatter()

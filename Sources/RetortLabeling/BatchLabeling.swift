@@ -2,8 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import GRDB
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import RetortData
+import RetortTeacher
 
 /// Batch APIs for `retort label --batch`: OpenAI (`/v1/files` + `/v1/batches`) and Anthropic message batches, at the
 /// providers' batch discount. The batch id is kept in the label cache, so a run stopped while the batch is in
@@ -74,7 +76,7 @@ struct BatchRunner: Sendable {
         async throws
         -> Outcome
     {
-        let digest = Gateway.sha256Hex(items.map(\.key).sorted().joined(separator: "\n"))
+        let digest = sha256Hex(items.map(\.key).sorted().joined(separator: "\n"))
         var batchID = try cache.pendingBatch(digest: digest)
         if let batchID {
             log("resuming batch \(batchID)")

@@ -73,7 +73,9 @@ public struct LedgerRow: Sendable, Equatable {
 
 extension LedgerRow {
     /// Fills in a 200 answer from `deployment`.
-    mutating func answered(by deployment: Deployment, usage: TokenUsage, cost: Double, attempts: Int, failover: Bool) {
+    package mutating func answered(
+        by deployment: Deployment, usage: TokenUsage, cost: Double, attempts: Int, failover: Bool
+    ) {
         self.deployment = deployment.id
         servedModel = deployment.model
         self.usage = usage
@@ -100,11 +102,25 @@ public struct SessionTrip: Sendable, Equatable {
     public var tokens: Int
     /// USD the session has spent.
     public var spendUSD: Double
+
+    /// Creates a record.
+    package init(
+        time: Double, session: String, user: String, reason: String, durationSeconds: Double, tokens: Int,
+        spendUSD: Double
+    ) {
+        self.time = time
+        self.session = session
+        self.user = user
+        self.reason = reason
+        self.durationSeconds = durationSeconds
+        self.tokens = tokens
+        self.spendUSD = spendUSD
+    }
 }
 
 /// The gateway's SQLite ledger (WAL): requests, session trips and confirmations. One writer owns it.
 public final class Ledger: Sendable {
-    let pool: DatabasePool
+    package let pool: DatabasePool
     /// The database file.
     public let path: String
 
@@ -264,6 +280,14 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// Confirms `session` (`retort gateway confirm`), refusing a session that never tripped.
+    public func confirmTripped(session: String, time: Double) throws {
+        guard try trips().contains(where: { $0.session == session }) else {
+            throw DataError(.usage, "no session \(session) has tripped; the dashboard lists trips", file: path)
+        }
+        try confirm(session: session, time: time)
+    }
+
     /// Records a confirmation of `session` (from `retort gateway confirm` or the HTTP endpoint).
     public func confirm(session: String, time: Double) throws {
         try pool.write { db in
@@ -379,4 +403,25 @@ public struct Capture: Sendable {
     public var model: String
     /// `provider/model`.
     public var deployment: String
+
+    /// Creates a record.
+    package init(
+        id: Int = 0, time: Double, task: String, route: String, input: String, answer: String,
+        topLogprobs: [(token: String, logprob: Double)]?, inputTokens: Int, outputTokens: Int, costUSD: Double,
+        latencyMilliseconds: Double, model: String, deployment: String
+    ) {
+        self.id = id
+        self.time = time
+        self.task = task
+        self.route = route
+        self.input = input
+        self.answer = answer
+        self.topLogprobs = topLogprobs
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.costUSD = costUSD
+        self.latencyMilliseconds = latencyMilliseconds
+        self.model = model
+        self.deployment = deployment
+    }
 }

@@ -1,6 +1,9 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import RetortDeployments
+import RetortGatewayTesting
+import RetortTeacher
 
 /// `retort deploy bench`: requests per second and latency of the gateway answering a route from an in-process student
 /// versus forwarding the same requests to a loopback teacher with a fixed latency.
