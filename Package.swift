@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "RetortTeacher",
             dependencies: [
-                "RetortData",
+                "RetortData", "RetortNumerics",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

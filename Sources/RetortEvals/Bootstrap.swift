@@ -16,7 +16,7 @@ public struct BootstrapResampler: Sendable {
         counts.storage.withUnsafeMutableBufferPointer { w in
             for b in 0..<resamples {
                 let base = b * examples
-                for _ in 0..<examples { w[base + Int(generator.next() % UInt64(examples))] += 1 }
+                for _ in 0..<examples { w[base + generator.index(below: examples)] += 1 }
             }
         }
         self.counts = counts
@@ -54,14 +54,7 @@ public struct BootstrapResampler: Sendable {
         let sorted = replicates.filter { $0.isFinite }.sorted()
         guard !sorted.isEmpty else { return Double.nan...Double.nan }
         let tail = (1 - confidence) / 2
-        return Self.quantile(sorted, tail)...Self.quantile(sorted, 1 - tail)
+        return Quantile.interpolated(sorted, tail)...Quantile.interpolated(sorted, 1 - tail)
     }
 
-    static func quantile(_ sorted: [Float], _ q: Double) -> Double {
-        let position = q * Double(sorted.count - 1)
-        let lower = Int(position.rounded(.down))
-        let upper = min(lower + 1, sorted.count - 1)
-        let fraction = position - Double(lower)
-        return Double(sorted[lower]) * (1 - fraction) + Double(sorted[upper]) * fraction
-    }
 }

@@ -50,18 +50,18 @@ public enum ShopSupportExample {
             var attempts = 0
             while rows.count < count && attempts < count * 50 {
                 attempts += 1
-                let intent = grammar.intents[Int(generator.next() % UInt64(grammar.intents.count))]
-                let template = intent.templates[Int(generator.next() % UInt64(intent.templates.count))]
+                let intent = grammar.intents[generator.index(below: grammar.intents.count)]
+                let template = intent.templates[generator.index(below: intent.templates.count)]
                 var text = grammar.expand(template, generator: &generator)
                 if !grammar.openers.isEmpty && generator.nextUnitFloat() < 0.3 {
-                    text = grammar.openers[Int(generator.next() % UInt64(grammar.openers.count))] + " " + text
+                    text = grammar.openers[generator.index(below: grammar.openers.count)] + " " + text
                 }
                 if !grammar.closers.isEmpty && generator.nextUnitFloat() < 0.25 {
-                    text += " " + grammar.closers[Int(generator.next() % UInt64(grammar.closers.count))]
+                    text += " " + grammar.closers[generator.index(below: grammar.closers.count)]
                 }
                 text = dropWords(text, probability: 0.12, generator: &generator)
                 if generator.nextUnitFloat() < 0.5 {
-                    for _ in 0...(generator.next() % 3) { text = typo(text, generator: &generator) }
+                    for _ in 0...generator.index(below: 3) { text = typo(text, generator: &generator) }
                 }
                 guard seen.insert(text).inserted else { continue }
                 rows.append((text, intent.name))
@@ -85,8 +85,8 @@ public enum ShopSupportExample {
         var characters = Array(text)
         let letters = characters.indices.filter { characters[$0].isLetter }
         guard letters.count > 3 else { return text }
-        let position = letters[Int(generator.next() % UInt64(letters.count - 1))]
-        switch generator.next() % 3 {
+        let position = letters[generator.index(below: letters.count - 1)]
+        switch generator.index(below: 3) {
         case 0 where position + 1 < characters.count: characters.swapAt(position, position + 1)
         case 1: characters.remove(at: position)
         default: characters.insert(characters[position], at: position)

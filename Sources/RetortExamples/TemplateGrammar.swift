@@ -72,17 +72,17 @@ public struct TemplateGrammar: Sendable {
                 let name = String(characters.prefix { $0 != "}" })
                 characters = characters.dropFirst(name.count + 1)
                 if let values = slots[name], !values.isEmpty {
-                    output += values[Int(generator.next() % UInt64(values.count))]
+                    output += values[generator.index(below: values.count)]
                 }
             case "(":
                 let body = String(characters.prefix { $0 != ")" })
                 characters = characters.dropFirst(body.count + 1)
                 let options = body.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-                output += expand(options[Int(generator.next() % UInt64(options.count))], generator: &generator)
+                output += expand(options[generator.index(below: options.count)], generator: &generator)
             case "[":
                 let body = String(characters.prefix { $0 != "]" })
                 characters = characters.dropFirst(body.count + 1)
-                if generator.next() % 2 == 0 { output += expand(body, generator: &generator) }
+                if generator.index(below: 2) == 0 { output += expand(body, generator: &generator) }
             default:
                 output.append(character)
             }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RetortNumerics
 
 /// Token bounds of a request before it is sent (FORMATS.md §5 "Reservation").
 package enum RequestBounds {
@@ -50,10 +51,6 @@ package enum Latency {
     /// Linear-interpolated quantile of sorted values (0 when empty), to three decimals.
     package static func quantile(_ sorted: [Double], _ q: Double) -> Double {
         guard !sorted.isEmpty else { return 0 }
-        let position = q * Double(sorted.count - 1)
-        let lower = Int(position.rounded(.down))
-        let upper = min(lower + 1, sorted.count - 1)
-        let value = sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
-        return (value * 1000).rounded() / 1000
+        return (Quantile.interpolated(sorted, q) * 1000).rounded() / 1000
     }
 }

@@ -114,7 +114,7 @@ struct Bench: AsyncParsableCommand {
         let words = ["turn", "on", "the", "kitchen", "lights", "set", "a", "timer", "for", "ten", "minutes", "what"]
         let sequences = (0..<64).map { _ in
             tokenizer.encode(
-                (0..<10).map { _ in words[Int(generator.next() % 12)] }.joined(separator: " "), maxLength: 128)
+                (0..<10).map { _ in words[generator.index(below: 12)] }.joined(separator: " "), maxLength: 128)
         }
         let tokens = sequences[0].count
         var batches = 0
@@ -159,7 +159,7 @@ struct Bench: AsyncParsableCommand {
         var generator = SeededGenerator(seed: 3)
         let words = (0..<2000).map { "w\($0)" }
         let texts = (0..<4096).map { _ in
-            (0..<8).map { _ in words[Int(generator.next() % 2000)] }.joined(separator: " ")
+            (0..<8).map { _ in words[generator.index(below: 2000)] }.joined(separator: " ")
         }
         let featurizer = HashedTextFeaturizer(bucketsLog2: 16)
         let features = FeatureMatrix.sparse(featurizer.features(for: texts))
@@ -198,7 +198,7 @@ struct Bench: AsyncParsableCommand {
     func bootstrapTimes(rows n: Int) throws -> (Double, Double, Double) {
         let k = 10
         var generator = SeededGenerator(seed: 5)
-        let gold = (0..<n).map { _ in Int(generator.next() % UInt64(k)) }
+        let gold = (0..<n).map { _ in generator.index(below: k) }
         let predictions = gold.map { generator.nextUnitFloat() < 0.9 ? $0 : ($0 + 1) % k }
         let split = SplitData(
             name: "bench", path: "bench", ids: gold.indices.map(String.init), inputs: gold.map { _ in .text("") },
@@ -215,7 +215,7 @@ struct Bench: AsyncParsableCommand {
         for b in 0..<1000 {
             var hits = 0
             for _ in 0..<n {
-                let i = Int(resampling.next() % UInt64(n))
+                let i = resampling.index(below: n)
                 if predictions[i] == gold[i] { hits += 1 }
             }
             replicates[b] = Float(hits) / Float(n)

@@ -127,10 +127,7 @@ struct TrialRayOverhead: AsyncParsableCommand {
                 plain += try await executor.emptyTrials(count: 1, exec: false)
                 exec += try await executor.emptyTrials(count: 1, exec: true)
             }
-            func quantile(_ values: [Double], _ q: Double) -> Double {
-                let sorted = values.sorted()
-                return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))] * 1000
-            }
+            func quantile(_ values: [Double], _ q: Double) -> Double { Quantile.of(values, q) * 1000 }
             let cluster = executor.cluster
             if json {
                 let figures: [String: Any] = [
