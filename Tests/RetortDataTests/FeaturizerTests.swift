@@ -97,7 +97,7 @@ import Testing
             let mean = values.reduce(0, +) / 200
             let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 200
             #expect(abs(mean) < 1e-4, "column \(column) mean \(mean)")
-            #expect(abs(variance - 1) < 1e-3, "column \(column) variance \(variance)")
+            #expect(approximatelyEqual(variance, 1, within: 1e-3), "column \(column) variance \(variance)")
         }
         #expect(Featurizer.numeric(standardizer).stateBytes == 5 * 2 * 4)
     }

@@ -1,4 +1,5 @@
 import RetortData
+import RetortTestSupport
 import Testing
 
 /// Sizes and durations as users write them in job files and flags.
@@ -25,7 +26,7 @@ import Testing
         ])
     func durations(text: String, seconds: Double) throws {
         let parsed = try #require(DurationText.parse(text))
-        #expect(abs(parsed - seconds) < 1e-9)
+        #expect(approximatelyEqual(parsed, seconds, within: 1e-9))
     }
 
     @Test("text that is not a duration is rejected", arguments: ["soon", "", "-3s", "2 minutes", "ms"])

@@ -33,14 +33,14 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
         let evaluator = Evaluator(split: split(teacher: teacher, gold: gold), classes: 3, resamples: 200, seed: 2)
         let evaluation = try evaluator.evaluate(predictions)
         // accuracy over the 7 rows with gold: hits at 0, 2, 4 → 3/7
-        #expect(abs(try #require(evaluation.estimates[.accuracy]).value - 3.0 / 7.0) < 1e-9)
+        #expect(approximatelyEqual(try #require(evaluation.estimates[.accuracy]).value, 3.0 / 7.0, within: 1e-9))
         // agreement over all 8 rows: 0,1,2,4,5,7 → 6/8
-        #expect(abs(try #require(evaluation.estimates[.agreement]).value - 6.0 / 8.0) < 1e-9)
+        #expect(approximatelyEqual(try #require(evaluation.estimates[.agreement]).value, 6.0 / 8.0, within: 1e-9))
         // macro-F1 against gold (7 rows). class 0: tp 1 (row0), pred0 = rows 0,1 → 2, gold0 = rows 0,5,6 → 3 → 2/5
         // class 1: tp 1 (row2), pred1 = rows 2,6 → 2, gold1 = rows 1,2,3 → 3 → 2/5
         // class 2: tp 1 (row4), pred2 = rows 3,4,5 → 3, gold2 = row 4 → 1 → 2/4
         let expected = (0.4 + 0.4 + 0.5) / 3
-        #expect(abs(try #require(evaluation.estimates[.macroF1]).value - expected) < 1e-6)
+        #expect(approximatelyEqual(try #require(evaluation.estimates[.macroF1]).value, expected, within: 1e-6))
         for estimate in evaluation.estimates.values {
             #expect(estimate.ci95[0] <= estimate.value + 1e-9 && estimate.value <= estimate.ci95[1] + 1e-9)
         }

@@ -212,7 +212,9 @@ func eventually(seconds: Double = 60, _ condition: () throws -> Bool) async thro
                 let answer = try body(response)
                 #expect(answer["choices"]?[0]?["message"]?["content"]?.string == KeywordStudent.labels[best])
                 let logprob = try #require(answer["choices"]?[0]?["logprobs"]?["content"]?[0])
-                #expect(abs((logprob["logprob"]?.double ?? 0) - Foundation.log(Double(top[best]))) < 1e-5)
+                #expect(
+                    approximatelyEqual(
+                        (logprob["logprob"]?.double ?? 0), Foundation.log(Double(top[best])), within: 1e-5))
                 #expect(logprob["top_logprobs"]?.array?.count == 3)
                 sure += 1
             }
@@ -246,7 +248,7 @@ func eventually(seconds: Double = 60, _ condition: () throws -> Bool) async thro
             let usage = UsageReport(rows: rows, by: .route, shadows: try deployed.gateway.ledger.shadows())
             let figures = try #require(usage.groups.first?.student)
             #expect(figures.studentRequests == sure + 1)
-            #expect(abs(figures.studentShare - Double(sure + 1) / Double(sure + 11)) < 1e-9)
+            #expect(approximatelyEqual(figures.studentShare, Double(sure + 1) / Double(sure + 11), within: 1e-9))
             #expect(figures.teacherCostBasis == "teacher_requests")
             #expect(figures.teacherUSDSaved > 0)
         }
@@ -268,9 +270,8 @@ func eventually(seconds: Double = 60, _ condition: () throws -> Bool) async thro
                 try await eventually { try ledger.shadows().count == deployed.teacher.calls.load(ordering: .relaxed) })
             let shadows = try ledger.shadows()
             // Binomial(400, 0.25): mean 100, sd 8.7; 4.5 sd either side.
-            #expect(
-                abs(Double(shadows.count) - Double(requests) * rate) < 4.5
-                    * (Double(requests) * rate * (1 - rate)).squareRoot())
+            let sd = (Double(requests) * rate * (1 - rate)).squareRoot()
+            #expect(approximatelyEqual(Double(shadows.count), Double(requests) * rate, within: 4.5 * sd))
             let allAgree = shadows.allSatisfy { $0.agree }
             #expect(allAgree, "the teacher agrees before any drift")
             let rows = try ledger.rows()
@@ -412,7 +413,9 @@ func eventually(seconds: Double = 60, _ condition: () throws -> Bool) async thro
     @Test("Wilson 95% interval figures and the 20-answer floor")
     func wilsonInterval() {
         let tally = ShadowAgreement(agreeing: 18, count: 20)
-        #expect(abs(tally.interval.low - 0.6990) < 5e-4 && abs(tally.interval.high - 0.9721) < 5e-4)
+        #expect(
+            approximatelyEqual(tally.interval.low, 0.6990, within: 5e-4)
+                && approximatelyEqual(tally.interval.high, 0.9721, within: 5e-4))
         #expect(ShadowAgreement(agreeing: 0, count: 19).fallsBelow(0.9) == false, "fewer than 20 answers never decide")
         #expect(ShadowAgreement(agreeing: 10, count: 20).fallsBelow(0.9))
         let window = ShadowAgreement(outcomes: Array(repeating: false, count: 50) + Array(repeating: true, count: 200))

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import RetortTestSupport
 import Testing
 
 @testable import RetortGateway
@@ -55,7 +56,7 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
             let rows = try gateway.ledger.rows()
             #expect(rows.count == 1)
             #expect(rows[0].usage == TokenUsage(inputUncached: 20, cacheRead: 100, output: 30, reasoning: 20))
-            #expect(abs(rows[0].costUSD - 0.0015) < 1e-12)
+            #expect(approximatelyEqual(rows[0].costUSD, 0.0015, within: 1e-12))
             #expect(rows[0].route == "teacher" && rows[0].user == "ana" && rows[0].team == "search")
             #expect(rows[0].status == 200 && rows[0].attempts == 1 && !rows[0].failover)
         }
@@ -76,7 +77,7 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
             #expect(await bodies.last?["system"]?.string == "Answer with one label.")
             let row = try #require(try gateway.ledger.rows().first)
             #expect(row.usage == TokenUsage(inputUncached: 20, cacheRead: 100, cacheWrite: 50, output: 30))
-            #expect(abs(row.costUSD - 0.0036375) < 1e-12)
+            #expect(approximatelyEqual(row.costUSD, 0.0036375, within: 1e-12))
         }
     }
 
@@ -300,7 +301,7 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
             #expect(error["code"]?.string == "budget_exceeded")
             #expect(error["limit_usd"]?.double == 0.01)
             #expect(error["spent_usd"]?.double == 0)
-            #expect(abs((error["request_max_usd"]?.double ?? 0) - 0.04164) < 1e-9)
+            #expect(approximatelyEqual((error["request_max_usd"]?.double ?? 0), 0.04164, within: 1e-9))
             #expect(error["budget"]?.string == "key of ana usd_per_day")
         }
     }
@@ -315,7 +316,7 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
             let error = try #require(try body(stopped)["error"])
             #expect(error["code"]?.string == "confirmation_required")
             #expect(error["session"]?.string == "job-7")
-            #expect(abs((error["spend_usd"]?.double ?? 0) - 0.003) < 1e-12)
+            #expect(approximatelyEqual((error["spend_usd"]?.double ?? 0), 0.003, within: 1e-12))
             #expect(error["tokens"]?.int == 300)
             #expect(error["limit_usd"]?.double == 0.002)
             #expect(try await client.chat(chatBody("teacher"), session: "job-7").status == .conflict)
@@ -419,7 +420,7 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
             let teacher = try #require(report.groups.first { $0.group == "teacher" })
             #expect(teacher.requests == 3 && teacher.failovers == 3 && teacher.errors == 0)
             #expect(teacher.inputTokens == 60 && teacher.cachedInputTokens == 300 && teacher.outputTokens == 90)
-            #expect(abs(teacher.costUSD - 0.0045) < 1e-12)
+            #expect(approximatelyEqual(teacher.costUSD, 0.0045, within: 1e-12))
             let json = report.json.array?.first { $0["group"]?.string == "teacher" }
             #expect(json?["reasoning_tokens"]?.int == 60)
             #expect(json?["latency_ms_p95"]?.double != nil)

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import RetortData
+import RetortTestSupport
 import Testing
 
 @testable import RetortGateway
@@ -100,7 +101,9 @@ struct LabelWorkspace {
         let prefix = try #require(
             LabelMatcher.logprobs([("ref", -0.5), ("refund", -1.0), ("can", -2)], labels: labels))
         #expect(
-            abs((prefix["refund_request"] ?? 0) - Foundation.log(Foundation.exp(-0.5) + Foundation.exp(-1.0))) < 1e-12)
+            approximatelyEqual(
+                (prefix["refund_request"] ?? 0), Foundation.log(Foundation.exp(-0.5) + Foundation.exp(-1.0)),
+                within: 1e-12))
         #expect(prefix["cancel_order"] == -2)
         // "order" starts order_status only… but "o" would start two labels' normalised forms? No: only order_status.
         #expect(LabelMatcher.logprobs([("c", -0.1)], labels: ["cancel_order", "change_address"]) == nil)
@@ -146,7 +149,7 @@ struct LabelWorkspace {
                 message: "I want a refund for this request #1", labels: workspace.labels)
             for entry in expected.prefix(3) {
                 let logprob = try #require(row["teacher"]?["logprobs"]?[entry.label]?.double)
-                #expect(abs(Foundation.exp(logprob) - entry.probability) < 1e-9)
+                #expect(approximatelyEqual(Foundation.exp(logprob), entry.probability, within: 1e-9))
             }
             // A second run, and a longer file, pay only for what is new.
             let second = try await workspace.run()
@@ -174,7 +177,7 @@ struct LabelWorkspace {
             for row in try workspace.rows() {
                 let probs = try #require(row["teacher"]?["probs"]?.object)
                 let total = probs.values.compactMap(\.double).reduce(0, +)
-                #expect(abs(total - 1) < 1e-12)
+                #expect(approximatelyEqual(total, 1, within: 1e-12))
                 #expect(probs.values.allSatisfy { (($0.double ?? 0) * 5).rounded() == ($0.double ?? 0) * 5 })
             }
             #expect(await calls.count("intent-claude") == 36)
@@ -207,7 +210,9 @@ struct LabelWorkspace {
             let batchRows = try ledger.rows().filter { $0.session.hasPrefix("batch-") }
             #expect(batchRows.count == 30)
             let full = try #require(batchRows.first)
-            #expect(abs(full.costUSD - Price(input: 10, output: 40).cost(of: full.usage) * 0.5) < 1e-12)
+            #expect(
+                approximatelyEqual(full.costUSD, Price(input: 10, output: 40).cost(of: full.usage) * 0.5, within: 1e-12)
+            )
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import RetortData
+import RetortTestSupport
 import Testing
 
 @testable import RetortGatewayTesting
@@ -14,7 +15,7 @@ import Testing
         #expect(usage.total == 150)
         let price = Price(input: 10, cachedInput: 1, output: 40)
         // 20 × 10 + 100 × 1 + 30 × 40 = 1500 per million.
-        #expect(abs(price.cost(of: usage) - 0.0015) < 1e-12)
+        #expect(approximatelyEqual(price.cost(of: usage), 0.0015, within: 1e-12))
     }
 
     @Test func anthropicUsageKeepsCacheReadsAndWritesApart() throws {
@@ -23,7 +24,7 @@ import Testing
         #expect(usage == TokenUsage(inputUncached: 20, cacheRead: 100, cacheWrite: 50, output: 30, reasoning: 0))
         let price = Price(input: 15, cachedInput: 1.5, cacheWrite: 18.75, output: 75)
         // 20 × 15 + 100 × 1.5 + 50 × 18.75 + 30 × 75 = 3637.5 per million.
-        #expect(abs(price.cost(of: usage) - 0.0036375) < 1e-12)
+        #expect(approximatelyEqual(price.cost(of: usage), 0.0036375, within: 1e-12))
         // Missing cache prices fall back to the input price (FORMATS.md §5).
         #expect(Price(input: 2, output: 8).cacheWritePerMTok == 2)
     }

@@ -177,13 +177,13 @@ func naiveProduct(_ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool) 
             let row = x.row(1)
             let lse = row.withUnsafeBufferPointer { Kernels.logSumExp($0) }
             let reference = Float(log(row.map { Foundation.exp(Double($0)) }.reduce(0, +)))
-            #expect(abs(lse - reference) < 1e-5)
+            #expect(approximatelyEqual(lse, reference, within: 1e-5))
             var hard = x
             Kernels.softmaxRows(&hard)
             var fromHalf = x
             Kernels.softmaxRows(&fromHalf, temperature: 2)
             Kernels.squareAndNormalizeRows(&fromHalf)
-            for (a, b) in zip(hard.storage, fromHalf.storage) { #expect(abs(a - b) < 1e-6) }
+            for (a, b) in zip(hard.storage, fromHalf.storage) { #expect(approximatelyEqual(a, b, within: 1e-6)) }
         }
     }
 
@@ -230,6 +230,6 @@ func naiveProduct(_ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool) 
         let mean = samples.reduce(0, +) / Double(samples.count)
         let variance = samples.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(samples.count)
         #expect(abs(mean) < 0.03)
-        #expect(abs(variance - 1) < 0.05)
+        #expect(approximatelyEqual(variance, 1, within: 0.05))
     }
 }

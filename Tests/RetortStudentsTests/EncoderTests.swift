@@ -76,7 +76,9 @@ let miniLMPresent = FileManager.default.fileExists(
         let together = try encoder.embed(sequences, depths: [1, 2])
         let oneByOne = try encoder.embed(sequences, depths: [1, 2], batchSize: 1)
         for depth in [1, 2] {
-            for (a, b) in zip(together[depth]!.storage, oneByOne[depth]!.storage) { #expect(abs(a - b) < 1e-5) }
+            for (a, b) in zip(together[depth]!.storage, oneByOne[depth]!.storage) {
+                #expect(approximatelyEqual(a, b, within: 1e-5))
+            }
         }
         let shallow = try encoder.truncated(toLayers: 1).embed(sequences, depths: [1])
         #expect(shallow[1]!.storage == together[1]!.storage)
@@ -110,7 +112,7 @@ let miniLMPresent = FileManager.default.fileExists(
             let (a, b) = (
                 try encoder.embed(sequences, depths: [1])[1]!, try loaded.encoder.embed(sequences, depths: [1])[1]!
             )
-            #expect(zip(a.storage, b.storage).allSatisfy { abs($0 - $1) < 1e-5 }, "\(precision)")
+            #expect(zip(a.storage, b.storage).allSatisfy { approximatelyEqual($0, $1, within: 1e-5) }, "\(precision)")
         }
     }
 

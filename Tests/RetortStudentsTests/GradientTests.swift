@@ -33,7 +33,7 @@ func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGe
                 (loss.lossAndGradient(logits: plus, temperedTargets: targets, hardLabels: labels).loss
                     - loss.lossAndGradient(logits: minus, temperedTargets: targets, hardLabels: labels).loss) / (2 * h)
             #expect(
-                abs(numeric - gradient.storage[index]) < 2e-3,
+                approximatelyEqual(numeric, gradient.storage[index], within: 2e-3),
                 "logit \(index): numeric \(numeric) vs \(gradient.storage[index])")
         }
     }
@@ -93,7 +93,9 @@ func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGe
                 var minus = network
                 minus.layers[layer].weights.storage[index] -= h
                 let numeric = (try lossValue(plus) - lossValue(minus)) / (2 * h)
-                #expect(abs(numeric - analytic.storage[index]) < 3e-3, "layer \(layer) weight \(index)")
+                #expect(
+                    approximatelyEqual(numeric, analytic.storage[index], within: 3e-3), "layer \(layer) weight \(index)"
+                )
                 checked += 1
             }
             for index in network.layers[layer].bias.indices {
@@ -102,7 +104,9 @@ func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGe
                 var minus = network
                 minus.layers[layer].bias[index] -= h
                 let numeric = (try lossValue(plus) - lossValue(minus)) / (2 * h)
-                #expect(abs(numeric - gradients[layer].bias[index]) < 3e-3, "layer \(layer) bias \(index)")
+                #expect(
+                    approximatelyEqual(numeric, gradients[layer].bias[index], within: 3e-3),
+                    "layer \(layer) bias \(index)")
             }
         }
         #expect(checked > 20)
@@ -158,6 +162,7 @@ func randomDistribution(_ rows: Int, _ columns: Int, _ generator: inout SeededGe
         var q = logits
         Kernels.softmaxRows(&q)
         let direct = TrainingSession.crossEntropy(q, against: teacher)
-        #expect(abs(TrainingSession.crossEntropy(logits: logits, against: teacher) - direct) < 1e-5)
+        #expect(
+            approximatelyEqual(TrainingSession.crossEntropy(logits: logits, against: teacher), direct, within: 1e-5))
     }
 }

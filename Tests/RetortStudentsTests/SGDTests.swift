@@ -127,7 +127,7 @@ func sgdOptions(epochs: Int, batchSize: Int, learningRate: Float, alpha: Float) 
         let x = featurizer.features(for: ["turn on the the light", "hi"])
         for i in 0..<2 {
             let total = x.values[x.rowOffsets[i]..<x.rowOffsets[i + 1]].reduce(0, +)
-            #expect(abs(total - 1) < 1e-6)
+            #expect(approximatelyEqual(total, 1, within: 1e-6))
         }
         #expect(x.values.contains(2 / Float(9)))  // "the" twice among 5 words and 4 bigrams
         var generator = SeededGenerator(seed: 8)

@@ -69,7 +69,7 @@ func split(_ data: (features: Matrix, probabilities: Matrix, labels: [Int])) -> 
         try agreeing.runEpochs(8, train: trainSplit, validation: validationSplit)
         let predictions = try agreeing.best.logits(.dense(validation.features)).argmaxPerRow()
         let agreement = Float(zip(predictions, validation.labels).filter { $0 == $1 }.count) / 90
-        #expect(abs(agreeing.validationLosses[agreeing.bestEpoch - 1] - (1 - agreement)) < 1e-6)
+        #expect(approximatelyEqual(agreeing.validationLosses[agreeing.bestEpoch - 1], (1 - agreement), within: 1e-6))
         #expect(agreeing.optimizer.learningRate == 0.05)
     }
 

@@ -105,3 +105,9 @@ public enum SyntheticTasks {
 public func approximatelyEqual(_ a: Float, _ b: Float, relative: Float = 1e-4, absolute: Float = 1e-6) -> Bool {
     a.isApproximatelyEqual(to: b, absoluteTolerance: absolute, relativeTolerance: relative)
 }
+
+/// Whether `a` and `b` differ by at most `tolerance` (an absolute bound, for figures with a known scale: costs,
+/// probabilities, metric values).
+public func approximatelyEqual<T: Real>(_ a: T, _ b: T, within tolerance: T) -> Bool {
+    a.isApproximatelyEqual(to: b, absoluteTolerance: tolerance, relativeTolerance: 0)
+}

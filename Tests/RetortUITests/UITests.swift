@@ -76,7 +76,7 @@ struct FakeRun {
         #expect(pipeline.rungs[1].trials.map(\.state) == [.running])
         #expect(pipeline.done == 3 && pipeline.queued == 4)
         let left = try #require(pipeline.remaining(now: FakeRun.start + 5))
-        #expect(abs(left - 2.5 / 3) < 1e-6, "the queued trial at the pace of the finished ones")
+        #expect(approximatelyEqual(left, 2.5 / 3, within: 1e-6), "the queued trial at the pace of the finished ones")
     }
 
     @Test("routes: the runs list, the run's live page, its pipeline fragment and JSON, 404 for other paths")
