@@ -1,4 +1,5 @@
 import Foundation
+import RetortData
 import RetortHistory
 import RetortReports
 import RetortSearch
@@ -6,10 +7,7 @@ import RetortSearch
 /// HTML of the UI's pages, rendered on the server (plain Swift strings, inline CSS and SVG, a little JavaScript, no
 /// network references).
 enum Pages {
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
+    static func escape(_ text: String) -> String { HTML.escape(text) }
 
     static func query(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/")))

@@ -1,4 +1,5 @@
 import Foundation
+import RetortData
 import RetortDeployments
 import RetortTeacher
 
@@ -58,10 +59,7 @@ package struct DashboardPage {
     /// Shadow checks of the period.
     var shadows: [ShadowRecord] = []
 
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
+    static func escape(_ text: String) -> String { HTML.escape(text) }
 
     static func usd(_ value: Double) -> String { String(format: value < 1 ? "$%.4f" : "$%.2f", value) }
 

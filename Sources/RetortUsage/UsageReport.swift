@@ -239,9 +239,7 @@ public struct UsageReport: Sendable {
         ]
         var lines = [(UsageReport.columns + (students ? studentColumns : [])).joined(separator: ",")]
         for group in groups {
-            let name =
-                group.group.contains(",") || group.group.contains("\"")
-                ? "\"" + group.group.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : group.group
+            let name = CSV.field(group.group)
             var cells = [
                 name, "\(group.requests)", "\(group.inputTokens)", "\(group.cachedInputTokens)",
                 "\(group.cacheWriteTokens)", "\(group.outputTokens)", "\(group.reasoningTokens)",
