@@ -12,6 +12,8 @@ public struct GatewayRequestContext: RequestContext {
     public var snapshot: Gateway.Snapshot?
     /// The client key the request authenticated with (set by `KeyAuthentication`).
     public var key: ClientKey?
+    /// The request's id, echoed in `X-Request-Id` and in its log lines (set by `RequestIdentification`).
+    public var requestID: String?
 
     /// A context for a request from `source`.
     public init(source: Source) { coreContext = .init(source: source) }
@@ -48,5 +50,31 @@ struct KeyAuthentication: RouterMiddleware {
         context.snapshot = snapshot
         context.key = key
         return try await next(request, context)
+    }
+}
+
+/// `X-Request-Id` on every response, and the same id in the context and in the request's log metadata
+/// (`request_id`): the client's own id when it sent a usable one (1–128 visible ASCII characters, as proxies and
+/// tracing libraries send), else a fresh `req-` UUID. A client can then name a request when it reports a problem.
+struct RequestIdentification: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let id = Self.usable(request.headers[.requestID]) ?? "req-" + UUID().uuidString.lowercased()
+        var context = context
+        context.requestID = id
+        context.logger[metadataKey: "request_id"] = .string(id)
+        var response = try await next(request, context)
+        response.headers[.requestID] = id
+        return response
+    }
+
+    /// `value` when it is 1–128 visible ASCII characters (no spaces or controls), else nil.
+    static func usable(_ value: String?) -> String? {
+        guard let value, (1...128).contains(value.utf8.count), value.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
+        else { return nil }
+        return value
     }
 }

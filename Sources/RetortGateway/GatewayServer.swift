@@ -12,6 +12,7 @@ extension HTTPField.Name {
     static let retortServedModel = field("x-retort-served-model")
     static let retortDeployment = field("x-retort-deployment")
     static let retortSession = field("x-retort-session")
+    static let requestID = field("x-request-id")
 
     /// A header name known to be valid (lower-case token characters).
     static func field(_ name: String) -> HTTPField.Name {
@@ -24,6 +25,7 @@ extension Gateway {
     /// The Hummingbird router with every gateway endpoint; the client endpoints sit behind `KeyAuthentication`.
     public func router() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: RequestIdentification())
         router.get("/healthz") { _, _ in
             let reloading = self.reloadsInFlight.load(ordering: .relaxed) > 0
             return Response(

@@ -175,6 +175,17 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
                 uri: "/v1/models", method: .get, headers: [.authorization: "Bearer rk-limited"]
             )
             #expect(try body(models)["data"]?.array?.compactMap { $0["id"]?.string } == ["other"])
+            // Every answer, a refusal included, names its request: a fresh id, or the client's own when usable.
+            let requestID = try #require(HTTPField.Name("x-request-id"))
+            let fresh = [unknown, forbidden, missing, models].compactMap { $0.headers[requestID] }
+            #expect(fresh.count == 4 && Set(fresh).count == 4 && fresh.allSatisfy { $0.hasPrefix("req-") })
+            let mine = try await client.execute(
+                uri: "/v1/models", method: .get, headers: [.authorization: "Bearer rk-limited", requestID: "trace-42"])
+            #expect(mine.headers[requestID] == "trace-42")
+            let unusable = try await client.execute(
+                uri: "/v1/models", method: .get,
+                headers: [.authorization: "Bearer rk-limited", requestID: String(repeating: "x", count: 129)])
+            #expect(unusable.headers[requestID]?.hasPrefix("req-") == true)
             // Refusals with a valid key have ledger rows; the unknown key has none.
             #expect(try gateway.ledger.rows().map(\.status) == [403, 404])
         }
