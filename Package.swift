@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "RetortHistory",
             dependencies: [
-                "RetortNumerics", "RetortData", "RetortStudents", "RetortSearch", "RetortReports",
+                "RetortNumerics", "RetortData", "RetortStudents", "RetortSearch",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -163,7 +163,7 @@ let package = Package(
         .testTarget(name: "RetortDataTests", dependencies: ["RetortData", "RetortTestSupport"]),
         .testTarget(name: "RetortStudentsTests", dependencies: ["RetortStudents", "RetortTestSupport"]),
         .testTarget(name: "RetortEvalsTests", dependencies: ["RetortEvals", "RetortTestSupport"]),
-        .testTarget(name: "RetortHistoryTests", dependencies: ["RetortHistory", "RetortSearch", "RetortTestSupport"]),
+        .testTarget(name: "RetortHistoryTests", dependencies: ["RetortHistory", "RetortSearch", "RetortReports", "RetortTestSupport"]),
         .testTarget(name: "RetortSearchTests", dependencies: ["RetortSearch", "RetortStudents", "RetortTestSupport"]),
         .testTarget(
             name: "RetortGatewayTests",

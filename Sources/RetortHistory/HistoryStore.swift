@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import RetortReports
 import RetortSearch
 
 /// One finished search as the history keeps it: the task's fingerprint and meta-features, the whole report

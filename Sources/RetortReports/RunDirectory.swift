@@ -73,6 +73,17 @@ public struct RunDirectory: Sendable {
     /// The checkpoint folder inside the run (deleted when the run finishes).
     public var checkpoints: URL { partial.appendingPathComponent("checkpoints") }
 
+    /// Creates `checkpoints/` and opens (or, resuming, continues) `journal.jsonl` in the partial folder.
+    public func openJournal() throws(DataError) -> Journal {
+        do {
+            try FileManager.default.createDirectory(at: checkpoints, withIntermediateDirectories: true)
+            return try Journal(url: partial.appendingPathComponent("journal.jsonl"))
+        } catch {
+            throw DataError(
+                .cannotCreateOutput, "cannot create journal.jsonl and checkpoints/", file: partial.relativePath)
+        }
+    }
+
     /// Writes report.json, frontier.md, candidates.csv, cascade.csv and the recommended model, then renames the folder into place
     /// and points `latest` at it.
     public func finish(report: RunReport, outcome: SearchOutcome) throws(DataError) -> URL {

@@ -20,7 +20,7 @@ struct Candidates: AsyncParsableCommand {
             guard var loaded = try input.load() else { throw DataError(.usage, "give a job file or --task DIR") }
             try options.apply(to: &loaded)
             let data = try TaskData.load(loaded)
-            let settings = try searchSettings(for: loaded, strategy: .exhaustive, workers: 1)
+            let settings = try SearchSettings(job: loaded, strategy: .exhaustive, workers: 1)
             let space = SearchEngine.candidateSpace(task: data, settings: settings)
             let feasible = space.filter { $0.reason == nil }
             if output.json {

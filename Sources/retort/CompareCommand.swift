@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RetortData
 import RetortReports
+import RetortSearch
 
 struct Compare: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -187,18 +187,7 @@ struct Search: AsyncParsableCommand {
                 records = try JournalRecord.read(run.partial.appendingPathComponent("journal.jsonl"))
                 resumeRun = run
             }
-            var loaded: Job
-            if let job = try input.load() {
-                loaded = job
-            } else if let header = records?.first, let source = header.source {
-                loaded =
-                    source.hasSuffix(".yaml") || source.hasSuffix(".yml") || source.hasSuffix(".json")
-                    ? try Job.load(URL(fileURLWithPath: source)) : Job(task: URL(fileURLWithPath: source))
-                if let name = header.job { loaded.name = name }
-                try applyRecorded(header.options ?? [:], to: &loaded)
-            } else {
-                throw DataError(.usage, "the journal does not say which job it ran; give the job file or --task")
-            }
+            var loaded = try input.load() ?? Job.resumed(from: records?.first)
             try options.apply(to: &loaded)
             _ = try await runSearch(
                 loaded, workers: options.workers, resume: resumeRun.map { ($0, records ?? []) },
@@ -227,12 +216,7 @@ func runSearch(
 ) async throws -> URL {
     // With --json, stdout carries only the report; progress goes to stderr.
     let log = progressLog(json: json)
-    guard var strategy = SearchStrategy(rawValue: job.strategy) else {
-        throw DataError(
-            .usage,
-            "unknown strategy \"\(job.strategy)\"; choose from \(SearchStrategy.allCases.map(\.rawValue).joined(separator: ", "))"
-        )
-    }
+    let strategy = try SearchSettings.strategy(of: job)
     let started = Date()
     log("retort: job \(job.name)")
     log("[load] reading rows")
@@ -241,28 +225,17 @@ func runSearch(
         "[load] \(task.kind.rawValue) task \(task.name): \(task.train.count)/\(task.validation.count)/\(task.test.count) rows, \(task.vocabulary.count) labels"
     )
     let workerCount = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
-    var settings = try searchSettings(for: job, strategy: strategy, workers: workerCount)
+    var settings = try SearchSettings(job: job, strategy: strategy, workers: workerCount)
     let metricName = try SearchEngine.primaryMetric(task: task, settings: settings).rawValue
     // History: the task's meta-features, and (learned strategy) a prediction for every candidate before training.
     var meta: MetaFeatures?
     if let historyPath {
         meta = try MetaFeatures(task: task, seed: job.seed)
-        let store = FileManager.default.fileExists(atPath: historyPath) ? try HistoryStore(path: historyPath) : nil
-        let kindTasks = try store?.taskCount(kind: task.kind.rawValue) ?? 0
-        if strategy == .learned || (!job.strategyChosen && kindTasks >= 3 && resume == nil) {
-            strategy = .learned
-            settings.strategy = .learned
-            if let meta, let store, kindTasks > 0 {
-                let predictor = try HistoryPredictor(store: store, kind: task.kind.rawValue, metric: metricName)
-                settings.historyTasks = predictor.taskCount
-                settings.similarTasks = predictor.similarTasks(to: meta)
-                for candidate in SearchEngine.candidateSpace(task: task, settings: settings)
-                where candidate.status == .complete {
-                    settings.predictions[candidate.id] = predictor.predict(
-                        meta: meta, family: candidate.family, precision: candidate.precision,
-                        sizeBytes: candidate.sizeBytes, flops: candidate.flopsPerExample)
-                }
-            }
+        if let meta,
+            try settings.learn(
+                fromHistoryAt: historyPath, task: task, meta: meta, strategyChosen: job.strategyChosen,
+                resuming: resume != nil)
+        {
             log(
                 "[history] learned strategy: predictions for \(settings.predictions.count) candidates from \(settings.historyTasks ?? 0) past \(task.kind.rawValue) task(s)"
             )
@@ -270,94 +243,23 @@ func runSearch(
     } else if strategy == .learned {
         throw DataError(.usage, "--strategy learned learns from the history; drop --no-history")
     }
-    let run: RunDirectory
-    if let (existing, _) = resume {
-        run = existing
-        log("[resume] continuing \(displayPath(existing.partial))")
-    } else {
-        run = try RunDirectory.create(
+    let run =
+        try resume?.0
+        ?? RunDirectory.create(
             root: job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name), date: started)
-    }
-    let journal: Journal
-    do {
-        try FileManager.default.createDirectory(at: run.checkpoints, withIntermediateDirectories: true)
-        journal = try Journal(url: run.partial.appendingPathComponent("journal.jsonl"))
-    } catch {
-        throw DataError(
-            .cannotCreateOutput, "cannot create journal.jsonl and checkpoints/", file: run.partial.relativePath)
-    }
-    // Workers × BLAS threads ≤ cores. Trials train on small batches, where extra OpenBLAS threads only spin
-    // (letter, one worker: 1 thread 18.1 s wall / 0.2 s system, 2 threads 19.3 s / 14.0 s). RETORT_BLAS_THREADS
-    // overrides.
-    let blasThreads =
-        ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init)
-        ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workerCount)
-    BLASThreads.set(blasThreads)
-    if case .process(let binary) = executor {
-        let path = binary ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw DataError(.usage, "--trial-bin \"\(path)\" is not an executable retort binary")
-        }
-        // Specs, input states and results of running trials; each trial's folder goes when it has been read back.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "retort-trials-\(UUID().uuidString)", isDirectory: true)
-        settings.executor = ProcessTrialExecutor(
-            binary: URL(fileURLWithPath: path).standardizedFileURL, data: job.data, directory: folder,
-            blasThreads: blasThreads)
-        log("[executor] every rung runs as \(displayPath(URL(fileURLWithPath: path))) trial run")
-    }
-    if case .ray(let rayOptions) = executor {
-        let options = try rayOptions.resolve(cpusPerTrial: 1)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "retort-ray-\(UUID().uuidString)", isDirectory: true)
-        let encoders = settings.catalog.candidates(for: task.kind).filter {
-            $0.encoder.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
-        }
-        log("[executor] connecting to the Ray cluster at \(options.address)")
-        let ray: RayTrialExecutor
-        do {
-            ray = try await RayTrialExecutor(
-                options: options, data: job.data, directory: folder, encoderCandidates: encoders, log: log)
-        } catch {
-            try? FileManager.default.removeItem(at: folder)
-            if resume == nil { try? FileManager.default.removeItem(at: run.partial) }
-            throw error
-        }
-        settings.executor = ray
-        if workers == nil { settings.workers = max(1, ray.cluster.cpus / options.cpusPerTrial) }
-        log(
-            "[executor] Ray \(ray.cluster.rayVersion) at \(options.address): \(ray.cluster.nodes) node(s), \(ray.cluster.cpus) CPU(s); \(settings.workers) trial(s) at once, each `\(options.retortBinary) trial run` on a worker; latency is measured here after training"
-        )
-    }
-    defer {
-        if let process = settings.executor as? ProcessTrialExecutor {
-            try? FileManager.default.removeItem(at: process.directory)
-        }
-        if let ray = settings.executor as? RayTrialExecutor {
-            ray.close()
-            try? FileManager.default.removeItem(at: ray.directory)
-        }
-    }
+    if resume != nil { log("[resume] continuing \(displayPath(run.partial))") }
+    let journal = try run.openJournal()
+    try await configureExecutor(
+        executor, settings: &settings, job: job, task: task, workers: workers, workerCount: workerCount,
+        removeOnFailure: resume == nil ? run.partial : nil, log: log)
+    defer { closeExecutor(settings.executor) }
     let source =
         job.file.map(displayPath)
         ?? { if case .task(let folder) = job.data { displayPath(folder) } else { job.name } }()
-    var recorded: [String: String] = [
-        "strategy": strategy.rawValue, "eta": "\(job.eta)", "rungs": "\(job.rungs)", "seed": "\(job.seed)",
-        "max_drop": "\(job.maxDrop)",
-    ]
-    recorded["max_model_bytes"] = job.maxModelBytes.map { "\($0)" }
-    recorded["max_flops"] = job.maxFlops.map { "\($0)" }
-    recorded["max_latency_ms"] = job.maxLatencyMs.map { "\($0)" }
-    recorded["metric"] = job.metric
-    if let path = job.encoderPath { recorded["encoder"] = URL(fileURLWithPath: path).standardizedFileURL.path }
-    recorded["confidence_z"] = job.confidenceZ.map { "\($0)" }
-    recorded["candidates"] = catalogPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-    recorded["device"] = job.device.map { DeviceProfile.builtIn[$0.name] != nil ? $0.name : "" }
     let storage = RunStorage(
         journal: journal, checkpoints: run.checkpoints, resume: resume?.1, jobName: job.name, source: source,
-        options: recorded)
-    let progress = ProgressPrinter(
-        metric: try SearchEngine.primaryMetric(task: task, settings: settings).rawValue, say: log, live: !json)
+        options: job.journalOptions(strategy: settings.strategy, catalogPath: catalogPath))
+    let progress = ProgressPrinter(metric: metricName, say: log, live: !json)
     let outcome: SearchOutcome
     do {
         outcome = try await SearchEngine.run(task: task, settings: settings, storage: storage) { progress.handle($0) }
@@ -382,15 +284,9 @@ func runSearch(
         // The run folder is complete either way: a history that cannot take the run is a warning, not a failure.
         do {
             let history = try HistoryStore(path: historyPath)
-            let meta = try meta ?? MetaFeatures(task: task, seed: job.seed)
-            let rungs = ((try? JournalRecord.read(final.appendingPathComponent("journal.jsonl"))) ?? []).filter {
-                $0.type == "rung"
-            }
-            try history.record(
-                HistoryRun(
-                    id: "\(job.name)/\(run.runId)", taskId: SearchFingerprint.task(task), meta: meta, report: report,
-                    rungs: rungs))
-            let tasks = try history.taskCount(kind: task.kind.rawValue)
+            let tasks = try history.record(
+                finished: final, job: job.name, runId: run.runId, task: task,
+                meta: try meta ?? MetaFeatures(task: task, seed: job.seed), report: report)
             log(
                 "history: recorded in \(displayPath(URL(fileURLWithPath: history.path))) (\(tasks) \(task.kind.rawValue) task(s) so far)"
             )
@@ -401,62 +297,66 @@ func runSearch(
     return final
 }
 
-/// The search settings a job describes: its catalog (or the built-in one), eval suite, constraints and search keys.
-func searchSettings(for job: Job, strategy: SearchStrategy, workers: Int) throws -> SearchSettings {
-    var catalog = try job.candidates.map { (value) throws(DataError) in try CandidateCatalog(value) } ?? .standard()
-    if let path = job.encoderPath { catalog = catalog.replacingDefaultEncoder(with: path) }
-    let confidenceZ = job.confidenceZ
-    let suite = try job.evals.map { (value) throws(DataError) in try EvalSuite(value) } ?? .standard
-    var constraints = Constraints(
-        maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop, maxFlops: job.maxFlops)
-    if let device = job.device {
-        constraints.device = device.name
-        constraints.latencyScale = MachineSpeed.sgemmFlopsPerSecond() / device.flopsPerSecond
+/// Sets the BLAS threads (workers × BLAS threads ≤ cores) and, for `--executor process` or `ray`, the executor of
+/// `settings` (a Ray cluster also sets the worker count when `--workers` was not given). A Ray connection that fails
+/// removes `removeOnFailure` (a new run's empty folder).
+func configureExecutor(
+    _ executor: ExecutorChoice, settings: inout SearchSettings, job: Job, task: TaskData, workers: Int?,
+    workerCount: Int, removeOnFailure: URL?, log: @escaping @Sendable (String) -> Void
+) async throws {
+    // Trials train on small batches, where extra OpenBLAS threads only spin (letter, one worker: 1 thread 18.1 s
+    // wall / 0.2 s system, 2 threads 19.3 s / 14.0 s). RETORT_BLAS_THREADS overrides.
+    let blasThreads =
+        ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init)
+        ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workerCount)
+    BLASThreads.set(blasThreads)
+    switch executor {
+    case .local:
+        return
+    case .process(let binary):
+        let path = binary ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw DataError(.usage, "--trial-bin \"\(path)\" is not an executable retort binary")
+        }
+        // Specs, input states and results of running trials; each trial's folder goes when it has been read back.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "retort-trials-\(UUID().uuidString)", isDirectory: true)
+        settings.executor = ProcessTrialExecutor(
+            binary: URL(fileURLWithPath: path).standardizedFileURL, data: job.data, directory: folder,
+            blasThreads: blasThreads)
+        log("[executor] every rung runs as \(displayPath(URL(fileURLWithPath: path))) trial run")
+    case .ray(let rayOptions):
+        let options = try rayOptions.resolve(cpusPerTrial: 1)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "retort-ray-\(UUID().uuidString)", isDirectory: true)
+        let encoders = settings.catalog.candidates(for: task.kind).filter {
+            $0.encoder.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
+        }
+        log("[executor] connecting to the Ray cluster at \(options.address)")
+        let ray: RayTrialExecutor
+        do {
+            ray = try await RayTrialExecutor(
+                options: options, data: job.data, directory: folder, encoderCandidates: encoders, log: log)
+        } catch {
+            try? FileManager.default.removeItem(at: folder)
+            if let removeOnFailure { try? FileManager.default.removeItem(at: removeOnFailure) }
+            throw error
+        }
+        settings.executor = ray
+        if workers == nil { settings.workers = max(1, ray.cluster.cpus / options.cpusPerTrial) }
+        log(
+            "[executor] Ray \(ray.cluster.rayVersion) at \(options.address): \(ray.cluster.nodes) node(s), \(ray.cluster.cpus) CPU(s); \(settings.workers) trial(s) at once, each `\(options.retortBinary) trial run` on a worker; latency is measured here after training"
+        )
     }
-    var settings = SearchSettings(
-        catalog: catalog, suite: suite, metric: job.metric,
-        constraints: constraints,
-        budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour, strategy: strategy,
-        eta: job.eta, workers: workers, maxRungs: job.rungs)
-    if let confidenceZ { settings.confidenceZ = confidenceZ }
-    return settings
 }
 
-/// Applies the settings a journal header recorded (see `runSearch`) to a job rebuilt from its source.
-func applyRecorded(_ options: [String: String], to job: inout Job) throws {
-    if let value = options["strategy"] {
-        job.strategy = value
-        job.strategyChosen = true
+/// Removes a process or Ray executor's scratch folder (and closes the Ray bridge) once the search is over.
+func closeExecutor(_ executor: any TrialExecutor) {
+    if let process = executor as? ProcessTrialExecutor {
+        try? FileManager.default.removeItem(at: process.directory)
     }
-    if let value = options["encoder"] { job.encoderPath = value }
-    func number(_ key: String, in range: NumberRange) throws(DataError) -> Double? {
-        guard let text = options[key] else { return nil }
-        guard let value = Double(text), range.contains(value) else {
-            throw DataError(
-                .badData, "the journal records \(key) = \(text), outside \(range.description()); the journal is damaged"
-            )
-        }
-        return value
+    if let ray = executor as? RayTrialExecutor {
+        ray.close()
+        try? FileManager.default.removeItem(at: ray.directory)
     }
-    func integer(_ key: String, in range: ClosedRange<Int>) throws(DataError) -> Int? {
-        guard let value = try number(key, in: NumberRange(Double(range.lowerBound), Double(range.upperBound))) else {
-            return nil
-        }
-        guard let whole = Int(exactly: value) else {
-            throw DataError(
-                .badData, "the journal records \(key) = \(value), not a whole number; the journal is damaged")
-        }
-        return whole
-    }
-    if let value = try number("confidence_z", in: NumberRange(0, 100)) { job.confidenceZ = value }
-    if let value = try integer("eta", in: JobLimits.eta) { job.eta = value }
-    if let value = try integer("rungs", in: JobLimits.rungs) { job.rungs = value }
-    if let value = options["seed"].flatMap(UInt64.init) { job.seed = value }
-    if let value = try number("max_drop", in: NumberRange(0, 1)) { job.maxDrop = value }
-    if let value = try integer("max_model_bytes", in: 1...ByteSize.maximum) { job.maxModelBytes = value }
-    if let value = try integer("max_flops", in: JobLimits.flops) { job.maxFlops = value }
-    if let value = try number("max_latency_ms", in: .positive(upTo: 86_400_000)) { job.maxLatencyMs = value }
-    if let value = options["metric"] { job.metric = value }
-    if let path = options["candidates"] { job.candidates = try YAMLValue.load(URL(fileURLWithPath: path)) }
-    if let device = options["device"], !device.isEmpty { job.device = try DeviceProfile.named(device) }
 }

@@ -50,7 +50,7 @@ struct Suggest: AsyncParsableCommand {
             guard var job = try input.load() else { throw DataError(.usage, "give a job file or --task DIR") }
             try options.apply(to: &job)
             let task = try TaskData.load(job)
-            let settings = try searchSettings(for: job, strategy: .learned, workers: 1)
+            let settings = try SearchSettings(job: job, strategy: .learned, workers: 1)
             let metric = try SearchEngine.primaryMetric(task: task, settings: settings).rawValue
             let path = history.resolvedPath
             guard FileManager.default.fileExists(atPath: path) else {

@@ -1,6 +1,5 @@
 import Foundation
 import RetortEvals
-import RetortSearch
 
 /// report.json (FORMATS.md §4): the whole run in one document.
 public struct RunReport: Codable, Sendable {

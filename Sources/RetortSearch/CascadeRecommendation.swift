@@ -1,0 +1,43 @@
+import Foundation
+import RetortData
+
+extension SearchRun {
+    /// A cascade can turn "keep the teacher" into "a student on its sure inputs, the teacher on the rest": reconsiders
+    /// `ranked.recommendation` with the cascade curves of the students within the size and latency limits
+    /// (``Cascade/reconsider``). A cascade that wins replaces the recommendation, its bundle and its test figures (the
+    /// paired test difference of the cascade's labels against the teacher's).
+    func cascadeRecommendation(_ ranked: inout RankedTrials, figures: inout TestFigures) throws {
+        let constraints = settings.constraints
+        let allowed = Set(
+            ranked.ordered.filter { trial in
+                (constraints.maxModelBytes.map { trial.sizeBytes <= $0 } ?? true)
+                    && (constraints.maxLatencyMs.map {
+                        (trial.latencyMsP50 ?? .infinity) * (constraints.latencyScale ?? 1) <= $0
+                    } ?? true)
+            }.map(\.id))
+        let reconsidered = Cascade.reconsider(
+            ranked.recommendation, curves: figures.cascades.filter { allowed.contains($0.candidate) },
+            metric: metric.rawValue, teacherValue: teacher.value, teacherCostPer1M: SearchEngine.teacherCostPer1M(task),
+            maxDrop: constraints.maxDrop)
+        guard case .cascade(let id, let point, _) = reconsidered,
+            let index = ranked.ordered.firstIndex(where: { $0.id == id }), member[id] != nil,
+            let curve = figures.cascades.first(where: { $0.candidate == id }),
+            let testPoint = curve.test.first(where: { $0.threshold == point.threshold })
+        else {
+            if reconsidered.cascadePoint == nil { ranked.recommendation = reconsidered }
+            return
+        }
+        ranked.recommendation = reconsidered
+        figures.recommendedBundle = try bundle(id, epochs: ranked.ordered[index].epochsRun ?? 0)
+        figures.recommendationTest = testPoint.metrics
+        // The paired test difference: the cascade's labels (student where sure, teacher elsewhere) vs the teacher.
+        if let probabilities = figures.frontierTestProbabilities[id] {
+            let evaluator = teacher.testEvaluator
+            let labels = Cascade.labels(
+                top: Cascade.topProbabilities(probabilities), predictions: probabilities.argmaxPerRow(),
+                teacher: evaluator.teacherLabels, threshold: point.threshold)
+            figures.recommendationDifference = try evaluator.evaluate(labels).difference(
+                to: teacher.test, on: metric, resampler: evaluator.resampler)
+        }
+    }
+}

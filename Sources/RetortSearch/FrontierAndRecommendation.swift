@@ -1,0 +1,55 @@
+import Foundation
+import RetortData
+
+/// Every candidate's result in catalog order, with the frontier and the recommendation on validation.
+struct RankedTrials {
+    /// Every candidate's result, catalog order (invented candidates last).
+    var ordered: [TrialResult]
+    /// Frontier ids, best quality first, `"teacher"` among them when it is on the frontier.
+    var frontier: [String]
+    /// The recommendation on validation (a cascade may replace it later, CascadeRecommendation).
+    var recommendation: Recommendation
+    /// The teacher's median latency, ms, when known.
+    var teacherLatency: Double?
+}
+
+extension SearchRun {
+    /// The frontier and the recommendation: every decided candidate with its prediction, the Pareto frontier over
+    /// (quality, latency tier, FLOPs, size) with the teacher as a point, and the ``Recommender``'s choice.
+    func frontierAndRecommendation() throws -> RankedTrials {
+        try events(.phase("frontier and recommendation"))
+        var ordered = candidates.compactMap { trials[$0.id] }
+        for index in ordered.indices {
+            ordered[index].predicted = settings.predictions[ordered[index].id]
+            if candidates.first(where: { $0.id == ordered[index].id })?.invented == true {
+                ordered[index].invented = true
+            }
+        }
+        if settings.constraints.device != nil {
+            for index in ordered.indices {
+                ordered[index].deviceLatencyMsP50 = ordered[index].latencyMsP50.map {
+                    $0 * (settings.constraints.latencyScale ?? 1)
+                }
+            }
+        }
+        let teacherLatency = SearchEngine.teacherLatencyMs(task)
+        var points = ordered.filter { $0.status == .complete }.map { trial in
+            // Between students, FLOPs stand in for latency (deterministic); a student measured slower than the
+            // teacher is placed behind it.
+            let slowerThanTeacher = teacherLatency.map { (trial.latencyMsP50 ?? 0) > $0 } ?? false
+            return FrontierPoint(
+                id: trial.id, quality: trial.metrics[metric.rawValue]?.value ?? -.infinity,
+                latencyTier: slowerThanTeacher ? 2 : 0, flops: Double(trial.flopsPerExample),
+                size: Double(trial.sizeBytes))
+        }
+        points.append(
+            FrontierPoint(id: "teacher", quality: teacher.value, latencyTier: 1, flops: .infinity, size: .infinity))
+        let frontier = paretoFrontier(of: points).sorted {
+            $0.quality > $1.quality || ($0.quality == $1.quality && $0.id < $1.id)
+        }.map(\.id)
+        let recommendation = Recommender.recommend(
+            trials: ordered, metric: metric.rawValue, teacherValue: teacher.value, constraints: settings.constraints)
+        return RankedTrials(
+            ordered: ordered, frontier: frontier, recommendation: recommendation, teacherLatency: teacherLatency)
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+import RetortData
+
+/// Guided by history (`SearchSettings.predictions`): training runs go in waves, in `learnedOrder`; before each wave,
+/// what this task measured corrects the predictions and runs that can no longer change the recommendation are ruled
+/// out untrained (``ruleOut(_:current:adjusted:run:)``). Runs the corrected predictions cannot place are screened
+/// together at 1/η of their epochs and only the best 1/η go on (``decideScreen(run:)``). When the queue runs dry,
+/// sizes between frontier neighbours are invented (InventedCandidates) and trained in one more wave when they could
+/// change the recommendation. The rules themselves are in LearnedSchedule.
+struct LearnedStrategy: RungStrategy {
+    let rungCount: Int
+    /// Training runs still queued, in priority order.
+    var pending: [TrainingGroup]
+    /// The wave of the current rung.
+    var wave: [TrainingGroup] = []
+    /// Whether the current wave is a low-fidelity screen.
+    var screening = false
+    /// Group keys screened already (a run is screened at most once).
+    var screened = Set<String>()
+    /// Whether the invented candidates have been made.
+    var invented = false
+    /// Feasible candidates ruled out untrained.
+    var notTrained = 0
+    /// Candidates screened at low fidelity and pruned.
+    var screenedOut = 0
+
+    /// The schedule of `run`: a rung per training run at most, plus eight for screens and invented sizes.
+    init(run: SearchRun) {
+        rungCount = max(1, run.groups.count) + 8
+        pending = SearchEngine.learnedOrder(run.groups, settings: run.settings)
+    }
+
+    mutating func plan(rung: Int, run: inout SearchRun) throws -> RungPlan {
+        // Rule out what cannot change the current recommendation, then take the next wave.
+        let current = Recommender.recommend(
+            trials: run.candidates.compactMap { run.trials[$0.id] }, metric: run.metric.rawValue,
+            teacherValue: run.teacher.value, constraints: run.settings.constraints
+        ).candidate.flatMap { run.trials[$0] }
+        // What this task has shown so far corrects the predictions (a shared offset and spread).
+        var adjusted = run.settings
+        if rung > 0 {
+            adjusted.predictions = SearchEngine.correctedPredictions(
+                run.settings.predictions, measured: run.trials, floor: 0.01)
+            try ruleOut(rung: rung, current: current, adjusted: adjusted, run: &run)
+        }
+        if pending.isEmpty && !invented {
+            invented = true
+            try inventBeyondCatalog(current: current, run: &run)
+        }
+        // Runs the corrected predictions cannot place go through a halving screen once this task has measured enough
+        // full runs for its own spread to replace the history's.
+        let next = SearchEngine.nextWave(
+            pending, screened: screened, settings: adjusted,
+            screen: SearchEngine.residualCount(run.settings.predictions, measured: run.trials)
+                >= SearchEngine.minimumResidualsToScreen,
+            size: max(2, run.settings.workers))
+        wave = next.wave
+        screening = next.screening
+        let keys = Set(wave.map(\.key))
+        pending.removeAll { keys.contains($0.key) }
+        var fidelity = 1.0
+        if screening {
+            screened.formUnion(keys)
+            fidelity = 1 / Double(run.settings.eta)
+            try run.events(
+                .phase(
+                    String(
+                        format: "screening %d uncertain training run(s) at fidelity %.3f, the best 1/%d go on: %@",
+                        wave.count, fidelity, run.settings.eta,
+                        wave.flatMap { $0.members.map(\.id) }.joined(separator: ", "))))
+        }
+        return RungPlan(groups: wave, fidelity: fidelity)
+    }
+
+    /// Drops the pending runs that cannot change `current` under the `adjusted` predictions: their alive members are
+    /// decided untrained (skipped), or, when a screen already measured them, pruned with what they reached.
+    mutating func ruleOut(rung: Int, current: TrialResult?, adjusted: SearchSettings, run: inout SearchRun) throws {
+        let (keep, drop) = SearchEngine.partitionPending(pending, current: current, settings: adjusted)
+        pending = keep
+        let settings = run.settings
+        for group in drop {
+            for candidate in group.members where run.alive.contains(candidate.id) {
+                run.alive.remove(candidate.id)
+                notTrained += 1
+                let prediction = settings.predictions[candidate.id]
+                let why = SearchEngine.notTrainedReason(
+                    adjusted.predictions[candidate.id] ?? prediction, current: current, z: settings.confidenceZ,
+                    maxDrop: settings.constraints.maxDrop)
+                if let record = run.latest[candidate.id] {
+                    // Screened at low fidelity and kept, then ruled out before its full run: report what it reached,
+                    // as pruned.
+                    notTrained -= 1
+                    screenedOut += 1
+                    run.sessions[group.key] = nil
+                    run.trials[candidate.id] = TrialResult(
+                        id: candidate.id, family: candidate.family, config: candidate.config,
+                        precision: candidate.precision, params: group.architecture.parameterCount,
+                        sizeBytes: group.size(of: candidate), flopsPerExample: group.flops,
+                        metrics: record.metrics ?? [:], differenceToTeacher: record.differenceToTeacher,
+                        fidelity: record.fidelity ?? 0, status: .pruned, onFrontier: false,
+                        epochsRun: record.epochs, bestEpoch: record.bestEpoch,
+                        trainSeconds: run.trainSeconds[group.key],
+                        reason: String(format: "screened at fidelity %.3f, then ", record.fidelity ?? 0)
+                            + why.replacingOccurrences(
+                                of: "not trained (learned strategy)", with: "not trained further"))
+                } else {
+                    run.trials[candidate.id] = TrialResult(
+                        id: candidate.id, family: candidate.family, config: candidate.config,
+                        precision: candidate.precision, params: group.architecture.parameterCount,
+                        sizeBytes: group.size(of: candidate), flopsPerExample: group.flops, metrics: [:],
+                        fidelity: 0, status: .skipped, onFrontier: false, reason: why)
+                }
+                if let trial = run.trials[candidate.id] { try run.announce(trial) }
+            }
+        }
+    }
+
+    /// Beyond the catalog: sizes between frontier neighbours (`inventCandidates`), queued as one more wave when their
+    /// interpolated prediction says they could change the recommendation `current`.
+    mutating func inventBeyondCatalog(current: TrialResult?, run: inout SearchRun) throws {
+        var worthIt: [Candidate] = []
+        for (candidate, prediction) in SearchEngine.inventCandidates(
+            trials: run.candidates.compactMap { run.trials[$0.id] }, candidates: run.candidates,
+            metric: run.metric.rawValue)
+        {
+            run.settings.predictions[candidate.id] = prediction
+            worthIt.append(candidate)
+        }
+        let task = run.task
+        let featurization = run.featurization
+        let extra = CandidateSpace(
+            candidates: worthIt, task: task, constraints: run.settings.constraints, seed: run.settings.seed,
+            features: { featurization.features($0, task: task) })
+        let (keep, _) = SearchEngine.partitionPending(extra.groups, current: current, settings: run.settings)
+        let kept = keep.flatMap(\.members)
+        guard !kept.isEmpty else { return }
+        run.candidates += kept
+        for group in keep {
+            for candidate in group.members {
+                run.member[candidate.id] = (group, candidate)
+                run.alive.insert(candidate.id)
+            }
+        }
+        pending = keep
+        try run.events(
+            .phase(
+                "beyond the catalog: \(kept.count) invented candidate(s) between frontier neighbours: "
+                    + kept.map(\.id).joined(separator: ", ")))
+    }
+
+    /// A full-fidelity wave decides everything it trained; a screen decides what it prunes (``decideScreen(run:)``).
+    mutating func decide(rung: Int, run: inout SearchRun) -> [String] {
+        if screening { return decideScreen(run: &run) }
+        let trained = Set(wave.flatMap { $0.members.map(\.id) }).intersection(run.alive)
+        run.alive.subtract(trained)
+        return Array(trained)
+    }
+
+    /// After a screen: the best 1/η of the screened runs (by their best member's measured quality, then cheaper first)
+    /// go to the front of the queue for their full run; the others are pruned at this fidelity. A run that finished
+    /// (early stopping) during the screen is complete already.
+    mutating func decideScreen(run: inout SearchRun) -> [String] {
+        let latest = run.latest
+        let metric = run.metric.rawValue
+        func quality(_ group: TrainingGroup) -> Double {
+            group.members.compactMap { latest[$0.id]?.metrics?[metric]?.value }.max() ?? -.infinity
+        }
+        let ranked = wave.sorted { a, b in
+            quality(a) != quality(b) ? quality(a) > quality(b) : (a.flops, a.key) < (b.flops, b.key)
+        }
+        let keep = ranked.prefix(Int((Double(wave.count) / Double(run.settings.eta)).rounded(.up)))
+        let keepKeys = Set(keep.map(\.key))
+        var next: [TrainingGroup] = []
+        var decided: [String] = []
+        for group in ranked {
+            let ids = Set(group.members.map(\.id)).intersection(run.alive)
+            let finished = group.members.allSatisfy { latest[$0.id]?.finished == true }
+            if !keepKeys.contains(group.key) || finished {
+                decided.append(contentsOf: ids)
+                run.alive.subtract(ids)
+                if !keepKeys.contains(group.key) { screenedOut += ids.count }
+            } else {
+                next.append(group)
+            }
+        }
+        pending = next + pending
+        return decided
+    }
+
+    /// The screen's wording: how many runs it compared.
+    func prunedReason(_ record: JournalRecord, rung: Int, settings: SearchSettings) -> String {
+        String(
+            format: "screened at fidelity %.3f with %d other uncertain training run(s); not among the best 1/%d",
+            record.fidelity ?? 0, max(0, wave.count - 1), settings.eta)
+    }
+
+    func stoppedBecause(feasible: Int, settings: SearchSettings) -> String {
+        String(
+            format:
+                "no untrained candidate could change the recommendation at z = %.1f (%d of %d feasible candidates not trained%@)",
+            settings.confidenceZ, notTrained, feasible,
+            screenedOut > 0 ? String(format: ", %d screened at low fidelity and pruned", screenedOut) : "")
+    }
+}

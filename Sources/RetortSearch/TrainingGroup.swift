@@ -1,0 +1,54 @@
+import Foundation
+import RetortData
+import RetortEvals
+import RetortNumerics
+import RetortStudents
+
+/// A training group: the candidates that share one training run (they differ only in precision).
+struct TrainingGroup: Sendable {
+    let key: String
+    var members: [Candidate]
+    let architecture: Architecture
+    let featureKey: FeatureKey
+    let flops: Int
+    let options: TrainingOptions
+    let seed: UInt64
+    /// Bytes of featurizer state that ship with a member of each precision (numeric standardization statistics, or an
+    /// encoder-head's encoder files).
+    let stateBytes: [Precision: Int]
+
+    /// A member's planned serialized size: its weights at its precision plus the featurizer state.
+    func size(of candidate: Candidate) -> Int {
+        architecture.weightBytes(at: candidate.precision) + stateBytes[candidate.precision, default: 0]
+    }
+}
+
+/// What one worker does for one group in one rung (handed to a ``TrialExecutor``).
+public struct RungWork: Sendable {
+    let group: TrainingGroup
+    let features: FeatureSet
+    let alive: [Candidate]
+    let targetEpochs: Int
+    let rung: Int
+    let session: TrainingSession?
+    let checkpoint: URL?
+    let deadline: UInt64
+    let evaluator: Evaluator
+    let teacherValidation: Evaluation
+    let metric: Metric
+    let reported: [Metric]
+    /// The search seed (the validation evaluator's resamples are drawn from `seed + 1`).
+    let seed: UInt64
+    /// Bootstrap resamples of the validation evaluator.
+    let resamples: Int
+}
+
+/// What a worker returns.
+public struct RungOutput: Sendable {
+    let groupKey: String
+    /// The trained session; nil when the rung was replayed from the journal.
+    let session: TrainingSession?
+    let records: [JournalRecord]
+    let cutByBudget: Bool
+    let epochsTrained: Int
+}
