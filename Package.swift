@@ -87,8 +87,7 @@ let package = Package(
         .target(
             name: "RetortDeployments",
             dependencies: [
-                "RetortData", "RetortNumerics", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports",
-                "RetortTeacher",
+                "RetortData", "RetortNumerics", "RetortStudents", "RetortEvals", "RetortSearch", "RetortTeacher",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -1,7 +1,6 @@
 import Foundation
 import RetortData
 import RetortEvals
-import RetortReports
 import RetortSearch
 import RetortStudents
 import RetortTeacher

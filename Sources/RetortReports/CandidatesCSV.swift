@@ -1,4 +1,5 @@
 import Foundation
+import RetortData
 import RetortSearch
 
 /// candidates.csv: one row per candidate (RFC 4180 quoting).
@@ -47,8 +48,5 @@ public enum CandidatesCSV {
 
     static func optional(_ value: Double?) -> String { value.map { "\($0)" } ?? "" }
 
-    static func quote(_ field: String) -> String {
-        guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return field }
-        return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
+    static func quote(_ field: String) -> String { CSV.field(field) }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import RetortData
+import RetortNumerics
 import RetortStudents
 
 /// Measured latency of one student, end to end on raw inputs (featurize + predict).
@@ -50,12 +51,6 @@ public enum LatencyProfiler {
             throughput: Double(batchedExamples) / (Double(elapsed) / 1e9))
     }
 
-    /// The `q` quantile of ascending `sorted` (nearest rank, interpolated).
-    public static func percentile(_ sorted: [Double], _ q: Double) -> Double {
-        guard !sorted.isEmpty else { return .nan }
-        let position = q * Double(sorted.count - 1)
-        let lower = Int(position)
-        let upper = min(lower + 1, sorted.count - 1)
-        return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
-    }
+    /// The `q` quantile of ascending `sorted` (`Quantile.interpolated`: linear between closest ranks; NaN when empty).
+    public static func percentile(_ sorted: [Double], _ q: Double) -> Double { Quantile.interpolated(sorted, q) }
 }

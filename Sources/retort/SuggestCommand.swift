@@ -83,16 +83,15 @@ struct Suggest: AsyncParsableCommand {
                         chanceToMeetBar: Self.normalCDF((prediction.gap - bar) / prediction.gapSD),
                         onPredictedFrontier: false))
             }
-            // Predicted frontier: non-dominated in predicted gap ↑, FLOPs ↓, size ↓.
+            // Predicted frontier: the search's own dominance over predicted gap ↑, FLOPs ↓, size ↓.
             let frontier = Set(
-                rows.filter { row in
-                    !rows.contains { other in
-                        other.predicted.gap >= row.predicted.gap && other.flopsPerExample <= row.flopsPerExample
-                            && other.sizeBytes <= row.sizeBytes
-                            && (other.predicted.gap > row.predicted.gap || other.flopsPerExample < row.flopsPerExample
-                                || other.sizeBytes < row.sizeBytes)
+                paretoFrontier(
+                    of: rows.map {
+                        FrontierPoint(
+                            id: $0.id, quality: $0.predicted.gap, latencyTier: 0, flops: Double($0.flopsPerExample),
+                            size: Double($0.sizeBytes))
                     }
-                }.map(\.id))
+                ).map(\.id))
             rows = rows.map {
                 Row(
                     id: $0.id, family: $0.family, precision: $0.precision, sizeBytes: $0.sizeBytes,
