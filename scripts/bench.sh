@@ -46,6 +46,10 @@ for task in sorted(os.listdir(out)):
     if rec["kind"] == "student":
         tm = rec.get("test_metrics", {})
         what, acc, agree = f'`{rec["candidate"]}`', est(tm.get("accuracy")), est(tm.get("agreement"))
+    elif rec["kind"] == "cascade":  # the cascade's own test figures: the student on its share, the teacher the rest
+        tm = rec.get("test_metrics", {})
+        what = f'cascade: `{rec["candidate"]}` answers {rec["coverage"]:.0%}, the teacher the rest'
+        acc, agree = est(tm.get("accuracy")), est(tm.get("agreement"))
     else:
         best = max((c for c in r["candidates"] if c.get("test_metrics")), key=lambda c: c["metrics"].get(r["primary_metric"], {}).get("value", -1), default=None)
         what = "no-distillation" + (f' (best: `{best["id"]}`)' if best else "")
