@@ -184,7 +184,7 @@ public struct Job {
         if let objective = top["objective"] {
             collect { () throws(DataError) in
                 let section = try objective.mapping(allowed: ["metric", "max_drop"])
-                job.metric = try section["metric"]?.string()
+                job.metric = try section["metric"]?.choice(Metric.self, named: "metric").rawValue
                 job.maxDrop = try section["max_drop"]?.double(in: NumberRange(0, 1)) ?? job.maxDrop
             }
         }
@@ -198,7 +198,7 @@ public struct Job {
                     ?? job.budgetSeconds
                 if let seed = try section["seed"]?.int(in: 0...Int.max) { job.seed = UInt64(seed) }
                 if let strategy = section["strategy"] {
-                    job.strategy = try strategy.string()
+                    job.strategy = try strategy.choice(SearchStrategy.self, named: "strategy").rawValue
                     job.strategyChosen = true
                 }
             }

@@ -2,17 +2,6 @@ import Foundation
 import RetortData
 import RetortNumerics
 
-/// A classification metric Retort reports.
-public enum Metric: String, Sendable, Codable, CaseIterable {
-    /// Share of rows whose prediction equals gold (rows with gold only).
-    case accuracy
-    /// Share of rows whose prediction equals the teacher's answer.
-    case agreement
-    /// Unweighted mean over classes of F1 against gold (or the teacher when the split has no gold), over the
-    /// classes present in the reference or the predictions.
-    case macroF1 = "macro_f1"
-}
-
 /// A metric's point value with its bootstrap interval.
 public struct MetricEstimate: Sendable, Codable, Equatable {
     /// The value on the whole split.

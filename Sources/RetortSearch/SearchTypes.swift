@@ -61,19 +61,6 @@ public struct SearchSettings: Sendable {
     }
 }
 
-/// How a search schedules training.
-public enum SearchStrategy: String, Sendable, CaseIterable, Codable {
-    /// Every feasible candidate at full fidelity (the reference).
-    case exhaustive
-    /// Pareto-aware successive halving (Jamieson & Talwalkar 2016): rungs at fidelities η^(r−R); after each rung the
-    /// best 1/η by non-dominated rank, then crowding distance, continue from their state.
-    case halving
-    /// Guided by history: candidates train at full fidelity in the order of their predicted chance to become the
-    /// recommendation (cheapest likely-qualifying first), a few at a time; the search stops when no untrained candidate
-    /// could change the recommendation at the stated confidence.
-    case learned
-}
-
 /// A past task like the current one, and what its search found.
 public struct SimilarTask: Sendable, Codable, Equatable {
     /// Its name.

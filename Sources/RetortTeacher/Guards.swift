@@ -64,7 +64,8 @@ public struct Reservation: Sendable {
 }
 
 /// Budgets enforced by reservation: the request's maximum cost is held before forwarding and settled after,
-/// atomically inside this actor, so concurrent requests can never overspend.
+/// atomically under one lock (a lock, not an actor: no thread hop on the hot path), so concurrent requests can never
+/// overspend.
 public final class BudgetBook: @unchecked Sendable {
     private let lock = NSLock()
     struct Tally {

@@ -186,6 +186,33 @@ import Testing
         }
     }
 
+    @Test("a strategy or metric that is not one of the choices is reported at its line with the choices")
+    func badChoices() throws {
+        let strategy = try write(
+            """
+            data:
+              task: t
+            search:
+              strategy: fancy
+            """)
+        expectDataError(
+            file: strategy.relativePath, line: 4,
+            mentions: [#"unknown strategy "fancy""#, "exhaustive, halving, learned"]
+        ) {
+            _ = try Job.load(strategy)
+        }
+        let metric = try write(
+            """
+            data:
+              task: t
+            objective:
+              metric: f1
+            """, name: "metric.yaml")
+        expectDataError(file: metric.relativePath, line: 4, mentions: [#"unknown metric "f1""#, "macro_f1"]) {
+            _ = try Job.load(metric)
+        }
+    }
+
     @Test("every bad value of a job is reported, not only the first")
     func allBadValuesReported() throws {
         let url = try write(

@@ -1,0 +1,39 @@
+/// The closed choices a job file, a catalog or a flag names, as enums: read with ``YAMLValue/choice(_:)`` so that a
+/// wrong name is a located error listing the choices.
+
+/// How a search schedules training.
+public enum SearchStrategy: String, Sendable, CaseIterable, Codable {
+    /// Every feasible candidate at full fidelity (the reference).
+    case exhaustive
+    /// Pareto-aware successive halving (Jamieson & Talwalkar 2016): rungs at fidelities η^(r−R); after each rung the
+    /// best 1/η by non-dominated rank, then crowding distance, continue from their state.
+    case halving
+    /// Guided by history: candidates train at full fidelity in the order of their predicted chance to become the
+    /// recommendation (cheapest likely-qualifying first), a few at a time; the search stops when no untrained candidate
+    /// could change the recommendation at the stated confidence.
+    case learned
+}
+
+/// A classification metric Retort reports.
+public enum Metric: String, Sendable, Codable, CaseIterable {
+    /// Share of rows whose prediction equals gold (rows with gold only).
+    case accuracy
+    /// Share of rows whose prediction equals the teacher's answer.
+    case agreement
+    /// Unweighted mean over classes of F1 against gold (or the teacher when the split has no gold), over the
+    /// classes present in the reference or the predictions.
+    case macroF1 = "macro_f1"
+}
+
+extension YAMLValue {
+    /// The `E` case this scalar names; otherwise `FILE:LINE: unknown NAME "x"; choose from a, b, c`.
+    public func choice<E: RawRepresentable & CaseIterable>(_ type: E.Type, named name: String) throws(DataError) -> E
+    where E.RawValue == String {
+        let text = try string()
+        guard let value = E(rawValue: text) else {
+            throw error(
+                "unknown \(name) \"\(text)\"; choose from \(E.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return value
+    }
+}
