@@ -67,6 +67,8 @@ def hv3d(pts, ref):
 
 def recommendation(report):
     rec = report["recommendation"]
+    if rec["kind"] == "cascade":
+        return f'cascade: {rec["candidate"]} ({rec["coverage"]:.0%})', None
     if rec["kind"] != "student":
         return "no-distillation", None
     metric = report["primary_metric"]
