@@ -68,7 +68,7 @@ public enum RunComparison {
     }
 
     static func describe(_ recommendation: RunReport.RecommendationRecord) -> String {
-        recommendation.candidate.map { "distill into `\($0)` — \(recommendation.reason)" }
-            ?? "no distillation — \(recommendation.reason)"
+        Recommendation.headline(kind: recommendation.kind, candidate: recommendation.candidate) + " — "
+            + recommendation.reason
     }
 }

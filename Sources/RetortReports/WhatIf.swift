@@ -27,13 +27,9 @@ public enum WhatIf {
             trials: report.candidates, metric: metric, teacherValue: teacherValue, constraints: constraints)
         let before = report.recommendation
         let change: String
-        if recommendation.candidate == before.candidate && recommendation.kind == before.kind {
-            change = "unchanged: the run recommended the same (\(before.candidate ?? "no distillation"))"
-        } else {
-            change =
-                "changed from \(before.candidate.map { "`\($0)`" } ?? "no distillation") to "
-                + "\(recommendation.candidate.map { "`\($0)`" } ?? "no distillation")"
-        }
+        let was = Recommendation.headline(kind: before.kind, candidate: before.candidate)
+        let now = Recommendation.headline(kind: recommendation.kind, candidate: recommendation.candidate)
+        change = was == now ? "unchanged: the run recommended the same (\(was))" : "changed from \(was) to \(now)"
         let untrained = report.candidates.filter { trial in
             guard trial.status != .complete else { return false }
             if let limit = constraints.maxModelBytes, trial.sizeBytes > limit { return false }

@@ -174,6 +174,16 @@ public enum Recommendation: Sendable, Equatable {
         return nil
     }
 
+    /// The decision in a few words, from report.json's `kind` and `candidate`: "distill into `X`", "cascade: `X`
+    /// answers, the teacher the rest" or "no distillation" (so a cascade is never printed as a plain student).
+    public static func headline(kind: String, candidate: String?) -> String {
+        switch (kind, candidate) {
+        case ("cascade", let candidate?): "cascade: `\(candidate)` answers, the teacher the rest"
+        case (_, let candidate?): "distill into `\(candidate)`"
+        default: "no distillation"
+        }
+    }
+
     /// `student`, `cascade` or `no-distillation` (report.json `recommendation.kind`).
     public var kind: String {
         switch self {

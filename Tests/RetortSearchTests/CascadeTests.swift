@@ -70,6 +70,18 @@ import Testing
 
 /// The cascade recommendation: only when no student alone meets the bar, a cascade does, and it saves enough.
 @Suite struct CascadeRecommendationTests {
+    @Test("a headline names a cascade as one, so what-if and compare never print it as a plain student")
+    func headlines() {
+        #expect(
+            Recommendation.headline(kind: "cascade", candidate: "mlp-8")
+                == "cascade: `mlp-8` answers, the teacher the rest")
+        #expect(Recommendation.headline(kind: "student", candidate: "mlp-8") == "distill into `mlp-8`")
+        #expect(Recommendation.headline(kind: "no-distillation", candidate: nil) == "no distillation")
+        #expect(
+            Recommendation.headline(kind: "cascade", candidate: "mlp-8")
+                != Recommendation.headline(kind: "student", candidate: "mlp-8"))
+    }
+
     static func point(coverage: Double, accuracy: Double, cost: Double) -> CascadePoint {
         CascadePoint(
             threshold: 1 - coverage / 2, coverage: coverage, agreement: MetricEstimate(value: 0.99, ci95: 0.98...1),
