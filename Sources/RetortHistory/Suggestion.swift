@@ -1,0 +1,121 @@
+import Foundation
+import RetortData
+import RetortSearch
+
+/// What `retort suggest` predicts for a task from the history, without training: every feasible candidate's
+/// predicted gap to the teacher, the predicted frontier and the predicted recommendation (FORMATS.md's `suggest
+/// --json` shape).
+public struct Suggestion: Encodable, Sendable {
+    /// One candidate's prediction.
+    public struct Row: Encodable, Sendable {
+        /// Candidate id.
+        public let id: String
+        /// Family name.
+        public let family: String
+        /// Precision name.
+        public let precision: String
+        /// Exported size, bytes.
+        public let sizeBytes: Int
+        /// FLOPs per example.
+        public let flopsPerExample: Int
+        /// The predicted gap (student − teacher on the validation primary metric), its sd and latency.
+        public let predicted: CandidatePrediction
+        /// Φ((gap − bar) / sd): the chance that the candidate's gap clears the allowed drop.
+        public let chanceToMeetBar: Double
+        /// Whether no other candidate is predicted at least as good on gap, FLOPs and size and better on one.
+        public let onPredictedFrontier: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case id, family, precision, predicted
+            case sizeBytes = "size_bytes"
+            case flopsPerExample = "flops_per_example"
+            case chanceToMeetBar = "chance_to_meet_bar"
+            case onPredictedFrontier = "on_predicted_frontier"
+        }
+    }
+
+    /// The task's name.
+    public let task: String
+    /// Past tasks of the kind the predictions rest on.
+    public let historyTasks: Int
+    /// The primary metric.
+    public let metric: String
+    /// `student` or `no-distillation`.
+    public let recommendation: String
+    /// The predicted recommendation's candidate, if any.
+    public let candidate: String?
+    /// Every predicted candidate: the predicted frontier first, then by predicted gap ↓ and FLOPs ↑.
+    public let candidates: [Row]
+    /// The `retort search` command that confirms the prediction.
+    public let confirm: String
+    /// The nearest past tasks and what their searches found.
+    public let similarTasks: [SimilarTask]
+    /// The bar on the gap: −max_drop.
+    public let bar: Double
+    /// How many candidates are predicted to clear the bar.
+    public let qualifying: Int
+
+    enum CodingKeys: String, CodingKey {
+        case task, metric, recommendation, candidate, candidates, confirm
+        case historyTasks = "history_tasks"
+        case similarTasks = "similar_tasks"
+    }
+
+    /// The predicted recommendation's row: the cheapest candidate (FLOPs, then size, then id) predicted to clear the
+    /// bar, as the recommender would pick it.
+    public var pick: Row? { candidates.first { $0.id == candidate } }
+
+    /// The candidate with the highest predicted gap (what to say when none is predicted to qualify).
+    public var mostPromising: Row? { candidates.max { $0.predicted.gap < $1.predicted.gap } }
+
+    /// Predicts every feasible candidate of `task` under `settings` with `predictor`; `confirm` is the command to
+    /// print. O(candidates × history trials) for the predictions, O(candidates²) for the frontier.
+    public static func predict(
+        task: TaskData, settings: SearchSettings, seed: UInt64, metric: String, predictor: HistoryPredictor,
+        confirm: String
+    ) throws -> Suggestion {
+        let meta = try MetaFeatures(task: task, seed: seed)
+        let bar = -settings.constraints.maxDrop
+        var predicted: [(candidate: TrialResult, prediction: CandidatePrediction)] = []
+        for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
+        {
+            guard
+                let prediction = predictor.predict(
+                    meta: meta, family: candidate.family, precision: candidate.precision,
+                    sizeBytes: candidate.sizeBytes, flops: candidate.flopsPerExample)
+            else { continue }
+            predicted.append((candidate, prediction))
+        }
+        // Predicted frontier: the search's own dominance over predicted gap ↑, FLOPs ↓, size ↓.
+        let frontier = Set(
+            paretoFrontier(
+                of: predicted.map {
+                    FrontierPoint(
+                        id: $0.candidate.id, quality: $0.prediction.gap, latencyTier: 0,
+                        flops: Double($0.candidate.flopsPerExample), size: Double($0.candidate.sizeBytes))
+                }
+            ).map(\.id))
+        let rows = predicted.map { candidate, prediction in
+            Row(
+                id: candidate.id, family: candidate.family.rawValue, precision: candidate.precision.rawValue,
+                sizeBytes: candidate.sizeBytes, flopsPerExample: candidate.flopsPerExample, predicted: prediction,
+                chanceToMeetBar: normalCDF((prediction.gap - bar) / prediction.gapSD),
+                onPredictedFrontier: frontier.contains(candidate.id))
+        }
+        let qualifying = rows.filter { $0.predicted.gap >= bar }
+        let pick = qualifying.min {
+            ($0.flopsPerExample, $0.sizeBytes, $0.id) < ($1.flopsPerExample, $1.sizeBytes, $1.id)
+        }
+        let sorted = rows.sorted {
+            ($0.onPredictedFrontier ? 0 : 1, -$0.predicted.gap, $0.flopsPerExample)
+                < ($1.onPredictedFrontier ? 0 : 1, -$1.predicted.gap, $1.flopsPerExample)
+        }
+        return Suggestion(
+            task: task.name, historyTasks: predictor.taskCount, metric: metric,
+            recommendation: pick == nil ? "no-distillation" : "student", candidate: pick?.id, candidates: sorted,
+            confirm: confirm, similarTasks: predictor.similarTasks(to: meta), bar: bar, qualifying: qualifying.count)
+    }
+
+    /// Φ(x), the standard normal distribution function.
+    static func normalCDF(_ x: Double) -> Double { 0.5 * erfc(-x / 2.squareRoot()) }
+}
