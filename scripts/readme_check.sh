@@ -8,7 +8,7 @@
 #           right after a line `<!-- readme-check -->`. Such a block runs as one `bash -euo pipefail` script from the
 #           repository root with .build/release on PATH (so `retort` is the freshly built binary); whatever it
 #           starts in the background is stopped when it ends. Mark a block only when it finishes in seconds.
-#   READMECHECK_ALL=1 adds the slow ones: make test, make bench-gateway, make bench-deploy, make ui-check,
+#   READMECHECK_ALL=1 adds the slow ones: make test, make test-ray, make bench-gateway, make bench-deploy, make ui-check,
 #           make gateway-check, and (when ../shared/bench exists) make bench, bench-peers, bench-search,
 #           bench-learning and bench-ray.
 #   READMECHECK_ONLY=REGEX keeps the commands whose name matches (e.g. READMECHECK_ONLY='guide-deploy').
@@ -63,6 +63,7 @@ done < <(ls "$blocks"/*.sh 2>/dev/null)
 
 if [ "${READMECHECK_ALL:-0}" = 1 ]; then
     add "make test" "make test"
+    add "make test-ray" "make test-ray"
     add "make bench-gateway" "make bench-gateway"
     add "make bench-deploy" "make bench-deploy"
     add "make ui-check" "make ui-check"
