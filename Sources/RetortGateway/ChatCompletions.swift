@@ -250,6 +250,12 @@ extension Gateway {
     ) async -> Response {
         var row = row
         let (chat, route) = (request.chat, request.route)
+        /// A refusal after `attempts` upstream requests: nothing is spent, the row and the answer say how many.
+        func refused(_ failure: GatewayFailure, attempts: Int) -> Response {
+            budgets.settle(reservation, usd: 0, tokens: 0)
+            row.attempts = attempts
+            return refuse(failure, row: row, started: started).withAttempts(attempts)
+        }
         switch outcome {
         case .completed(let answer, let deployment, let attempts, let failover):
             let cost = deployment.price.cost(of: answer.usage) + studentCost
@@ -293,35 +299,23 @@ extension Gateway {
             }
             return Response(status: .ok, headers: headers, body: body)
         case .refused(let status, let message, let deployment, let attempts):
-            budgets.settle(reservation, usd: 0, tokens: 0)
-            row.attempts = attempts
             row.deployment = deployment.id
-            let code = HTTPResponse.Status(code: status)
-            return refuse(
+            return refused(
                 GatewayFailure(
-                    status: code, type: "invalid_request_error", code: "upstream_refused",
-                    message: "\(deployment.id) refused the request: \(message)"
-                ),
-                row: row, started: started
-            ).withAttempts(attempts)
+                    status: HTTPResponse.Status(code: status), type: "invalid_request_error", code: "upstream_refused",
+                    message: "\(deployment.id) refused the request: \(message)"),
+                attempts: attempts)
         case .invalid(let message, let attempts):
-            budgets.settle(reservation, usd: 0, tokens: 0)
-            row.attempts = attempts
-            return refuse(
+            return refused(
                 GatewayFailure(
                     status: .badRequest, type: "invalid_request_error", code: "invalid_request", message: message),
-                row: row, started: started
-            ).withAttempts(attempts)
+                attempts: attempts)
         case .unavailable(let attempts, let reasons):
-            budgets.settle(reservation, usd: 0, tokens: 0)
-            row.attempts = attempts
-            return refuse(
+            return refused(
                 GatewayFailure(
                     status: .serviceUnavailable, type: "api_error", code: "no_deployment_available",
-                    message: "every deployment of \(request.routeName) failed: " + reasons.joined(separator: "; ")
-                ),
-                row: row, started: started
-            ).withAttempts(attempts)
+                    message: "every deployment of \(request.routeName) failed: " + reasons.joined(separator: "; ")),
+                attempts: attempts)
         }
     }
 }
