@@ -25,6 +25,32 @@ public enum Metric: String, Sendable, Codable, CaseIterable {
     case macroF1 = "macro_f1"
 }
 
+/// A student family.
+public enum Family: String, Sendable, Codable, CaseIterable {
+    /// Softmax regression on the features.
+    case linear
+    /// A multilayer perceptron with ReLU hidden layers.
+    case mlp
+    /// fastText's recipe: hashed n-gram embeddings of dimension d averaged (a linear first layer, no activation),
+    /// then a linear layer to the classes.
+    case embeddingBag = "embedding-bag"
+    /// Nearest class centroid: the teacher-weighted mean feature vector of each class, scored by cosine (text) or
+    /// squared Euclidean distance (numeric); computed in closed form, no training loop.
+    case prototype
+    /// Gradient-boosted regression trees on the teacher's distribution (numeric tasks): `hidden` holds
+    /// `[depth, rounds]`.
+    case gbdt
+    /// A frozen pretrained text encoder (BERT family, first k layers) whose pooled sentence vector feeds a linear
+    /// (`hidden` empty) or ReLU MLP head trained by distillation.
+    case encoderHead = "encoder-head"
+
+    /// Whether the family has no hidden layer.
+    public var isSingleLayer: Bool { self == .linear || self == .prototype }
+
+    /// Whether the family is a tree ensemble rather than a dense network.
+    public var isTrees: Bool { self == .gbdt }
+}
+
 extension YAMLValue {
     /// The `E` case this scalar names; otherwise `FILE:LINE: unknown NAME "x"; choose from a, b, c`.
     public func choice<E: RawRepresentable & CaseIterable>(_ type: E.Type, named name: String) throws(DataError) -> E

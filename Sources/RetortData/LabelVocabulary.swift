@@ -13,6 +13,15 @@ public struct LabelVocabulary: Sendable, Equatable, Codable {
         indexByLabel = index
     }
 
+    /// A vocabulary that keeps `labels` in the order given (an exported model's labels, indexed by its outputs);
+    /// the labels must be distinct.
+    public init(inOrder labels: [String]) {
+        self.labels = labels
+        var index: [String: Int] = [:]
+        for (position, label) in labels.enumerated() { index[label] = position }
+        indexByLabel = index
+    }
+
     /// Number of labels.
     public var count: Int { labels.count }
 

@@ -32,89 +32,94 @@ public struct Evaluation: Sendable {
     }
 }
 
-/// Computes metrics with bootstrap CIs for predictions on a split, all resampled through one `W`.
-public struct Evaluator: Sendable {
+/// Computes a task kind's metrics with bootstrap CIs for predictions on one split, all resampled through one `W`:
+/// the kind scores rows (``AnswerKind/scores(_:teacher:gold:)``), the resampler turns the scores into estimates and
+/// replicates.
+public struct SplitEvaluator<Kind: AnswerKind>: Sendable {
+    /// The task kind.
+    public let kind: Kind
     /// The split's teacher answers.
-    public let teacherLabels: [Int]
-    /// The split's gold labels (nil where absent).
-    public let gold: [Int?]
-    /// Number of classes.
-    public let classes: Int
+    public let teacher: [Kind.Answer]
+    /// The split's gold answers (nil where absent).
+    public let gold: [Kind.Answer?]
     /// The resampler for this split.
     public let resampler: BootstrapResampler
 
-    /// An evaluator for `split` with `resamples` seeded resamples.
-    public init(split: SplitData, classes: Int, resamples: Int = 1000, seed: UInt64) {
-        teacherLabels = split.teacherLabels
-        gold = split.gold
-        self.classes = classes
+    /// An evaluator for `split` under `kind`, with `resamples` seeded resamples.
+    public init(kind: Kind, split: SplitData, resamples: Int = 1000, seed: UInt64) {
+        self.kind = kind
+        teacher = kind.teacherAnswers(split)
+        gold = kind.goldAnswers(split)
         resampler = BootstrapResampler(examples: split.count, resamples: resamples, seed: seed)
     }
 
-    /// Whether accuracy against gold is available.
+    /// Whether metrics against gold are available.
     public var hasGold: Bool { gold.contains { $0 != nil } }
 
     /// The metrics this split supports.
-    public var availableMetrics: [Metric] { hasGold ? Metric.allCases : [.agreement, .macroF1] }
+    public var availableMetrics: [Metric] { kind.metrics(hasGold: hasGold) }
 
-    /// Evaluates `predictions` (class indices, one per row).
-    public func evaluate(_ predictions: [Int]) throws(NumericsError) -> Evaluation {
-        precondition(predictions.count == teacherLabels.count, "one prediction per row")
-        let n = predictions.count
+    /// Evaluates `predictions` (one answer per row).
+    public func evaluate(_ predictions: [Kind.Answer]) throws(NumericsError) -> Evaluation {
+        precondition(predictions.count == teacher.count, "one prediction per row")
         var estimates: [Metric: MetricEstimate] = [:]
         var replicates: [Metric: [Float]] = [:]
-        let ones = [Float](repeating: 1, count: n)
-        let allRows = try resampler.resampledSums(ones)
-        func ratio(correct: [Float], mask: [Float], totals: [Float]) throws(NumericsError) -> (Double, [Float]) {
-            let hits = try resampler.resampledSums(correct)
-            let values = zip(hits, totals).map { $1 > 0 ? $0 / $1 : Float.nan }
-            let total = mask.reduce(0, +)
-            return (total > 0 ? Double(correct.reduce(0, +)) / Double(total) : .nan, values)
+        for (metric, scores) in kind.scores(predictions, teacher: teacher, gold: gold) {
+            let (estimate, values) = try self.estimate(scores)
+            estimates[metric] = estimate
+            replicates[metric] = values
         }
-        let agreementHits = (0..<n).map { Float(predictions[$0] == teacherLabels[$0] ? 1 : 0) }
-        let (agreement, agreementReplicates) = try ratio(correct: agreementHits, mask: ones, totals: allRows)
-        estimates[.agreement] = MetricEstimate(value: agreement, ci95: resampler.interval(agreementReplicates))
-        replicates[.agreement] = agreementReplicates
-        let reference: [Int?] = hasGold ? gold : teacherLabels.map { $0 }
-        if hasGold {
-            let mask = gold.map { $0 == nil ? Float(0) : 1 }
-            let hits = (0..<n).map { Float(gold[$0] == predictions[$0] ? 1 : 0) }
-            let (accuracy, accuracyReplicates) = try ratio(
-                correct: hits, mask: mask, totals: try resampler.resampledSums(mask))
-            estimates[.accuracy] = MetricEstimate(value: accuracy, ci95: resampler.interval(accuracyReplicates))
-            replicates[.accuracy] = accuracyReplicates
-        }
-        var truePositive = Matrix(rows: n, columns: classes)
-        var predicted = Matrix(rows: n, columns: classes)
-        var actual = Matrix(rows: n, columns: classes)
-        for i in 0..<n {
-            guard let truth = reference[i] else { continue }
-            predicted[i, predictions[i]] = 1
-            actual[i, truth] = 1
-            if truth == predictions[i] { truePositive[i, truth] = 1 }
-        }
-        func macroF1(_ tp: ArraySlice<Float>, _ p: ArraySlice<Float>, _ a: ArraySlice<Float>) -> Float {
-            var total: Float = 0
-            var present = 0
-            for (t, (pp, aa)) in zip(tp, zip(p, a)) where pp + aa > 0 {
-                total += 2 * t / (pp + aa)
-                present += 1
-            }
-            return present > 0 ? total / Float(present) : .nan
-        }
-        let point = macroF1(
-            try Kernels.columnSums(truePositive)[...], try Kernels.columnSums(predicted)[...],
-            try Kernels.columnSums(actual)[...])
-        let tpB = try resampler.resampledSums(truePositive)
-        let pB = try resampler.resampledSums(predicted)
-        let aB = try resampler.resampledSums(actual)
-        var f1Replicates = [Float](repeating: 0, count: resampler.resamples)
-        for b in 0..<resampler.resamples {
-            let range = (b * classes)..<((b + 1) * classes)
-            f1Replicates[b] = macroF1(tpB.storage[range], pB.storage[range], aB.storage[range])
-        }
-        estimates[.macroF1] = MetricEstimate(value: Double(point), ci95: resampler.interval(f1Replicates))
-        replicates[.macroF1] = f1Replicates
         return Evaluation(estimates: estimates, replicates: replicates)
     }
+
+    /// The point value, interval and per-resample values of one metric's row scores.
+    public func estimate(_ scores: MetricScores) throws(NumericsError) -> (MetricEstimate, [Float]) {
+        switch scores {
+        case .ratio(let numerator, let denominator):
+            let hits = try resampler.resampledSums(numerator)
+            let totals = try resampler.resampledSums(denominator)
+            let values = zip(hits, totals).map { $1 > 0 ? $0 / $1 : Float.nan }
+            let total = denominator.reduce(0, +)
+            let point = total > 0 ? Double(numerator.reduce(0, +)) / Double(total) : .nan
+            return (MetricEstimate(value: point, ci95: resampler.interval(values)), values)
+        case .meanClassF1(let truePositives, let predicted, let actual):
+            let classes = truePositives.columns
+            let point = Self.meanF1(
+                try Kernels.columnSums(truePositives)[...], try Kernels.columnSums(predicted)[...],
+                try Kernels.columnSums(actual)[...])
+            let tpB = try resampler.resampledSums(truePositives)
+            let pB = try resampler.resampledSums(predicted)
+            let aB = try resampler.resampledSums(actual)
+            var values = [Float](repeating: 0, count: resampler.resamples)
+            for b in 0..<resampler.resamples {
+                let range = (b * classes)..<((b + 1) * classes)
+                values[b] = Self.meanF1(tpB.storage[range], pB.storage[range], aB.storage[range])
+            }
+            return (MetricEstimate(value: Double(point), ci95: resampler.interval(values)), values)
+        }
+    }
+
+    /// The mean over present classes of `2·tp / (predicted + actual)`.
+    static func meanF1(_ tp: ArraySlice<Float>, _ p: ArraySlice<Float>, _ a: ArraySlice<Float>) -> Float {
+        var total: Float = 0
+        var present = 0
+        for (t, (pp, aa)) in zip(tp, zip(p, a)) where pp + aa > 0 {
+            total += 2 * t / (pp + aa)
+            present += 1
+        }
+        return present > 0 ? total / Float(present) : .nan
+    }
+}
+
+/// The classification evaluator, which every search uses today.
+public typealias Evaluator = SplitEvaluator<Classification>
+
+extension SplitEvaluator where Kind == Classification {
+    /// An evaluator for `split` with `resamples` seeded resamples, over the labels of `vocabulary`.
+    public init(split: SplitData, vocabulary: LabelVocabulary, resamples: Int = 1000, seed: UInt64) {
+        self.init(kind: Classification(vocabulary), split: split, resamples: resamples, seed: seed)
+    }
+
+    /// The split's teacher labels.
+    public var teacherLabels: [Int] { teacher }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RetortData
 import RetortSearch
 import RetortStudents
 

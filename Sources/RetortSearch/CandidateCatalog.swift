@@ -1,4 +1,5 @@
 import RetortData
+import RetortEvals
 import RetortStudents
 
 /// A candidate catalog (`candidates/*.yaml`): per task kind, a list of entries whose list-valued keys form a grid.
@@ -35,8 +36,14 @@ public struct CandidateCatalog: Sendable {
         return copy
     }
 
-    /// The candidates for `kind`.
+    /// The candidates for inputs of `kind`.
     public func candidates(for kind: TaskKind) -> [Candidate] { kind == .text ? text : numeric }
+
+    /// The candidates for `task`: its inputs' section, kept to the families its answer kind admits.
+    public func candidates(for task: TaskData) -> [Candidate] {
+        let families = task.answerKind.families
+        return candidates(for: task.kind).filter { families.contains($0.family) }
+    }
 
     static let entryKeys: Set<String> = [
         "family", "hidden", "dim", "buckets_log2", "precision", "lr", "epochs", "batch_size", "temperature", "alpha",

@@ -78,7 +78,7 @@ extension SearchEngine {
     /// those that cannot train carry status `skipped` or `failed` and the reason, the rest status `complete` with no
     /// metrics (they are feasible, nothing is trained).
     public static func candidateSpace(task: TaskData, settings: SearchSettings) -> [TrialResult] {
-        let candidates = settings.catalog.candidates(for: task.kind)
+        let candidates = settings.catalog.candidates(for: task)
         var cache = FeatureSet.encoderSets(
             task: task, keys: Array(Set(candidates.map(\.featureKey))),
             precisions: Dictionary(grouping: candidates, by: \.featureKey).mapValues { Set($0.map(\.precision)) },

@@ -84,7 +84,8 @@ public enum Cascade {
     ) throws -> [CascadePoint] {
         let predictions = probabilities.argmaxPerRow()
         let top = topProbabilities(probabilities)
-        let teacher = evaluator.teacherLabels
+        let teacher = evaluator.teacher
+        let kind = evaluator.kind
         var points: [CascadePoint] = []
         for threshold in thresholds {
             let covered = top.map { Double($0) >= threshold }
@@ -94,14 +95,10 @@ public enum Cascade {
             var agreement: MetricEstimate?
             if count > 0 {
                 let coveredVector = covered.map { $0 ? Float(1) : 0 }
-                let agreeing = zip(covered, zip(predictions, teacher)).map { $0 && $1.0 == $1.1 ? Float(1) : 0 }
-                let numerators = try evaluator.resampler.resampledSums(agreeing)
-                let denominators = try evaluator.resampler.resampledSums(coveredVector)
-                let replicates = zip(numerators, denominators).map { $1 > 0 ? $0 / $1 : Float.nan }.filter {
-                    !$0.isNaN
+                let agreeing = zip(covered, zip(predictions, teacher)).map {
+                    $0 && kind.same($1.0, $1.1) ? Float(1) : 0
                 }
-                let value = Double(agreeing.reduce(0, +)) / Double(count)
-                agreement = MetricEstimate(value: value, ci95: evaluator.resampler.interval(replicates))
+                agreement = try evaluator.estimate(.ratio(numerator: agreeing, denominator: coveredVector)).0
             }
             let evaluation = try evaluator.evaluate(
                 labels(top: top, predictions: predictions, teacher: teacher, threshold: threshold))
@@ -173,7 +170,9 @@ public enum Cascade {
 
     /// The cascade's label per row: the student's where its top probability is at least `threshold`, the teacher's
     /// elsewhere.
-    public static func labels(top: [Float], predictions: [Int], teacher: [Int], threshold: Double) -> [Int] {
+    public static func labels<Answer>(top: [Float], predictions: [Answer], teacher: [Answer], threshold: Double)
+        -> [Answer]
+    {
         zip(zip(top, predictions), teacher).map { Double($0.0) >= threshold ? $0.1 : $1 }
     }
 

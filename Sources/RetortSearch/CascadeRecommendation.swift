@@ -35,7 +35,7 @@ extension SearchRun {
             let evaluator = teacher.testEvaluator
             let labels = Cascade.labels(
                 top: Cascade.topProbabilities(probabilities), predictions: probabilities.argmaxPerRow(),
-                teacher: evaluator.teacherLabels, threshold: point.threshold)
+                teacher: evaluator.teacher, threshold: point.threshold)
             figures.recommendationDifference = try evaluator.evaluate(labels).difference(
                 to: teacher.test, on: metric, resampler: evaluator.resampler)
         }

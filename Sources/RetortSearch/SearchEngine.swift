@@ -61,23 +61,30 @@ public enum SearchEngine {
         return run.outcome(ranked: ranked, figures: figures, strategy: strategy)
     }
 
-    /// The primary metric: the flag or job, else the suite, else accuracy when validation has gold, else agreement.
+    /// The primary metric: the flag or job, else the suite, else the task kind's default (for classification:
+    /// accuracy when validation and test have gold, else agreement).
     public static func primaryMetric(task: TaskData, settings: SearchSettings) throws -> Metric {
         let hasGold = task.validation.hasGold && task.test.hasGold
+        let kind = task.answerKind
         if let name = settings.metric {
-            guard let metric = Metric(rawValue: name) else {
+            let known = kind.metrics(hasGold: true)
+            guard let metric = Metric(rawValue: name), known.contains(metric) else {
                 throw DataError(
                     .usage,
-                    "unknown metric \"\(name)\"; choose from \(Metric.allCases.map(\.rawValue).joined(separator: ", "))"
+                    "unknown metric \"\(name)\"; choose from \(known.map(\.rawValue).joined(separator: ", "))"
                 )
             }
-            if metric == .accuracy && !hasGold {
+            if kind.needsGold(metric) && !hasGold {
                 throw DataError(
-                    .usage, "metric accuracy needs gold labels in validation and test rows; use agreement or macro_f1")
+                    .usage,
+                    "metric \(metric.rawValue) needs gold labels in validation and test rows; use "
+                        + kind.metrics(hasGold: false).map(\.rawValue).joined(separator: " or "))
             }
             return metric
         }
-        if let primary = settings.suite.primary, primary != .accuracy || hasGold { return primary }
-        return hasGold ? .accuracy : .agreement
+        if let primary = settings.suite.primary, kind.knows(primary), !kind.needsGold(primary) || hasGold {
+            return primary
+        }
+        return kind.defaultMetric(hasGold: hasGold)
     }
 }

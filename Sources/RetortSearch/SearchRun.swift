@@ -90,7 +90,7 @@ struct SearchRun {
         deadline = start &+ UInt64(max(0, min(settings.budgetSeconds, 1e9)) * 1e9)
         metric = try SearchEngine.primaryMetric(task: task, settings: settings)
         reported = settings.suite.metrics.contains(metric) ? settings.suite.metrics : settings.suite.metrics + [metric]
-        candidates = settings.catalog.candidates(for: task.kind)
+        candidates = settings.catalog.candidates(for: task)
         guard !candidates.isEmpty else {
             throw SearchError(
                 "the candidate catalog lists no \(task.kind.rawValue) candidates; add a \"\(task.kind.rawValue):\" section"

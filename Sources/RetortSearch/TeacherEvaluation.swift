@@ -22,13 +22,13 @@ struct TeacherEvaluation {
         task: TaskData, settings: SearchSettings, metric: Metric, events: @Sendable (SearchEvent) throws -> Void
     ) throws {
         try events(.phase("evaluate the teacher"))
-        let classes = task.vocabulary.count
+        let kind = task.answerKind
         validationEvaluator = Evaluator(
-            split: task.validation, classes: classes, resamples: settings.suite.resamples, seed: settings.seed &+ 1)
+            kind: kind, split: task.validation, resamples: settings.suite.resamples, seed: settings.seed &+ 1)
         testEvaluator = Evaluator(
-            split: task.test, classes: classes, resamples: settings.suite.resamples, seed: settings.seed &+ 2)
-        validation = try validationEvaluator.evaluate(task.validation.teacherLabels)
-        test = try testEvaluator.evaluate(task.test.teacherLabels)
+            kind: kind, split: task.test, resamples: settings.suite.resamples, seed: settings.seed &+ 2)
+        validation = try validationEvaluator.evaluate(validationEvaluator.teacher)
+        test = try testEvaluator.evaluate(testEvaluator.teacher)
         guard let value = validation.estimates[metric]?.value else {
             throw SearchError("the teacher has no \(metric.rawValue) on validation")
         }

@@ -293,8 +293,8 @@ extension SearchEngine {
         }
         let reported = spec.reported.compactMap(Metric.init(rawValue:))
         let evaluator = Evaluator(
-            split: task.validation, classes: task.vocabulary.count, resamples: spec.resamples, seed: spec.seed &+ 1)
-        let teacherValidation = try evaluator.evaluate(task.validation.teacherLabels)
+            kind: task.answerKind, split: task.validation, resamples: spec.resamples, seed: spec.seed &+ 1)
+        let teacherValidation = try evaluator.evaluate(evaluator.teacher)
         let seconds = max(0, min(spec.secondsLeft, 1e9))
         let work = RungWork(
             group: group, features: features(group.featureKey), alive: spec.candidates, targetEpochs: spec.targetEpochs,

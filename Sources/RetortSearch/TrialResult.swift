@@ -1,3 +1,4 @@
+import RetortData
 import RetortEvals
 import RetortStudents
 

@@ -1,3 +1,5 @@
+import RetortData
+
 /// The shape of a dense student: the family, hidden widths, and the input and output dimensions.
 public struct Architecture: Sendable, Codable, Equatable, Hashable {
     /// The family (`linear` has no hidden layers).

@@ -22,32 +22,6 @@ public enum Precision: String, Sendable, Codable, CaseIterable, Comparable {
     }
 }
 
-/// A student family.
-public enum Family: String, Sendable, Codable, CaseIterable {
-    /// Softmax regression on the features.
-    case linear
-    /// A multilayer perceptron with ReLU hidden layers.
-    case mlp
-    /// fastText's recipe: hashed n-gram embeddings of dimension d averaged (a linear first layer, no activation),
-    /// then a linear layer to the classes.
-    case embeddingBag = "embedding-bag"
-    /// Nearest class centroid: the teacher-weighted mean feature vector of each class, scored by cosine (text) or
-    /// squared Euclidean distance (numeric); computed in closed form, no training loop.
-    case prototype
-    /// Gradient-boosted regression trees on the teacher's distribution (numeric tasks): `hidden` holds
-    /// `[depth, rounds]`.
-    case gbdt
-    /// A frozen pretrained text encoder (BERT family, first k layers) whose pooled sentence vector feeds a linear
-    /// (`hidden` empty) or ReLU MLP head trained by distillation.
-    case encoderHead = "encoder-head"
-
-    /// Whether the family has no hidden layer.
-    public var isSingleLayer: Bool { self == .linear || self == .prototype }
-
-    /// Whether the family is a tree ensemble rather than a dense network.
-    public var isTrees: Bool { self == .gbdt }
-}
-
 /// Errors from student training, quantization, export and loading.
 public struct StudentError: Error, Sendable, CustomStringConvertible {
     /// A message that says what went wrong and what to do.

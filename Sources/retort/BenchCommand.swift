@@ -204,7 +204,8 @@ struct Bench: AsyncParsableCommand {
             name: "bench", path: "bench", ids: gold.indices.map(String.init), inputs: gold.map { _ in .text("") },
             teacherProbabilities: Matrix(rows: n, columns: k), teacherLabels: gold, gold: gold)
         let drawStart = DispatchTime.now().uptimeNanoseconds
-        let evaluator = Evaluator(split: split, classes: k, resamples: 1000, seed: 6)
+        let evaluator = Evaluator(
+            split: split, vocabulary: LabelVocabulary((0..<k).map { "class\($0)" }), resamples: 1000, seed: 6)
         let draw = Double(DispatchTime.now().uptimeNanoseconds - drawStart) / 1e9
         let start = DispatchTime.now().uptimeNanoseconds
         _ = try evaluator.evaluate(predictions)

@@ -36,7 +36,7 @@ struct Candidates: AsyncParsableCommand {
             }
             let feasibleIds = Set(feasible.map(\.id))
             let runs = Set(
-                settings.catalog.candidates(for: data.kind).filter { feasibleIds.contains($0.id) }.map(\.trainingKey)
+                settings.catalog.candidates(for: data).filter { feasibleIds.contains($0.id) }.map(\.trainingKey)
             ).count
             say("")
             say(

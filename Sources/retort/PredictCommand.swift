@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RetortData
+import RetortEvals
 import RetortStudents
 
 struct Predict: AsyncParsableCommand {
@@ -42,18 +43,22 @@ struct Predict: AsyncParsableCommand {
             var teacherRows = 0
             var teacherHits = 0
             var lines: [String] = []
+            let kind = Classification(LabelVocabulary(inOrder: bundle.labels))
             for (index, row) in rows.enumerated() {
-                let label = bundle.labels[predictions[index]]
+                let answer = predictions[index]
                 if let gold = row.gold {
                     goldRows += 1
-                    if gold == label { goldHits += 1 }
+                    if let reference = kind.vocabulary.index(of: gold), kind.same(reference, answer) { goldHits += 1 }
                 }
                 if let teacher = row.teacher {
                     teacherRows += 1
-                    if teacher.answer == label { teacherHits += 1 }
+                    if let reference = kind.vocabulary.index(of: teacher.answer), kind.same(reference, answer) {
+                        teacherHits += 1
+                    }
                 }
+                let printed = kind.printed(answer)
                 let object: [String: Any] = [
-                    "id": row.id, "label": label, "probability": Double(probabilities[index, predictions[index]]),
+                    "id": row.id, printed.key: printed.value, "probability": Double(probabilities[index, answer]),
                 ]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 lines.append(String(decoding: data, as: UTF8.self))

@@ -329,7 +329,7 @@ func configureExecutor(
         let options = try rayOptions.resolve(cpusPerTrial: 1)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
             "retort-ray-\(UUID().uuidString)", isDirectory: true)
-        let encoders = settings.catalog.candidates(for: task.kind).filter {
+        let encoders = settings.catalog.candidates(for: task).filter {
             $0.encoder.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
         }
         log("[executor] connecting to the Ray cluster at \(options.address)")

@@ -12,6 +12,9 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
         teacherLabels: teacher, gold: gold)
 }
 
+/// Three labels, indices 0, 1, 2.
+let threeLabels = LabelVocabulary(["a", "b", "c"])
+
 @Suite struct MetricsTests {
     @Test("every bootstrap resample draws N examples")
     func resampleCounts() {
@@ -30,7 +33,8 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
         let teacher = [0, 0, 1, 1, 2, 2, 0, 1]
         let gold: [Int?] = [0, 1, 1, 1, 2, 0, 0, nil]
         let predictions = [0, 0, 1, 2, 2, 2, 1, 1]
-        let evaluator = Evaluator(split: split(teacher: teacher, gold: gold), classes: 3, resamples: 200, seed: 2)
+        let evaluator = Evaluator(
+            split: split(teacher: teacher, gold: gold), vocabulary: threeLabels, resamples: 200, seed: 2)
         let evaluation = try evaluator.evaluate(predictions)
         // accuracy over the 7 rows with gold: hits at 0, 2, 4 → 3/7
         #expect(approximatelyEqual(try #require(evaluation.estimates[.accuracy]).value, 3.0 / 7.0, within: 1e-9))
@@ -50,7 +54,8 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
     func noGold() throws {
         let teacher = [0, 1, 2, 1]
         let evaluator = Evaluator(
-            split: split(teacher: teacher, gold: [nil, nil, nil, nil]), classes: 3, resamples: 100, seed: 3)
+            split: split(teacher: teacher, gold: [nil, nil, nil, nil]), vocabulary: threeLabels, resamples: 100, seed: 3
+        )
         let evaluation = try evaluator.evaluate(teacher)
         #expect(evaluation.estimates[.accuracy] == nil)
         #expect(evaluation.estimates[.agreement]?.value == 1)
@@ -68,7 +73,7 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
             let gold = (0..<n).map { _ in Int(generator.next() % 3) }
             let predictions = gold.map { label in generator.nextUnitFloat() < Float(truth) ? label : (label + 1) % 3 }
             let evaluator = Evaluator(
-                split: split(teacher: gold, gold: gold.map { $0 }), classes: 3, resamples: 400,
+                split: split(teacher: gold, gold: gold.map { $0 }), vocabulary: threeLabels, resamples: 400,
                 seed: UInt64(100 + trial))
             let interval = try #require(try evaluator.evaluate(predictions).estimates[.accuracy]).ci95
             if interval[0] <= truth && truth <= interval[1] { covered += 1 }
@@ -82,7 +87,7 @@ func split(teacher: [Int], gold: [Int?]) -> SplitData {
         var generator = SeededGenerator(seed: 5)
         let gold = (0..<400).map { _ in Int(generator.next() % 3) }
         let evaluator = Evaluator(
-            split: split(teacher: gold, gold: gold.map { $0 }), classes: 3, resamples: 500, seed: 6)
+            split: split(teacher: gold, gold: gold.map { $0 }), vocabulary: threeLabels, resamples: 500, seed: 6)
         let weak = gold.map { generator.nextUnitFloat() < 0.7 ? $0 : ($0 + 1) % 3 }
         let strong = gold.enumerated().map { index, label in
             weak[index] == label || generator.nextUnitFloat() < 0.5 ? label : weak[index]

@@ -28,7 +28,8 @@ import Testing
                 probabilities[row, column] = column == label ? confidence : (1 - confidence) / Float(classes - 1)
             }
         }
-        let evaluator = Evaluator(split: split, classes: classes, resamples: 200, seed: 3)
+        let evaluator = Evaluator(
+            split: split, vocabulary: LabelVocabulary((0..<classes).map { "c\($0)" }), resamples: 200, seed: 3)
         let thresholds = Cascade.thresholds(topProbabilities: Cascade.topProbabilities(probabilities))
         #expect(thresholds.count >= 10 && thresholds == thresholds.sorted(), "thresholds rise as coverage falls")
         let points = try Cascade.points(
