@@ -10,8 +10,13 @@ text run's time).
    reference answer).
 2. For each task T, in one run: cold successive halving (--no-history) against the learned strategy with a history
    holding every task but T (a copy of the history with T forgotten), and `retort suggest` on that history first.
-   Compute = candidate-epochs and wall seconds until the final recommendation; "equally good" = the same
-   recommendation, or a student within 0.5 pt of halving's on the primary metric at no larger size.
+   Compute = candidate-epochs and wall seconds until the final recommendation. "Equally good" compares the answers
+   in the order student alone > cascade > no distillation: the same answer; or a student within 0.5 pt of
+   halving's student on the primary metric at no larger size; or, where halving recommends a cascade, a student that
+   meets the bar alone or a cascade whose blended cost per 1M requests is at most 1% above halving's (a cascade's
+   cost is the teacher's share of the traffic); or anything where halving says no distillation. A cascade is named
+   "cascade: STUDENT (COVERAGE)". `suggest` predicts students from history and has no cascades: its
+   "no-distillation" (no student qualifies alone) counts as naming a cascade answer.
 
 Usage: scripts/bench_learning.py [BENCH_DIR] [OUT_DIR]
 """
@@ -70,15 +75,30 @@ def search(task, folder, *flags):
 
 
 def answer(report):
+    """(name, primary value, size, blended cost, kind): kind is student, cascade or none."""
     rec = report["recommendation"]
     if rec["candidate"] is None:
-        return None, None, None
+        return None, None, None, None, "none"
+    if rec["kind"] == "cascade":
+        return (f'cascade: {rec["candidate"]} ({rec["coverage"]:.0%})', None, None, rec.get("blended_cost_per_1m_usd"),
+                "cascade")
     chosen = next(c for c in report["candidates"] if c["id"] == rec["candidate"])
-    return rec["candidate"], chosen["metrics"][report["primary_metric"]]["value"], chosen["size_bytes"]
+    return rec["candidate"], chosen["metrics"][report["primary_metric"]]["value"], chosen["size_bytes"], None, "student"
+
+
+def equally_good(halving, learned):
+    (h_id, h_value, h_size, h_cost, h_kind), (l_id, l_value, l_size, l_cost, l_kind) = halving, learned
+    if h_id == l_id or h_kind == "none":
+        return True
+    if h_kind == "student":
+        return l_kind == "student" and l_value >= h_value - 0.005 and l_size <= h_size
+    # halving recommends a cascade: a student alone is better; another cascade must cost no more (1% tolerance)
+    return l_kind == "student" or (l_kind == "cascade" and h_cost is not None and l_cost is not None
+                                   and l_cost <= h_cost * 1.01)
 
 
 def family(candidate_id):
-    if candidate_id is None:
+    if candidate_id is None or candidate_id.startswith("cascade: "):
         return "no-distillation"
     for name in ("embedding-bag", "encoder-head", "linear", "mlp", "prototype", "gbdt"):
         if candidate_id.startswith(name):
@@ -123,8 +143,8 @@ for task in tasks:
                                             held_out, "--json"], check=True, capture_output=True, text=True).stdout)
     learned, learned_wall = search(task, os.path.join(out, "learned", name), "--strategy", "learned", "--history",
                                    held_out, *learned_flags)
-    (h_id, h_value, h_size), (l_id, l_value, l_size) = answer(halving), answer(learned)
-    good = h_id == l_id or (l_id is not None and h_id is not None and l_value >= h_value - 0.005 and l_size <= h_size)
+    h_id, l_id = answer(halving)[0], answer(learned)[0]
+    good = equally_good(answer(halving), answer(learned))
     ratio = halving["search"]["candidate_epochs"] / max(learned["search"]["candidate_epochs"], 1e-9)
     wall_ratio = halving_wall / learned_wall
     suggested = family(suggestion.get("candidate"))
