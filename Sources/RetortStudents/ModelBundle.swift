@@ -176,50 +176,78 @@ public struct ModelBundle: Sendable {
         let weightsURL = folder.appendingPathComponent("model.safetensors")
         let manifest = try Manifest.decode(manifestData, file: manifestURL.relativePath)
         let (tensors, _) = try Safetensors.decode(weightsData, file: weightsURL.relativePath)
-        let architecture = manifest.architecture
-        guard manifest.labels.count == architecture.outputDimension else {
+        guard manifest.labels.count == manifest.architecture.outputDimension else {
             throw StudentError(
-                "model.json lists \(manifest.labels.count) labels for \(architecture.outputDimension) outputs",
+                "model.json lists \(manifest.labels.count) labels for \(manifest.architecture.outputDimension) outputs",
                 file: manifestURL.relativePath)
         }
-        func tensor(_ name: String, _ shape: [Int]) throws(StudentError) -> Tensor {
-            guard let tensor = tensors[name], tensor.shape == shape else {
-                throw StudentError(
-                    "tensor \"\(name)\" is missing or not of shape \(shape)", file: weightsURL.relativePath)
-            }
-            return tensor
+        let reader = BundleReader(
+            manifest: manifest, tensors: tensors, manifestPath: manifestURL.relativePath,
+            weightsPath: weightsURL.relativePath)
+        let model: StudentModel =
+            manifest.architecture.family.isTrees
+            ? .trees(try reader.trees())
+            : .dense(
+                DenseNetwork(
+                    architecture: manifest.architecture, layers: try reader.layers(), precision: manifest.precision))
+        return ModelBundle(
+            candidate: manifest.candidate, model: model, featurizer: try reader.featurizer(folder: folder),
+            labels: manifest.labels)
+    }
+}
+
+/// Rebuilds a bundle's parts from its manifest and tensors, checking each tensor's name, shape and type against the
+/// architecture (a file that does not match is an error naming the tensor, never a trap).
+private struct BundleReader {
+    let manifest: ModelBundle.Manifest
+    let tensors: [String: Tensor]
+    let manifestPath: String
+    let weightsPath: String
+
+    var architecture: Architecture { manifest.architecture }
+
+    /// The tensor `name`, which must have `shape`.
+    func tensor(_ name: String, _ shape: [Int]) throws(StudentError) -> Tensor {
+        guard let tensor = tensors[name], tensor.shape == shape else {
+            throw StudentError("tensor \"\(name)\" is missing or not of shape \(shape)", file: weightsPath)
         }
-        var model: StudentModel?
-        if architecture.family.isTrees {
-            let depth = architecture.treeShape.depth
-            guard let features = tensors["trees.feature"]?.int16s(),
-                let thresholds = tensors["trees.threshold"]?.floats(),
-                let leaves = tensors["trees.leaf"]?.floats(),
-                let base = try tensor("trees.base", [architecture.outputDimension]).floats(),
-                thresholds.count == features.count, depth >= 1,
-                features.count % ((1 << depth) - 1) == 0,
-                leaves.count == features.count / ((1 << depth) - 1) * (1 << depth),
-                features.allSatisfy({ $0 < architecture.inputDimension })
-            else {
-                throw StudentError(
-                    "trees.feature (I16), trees.threshold, trees.leaf and trees.base do not describe depth-\(depth) trees",
-                    file: weightsURL.relativePath)
-            }
-            var trees = TreeEnsemble(
-                classes: architecture.outputDimension, inputDimension: architecture.inputDimension, depth: depth,
-                baseScores: base)
-            trees.features = features.map(Int32.init)
-            trees.thresholds = thresholds
-            trees.leaves = leaves
-            trees.precision = manifest.precision
-            model = .trees(trees)
+        return tensor
+    }
+
+    /// A tree ensemble from `trees.feature` (I16), `trees.threshold`, `trees.leaf` and `trees.base`.
+    func trees() throws(StudentError) -> TreeEnsemble {
+        let depth = architecture.treeShape.depth
+        guard let features = tensors["trees.feature"]?.int16s(),
+            let thresholds = tensors["trees.threshold"]?.floats(),
+            let leaves = tensors["trees.leaf"]?.floats(),
+            let base = try tensor("trees.base", [architecture.outputDimension]).floats(),
+            thresholds.count == features.count, depth >= 1,
+            features.count % ((1 << depth) - 1) == 0,
+            leaves.count == features.count / ((1 << depth) - 1) * (1 << depth),
+            features.allSatisfy({ $0 < architecture.inputDimension })
+        else {
+            throw StudentError(
+                "trees.feature (I16), trees.threshold, trees.leaf and trees.base do not describe depth-\(depth) trees",
+                file: weightsPath)
         }
+        var trees = TreeEnsemble(
+            classes: architecture.outputDimension, inputDimension: architecture.inputDimension, depth: depth,
+            baseScores: base)
+        trees.features = features.map(Int32.init)
+        trees.thresholds = thresholds
+        trees.leaves = leaves
+        trees.precision = manifest.precision
+        return trees
+    }
+
+    /// The dense layers `layers.I.weight` / `.bias` (and `.weight_scale` at int8), in the manifest's precision.
+    func layers() throws(StudentError) -> [DenseLayer] {
         var layers: [DenseLayer] = []
-        let widths = model == nil ? architecture.widths : []
+        let widths = architecture.widths
         for (index, (input, output)) in zip(widths, widths.dropFirst()).enumerated() {
             let weight = try tensor("layers.\(index).weight", [input, output])
             guard let bias = try tensor("layers.\(index).bias", [output]).floats() else {
-                throw StudentError("layers.\(index).bias must be F32", file: weightsURL.relativePath)
+                throw StudentError("layers.\(index).bias must be F32", file: weightsPath)
             }
             switch manifest.precision {
             case .fp32, .fp16:
@@ -227,15 +255,14 @@ public struct ModelBundle: Sendable {
                 guard weight.dtype == expected, let values = weight.floats() else {
                     throw StudentError(
                         "layers.\(index).weight must be \(expected.rawValue) for an \(manifest.precision.rawValue) model",
-                        file: weightsURL.relativePath)
+                        file: weightsPath)
                 }
                 layers.append(DenseLayer(weights: Matrix(rows: input, columns: output, storage: values), bias: bias))
             case .int8:
                 guard let codes = weight.int8s(),
                     let scales = try tensor("layers.\(index).weight_scale", [output]).floats()
                 else {
-                    throw StudentError(
-                        "layers.\(index) needs I8 weight and F32 weight_scale", file: weightsURL.relativePath)
+                    throw StudentError("layers.\(index) needs I8 weight and F32 weight_scale", file: weightsPath)
                 }
                 var dequantized = Matrix(rows: input, columns: output)
                 for i in 0..<input {
@@ -246,26 +273,29 @@ public struct ModelBundle: Sendable {
                         weights: dequantized, bias: bias, int8: DenseLayer.Int8Weights(codes: codes, scales: scales)))
             }
         }
-        let featurizer: InputFeaturizer
+        return layers
+    }
+
+    /// The input featurizer the manifest names: a numeric standardizer, hashed n-grams, or the encoder in
+    /// `folder/encoder`.
+    func featurizer(folder: URL) throws(StudentError) -> InputFeaturizer {
         let spec = manifest.featurizer
         switch spec.kind {
         case "standardize":
             let dimension = spec.dimension ?? architecture.inputDimension
             guard let mean = try tensor("featurizer.mean", [dimension]).floats(),
                 let std = try tensor("featurizer.std", [dimension]).floats()
-            else { throw StudentError("featurizer.mean and featurizer.std must be F32", file: weightsURL.relativePath) }
-            featurizer = .basic(.numeric(NumericStandardizer(mean: mean, standardDeviation: std)))
+            else { throw StudentError("featurizer.mean and featurizer.std must be F32", file: weightsPath) }
+            return .basic(.numeric(NumericStandardizer(mean: mean, standardDeviation: std)))
         case "hashed-ngrams":
             guard let bucketsLog2 = spec.bucketsLog2, 1 << bucketsLog2 == architecture.inputDimension else {
-                throw StudentError(
-                    "featurizer buckets_log2 does not match the input dimension", file: manifestURL.relativePath)
+                throw StudentError("featurizer buckets_log2 does not match the input dimension", file: manifestPath)
             }
             guard let normalization = HashedTextFeaturizer.Normalization(rawValue: spec.normalization ?? "l2") else {
                 throw StudentError(
-                    "featurizer normalization is l2 or mean, not \"\(spec.normalization ?? "")\"",
-                    file: manifestURL.relativePath)
+                    "featurizer normalization is l2 or mean, not \"\(spec.normalization ?? "")\"", file: manifestPath)
             }
-            featurizer = .basic(
+            return .basic(
                 .text(
                     HashedTextFeaturizer(
                         bucketsLog2: bucketsLog2, maxWordNgram: spec.maxWordNgram ?? 2,
@@ -277,16 +307,11 @@ public struct ModelBundle: Sendable {
             guard encoder.encoder.config.hiddenSize == architecture.inputDimension else {
                 throw StudentError(
                     "encoder/ produces \(encoder.encoder.config.hiddenSize)-wide vectors; the head reads \(architecture.inputDimension)",
-                    file: manifestURL.relativePath)
+                    file: manifestPath)
             }
-            featurizer = .encoder(encoder)
+            return .encoder(encoder)
         default:
-            throw StudentError("unknown featurizer kind \"\(spec.kind)\"", file: manifestURL.relativePath)
+            throw StudentError("unknown featurizer kind \"\(spec.kind)\"", file: manifestPath)
         }
-        return ModelBundle(
-            candidate: manifest.candidate,
-            model: model
-                ?? .dense(DenseNetwork(architecture: architecture, layers: layers, precision: manifest.precision)),
-            featurizer: featurizer, labels: manifest.labels)
     }
 }
