@@ -110,10 +110,11 @@ extension StructuredSchema {
     /// - Closed sets: a key's observed values become its `enum` when new values look rare. With N occurrences of the
     ///   key and N₁ of them values seen exactly once, Good–Turing estimates the chance that the next occurrence is a
     ///   value never seen as N₁/N (Good 1953); the set is closed when N ≥ ``minimumClosedOccurrences`` and
-    ///   N₁/N ≤ ``maximumUnseenShare``. A category (an intent, an area) repeats its few values and closes; a copied
-    ///   span (an item, a message) or a free number (a brightness) keeps meeting new values and stays open. A fixed
-    ///   cap on the number of distinct values would not tell these apart: ha-extract has 42 intents, each seen dozens
-    ///   of times, and items seen once each. Booleans get no enum (the type already closes them).
+    ///   N₁/N ≤ ``maximumUnseenShare``. A category keeps repeating its few values and closes; a free span or a free
+    ///   number keeps meeting new ones and stays open. A cap on the count of distinct values would not tell these
+    ///   apart: in ha-extract's train split the 42 intents (4204 occurrences, none seen once) close, while 31 search
+    ///   queries (93 occurrences, 11 seen once) and 26 brightness values (36, 22 seen once) stay open. Booleans get
+    ///   no enum (the type already closes them).
     public static func inferred(from answers: some Sequence<StructuredAnswer>) -> StructuredSchema {
         var counts: [String: [StructuredValue: Int]] = [:]
         var answerCount = 0

@@ -57,7 +57,7 @@ import Testing
         for text in [
             "", "Sure! Here is the JSON: {\"intent\": \"X\"}", #"{"intent": "Has"#, #"[{"intent": "X"}]"#, "42",
             #""intent""#, #"{"intent": "X", "slots": {"area": "Kitchen"}}"#, #"{"intent": "X", "items": ["a"]}"#,
-            #"{"intent": "X"} {"intent": "Y"}"#, "null",
+            #"{"intent": "X"} {"intent": "Y"}"#, "null", #"{"n": 1e400}"#,
         ] {
             #expect(StructuredAnswer.parse(text: text) == nil, "\(text)")
         }
