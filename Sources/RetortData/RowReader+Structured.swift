@@ -58,6 +58,9 @@ extension RowReader {
     /// input that is not a string, a teacher that is a label (a classification row) or neither `{"text": ...}` nor
     /// an object, a teacher object or gold with a nested value, a gold that is not an object or does not match
     /// `schema`, a repeated id.
+    ///
+    /// A teacher object with a `text` key is the text form; any other object is the answer itself (an answer with a
+    /// key of its own named `text` must therefore come in the text form).
     public static func parseStructured(
         _ data: Data, path: String, schema: StructuredSchema?
     ) throws(DataError) -> [StructuredRow] {

@@ -40,7 +40,7 @@ public struct TaskData: Sendable {
     /// with the teacher). All splits are read and all problems reported together.
     public static func load(_ job: Job) throws(DataError) -> TaskData {
         let (urls, taskJSON) = try sources(job)
-        if let taskJSON, let file = try? TaskFile.load(taskJSON), file.structured {
+        if let taskJSON, TaskFile.declaresStructured(taskJSON) {
             throw DataError(
                 .badData,
                 "a structured task (\"kind\": \"structured\", FORMATS.md §9): Retort reads and scores its rows, but no "
@@ -166,6 +166,15 @@ public struct TaskFile: Sendable {
     public var schema: StructuredSchema?
     /// The teacher.
     public var teacher: TeacherInfo
+
+    /// Whether the task.json at `url` says `"kind": "structured"`, whatever else it holds (false when it cannot be
+    /// read as a JSON object: ``load(_:)`` reports that).
+    public static func declaresStructured(_ url: URL) -> Bool {
+        guard let data = FileManager.default.contents(atPath: url.path),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return false }
+        return object["kind"] as? String == "structured"
+    }
 
     /// Loads and validates task.json.
     public static func load(_ url: URL) throws(DataError) -> TaskFile {

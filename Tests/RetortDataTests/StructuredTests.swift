@@ -316,6 +316,11 @@ import Testing
             file: structured.path("task.json"), line: nil, mentions: ["structured", "no student family"]
         ) { _ = try structured.load() }
         #expect(error?.more.isEmpty == true && error?.description.contains("\n") == false)
+        let badSchema = try RawTask(
+            train: [row], validation: [row], test: [row], taskJSON: Self.taskJSON(schema: #"{"properties": {}}"#))
+        expectDataError(file: badSchema.path("task.json"), line: nil, mentions: ["no student family"]) {
+            _ = try badSchema.load()
+        }
         let label = #"{"input": "x", "teacher": "on"}"#
         let text = try RawTask(
             train: [label], validation: [label], test: [label], taskJSON: #"{"name": "t", "kind": "text"}"#)
