@@ -14,15 +14,26 @@ public enum SearchStrategy: String, Sendable, CaseIterable, Codable {
     case learned
 }
 
-/// A classification metric Retort reports.
+/// A metric Retort reports. A task kind says which apply (classification: accuracy, agreement, macro_f1; structured:
+/// exact_match, field_f1, valid, agreement, field_f1_vs_teacher).
 public enum Metric: String, Sendable, Codable, CaseIterable {
     /// Share of rows whose prediction equals gold (rows with gold only).
     case accuracy
-    /// Share of rows whose prediction equals the teacher's answer.
+    /// Share of rows whose prediction equals the teacher's answer (for structured answers: `exact_match` against the
+    /// teacher, over the rows whose teacher answer is valid).
     case agreement
     /// Unweighted mean over classes of F1 against gold (or the teacher when the split has no gold), over the
     /// classes present in the reference or the predictions.
     case macroF1 = "macro_f1"
+    /// Structured answers: share of rows whose whole object equals gold (rows with gold only).
+    case exactMatch = "exact_match"
+    /// Structured answers: micro-F1 over key=value pairs against gold, null values left out: Σ 2·tp / Σ (2·tp + fp +
+    /// fn) over the rows with gold.
+    case fieldF1 = "field_f1"
+    /// Structured answers: share of outputs that are a valid object under the task's schema.
+    case valid
+    /// Structured answers: `field_f1` against the teacher's answer, over the rows whose teacher answer is valid.
+    case fieldF1VsTeacher = "field_f1_vs_teacher"
 }
 
 /// A student family.

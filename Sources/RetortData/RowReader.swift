@@ -10,25 +10,73 @@ public enum RowReader {
     /// - Parameters:
     ///   - requireTeacher: whether every row must carry `teacher` (train rows must).
     public static func read(_ url: URL, requireTeacher: Bool) throws(DataError) -> [ExampleRow] {
+        try parse(try contents(of: url), path: url.relativePath, requireTeacher: requireTeacher)
+    }
+
+    /// The bytes of the rows file at `url`, or a missing-input error naming it.
+    static func contents(of url: URL) throws(DataError) -> Data {
         let path = url.relativePath
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw DataError(.missingInput, "no such file; check the path in the job or the --task folder", file: path)
         }
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
+        do { return try Data(contentsOf: url) } catch {
             throw DataError(.missingInput, "cannot read: \(FileProblem.reason(error))", file: path)
         }
-        return try parse(data, path: path, requireTeacher: requireTeacher)
     }
 
     /// Parses JSONL `data` that came from `path` (used in messages).
     public static func parse(_ data: Data, path: String, requireTeacher: Bool) throws(DataError) -> [ExampleRow] {
         var rows: [ExampleRow] = []
-        var findings: [DataError] = []
-        var seenIds: [String: Int] = [:]
+        var ids = SeenIds()
         var firstNumeric: (count: Int, line: Int)?
         var firstKind: (isText: Bool, line: Int)?
+        try forEachObject(in: data, path: path, example: #"{"input": "...", "teacher": "LABEL"}"#) {
+            (dictionary, lineNumber) throws(RowProblem) in
+            let row = try parseRow(dictionary, line: lineNumber, requireTeacher: requireTeacher)
+            try ids.insert(row.id, line: lineNumber)
+            switch row.input {
+            case .text:
+                if let firstKind, !firstKind.isText {
+                    throw RowProblem(
+                        "input is a string but line \(firstKind.line) has numbers; a file is all text or all numeric")
+                }
+            case .numeric(let values):
+                if let firstKind, firstKind.isText {
+                    throw RowProblem(
+                        "input is numbers but line \(firstKind.line) has a string; a file is all text or all numeric")
+                }
+                if let firstNumeric, firstNumeric.count != values.count {
+                    throw RowProblem(
+                        "input has \(values.count) numbers but line \(firstNumeric.line) has \(firstNumeric.count); every row needs the same length"
+                    )
+                }
+                if firstNumeric == nil { firstNumeric = (values.count, lineNumber) }
+            }
+            if firstKind == nil {
+                if case .text = row.input {
+                    firstKind = (true, lineNumber)
+                } else {
+                    firstKind = (false, lineNumber)
+                }
+            }
+            rows.append(row)
+        }
+        guard !rows.isEmpty else {
+            throw DataError(.badData, "no rows; every split needs at least one JSONL row", file: path)
+        }
+        return rows
+    }
+
+    /// Walks the JSONL lines of `data` (from `path`), skipping blank lines, and hands each line that is one JSON
+    /// object with only row keys to `body` with its 1-based line number. Collects every problem, `body`'s included,
+    /// as `FILE:LINE: message` and throws them together at the end.
+    ///
+    /// - Parameter example: a row as the task kind writes it, quoted when a line is not JSON.
+    static func forEachObject(
+        in data: Data, path: String, example: String, _ body: ([String: Any], Int) throws(RowProblem) -> Void
+    ) throws(DataError) {
+        var findings: [DataError] = []
         var lineNumber = 0
         var start = data.startIndex
         let newline = UInt8(ascii: "\n")
@@ -52,9 +100,7 @@ public enum RowReader {
             do {
                 object = try JSONSerialization.jsonObject(with: Data(lineData), options: [])
             } catch {
-                fail(
-                    "not valid JSON; each line must be one JSON object such as {\"input\": \"...\", \"teacher\": \"LABEL\"}"
-                )
+                fail("not valid JSON; each line must be one JSON object such as \(example)")
                 continue
             }
             guard let dictionary = object as? [String: Any] else {
@@ -69,61 +115,40 @@ public enum RowReader {
                 continue
             }
             do throws(RowProblem) {
-                let row = try parseRow(dictionary, line: lineNumber, requireTeacher: requireTeacher)
-                if let previous = seenIds[row.id] {
-                    throw RowProblem(
-                        "id \"\(row.id)\" is already used on line \(previous); ids must be unique within a file")
-                }
-                seenIds[row.id] = lineNumber
-                switch row.input {
-                case .text:
-                    if let firstKind, !firstKind.isText {
-                        throw RowProblem(
-                            "input is a string but line \(firstKind.line) has numbers; a file is all text or all numeric"
-                        )
-                    }
-                case .numeric(let values):
-                    if let firstKind, firstKind.isText {
-                        throw RowProblem(
-                            "input is numbers but line \(firstKind.line) has a string; a file is all text or all numeric"
-                        )
-                    }
-                    if let firstNumeric, firstNumeric.count != values.count {
-                        throw RowProblem(
-                            "input has \(values.count) numbers but line \(firstNumeric.line) has \(firstNumeric.count); every row needs the same length"
-                        )
-                    }
-                    if firstNumeric == nil { firstNumeric = (values.count, lineNumber) }
-                }
-                if firstKind == nil {
-                    if case .text = row.input {
-                        firstKind = (true, lineNumber)
-                    } else {
-                        firstKind = (false, lineNumber)
-                    }
-                }
-                rows.append(row)
+                try body(dictionary, lineNumber)
             } catch {
                 fail(error.message)
             }
         }
         if let error = DataError.combined(findings) { throw error }
-        guard !rows.isEmpty else {
-            throw DataError(.badData, "no rows; every split needs at least one JSONL row", file: path)
+    }
+
+    /// The ids of a file's rows so far, each with its line: ids must be unique within a file.
+    struct SeenIds {
+        var lines: [String: Int] = [:]
+
+        /// Records `id` at `line`, or throws naming the line that already used it.
+        mutating func insert(_ id: String, line: Int) throws(RowProblem) {
+            if let previous = lines[id] {
+                throw RowProblem("id \"\(id)\" is already used on line \(previous); ids must be unique within a file")
+            }
+            lines[id] = line
         }
-        return rows
     }
 
     struct RowProblem: Error { let message: String; init(_ message: String) { self.message = message } }
 
-    static func parseRow(_ object: [String: Any], line: Int, requireTeacher: Bool) throws(RowProblem) -> ExampleRow {
-        var id = "line-\(line)"
-        if let value = object["id"] {
-            guard let string = value as? String, !isNumber(value) else {
-                throw RowProblem("\"id\" must be a string, found \(jsonTypeName(value))")
-            }
-            id = string
+    /// The row's `id`, or `line-N`.
+    static func parseID(_ object: [String: Any], line: Int) throws(RowProblem) -> String {
+        guard let value = object["id"] else { return "line-\(line)" }
+        guard let string = value as? String, !isNumber(value) else {
+            throw RowProblem("\"id\" must be a string, found \(jsonTypeName(value))")
         }
+        return string
+    }
+
+    static func parseRow(_ object: [String: Any], line: Int, requireTeacher: Bool) throws(RowProblem) -> ExampleRow {
+        let id = try parseID(object, line: line)
         guard let rawInput = object["input"] else {
             throw RowProblem("missing \"input\"; give the text (a string) or the features (an array of numbers)")
         }
@@ -159,6 +184,11 @@ public enum RowReader {
         }
         var gold: String?
         if let rawGold = object["gold"], !(rawGold is NSNull) {
+            if rawGold is [String: Any] {
+                throw RowProblem(
+                    "\"gold\" is an object, a structured answer, but this task is classification; give the gold label, "
+                        + "or add \"kind\": \"structured\" to task.json if every row answers with an object")
+            }
             guard let string = rawGold as? String, !isNumber(rawGold), !string.isEmpty else {
                 throw RowProblem("\"gold\" must be a non-empty label string, found \(jsonTypeName(rawGold))")
             }
@@ -175,6 +205,11 @@ public enum RowReader {
         guard let object = raw as? [String: Any] else {
             throw RowProblem(
                 "\"teacher\" must be a label string or an object with label/probs/logprobs, found \(jsonTypeName(raw))")
+        }
+        if object["text"] != nil {
+            throw RowProblem(
+                "\"teacher\" has \"text\", a structured answer, but this task is classification; give the teacher's "
+                    + "label, or add \"kind\": \"structured\" to task.json if every row answers with an object")
         }
         let unknown = Set(object.keys).subtracting(teacherKeys).sorted()
         if !unknown.isEmpty {
@@ -200,16 +235,27 @@ public enum RowReader {
         if answer.label == nil && answer.probabilities == nil {
             throw RowProblem("\"teacher\" needs \"label\", \"probs\" or \"logprobs\"")
         }
+        (answer.usage, answer.latencyMs, answer.model) = try parseCall(object)
+        return answer
+    }
+
+    /// The teacher call's `usage`, `latency_ms` and `model` (FORMATS.md §1), where recorded.
+    static func parseCall(
+        _ object: [String: Any]
+    ) throws(RowProblem) -> (usage: (input: Int, output: Int)?, latencyMs: Double?, model: String?) {
+        var usage: (input: Int, output: Int)?
+        var latencyMs: Double?
+        var model: String?
         if let rawUsage = object["usage"] {
-            guard let usage = rawUsage as? [String: Any],
-                let input = usage["input_tokens"].flatMap(nonNegativeInteger),
-                let output = usage["output_tokens"].flatMap(nonNegativeInteger),
-                Set(usage.keys).isSubset(of: ["input_tokens", "output_tokens"])
+            guard let fields = rawUsage as? [String: Any],
+                let input = fields["input_tokens"].flatMap(nonNegativeInteger),
+                let output = fields["output_tokens"].flatMap(nonNegativeInteger),
+                Set(fields.keys).isSubset(of: ["input_tokens", "output_tokens"])
             else {
                 throw RowProblem(
                     "\"teacher.usage\" must be {\"input_tokens\": N, \"output_tokens\": M} with whole numbers ≥ 0")
             }
-            answer.usage = (input, output)
+            usage = (input, output)
         }
         if let rawLatency = object["latency_ms"] {
             guard isNumber(rawLatency), let number = rawLatency as? NSNumber, number.doubleValue.isFinite,
@@ -217,15 +263,15 @@ public enum RowReader {
             else {
                 throw RowProblem("\"teacher.latency_ms\" must be a finite number ≥ 0")
             }
-            answer.latencyMs = number.doubleValue
+            latencyMs = number.doubleValue
         }
         if let rawModel = object["model"] {
-            guard let model = rawModel as? String, !isNumber(rawModel) else {
+            guard let name = rawModel as? String, !isNumber(rawModel) else {
                 throw RowProblem("\"teacher.model\" must be a string")
             }
-            answer.model = model
+            model = name
         }
-        return answer
+        return (usage, latencyMs, model)
     }
 
     static func parseDistribution(_ raw: Any, key: String, isLog: Bool) throws(RowProblem) -> [String: Double] {

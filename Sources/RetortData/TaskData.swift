@@ -39,45 +39,25 @@ public struct TaskData: Sendable {
     /// Every row of every split must carry `teacher` (validation and test rows are needed to compare the student
     /// with the teacher). All splits are read and all problems reported together.
     public static func load(_ job: Job) throws(DataError) -> TaskData {
-        let trainURL: URL
-        let validationURL: URL
-        let testURL: URL
-        var taskJSON: URL?
-        switch job.data {
-        case .task(let folder):
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue
-            else {
-                throw DataError(
-                    .missingInput,
-                    "no such task folder; it must hold train.jsonl, validation.jsonl, test.jsonl and task.json",
-                    file: folder.relativePath)
-            }
-            trainURL = folder.appendingPathComponent("train.jsonl")
-            validationURL = folder.appendingPathComponent("validation.jsonl")
-            testURL = folder.appendingPathComponent("test.jsonl")
-            taskJSON = folder.appendingPathComponent("task.json")
-        case .files(let train, let validation, let test):
-            (trainURL, validationURL, testURL) = (train, validation, test)
-            let sibling = train.deletingLastPathComponent().appendingPathComponent("task.json")
-            taskJSON = FileManager.default.fileExists(atPath: sibling.path) ? sibling : nil
+        let (urls, taskJSON) = try sources(job)
+        if let taskJSON, TaskFile.declaresStructured(taskJSON) {
+            throw DataError(
+                .badData,
+                "a structured task (\"kind\": \"structured\", FORMATS.md §9): Retort reads and scores its rows, but no "
+                    + "student family answers structured tasks yet; search a text or numeric task",
+                file: taskJSON.relativePath)
         }
         var findings: [DataError] = []
         var splits: [[ExampleRow]] = []
-        for url in [trainURL, validationURL, testURL] {
+        for url in urls {
             do { splits.append(try RowReader.read(url, requireTeacher: true)) } catch {
                 findings.append(error)
                 splits.append([])
             }
         }
-        if let first = findings.first {
-            // Each split's error already lists its findings (and how many it left out); keep them as they are.
-            throw DataError(
-                first.code, first.message, file: first.file, line: first.line,
-                more: first.more + findings.dropFirst().flatMap { [$0] + $0.more })
-        }
+        if let error = combinedAcrossSplits(findings) { throw error }
         let info = try taskJSON.map { (url) throws(DataError) in try TaskFile.load(url) }
-        let paths = [trainURL, validationURL, testURL].map(\.relativePath)
+        let paths = urls.map(\.relativePath)
         let kinds = splits.map { rows -> TaskKind in
             if case .text = rows[0].input { .text } else { .numeric }
         }
@@ -127,15 +107,50 @@ public struct TaskData: Sendable {
             SplitData.indexing(splits[$0], name: names[$0], path: paths[$0], vocabulary: vocabulary)
         }
         let baseTeacher = info?.teacher ?? TeacherInfo(name: "teacher")
-        let fallbackName: String
-        switch job.data {
-        case .task(let folder): fallbackName = folder.standardizedFileURL.lastPathComponent
-        case .files: fallbackName = job.name
-        }
         return TaskData(
-            name: info?.name ?? fallbackName, kind: kind, vocabulary: vocabulary,
+            name: info?.name ?? fallbackName(job), kind: kind, vocabulary: vocabulary,
             teacher: job.teacher.applied(to: baseTeacher),
             train: indexed[0], validation: indexed[1], test: indexed[2], inputDimension: dimension)
+    }
+}
+
+extension TaskData {
+    /// The train, validation and test files a job names, and the task.json beside them (a task folder's own; for a
+    /// file list, the one beside the train file when there is one).
+    static func sources(_ job: Job) throws(DataError) -> (splits: [URL], taskJSON: URL?) {
+        switch job.data {
+        case .task(let folder):
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
+                throw DataError(
+                    .missingInput,
+                    "no such task folder; it must hold train.jsonl, validation.jsonl, test.jsonl and task.json",
+                    file: folder.relativePath)
+            }
+            let splits = ["train", "validation", "test"].map { folder.appendingPathComponent($0 + ".jsonl") }
+            return (splits, folder.appendingPathComponent("task.json"))
+        case .files(let train, let validation, let test):
+            let sibling = train.deletingLastPathComponent().appendingPathComponent("task.json")
+            return ([train, validation, test], FileManager.default.fileExists(atPath: sibling.path) ? sibling : nil)
+        }
+    }
+
+    /// The splits' errors as one: each split's error already lists its findings (and how many it left out), so they
+    /// are kept as they are, the first leading. Nil when there are none.
+    static func combinedAcrossSplits(_ findings: [DataError]) -> DataError? {
+        guard let first = findings.first else { return nil }
+        return DataError(
+            first.code, first.message, file: first.file, line: first.line,
+            more: first.more + findings.dropFirst().flatMap { [$0] + $0.more })
+    }
+
+    /// The task's name when task.json gives none: the folder's name, or the job's for a file list.
+    static func fallbackName(_ job: Job) -> String {
+        switch job.data {
+        case .task(let folder): folder.standardizedFileURL.lastPathComponent
+        case .files: job.name
+        }
     }
 }
 
@@ -143,10 +158,23 @@ public struct TaskData: Sendable {
 public struct TaskFile: Sendable {
     /// Task name.
     public var name: String?
-    /// Declared kind.
+    /// Declared kind of input (`"structured"` declares text inputs).
     public var kind: TaskKind?
+    /// Whether task.json says `"kind": "structured"`: answers are JSON objects (FORMATS.md §9), not labels.
+    public var structured = false
+    /// The answers' schema (`"schema"`, structured tasks only), when given.
+    public var schema: StructuredSchema?
     /// The teacher.
     public var teacher: TeacherInfo
+
+    /// Whether the task.json at `url` says `"kind": "structured"`, whatever else it holds (false when it cannot be
+    /// read as a JSON object: ``load(_:)`` reports that).
+    public static func declaresStructured(_ url: URL) -> Bool {
+        guard let data = FileManager.default.contents(atPath: url.path),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return false }
+        return object["kind"] as? String == "structured"
+    }
 
     /// Loads and validates task.json.
     public static func load(_ url: URL) throws(DataError) -> TaskFile {
@@ -159,7 +187,7 @@ public struct TaskFile: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw DataError(.badData, "not a valid JSON object", file: path)
         }
-        let allowed: Set<String> = ["name", "kind", "teacher", "source"]
+        let allowed: Set<String> = ["name", "kind", "teacher", "source", "schema"]
         if let unknown = Set(object.keys).subtracting(allowed).sorted().first {
             throw DataError(
                 .badData, "unknown key \"\(unknown)\"; allowed: \(allowed.sorted().joined(separator: ", "))", file: path
@@ -167,10 +195,24 @@ public struct TaskFile: Sendable {
         }
         var result = TaskFile(name: object["name"] as? String, kind: nil, teacher: TeacherInfo(name: "teacher"))
         if let kind = object["kind"] {
-            guard let text = kind as? String, let parsed = TaskKind(rawValue: text) else {
-                throw DataError(.badData, "\"kind\" must be \"text\" or \"numeric\"", file: path)
+            if let text = kind as? String, text == "structured" {
+                result.structured = true
+                result.kind = .text
+            } else {
+                guard let text = kind as? String, let parsed = TaskKind(rawValue: text) else {
+                    throw DataError(.badData, "\"kind\" must be \"text\", \"numeric\" or \"structured\"", file: path)
+                }
+                result.kind = parsed
             }
-            result.kind = parsed
+        }
+        if let schema = object["schema"] {
+            guard result.structured else {
+                throw DataError(
+                    .badData,
+                    "\"schema\" describes structured answers; add \"kind\": \"structured\" or remove \"schema\"",
+                    file: path)
+            }
+            result.schema = try StructuredSchema.parse(schema, file: path)
         }
         if let teacher = object["teacher"] {
             guard let fields = teacher as? [String: Any] else {

@@ -20,9 +20,12 @@ public struct EvalSuite: Sendable, Equatable {
     /// Interval confidence.
     public var confidence: Double
 
-    /// The default suite: every metric, B = 1000, 95%.
+    /// The default suite: every classification metric, B = 1000, 95%.
     public static let standard = EvalSuite(
-        name: "classification", metrics: Metric.allCases, primary: nil, resamples: 1000, confidence: 0.95)
+        name: "classification", metrics: classificationMetrics, primary: nil, resamples: 1000, confidence: 0.95)
+
+    /// Classification's metrics with gold, in report order.
+    static let classificationMetrics = Classification(LabelVocabulary([])).metrics(hasGold: true)
 
     /// A suite with the given fields.
     public init(name: String, metrics: [Metric], primary: Metric?, resamples: Int, confidence: Double) {
@@ -58,8 +61,10 @@ public struct EvalSuite: Sendable, Equatable {
     public static func metric(_ value: YAMLValue) throws(DataError) -> Metric {
         let name = try value.string()
         guard let metric = Metric(rawValue: name) else {
+            let structured = Structured.metrics(hasGold: true).filter { !classificationMetrics.contains($0) }
             throw value.error(
-                "unknown metric \"\(name)\"; choose from \(Metric.allCases.map(\.rawValue).joined(separator: ", "))")
+                "unknown metric \"\(name)\"; choose from \(classificationMetrics.map(\.rawValue).joined(separator: ", "))"
+                    + " (structured tasks: \(structured.map(\.rawValue).joined(separator: ", ")))")
         }
         return metric
     }

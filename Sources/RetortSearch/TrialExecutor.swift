@@ -159,11 +159,10 @@ public struct TrialSpec: Codable, Sendable, Equatable {
         guard spec.targetEpochs >= 1 else {
             throw DataError(.badData, "targetEpochs must be at least 1", file: path)
         }
-        guard Metric(rawValue: spec.metric) != nil, spec.reported.allSatisfy({ Metric(rawValue: $0) != nil }) else {
+        let known = Classification(LabelVocabulary([])).metrics(hasGold: true).map(\.rawValue)
+        guard known.contains(spec.metric), spec.reported.allSatisfy(known.contains) else {
             throw DataError(
-                .badData,
-                "unknown metric in the trial spec; choose from \(Metric.allCases.map(\.rawValue).joined(separator: ", "))",
-                file: path)
+                .badData, "unknown metric in the trial spec; choose from \(known.joined(separator: ", "))", file: path)
         }
         guard spec.resamples >= 1 else { throw DataError(.badData, "resamples must be at least 1", file: path) }
         return spec

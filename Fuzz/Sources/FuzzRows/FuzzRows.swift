@@ -6,6 +6,7 @@ import RetortData
 let rowKinds: [(name: String, parse: @Sendable (Data) throws -> Void)] = [
     ("label rows, train", { _ = try RowReader.parse($0, path: "train.jsonl", requireTeacher: true) }),
     ("label rows, test", { _ = try RowReader.parse($0, path: "test.jsonl", requireTeacher: false) }),
+    ("structured rows", { _ = try RowReader.parseStructured($0, path: "train.jsonl", schema: nil) }),
 ]
 
 /// libFuzzer entry: every row kind parses the input; a thrown error is a finding for the user, not a bug.
