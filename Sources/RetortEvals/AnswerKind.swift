@@ -23,15 +23,17 @@ public enum MetricScores: Sendable {
 public protocol AnswerKind: Sendable {
     /// One row's answer.
     associatedtype Answer: Sendable
+    /// The split type whose rows carry this kind's answers (``SplitData`` for classification).
+    associatedtype Split
 
     /// The kind's name in reports and messages ("classification").
     var name: String { get }
 
     /// The teacher's answer on each row of `split`.
-    func teacherAnswers(_ split: SplitData) -> [Answer]
+    func teacherAnswers(_ split: Split) -> [Answer]
 
     /// The gold answer on each row of `split`, nil where the row has none.
-    func goldAnswers(_ split: SplitData) -> [Answer?]
+    func goldAnswers(_ split: Split) -> [Answer?]
 
     /// Whether two answers are the same answer (what agreement and accuracy count).
     func same(_ a: Answer, _ b: Answer) -> Bool

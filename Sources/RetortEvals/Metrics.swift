@@ -46,11 +46,12 @@ public struct SplitEvaluator<Kind: AnswerKind>: Sendable {
     public let resampler: BootstrapResampler
 
     /// An evaluator for `split` under `kind`, with `resamples` seeded resamples.
-    public init(kind: Kind, split: SplitData, resamples: Int = 1000, seed: UInt64) {
+    public init(kind: Kind, split: Kind.Split, resamples: Int = 1000, seed: UInt64) {
         self.kind = kind
         teacher = kind.teacherAnswers(split)
         gold = kind.goldAnswers(split)
-        resampler = BootstrapResampler(examples: split.count, resamples: resamples, seed: seed)
+        precondition(gold.count == teacher.count, "one gold entry per row")
+        resampler = BootstrapResampler(examples: teacher.count, resamples: resamples, seed: seed)
     }
 
     /// Whether metrics against gold are available.

@@ -15,7 +15,7 @@ import RetortData
 ///
 /// The primary metric is `exact_match` with gold, else `agreement`. No student family answers structured tasks yet.
 public struct Structured: AnswerKind {
-    /// The task: its schema, and the answers of each split (found by the split's file path).
+    /// The task: its schema (what `valid` checks) and name.
     public let task: StructuredTaskData
 
     /// The kind of `task`.
@@ -27,20 +27,12 @@ public struct Structured: AnswerKind {
     /// "structured".
     public var name: String { "structured" }
 
-    /// The structured split whose rows are `split`: the task's split from the same file.
-    public func structuredSplit(_ split: SplitData) -> StructuredSplit {
-        guard let found = task.splits.first(where: { $0.path == split.path && $0.name == split.name }) else {
-            preconditionFailure("split \(split.name) (\(split.path)) is not a split of task \(task.name)")
-        }
-        return found
-    }
-
     /// The teacher's answer per row (nil where its text is invalid).
-    public func teacherAnswers(_ split: SplitData) -> [StructuredAnswer?] { structuredSplit(split).teacher }
+    public func teacherAnswers(_ split: StructuredSplit) -> [StructuredAnswer?] { split.teacher }
 
     /// The gold object per row, nil where the row has none.
-    public func goldAnswers(_ split: SplitData) -> [StructuredAnswer??] {
-        structuredSplit(split).gold.map { $0.map { .some($0) } }
+    public func goldAnswers(_ split: StructuredSplit) -> [StructuredAnswer??] {
+        split.gold.map { $0.map { .some($0) } }
     }
 
     /// Equal objects; an invalid output is the same as nothing, not even another invalid output.
@@ -118,6 +110,6 @@ extension StructuredTaskData {
 extension SplitEvaluator where Kind == Structured {
     /// An evaluator for `split` of the structured `task`, with `resamples` seeded resamples.
     public init(task: StructuredTaskData, split: StructuredSplit, resamples: Int = 1000, seed: UInt64) {
-        self.init(kind: Structured(task), split: split.rows, resamples: resamples, seed: seed)
+        self.init(kind: Structured(task), split: split, resamples: resamples, seed: seed)
     }
 }
