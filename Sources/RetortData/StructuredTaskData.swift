@@ -93,15 +93,9 @@ public struct StructuredTaskData: Sendable {
                     + "\"structured\" (FORMATS.md §9)",
                 file: taskJSON.relativePath)
         }
-        var findings: [DataError] = []
-        var splits: [[StructuredRow]] = []
-        for url in urls {
-            do { splits.append(try RowReader.readStructured(url, schema: info?.schema)) } catch {
-                findings.append(error)
-                splits.append([])
-            }
+        let splits = try TaskData.readSplits(urls) { (url) throws(DataError) in
+            try RowReader.readStructured(url, schema: info?.schema)
         }
-        if let error = TaskData.combinedAcrossSplits(findings) { throw error }
         let schema: StructuredSchema
         if let given = info?.schema {
             schema = given

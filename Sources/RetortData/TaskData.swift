@@ -47,15 +47,7 @@ public struct TaskData: Sendable {
                     + "student family answers structured tasks yet; search a text or numeric task",
                 file: taskJSON.relativePath)
         }
-        var findings: [DataError] = []
-        var splits: [[ExampleRow]] = []
-        for url in urls {
-            do { splits.append(try RowReader.read(url, requireTeacher: true)) } catch {
-                findings.append(error)
-                splits.append([])
-            }
-        }
-        if let error = combinedAcrossSplits(findings) { throw error }
+        let splits = try readSplits(urls) { (url) throws(DataError) in try RowReader.read(url, requireTeacher: true) }
         let info = try taskJSON.map { (url) throws(DataError) in try TaskFile.load(url) }
         let paths = urls.map(\.relativePath)
         let kinds = splits.map { rows -> TaskKind in
@@ -136,11 +128,22 @@ extension TaskData {
         }
     }
 
-    /// The splits' errors as one: each split's error already lists its findings (and how many it left out), so they
-    /// are kept as they are, the first leading. Nil when there are none.
-    static func combinedAcrossSplits(_ findings: [DataError]) -> DataError? {
-        guard let first = findings.first else { return nil }
-        return DataError(
+    /// Reads every split with `read`, all of them even when one fails, and throws the splits' errors as one: each
+    /// split's error already lists its findings (and how many it left out), so they are kept as they are, the first
+    /// leading.
+    static func readSplits<Row>(
+        _ urls: [URL], _ read: (URL) throws(DataError) -> [Row]
+    ) throws(DataError) -> [[Row]] {
+        var findings: [DataError] = []
+        var splits: [[Row]] = []
+        for url in urls {
+            do { splits.append(try read(url)) } catch {
+                findings.append(error)
+                splits.append([])
+            }
+        }
+        guard let first = findings.first else { return splits }
+        throw DataError(
             first.code, first.message, file: first.file, line: first.line,
             more: first.more + findings.dropFirst().flatMap { [$0] + $0.more })
     }
