@@ -54,6 +54,14 @@ public enum Family: String, Sendable, Codable, CaseIterable {
     /// A frozen pretrained text encoder (BERT family, first k layers) whose pooled sentence vector feeds a linear
     /// (`hidden` empty) or ReLU MLP head trained by distillation.
     case encoderHead = "encoder-head"
+    /// Structured tasks: the teacher's answer on the most similar train input (hashed n-gram cosine); the floor.
+    case nearest
+    /// Structured tasks: a composite from the schema (a classifier per closed-set key, a span tagger for copied
+    /// values, presence for optional keys).
+    case fields
+
+    /// Whether the family answers structured tasks (a JSON object) rather than a label.
+    public var isStructured: Bool { self == .nearest || self == .fields }
 
     /// Whether the family has no hidden layer.
     public var isSingleLayer: Bool { self == .linear || self == .prototype }

@@ -47,8 +47,12 @@ extension RowReader {
     /// findings when any row is bad.
     ///
     /// - Parameter schema: task.json's schema, when it gives one: each gold object must be valid under it.
-    public static func readStructured(_ url: URL, schema: StructuredSchema?) throws(DataError) -> [StructuredRow] {
-        try parseStructured(try contents(of: url), path: url.relativePath, schema: schema)
+    /// - Parameter requireTeacher: false for rows to predict (`retort predict`), where the teacher is optional.
+    public static func readStructured(
+        _ url: URL, schema: StructuredSchema?, requireTeacher: Bool = true
+    ) throws(DataError) -> [StructuredRow] {
+        try parseStructured(
+            try contents(of: url), path: url.relativePath, schema: schema, requireTeacher: requireTeacher)
     }
 
     /// Parses structured JSONL `data` that came from `path` (used in messages).
@@ -62,13 +66,13 @@ extension RowReader {
     /// A teacher object with a `text` key is the text form; any other object is the answer itself (an answer with a
     /// key of its own named `text` must therefore come in the text form).
     public static func parseStructured(
-        _ data: Data, path: String, schema: StructuredSchema?
+        _ data: Data, path: String, schema: StructuredSchema?, requireTeacher: Bool = true
     ) throws(DataError) -> [StructuredRow] {
         var rows: [StructuredRow] = []
         var ids = SeenIds()
         let example = #"{"input": "...", "teacher": {"text": "{\"intent\": \"HassTurnOn\"}"}, "gold": {...}}"#
         try forEachObject(in: data, path: path, example: example) { (object, line) throws(RowProblem) in
-            let row = try parseStructuredRow(object, line: line, schema: schema)
+            let row = try parseStructuredRow(object, line: line, schema: schema, requireTeacher: requireTeacher)
             try ids.insert(row.id, line: line)
             rows.append(row)
         }
@@ -79,20 +83,21 @@ extension RowReader {
     }
 
     static func parseStructuredRow(
-        _ object: [String: Any], line: Int, schema: StructuredSchema?
+        _ object: [String: Any], line: Int, schema: StructuredSchema?, requireTeacher: Bool
     ) throws(RowProblem) -> StructuredRow {
         let id = try parseID(object, line: line)
         guard let rawInput = object["input"] else { throw RowProblem("missing \"input\"; give the text (a string)") }
         guard let input = rawInput as? String, !isNumber(rawInput) else {
             throw RowProblem("\"input\" must be a string in a structured task, found \(jsonTypeName(rawInput))")
         }
-        guard let rawTeacher = object["teacher"], !(rawTeacher is NSNull) else {
+        var row = StructuredRow(id: id, input: input, teacher: nil, line: line)
+        if let rawTeacher = object["teacher"], !(rawTeacher is NSNull) {
+            try parseStructuredTeacher(rawTeacher, into: &row)
+        } else if requireTeacher {
             throw RowProblem(
                 "missing \"teacher\"; every row needs the teacher's answer: {\"text\": \"<the JSON it wrote>\"} or the "
                     + "answer object")
         }
-        var row = StructuredRow(id: id, input: input, teacher: nil, line: line)
-        try parseStructuredTeacher(rawTeacher, into: &row)
         if let rawGold = object["gold"], !(rawGold is NSNull) {
             if rawGold is String {
                 throw RowProblem(

@@ -170,8 +170,14 @@ public struct TaskFile: Sendable {
     /// The teacher.
     public var teacher: TeacherInfo
 
-    /// Whether the task.json at `url` says `"kind": "structured"`, whatever else it holds (false when it cannot be
-    /// read as a JSON object: ``load(_:)`` reports that).
+    /// Whether the task `job` names has a task.json saying `"kind": "structured"`, whatever else it holds (false when
+    /// it cannot be read as a JSON object: ``load(_:)`` reports that).
+    public static func declaresStructured(_ job: Job) -> Bool {
+        guard let taskJSON = try? TaskData.sources(job).taskJSON else { return false }
+        return declaresStructured(taskJSON)
+    }
+
+    /// Whether the task.json at `url` says `"kind": "structured"` (read leniently: an unreadable file is not).
     public static func declaresStructured(_ url: URL) -> Bool {
         guard let data = FileManager.default.contents(atPath: url.path),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]

@@ -1,9 +1,11 @@
-/// Whether a task's inputs are texts or numeric vectors.
+/// Whether a task's inputs are texts or numeric vectors, or (structured) texts answered with JSON objects.
 public enum TaskKind: String, Sendable, Codable, CaseIterable {
     /// String inputs.
     case text
     /// Fixed-length numeric vector inputs.
     case numeric
+    /// String inputs answered with a flat JSON object (FORMATS.md §9).
+    case structured
 }
 
 /// The teacher's identity, cost and latency (task.json, overridable by the job).

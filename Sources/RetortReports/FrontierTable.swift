@@ -51,6 +51,17 @@ public enum FrontierTable {
                     + "; the teacher's figures mix them. Label with one model (`retort label` keeps to the route's first "
                     + "model unless told otherwise) to compare against one teacher.")
         }
+        if let invalid = teacher.invalidRows {
+            let splits = ["train", "validation", "test"].compactMap { split in
+                teacher.invalidRowsBySplit?[split].map { "\(split) \($0)" }
+            }
+            lines.append("")
+            lines.append(
+                "Teacher answers that are not a valid JSON object: \(invalid)"
+                    + (splits.isEmpty ? "" : " (\(splits.joined(separator: ", ")))")
+                    + ". They are never trained on; on validation and test they count as the teacher's misses against gold, "
+                    + "and they are left out of the `_vs_teacher` figures.")
+        }
         if let cascades = CascadeCSV.summary(report) {
             lines.append("")
             lines.append(cascades)

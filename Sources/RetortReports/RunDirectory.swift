@@ -86,7 +86,9 @@ public struct RunDirectory: Sendable {
 
     /// Writes report.json, frontier.md, candidates.csv, cascade.csv and the recommended model, then renames the folder into place
     /// and points `latest` at it.
-    public func finish(report: RunReport, outcome: SearchOutcome) throws(DataError) -> URL {
+    public func finish(
+        report: RunReport, outcome: SearchOutcome, exportModel: ((URL) throws -> Void)? = nil
+    ) throws(DataError) -> URL {
         // The last stage, for a live view of the journal (`retort ui`); --resume ignores it.
         if let journal = FileHandle(forWritingAtPath: partial.appendingPathComponent("journal.jsonl").path) {
             let line = String(
@@ -110,6 +112,8 @@ public struct RunDirectory: Sendable {
                 to: partial.appendingPathComponent("report.html"), options: .atomic)
             if let bundle = outcome.recommendedBundle {
                 try bundle.write(to: partial.appendingPathComponent("model"))
+            } else if let exportModel {
+                try exportModel(partial.appendingPathComponent("model"))
             }
             if FileManager.default.fileExists(atPath: checkpoints.path) {
                 try FileManager.default.removeItem(at: checkpoints)

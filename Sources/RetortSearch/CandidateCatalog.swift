@@ -18,12 +18,19 @@ import RetortStudents
 /// numeric:
 ///   - family: linear
 ///     precision: [fp32, int8]
+/// structured:
+///   - family: fields              # or nearest (an index: buckets_log2 only)
+///     buckets_log2: [14, 16]
+///     hidden: [0, 64]             # the parts' classifier width; 0 is linear
+///     precision: [fp32, int8]
 /// ```
 public struct CandidateCatalog: Sendable {
     /// Entries for text tasks, expanded.
     public var text: [Candidate]
     /// Entries for numeric tasks, expanded.
     public var numeric: [Candidate]
+    /// Entries for structured tasks (FORMATS.md §9), expanded.
+    public var structured: [StructuredCandidate] = []
 
     /// The catalog with `path` as the encoder of every encoder-head candidate that names none.
     public func replacingDefaultEncoder(with path: String) -> CandidateCatalog {
@@ -36,8 +43,14 @@ public struct CandidateCatalog: Sendable {
         return copy
     }
 
-    /// The candidates for inputs of `kind`.
-    public func candidates(for kind: TaskKind) -> [Candidate] { kind == .text ? text : numeric }
+    /// The label candidates for inputs of `kind` (none for structured tasks: see ``structured``).
+    public func candidates(for kind: TaskKind) -> [Candidate] {
+        switch kind {
+        case .text: text
+        case .numeric: numeric
+        case .structured: []
+        }
+    }
 
     /// The candidates for `task`: its inputs' section, kept to the families its answer kind admits.
     public func candidates(for task: TaskData) -> [Candidate] {
@@ -56,12 +69,17 @@ public struct CandidateCatalog: Sendable {
 
     /// Parses and expands a catalog, validating every value.
     public init(_ value: YAMLValue) throws(DataError) {
-        let sections = try value.mapping(allowed: ["text", "numeric"])
+        let sections = try value.mapping(allowed: ["text", "numeric", "structured"])
         text = try sections["text"].map { (section) throws(DataError) in try Self.expand(section, kind: .text) } ?? []
         numeric =
             try sections["numeric"].map { (section) throws(DataError) in try Self.expand(section, kind: .numeric) }
             ?? []
-        guard !text.isEmpty || !numeric.isEmpty else { throw value.error("the catalog lists no candidates") }
+        structured =
+            try sections["structured"].map { (section) throws(DataError) in try StructuredCandidate.expand(section) }
+            ?? []
+        guard !text.isEmpty || !numeric.isEmpty || !structured.isEmpty else {
+            throw value.error("the catalog lists no candidates")
+        }
     }
 
     /// The built-in default catalog (the same text as candidates/default.yaml).

@@ -114,6 +114,9 @@ extension CandidateCatalog {
             }
             if let dim = fields["dim"] { throw dim.error("an encoder-head takes hidden (its head), not dim") }
             shapes = try fields["hidden"].map { (value) throws(DataError) in try parseHeads(value) } ?? [[]]
+        case .nearest, .fields:
+            throw familyValue.error(
+                "\(family.rawValue) students answer structured tasks (FORMATS.md §9); list them under structured:")
         case .linear, .prototype:
             if let hidden = fields["hidden"] ?? fields["dim"] {
                 throw hidden.error("a \(family.rawValue) student has no hidden layers; remove it")

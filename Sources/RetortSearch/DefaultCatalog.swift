@@ -38,6 +38,11 @@ extension CandidateCatalog {
             depth: [3, 5]
             rounds: [100]
             precision: [fp32, fp16]
+        # Structured tasks (FORMATS.md §9): nearest retrieves the teacher's answer for the most similar train input (the
+        # floor).
+        structured:
+          - family: nearest
+            buckets_log2: [14, 18]
 
         """
 }

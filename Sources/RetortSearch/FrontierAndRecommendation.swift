@@ -25,30 +25,43 @@ extension SearchRun {
                 ordered[index].invented = true
             }
         }
-        if settings.constraints.device != nil {
+        return SearchEngine.rank(
+            ordered, metric: metric.rawValue, teacherValue: teacher.value,
+            teacherLatency: SearchEngine.teacherLatencyMs(task), constraints: settings.constraints)
+    }
+}
+
+extension SearchEngine {
+    /// Ranks decided trials (any task kind): the device latency estimates, the Pareto frontier over (quality, latency
+    /// tier, FLOPs, size) with the teacher as a point, and the ``Recommender``'s choice.
+    static func rank(
+        _ trials: [TrialResult], metric: String, teacherValue: Double, teacherLatency: Double?,
+        constraints: Constraints
+    ) -> RankedTrials {
+        var ordered = trials
+        if constraints.device != nil {
             for index in ordered.indices {
                 ordered[index].deviceLatencyMsP50 = ordered[index].latencyMsP50.map {
-                    $0 * (settings.constraints.latencyScale ?? 1)
+                    $0 * (constraints.latencyScale ?? 1)
                 }
             }
         }
-        let teacherLatency = SearchEngine.teacherLatencyMs(task)
         var points = ordered.filter { $0.status == .complete }.map { trial in
             // Between students, FLOPs stand in for latency (deterministic); a student measured slower than the
             // teacher is placed behind it.
             let slowerThanTeacher = teacherLatency.map { (trial.latencyMsP50 ?? 0) > $0 } ?? false
             return FrontierPoint(
-                id: trial.id, quality: trial.metrics[metric.rawValue]?.value ?? -.infinity,
+                id: trial.id, quality: trial.metrics[metric]?.value ?? -.infinity,
                 latencyTier: slowerThanTeacher ? 2 : 0, flops: Double(trial.flopsPerExample),
                 size: Double(trial.sizeBytes))
         }
         points.append(
-            FrontierPoint(id: "teacher", quality: teacher.value, latencyTier: 1, flops: .infinity, size: .infinity))
+            FrontierPoint(id: "teacher", quality: teacherValue, latencyTier: 1, flops: .infinity, size: .infinity))
         let frontier = paretoFrontier(of: points).sorted {
             $0.quality > $1.quality || ($0.quality == $1.quality && $0.id < $1.id)
         }.map(\.id)
         let recommendation = Recommender.recommend(
-            trials: ordered, metric: metric.rawValue, teacherValue: teacher.value, constraints: settings.constraints)
+            trials: ordered, metric: metric, teacherValue: teacherValue, constraints: constraints)
         return RankedTrials(
             ordered: ordered, frontier: frontier, recommendation: recommendation, teacherLatency: teacherLatency)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import RetortData
 import RetortEvals
 
 /// report.json (FORMATS.md §4): the whole run in one document.
@@ -7,6 +8,8 @@ public struct RunReport: Codable, Sendable {
     public var job: String
     /// Task name.
     public var task: String
+    /// `structured` for a structured task (FORMATS.md §9); absent for label tasks.
+    public var taskKind: String?
     /// Run id (the folder name).
     public var runId: String
     /// ISO-8601 UTC creation time.
@@ -84,12 +87,14 @@ public struct RunReport: Codable, Sendable {
         case runId = "run_id"
         case createdAt = "created_at"
         case primaryMetric = "primary_metric"
+        case taskKind = "task_kind"
     }
 
     /// The report of `outcome` for job `job` in run `runId`.
     public init(job: String, runId: String, createdAt: Date, outcome: SearchOutcome) {
         self.job = job
         self.task = outcome.taskName
+        self.taskKind = outcome.kind == .structured ? TaskKind.structured.rawValue : nil
         self.runId = runId
         let formatter = ISO8601DateFormatter()
         formatter.timeZone = TimeZone(identifier: "UTC")

@@ -64,8 +64,15 @@ public enum SearchEngine {
     /// The primary metric: the flag or job, else the suite, else the task kind's default (for classification:
     /// accuracy when validation and test have gold, else agreement).
     public static func primaryMetric(task: TaskData, settings: SearchSettings) throws -> Metric {
-        let hasGold = task.validation.hasGold && task.test.hasGold
-        let kind = task.answerKind
+        try primaryMetric(
+            kind: task.answerKind, hasGold: task.validation.hasGold && task.test.hasGold, settings: settings)
+    }
+
+    /// The primary metric of a task of `kind` (`hasGold`: validation and test carry gold answers): the flag or job,
+    /// else the suite's when the kind knows it, else the kind's default.
+    public static func primaryMetric<Kind: AnswerKind>(kind: Kind, hasGold: Bool, settings: SearchSettings) throws
+        -> Metric
+    {
         if let name = settings.metric {
             let known = kind.metrics(hasGold: true)
             guard let metric = Metric(rawValue: name), known.contains(metric) else {

@@ -134,9 +134,16 @@ public struct TeacherSummary: Sendable, Codable, Equatable {
     public var onFrontier: Bool
     /// Rows per answering model, when the rows record `teacher.model` (more than one: the figures mix teachers).
     public var models: [String: Int]?
+    /// Structured tasks: rows whose teacher answer is not a valid JSON object, over every split (FORMATS.md §9
+    /// `teacher.invalid_rows`).
+    public var invalidRows: Int?
+    /// Structured tasks: the invalid teacher answers per split.
+    public var invalidRowsBySplit: [String: Int]?
 
     enum CodingKeys: String, CodingKey {
         case name, metrics, params, models
+        case invalidRows = "invalid_rows"
+        case invalidRowsBySplit = "invalid_rows_by_split"
         case validationMetrics = "validation_metrics"
         case latencyMsP50 = "latency_ms_p50"
         case costPer1MUSD = "cost_per_1m_usd"

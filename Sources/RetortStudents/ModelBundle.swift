@@ -155,6 +155,12 @@ public struct ModelBundle: Sendable {
 
     /// Loads a bundle written by ``write(to:)``, checking every tensor's shape against model.json.
     public static func load(from folder: URL) throws(StudentError) -> ModelBundle {
+        let (manifestData, weightsData) = try readFiles(in: folder)
+        return try load(manifest: manifestData, weights: weightsData, folder: folder)
+    }
+
+    /// The bytes of a model folder's model.json and model.safetensors (every student family's folder holds both).
+    static func readFiles(in folder: URL) throws(StudentError) -> (manifest: Data, weights: Data) {
         let manifestURL = folder.appendingPathComponent("model.json")
         let weightsURL = folder.appendingPathComponent("model.safetensors")
         guard let manifestData = FileManager.default.contents(atPath: manifestURL.path) else {
@@ -164,7 +170,7 @@ public struct ModelBundle: Sendable {
         guard let weightsData = FileManager.default.contents(atPath: weightsURL.path) else {
             throw StudentError("no model.safetensors beside model.json", file: weightsURL.relativePath)
         }
-        return try load(manifest: manifestData, weights: weightsData, folder: folder)
+        return (manifestData, weightsData)
     }
 
     /// Loads a bundle from the bytes of its model.json and model.safetensors (`folder` names them in messages), as

@@ -13,6 +13,8 @@ public struct NearestAnswer: Sendable {
     public let featurizer: HashedTextFeaturizer
     /// The answers of the indexed train rows, in train order.
     public let answers: [StructuredAnswer]
+    /// The candidate id this student was exported as (read back from its model folder).
+    public var candidate: String?
     /// Inverted index, CSR by bucket: the rows having bucket `b` are `rows[offsets[b]..<offsets[b + 1]]`, with their
     /// feature values in `values`.
     let offsets: [Int]
@@ -56,6 +58,16 @@ public struct NearestAnswer: Sendable {
         self.values = values
     }
 
+    /// A student from its stored parts (``load(from:)``), checked by the caller.
+    init(featurizer: HashedTextFeaturizer, answers: [StructuredAnswer], offsets: [Int], rows: [Int32], values: [Float])
+    {
+        self.featurizer = featurizer
+        self.answers = answers
+        self.offsets = offsets
+        self.rows = rows
+        self.values = values
+    }
+
     /// The index of the most similar train row for each of `texts` (into ``answers``) and its cosine similarity.
     public func nearest(_ texts: [String]) -> [(row: Int, similarity: Float)] {
         let queries = featurizer.features(for: texts)
@@ -77,6 +89,24 @@ public struct NearestAnswer: Sendable {
         }
         return result
     }
+
+    /// Mean operations per prediction over `texts`, the analytic cost ``nearest(_:)`` pays: one multiply-add (2 FLOPs)
+    /// per posting of the input's buckets, plus one comparison per indexed row for the arg-max.
+    public func flopsPerExample(for texts: [String]) -> Int {
+        guard !texts.isEmpty else { return answers.count }
+        let queries = featurizer.features(for: texts)
+        var postings = 0
+        for query in 0..<queries.rows {
+            for entry in queries.rowOffsets[query]..<queries.rowOffsets[query + 1] {
+                let bucket = Int(queries.columnIndices[entry])
+                postings += offsets[bucket + 1] - offsets[bucket]
+            }
+        }
+        return Int((Double(2 * postings) / Double(texts.count)).rounded()) + answers.count
+    }
+
+    /// Stored values: one per posting of the index.
+    public var parameterCount: Int { values.count }
 
     /// The retrieved answer for each of `texts`.
     public func answers(for texts: [String]) -> [StructuredAnswer] { nearest(texts).map { answers[$0.row] } }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RetortData
 import RetortEvals
+import RetortSearch
 import RetortStudents
 
 struct Predict: AsyncParsableCommand {
@@ -12,12 +13,19 @@ struct Predict: AsyncParsableCommand {
     var modelDirectory: String
     @Option(help: "JSONL rows (FORMATS.md §1); teacher and gold are optional.")
     var input: String
-    @Option(help: "Write one JSON line per row ({id, label, probability}) to this file.")
+    @Option(
+        help:
+            "Write one JSON line per row to this file: {id, label, probability}, or {id, output, confidence} for a structured task's model."
+    )
     var out: String?
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await ErrorReporting.run {
+            if StructuredStudent.isStructured(folder: URL(fileURLWithPath: modelDirectory)) {
+                try predictStructured()
+                return
+            }
             let bundle = try ModelBundle.load(from: URL(fileURLWithPath: modelDirectory))
             let rows = try RowReader.read(URL(fileURLWithPath: input), requireTeacher: false)
             let expectsText: Bool
@@ -63,15 +71,7 @@ struct Predict: AsyncParsableCommand {
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 lines.append(String(decoding: data, as: UTF8.self))
             }
-            if let out {
-                do {
-                    try Data((lines.joined(separator: "\n") + "\n").utf8).write(
-                        to: URL(fileURLWithPath: out), options: .atomic)
-                } catch {
-                    throw DataError(
-                        .cannotCreateOutput, "cannot write predictions: \(FileProblem.reason(error))", file: out)
-                }
-            }
+            try writePredictions(lines)
             if output.json {
                 try output.printJSON(
                     PredictJSON(
@@ -97,6 +97,73 @@ struct Predict: AsyncParsableCommand {
     }
 }
 
+extension Predict {
+    /// Writes the prediction lines to `--out`, when given (atomically: a failure leaves no partial file).
+    func writePredictions(_ lines: [String]) throws {
+        guard let out else { return }
+        do {
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
+        } catch {
+            throw DataError(.cannotCreateOutput, "cannot write predictions: \(FileProblem.reason(error))", file: out)
+        }
+    }
+
+    /// Predicts with a structured task's model (FORMATS.md §9): `{"id", "output", "confidence"}` lines, and exact match
+    /// and field F1 against gold, agreement (exact match) against the teacher, where rows have them (a row whose teacher
+    /// answer is invalid is left out of agreement, as in the report).
+    func predictStructured() throws {
+        let folder = URL(fileURLWithPath: modelDirectory)
+        let student = try StructuredStudent.load(from: folder)
+        let rows = try RowReader.readStructured(URL(fileURLWithPath: input), schema: nil, requireTeacher: false)
+        let answers = try student.predict(rows.map(\.input))
+        var gold = (rows: 0, hits: 0, truePairs: 0, predictedPairs: 0, goldPairs: 0)
+        var teacher = (rows: 0, hits: 0)
+        var lines: [String] = []
+        for (row, predicted) in zip(rows, answers) {
+            if let reference = row.gold {
+                gold.rows += 1
+                if reference == predicted.answer { gold.hits += 1 }
+                gold.truePairs += reference.pairs.intersection(predicted.answer.pairs).count
+                gold.predictedPairs += predicted.answer.pairs.count
+                gold.goldPairs += reference.pairs.count
+            }
+            if let reference = row.teacher {
+                teacher.rows += 1
+                if reference == predicted.answer { teacher.hits += 1 }
+            }
+            let object: [String: Any] = [
+                "id": row.id, "output": predicted.answer.jsonObject, "confidence": predicted.confidence,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            lines.append(String(decoding: data, as: UTF8.self))
+        }
+        try writePredictions(lines)
+        let exactMatch = gold.rows > 0 ? Double(gold.hits) / Double(gold.rows) : nil
+        let pairs = gold.predictedPairs + gold.goldPairs
+        let fieldF1 = gold.rows > 0 ? (pairs > 0 ? 2 * Double(gold.truePairs) / Double(pairs) : 1) : nil
+        let agreement = teacher.rows > 0 ? Double(teacher.hits) / Double(teacher.rows) : nil
+        let name = student.candidate ?? student.family.rawValue
+        if output.json {
+            try output.printJSON(
+                PredictJSON(
+                    model: name, precision: student.precision.rawValue, rows: rows.count, accuracy: nil,
+                    agreement: agreement, exactMatch: exactMatch, fieldF1: fieldF1))
+            return
+        }
+        say("model: \(name) (\(student.precision.rawValue)), rows: \(rows.count)")
+        if let exactMatch, let fieldF1 {
+            say(String(format: "exact_match: %.4f (%d/%d rows with gold)", exactMatch, gold.hits, gold.rows))
+            say(String(format: "field_f1: %.4f", fieldF1))
+        }
+        if let agreement {
+            say(
+                String(
+                    format: "agreement: %.4f (%d/%d rows with a valid teacher answer)", agreement, teacher.hits,
+                    teacher.rows))
+        }
+    }
+}
+
 /// `retort predict --json`: the summary (predictions go to --out).
 struct PredictJSON: Encodable {
     let model: String
@@ -104,4 +171,13 @@ struct PredictJSON: Encodable {
     let rows: Int
     let accuracy: Double?
     let agreement: Double?
+    /// Structured models: exact match and field F1 against gold.
+    var exactMatch: Double? = nil
+    var fieldF1: Double? = nil
+
+    enum CodingKeys: String, CodingKey {
+        case model, precision, rows, accuracy, agreement
+        case exactMatch = "exact_match"
+        case fieldF1 = "field_f1"
+    }
 }

@@ -214,6 +214,10 @@ func runSearch(
     json: Bool = false, style: (String) -> String = { $0 }, history historyPath: String? = nil,
     executor: ExecutorChoice = .local
 ) async throws -> URL {
+    if TaskFile.declaresStructured(job) {
+        return try await runStructuredSearch(
+            job, json: json, style: style, resuming: resume != nil, executor: executor, history: historyPath)
+    }
     // With --json, stdout carries only the report; progress goes to stderr.
     let log = progressLog(json: json)
     let strategy = try SearchSettings.strategy(of: job)
@@ -273,13 +277,7 @@ func runSearch(
     progress.finishLine()
     let report = RunReport(job: job.name, runId: run.runId, createdAt: started, outcome: outcome)
     let final = try run.finish(report: report, outcome: outcome)
-    if json {
-        say(String(decoding: try report.encoded(), as: UTF8.self))
-    } else {
-        log("")
-        log(style(FrontierTable.markdown(report)))
-    }
-    log("run: \(displayPath(final))")
+    try printRun(report, at: final, json: json, style: style, log: log)
     if let historyPath {
         // The run folder is complete either way: a history that cannot take the run is a warning, not a failure.
         do {
@@ -295,6 +293,19 @@ func runSearch(
         }
     }
     return final
+}
+
+/// Prints a finished run: report.json on stdout with `json`, else the frontier table; then the run folder.
+func printRun(
+    _ report: RunReport, at folder: URL, json: Bool, style: (String) -> String, log: (String) -> Void
+) throws {
+    if json {
+        say(String(decoding: try report.encoded(), as: UTF8.self))
+    } else {
+        log("")
+        log(style(FrontierTable.markdown(report)))
+    }
+    log("run: \(displayPath(folder))")
 }
 
 /// Sets the BLAS threads (workers × BLAS threads ≤ cores) and, for `--executor process` or `ray`, the executor of

@@ -23,6 +23,11 @@ final class Workspace: Sendable {
         folder = SyntheticTasks.temporaryFolder()
     }
 
+    /// A workspace in `folder`, which the caller made (and which goes with the workspace).
+    init(folder: URL) {
+        self.folder = folder
+    }
+
     deinit {
         try? FileManager.default.removeItem(at: folder)
     }

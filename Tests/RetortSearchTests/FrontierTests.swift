@@ -213,7 +213,13 @@ func trial(
         let numeric = try CandidateCatalog(try YAMLValue.load(root.appendingPathComponent("candidates/numeric.yaml")))
         #expect(text.text.map(\.id) == builtIn.text.map(\.id) && text.numeric.isEmpty)
         #expect(numeric.numeric.map(\.id) == builtIn.numeric.map(\.id) && numeric.text.isEmpty)
-        for kind in TaskKind.allCases {
+        let structured = try CandidateCatalog(
+            try YAMLValue.load(root.appendingPathComponent("candidates/structured.yaml")))
+        #expect(file.structured.map(\.id) == builtIn.structured.map(\.id))
+        #expect(structured.structured.map(\.id) == builtIn.structured.map(\.id) && structured.text.isEmpty)
+        #expect(Set(builtIn.structured.map(\.family)) == [.nearest])
+        #expect(builtIn.candidates(for: .structured).isEmpty)
+        for kind in [TaskKind.text, .numeric] {
             let candidates = builtIn.candidates(for: kind)
             #expect(candidates.count >= 12)
             #expect(Set(candidates.map(\.family)).isSuperset(of: [.linear, .mlp, .prototype]))

@@ -1,0 +1,227 @@
+import Foundation
+import RetortData
+import RetortEvals
+import RetortNumerics
+import RetortStudents
+
+/// The search of a structured task (FORMATS.md §9): the teacher scored on validation and test, every candidate of the
+/// catalog's `structured:` section trained (every precision of a configuration from one training run), scored on
+/// validation with bootstrap CIs and the paired difference to the teacher, timed on one raw input at a time; then the
+/// same frontier, recommendation and test-set evaluation as a label search (``SearchEngine/rank``).
+///
+/// What it does not do yet (a label search does): halving and the learned strategy (every candidate trains, in catalog
+/// order, until the budget runs out; the rest are reported as pruned), parallel workers and the Ray executor, journal
+/// resume, cascades.
+public enum StructuredSearch {
+    /// Inputs latency is measured on (validation rows), and the single-input calls timed.
+    static let latencyInputs = 512
+
+    /// Runs the search on `task`. Events (phases, decided trials) go to `announce` as they happen.
+    public static func run(
+        task: StructuredTaskData, settings: SearchSettings,
+        events announce: @escaping @Sendable (SearchEvent) -> Void = { _ in }
+    ) throws -> StructuredOutcome {
+        let start = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        let kind = task.answerKind
+        let hasGold = task.validation.hasGold && task.test.hasGold
+        let metric = try SearchEngine.primaryMetric(kind: kind, hasGold: hasGold, settings: settings)
+        let candidates = settings.catalog.structured
+        guard !candidates.isEmpty else {
+            throw SearchError("the candidate catalog lists no structured candidates; add a \"structured:\" section")
+        }
+
+        announce(.phase("evaluate the teacher"))
+        let validation = SplitEvaluator(
+            task: task, split: task.validation, resamples: settings.suite.resamples, seed: settings.seed &+ 1)
+        let test = SplitEvaluator(
+            task: task, split: task.test, resamples: settings.suite.resamples, seed: settings.seed &+ 2)
+        let teacherValidation = try validation.evaluate(validation.teacher)
+        let teacherTest = try test.evaluate(test.teacher)
+        guard let teacherValue = teacherValidation.estimates[metric]?.value else {
+            throw SearchError("the teacher has no \(metric.rawValue) on validation")
+        }
+
+        let groups = Dictionary(grouping: candidates, by: \.trainingKey)
+        var order: [String] = []
+        for candidate in candidates where !order.contains(candidate.trainingKey) { order.append(candidate.trainingKey) }
+        announce(
+            .phase(
+                "exhaustive: \(candidates.count) structured candidates in \(order.count) training runs, budget "
+                    + "\(Int(settings.budgetSeconds)) s"))
+        var trials: [String: TrialResult] = [:]
+        var students: [String: StructuredStudent] = [:]
+        var trained = 0
+        var epochs = 0.0
+        var budgetHit = false
+        let sample = Array(task.validation.texts.prefix(latencyInputs))
+        for key in order {
+            let members = groups[key] ?? []
+            if elapsed() >= settings.budgetSeconds {
+                budgetHit = true
+                for candidate in members {
+                    let trial = TrialResult(
+                        id: candidate.id, family: candidate.family, config: candidate.config,
+                        precision: candidate.precision, params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:],
+                        fidelity: 0, status: .pruned, onFrontier: false,
+                        reason: String(format: "the budget of %.0f s ran out before it trained", settings.budgetSeconds)
+                    )
+                    trials[candidate.id] = trial
+                    announce(.trial(trial, index: trials.count, total: candidates.count))
+                }
+                continue
+            }
+            let trainStart = DispatchTime.now().uptimeNanoseconds
+            let base: StructuredStudent
+            do {
+                base = try train(members[0], task: task, seed: settings.seed)
+            } catch {
+                for candidate in members {
+                    let trial = TrialResult(
+                        id: candidate.id, family: candidate.family, config: candidate.config,
+                        precision: candidate.precision, params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:],
+                        fidelity: 0, status: .failed, onFrontier: false, reason: "\(error)")
+                    trials[candidate.id] = trial
+                    announce(.trial(trial, index: trials.count, total: candidates.count))
+                }
+                continue
+            }
+            let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainStart) / 1e9
+            trained += 1
+            epochs += base.epochsRun
+            for candidate in members {
+                let student = base.quantized(to: candidate.precision)
+                let answers = try student.predict(task.validation.texts).map { Optional($0.answer) }
+                let evaluation = try validation.evaluate(answers)
+                let profile = try LatencyProfiler.profile(inputs: sample) { texts in
+                    Float(try student.predict(texts)[0].confidence)
+                }
+                var trial = TrialResult(
+                    id: candidate.id, family: candidate.family, config: candidate.config,
+                    precision: candidate.precision, params: student.params, sizeBytes: student.sizeBytes,
+                    flopsPerExample: student.flopsPerExample(sample: sample), latencyMsP50: profile.p50,
+                    latencyMsP95: profile.p95, throughputPerSecond: profile.throughput,
+                    costPer1MUSD: profile.p50 / 1000 * 1e6 * settings.usdPerVCPUHour / 3600,
+                    metrics: Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) }),
+                    differenceToTeacher: evaluation.difference(
+                        to: teacherValidation, on: metric, resampler: validation.resampler),
+                    fidelity: 1, status: .complete, onFrontier: false, epochsRun: Int(base.epochsRun),
+                    trainSeconds: trainSeconds)
+                trial.bestEpoch = base.bestEpoch
+                trials[candidate.id] = trial
+                students[candidate.id] = student
+                announce(.trial(trial, index: trials.count, total: candidates.count))
+            }
+        }
+        let trainingEnded = DispatchTime.now().uptimeNanoseconds
+
+        announce(.phase("frontier and recommendation"))
+        let teacherLatency = task.teacherLatencyMs
+        var ranked = SearchEngine.rank(
+            candidates.compactMap { trials[$0.id] }, metric: metric.rawValue, teacherValue: teacherValue,
+            teacherLatency: teacherLatency, constraints: settings.constraints)
+
+        announce(.phase("test-set evaluation of the frontier"))
+        var leaders: [Family: TrialResult] = [:]
+        for trial in ranked.ordered where trial.status == .complete {
+            let value = trial.metrics[metric.rawValue]?.value ?? -.infinity
+            if value > leaders[trial.family]?.metrics[metric.rawValue]?.value ?? -.infinity {
+                leaders[trial.family] = trial
+            }
+        }
+        let leaderIds = Set(leaders.values.map(\.id))
+        var recommendationTest: [String: MetricEstimate]?
+        var recommendationDifference: MetricEstimate?
+        for index in ranked.ordered.indices {
+            let id = ranked.ordered[index].id
+            ranked.ordered[index].onFrontier = ranked.frontier.contains(id)
+            guard ranked.ordered[index].onFrontier || id == ranked.recommendation.candidate || leaderIds.contains(id),
+                let student = students[id]
+            else { continue }
+            let evaluation = try test.evaluate(try student.predict(task.test.texts).map { Optional($0.answer) })
+            let metrics = Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) })
+            ranked.ordered[index].testMetrics = metrics
+            if id == ranked.recommendation.candidate {
+                recommendationTest = metrics
+                recommendationDifference = evaluation.difference(to: teacherTest, on: metric, resampler: test.resampler)
+            }
+        }
+
+        let teacher = TeacherSummary(
+            name: task.teacher.name,
+            metrics: Dictionary(uniqueKeysWithValues: teacherTest.estimates.map { ($0.key.rawValue, $0.value) }),
+            validationMetrics: Dictionary(
+                uniqueKeysWithValues: teacherValidation.estimates.map { ($0.key.rawValue, $0.value) }),
+            latencyMsP50: teacherLatency, costPer1MUSD: task.teacherCostPer1M, params: task.teacher.params,
+            onFrontier: ranked.frontier.contains("teacher"), models: task.teacherModels,
+            invalidRows: task.splits.reduce(0) { $0 + $1.invalidTeacherRows },
+            invalidRowsBySplit: Dictionary(uniqueKeysWithValues: task.splits.map { ($0.name, $0.invalidTeacherRows) }))
+        var summary = SearchSummary(
+            strategy: SearchStrategy.exhaustive.rawValue, candidateEpochs: epochs, wallSeconds: elapsed(),
+            trials: trained,
+            stoppedBecause: budgetHit
+                ? String(format: "the budget of %.0f s ran out", settings.budgetSeconds)
+                : "every structured candidate trained")
+        summary.budgetSeconds = settings.budgetSeconds
+        summary.afterTrainingSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainingEnded) / 1e9
+        let outcome = SearchOutcome(
+            taskName: task.name, kind: .structured, labels: [], primaryMetric: metric.rawValue, teacher: teacher,
+            trials: ranked.ordered, frontier: ranked.frontier, recommendation: ranked.recommendation,
+            recommendationTestMetrics: recommendationTest, recommendationTestDifference: recommendationDifference,
+            recommendedBundle: nil, constraints: settings.constraints, summary: summary, seed: settings.seed,
+            splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count])
+        return StructuredOutcome(
+            outcome: outcome, recommended: ranked.recommendation.candidate.flatMap { students[$0] })
+    }
+
+    /// Trains (or indexes) `candidate` on the train rows whose teacher answer is valid.
+    static func train(_ candidate: StructuredCandidate, task: StructuredTaskData, seed: UInt64) throws
+        -> StructuredStudent
+    {
+        let featurizer = HashedTextFeaturizer(bucketsLog2: candidate.bucketsLog2)
+        switch candidate.family {
+        case .nearest:
+            return .nearest(
+                try NearestAnswer(texts: task.train.texts, answers: task.train.teacher, featurizer: featurizer))
+        default:
+            throw SearchError("\(candidate.family.rawValue) is not a structured family")
+        }
+    }
+}
+
+/// A structured search's result: the outcome every report renders, and the recommended student to export.
+public struct StructuredOutcome: Sendable {
+    /// Trials, frontier, recommendation, teacher.
+    public var outcome: SearchOutcome
+    /// The recommended student, when the recommendation names one.
+    public var recommended: StructuredStudent?
+}
+
+extension StructuredTaskData {
+    /// The teacher's median latency: task.json or the job, else the median of the validation and test rows'
+    /// `latency_ms`.
+    public var teacherLatencyMs: Double? {
+        if let latency = teacher.latencyMsP50 { return latency }
+        let recorded = (validation.rows.teacherLatencyMs + test.rows.teacherLatencyMs).compactMap { $0 }.sorted()
+        return recorded.isEmpty ? nil : LatencyProfiler.percentile(recorded, 0.5)
+    }
+
+    /// The teacher's cost of a million calls (token prices × the rows' usage, else the per-request price).
+    public var teacherCostPer1M: Double? {
+        let usage = (validation.rows.teacherUsage + test.rows.teacherUsage).compactMap { $0 }
+        if let inputPrice = teacher.inputPerMTokUSD, let outputPrice = teacher.outputPerMTokUSD, !usage.isEmpty {
+            return usage.reduce(0.0) { $0 + Double($1.input) * inputPrice + Double($1.output) * outputPrice }
+                / Double(usage.count)
+        }
+        return teacher.costPer1kRequestsUSD.map { $0 * 1000 }
+    }
+
+    /// Rows per answering model over every split (nil when no row records one).
+    public var teacherModels: [String: Int]? {
+        var counts: [String: Int] = [:]
+        for split in splits {
+            for model in split.rows.teacherModels.compactMap({ $0 }) { counts[model, default: 0] += 1 }
+        }
+        return counts.isEmpty ? nil : counts
+    }
+}

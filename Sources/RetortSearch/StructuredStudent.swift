@@ -1,0 +1,116 @@
+import Foundation
+import RetortData
+import RetortStudents
+
+/// A trained student of a structured task (FORMATS.md §9), as the search scores, times and exports it: each answer
+/// comes with the student's confidence in it (a cascade's threshold).
+public enum StructuredStudent: Sendable {
+    /// The teacher's answer on the most similar train input; confidence is the cosine similarity.
+    case nearest(NearestAnswer)
+
+    /// The family.
+    public var family: Family {
+        switch self {
+        case .nearest: .nearest
+        }
+    }
+
+    /// Answers `texts`, end to end from the raw inputs.
+    public func predict(_ texts: [String]) throws -> [(answer: StructuredAnswer, confidence: Double)] {
+        switch self {
+        case .nearest(let nearest):
+            nearest.nearest(texts).map { (nearest.answers[$0.row], Double(max(0, $0.similarity))) }
+        }
+    }
+
+    /// The student stored at `precision` (nearest: its fp32 index as it is).
+    public func quantized(to precision: Precision) -> StructuredStudent {
+        switch self {
+        case .nearest: self
+        }
+    }
+
+    /// Epochs trained (0 for an index).
+    public var epochsRun: Double {
+        switch self {
+        case .nearest: 0
+        }
+    }
+
+    /// The epoch whose weights were kept, for a trained student.
+    public var bestEpoch: Int? {
+        switch self {
+        case .nearest: nil
+        }
+    }
+
+    /// The stored precision.
+    public var precision: Precision {
+        switch self {
+        case .nearest: .fp32
+        }
+    }
+
+    /// The candidate id the model folder names, when it names one.
+    public var candidate: String? {
+        switch self {
+        case .nearest(let nearest): nearest.candidate
+        }
+    }
+
+    /// Stored numbers (index values, weights).
+    public var params: Int {
+        switch self {
+        case .nearest(let nearest): nearest.parameterCount
+        }
+    }
+
+    /// Bytes of the exported model.
+    public var sizeBytes: Int {
+        switch self {
+        case .nearest(let nearest): nearest.sizeBytes
+        }
+    }
+
+    /// Analytic operations per example, on the sample `texts` where the cost depends on the input.
+    public func flopsPerExample(sample texts: [String]) -> Int {
+        switch self {
+        case .nearest(let nearest): nearest.flopsPerExample(for: texts)
+        }
+    }
+
+    /// Writes the model folder `retort predict` runs from, naming `candidate` in its manifest.
+    public func write(to folder: URL, candidate: String?) throws {
+        switch self {
+        case .nearest(let nearest): try nearest.write(to: folder, candidate: candidate)
+        }
+    }
+
+    /// Whether `folder` holds a structured student (rather than a label student's bundle).
+    public static func isStructured(folder: URL) -> Bool {
+        StructuredBundleFile.family(in: folder) != nil
+    }
+
+    /// Loads a model folder written by ``write(to:)``.
+    public static func load(from folder: URL) throws -> StructuredStudent {
+        switch StructuredBundleFile.family(in: folder) {
+        case .nearest: .nearest(try NearestAnswer.load(from: folder))
+        default:
+            throw StudentError(
+                "not a structured student's folder (model.json names no nearest or fields family)",
+                file: folder.appendingPathComponent("model.json").relativePath)
+        }
+    }
+}
+
+/// What a model folder's `model.json` says about its family, read leniently (any problem: not structured).
+enum StructuredBundleFile {
+    /// The structured family `folder/model.json` names, or nil.
+    static func family(in folder: URL) -> Family? {
+        guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent("model.json").path),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let name = object["family"] as? String, let family = Family(rawValue: name), family.isStructured
+        else { return nil }
+        return family
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import RetortTestSupport
+import Testing
+
+/// `retort search` and `retort predict` on a structured task (FORMATS.md §9), end to end through the binary.
+@Suite struct StructuredCommandTests {
+    /// A workspace holding the synthetic structured task `structured-synthetic` and a job with a small catalog.
+    static func workspace(maxDrop: Double = 0.2) throws -> Workspace {
+        let task = try SyntheticStructured.writeTask()
+        let workspace = Workspace(folder: task.deletingLastPathComponent())
+        try workspace.write(
+            """
+            name: ha-mini
+            data:
+              task: structured-synthetic
+            objective: {max_drop: \(maxDrop)}
+            candidates:
+              structured:
+                - family: nearest
+                  buckets_log2: [12, 14]
+            """, to: "job.yaml")
+        return workspace
+    }
+
+    @Test("search writes a structured run; predict answers {id, output} lines and reproduces the test figures")
+    func searchAndPredict() async throws {
+        let workspace = try Self.workspace()
+        let result = try await workspace.retort("search", "job.yaml")
+        #expect(result.exitCode == 0, "\(result)")
+        #expect(result.stdout.contains("[load] structured task structured-synthetic"), "\(result)")
+        #expect(result.stdout.contains("| candidate |") && result.stdout.contains("Recommendation: distill"))
+        let run = try workspace.runFolder(job: "ha-mini")
+        let report = try Report(runFolder: run)
+        #expect(report.json["task_kind"] as? String == "structured")
+        let teacher = try #require(report.json["teacher"] as? [String: Any])
+        #expect((teacher["invalid_rows"] as? Int ?? 0) > 0)
+        for file in ["frontier.md", "candidates.csv", "report.html", "model/model.json", "model/model.safetensors"] {
+            #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent(file).path), "\(file)")
+        }
+        let testMatch = try #require(report.recommendationTestValue("exact_match"))
+
+        let predicted = try await workspace.retort(
+            "predict", run.appendingPathComponent("model").path, "--input", "structured-synthetic/test.jsonl",
+            "--out", "predictions.jsonl", "--json")
+        #expect(predicted.exitCode == 0, "\(predicted)")
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(predicted.stdout.utf8)) as? [String: Any])
+        let exactMatch = try #require(summary["exact_match"] as? Double)
+        #expect(abs(exactMatch - testMatch) < 1e-9, "predict \(exactMatch) vs report \(testMatch)")
+        let lines = try workspace.text("predictions.jsonl").split(separator: "\n")
+        #expect(lines.count == 300)
+        let first = try #require(
+            try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(first["id"] as? String == "te-0")
+        #expect((first["output"] as? [String: Any])?["intent"] is String)
+    }
+
+    @Test("what a structured search does not take yet is a one-line usage error")
+    func unsupportedOptions() async throws {
+        let workspace = try Self.workspace()
+        let halving = try await workspace.retort("search", "job.yaml", "--strategy", "halving")
+        #expect(halving.exitCode == 64, "\(halving)")
+        #expect(halving.stderr.contains("structured tasks are searched exhaustively"), "\(halving)")
+        let process = try await workspace.retort("search", "job.yaml", "--executor", "process")
+        #expect(process.exitCode == 64, "\(process)")
+        #expect(process.stderr.contains("drop --executor"), "\(process)")
+        #expect(!workspace.exists("results/ha-mini"), "no run folder is left behind")
+    }
+
+    @Test("predict with a damaged structured model folder names the file")
+    func damagedModel() async throws {
+        let workspace = try Self.workspace()
+        try FileManager.default.createDirectory(at: workspace.url("model"), withIntermediateDirectories: true)
+        try workspace.write(
+            #"{"format": "retort-structured", "version": 1, "family": "nearest", "answers": []}"#,
+            to: "model/model.json")
+        try workspace.write("not safetensors", to: "model/model.safetensors")
+        let result = try await workspace.retort(
+            "predict", "model", "--input", "structured-synthetic/test.jsonl")
+        #expect(result.exitCode != 0)
+        #expect(result.stderr.contains("model/model.json"), "\(result)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
+    }
+}
