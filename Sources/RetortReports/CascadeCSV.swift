@@ -49,7 +49,8 @@ public enum CascadeCSV {
             let agreement =
                 best.agreement.map { String(format: ", agreement with the teacher there %.3f", $0.value) } ?? ""
             return String(
-                format: "%@ answers %.0f%% of inputs (top probability ≥ %.3f%@; cascade %@ %.4f)", curve.candidate,
+                format: "%@ answers %.0f%% of inputs (%@ ≥ %.3f%@; cascade %@ %.4f)", curve.candidate,
+                report.confidenceName,
                 best.coverage * 100, best.threshold, agreement, metric, best.metrics[metric]?.value ?? .nan)
         }
         guard !parts.isEmpty else { return nil }

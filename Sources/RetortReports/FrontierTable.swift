@@ -84,8 +84,8 @@ public enum FrontierTable {
                 recommendation.kind == "cascade"
                     ? String(
                         format:
-                            "**Recommendation: cascade: `%@` answers when its top probability is ≥ %.3f, the teacher the rest.** %@.",
-                        candidate, recommendation.threshold ?? 0, recommendation.reason)
+                            "**Recommendation: cascade: `%@` answers when its %@ is ≥ %.3f, the teacher the rest.** %@.",
+                        candidate, report.confidenceName, recommendation.threshold ?? 0, recommendation.reason)
                     : "**Recommendation: distill into `\(candidate)`.** \(recommendation.reason).")
             if let test = recommendation.testMetrics?[metric] {
                 var line = "Test \(metric): \(estimate(test)) vs teacher \(estimate(teacher.metrics[metric]))"

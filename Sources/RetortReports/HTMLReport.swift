@@ -117,8 +117,8 @@ public enum HTMLReport {
                 cascade
                 ? String(
                     format:
-                        "<b>Recommendation: cascade: <code>%@</code> answers when its top probability is ≥ %.3f, the teacher the rest.</b> %@.",
-                    escape(id), recommendation.threshold ?? 0, escape(recommendation.reason))
+                        "<b>Recommendation: cascade: <code>%@</code> answers when its %@ is ≥ %.3f, the teacher the rest.</b> %@.",
+                    escape(id), report.confidenceName, recommendation.threshold ?? 0, escape(recommendation.reason))
                 : "<b>Recommendation: distill into <code>\(escape(id))</code>.</b> \(escape(recommendation.reason))."
             if let test = recommendation.testMetrics?[metric], let teacher = report.teacher.metrics[metric] {
                 text += String(

@@ -82,8 +82,19 @@ public enum Cascade {
         probabilities: Matrix, thresholds: [Double], evaluator: Evaluator, studentCostPer1M: Double?,
         teacherCostPer1M: Double?, studentLatencyMs: Double?, teacherLatencyMs: Double?
     ) throws -> [CascadePoint] {
-        let predictions = probabilities.argmaxPerRow()
-        let top = topProbabilities(probabilities)
+        try points(
+            confidence: topProbabilities(probabilities), predictions: probabilities.argmaxPerRow(),
+            thresholds: thresholds, evaluator: evaluator, studentCostPer1M: studentCostPer1M,
+            teacherCostPer1M: teacherCostPer1M, studentLatencyMs: studentLatencyMs, teacherLatencyMs: teacherLatencyMs)
+    }
+
+    /// The points of a cascade at `thresholds` for any task kind: the student's answers on the evaluator's rows and
+    /// its confidence in each (a label student's top probability; a structured student's product of field
+    /// probabilities or retrieval similarity).
+    public static func points<Kind: AnswerKind>(
+        confidence top: [Float], predictions: [Kind.Answer], thresholds: [Double], evaluator: SplitEvaluator<Kind>,
+        studentCostPer1M: Double?, teacherCostPer1M: Double?, studentLatencyMs: Double?, teacherLatencyMs: Double?
+    ) throws -> [CascadePoint] {
         let teacher = evaluator.teacher
         let kind = evaluator.kind
         var points: [CascadePoint] = []
@@ -124,7 +135,7 @@ public enum Cascade {
     /// teacher's cost; otherwise the teacher stays, and the reason says what the best cascade would have saved.
     public static func reconsider(
         _ recommendation: Recommendation, curves: [CascadeCurve], metric: String, teacherValue: Double,
-        teacherCostPer1M: Double?, maxDrop: Double
+        teacherCostPer1M: Double?, maxDrop: Double, confidenceName: String = "top probability"
     ) -> Recommendation {
         guard case .noDistillation(let reason) = recommendation, let teacherCost = teacherCostPer1M, teacherCost > 0
         else { return recommendation }
@@ -144,8 +155,8 @@ public enum Cascade {
         let savings = 1 - cost / teacherCost
         let value = point.metrics[metric]?.value ?? .nan
         let description = String(
-            format: "%@ answering %.0f%% of inputs (top probability ≥ %.3f) and the teacher the rest", candidate,
-            point.coverage * 100, point.threshold)
+            format: "%@ answering %.0f%% of inputs (%@ ≥ %.3f) and the teacher the rest", candidate,
+            point.coverage * 100, confidenceName, point.threshold)
         guard savings >= minimumSavings else {
             return .noDistillation(
                 reason: reason

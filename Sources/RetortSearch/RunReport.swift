@@ -121,6 +121,9 @@ public struct RunReport: Codable, Sendable {
         self.cascades = outcome.cascades.isEmpty ? nil : outcome.cascades
     }
 
+    /// What a cascade's threshold applies to: a label student's top probability, a structured student's confidence.
+    public var confidenceName: String { taskKind == TaskKind.structured.rawValue ? "confidence" : "top probability" }
+
     /// Loads report.json from a run folder.
     public static func load(runDirectory: URL) throws -> RunReport {
         let url = runDirectory.appendingPathComponent("report.json")

@@ -132,19 +132,68 @@ public enum StructuredSearch {
         let leaderIds = Set(leaders.values.map(\.id))
         var recommendationTest: [String: MetricEstimate]?
         var recommendationDifference: MetricEstimate?
+        var cascades: [CascadeCurve] = []
+        var testAnswers: [String: [(answer: StructuredAnswer, confidence: Double)]] = [:]
         for index in ranked.ordered.indices {
-            let id = ranked.ordered[index].id
+            let trial = ranked.ordered[index]
+            let id = trial.id
             ranked.ordered[index].onFrontier = ranked.frontier.contains(id)
             guard ranked.ordered[index].onFrontier || id == ranked.recommendation.candidate || leaderIds.contains(id),
                 let student = students[id]
             else { continue }
-            let evaluation = try test.evaluate(try student.predict(task.test.texts).map { Optional($0.answer) })
+            let answers = try student.predict(task.test.texts)
+            testAnswers[id] = answers
+            let evaluation = try test.evaluate(answers.map { Optional($0.answer) })
             let metrics = Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) })
             ranked.ordered[index].testMetrics = metrics
             if id == ranked.recommendation.candidate {
                 recommendationTest = metrics
                 recommendationDifference = evaluation.difference(to: teacherTest, on: metric, resampler: test.resampler)
             }
+            guard ranked.ordered[index].onFrontier else { continue }
+            // The student answers where its confidence reaches a threshold placed on validation, the teacher the rest.
+            let validationAnswers = try student.predict(task.validation.texts)
+            let thresholds = Cascade.thresholds(topProbabilities: validationAnswers.map { Float($0.confidence) })
+            func points(
+                _ answers: [(answer: StructuredAnswer, confidence: Double)], _ evaluator: SplitEvaluator<Structured>
+            ) throws -> [CascadePoint] {
+                try Cascade.points(
+                    confidence: answers.map { Float($0.confidence) }, predictions: answers.map { Optional($0.answer) },
+                    thresholds: thresholds, evaluator: evaluator, studentCostPer1M: trial.costPer1MUSD,
+                    teacherCostPer1M: task.teacherCostPer1M, studentLatencyMs: trial.latencyMsP50,
+                    teacherLatencyMs: teacherLatency)
+            }
+            cascades.append(
+                CascadeCurve(
+                    candidate: id, validation: try points(validationAnswers, validation),
+                    test: try points(answers, test)))
+        }
+        // A cascade may turn "keep the teacher" into "a student on its sure inputs, the teacher on the rest".
+        let constraints = settings.constraints
+        let allowed = Set(
+            ranked.ordered.filter { trial in
+                (constraints.maxModelBytes.map { trial.sizeBytes <= $0 } ?? true)
+                    && (constraints.maxLatencyMs.map {
+                        (trial.latencyMsP50 ?? .infinity) * (constraints.latencyScale ?? 1) <= $0
+                    } ?? true)
+            }.map(\.id))
+        let reconsidered = Cascade.reconsider(
+            ranked.recommendation, curves: cascades.filter { allowed.contains($0.candidate) },
+            metric: metric.rawValue, teacherValue: teacherValue, teacherCostPer1M: task.teacherCostPer1M,
+            maxDrop: constraints.maxDrop, confidenceName: "confidence")
+        if case .cascade(let id, let point, _) = reconsidered,
+            let curve = cascades.first(where: { $0.candidate == id }),
+            let testPoint = curve.test.first(where: { $0.threshold == point.threshold }), let answers = testAnswers[id]
+        {
+            ranked.recommendation = reconsidered
+            recommendationTest = testPoint.metrics
+            let blended = Cascade.labels(
+                top: answers.map { Float($0.confidence) }, predictions: answers.map { Optional($0.answer) },
+                teacher: test.teacher, threshold: point.threshold)
+            recommendationDifference = try test.evaluate(blended).difference(
+                to: teacherTest, on: metric, resampler: test.resampler)
+        } else if reconsidered.cascadePoint == nil {
+            ranked.recommendation = reconsidered
         }
 
         let teacher = TeacherSummary(
@@ -169,7 +218,8 @@ public enum StructuredSearch {
             trials: ranked.ordered, frontier: ranked.frontier, recommendation: ranked.recommendation,
             recommendationTestMetrics: recommendationTest, recommendationTestDifference: recommendationDifference,
             recommendedBundle: nil, constraints: settings.constraints, summary: summary, seed: settings.seed,
-            splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count])
+            splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count],
+            cascades: cascades)
         return StructuredOutcome(
             outcome: outcome, recommended: ranked.recommendation.candidate.flatMap { students[$0] })
     }

@@ -64,15 +64,25 @@ import Testing
         #expect(before.map(\.confidence) == after.map(\.confidence))
     }
 
-    @Test("values to copy that were never seen: retrieval falls short and the teacher is kept, with the reason")
-    func keepsTheTeacher() throws {
+    @Test("values to copy that were never seen: retrieval alone falls short; a cascade answers where it is sure")
+    func cascade() throws {
         let task = try StructuredTaskData.load(folder: try SyntheticStructured.writeTask(novelItems: true))
         let result = try StructuredSearch.run(
             task: task, settings: try Self.settings(catalog: Self.nearestCatalog, maxDrop: 0.01))
-        #expect(result.outcome.recommendation.kind == "no-distillation")
+        let outcome = result.outcome
+        let teacherValue = try #require(outcome.teacher.validationMetrics["exact_match"]?.value)
+        for trial in outcome.trials {
+            #expect((trial.metrics["exact_match"]?.value ?? 1) < teacherValue - 0.01, "no student alone meets the bar")
+        }
+        #expect(outcome.recommendation.kind == "cascade", "\(outcome.recommendation.reason)")
+        let point = try #require(outcome.recommendation.cascadePoint)
+        #expect(point.coverage > 0.3 && point.coverage < 1)
+        #expect((point.metrics["exact_match"]?.value ?? 0) >= teacherValue - 0.01)
+        #expect(outcome.recommendation.reason.contains("confidence ≥"))
+        #expect(outcome.recommendationTestDifference != nil && outcome.recommendationTestMetrics != nil)
+        #expect(!outcome.cascades.isEmpty && outcome.cascades.allSatisfy { !$0.validation.isEmpty && !$0.test.isEmpty })
         let exported = result.recommended != nil
-        #expect(!exported)
-        #expect(result.outcome.recommendation.reason.contains("keep the teacher"))
+        #expect(exported, "the cascade's student is exported")
     }
 
     @Test("a catalog's structured: section expands and rejects what does not apply, at its line")
