@@ -8,13 +8,7 @@ extension SearchRun {
     /// paired test difference of the cascade's labels against the teacher's).
     func cascadeRecommendation(_ ranked: inout RankedTrials, figures: inout TestFigures) throws {
         let constraints = settings.constraints
-        let allowed = Set(
-            ranked.ordered.filter { trial in
-                (constraints.maxModelBytes.map { trial.sizeBytes <= $0 } ?? true)
-                    && (constraints.maxLatencyMs.map {
-                        (trial.latencyMsP50 ?? .infinity) * (constraints.latencyScale ?? 1) <= $0
-                    } ?? true)
-            }.map(\.id))
+        let allowed = Set(ranked.ordered.filter(constraints.admits).map(\.id))
         let reconsidered = Cascade.reconsider(
             ranked.recommendation, curves: figures.cascades.filter { allowed.contains($0.candidate) },
             metric: metric.rawValue, teacherValue: teacher.value, teacherCostPer1M: SearchEngine.teacherCostPer1M(task),
@@ -39,5 +33,13 @@ extension SearchRun {
             figures.recommendationDifference = try evaluator.evaluate(labels).difference(
                 to: teacher.test, on: metric, resampler: evaluator.resampler)
         }
+    }
+}
+
+extension Constraints {
+    /// Whether `trial` fits the size and latency limits (a cascade's student must, as a plain student must).
+    func admits(_ trial: TrialResult) -> Bool {
+        (maxModelBytes.map { trial.sizeBytes <= $0 } ?? true)
+            && (maxLatencyMs.map { (trial.latencyMsP50 ?? .infinity) * (latencyScale ?? 1) <= $0 } ?? true)
     }
 }

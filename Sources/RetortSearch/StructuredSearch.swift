@@ -170,13 +170,7 @@ public enum StructuredSearch {
         }
         // A cascade may turn "keep the teacher" into "a student on its sure inputs, the teacher on the rest".
         let constraints = settings.constraints
-        let allowed = Set(
-            ranked.ordered.filter { trial in
-                (constraints.maxModelBytes.map { trial.sizeBytes <= $0 } ?? true)
-                    && (constraints.maxLatencyMs.map {
-                        (trial.latencyMsP50 ?? .infinity) * (constraints.latencyScale ?? 1) <= $0
-                    } ?? true)
-            }.map(\.id))
+        let allowed = Set(ranked.ordered.filter(constraints.admits).map(\.id))
         let reconsidered = Cascade.reconsider(
             ranked.recommendation, curves: cascades.filter { allowed.contains($0.candidate) },
             metric: metric.rawValue, teacherValue: teacherValue, teacherCostPer1M: task.teacherCostPer1M,
