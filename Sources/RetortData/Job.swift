@@ -30,6 +30,9 @@ public struct Job {
     public var metric: String?
     /// Allowed drop against the teacher on the primary metric.
     public var maxDrop: Double
+    /// The probability, adjusted for picking among many, that a recommended student's true drop is within `maxDrop`
+    /// (`objective.confidence`, `--confidence`; default 0.9).
+    public var confidence = 0.9
     /// Wall-clock budget of the search, in seconds.
     public var budgetSeconds: Double
     /// Seed for every random choice.
@@ -183,9 +186,11 @@ public struct Job {
         }
         if let objective = top["objective"] {
             collect { () throws(DataError) in
-                let section = try objective.mapping(allowed: ["metric", "max_drop"])
+                let section = try objective.mapping(allowed: ["metric", "max_drop", "confidence"])
                 job.metric = try section["metric"]?.choice(Metric.self, named: "metric").rawValue
                 job.maxDrop = try section["max_drop"]?.double(in: NumberRange(0, 1)) ?? job.maxDrop
+                job.confidence =
+                    try section["confidence"]?.double(in: NumberRange(0.5, 0.999)) ?? job.confidence
             }
         }
         if let search = top["search"] {

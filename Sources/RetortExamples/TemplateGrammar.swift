@@ -64,7 +64,16 @@ public struct TemplateGrammar: Sendable {
 
     /// Expands `template` with `generator`.
     public func expand(_ template: String, generator: inout SeededGenerator) -> String {
+        expandCapturing(template, generator: &generator).text
+    }
+
+    /// Expands `template` with `generator`, with the value each slot took, in order (a slot inside an optional part
+    /// that was left out takes none).
+    public func expandCapturing(_ template: String, generator: inout SeededGenerator)
+        -> (text: String, captures: [(slot: String, value: String)])
+    {
         var output = ""
+        var captures: [(slot: String, value: String)] = []
         var characters = Array(template)[...]
         while let character = characters.popFirst() {
             switch character {
@@ -72,21 +81,29 @@ public struct TemplateGrammar: Sendable {
                 let name = String(characters.prefix { $0 != "}" })
                 characters = characters.dropFirst(name.count + 1)
                 if let values = slots[name], !values.isEmpty {
-                    output += values[generator.index(below: values.count)]
+                    let value = values[generator.index(below: values.count)]
+                    output += value
+                    captures.append((name, value))
                 }
             case "(":
                 let body = String(characters.prefix { $0 != ")" })
                 characters = characters.dropFirst(body.count + 1)
                 let options = body.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-                output += expand(options[generator.index(below: options.count)], generator: &generator)
+                let part = expandCapturing(options[generator.index(below: options.count)], generator: &generator)
+                output += part.text
+                captures += part.captures
             case "[":
                 let body = String(characters.prefix { $0 != "]" })
                 characters = characters.dropFirst(body.count + 1)
-                if generator.index(below: 2) == 0 { output += expand(body, generator: &generator) }
+                if generator.index(below: 2) == 0 {
+                    let part = expandCapturing(body, generator: &generator)
+                    output += part.text
+                    captures += part.captures
+                }
             default:
                 output.append(character)
             }
         }
-        return output.split(whereSeparator: { $0 == " " }).joined(separator: " ")
+        return (output.split(whereSeparator: { $0 == " " }).joined(separator: " "), captures)
     }
 }

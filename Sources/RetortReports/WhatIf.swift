@@ -24,7 +24,8 @@ public enum WhatIf {
             )
         }
         let recommendation = Recommender.recommend(
-            trials: report.candidates, metric: metric, teacherValue: teacherValue, constraints: constraints)
+            trials: report.candidates, metric: metric, teacherValue: teacherValue, constraints: constraints,
+            selection: metric == report.primaryMetric ? report.selection : nil)
         let before = report.recommendation
         let change: String
         let was = Recommendation.headline(kind: before.kind, candidate: before.candidate)

@@ -11,6 +11,10 @@ struct RankedTrials {
     var recommendation: Recommendation
     /// The teacher's median latency, ms, when known.
     var teacherLatency: Double?
+    /// The selection adjustment the recommendation used, when candidates had bootstrap replicates.
+    var selection: SelectionAdjustment?
+    /// What the point estimates alone would recommend, when it differs from ``recommendation`` (for comparison).
+    var pointEstimatePick: String?
 }
 
 extension SearchRun {
@@ -25,9 +29,35 @@ extension SearchRun {
                 ordered[index].invented = true
             }
         }
+        let selection = try selectionAdjustment(&ordered)
         return SearchEngine.rank(
             ordered, metric: metric.rawValue, teacherValue: teacher.value,
-            teacherLatency: SearchEngine.teacherLatencyMs(task), constraints: settings.constraints)
+            teacherLatency: SearchEngine.teacherLatencyMs(task), constraints: settings.constraints,
+            selection: selection)
+    }
+
+    /// Each complete full-fidelity candidate's paired validation difference replicates (its bundle's validation answers
+    /// scored on the teacher's resamples), its standard error set on `ordered`, and the selection adjustment over them.
+    func selectionAdjustment(_ ordered: inout [TrialResult]) throws -> SelectionAdjustment? {
+        guard let teacherReplicates = teacher.validation.replicates[metric] else { return nil }
+        var replicates: [String: [Float]] = [:]
+        var differences: [String: Double] = [:]
+        for index in ordered.indices {
+            let trial = ordered[index]
+            guard trial.status == .complete, trial.fidelity >= 1, let (group, candidate) = member[trial.id],
+                let difference = trial.differenceToTeacher?.value,
+                let bundle = try bundle(trial.id, epochs: trial.epochsRun ?? 0)
+            else { continue }
+            let probabilities = try bundle.model.probabilities(
+                features(group.featureKey).validation(at: candidate.precision))
+            let evaluation = try teacher.validationEvaluator.evaluate(probabilities.argmaxPerRow())
+            guard let own = evaluation.replicates[metric] else { continue }
+            let paired = zip(own, teacherReplicates).map { $0 - $1 }
+            replicates[trial.id] = paired
+            differences[trial.id] = difference
+            ordered[index].differenceSE = SelectionAdjustment.standardError(paired)
+        }
+        return SelectionAdjustment.make(replicates: replicates, differences: differences)
     }
 }
 
@@ -36,7 +66,7 @@ extension SearchEngine {
     /// tier, FLOPs, size) with the teacher as a point, and the ``Recommender``'s choice.
     static func rank(
         _ trials: [TrialResult], metric: String, teacherValue: Double, teacherLatency: Double?,
-        constraints: Constraints
+        constraints: Constraints, selection: SelectionAdjustment? = nil
     ) -> RankedTrials {
         var ordered = trials
         if constraints.device != nil {
@@ -60,9 +90,23 @@ extension SearchEngine {
         let frontier = paretoFrontier(of: points).sorted {
             $0.quality > $1.quality || ($0.quality == $1.quality && $0.id < $1.id)
         }.map(\.id)
+        if let selection {
+            for index in ordered.indices {
+                guard let se = ordered[index].differenceSE, let value = ordered[index].metrics[metric]?.value else {
+                    continue
+                }
+                ordered[index].pWithinMaxDrop = selection.probabilityWithin(
+                    difference: value - teacherValue, se: se, maxDrop: constraints.maxDrop)
+            }
+        }
         let recommendation = Recommender.recommend(
-            trials: ordered, metric: metric, teacherValue: teacherValue, constraints: constraints)
+            trials: ordered, metric: metric, teacherValue: teacherValue, constraints: constraints,
+            selection: selection)
+        let pointPick = Recommender.recommend(
+            trials: ordered, metric: metric, teacherValue: teacherValue, constraints: constraints
+        ).candidate
         return RankedTrials(
-            ordered: ordered, frontier: frontier, recommendation: recommendation, teacherLatency: teacherLatency)
+            ordered: ordered, frontier: frontier, recommendation: recommendation, teacherLatency: teacherLatency,
+            selection: selection, pointEstimatePick: pointPick != recommendation.candidate ? pointPick : nil)
     }
 }

@@ -14,6 +14,7 @@ extension SearchSettings {
         var constraints = Constraints(
             maxModelBytes: job.maxModelBytes, maxLatencyMs: job.maxLatencyMs, maxDrop: job.maxDrop,
             maxFlops: job.maxFlops)
+        constraints.confidence = job.confidence
         if let device = job.device {
             constraints.device = device.name
             constraints.latencyScale = MachineSpeed.sgemmFlopsPerSecond() / device.flopsPerSecond
@@ -44,7 +45,7 @@ extension Job {
     public func journalOptions(strategy: SearchStrategy, catalogPath: String?) -> [String: String] {
         var recorded: [String: String] = [
             "strategy": strategy.rawValue, "eta": "\(eta)", "rungs": "\(rungs)", "seed": "\(seed)",
-            "max_drop": "\(maxDrop)",
+            "max_drop": "\(maxDrop)", "confidence": "\(confidence)",
         ]
         recorded["max_model_bytes"] = maxModelBytes.map { "\($0)" }
         recorded["max_flops"] = maxFlops.map { "\($0)" }
@@ -104,6 +105,7 @@ extension Job {
         if let value = try integer("rungs", in: JobLimits.rungs) { rungs = value }
         if let value = options["seed"].flatMap(UInt64.init) { seed = value }
         if let value = try number("max_drop", in: NumberRange(0, 1)) { maxDrop = value }
+        if let value = try number("confidence", in: NumberRange(0.5, 0.999)) { confidence = value }
         if let value = try integer("max_model_bytes", in: 1...ByteSize.maximum) { maxModelBytes = value }
         if let value = try integer("max_flops", in: JobLimits.flops) { maxFlops = value }
         if let value = try number("max_latency_ms", in: .positive(upTo: 86_400_000)) { maxLatencyMs = value }

@@ -15,6 +15,12 @@ public struct Constraints: Sendable, Equatable, Codable {
     public var latencyScale: Double?
     /// Allowed drop against the teacher on the primary metric.
     public var maxDrop: Double
+    /// The probability (adjusted for picking among many, ``SelectionAdjustment``) that a recommended student's true
+    /// drop is within `maxDrop`; nil in reports made before it existed (read as 0.9).
+    public var confidence: Double?
+
+    /// The confidence level the recommendation needs.
+    public var confidenceLevel: Double { confidence ?? 0.9 }
 
     /// Constraints with the given limits.
     public init(maxModelBytes: Int? = nil, maxLatencyMs: Double? = nil, maxDrop: Double = 0.01, maxFlops: Int? = nil) {
@@ -31,19 +37,23 @@ public struct Constraints: Sendable, Equatable, Codable {
         case device
         case latencyScale = "latency_scale"
         case maxDrop = "max_drop"
+        case confidence
     }
 }
 
 /// Decides between the students and the teacher (DESIGN.md, "Recommendation").
 ///
 /// Among complete full-fidelity students that meet the hard constraints (size, p50 latency) and the quality bar
-/// (validation primary metric ≥ teacher − `max_drop`), recommend the cheapest to run: fewest FLOPs per example (the
-/// deterministic stand-in for the measured latency, which moves from run to run), then smallest, then best. If none
-/// qualifies, recommend keeping the teacher and name the closest candidate.
+/// (validation primary metric ≥ teacher − `max_drop`, and, with a ``SelectionAdjustment``, a probability of at least
+/// the confidence level that the true drop is within `max_drop`, adjusted for picking among many), recommend the
+/// cheapest to run: fewest FLOPs per example (the deterministic stand-in for the measured latency, which moves from
+/// run to run), then smallest, then best. If none qualifies, recommend keeping the teacher and name the closest
+/// candidate.
 public enum Recommender {
     /// The recommendation for `trials` given the teacher's validation value of `metric`.
     public static func recommend(
-        trials: [TrialResult], metric: String, teacherValue: Double, constraints: Constraints
+        trials: [TrialResult], metric: String, teacherValue: Double, constraints: Constraints,
+        selection: SelectionAdjustment? = nil
     ) -> Recommendation {
         let complete = trials.filter { $0.status == .complete && $0.fidelity >= 1 }
         guard !complete.isEmpty else {
@@ -72,11 +82,35 @@ public enum Recommender {
         }
         func value(_ trial: TrialResult) -> Double { trial.metrics[metric]?.value ?? -.infinity }
         let bar = teacherValue - constraints.maxDrop
-        let qualifying = fits.filter { value($0) >= bar - 1e-12 }
+        let level = constraints.confidenceLevel
+        // With a selection adjustment (and each candidate's bootstrap spread) a student qualifies by its probability of
+        // being within the drop; without one (reports from before it, trials still training), by its point estimate.
+        func probability(_ trial: TrialResult) -> Double? {
+            guard let selection, let se = trial.differenceSE else { return nil }
+            return selection.probabilityWithin(
+                difference: value(trial) - teacherValue, se: se, maxDrop: constraints.maxDrop)
+        }
+        let qualifying = fits.filter { trial in
+            guard value(trial) >= bar - 1e-12 else { return false }
+            return probability(trial).map { $0 >= level - 1e-12 } ?? true
+        }
+        let among = selection.map { " (adjusted for choosing among \($0.candidates) candidates)" } ?? ""
         guard !qualifying.isEmpty else {
             let closest =
                 fits.max { value($0) < value($1) || (value($0) == value($1) && $0.sizeBytes > $1.sizeBytes) } ?? fits[0]
             let drop = (teacherValue - value(closest)) * 100
+            if value(closest) >= bar - 1e-12, let p = probability(closest) {
+                let surest = fits.compactMap { trial in probability(trial).map { (trial, $0) } }.max { $0.1 < $1.1 }
+                return .noDistillation(
+                    reason: String(
+                        format:
+                            "best student %@ reaches %@ %.4f vs teacher %.4f (drop %.1f pt ≤ allowed %.1f pt), but "
+                            + "with only %.0f%% confidence that its true drop is within %.1f pt (%g%% needed%@; the "
+                            + "surest, %@, %.0f%%); keep the teacher",
+                        closest.id, metric, value(closest), teacherValue, drop, constraints.maxDrop * 100, p * 100,
+                        constraints.maxDrop * 100, level * 100, among, surest?.0.id ?? closest.id,
+                        (surest?.1 ?? p) * 100))
+            }
             return .noDistillation(
                 reason: String(
                     format:
@@ -95,10 +129,16 @@ public enum Recommender {
             delta >= 0
             ? String(format: "%.1f pt above the teacher", delta)
             : String(format: "drop %.1f pt ≤ allowed %.1f pt", -delta, constraints.maxDrop * 100)
+        let confidence =
+            probability(chosen).map {
+                String(
+                    format: "; within %.1f pt of the teacher with %.0f%% confidence%@", constraints.maxDrop * 100,
+                    min($0, 0.99) * 100, among)
+            } ?? ""
         let reason = String(
             format:
-                "%@ reaches %@ %.4f vs teacher %.4f (%@) with %d FLOPs per example and %@; the cheapest to run of %d qualifying students",
-            chosen.id, metric, value(chosen), teacherValue, comparison, chosen.flopsPerExample,
+                "%@ reaches %@ %.4f vs teacher %.4f (%@%@) with %d FLOPs per example and %@; the cheapest to run of %d qualifying students",
+            chosen.id, metric, value(chosen), teacherValue, comparison, confidence, chosen.flopsPerExample,
             ByteSize.format(chosen.sizeBytes), qualifying.count)
         return .distill(candidate: chosen.id, reason: reason)
     }

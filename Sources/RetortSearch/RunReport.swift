@@ -34,6 +34,8 @@ public struct RunReport: Codable, Sendable {
     public var search: SearchSummary
     /// Each frontier student's cascade curve (validation thresholds, also applied to test); absent in older reports.
     public var cascades: [CascadeCurve]?
+    /// The selection adjustment behind the recommendation's confidence; absent in older reports.
+    public var selection: SelectionAdjustment?
 
     /// report.json `recommendation`.
     public struct RecommendationRecord: Codable, Sendable {
@@ -57,6 +59,8 @@ public struct RunReport: Codable, Sendable {
         public var blendedCostPer1MUSD: Double?
         /// A cascade: median latency over inputs.
         public var blendedLatencyMsP50: Double?
+        /// What the validation point estimates alone would have recommended, when the confidence rule chose otherwise.
+        public var pointEstimatePick: String?
 
         enum CodingKeys: String, CodingKey {
             case kind, candidate, reason, threshold, coverage, agreement
@@ -64,6 +68,7 @@ public struct RunReport: Codable, Sendable {
             case testDifferenceToTeacher = "test_difference_to_teacher"
             case blendedCostPer1MUSD = "blended_cost_per_1m_usd"
             case blendedLatencyMsP50 = "blended_latency_ms_p50"
+            case pointEstimatePick = "point_estimate_pick"
         }
 
         /// Encodes `candidate` as null when absent (FORMATS.md shows the key always present).
@@ -79,11 +84,13 @@ public struct RunReport: Codable, Sendable {
             try container.encodeIfPresent(agreement, forKey: .agreement)
             try container.encodeIfPresent(blendedCostPer1MUSD, forKey: .blendedCostPer1MUSD)
             try container.encodeIfPresent(blendedLatencyMsP50, forKey: .blendedLatencyMsP50)
+            try container.encodeIfPresent(pointEstimatePick, forKey: .pointEstimatePick)
         }
     }
 
     enum CodingKeys: String, CodingKey {
         case job, task, seed, constraints, splits, teacher, candidates, frontier, recommendation, search, cascades
+        case selection
         case runId = "run_id"
         case createdAt = "created_at"
         case primaryMetric = "primary_metric"
@@ -119,6 +126,8 @@ public struct RunReport: Codable, Sendable {
         }
         self.search = outcome.summary
         self.cascades = outcome.cascades.isEmpty ? nil : outcome.cascades
+        self.selection = outcome.selection
+        recommendation.pointEstimatePick = outcome.pointEstimatePick
     }
 
     /// What a cascade's threshold applies to: a label student's top probability, a structured student's confidence.

@@ -256,6 +256,10 @@ public struct SearchOutcome: Sendable {
     public var splitSizes: [String: Int]
     /// Each frontier student's cascade curve (student on its sure inputs, teacher on the rest).
     public var cascades: [CascadeCurve] = []
+    /// The selection adjustment behind the recommendation's confidence.
+    public var selection: SelectionAdjustment?
+    /// What the point estimates alone would have recommended, when it differs.
+    public var pointEstimatePick: String?
 }
 
 /// Errors of the search itself (as opposed to bad data).

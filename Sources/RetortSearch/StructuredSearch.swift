@@ -54,6 +54,9 @@ public enum StructuredSearch {
         var trained = 0
         var epochs = 0.0
         var budgetHit = false
+        // Paired validation difference replicates, for the recommendation's confidence (SelectionAdjustment).
+        var replicates: [String: [Float]] = [:]
+        var differences: [String: Double] = [:]
         let sample = Array(task.validation.texts.prefix(latencyInputs))
         for key in order {
             let members = groups[key] ?? []
@@ -108,6 +111,14 @@ public enum StructuredSearch {
                     fidelity: 1, status: .complete, onFrontier: false, epochsRun: Int(base.epochsRun),
                     trainSeconds: trainSeconds)
                 trial.bestEpoch = base.bestEpoch
+                if let own = evaluation.replicates[metric], let theirs = teacherValidation.replicates[metric],
+                    let difference = trial.differenceToTeacher?.value
+                {
+                    let paired = zip(own, theirs).map { $0 - $1 }
+                    replicates[candidate.id] = paired
+                    differences[candidate.id] = difference
+                    trial.differenceSE = SelectionAdjustment.standardError(paired)
+                }
                 trials[candidate.id] = trial
                 students[candidate.id] = student
                 announce(.trial(trial, index: trials.count, total: candidates.count))
@@ -119,7 +130,8 @@ public enum StructuredSearch {
         let teacherLatency = task.teacherLatencyMs
         var ranked = SearchEngine.rank(
             candidates.compactMap { trials[$0.id] }, metric: metric.rawValue, teacherValue: teacherValue,
-            teacherLatency: teacherLatency, constraints: settings.constraints)
+            teacherLatency: teacherLatency, constraints: settings.constraints,
+            selection: SelectionAdjustment.make(replicates: replicates, differences: differences))
 
         announce(.phase("test-set evaluation of the frontier"))
         var leaders: [Family: TrialResult] = [:]
@@ -138,7 +150,9 @@ public enum StructuredSearch {
             let trial = ranked.ordered[index]
             let id = trial.id
             ranked.ordered[index].onFrontier = ranked.frontier.contains(id)
-            guard ranked.ordered[index].onFrontier || id == ranked.recommendation.candidate || leaderIds.contains(id),
+            guard
+                ranked.ordered[index].onFrontier || id == ranked.recommendation.candidate || leaderIds.contains(id)
+                    || id == ranked.pointEstimatePick,
                 let student = students[id]
             else { continue }
             let answers = try student.predict(task.test.texts)
@@ -213,7 +227,7 @@ public enum StructuredSearch {
             recommendationTestMetrics: recommendationTest, recommendationTestDifference: recommendationDifference,
             recommendedBundle: nil, constraints: settings.constraints, summary: summary, seed: settings.seed,
             splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count],
-            cascades: cascades)
+            cascades: cascades, selection: ranked.selection, pointEstimatePick: ranked.pointEstimatePick)
         return StructuredOutcome(
             outcome: outcome, recommended: ranked.recommendation.candidate.flatMap { students[$0] })
     }

@@ -40,7 +40,8 @@ extension SearchRun {
             let id = trial.id
             ranked.ordered[index].onFrontier = ranked.frontier.contains(id)
             guard trial.status == .complete,
-                ranked.ordered[index].onFrontier || id == ranked.recommendation.candidate || leaders.contains(id),
+                ranked.ordered[index].onFrontier || id == ranked.recommendation.candidate || leaders.contains(id)
+                    || id == ranked.pointEstimatePick,
                 let (group, candidate) = member[id],
                 let bundle = try bundle(id, epochs: trial.epochsRun ?? 0)
             else { continue }

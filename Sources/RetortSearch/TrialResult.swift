@@ -44,6 +44,11 @@ public struct TrialResult: Sendable, Codable, Equatable {
     public var metrics: [String: MetricEstimate]
     /// Validation `student − teacher` on the primary metric, paired on the same resamples.
     public var differenceToTeacher: MetricEstimate?
+    /// The bootstrap standard error of ``differenceToTeacher`` (its paired replicates' spread).
+    public var differenceSE: Double?
+    /// The probability, adjusted for picking among many (``SelectionAdjustment``), that the true drop against the
+    /// teacher is within the run's `max_drop`.
+    public var pWithinMaxDrop: Double?
     /// Share of the full epoch budget trained.
     public var fidelity: Double
     /// Outcome.
@@ -107,6 +112,8 @@ public struct TrialResult: Sendable, Codable, Equatable {
         case throughputPerSecond = "throughput_per_s"
         case costPer1MUSD = "cost_per_1m_usd"
         case differenceToTeacher = "difference_to_teacher"
+        case differenceSE = "difference_se"
+        case pWithinMaxDrop = "p_within_max_drop"
         case onFrontier = "on_frontier"
         case testMetrics = "test_metrics"
         case epochsRun = "epochs_run"

@@ -17,6 +17,8 @@ struct Recommend: AsyncParsableCommand {
     var maxLatencyMs: Double?
     @Option(name: .customLong("max-drop"), help: "Allowed drop against the teacher on the metric.")
     var maxDrop: Double?
+    @Option(help: "The confidence the student must reach that its true drop is within the allowed drop (0.5–0.999).")
+    var confidence: Double?
     @Option(help: "Metric to decide on: accuracy, agreement or macro_f1.")
     var metric: String?
     @Option(
@@ -30,6 +32,7 @@ struct Recommend: AsyncParsableCommand {
         try OptionChecks.size(maxSize, "--max-size")
         try OptionChecks.number(maxLatencyMs, "--max-latency-ms", in: .positive(upTo: 86_400_000), unit: "ms")
         try OptionChecks.number(maxDrop, "--max-drop", in: NumberRange(0, 1))
+        try OptionChecks.number(confidence, "--confidence", in: NumberRange(0.5, 0.999))
     }
 
     func run() async throws {
@@ -59,6 +62,7 @@ struct Recommend: AsyncParsableCommand {
                 guard (0...1).contains(maxDrop) else { throw DataError(.usage, "--max-drop must lie in [0, 1]") }
                 constraints.maxDrop = maxDrop
             }
+            if let confidence { constraints.confidence = confidence }
             let result = try WhatIf.decide(report, constraints: constraints, metric: metric)
             if output.json {
                 try output.printJSON(

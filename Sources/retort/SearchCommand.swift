@@ -41,6 +41,11 @@ struct SearchOptions: ParsableArguments {
     @Option(
         name: .customLong("max-drop"), help: "Allowed drop against the teacher on the primary metric (0.01 = 1 pt).")
     var maxDrop: Double?
+    @Option(
+        help:
+            "Recommend a student only when the probability that its true drop is within --max-drop reaches this, adjusted for picking among many (default 0.9)."
+    )
+    var confidence: Double?
     @Option(help: "Primary metric: accuracy, agreement or macro_f1.")
     var metric: String?
     @Option(help: "Search strategy: exhaustive or halving.")
@@ -71,6 +76,7 @@ struct SearchOptions: ParsableArguments {
             try OptionChecks.size(maxSize, "--max-size")
             try OptionChecks.number(maxLatencyMs, "--max-latency-ms", in: .positive(upTo: 86_400_000), unit: "ms")
             try OptionChecks.number(maxDrop, "--max-drop", in: NumberRange(0, 1))
+            try OptionChecks.number(confidence, "--confidence", in: NumberRange(0.5, 0.999))
             try OptionChecks.integer(workers, "--workers", in: 1...1024)
             try OptionChecks.number(confidenceZ, "--confidence-z", in: NumberRange(0, 100))
         } catch {
@@ -104,6 +110,7 @@ struct SearchOptions: ParsableArguments {
             guard (0...1).contains(maxDrop) else { throw DataError(.usage, "--max-drop must lie in [0, 1], e.g. 0.01") }
             job.maxDrop = maxDrop
         }
+        if let confidence { job.confidence = confidence }
         if let metric { job.metric = metric }
         if let strategy {
             job.strategy = strategy
