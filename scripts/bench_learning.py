@@ -36,29 +36,8 @@ retort = scriptkit.require_binary(".build/release/retort")
 learned_flags = os.environ.get("LEARNED_FLAGS", "").split()  # e.g. LEARNED_FLAGS="--confidence-z 1"
 os.makedirs(out, exist_ok=True)
 
-# The catalog: default.yaml without the encoder-head entry.
-lines, skip = [], False
-for line in open("candidates/default.yaml"):
-    if line.startswith("  - family:"):
-        skip = "encoder-head" in line
-    elif not line.startswith("    ") and not line.startswith("  #"):
-        skip = False
-    if not skip:
-        lines.append(line)
-catalog = os.path.join(out, "catalog.yaml")
-open(catalog, "w").write("".join(lines))
-
-tasks = scriptkit.label_tasks(bench)
-if not os.path.exists("examples/shop-support/task/task.json"):
-    subprocess.run([retort, "demo", "--no-history"], check=True, capture_output=True)
-tasks.append("examples/shop-support/task")
-variants = os.path.join(out, "variants")
-for name in ("satimage", "letter", "ha-intents-en"):
-    base = os.path.join(bench, name)
-    if os.path.isdir(base):
-        made = subprocess.run([sys.executable, "scripts/make_variants.py", base, variants], check=True,
-                              capture_output=True, text=True).stdout.split()
-        tasks.extend(made)
+catalog = scriptkit.catalog_without_encoders(out)
+tasks = scriptkit.learning_tasks(bench, retort, os.path.join(out, "variants"), ("satimage", "letter", "ha-intents-en"))
 
 
 def name_of(task):

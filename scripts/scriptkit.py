@@ -107,6 +107,38 @@ def label_tasks(bench):
     return tasks
 
 
+def catalog_without_encoders(out):
+    """candidates/default.yaml without its encoder-head entry (whose encoder pass would dominate every text run's
+    time), written to OUT/catalog.yaml; returns that path (the catalog of make bench-learning and bench-confidence)."""
+    lines, skip = [], False
+    for line in open("candidates/default.yaml"):
+        if line.startswith("  - family:"):
+            skip = "encoder-head" in line
+        elif not line.startswith("    ") and not line.startswith("  #"):
+            skip = False
+        if not skip:
+            lines.append(line)
+    catalog = os.path.join(out, "catalog.yaml")
+    open(catalog, "w").write("".join(lines))
+    return catalog
+
+
+def learning_tasks(bench, retort, variants, bases):
+    """The label tasks of BENCH, the bundled example (made by `retort demo` when missing) and the variants of each of
+    BASES (scripts/make_variants.py into VARIANTS): the task set of make bench-learning."""
+    tasks = label_tasks(bench)
+    if not os.path.exists("examples/shop-support/task/task.json"):
+        subprocess.run([retort, "demo", "--no-history"], check=True, capture_output=True)
+    tasks.append("examples/shop-support/task")
+    for name in bases:
+        base = os.path.join(bench, name)
+        if os.path.isdir(base):
+            made = subprocess.run([sys.executable, "scripts/make_variants.py", base, variants], check=True,
+                                  capture_output=True, text=True).stdout.split()
+            tasks.extend(made)
+    return tasks
+
+
 def require_file(path, hint):
     """A file the script reads; a one-line failure with HINT (what makes it) when it is missing."""
     if not os.path.isfile(path):
