@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Does the recommendation keep its promise on test (issue 24, item 1)? One exhaustive search per task — the label
-bench tasks, the bundled example and generated variants (scripts/make_variants.py, as `make bench-learning` builds
-them) — then, per task, two picks from the same trials:
+"""Does the recommendation keep its promise on test (issue 24, item 1)? One search per task (the default halving
+strategy; STRATEGY=exhaustive for every candidate) — the label bench tasks, the bundled example and generated variants
+(scripts/make_variants.py, as `make bench-learning` builds them) — then, per task, two answers from the same trials:
 
-  point       what the validation point estimates alone pick (the cheapest student within max_drop): the rule
-              before this change (report.json recommendation.point_estimate_pick, or the recommendation itself when
-              both rules agree);
-  confident   the recommendation: the cheapest student whose probability of a true drop within max_drop, adjusted
-              for picking among many, reaches the confidence level (default 90%), else a cascade or the teacher.
+  point estimates   the rule before the confidence level: the cheapest student whose validation point estimate is
+                    within max_drop, else the cheapest cascade whose point estimate is (report.json
+                    recommendation.point_estimate_pick / point_estimate_cascade, or the recommendation itself when
+                    both rules agree);
+  with confidence   the recommendation: the cheapest student (else cascade) whose probability of a true drop within
+                    max_drop, adjusted for picking among many, reaches the confidence level (default 90%), else the
+                    teacher.
 
-"Over" means the pick's test drop against the teacher exceeds max_drop (a cascade: the cascade's test value). Cost
-given up: the confident pick's FLOPs per example and size over the point pick's, where both are students.
+A broken promise is a test drop against the teacher beyond max_drop (a cascade: the cascade's test value; keeping the
+teacher never breaks one). Cost given up: the confident student's FLOPs per example and size over the point pick's,
+where both are students.
 
 Usage: scripts/bench_confidence.py [BENCH_DIR] [OUT_DIR] [extra retort search flags...]
 """
@@ -28,6 +31,7 @@ bench = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-confidence"
 extra = sys.argv[3:]
 retort = scriptkit.require_binary(".build/release/retort")
+STRATEGY = os.environ.get("STRATEGY", "halving")  # the default strategy; STRATEGY=exhaustive for every candidate
 os.makedirs(out, exist_ok=True)
 
 catalog = scriptkit.catalog_without_encoders(out)
@@ -48,7 +52,7 @@ for task in tasks:
     name = json.load(open(os.path.join(task, "task.json")))["name"]
     folder = os.path.join(out, "runs", name)
     if not glob.glob(os.path.join(folder, "2*", "report.json")):
-        result = subprocess.run([retort, "search", "--task", task, "--candidates", catalog, "--strategy", "exhaustive",
+        result = subprocess.run([retort, "search", "--task", task, "--candidates", catalog, "--strategy", STRATEGY,
                                  "--no-history", "--seed", "0", "--out", folder, *extra], capture_output=True, text=True)
         if result.returncode != 0:
             sys.stderr.write(result.stderr[-2000:])
@@ -58,63 +62,71 @@ for task in tasks:
     max_drop = report["constraints"]["max_drop"]
     metric = report["primary_metric"]
     teacher = report["teacher"]["metrics"][metric]["value"]
-    point = rec.get("point_estimate_pick") or (rec["candidate"] if rec["kind"] == "student" else None)
     by_id = {c["id"]: c for c in report["candidates"]}
-    row = {"task": name, "kind": rec["kind"], "confident": rec["candidate"], "point": point, "max_drop": max_drop}
-    row["point_drop"] = test_drop(report, point) if point else None
-    if rec["kind"] == "student":
-        row["confident_drop"] = test_drop(report, rec["candidate"])
-    elif rec["kind"] == "cascade":
-        row["confident_drop"] = teacher - rec["test_metrics"][metric]["value"]
-    else:
-        row["confident_drop"] = 0.0  # the teacher itself: no drop
-    row["p"] = by_id[rec["candidate"]].get("p_within_max_drop") if rec["kind"] == "student" else None
-    row["point_p"] = by_id[point].get("p_within_max_drop") if point else None
-    if point and rec["kind"] == "student":
-        row["flops_ratio"] = by_id[rec["candidate"]]["flops_per_example"] / by_id[point]["flops_per_example"]
-        row["size_ratio"] = by_id[rec["candidate"]]["size_bytes"] / by_id[point]["size_bytes"]
-    rows.append(row)
-    print(f"{name}: point {point} ({row['point_drop']}), {rec['kind']} {rec['candidate']} ({row['confident_drop']})",
-          file=sys.stderr)
 
+    def cascade_drop(candidate, threshold):
+        curve = next(c for c in report.get("cascades", []) if c["candidate"] == candidate)
+        point = next(p for p in curve["test"] if abs(p["threshold"] - threshold) < 1e-12)
+        return teacher - point["metrics"][metric]["value"]
+
+    # The recommendation now.
+    if rec["kind"] == "student":
+        now, now_drop = rec["candidate"], test_drop(report, rec["candidate"])
+    elif rec["kind"] == "cascade":
+        now, now_drop = f"cascade: {rec['candidate']} ({rec['coverage']:.0%})", teacher - rec["test_metrics"][metric]["value"]
+    else:
+        now, now_drop = "no distillation", 0.0
+    # What the point estimates alone recommend: a different student, a different cascade, or the same answer.
+    if rec.get("point_estimate_pick"):
+        point = rec["point_estimate_pick"]
+        before, before_drop, before_kind = point, test_drop(report, point), "student"
+    elif rec.get("point_estimate_cascade"):
+        choice = rec["point_estimate_cascade"]
+        before = f"cascade: {choice['candidate']} @ {choice['threshold']:.3f}"
+        before_drop, before_kind = cascade_drop(choice["candidate"], choice["threshold"]), "cascade"
+    else:
+        before, before_drop, before_kind = now, now_drop, rec["kind"]
+    row = {"task": name, "kind": rec["kind"], "before_kind": before_kind, "now": now, "now_drop": now_drop,
+           "before": before, "before_drop": before_drop, "max_drop": max_drop}
+    row["p"] = by_id[rec["candidate"]].get("p_within_max_drop") if rec["kind"] == "student" else None
+    if rec["kind"] == "student" and before_kind == "student":
+        row["flops_ratio"] = by_id[rec["candidate"]]["flops_per_example"] / by_id[before]["flops_per_example"]
+        row["size_ratio"] = by_id[rec["candidate"]]["size_bytes"] / by_id[before]["size_bytes"]
+    rows.append(row)
+    print(f"{name}: before {before} ({before_drop}), now {now} ({now_drop})", file=sys.stderr)
 
 def pct(value):
     return "—" if value is None else f"{value * 100:+.2f}"
 
 
-over_point = [r for r in rows if r["point"] and r["point_drop"] is not None and r["point_drop"] > r["max_drop"] + 1e-9]
-over_conf = [r for r in rows if r["confident_drop"] is not None and r["confident_drop"] > r["max_drop"] + 1e-9]
-with_point = [r for r in rows if r["point"]]
+over_before = [r for r in rows if r["before_drop"] is not None and r["before_drop"] > r["max_drop"] + 1e-9]
+over_now = [r for r in rows if r["now_drop"] is not None and r["now_drop"] > r["max_drop"] + 1e-9]
 ratios = [r["flops_ratio"] for r in rows if "flops_ratio" in r]
 sizes = [r["size_ratio"] for r in rows if "size_ratio" in r]
 lines = [
-    "| task | point-estimate pick (test Δ vs teacher, pt) | its p | recommendation now (test Δ, pt) | its p | FLOPs × |",
-    "|---|---|---|---|---|---|",
+    "| task | point estimates alone (test Δ vs teacher, pt) | with 90% confidence (test Δ, pt) | its p | FLOPs × |",
+    "|---|---|---|---|---|",
 ]
+
+
 def number(value):
     return "—" if value is None else f"{value:.2f}"
 
 
 for r in rows:
-    if r["kind"] == "student":
-        now = r["confident"]
-    elif r["kind"] == "cascade":
-        now = "cascade: " + r["confident"]
-    else:
-        now = "no distillation"
-    point_drop = None if r["point_drop"] is None else -r["point_drop"]
-    point = r["point"] or "no student"
-    lines.append(f"| {r['task']} | {point} ({pct(point_drop)}) | {number(r['point_p'])} | {now} "
-                 f"({pct(-r['confident_drop'])}) | {number(r['p'])} | {number(r.get('flops_ratio'))} |")
+    lines.append(f"| {r['task']} | {r['before']} ({pct(-r['before_drop'])}) | {r['now']} ({pct(-r['now_drop'])}) "
+                 f"| {number(r['p'])} | {number(r.get('flops_ratio'))} |")
+kinds = {k: sum(1 for r in rows if r["kind"] == k) for k in ("student", "cascade", "no-distillation")}
+before_kinds = {k: sum(1 for r in rows if r["before_kind"] == k) for k in ("student", "cascade", "no-distillation")}
 lines.append("")
-lines.append(f"Tasks: {len(rows)}. Test drop over max_drop: point-estimate picks {len(over_point)}/{len(with_point)}, "
-             f"recommendations now {len(over_conf)}/{len(rows)} "
-             f"(students {sum(1 for r in rows if r['kind'] == 'student')}, cascades "
-             f"{sum(1 for r in rows if r['kind'] == 'cascade')}, no distillation "
-             f"{sum(1 for r in rows if r['kind'] == 'no-distillation')}).")
+lines.append(f"Tasks: {len(rows)}. Test drop beyond max_drop: point estimates {len(over_before)}/{len(rows)} "
+             f"({before_kinds['student']} students, {before_kinds['cascade']} cascades, "
+             f"{before_kinds['no-distillation']} no distillation); with confidence {len(over_now)}/{len(rows)} "
+             f"({kinds['student']} students, {kinds['cascade']} cascades, {kinds['no-distillation']} no distillation).")
 if ratios:
-    lines.append(f"Where both are students ({len(ratios)} tasks), the recommendation's FLOPs over the point pick's: median "
-                 f"{statistics.median(ratios):.2f}×, max {max(ratios):.2f}×; size median {statistics.median(sizes):.2f}×.")
+    lines.append(f"Where both are students ({len(ratios)} tasks), FLOPs per example with confidence over the point "
+                 f"pick's: median {statistics.median(ratios):.2f}×, max {max(ratios):.2f}×; size median "
+                 f"{statistics.median(sizes):.2f}×.")
 lines.append(f"Wall time {time.time() - started:.0f} s.")
 table = "\n".join(lines) + "\n"
 open(os.path.join(out, "table.md"), "w").write(table)

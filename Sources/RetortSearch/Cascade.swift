@@ -18,6 +18,12 @@ public struct CascadePoint: Codable, Sendable, Equatable {
     /// Median latency over inputs: the student's p50 when it answers more than half of them, else the student's plus
     /// the teacher's.
     public var blendedLatencyMsP50: Double?
+    /// Per primary-metric name: the paired bootstrap replicates of `cascade − teacher` (kept in memory for the
+    /// recommendation's confidence, never written).
+    public var differenceReplicates: [String: [Float]] = [:]
+    /// The probability, adjusted for picking among every validation point of every curve, that the cascade's true
+    /// drop against the teacher is within `max_drop` (set on validation points when a recommendation is decided).
+    public var pWithinMaxDrop: Double?
 
     /// A point with every figure given.
     public init(
@@ -36,6 +42,21 @@ public struct CascadePoint: Codable, Sendable, Equatable {
         case threshold, coverage, agreement, metrics
         case blendedCostPer1MUSD = "blended_cost_per_1m_usd"
         case blendedLatencyMsP50 = "blended_latency_ms_p50"
+        case pWithinMaxDrop = "p_within_max_drop"
+    }
+}
+
+/// A cascade named by its student and threshold (report.json `recommendation.point_estimate_cascade`).
+public struct CascadeChoice: Codable, Sendable, Equatable {
+    /// The student.
+    public var candidate: String
+    /// The student answers when its confidence is at least this.
+    public var threshold: Double
+
+    /// A cascade of `candidate` at `threshold`.
+    public init(candidate: String, threshold: Double) {
+        self.candidate = candidate
+        self.threshold = threshold
     }
 }
 
@@ -80,12 +101,14 @@ public enum Cascade {
     /// `probabilities` (rows × classes).
     public static func points(
         probabilities: Matrix, thresholds: [Double], evaluator: Evaluator, studentCostPer1M: Double?,
-        teacherCostPer1M: Double?, studentLatencyMs: Double?, teacherLatencyMs: Double?
+        teacherCostPer1M: Double?, studentLatencyMs: Double?, teacherLatencyMs: Double?,
+        teacherEvaluation: Evaluation? = nil
     ) throws -> [CascadePoint] {
         try points(
             confidence: topProbabilities(probabilities), predictions: probabilities.argmaxPerRow(),
             thresholds: thresholds, evaluator: evaluator, studentCostPer1M: studentCostPer1M,
-            teacherCostPer1M: teacherCostPer1M, studentLatencyMs: studentLatencyMs, teacherLatencyMs: teacherLatencyMs)
+            teacherCostPer1M: teacherCostPer1M, studentLatencyMs: studentLatencyMs, teacherLatencyMs: teacherLatencyMs,
+            teacherEvaluation: teacherEvaluation)
     }
 
     /// The points of a cascade at `thresholds` for any task kind: the student's answers on the evaluator's rows and
@@ -93,7 +116,8 @@ public enum Cascade {
     /// probabilities or retrieval similarity).
     public static func points<Kind: AnswerKind>(
         confidence top: [Float], predictions: [Kind.Answer], thresholds: [Double], evaluator: SplitEvaluator<Kind>,
-        studentCostPer1M: Double?, teacherCostPer1M: Double?, studentLatencyMs: Double?, teacherLatencyMs: Double?
+        studentCostPer1M: Double?, teacherCostPer1M: Double?, studentLatencyMs: Double?, teacherLatencyMs: Double?,
+        teacherEvaluation: Evaluation? = nil
     ) throws -> [CascadePoint] {
         let teacher = evaluator.teacher
         let kind = evaluator.kind
@@ -117,13 +141,59 @@ public enum Cascade {
             let latency = studentLatencyMs.flatMap { student in
                 teacherLatencyMs.map { coverage > 0.5 ? student : student + $0 }
             }
-            points.append(
-                CascadePoint(
-                    threshold: threshold, coverage: coverage, agreement: agreement,
-                    metrics: Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) }),
-                    blendedCostPer1MUSD: cost, blendedLatencyMsP50: latency))
+            var point = CascadePoint(
+                threshold: threshold, coverage: coverage, agreement: agreement,
+                metrics: Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) }),
+                blendedCostPer1MUSD: cost, blendedLatencyMsP50: latency)
+            if let teacherEvaluation {
+                for (metric, own) in evaluation.replicates {
+                    guard let theirs = teacherEvaluation.replicates[metric] else { continue }
+                    point.differenceReplicates[metric.rawValue] = zip(own, theirs).map { $0 - $1 }
+                }
+            }
+            points.append(point)
         }
         return points
+    }
+
+    /// `curves` with each validation point's probability that the cascade's true drop is within `maxDrop`, adjusted
+    /// for picking among every validation point of every curve (one ``SelectionAdjustment`` over them all); points
+    /// without replicates keep none.
+    public static func withConfidence(
+        _ curves: [CascadeCurve], metric: String, teacherValue: Double, maxDrop: Double
+    ) -> [CascadeCurve] {
+        var replicates: [String: [Float]] = [:]
+        var differences: [String: Double] = [:]
+        for (c, curve) in curves.enumerated() {
+            for (p, point) in curve.validation.enumerated() {
+                guard let paired = point.differenceReplicates[metric], let value = point.metrics[metric]?.value else {
+                    continue
+                }
+                replicates["\(c)/\(p)"] = paired
+                differences["\(c)/\(p)"] = value - teacherValue
+            }
+        }
+        guard let selection = SelectionAdjustment.make(replicates: replicates, differences: differences) else {
+            return curves
+        }
+        var result = curves
+        for c in result.indices {
+            for p in result[c].validation.indices {
+                guard let paired = replicates["\(c)/\(p)"], let difference = differences["\(c)/\(p)"] else { continue }
+                result[c].validation[p].pWithinMaxDrop = selection.probabilityWithin(
+                    difference: difference, se: SelectionAdjustment.standardError(paired), maxDrop: maxDrop)
+            }
+        }
+        return result
+    }
+
+    /// The cascade `candidate` names (its student and threshold) when `chosen` is not the same cascade.
+    public static func choiceIfDifferent(_ candidate: Recommendation, from chosen: Recommendation) -> CascadeChoice? {
+        guard case .cascade(let id, let point, _) = candidate else { return nil }
+        if case .cascade(let other, let otherPoint, _) = chosen, other == id, otherPoint.threshold == point.threshold {
+            return nil
+        }
+        return CascadeChoice(candidate: id, threshold: point.threshold)
     }
 
     /// The least a cascade must save against the teacher alone (share of the teacher's cost per 1M) to be recommended.
@@ -135,14 +205,18 @@ public enum Cascade {
     /// teacher's cost; otherwise the teacher stays, and the reason says what the best cascade would have saved.
     public static func reconsider(
         _ recommendation: Recommendation, curves: [CascadeCurve], metric: String, teacherValue: Double,
-        teacherCostPer1M: Double?, maxDrop: Double, confidenceName: String = "top probability"
+        teacherCostPer1M: Double?, maxDrop: Double, confidenceName: String = "top probability",
+        confidenceLevel: Double = 0.9
     ) -> Recommendation {
         guard case .noDistillation(let reason) = recommendation, let teacherCost = teacherCostPer1M, teacherCost > 0
         else { return recommendation }
         let bar = teacherValue - maxDrop
         let meeting = curves.flatMap { curve in
-            curve.validation.filter { ($0.metrics[metric]?.value ?? -.infinity) >= bar - 1e-12 && $0.coverage > 0 }
-                .compactMap { point in point.blendedCostPer1MUSD.map { (curve.candidate, point, $0) } }
+            curve.validation.filter {
+                ($0.metrics[metric]?.value ?? -.infinity) >= bar - 1e-12 && $0.coverage > 0
+                    && ($0.pWithinMaxDrop.map { $0 >= confidenceLevel - 1e-12 } ?? true)
+            }
+            .compactMap { point in point.blendedCostPer1MUSD.map { (curve.candidate, point, $0) } }
         }
         guard
             let best = meeting.min(by: { a, b in
@@ -171,12 +245,19 @@ public enum Cascade {
                     format: "; agreement with the teacher on its answers %.3f [%.3f, %.3f]", $0.value, $0.ci95[0],
                     $0.ci95[1])
             } ?? ""
+        let confidence =
+            point.pWithinMaxDrop.map {
+                String(
+                    format: "; within %.1f pt of the teacher with %.0f%% confidence (adjusted for choosing among the "
+                        + "cascades' validation points)", maxDrop * 100, min($0, 0.99) * 100)
+            } ?? ""
         return .cascade(
             candidate: candidate, point: point,
             reason: String(
                 format:
-                    "no student alone meets the bar, but %@ reaches %@ %.4f vs teacher %.4f (allowed drop %.1f pt) at $%.4g per 1M vs $%.4g, %.0f%% less%@",
-                description, metric, value, teacherValue, maxDrop * 100, cost, teacherCost, savings * 100, agreement))
+                    "no student alone meets the bar, but %@ reaches %@ %.4f vs teacher %.4f (allowed drop %.1f pt%@) at $%.4g per 1M vs $%.4g, %.0f%% less%@",
+                description, metric, value, teacherValue, maxDrop * 100, confidence, cost, teacherCost,
+                savings * 100, agreement))
     }
 
     /// The cascade's label per row: the student's where its top probability is at least `threshold`, the teacher's

@@ -9,10 +9,19 @@ extension SearchRun {
     func cascadeRecommendation(_ ranked: inout RankedTrials, figures: inout TestFigures) throws {
         let constraints = settings.constraints
         let allowed = Set(ranked.ordered.filter(constraints.admits).map(\.id))
-        let reconsidered = Cascade.reconsider(
-            ranked.recommendation, curves: figures.cascades.filter { allowed.contains($0.candidate) },
-            metric: metric.rawValue, teacherValue: teacher.value, teacherCostPer1M: SearchEngine.teacherCostPer1M(task),
-            maxDrop: constraints.maxDrop)
+        figures.cascades = Cascade.withConfidence(
+            figures.cascades, metric: metric.rawValue, teacherValue: teacher.value, maxDrop: constraints.maxDrop)
+        func reconsider(level: Double) -> Recommendation {
+            Cascade.reconsider(
+                ranked.recommendation, curves: figures.cascades.filter { allowed.contains($0.candidate) },
+                metric: metric.rawValue, teacherValue: teacher.value,
+                teacherCostPer1M: SearchEngine.teacherCostPer1M(task), maxDrop: constraints.maxDrop,
+                confidenceLevel: level)
+        }
+        let reconsidered = reconsider(level: constraints.confidenceLevel)
+        if ranked.pointEstimatePick == nil {
+            ranked.pointEstimateCascade = Cascade.choiceIfDifferent(reconsider(level: 0), from: reconsidered)
+        }
         guard case .cascade(let id, let point, _) = reconsidered,
             let index = ranked.ordered.firstIndex(where: { $0.id == id }), member[id] != nil,
             let curve = figures.cascades.first(where: { $0.candidate == id }),

@@ -15,6 +15,9 @@ struct RankedTrials {
     var selection: SelectionAdjustment?
     /// What the point estimates alone would recommend, when it differs from ``recommendation`` (for comparison).
     var pointEstimatePick: String?
+    /// What the point estimates alone would recommend among cascades, when no student passes either rule and it
+    /// differs from the recommendation.
+    var pointEstimateCascade: CascadeChoice?
 }
 
 extension SearchRun {

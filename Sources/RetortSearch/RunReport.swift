@@ -61,6 +61,8 @@ public struct RunReport: Codable, Sendable {
         public var blendedLatencyMsP50: Double?
         /// What the validation point estimates alone would have recommended, when the confidence rule chose otherwise.
         public var pointEstimatePick: String?
+        /// What the point estimates alone would have recommended among cascades, when it differs.
+        public var pointEstimateCascade: CascadeChoice?
 
         enum CodingKeys: String, CodingKey {
             case kind, candidate, reason, threshold, coverage, agreement
@@ -69,6 +71,7 @@ public struct RunReport: Codable, Sendable {
             case blendedCostPer1MUSD = "blended_cost_per_1m_usd"
             case blendedLatencyMsP50 = "blended_latency_ms_p50"
             case pointEstimatePick = "point_estimate_pick"
+            case pointEstimateCascade = "point_estimate_cascade"
         }
 
         /// Encodes `candidate` as null when absent (FORMATS.md shows the key always present).
@@ -85,6 +88,7 @@ public struct RunReport: Codable, Sendable {
             try container.encodeIfPresent(blendedCostPer1MUSD, forKey: .blendedCostPer1MUSD)
             try container.encodeIfPresent(blendedLatencyMsP50, forKey: .blendedLatencyMsP50)
             try container.encodeIfPresent(pointEstimatePick, forKey: .pointEstimatePick)
+            try container.encodeIfPresent(pointEstimateCascade, forKey: .pointEstimateCascade)
         }
     }
 
@@ -128,6 +132,7 @@ public struct RunReport: Codable, Sendable {
         self.cascades = outcome.cascades.isEmpty ? nil : outcome.cascades
         self.selection = outcome.selection
         recommendation.pointEstimatePick = outcome.pointEstimatePick
+        recommendation.pointEstimateCascade = outcome.pointEstimateCascade
     }
 
     /// What a cascade's threshold applies to: a label student's top probability, a structured student's confidence.

@@ -260,6 +260,8 @@ public struct SearchOutcome: Sendable {
     public var selection: SelectionAdjustment?
     /// What the point estimates alone would have recommended, when it differs.
     public var pointEstimatePick: String?
+    /// What the point estimates alone would have recommended among cascades, when it differs.
+    public var pointEstimateCascade: CascadeChoice?
 }
 
 /// Errors of the search itself (as opposed to bad data).

@@ -169,26 +169,36 @@ public enum StructuredSearch {
             let validationAnswers = try student.predict(task.validation.texts)
             let thresholds = Cascade.thresholds(topProbabilities: validationAnswers.map { Float($0.confidence) })
             func points(
-                _ answers: [(answer: StructuredAnswer, confidence: Double)], _ evaluator: SplitEvaluator<Structured>
+                _ answers: [(answer: StructuredAnswer, confidence: Double)], _ evaluator: SplitEvaluator<Structured>,
+                _ teacherEvaluation: Evaluation?
             ) throws -> [CascadePoint] {
                 try Cascade.points(
                     confidence: answers.map { Float($0.confidence) }, predictions: answers.map { Optional($0.answer) },
                     thresholds: thresholds, evaluator: evaluator, studentCostPer1M: trial.costPer1MUSD,
                     teacherCostPer1M: task.teacherCostPer1M, studentLatencyMs: trial.latencyMsP50,
-                    teacherLatencyMs: teacherLatency)
+                    teacherLatencyMs: teacherLatency,
+                    teacherEvaluation: teacherEvaluation)
             }
             cascades.append(
                 CascadeCurve(
-                    candidate: id, validation: try points(validationAnswers, validation),
-                    test: try points(answers, test)))
+                    candidate: id, validation: try points(validationAnswers, validation, teacherValidation),
+                    test: try points(answers, test, nil)))
         }
         // A cascade may turn "keep the teacher" into "a student on its sure inputs, the teacher on the rest".
         let constraints = settings.constraints
         let allowed = Set(ranked.ordered.filter(constraints.admits).map(\.id))
-        let reconsidered = Cascade.reconsider(
-            ranked.recommendation, curves: cascades.filter { allowed.contains($0.candidate) },
-            metric: metric.rawValue, teacherValue: teacherValue, teacherCostPer1M: task.teacherCostPer1M,
-            maxDrop: constraints.maxDrop, confidenceName: "confidence")
+        cascades = Cascade.withConfidence(
+            cascades, metric: metric.rawValue, teacherValue: teacherValue, maxDrop: constraints.maxDrop)
+        func reconsider(level: Double) -> Recommendation {
+            Cascade.reconsider(
+                ranked.recommendation, curves: cascades.filter { allowed.contains($0.candidate) },
+                metric: metric.rawValue, teacherValue: teacherValue, teacherCostPer1M: task.teacherCostPer1M,
+                maxDrop: constraints.maxDrop, confidenceName: "confidence", confidenceLevel: level)
+        }
+        let reconsidered = reconsider(level: constraints.confidenceLevel)
+        if ranked.pointEstimatePick == nil {
+            ranked.pointEstimateCascade = Cascade.choiceIfDifferent(reconsider(level: 0), from: reconsidered)
+        }
         if case .cascade(let id, let point, _) = reconsidered,
             let curve = cascades.first(where: { $0.candidate == id }),
             let testPoint = curve.test.first(where: { $0.threshold == point.threshold }), let answers = testAnswers[id]
@@ -227,7 +237,8 @@ public enum StructuredSearch {
             recommendationTestMetrics: recommendationTest, recommendationTestDifference: recommendationDifference,
             recommendedBundle: nil, constraints: settings.constraints, summary: summary, seed: settings.seed,
             splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count],
-            cascades: cascades, selection: ranked.selection, pointEstimatePick: ranked.pointEstimatePick)
+            cascades: cascades, selection: ranked.selection, pointEstimatePick: ranked.pointEstimatePick,
+            pointEstimateCascade: ranked.pointEstimateCascade)
         return StructuredOutcome(
             outcome: outcome, recommended: ranked.recommendation.candidate.flatMap { students[$0] })
     }

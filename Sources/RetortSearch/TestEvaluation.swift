@@ -52,17 +52,22 @@ extension SearchRun {
                 let validationProbabilities = try bundle.model.probabilities(
                     features.validation(at: candidate.precision))
                 let thresholds = Cascade.thresholds(topProbabilities: Cascade.topProbabilities(validationProbabilities))
-                func points(_ probabilities: Matrix, _ evaluator: Evaluator) throws -> [CascadePoint] {
+                func points(_ probabilities: Matrix, _ evaluator: Evaluator, _ teacher: Evaluation?) throws
+                    -> [CascadePoint]
+                {
                     try Cascade.points(
                         probabilities: probabilities, thresholds: thresholds, evaluator: evaluator,
                         studentCostPer1M: trial.costPer1MUSD, teacherCostPer1M: teacherCost,
-                        studentLatencyMs: trial.latencyMsP50, teacherLatencyMs: ranked.teacherLatency)
+                        studentLatencyMs: trial.latencyMsP50, teacherLatencyMs: ranked.teacherLatency,
+                        teacherEvaluation: teacher)
                 }
                 figures.frontierTestProbabilities[id] = testProbabilities
                 figures.cascades.append(
                     CascadeCurve(
-                        candidate: id, validation: try points(validationProbabilities, teacher.validationEvaluator),
-                        test: try points(testProbabilities, teacher.testEvaluator)))
+                        candidate: id,
+                        validation: try points(
+                            validationProbabilities, teacher.validationEvaluator, teacher.validation),
+                        test: try points(testProbabilities, teacher.testEvaluator, nil)))
             }
             let metrics = Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) })
             ranked.ordered[index].testMetrics = metrics

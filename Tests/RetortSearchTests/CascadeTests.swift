@@ -130,4 +130,34 @@ import Testing
             keep, curves: Self.curves, metric: "accuracy", teacherValue: 0.99, teacherCostPer1M: 500, maxDrop: 0.01)
         #expect(none == keep, "no cascade meets the bar: the reason is unchanged")
     }
+
+    @Test("with confidence: a cascade point that scrapes the bar on a noisy estimate gives way to a surer one")
+    func cascadeConfidence() {
+        var curves = Self.curves
+        // small at 80% coverage: 0.935 vs a bar of 0.93, but noisy (its replicates spread ±0.02); big at 70%: 0.94,
+        // tight (±0.002). The replicates are paired differences to the teacher (0.95).
+        func replicates(around value: Double, spread: Double) -> [Float] {
+            (0..<200).map { Float(value - 0.95 + spread * (Double($0 % 21) - 10) / 10) }
+        }
+        curves[0].validation[1].differenceReplicates["accuracy"] = replicates(around: 0.935, spread: 0.02)
+        curves[1].validation[1].differenceReplicates["accuracy"] = replicates(around: 0.94, spread: 0.002)
+        let adjusted = Cascade.withConfidence(curves, metric: "accuracy", teacherValue: 0.95, maxDrop: 0.02)
+        let noisy = adjusted[0].validation[1].pWithinMaxDrop ?? 1
+        let tight = adjusted[1].validation[1].pWithinMaxDrop ?? 0
+        #expect(noisy < 0.9 && tight >= 0.9, "noisy \(noisy), tight \(tight)")
+        #expect(adjusted[0].validation[0].pWithinMaxDrop == nil, "no replicates, no probability")
+        let keep = Recommendation.noDistillation(reason: "best student big reaches accuracy 0.92")
+        let point = Cascade.reconsider(
+            keep, curves: adjusted, metric: "accuracy", teacherValue: 0.95, teacherCostPer1M: 500, maxDrop: 0.02,
+            confidenceLevel: 0)
+        #expect(point.candidate == "small", "the point estimates alone take the cheaper, noisy cascade")
+        let confident = Cascade.reconsider(
+            keep, curves: adjusted, metric: "accuracy", teacherValue: 0.95, teacherCostPer1M: 500, maxDrop: 0.02)
+        #expect(confident.candidate == "big", "\(confident.reason)")
+        #expect(
+            confident.reason.contains("confidence (adjusted for choosing among the cascades' validation points)"),
+            "\(confident.reason)")
+        #expect(Cascade.choiceIfDifferent(point, from: confident) == CascadeChoice(candidate: "small", threshold: 0.6))
+        #expect(Cascade.choiceIfDifferent(confident, from: confident) == nil)
+    }
 }
