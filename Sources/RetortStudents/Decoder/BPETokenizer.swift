@@ -19,6 +19,8 @@ public struct BPETokenizer: Sendable {
     public let splitsDigits: Bool
     /// Control and user-defined tokens matched whole in the text, longest first.
     public let specialTokens: [(text: String, id: Int32)]
+    private let specialBytes: [(bytes: [UInt8], id: Int32)]
+    private let specialFirstBytes: [Bool]
     private let ids: [String: Int32]
     /// `(left << 32 | right)` → (rank, merged id).
     private let merges: [UInt64: (rank: Int32, id: Int32)]
@@ -91,6 +93,10 @@ public struct BPETokenizer: Sendable {
         self.ids = ids
         self.merges = table
         self.specialTokens = special
+        self.specialBytes = special.map { (Array($0.0.utf8), $0.1) }
+        var first = [Bool](repeating: false, count: 256)
+        for (text, _) in special { first[Int(text.utf8.first ?? 0)] = true }
+        self.specialFirstBytes = first
         self.byteSymbol = byteSymbol
         self.symbolByte = symbolByte
         self.splitsDigits = !["default", "gpt2"].contains(pre)
@@ -120,23 +126,36 @@ public struct BPETokenizer: Sendable {
     /// Token ids of `text`; special tokens' text (`<|im_start|>`) becomes their id when `parseSpecial`.
     public func encode(_ text: String, addBOS: Bool = false, parseSpecial: Bool = true) -> [Int32] {
         var out: [Int32] = addBOS ? [bos] : []
-        var rest = Substring(text)
-        while !rest.isEmpty {
-            var cut: (range: Range<String.Index>, id: Int32)?
-            if parseSpecial {
-                for (special, id) in specialTokens {
-                    if let range = rest.range(of: special), range.lowerBound < (cut?.range.lowerBound ?? rest.endIndex)
-                    {
-                        cut = (range, id)
-                    }
-                }
-            }
-            let plain = rest[..<(cut?.range.lowerBound ?? rest.endIndex)]
-            for piece in pretokenize(plain) { bytePairs(Array(piece.utf8), into: &out) }
-            guard let cut else { break }
-            out.append(cut.id)
-            rest = rest[cut.range.upperBound...]
+        func plain(_ stretch: Substring) {
+            for piece in pretokenize(stretch) { bytePairs(Array(piece.utf8), into: &out) }
         }
+        guard parseSpecial, !specialTokens.isEmpty else {
+            plain(Substring(text))
+            return out
+        }
+        // One pass over the bytes: at each byte that can start a special token, the longest one matching there.
+        // (UTF-8 is self-synchronizing, so a match starts on a scalar boundary.)
+        let bytes = Array(text.utf8)
+        let utf8 = text.utf8
+        var (start, index, offset) = (text.startIndex, utf8.startIndex, 0)
+        while offset < bytes.count {
+            if specialFirstBytes[Int(bytes[offset])],
+                let (length, id) = specialBytes.first(where: { special, _ in
+                    special.count <= bytes.count - offset
+                        && bytes[offset..<(offset + special.count)].elementsEqual(special)
+                }).map({ ($0.bytes.count, $0.id) })
+            {
+                plain(text[start..<index])
+                out.append(id)
+                index = utf8.index(index, offsetBy: length)
+                offset += length
+                start = index
+            } else {
+                index = utf8.index(after: index)
+                offset += 1
+            }
+        }
+        plain(text[start...])
         return out
     }
 
