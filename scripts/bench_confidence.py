@@ -73,7 +73,8 @@ for task in tasks:
     if rec["kind"] == "student":
         now, now_drop = rec["candidate"], test_drop(report, rec["candidate"])
     elif rec["kind"] == "cascade":
-        now, now_drop = f"cascade: {rec['candidate']} ({rec['coverage']:.0%})", teacher - rec["test_metrics"][metric]["value"]
+        now = f"cascade: {rec['candidate']} answering {rec['coverage']:.0%}"
+        now_drop = teacher - rec["test_metrics"][metric]["value"]
     else:
         now, now_drop = "no distillation", 0.0
     # What the point estimates alone recommend: a different student, a different cascade, or the same answer.
@@ -82,7 +83,7 @@ for task in tasks:
         before, before_drop, before_kind = point, test_drop(report, point), "student"
     elif rec.get("point_estimate_cascade"):
         choice = rec["point_estimate_cascade"]
-        before = f"cascade: {choice['candidate']} @ {choice['threshold']:.3f}"
+        before = f"cascade: {choice['candidate']} at {choice['threshold']:.3f}"
         before_drop, before_kind = cascade_drop(choice["candidate"], choice["threshold"]), "cascade"
     else:
         before, before_drop, before_kind = now, now_drop, rec["kind"]
@@ -127,7 +128,11 @@ if ratios:
     lines.append(f"Where both are students ({len(ratios)} tasks), FLOPs per example with confidence over the point "
                  f"pick's: median {statistics.median(ratios):.2f}×, max {max(ratios):.2f}×; size median "
                  f"{statistics.median(sizes):.2f}×.")
-lines.append(f"Wall time {time.time() - started:.0f} s.")
+changed = [r for r in rows if r["kind"] != r["before_kind"]]
+if changed:
+    lines.append("Answers that changed kind (the price of the promise): " + "; ".join(
+        f"{r['task']} {r['before_kind']} → {r['kind']}" for r in changed) + ".")
+lines.append(f"Wall time {time.time() - started:.0f} s (searches already in OUT_DIR/runs are reused).")
 table = "\n".join(lines) + "\n"
 open(os.path.join(out, "table.md"), "w").write(table)
 print(table)

@@ -56,6 +56,8 @@ public struct Job {
     /// The encoder folder for encoder-head candidates that name none (`retort search --encoder PATH`; not a job-file
     /// key).
     public var encoderPath: String?
+    /// Expected requests per month (`serving.traffic_per_month`: a number or `2M/month`, `50k/day`; `--traffic`).
+    public var trafficPerMonth: Double?
     /// Price of a vCPU-hour for serving cost.
     public var usdPerVCPUHour: Double
     /// Results folder for this job (runs land in `out/RUN-ID/`).
@@ -210,7 +212,14 @@ public struct Job {
         }
         if let serving = top["serving"] {
             collect { () throws(DataError) in
-                let section = try serving.mapping(allowed: ["usd_per_vcpu_hour"])
+                let section = try serving.mapping(allowed: ["usd_per_vcpu_hour", "traffic_per_month"])
+                if let traffic = section["traffic_per_month"] {
+                    guard let value = Job.parseTraffic(try traffic.string()) else {
+                        throw traffic.error(
+                            "traffic_per_month must be a request count such as 2000000, 2M/month or 50k/day")
+                    }
+                    job.trafficPerMonth = value
+                }
                 job.usdPerVCPUHour =
                     try section["usd_per_vcpu_hour"]?.double(in: JobLimits.usdPerHour, unit: "USD")
                     ?? job.usdPerVCPUHour
@@ -241,4 +250,28 @@ public enum JobLimits {
     public static let rungs = 1...20
     /// `search.eta` (halving's reduction factor).
     public static let eta = 2...100
+}
+
+extension Job {
+    /// Parses traffic as `2M/month`, `500k/month`, `2000000`, `50k/day` (days are 30.4 to a month); nil when it is not
+    /// one.
+    public static func parseTraffic(_ text: String) -> Double? {
+        var body = text.trimmingCharacters(in: .whitespaces).lowercased()
+        var perMonth = 1.0
+        for (suffix, factor) in [("/month", 1.0), ("/mo", 1.0), ("/day", 30.4), ("/week", 30.4 / 7)]
+        where body.hasSuffix(suffix) {
+            body.removeLast(suffix.count)
+            perMonth = factor
+            break
+        }
+        var scale = 1.0
+        if let last = body.last, let factor = ["k": 1e3, "m": 1e6, "b": 1e9][String(last)] {
+            scale = factor
+            body.removeLast()
+        }
+        guard let number = Double(body.replacingOccurrences(of: "_", with: "")), number.isFinite, number >= 0,
+            number * scale * perMonth <= 1e15
+        else { return nil }
+        return number * scale * perMonth
+    }
 }

@@ -97,6 +97,10 @@ public enum FrontierTable {
         } else {
             lines.append("**Recommendation: no distillation.** \(recommendation.reason).")
         }
+        if let money = EconomicsText.line(report.economics) {
+            lines.append("")
+            lines.append(money)
+        }
         lines.append("")
         let counts = Dictionary(grouping: report.candidates, by: \.status).mapValues(\.count)
         let statusText = [TrialStatus.complete, .pruned, .skipped, .failed].compactMap { status in

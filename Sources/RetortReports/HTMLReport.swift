@@ -146,6 +146,7 @@ public enum HTMLReport {
         } else {
             text += "<b>Recommendation: no distillation, keep the teacher.</b> \(escape(recommendation.reason))."
         }
+        if let money = EconomicsText.line(report.economics) { text += "<br>" + escape(money) }
         return text + "</div>\n"
     }
 

@@ -24,6 +24,7 @@ extension SearchSettings {
             budgetSeconds: job.budgetSeconds, seed: job.seed, usdPerVCPUHour: job.usdPerVCPUHour, strategy: strategy,
             eta: job.eta, workers: workers, maxRungs: job.rungs)
         if let confidenceZ = job.confidenceZ { self.confidenceZ = confidenceZ }
+        trafficPerMonth = job.trafficPerMonth
     }
 
     /// The strategy `job` names; a usage error lists the choices.
@@ -47,6 +48,7 @@ extension Job {
             "strategy": strategy.rawValue, "eta": "\(eta)", "rungs": "\(rungs)", "seed": "\(seed)",
             "max_drop": "\(maxDrop)", "confidence": "\(confidence)",
         ]
+        recorded["traffic_per_month"] = trafficPerMonth.map { "\($0)" }
         recorded["max_model_bytes"] = maxModelBytes.map { "\($0)" }
         recorded["max_flops"] = maxFlops.map { "\($0)" }
         recorded["max_latency_ms"] = maxLatencyMs.map { "\($0)" }
@@ -106,6 +108,7 @@ extension Job {
         if let value = options["seed"].flatMap(UInt64.init) { seed = value }
         if let value = try number("max_drop", in: NumberRange(0, 1)) { maxDrop = value }
         if let value = try number("confidence", in: NumberRange(0.5, 0.999)) { confidence = value }
+        if let value = try number("traffic_per_month", in: NumberRange(0, 1e15)) { trafficPerMonth = value }
         if let value = try integer("max_model_bytes", in: 1...ByteSize.maximum) { maxModelBytes = value }
         if let value = try integer("max_flops", in: JobLimits.flops) { maxFlops = value }
         if let value = try number("max_latency_ms", in: .positive(upTo: 86_400_000)) { maxLatencyMs = value }

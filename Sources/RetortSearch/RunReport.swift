@@ -36,6 +36,9 @@ public struct RunReport: Codable, Sendable {
     public var cascades: [CascadeCurve]?
     /// The selection adjustment behind the recommendation's confidence; absent in older reports.
     public var selection: SelectionAdjustment?
+    /// The recommendation's break-even (one-off cost, saving per request and per month, payback); absent when the
+    /// teacher is kept for quality or no cost is known.
+    public var economics: Economics?
 
     /// report.json `recommendation`.
     public struct RecommendationRecord: Codable, Sendable {
@@ -94,7 +97,7 @@ public struct RunReport: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case job, task, seed, constraints, splits, teacher, candidates, frontier, recommendation, search, cascades
-        case selection
+        case selection, economics
         case runId = "run_id"
         case createdAt = "created_at"
         case primaryMetric = "primary_metric"
@@ -131,6 +134,7 @@ public struct RunReport: Codable, Sendable {
         self.search = outcome.summary
         self.cascades = outcome.cascades.isEmpty ? nil : outcome.cascades
         self.selection = outcome.selection
+        self.economics = outcome.economics
         recommendation.pointEstimatePick = outcome.pointEstimatePick
         recommendation.pointEstimateCascade = outcome.pointEstimateCascade
     }

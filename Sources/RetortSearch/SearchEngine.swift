@@ -58,6 +58,7 @@ public enum SearchEngine {
         var ranked = try run.frontierAndRecommendation()
         var figures = try run.testEvaluation(&ranked)
         try run.cascadeRecommendation(&ranked, figures: &figures)
+        run.economics(&ranked, figures: &figures)
         return run.outcome(ranked: ranked, figures: figures, strategy: strategy)
     }
 

@@ -22,8 +22,8 @@ extension SearchRun {
             summary: summary(skippedAll: ranked.ordered.allSatisfy { $0.status == .skipped }, strategy: strategy),
             seed: settings.seed,
             splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count],
-            cascades: figures.cascades, selection: ranked.selection, pointEstimatePick: ranked.pointEstimatePick,
-            pointEstimateCascade: ranked.pointEstimateCascade)
+            cascades: figures.cascades, selection: ranked.selection, economics: figures.economics,
+            pointEstimatePick: ranked.pointEstimatePick, pointEstimateCascade: ranked.pointEstimateCascade)
     }
 
     /// What the search spent (epochs, wall seconds, training runs, the budget's overrun) and why it stopped.

@@ -37,6 +37,9 @@ public struct SearchSettings: Sendable {
     /// The learned strategy's confidence: an untrained candidate is ruled out when even its prediction plus `z`
     /// standard deviations cannot change the recommendation (z = 2: about 97.7% one-sided).
     public var confidenceZ = 2.0
+    /// Expected requests per month (`--traffic`, `serving.traffic_per_month`): the break-even and, when the saving
+    /// cannot pay the one-off cost within the horizon, "keep the teacher".
+    public var trafficPerMonth: Double?
     /// Where each rung's training runs: in this process (the default) or elsewhere (see ``TrialExecutor``).
     public var executor: any TrialExecutor = LocalTrialExecutor()
 
@@ -258,6 +261,8 @@ public struct SearchOutcome: Sendable {
     public var cascades: [CascadeCurve] = []
     /// The selection adjustment behind the recommendation's confidence.
     public var selection: SelectionAdjustment?
+    /// The break-even of the recommendation (or of the student the traffic turned down).
+    public var economics: Economics?
     /// What the point estimates alone would have recommended, when it differs.
     public var pointEstimatePick: String?
     /// What the point estimates alone would have recommended among cascades, when it differs.

@@ -214,6 +214,24 @@ public enum StructuredSearch {
             ranked.recommendation = reconsidered
         }
 
+        // The break-even; too little traffic to pay back within the horizon keeps the teacher.
+        var economics: Economics?
+        if let teacherCost = Economics.teacherCost(
+            usage: task.splits.flatMap(\.rows.teacherUsage), inputPerMTok: task.teacher.inputPerMTokUSD,
+            outputPerMTok: task.teacher.outputPerMTokUSD, per1kRequests: task.teacher.costPer1kRequestsUSD)
+        {
+            economics = Economics.of(
+                ranked.recommendation, trials: ranked.ordered, teacherCost: teacherCost,
+                rows: task.splits.reduce(0) { $0 + $1.count }, validationRows: task.validation.count,
+                traffic: settings.trafficPerMonth, usdPerVCPUHour: settings.usdPerVCPUHour,
+                cpuSeconds: Economics.cpuSecondsUsed())
+            if let decided = economics?.tooLittleTraffic(ranked.recommendation), decided.candidate == nil {
+                ranked.recommendation = decided
+                recommendationTest = nil
+                recommendationDifference = nil
+            }
+        }
+
         let teacher = TeacherSummary(
             name: task.teacher.name,
             metrics: Dictionary(uniqueKeysWithValues: teacherTest.estimates.map { ($0.key.rawValue, $0.value) }),
@@ -237,7 +255,8 @@ public enum StructuredSearch {
             recommendationTestMetrics: recommendationTest, recommendationTestDifference: recommendationDifference,
             recommendedBundle: nil, constraints: settings.constraints, summary: summary, seed: settings.seed,
             splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count],
-            cascades: cascades, selection: ranked.selection, pointEstimatePick: ranked.pointEstimatePick,
+            cascades: cascades, selection: ranked.selection, economics: economics,
+            pointEstimatePick: ranked.pointEstimatePick,
             pointEstimateCascade: ranked.pointEstimateCascade)
         return StructuredOutcome(
             outcome: outcome, recommended: ranked.recommendation.candidate.flatMap { students[$0] })

@@ -16,6 +16,8 @@ struct TestFigures {
     var cascades: [CascadeCurve] = []
     /// Frontier students' test probabilities, for a cascade recommendation's paired test difference.
     var frontierTestProbabilities: [String: Matrix] = [:]
+    /// The recommendation's break-even.
+    var economics: Economics?
 }
 
 extension SearchRun {

@@ -322,7 +322,8 @@ enum Pages {
     /// the points as a table.
     static func cascadeSection(_ report: RunReport) -> String {
         guard let curves = report.cascades, !curves.isEmpty else { return "" }
-        var html = "<section><h2>Cascade curves</h2><p class=\"meta\">The student answers when its top probability is "
+        var html =
+            "<section><h2>Cascade curves</h2><p class=\"meta\">The student answers when its \(report.confidenceName) is "
         html += "at least the threshold and the teacher answers the rest; thresholds placed on validation.</p>"
         let width = 460.0
         let height = 240.0

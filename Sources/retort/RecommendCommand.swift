@@ -19,6 +19,11 @@ struct Recommend: AsyncParsableCommand {
     var maxDrop: Double?
     @Option(help: "The confidence the student must reach that its true drop is within the allowed drop (0.5–0.999).")
     var confidence: Double?
+    @Option(
+        help:
+            "Expected requests a month (2M/month, 50k/day): the break-even at that traffic, and keep the teacher when it cannot pay back within 24 months."
+    )
+    var traffic: String?
     @Option(help: "Metric to decide on: accuracy, agreement or macro_f1.")
     var metric: String?
     @Option(
@@ -63,13 +68,21 @@ struct Recommend: AsyncParsableCommand {
                 constraints.maxDrop = maxDrop
             }
             if let confidence { constraints.confidence = confidence }
-            let result = try WhatIf.decide(report, constraints: constraints, metric: metric)
+            var trafficPerMonth: Double?
+            if let traffic {
+                guard let value = Job.parseTraffic(traffic) else {
+                    throw DataError(
+                        .usage, "--traffic \"\(traffic)\" is not a request count; write 2M/month, 50k/day or 2000000")
+                }
+                trafficPerMonth = value
+            }
+            let result = try WhatIf.decide(report, constraints: constraints, metric: metric, traffic: trafficPerMonth)
             if output.json {
                 try output.printJSON(
                     RecommendJSON(
                         kind: result.recommendation.kind, candidate: result.recommendation.candidate,
                         reason: result.recommendation.reason, change: result.change, constraints: constraints,
-                        untrained: result.untrained.map(\.id)))
+                        untrained: result.untrained.map(\.id), economics: result.economics))
                 return
             }
             switch result.recommendation {
@@ -77,11 +90,11 @@ struct Recommend: AsyncParsableCommand {
             case .cascade(let candidate, let point, let reason):
                 say(
                     String(
-                        format: "Recommendation: cascade `%@` at top probability ≥ %.3f. %@.", candidate,
-                        point.threshold,
-                        reason))
+                        format: "Recommendation: cascade `%@` at %@ ≥ %.3f. %@.", candidate, report.confidenceName,
+                        point.threshold, reason))
             case .noDistillation(let reason): say("Recommendation: no distillation. \(reason).")
             }
+            if let money = EconomicsText.line(result.economics) { say(money) }
             say("Compared with the run: \(result.change).")
             guard !result.untrained.isEmpty else { return }
             say("")
@@ -118,4 +131,5 @@ struct RecommendJSON: Encodable {
     let change: String
     let constraints: Constraints
     let untrained: [String]
+    let economics: Economics?
 }
