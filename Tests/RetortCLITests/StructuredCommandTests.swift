@@ -81,4 +81,26 @@ import Testing
         #expect(result.stderr.contains("model/model.json"), "\(result)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
     }
+
+    @Test("the money: report.json economics, and too little traffic keeps the teacher; recommend re-decides on traffic")
+    func economics() async throws {
+        let workspace = try Self.workspace()
+        let result = try await workspace.retort("search", "job.yaml", "--traffic", "10/month")
+        #expect(result.exitCode == 0, "\(result)")
+        let run = try workspace.runFolder(job: "ha-mini")
+        let report = try Report(runFolder: run)
+        #expect(report.kind == "no-distillation", "\(report.reason)")
+        #expect(report.reason.contains("at 10 requests a month"), "\(report.reason)")
+        let economics = try #require(report.json["economics"] as? [String: Any])
+        // 1,200 rows answered by a teacher at $3 per 1k requests: $3.60 of labels.
+        #expect(abs((economics["labels_usd"] as? Double ?? 0) - 3.6) < 1e-9)
+        #expect(economics["pays_back"] as? Bool == false)
+        #expect(!workspace.exists("results/ha-mini/\(run.lastPathComponent)/model"), "nothing is exported")
+        let frontier = try String(contentsOf: run.appendingPathComponent("frontier.md"), encoding: .utf8)
+        #expect(frontier.contains("Money: one-off $"), "\(frontier)")
+        let busy = try await workspace.retort("recommend", run.path, "--traffic", "2M/month")
+        #expect(busy.exitCode == 0, "\(busy)")
+        #expect(busy.stdout.contains("Recommendation: distill into"), "\(busy)")
+        #expect(busy.stdout.contains("At 2M requests a month"), "\(busy)")
+    }
 }
