@@ -56,6 +56,17 @@ public struct NearestAnswer: Sendable {
         self.values = values
     }
 
+    /// An index from its parts, as an export stores them (``load(from:)`` checks them first).
+    init(
+        featurizer: HashedTextFeaturizer, answers: [StructuredAnswer], offsets: [Int], rows: [Int32], values: [Float]
+    ) {
+        self.featurizer = featurizer
+        self.answers = answers
+        self.offsets = offsets
+        self.rows = rows
+        self.values = values
+    }
+
     /// The index of the most similar train row for each of `texts` (into ``answers``) and its cosine similarity.
     public func nearest(_ texts: [String]) -> [(row: Int, similarity: Float)] {
         let queries = featurizer.features(for: texts)

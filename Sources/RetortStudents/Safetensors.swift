@@ -12,6 +12,8 @@ public struct Tensor: Sendable, Equatable {
         case i8 = "I8"
         /// Signed 16-bit integer.
         case i16 = "I16"
+        /// Signed 32-bit integer (the `nearest` student's index).
+        case i32 = "I32"
         /// Signed 64-bit integer (read, e.g. the position ids BERT checkpoints carry; never written by Retort).
         case i64 = "I64"
 
@@ -21,6 +23,7 @@ public struct Tensor: Sendable, Equatable {
             case .f16: 2
             case .i8: 1
             case .i16: 2
+            case .i32: 4
             case .i64: 8
             }
         }
@@ -62,7 +65,7 @@ public struct Tensor: Sendable, Equatable {
         switch dtype {
         case .f32: return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         case .f16: return bytes.withUnsafeBytes { $0.bindMemory(to: Float16.self).map(Float.init) }
-        case .i8, .i16, .i64: return nil
+        case .i8, .i16, .i32, .i64: return nil
         }
     }
 
@@ -78,6 +81,20 @@ public struct Tensor: Sendable, Equatable {
     public func int16s() -> [Int16]? {
         guard dtype == .i16 else { return nil }
         return bytes.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+    }
+
+    /// An I32 tensor.
+    public init(_ values: [Int32], shape: [Int]) {
+        precondition(values.count == shape.reduce(1, *), "shape does not match the element count")
+        dtype = .i32
+        self.shape = shape
+        bytes = values.withUnsafeBufferPointer { Data(buffer: $0) }
+    }
+
+    /// The elements as int32 (I32 only).
+    public func int32s() -> [Int32]? {
+        guard dtype == .i32 else { return nil }
+        return bytes.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
     }
 
     /// The elements as int8 (I8 only).
@@ -143,7 +160,7 @@ public enum Safetensors {
                 let bytes = byteCount(shape: shape, width: dtype.byteWidth), offsets[1] - offsets[0] == bytes
             else {
                 throw StudentError(
-                    "tensor \"\(name)\" has a bad header entry: dtype (F32, F16, I8, I16 or I64), shape (sizes ≥ 0) and data_offsets [begin, end] must agree and lie inside the file",
+                    "tensor \"\(name)\" has a bad header entry: dtype (F32, F16, I8, I16, I32 or I64), shape (sizes ≥ 0) and data_offsets [begin, end] must agree and lie inside the file",
                     file: file)
             }
             let start = data.startIndex + headerEnd
