@@ -224,6 +224,10 @@ struct TokenFeaturizer: Sendable, Equatable {
                 scratch.append(Self.bucket("pre", String(current.prefix(3)), mask: mask))
                 scratch.append(Self.bucket("suf", String(current.suffix(3)), mask: mask))
                 scratch.append(Self.bucket("pos", String(min(position, 3)), mask: mask))
+                // The nearest words before and after that are not part of a number phrase, by their first three
+                // letters: the unit after `59-hour` or `forty-one minutes`, the `for` / `by` before it.
+                scratch.append(Self.bucket("pu", Self.contextWord(tokens, from: position, step: -1), mask: mask))
+                scratch.append(Self.bucket("nu", Self.contextWord(tokens, from: position, step: 1), mask: mask))
                 if let first { scratch.append(first) }
                 scratch.append(contentsOf: sentence)
                 Self.appendRow(scratch, columns: &columns, values: &values)
@@ -252,6 +256,21 @@ struct TokenFeaturizer: Sendable, Equatable {
         }
         let norm = values[start...].reduce(0) { $0 + $1 * $1 }.squareRoot()
         if norm > 0 { for k in start..<values.count { values[k] /= norm } }
+    }
+
+    /// The first three letters of the first word from `position` in direction `step` that is a word (letters or
+    /// digits) and not a number word, a hyphen, `point` or `and`; `<s>` / `</s>` at the ends.
+    static func contextWord(_ tokens: [FieldToken], from position: Int, step: Int) -> String {
+        var index = position + step
+        while tokens.indices.contains(index) {
+            let token = tokens[index]
+            let skipped =
+                token.isNumberWord || token.digitValue != nil || token.lower == "point" || token.lower == "and"
+                || !(token.lower.first.map { $0.isLetter || $0.isNumber } ?? false)
+            if !skipped { return String(token.lower.prefix(3)) }
+            index += step
+        }
+        return step < 0 ? "<s>" : "</s>"
     }
 
     /// A token's shape: `d` digits, `n` a number word, `C` capitalised, `l` lowercase, else the token itself.

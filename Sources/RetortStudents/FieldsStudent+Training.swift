@@ -1,5 +1,32 @@
+import Foundation
 import RetortData
 import RetortNumerics
+
+/// A trained part of a fields student.
+enum TrainedPart: Sendable {
+    case closed(FieldsStudent.ClosedPart)
+    case tagger(StudentModel)
+}
+
+/// The parts' results as concurrent jobs finish, one slot per job.
+final class PartResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Result<TrainedPart, any Error>?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ result: Result<TrainedPart, any Error>) {
+        lock.lock()
+        slots[index] = result
+        lock.unlock()
+    }
+
+    var values: [Result<TrainedPart, any Error>?] {
+        lock.lock()
+        defer { lock.unlock() }
+        return slots
+    }
+}
 
 /// Builds a ``FieldsStudent`` from the valid train answers: decides the roles, then trains each part.
 struct FieldsBuilder {
@@ -72,26 +99,44 @@ struct FieldsBuilder {
         let spanKeys = schema.keys.filter { roles[$0] == .span }
         let trainFeatures = featurizer.features(for: texts)
         let validationFeatures = featurizer.features(for: validationTexts)
-        var closed: [FieldsStudent.ClosedPart] = []
-        for (index, key) in closedKeys.enumerated() {
-            closed.append(
-                try closedPart(
-                    key: key, train: trainFeatures, validation: validationFeatures, seed: seed &+ UInt64(index) &+ 1))
-        }
         let spans = spanKeys.map { FieldsStudent.SpanPart(key: $0, casing: casing(of: $0)) }
+        let trainTokens = tokenFeaturizer.features(for: spans.isEmpty ? [] : tokens)
+        let tokenNonzeros = FeatureMatrix.sparse(trainTokens).meanNonzerosPerRow
+        // The parts are independent: train them at once, the tagger (the largest) first. Each part's result depends
+        // only on its own seed, so the student is the same whatever the scheduling.
+        let jobs = closedKeys.count + (spans.isEmpty ? 0 : 1)
+        let results = PartResults(count: jobs)
+        DispatchQueue.concurrentPerform(iterations: jobs) { job in
+            do {
+                if !spans.isEmpty && job == 0 {
+                    let validationTokenized = validationTexts.map(FieldText.tokens)
+                    let model = try train(
+                        classes: 1 + 2 * spans.count, inputDimension: 1 << config.tokenBucketsLog2,
+                        train: (trainTokens, tagLabels(spans: spans, tokens: tokens, answers: answers)),
+                        validation: (
+                            tokenFeaturizer.features(for: validationTokenized),
+                            tagLabels(spans: spans, tokens: validationTokenized, answers: validationAnswers)
+                        ), seed: seed &+ 0x7A6)
+                    results.set(job, .success(.tagger(model)))
+                } else {
+                    let index = spans.isEmpty ? job : job - 1
+                    let part = try closedPart(
+                        key: closedKeys[index], train: trainFeatures, validation: validationFeatures,
+                        seed: seed &+ UInt64(index) &+ 1)
+                    results.set(job, .success(.closed(part)))
+                }
+            } catch {
+                results.set(job, .failure(error))
+            }
+        }
+        var closed: [FieldsStudent.ClosedPart] = []
         var tagger: StudentModel?
-        var tokenNonzeros = 0.0
-        if !spans.isEmpty {
-            let trainTokens = tokenFeaturizer.features(for: tokens)
-            tokenNonzeros = FeatureMatrix.sparse(trainTokens).meanNonzerosPerRow
-            let validationTokenized = validationTexts.map(FieldText.tokens)
-            tagger = try train(
-                classes: 1 + 2 * spans.count, inputDimension: 1 << config.tokenBucketsLog2,
-                train: (trainTokens, tagLabels(spans: spans, tokens: tokens, answers: answers)),
-                validation: (
-                    tokenFeaturizer.features(for: validationTokenized),
-                    tagLabels(spans: spans, tokens: validationTokenized, answers: validationAnswers)
-                ), seed: seed &+ 0x7A6)
+        for result in results.values {
+            switch try result?.get() {
+            case .tagger(let model): tagger = model
+            case .closed(let part): closed.append(part)
+            case nil: throw StudentError("fields: a part did not finish training")
+            }
         }
         let tokenCount = tokens.reduce(0) { $0 + $1.count }
         let costs = FieldsStudent.Costs(
@@ -209,7 +254,7 @@ struct FieldsBuilder {
         let options = TrainingOptions(
             epochs: config.epochs, batchSize: config.batchSize, learningRate: config.learningRate,
             patience: config.patience, loss: DistillationLoss(temperature: 1, alpha: 0),
-            earlyStopping: hasValidation ? .teacher : .none)
+            earlyStopping: hasValidation ? .agreement : .none)
         var session = TrainingSession(architecture: architecture, train: trainSplit, options: options, seed: seed)
         try session.train(untilEpoch: config.epochs, train: trainSplit, validation: validationSplit)
         return session.bestModel
