@@ -226,6 +226,10 @@ private struct FieldsLoader {
             var part = FieldsStudent.ClosedPart(key: entry.key, values: values, absent: entry.absent)
             let classes = values.count + (entry.absent ? 1 : 0)
             if let architecture = entry.architecture {
+                guard classes >= 2 else {
+                    throw fail(
+                        "closed key \"\(entry.key)\" has a classifier but \(classes) class; it needs two or more")
+                }
                 part.model = try model(
                     architecture, classes: classes, inputDimension: 1 << featurizer.bucketsLog2,
                     prefix: "closed.\(index).", what: "classifier of \"\(entry.key)\"")

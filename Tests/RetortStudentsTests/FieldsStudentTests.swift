@@ -154,6 +154,15 @@ struct SyntheticHomeTask {
         let classifier = try Self.closedAreas.get()
         #expect(classifier.roles["area"] == .closed)
         #expect(classifier.roles["item"] == .span)
+        var open = SyntheticHomeTask.schema
+        open.properties["intent"] = .init(type: .string)
+        let valid = Self.train.answers.indices.filter { Self.train.answers[$0] != nil }
+        let openRoles = FieldsBuilder(
+            schema: open, config: Self.config, texts: valid.map { Self.train.texts[$0] },
+            answers: valid.compactMap { Self.train.answers[$0] }, seed: 1
+        ).roles()
+        #expect(openRoles["intent"] == .closed, "an open string never found in the input is still a classifier")
+        #expect(openRoles["item"] == .span && openRoles["brightness"] == .span)
         #expect(student.params > 0 && student.sizeBytes == student.params * 4)
         #expect(student.flopsPerExample > 0)
         #expect(student.quantized(to: .int8).sizeBytes < student.sizeBytes / 2)
