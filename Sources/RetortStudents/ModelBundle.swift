@@ -204,7 +204,7 @@ public struct ModelBundle: Sendable {
 
 /// Rebuilds a bundle's parts from its manifest and tensors, checking each tensor's name, shape and type against the
 /// architecture (a file that does not match is an error naming the tensor, never a trap).
-private struct BundleReader {
+struct BundleReader {
     let manifest: ModelBundle.Manifest
     let tensors: [String: Tensor]
     let manifestPath: String
