@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
+.PHONY: deps models build demo demo-structured bench-structured test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -24,6 +24,16 @@ build: deps
 ## Generate the shop-support example (with its real local teacher) and run a full search on it.
 demo: build models
 	.build/release/retort demo
+
+## The example's structured twin: messages answered with a JSON object (intent and slot values), a fields teacher
+## trained on the gold objects, then a search of the structured students.
+demo-structured: build models
+	.build/release/retort demo --structured
+
+## The structured benchmark: a full default search on ../shared/bench/ha-extract-en and the table of each student
+## class's best (docs/benchmarks.md).
+bench-structured: build models
+	python3 scripts/bench_structured.py .build/release/retort ../shared/bench/ha-extract-en results/bench-structured
 
 ## The whole test suite (Swift Testing).
 test: deps models
@@ -74,6 +84,10 @@ bench-peers: build
 ## Leave-one-task-out: the learned strategy with history from the other tasks against cold halving, 17 tasks.
 bench-learning: build
 	python3 scripts/bench_learning.py ../shared/bench results/bench-learning
+
+## Does the recommendation keep its promise on test? The point-estimate rule against the confidence rule, 21 tasks.
+bench-confidence: build
+	python3 scripts/bench_confidence.py ../shared/bench results/bench-confidence
 
 ## Exhaustive vs successive halving on ../shared/bench with candidates/large.yaml (numbers for the README).
 bench-search: build

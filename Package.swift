@@ -162,7 +162,9 @@ let package = Package(
         .testTarget(name: "RetortStudentsTests", dependencies: ["RetortStudents", "RetortTestSupport"]),
         .testTarget(name: "RetortEvalsTests", dependencies: ["RetortEvals", "RetortTestSupport"]),
         .testTarget(name: "RetortHistoryTests", dependencies: ["RetortHistory", "RetortSearch", "RetortReports", "RetortTestSupport"]),
-        .testTarget(name: "RetortSearchTests", dependencies: ["RetortSearch", "RetortStudents", "RetortTestSupport"]),
+        .testTarget(
+            name: "RetortSearchTests", dependencies: ["RetortSearch", "RetortStudents", "RetortExamples", "RetortTestSupport"]
+        ),
         .testTarget(
             name: "RetortGatewayTests",
             dependencies: [

@@ -42,29 +42,41 @@ public enum ShopSupportExample {
     public static func utterances(
         grammar: TemplateGrammar, sizes: Sizes, seed: UInt64
     ) -> [[(text: String, intent: String)]] {
+        messages(grammar: grammar, sizes: sizes, seed: seed, noise: true).map { rows in
+            rows.map { ($0.text, $0.intent) }
+        }
+    }
+
+    /// Generates messages for each split (texts disjoint across splits): an intent's template expanded, sometimes with
+    /// an opener and a closer, and with `noise` some words dropped and typos made; with the value each slot took.
+    public static func messages(
+        grammar: TemplateGrammar, sizes: Sizes, seed: UInt64, noise: Bool
+    ) -> [[(text: String, intent: String, captures: [(slot: String, value: String)])]] {
         var generator = SeededGenerator(seed: seed)
         var seen: Set<String> = []
-        var splits: [[(String, String)]] = []
+        var splits: [[(String, String, [(slot: String, value: String)])]] = []
         for count in [sizes.train, sizes.validation, sizes.test] {
-            var rows: [(String, String)] = []
+            var rows: [(String, String, [(slot: String, value: String)])] = []
             var attempts = 0
             while rows.count < count && attempts < count * 50 {
                 attempts += 1
                 let intent = grammar.intents[generator.index(below: grammar.intents.count)]
                 let template = intent.templates[generator.index(below: intent.templates.count)]
-                var text = grammar.expand(template, generator: &generator)
+                var (text, captures) = grammar.expandCapturing(template, generator: &generator)
                 if !grammar.openers.isEmpty && generator.nextUnitFloat() < 0.3 {
                     text = grammar.openers[generator.index(below: grammar.openers.count)] + " " + text
                 }
                 if !grammar.closers.isEmpty && generator.nextUnitFloat() < 0.25 {
                     text += " " + grammar.closers[generator.index(below: grammar.closers.count)]
                 }
-                text = dropWords(text, probability: 0.12, generator: &generator)
-                if generator.nextUnitFloat() < 0.5 {
-                    for _ in 0...generator.index(below: 3) { text = typo(text, generator: &generator) }
+                if noise {
+                    text = dropWords(text, probability: 0.12, generator: &generator)
+                    if generator.nextUnitFloat() < 0.5 {
+                        for _ in 0...generator.index(below: 3) { text = typo(text, generator: &generator) }
+                    }
                 }
                 guard seen.insert(text).inserted else { continue }
-                rows.append((text, intent.name))
+                rows.append((text, intent.name, captures))
             }
             splits.append(rows)
         }

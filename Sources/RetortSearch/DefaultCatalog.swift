@@ -39,10 +39,14 @@ extension CandidateCatalog {
             rounds: [100]
             precision: [fp32, fp16]
         # Structured tasks (FORMATS.md §9): nearest retrieves the teacher's answer for the most similar train input (the
-        # floor).
+        # floor); fields builds a classifier per closed-set key and a span tagger for values copied from the input.
         structured:
           - family: nearest
             buckets_log2: [14, 18]
+          - family: fields
+            buckets_log2: [14, 16]
+            hidden: [0, 64]
+            precision: [fp32, fp16, int8]
 
         """
 }

@@ -271,6 +271,14 @@ public enum StructuredSearch {
         case .nearest:
             return .nearest(
                 try NearestAnswer(texts: task.train.texts, answers: task.train.teacher, featurizer: featurizer))
+        case .fields:
+            return .fields(
+                try FieldsStudent.train(
+                    texts: task.train.texts, answers: task.train.teacher, schema: task.schema,
+                    validationTexts: task.validation.texts, validationAnswers: task.validation.teacher,
+                    config: FieldsConfig(
+                        bucketsLog2: candidate.bucketsLog2, hidden: candidate.hidden, epochs: candidate.epochs),
+                    seed: seed))
         default:
             throw SearchError("\(candidate.family.rawValue) is not a structured family")
         }

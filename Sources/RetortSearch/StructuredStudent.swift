@@ -7,11 +7,15 @@ import RetortStudents
 public enum StructuredStudent: Sendable {
     /// The teacher's answer on the most similar train input; confidence is the cosine similarity.
     case nearest(NearestAnswer)
+    /// A classifier per closed-set key and a span tagger for copied values; confidence is the product of the parts'
+    /// probabilities.
+    case fields(FieldsStudent)
 
     /// The family.
     public var family: Family {
         switch self {
         case .nearest: .nearest
+        case .fields: .fields
         }
     }
 
@@ -20,6 +24,7 @@ public enum StructuredStudent: Sendable {
         switch self {
         case .nearest(let nearest):
             nearest.nearest(texts).map { (nearest.answers[$0.row], Double(max(0, $0.similarity))) }
+        case .fields(let fields): try fields.predict(texts)
         }
     }
 
@@ -27,6 +32,7 @@ public enum StructuredStudent: Sendable {
     public func quantized(to precision: Precision) -> StructuredStudent {
         switch self {
         case .nearest: self
+        case .fields(let fields): .fields(fields.quantized(to: precision))
         }
     }
 
@@ -34,13 +40,14 @@ public enum StructuredStudent: Sendable {
     public var epochsRun: Double {
         switch self {
         case .nearest: 0
+        case .fields(let fields): Double(fields.config.epochs)
         }
     }
 
     /// The epoch whose weights were kept, for a trained student.
     public var bestEpoch: Int? {
         switch self {
-        case .nearest: nil
+        case .nearest, .fields: nil
         }
     }
 
@@ -48,6 +55,7 @@ public enum StructuredStudent: Sendable {
     public var precision: Precision {
         switch self {
         case .nearest: .fp32
+        case .fields(let fields): fields.precision
         }
     }
 
@@ -55,6 +63,7 @@ public enum StructuredStudent: Sendable {
     public var candidate: String? {
         switch self {
         case .nearest(let nearest): nearest.candidate
+        case .fields: nil
         }
     }
 
@@ -62,6 +71,7 @@ public enum StructuredStudent: Sendable {
     public var params: Int {
         switch self {
         case .nearest(let nearest): nearest.parameterCount
+        case .fields(let fields): fields.params
         }
     }
 
@@ -69,6 +79,7 @@ public enum StructuredStudent: Sendable {
     public var sizeBytes: Int {
         switch self {
         case .nearest(let nearest): nearest.sizeBytes
+        case .fields(let fields): fields.sizeBytes
         }
     }
 
@@ -76,6 +87,7 @@ public enum StructuredStudent: Sendable {
     public func flopsPerExample(sample texts: [String]) -> Int {
         switch self {
         case .nearest(let nearest): nearest.flopsPerExample(for: texts)
+        case .fields(let fields): fields.flopsPerExample
         }
     }
 
@@ -83,6 +95,7 @@ public enum StructuredStudent: Sendable {
     public func write(to folder: URL, candidate: String?) throws {
         switch self {
         case .nearest(let nearest): try nearest.write(to: folder, candidate: candidate)
+        case .fields(let fields): try fields.write(to: folder)
         }
     }
 
@@ -95,6 +108,7 @@ public enum StructuredStudent: Sendable {
     public static func load(from folder: URL) throws -> StructuredStudent {
         switch StructuredBundleFile.family(in: folder) {
         case .nearest: .nearest(try NearestAnswer.load(from: folder))
+        case .fields: .fields(try FieldsStudent.load(from: folder))
         default:
             throw StudentError(
                 "not a structured student's folder (model.json names no nearest or fields family)",

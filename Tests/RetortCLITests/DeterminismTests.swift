@@ -17,8 +17,11 @@ import Testing
 
     /// frontier.md without the p50, p95 and cost columns of its table.
     static func frontierWithoutLatency(_ text: String) -> String {
-        // The line saying where trials trained (executor process or ray) is not an answer.
-        text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("Trials trained") }.map {
+        // The line saying where trials trained (executor process or ray) is not an answer; the money line carries the
+        // search's measured CPU seconds and the student's measured serving cost.
+        text.split(separator: "\n", omittingEmptySubsequences: false).filter {
+            !$0.hasPrefix("Trials trained") && !$0.hasPrefix("Money:")
+        }.map {
             line in
             guard line.hasPrefix("|") else { return String(line) }
             let cells = line.split(separator: "|", omittingEmptySubsequences: false)
