@@ -164,10 +164,7 @@ public enum ShopSupportExample {
                     "id": "\(name.prefix(2))-\(String(format: "%05d", row))", "input": text,
                     "teacher": ["label": vocabulary.labels[best], "probs": probs], "gold": intent,
                 ]
-                lines.append(
-                    String(
-                        decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
-                        as: UTF8.self))
+                lines.append(try ShopSupportExample.jsonLine(object))
             }
             try Data((lines.joined(separator: "\n") + "\n").utf8).write(
                 to: folder.appendingPathComponent("\(name).jsonl"), options: .atomic)
@@ -190,6 +187,11 @@ public enum ShopSupportExample {
             teacherTestAccuracy: Double(testHits) / Double(max(splits[2].count, 1)),
             teacherParams: architecture.parameterCount, teacherLatencyMs: latency, teacherTrainSeconds: trainSeconds,
             labels: vocabulary.labels)
+    }
+
+    /// One JSONL line: `object` with sorted keys.
+    static func jsonLine(_ object: [String: Any]) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 
     /// Median single-input latency (featurize + predict) over 300 warm calls, ms.

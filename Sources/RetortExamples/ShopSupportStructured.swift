@@ -81,10 +81,7 @@ public enum ShopSupportStructuredExample {
                     "id": "\(name.prefix(2))-\(String(format: "%05d", row))", "input": text,
                     "teacher": ["text": answer.answer.canonicalJSON], "gold": gold.jsonObject,
                 ]
-                lines.append(
-                    String(
-                        decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
-                        as: UTF8.self))
+                lines.append(try ShopSupportExample.jsonLine(object))
             }
             try Data((lines.joined(separator: "\n") + "\n").utf8).write(
                 to: folder.appendingPathComponent("\(name).jsonl"), options: .atomic)
