@@ -102,11 +102,13 @@ struct FieldsBuilder {
         let spans = spanKeys.map { FieldsStudent.SpanPart(key: $0, casing: casing(of: $0)) }
         let trainTokens = tokenFeaturizer.features(for: spans.isEmpty ? [] : tokens)
         let tokenNonzeros = FeatureMatrix.sparse(trainTokens).meanNonzerosPerRow
-        // The parts are independent: train them at once, the tagger (the largest) first. Each part's result depends
-        // only on its own seed, so the student is the same whatever the scheduling.
+        // The parts are independent and each depends only on its own seed; they train one after another, the tagger
+        // (the largest) first. (Concurrent callers of a multithreaded OpenBLAS are what the label search avoids with one
+        // BLAS thread per worker; with the parts on concurrent threads, a fresh-clone test run saw an encoder-head
+        // search in the same process train to chance.)
         let jobs = closedKeys.count + (spans.isEmpty ? 0 : 1)
         let results = PartResults(count: jobs)
-        DispatchQueue.concurrentPerform(iterations: jobs) { job in
+        for job in 0..<jobs {
             do {
                 if !spans.isEmpty && job == 0 {
                     let validationTokenized = validationTexts.map(FieldText.tokens)
