@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo demo-structured bench-structured test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
+.PHONY: deps models build demo demo-structured bench-structured test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -88,6 +88,10 @@ bench-learning: build
 ## Does the recommendation keep its promise on test? The point-estimate rule against the confidence rule, 21 tasks.
 bench-confidence: build
 	python3 scripts/bench_confidence.py ../shared/bench results/bench-confidence
+
+## Speed as measured: frontier members clearly slower than another student, FLOPs rule vs measured, and a second run.
+bench-speed: build
+	python3 scripts/bench_speed.py ../shared/bench results/bench-speed
 
 ## Exhaustive vs successive halving on ../shared/bench with candidates/large.yaml (numbers for the README).
 bench-search: build

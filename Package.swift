@@ -189,7 +189,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RetortCLITests",
-            dependencies: ["RetortTestSupport", "RetortData"]
+            dependencies: ["RetortTestSupport", "RetortData", "RetortTeacher"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -18,7 +18,7 @@ import scriptkit
 
 TIMED_CSV = re.compile(r"latency|throughput|cost_per_1m|wall|seconds|_at$|elapsed")
 TIMED_MD_HEADERS = {"p50 ms", "p95 ms", "$ per 1M"}
-TIMED_JSON = re.compile(r"run_id|latency|throughput|cost_per_1m|wall|seconds|elapsed|started|finished|created|time|date|path|dir|economics")
+TIMED_JSON = re.compile(r"run_id|latency|throughput|cost_per_1m|wall|seconds|elapsed|started|finished|created|time|date|path|dir|economics|speed")
 MS = re.compile(r"[0-9.]+ ?m?s\b")
 
 
@@ -51,8 +51,8 @@ def markdown(path):
                 header = cells
             keep = [c for h, c in zip(header, cells) if h not in TIMED_MD_HEADERS]
             lines.append("| " + " | ".join(keep) + " |")
-        elif line.startswith("Money:"):
-            continue  # the break-even carries the search's measured CPU seconds and serving cost
+        elif line.startswith("Money:") or line.startswith("Speed:"):
+            continue  # the break-even carries measured CPU seconds and serving cost; the speed line the measured spread
         else:
             header = None
             lines.append(MS.sub("<ms>", line))

@@ -58,6 +58,8 @@ public struct Job {
     public var encoderPath: String?
     /// Expected requests per month (`serving.traffic_per_month`: a number or `2M/month`, `50k/day`; `--traffic`).
     public var trafficPerMonth: Double?
+    /// Where `trafficPerMonth` came from when it was measured (`--traffic-route`: the gateway ledger's recent volume).
+    public var trafficSource: String?
     /// Price of a vCPU-hour for serving cost.
     public var usdPerVCPUHour: Double
     /// Results folder for this job (runs land in `out/RUN-ID/`).

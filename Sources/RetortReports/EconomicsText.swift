@@ -21,8 +21,9 @@ public enum EconomicsText {
         }
         if let traffic = economics.trafficPerMonth, let monthly = economics.monthlySavingUSD {
             text += String(
-                format: ". At %@ requests a month: $%@ a month [%@, %@], ", Economics.formatCount(traffic),
-                money(monthly.value), money(monthly.ci95[0]), money(monthly.ci95[1]))
+                format: ". At %@ requests a month%@: $%@ a month [%@, %@], ", Economics.formatCount(traffic),
+                economics.trafficSource.map { " (\($0))" } ?? "", money(monthly.value), money(monthly.ci95[0]),
+                money(monthly.ci95[1]))
             if let months = economics.monthsToPayBack {
                 let range = economics.monthsToPayBackRange ?? []
                 let slow = range.count == 2 ? range[1].map { String(format: "%.2g", $0) } ?? "never" : "?"

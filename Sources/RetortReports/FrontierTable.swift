@@ -11,10 +11,13 @@ public enum FrontierTable {
         var lines: [String] = []
         lines.append("# Pareto frontier: \(report.job)")
         lines.append("")
+        let speed =
+            report.speed == nil
+            ? "between students: FLOPs per example, a deterministic stand-in for the measured p50 shown"
+            : "between students: the measured p50, within the run's tolerance then FLOPs within a family (below)"
         lines.append(
-            "Objectives: validation \(metric) ↑, speed ↑ (between students: FLOPs per example, a deterministic stand-in for "
-                + "the measured p50 shown; the teacher: its recorded latency), size ↓. CIs are 95% bootstrap intervals over "
-                + "the validation rows; test figures are on held-out rows."
+            "Objectives: validation \(metric) ↑, speed ↑ (\(speed); the teacher: its recorded latency), size ↓. CIs are 95% "
+                + "bootstrap intervals over the validation rows; test figures are on held-out rows."
         )
         lines.append("")
         lines.append(
@@ -101,6 +104,10 @@ public enum FrontierTable {
             lines.append("")
             lines.append(money)
         }
+        if let speed = speedLine(report.speed) {
+            lines.append("")
+            lines.append(speed)
+        }
         lines.append("")
         let counts = Dictionary(grouping: report.candidates, by: \.status).mapValues(\.count)
         let statusText = [TrialStatus.complete, .pruned, .skipped, .failed].compactMap { status in
@@ -162,5 +169,22 @@ public enum FrontierTable {
     /// A teacher name short enough for a table cell (its full name is in report.json).
     static func shortName(_ name: String) -> String {
         name.count <= 48 ? name : String(name.prefix(47)) + "…"
+    }
+
+    /// How speed was compared, in words: the measured latency's tolerance, where it came from, and FLOPs' role.
+    public static func speedLine(_ speed: SpeedComparison?) -> String? {
+        guard let speed else { return nil }
+        let spread =
+            speed.measuredSpread.map {
+                String(
+                    format: "the larger of %.0f%% and twice the run-to-run spread of the %d close calls measured twice "
+                        + "(median %.1f%%)",
+                    SpeedComparison.minimumTolerance * 100, speed.remeasured.count, $0 * 100)
+            } ?? "the minimum: no two students' p50s were close enough to measure again"
+        return String(
+            format:
+                "Speed: students are compared by measured p50; p50s within %.0f%% of each other count as equally fast "
+                + "(%@), and only then do FLOPs decide, within one family.",
+            speed.relativeTolerance * 100, spread)
     }
 }

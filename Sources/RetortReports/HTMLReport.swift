@@ -147,6 +147,7 @@ public enum HTMLReport {
             text += "<b>Recommendation: no distillation, keep the teacher.</b> \(escape(recommendation.reason))."
         }
         if let money = EconomicsText.line(report.economics) { text += "<br>" + escape(money) }
+        if let speed = FrontierTable.speedLine(report.speed) { text += "<br>" + escape(speed) }
         return text + "</div>\n"
     }
 

@@ -16,9 +16,11 @@ public enum WhatIf {
         public var economics: Economics?
     }
 
-    /// The recommendation for `report` under `constraints` and `metric` (nil: the run's primary metric).
+    /// The recommendation for `report` under `constraints` and `metric` (nil: the run's primary metric), with the
+    /// break-even at `traffic` requests a month (measured at `trafficSource` when it was).
     public static func decide(
-        _ report: RunReport, constraints: Constraints, metric: String?, traffic: Double? = nil
+        _ report: RunReport, constraints: Constraints, metric: String?, traffic: Double? = nil,
+        trafficSource: String? = nil
     ) throws -> Result {
         let metric = metric ?? report.primaryMetric
         guard let teacherValue = report.teacher.validationMetrics[metric]?.value else {
@@ -29,7 +31,7 @@ public enum WhatIf {
         }
         var recommendation = Recommender.recommend(
             trials: report.candidates, metric: metric, teacherValue: teacherValue, constraints: constraints,
-            selection: metric == report.primaryMetric ? report.selection : nil)
+            selection: metric == report.primaryMetric ? report.selection : nil, speed: report.speed)
         // The break-even of the new answer, from the run's recorded costs: the same one-off cost, this student's
         // serving cost, the traffic asked for (else the run's).
         var economics: Economics?
@@ -46,7 +48,7 @@ public enum WhatIf {
                     validationRows: report.splits["validation"] ?? 0, traffic: recorded.trafficPerMonth,
                     usdPerVCPUHour: recorded.cpuSeconds > 0 ? recorded.trainingUSD * 3600 / recorded.cpuSeconds : 0,
                     cpuSeconds: recorded.cpuSeconds)
-            if let traffic { economics?.setTraffic(traffic) }
+            if let traffic { economics?.setTraffic(traffic, source: trafficSource) }
             if let economics { recommendation = economics.tooLittleTraffic(recommendation) }
         }
         let before = report.recommendation

@@ -5,8 +5,12 @@ import RetortEvals
 /// (the labelling bill) and the search's CPU time — and saves money on every request the student answers instead of
 /// the teacher. Given the expected traffic, when does it pay back?
 public struct Economics: Sendable, Codable, Equatable {
-    /// Expected requests per month (`--traffic`, `serving.traffic_per_month`); nil when not given.
+    /// Expected requests per month (`--traffic`, `serving.traffic_per_month`, or measured on a gateway route); nil when
+    /// not given.
     public var trafficPerMonth: Double?
+    /// Where the traffic figure was measured (`--traffic-route`: the route's recent volume in the gateway ledger); nil
+    /// when it was given.
+    public var trafficSource: String?
     /// The one-off cost, USD: labels + training.
     public var oneOffUSD: Double
     /// The teacher's answers on every row of the task (rows × the teacher's cost per request).
@@ -40,6 +44,7 @@ public struct Economics: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case trafficPerMonth = "traffic_per_month"
+        case trafficSource = "traffic_source"
         case oneOffUSD = "one_off_usd"
         case labelsUSD = "labels_usd"
         case trainingUSD = "training_usd"
@@ -85,9 +90,11 @@ public struct Economics: Sendable, Codable, Equatable {
         return economics
     }
 
-    /// The same costs and savings at `traffic` requests a month (`retort recommend --traffic`).
-    public mutating func setTraffic(_ traffic: Double) {
+    /// The same costs and savings at `traffic` requests a month (`retort recommend --traffic`), measured at `source`
+    /// when it was (the gateway ledger).
+    public mutating func setTraffic(_ traffic: Double, source: String? = nil) {
         trafficPerMonth = traffic
+        trafficSource = source
         let perRequest = savingPerRequestUSD
         let saving = MetricEstimate(
             value: perRequest.value * traffic, ci95: (perRequest.ci95[0] * traffic)...(perRequest.ci95[1] * traffic))
@@ -218,7 +225,9 @@ extension SearchRun {
                 validationRows: task.validation.count, traffic: settings.trafficPerMonth,
                 usdPerVCPUHour: settings.usdPerVCPUHour, cpuSeconds: Economics.cpuSecondsUsed())
         else { return }
-        figures.economics = economics
+        var measured = economics
+        measured.trafficSource = settings.trafficPerMonth == nil ? nil : settings.trafficSource
+        figures.economics = measured
         let decided = economics.tooLittleTraffic(ranked.recommendation)
         if decided.candidate == nil {
             ranked.recommendation = decided

@@ -18,6 +18,8 @@ struct RankedTrials {
     /// What the point estimates alone would recommend among cascades, when no student passes either rule and it
     /// differs from the recommendation.
     var pointEstimateCascade: CascadeChoice?
+    /// How speed was compared (measured latency and its tolerance), when latencies were settled.
+    var speed: SpeedComparison?
 }
 
 extension SearchRun {
@@ -33,10 +35,17 @@ extension SearchRun {
             }
         }
         let selection = try selectionAdjustment(&ordered)
+        let speed = try SearchEngine.settleSpeed(
+            &ordered, metric: metric.rawValue, teacherValue: teacher.value, constraints: settings.constraints,
+            usdPerVCPUHour: settings.usdPerVCPUHour
+        ) { id in
+            guard let trial = trials[id], let bundle = try bundle(id, epochs: trial.epochsRun ?? 0) else { return nil }
+            return try LatencyProfiler.profile(bundle, inputs: Array(task.validation.inputs.prefix(512)))
+        }
         return SearchEngine.rank(
             ordered, metric: metric.rawValue, teacherValue: teacher.value,
             teacherLatency: SearchEngine.teacherLatencyMs(task), constraints: settings.constraints,
-            selection: selection)
+            selection: selection, speed: speed)
     }
 
     /// Each complete full-fidelity candidate's paired validation difference replicates (its bundle's validation answers
@@ -65,11 +74,31 @@ extension SearchRun {
 }
 
 extension SearchEngine {
-    /// Ranks decided trials (any task kind): the device latency estimates, the Pareto frontier over (quality, latency
-    /// tier, FLOPs, size) with the teacher as a point, and the ``Recommender``'s choice.
+    /// Measures the close calls among `trials` again (``SpeedComparison/settle(_:contenders:usdPerVCPUHour:profile:)``):
+    /// the contenders are the students on the frontier and those within `max_drop` of the teacher on validation.
+    static func settleSpeed(
+        _ trials: inout [TrialResult], metric: String, teacherValue: Double, constraints: Constraints,
+        usdPerVCPUHour: Double, profile: (String) throws -> LatencyProfile?
+    ) throws -> SpeedComparison {
+        let provisional = rank(
+            trials, metric: metric, teacherValue: teacherValue, teacherLatency: nil, constraints: constraints,
+            speed: SpeedComparison())
+        let bar = teacherValue - constraints.maxDrop
+        let qualifying = trials.filter {
+            $0.status == .complete && $0.fidelity >= 1 && ($0.metrics[metric]?.value ?? -.infinity) >= bar - 1e-12
+        }
+        var contenders = provisional.frontier.filter { $0 != "teacher" }
+        contenders += qualifying.map(\.id).filter { !contenders.contains($0) }
+        return try SpeedComparison.settle(
+            &trials, contenders: contenders, usdPerVCPUHour: usdPerVCPUHour, profile: profile)
+    }
+
+    /// Ranks decided trials (any task kind): the device latency estimates, the Pareto frontier over (quality, speed,
+    /// size) with the teacher as a point, and the ``Recommender``'s choice. Speed is compared by measured latency
+    /// under `speed` (``SpeedComparison``), else by FLOPs.
     static func rank(
         _ trials: [TrialResult], metric: String, teacherValue: Double, teacherLatency: Double?,
-        constraints: Constraints, selection: SelectionAdjustment? = nil
+        constraints: Constraints, selection: SelectionAdjustment? = nil, speed: SpeedComparison? = nil
     ) -> RankedTrials {
         var ordered = trials
         if constraints.device != nil {
@@ -80,13 +109,14 @@ extension SearchEngine {
             }
         }
         var points = ordered.filter { $0.status == .complete }.map { trial in
-            // Between students, FLOPs stand in for latency (deterministic); a student measured slower than the
-            // teacher is placed behind it.
+            // Between students, measured latency beyond the run's tolerance, then FLOPs within a family; a student
+            // measured slower than the teacher is placed behind it.
             let slowerThanTeacher = teacherLatency.map { (trial.latencyMsP50 ?? 0) > $0 } ?? false
             return FrontierPoint(
                 id: trial.id, quality: trial.metrics[metric]?.value ?? -.infinity,
                 latencyTier: slowerThanTeacher ? 2 : 0, flops: Double(trial.flopsPerExample),
-                size: Double(trial.sizeBytes))
+                size: Double(trial.sizeBytes), latencyMs: trial.latencyMsP50, family: trial.family.rawValue,
+                speed: speed)
         }
         points.append(
             FrontierPoint(id: "teacher", quality: teacherValue, latencyTier: 1, flops: .infinity, size: .infinity))
@@ -104,12 +134,13 @@ extension SearchEngine {
         }
         let recommendation = Recommender.recommend(
             trials: ordered, metric: metric, teacherValue: teacherValue, constraints: constraints,
-            selection: selection)
+            selection: selection, speed: speed)
         let pointPick = Recommender.recommend(
-            trials: ordered, metric: metric, teacherValue: teacherValue, constraints: constraints
+            trials: ordered, metric: metric, teacherValue: teacherValue, constraints: constraints, speed: speed
         ).candidate
         return RankedTrials(
             ordered: ordered, frontier: frontier, recommendation: recommendation, teacherLatency: teacherLatency,
-            selection: selection, pointEstimatePick: pointPick != recommendation.candidate ? pointPick : nil)
+            selection: selection, pointEstimatePick: pointPick != recommendation.candidate ? pointPick : nil,
+            speed: speed)
     }
 }

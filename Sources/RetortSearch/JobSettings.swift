@@ -25,6 +25,7 @@ extension SearchSettings {
             eta: job.eta, workers: workers, maxRungs: job.rungs)
         if let confidenceZ = job.confidenceZ { self.confidenceZ = confidenceZ }
         trafficPerMonth = job.trafficPerMonth
+        trafficSource = job.trafficSource
     }
 
     /// The strategy `job` names; a usage error lists the choices.

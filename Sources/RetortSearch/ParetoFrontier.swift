@@ -11,31 +11,43 @@ public struct FrontierPoint: Sendable, Equatable {
     public var flops: Double
     /// Serialized size in bytes (↓); `.infinity` when unknown (the teacher behind an API).
     public var size: Double
+    /// Measured p50 latency, ms, compared under ``speed`` when both points have one.
+    public var latencyMs: Double?
+    /// The student family: FLOPs break a latency tie only within one family.
+    public var family: String
+    /// How speed is compared; nil: by (class, FLOPs) alone (halving's rungs, before latency is measured).
+    public var speed: SpeedComparison?
 
     /// A point.
-    public init(id: String, quality: Double, latencyTier: Int, flops: Double, size: Double) {
+    public init(
+        id: String, quality: Double, latencyTier: Int, flops: Double, size: Double, latencyMs: Double? = nil,
+        family: String = "", speed: SpeedComparison? = nil
+    ) {
         self.id = id
         self.quality = quality
         self.latencyTier = latencyTier
         self.flops = flops
         self.size = size
+        self.latencyMs = latencyMs
+        self.family = family
+        self.speed = speed
     }
 
     /// Whether `self` is at least as good as `other` on every objective and strictly better on one.
     ///
-    /// Speed compares as the pair (class, FLOPs). Each objective is a total preorder, so dominance is a strict
-    /// partial order and the frontier is well defined.
+    /// Speed compares by class first, then, with a ``SpeedComparison``, by measured latency beyond its tolerance and
+    /// FLOPs within a family (``SpeedComparison/compare(_:_:)``); without one, by FLOPs. The frontier is the set of
+    /// points no other dominates.
     public func dominates(_ other: FrontierPoint) -> Bool {
-        let latency = compare((latencyTier, flops), (other.latencyTier, other.flops))
+        let latency =
+            latencyTier != other.latencyTier
+            ? (latencyTier < other.latencyTier ? -1 : 1)
+            : (speed ?? SpeedComparison()).compare(
+                (speed == nil ? nil : latencyMs, family, flops),
+                (speed == nil ? nil : other.latencyMs, other.family, other.flops))
         let notWorse = quality >= other.quality && latency <= 0 && size <= other.size
         let better = quality > other.quality || latency < 0 || size < other.size
         return notWorse && better
-    }
-
-    private func compare(_ a: (Int, Double), _ b: (Int, Double)) -> Int {
-        if a.0 != b.0 { return a.0 < b.0 ? -1 : 1 }
-        if a.1 != b.1 { return a.1 < b.1 ? -1 : 1 }
-        return 0
     }
 }
 

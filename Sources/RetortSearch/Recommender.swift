@@ -46,14 +46,16 @@ public struct Constraints: Sendable, Equatable, Codable {
 /// Among complete full-fidelity students that meet the hard constraints (size, p50 latency) and the quality bar
 /// (validation primary metric ≥ teacher − `max_drop`, and, with a ``SelectionAdjustment``, a probability of at least
 /// the confidence level that the true drop is within `max_drop`, adjusted for picking among many), recommend the
-/// cheapest to run: fewest FLOPs per example (the deterministic stand-in for the measured latency, which moves from
-/// run to run), then smallest, then best. If none qualifies, recommend keeping the teacher and name the closest
-/// candidate.
+/// cheapest to run. With a ``SpeedComparison`` that is the fastest as measured: the qualifying students whose p50 is
+/// within the run's tolerance of the fastest one count as equally fast, and among them the smallest wins, then the
+/// fewest FLOPs, then the best. Without one (reports from before it, decisions during a search) it is the fewest FLOPs
+/// per example, then the smallest, then the best. If none qualifies, recommend keeping the teacher and name the
+/// closest candidate.
 public enum Recommender {
     /// The recommendation for `trials` given the teacher's validation value of `metric`.
     public static func recommend(
         trials: [TrialResult], metric: String, teacherValue: Double, constraints: Constraints,
-        selection: SelectionAdjustment? = nil
+        selection: SelectionAdjustment? = nil, speed: SpeedComparison? = nil
     ) -> Recommendation {
         let complete = trials.filter { $0.status == .complete && $0.fidelity >= 1 }
         guard !complete.isEmpty else {
@@ -117,10 +119,25 @@ public enum Recommender {
                         "best student %@ reaches %@ %.4f vs teacher %.4f: drop %.1f pt > allowed %.1f pt; keep the teacher",
                     closest.id, metric, value(closest), teacherValue, drop, constraints.maxDrop * 100))
         }
+        // The equally fast: within the tolerance of the fastest measured qualifier (all of them without a speed rule).
+        let fastest = qualifying.compactMap(\.latencyMsP50).filter { $0 > 0 }.min()
+        let equallyFast =
+            speed.flatMap { speed in
+                fastest.map { fastest in
+                    qualifying.filter { trial in
+                        trial.latencyMsP50.map { !speed.clearlyFaster(fastest, than: $0) } ?? false
+                    }
+                }
+            } ?? qualifying
         let chosen =
-            qualifying.min { a, b in
-                if a.flopsPerExample != b.flopsPerExample { return a.flopsPerExample < b.flopsPerExample }
-                if a.sizeBytes != b.sizeBytes { return a.sizeBytes < b.sizeBytes }
+            equallyFast.min { a, b in
+                if speed != nil && fastest != nil {
+                    if a.sizeBytes != b.sizeBytes { return a.sizeBytes < b.sizeBytes }
+                    if a.flopsPerExample != b.flopsPerExample { return a.flopsPerExample < b.flopsPerExample }
+                } else {
+                    if a.flopsPerExample != b.flopsPerExample { return a.flopsPerExample < b.flopsPerExample }
+                    if a.sizeBytes != b.sizeBytes { return a.sizeBytes < b.sizeBytes }
+                }
                 if value(a) != value(b) { return value(a) > value(b) }
                 return a.id < b.id
             } ?? qualifying[0]
@@ -135,11 +152,21 @@ public enum Recommender {
                     format: "; within %.1f pt of the teacher with %.0f%% confidence%@", constraints.maxDrop * 100,
                     min($0, 0.99) * 100, among)
             } ?? ""
+        let cheapest: String
+        if speed != nil, fastest != nil {
+            cheapest = String(
+                format:
+                    "%@ and %d FLOPs per example; the smallest of %d qualifying students as fast as the fastest as "
+                    + "measured (of %d)",
+                ByteSize.format(chosen.sizeBytes), chosen.flopsPerExample, equallyFast.count, qualifying.count)
+        } else {
+            cheapest = String(
+                format: "%d FLOPs per example and %@; the cheapest to run of %d qualifying students",
+                chosen.flopsPerExample, ByteSize.format(chosen.sizeBytes), qualifying.count)
+        }
         let reason = String(
-            format:
-                "%@ reaches %@ %.4f vs teacher %.4f (%@%@) with %d FLOPs per example and %@; the cheapest to run of %d qualifying students",
-            chosen.id, metric, value(chosen), teacherValue, comparison, confidence, chosen.flopsPerExample,
-            ByteSize.format(chosen.sizeBytes), qualifying.count)
+            format: "%@ reaches %@ %.4f vs teacher %.4f (%@%@) with %@", chosen.id, metric, value(chosen), teacherValue,
+            comparison, confidence, cheapest)
         return .distill(candidate: chosen.id, reason: reason)
     }
 

@@ -39,6 +39,9 @@ public struct RunReport: Codable, Sendable {
     /// The recommendation's break-even (one-off cost, saving per request and per month, payback); absent when the
     /// teacher is kept for quality or no cost is known.
     public var economics: Economics?
+    /// How speed was compared (measured latency within a tolerance, close calls measured twice); absent in older
+    /// reports, whose recommendations compared FLOPs.
+    public var speed: SpeedComparison?
 
     /// report.json `recommendation`.
     public struct RecommendationRecord: Codable, Sendable {
@@ -97,7 +100,7 @@ public struct RunReport: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case job, task, seed, constraints, splits, teacher, candidates, frontier, recommendation, search, cascades
-        case selection, economics
+        case selection, economics, speed
         case runId = "run_id"
         case createdAt = "created_at"
         case primaryMetric = "primary_metric"
@@ -135,6 +138,7 @@ public struct RunReport: Codable, Sendable {
         self.cascades = outcome.cascades.isEmpty ? nil : outcome.cascades
         self.selection = outcome.selection
         self.economics = outcome.economics
+        self.speed = outcome.speed
         recommendation.pointEstimatePick = outcome.pointEstimatePick
         recommendation.pointEstimateCascade = outcome.pointEstimateCascade
     }

@@ -23,7 +23,8 @@ extension SearchRun {
             seed: settings.seed,
             splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count],
             cascades: figures.cascades, selection: ranked.selection, economics: figures.economics,
-            pointEstimatePick: ranked.pointEstimatePick, pointEstimateCascade: ranked.pointEstimateCascade)
+            pointEstimatePick: ranked.pointEstimatePick, pointEstimateCascade: ranked.pointEstimateCascade,
+            speed: ranked.speed)
     }
 
     /// What the search spent (epochs, wall seconds, training runs, the budget's overrun) and why it stopped.

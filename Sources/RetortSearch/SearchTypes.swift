@@ -40,6 +40,8 @@ public struct SearchSettings: Sendable {
     /// Expected requests per month (`--traffic`, `serving.traffic_per_month`): the break-even and, when the saving
     /// cannot pay the one-off cost within the horizon, "keep the teacher".
     public var trafficPerMonth: Double?
+    /// Where the traffic figure came from when it was measured (the gateway ledger's recent volume on a route).
+    public var trafficSource: String?
     /// Where each rung's training runs: in this process (the default) or elsewhere (see ``TrialExecutor``).
     public var executor: any TrialExecutor = LocalTrialExecutor()
 
@@ -267,6 +269,8 @@ public struct SearchOutcome: Sendable {
     public var pointEstimatePick: String?
     /// What the point estimates alone would have recommended among cascades, when it differs.
     public var pointEstimateCascade: CascadeChoice?
+    /// How speed was compared: measured latency, its tolerance and the re-measured close calls.
+    public var speed: SpeedComparison?
 }
 
 /// Errors of the search itself (as opposed to bad data).

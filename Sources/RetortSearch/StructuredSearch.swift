@@ -128,10 +128,20 @@ public enum StructuredSearch {
 
         announce(.phase("frontier and recommendation"))
         let teacherLatency = task.teacherLatencyMs
+        var decided = candidates.compactMap { trials[$0.id] }
+        let speed = try SearchEngine.settleSpeed(
+            &decided, metric: metric.rawValue, teacherValue: teacherValue, constraints: settings.constraints,
+            usdPerVCPUHour: settings.usdPerVCPUHour
+        ) { id in
+            guard let student = students[id] else { return nil }
+            return try LatencyProfiler.profile(inputs: sample) { texts in
+                Float(try student.predict(texts)[0].confidence)
+            }
+        }
         var ranked = SearchEngine.rank(
-            candidates.compactMap { trials[$0.id] }, metric: metric.rawValue, teacherValue: teacherValue,
-            teacherLatency: teacherLatency, constraints: settings.constraints,
-            selection: SelectionAdjustment.make(replicates: replicates, differences: differences))
+            decided, metric: metric.rawValue, teacherValue: teacherValue, teacherLatency: teacherLatency,
+            constraints: settings.constraints,
+            selection: SelectionAdjustment.make(replicates: replicates, differences: differences), speed: speed)
 
         announce(.phase("test-set evaluation of the frontier"))
         var leaders: [Family: TrialResult] = [:]
@@ -225,6 +235,7 @@ public enum StructuredSearch {
                 rows: task.splits.reduce(0) { $0 + $1.count }, validationRows: task.validation.count,
                 traffic: settings.trafficPerMonth, usdPerVCPUHour: settings.usdPerVCPUHour,
                 cpuSeconds: Economics.cpuSecondsUsed())
+            if settings.trafficPerMonth != nil { economics?.trafficSource = settings.trafficSource }
             if let decided = economics?.tooLittleTraffic(ranked.recommendation), decided.candidate == nil {
                 ranked.recommendation = decided
                 recommendationTest = nil
@@ -257,7 +268,7 @@ public enum StructuredSearch {
             splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count],
             cascades: cascades, selection: ranked.selection, economics: economics,
             pointEstimatePick: ranked.pointEstimatePick,
-            pointEstimateCascade: ranked.pointEstimateCascade)
+            pointEstimateCascade: ranked.pointEstimateCascade, speed: ranked.speed)
         return StructuredOutcome(
             outcome: outcome, recommended: ranked.recommendation.candidate.flatMap { students[$0] })
     }

@@ -19,11 +19,7 @@ struct Recommend: AsyncParsableCommand {
     var maxDrop: Double?
     @Option(help: "The confidence the student must reach that its true drop is within the allowed drop (0.5–0.999).")
     var confidence: Double?
-    @Option(
-        help:
-            "Expected requests a month (2M/month, 50k/day): the break-even at that traffic, and keep the teacher when it cannot pay back within 24 months."
-    )
-    var traffic: String?
+    @OptionGroup var trafficOptions: TrafficOptions
     @Option(help: "Metric to decide on: accuracy, agreement or macro_f1.")
     var metric: String?
     @Option(
@@ -68,15 +64,10 @@ struct Recommend: AsyncParsableCommand {
                 constraints.maxDrop = maxDrop
             }
             if let confidence { constraints.confidence = confidence }
-            var trafficPerMonth: Double?
-            if let traffic {
-                guard let value = Job.parseTraffic(traffic) else {
-                    throw DataError(
-                        .usage, "--traffic \"\(traffic)\" is not a request count; write 2M/month, 50k/day or 2000000")
-                }
-                trafficPerMonth = value
-            }
-            let result = try WhatIf.decide(report, constraints: constraints, metric: metric, traffic: trafficPerMonth)
+            let traffic = try trafficOptions.resolve()
+            let result = try WhatIf.decide(
+                report, constraints: constraints, metric: metric, traffic: traffic?.perMonth,
+                trafficSource: traffic?.source)
             if output.json {
                 try output.printJSON(
                     RecommendJSON(

@@ -46,11 +46,7 @@ struct SearchOptions: ParsableArguments {
             "Recommend a student only when the probability that its true drop is within --max-drop reaches this, adjusted for picking among many (default 0.9)."
     )
     var confidence: Double?
-    @Option(
-        help:
-            "Expected requests a month (2M/month, 50k/day, 2000000): the break-even, and \"keep the teacher\" when the saving cannot pay the one-off cost within 24 months."
-    )
-    var traffic: String?
+    @OptionGroup var trafficOptions: TrafficOptions
     @Option(help: "Primary metric: accuracy, agreement or macro_f1.")
     var metric: String?
     @Option(help: "Search strategy: exhaustive or halving.")
@@ -116,12 +112,9 @@ struct SearchOptions: ParsableArguments {
             job.maxDrop = maxDrop
         }
         if let confidence { job.confidence = confidence }
-        if let traffic {
-            guard let value = Job.parseTraffic(traffic) else {
-                throw DataError(
-                    .usage, "--traffic \"\(traffic)\" is not a request count; write 2M/month, 50k/day or 2000000")
-            }
-            job.trafficPerMonth = value
+        if let traffic = try trafficOptions.resolve() {
+            job.trafficPerMonth = traffic.perMonth
+            job.trafficSource = traffic.source
         }
         if let metric { job.metric = metric }
         if let strategy {

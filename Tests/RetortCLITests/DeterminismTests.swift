@@ -18,9 +18,9 @@ import Testing
     /// frontier.md without the p50, p95 and cost columns of its table.
     static func frontierWithoutLatency(_ text: String) -> String {
         // The line saying where trials trained (executor process or ray) is not an answer; the money line carries the
-        // search's measured CPU seconds and the student's measured serving cost.
+        // search's measured CPU seconds and the student's measured serving cost; the speed line the measured spread.
         text.split(separator: "\n", omittingEmptySubsequences: false).filter {
-            !$0.hasPrefix("Trials trained") && !$0.hasPrefix("Money:")
+            !$0.hasPrefix("Trials trained") && !$0.hasPrefix("Money:") && !$0.hasPrefix("Speed:")
         }.map {
             line in
             guard line.hasPrefix("|") else { return String(line) }

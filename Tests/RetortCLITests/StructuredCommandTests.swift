@@ -1,4 +1,5 @@
 import Foundation
+import RetortTeacher
 import RetortTestSupport
 import Testing
 
@@ -102,5 +103,40 @@ import Testing
         #expect(busy.exitCode == 0, "\(busy)")
         #expect(busy.stdout.contains("Recommendation: distill into"), "\(busy)")
         #expect(busy.stdout.contains("At 2M requests a month"), "\(busy)")
+
+        // The traffic measured on a gateway route: 3000 answered client requests over the last 10 days.
+        try workspace.write(
+            """
+            listen: 127.0.0.1:0
+            ledger: var/gateway.sqlite
+            keys:
+              - {sha256: \(String(repeating: "0", count: 64)), user: ana, team: search}
+            providers:
+              nowhere: {kind: openai, base_url: "http://127.0.0.1:9/v1"}
+            routes:
+              teacher:
+                deployments:
+                  - {provider: nowhere, model: teacher, price: {input_per_mtok: 3, output_per_mtok: 15}}
+            """, to: "gateway.yaml")
+        try FileManager.default.createDirectory(at: workspace.url("var"), withIntermediateDirectories: true)
+        let ledger = try Ledger(path: workspace.url("var/gateway.sqlite").path)
+        let now = Date().timeIntervalSince1970
+        for index in 0..<3000 {
+            try ledger.record(
+                LedgerRow(
+                    time: now - 10 * 86_400 * Double(index) / 3000, keyHash: "k", user: "ana", team: "search",
+                    route: "teacher", session: "s", status: 200))
+        }
+        let measured = try await workspace.retort(
+            "recommend", run.path, "--traffic-route", "teacher", "--gateway-config", "gateway.yaml", "--json")
+        #expect(measured.exitCode == 0, "\(measured)")
+        let answer = try #require(
+            try JSONSerialization.jsonObject(with: Data(measured.stdout.utf8)) as? [String: Any], "\(measured)")
+        let money = try #require(answer["economics"] as? [String: Any], "\(answer.keys)")
+        #expect(abs((money["traffic_per_month"] as? Double ?? 0) - 3000.0 / 10 * 30.4) < 50)
+        #expect((money["traffic_source"] as? String)?.contains("route teacher in the gateway ledger: 3000") == true)
+        let lonely = try await workspace.retort("recommend", run.path, "--traffic-route", "teacher")
+        #expect(lonely.exitCode != 0 && lonely.stderr.contains("--gateway-config"), "\(lonely)")
+        #expect(lonely.stderr.split(separator: "\n").count == 1, "\(lonely)")
     }
 }
