@@ -33,6 +33,9 @@ public struct Job {
     /// The probability, adjusted for picking among many, that a recommended student's true drop is within `maxDrop`
     /// (`objective.confidence`, `--confidence`; default 0.9).
     public var confidence = 0.9
+    /// Measured p50s within a factor of 1 + this count as equally fast (`objective.speed_tolerance`; default 1: within
+    /// 2×); a run whose measurements spread more widens it.
+    public var speedTolerance = 1.0
     /// Wall-clock budget of the search, in seconds.
     public var budgetSeconds: Double
     /// Seed for every random choice.
@@ -190,11 +193,13 @@ public struct Job {
         }
         if let objective = top["objective"] {
             collect { () throws(DataError) in
-                let section = try objective.mapping(allowed: ["metric", "max_drop", "confidence"])
+                let section = try objective.mapping(allowed: ["metric", "max_drop", "confidence", "speed_tolerance"])
                 job.metric = try section["metric"]?.choice(Metric.self, named: "metric").rawValue
                 job.maxDrop = try section["max_drop"]?.double(in: NumberRange(0, 1)) ?? job.maxDrop
                 job.confidence =
                     try section["confidence"]?.double(in: NumberRange(0.5, 0.999)) ?? job.confidence
+                job.speedTolerance =
+                    try section["speed_tolerance"]?.double(in: NumberRange(0, 1000)) ?? job.speedTolerance
             }
         }
         if let search = top["search"] {

@@ -177,14 +177,14 @@ public enum FrontierTable {
         let spread =
             speed.measuredSpread.map {
                 String(
-                    format: "the larger of %.0f%% and twice the run-to-run spread of the %d close calls measured twice "
-                        + "(median %.1f%%)",
-                    SpeedComparison.minimumTolerance * 100, speed.remeasured.count, $0 * 100)
-            } ?? "the minimum: no two students' p50s were close enough to measure again"
+                    format: "; %d close calls were measured twice, and differed by %.1f%% at the median",
+                    speed.remeasured.count, $0 * 100)
+            } ?? ""
         return String(
             format:
-                "Speed: students are compared by measured p50; p50s within %.0f%% of each other count as equally fast "
-                + "(%@), and only then do FLOPs decide, within one family.",
-            speed.relativeTolerance * 100, spread)
+                "Speed: students are compared by measured p50; p50s within %.2g× of each other count as equally fast "
+                + "(the job's tolerance, or twice the measured spread when wider%@), and only then do FLOPs decide, "
+                + "within one family. The recommendation is the smallest qualifying student as fast as the fastest.",
+            1 + speed.relativeTolerance, spread)
     }
 }

@@ -199,14 +199,20 @@ public enum Cascade {
     /// The least a cascade must save against the teacher alone (share of the teacher's cost per 1M) to be recommended.
     public static let minimumSavings = 0.10
 
+    /// Blended costs closer than this share of the teacher's cost count as equal: the student's part of a blended cost
+    /// comes from its measured latency and moves from run to run; the teacher's part does not.
+    public static let costTolerance = 0.01
+
     /// Reconsiders a no-distillation answer: among the frontier students' validation cascade points whose cascade
-    /// meets the bar (primary metric ≥ teacher − max drop), the one with the lowest blended cost (then the widest
-    /// coverage, then the candidate id). It is recommended when it saves at least ``minimumSavings`` of the
-    /// teacher's cost; otherwise the teacher stays, and the reason says what the best cascade would have saved.
+    /// meets the bar (primary metric ≥ teacher − max drop), the one with the lowest blended cost (costs within
+    /// ``costTolerance`` of the teacher's cost count as equal), then the widest coverage, then the smallest student
+    /// (`sizes`, bytes by candidate), then the candidate id. It is recommended when it saves at least
+    /// ``minimumSavings`` of the teacher's cost; otherwise the teacher stays, and the reason says what the best cascade
+    /// would have saved.
     public static func reconsider(
         _ recommendation: Recommendation, curves: [CascadeCurve], metric: String, teacherValue: Double,
         teacherCostPer1M: Double?, maxDrop: Double, confidenceName: String = "top probability",
-        confidenceLevel: Double = 0.9
+        confidenceLevel: Double = 0.9, sizes: [String: Int] = [:]
     ) -> Recommendation {
         guard case .noDistillation(let reason) = recommendation, let teacherCost = teacherCostPer1M, teacherCost > 0
         else { return recommendation }
@@ -220,8 +226,10 @@ public enum Cascade {
         }
         guard
             let best = meeting.min(by: { a, b in
-                if a.2 != b.2 { return a.2 < b.2 }
+                if abs(a.2 - b.2) > costTolerance * teacherCost { return a.2 < b.2 }
                 if a.1.coverage != b.1.coverage { return a.1.coverage > b.1.coverage }
+                let (sizeA, sizeB) = (sizes[a.0] ?? .max, sizes[b.0] ?? .max)
+                if sizeA != sizeB { return sizeA < sizeB }
                 return a.0 < b.0
             })
         else { return recommendation }

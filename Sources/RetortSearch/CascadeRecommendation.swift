@@ -16,7 +16,8 @@ extension SearchRun {
                 ranked.recommendation, curves: figures.cascades.filter { allowed.contains($0.candidate) },
                 metric: metric.rawValue, teacherValue: teacher.value,
                 teacherCostPer1M: SearchEngine.teacherCostPer1M(task), maxDrop: constraints.maxDrop,
-                confidenceLevel: level)
+                confidenceLevel: level,
+                sizes: Dictionary(ranked.ordered.map { ($0.id, $0.sizeBytes) }, uniquingKeysWith: { a, _ in a }))
         }
         let reconsidered = reconsider(level: constraints.confidenceLevel)
         if ranked.pointEstimatePick == nil {

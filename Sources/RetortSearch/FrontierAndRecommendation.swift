@@ -37,7 +37,7 @@ extension SearchRun {
         let selection = try selectionAdjustment(&ordered)
         let speed = try SearchEngine.settleSpeed(
             &ordered, metric: metric.rawValue, teacherValue: teacher.value, constraints: settings.constraints,
-            usdPerVCPUHour: settings.usdPerVCPUHour
+            tolerance: settings.speedTolerance, usdPerVCPUHour: settings.usdPerVCPUHour
         ) { id in
             guard let trial = trials[id], let bundle = try bundle(id, epochs: trial.epochsRun ?? 0) else { return nil }
             return try LatencyProfiler.profile(bundle, inputs: Array(task.validation.inputs.prefix(512)))
@@ -78,11 +78,11 @@ extension SearchEngine {
     /// the contenders are the students on the frontier and those within `max_drop` of the teacher on validation.
     static func settleSpeed(
         _ trials: inout [TrialResult], metric: String, teacherValue: Double, constraints: Constraints,
-        usdPerVCPUHour: Double, profile: (String) throws -> LatencyProfile?
+        tolerance: Double, usdPerVCPUHour: Double, profile: (String) throws -> LatencyProfile?
     ) throws -> SpeedComparison {
         let provisional = rank(
             trials, metric: metric, teacherValue: teacherValue, teacherLatency: nil, constraints: constraints,
-            speed: SpeedComparison())
+            speed: SpeedComparison(relativeTolerance: tolerance))
         let bar = teacherValue - constraints.maxDrop
         let qualifying = trials.filter {
             $0.status == .complete && $0.fidelity >= 1 && ($0.metrics[metric]?.value ?? -.infinity) >= bar - 1e-12
@@ -90,7 +90,7 @@ extension SearchEngine {
         var contenders = provisional.frontier.filter { $0 != "teacher" }
         contenders += qualifying.map(\.id).filter { !contenders.contains($0) }
         return try SpeedComparison.settle(
-            &trials, contenders: contenders, usdPerVCPUHour: usdPerVCPUHour, profile: profile)
+            &trials, contenders: contenders, tolerance: tolerance, usdPerVCPUHour: usdPerVCPUHour, profile: profile)
     }
 
     /// Ranks decided trials (any task kind): the device latency estimates, the Pareto frontier over (quality, speed,

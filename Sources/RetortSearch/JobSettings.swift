@@ -26,6 +26,7 @@ extension SearchSettings {
         if let confidenceZ = job.confidenceZ { self.confidenceZ = confidenceZ }
         trafficPerMonth = job.trafficPerMonth
         trafficSource = job.trafficSource
+        speedTolerance = job.speedTolerance
     }
 
     /// The strategy `job` names; a usage error lists the choices.
@@ -47,7 +48,7 @@ extension Job {
     public func journalOptions(strategy: SearchStrategy, catalogPath: String?) -> [String: String] {
         var recorded: [String: String] = [
             "strategy": strategy.rawValue, "eta": "\(eta)", "rungs": "\(rungs)", "seed": "\(seed)",
-            "max_drop": "\(maxDrop)", "confidence": "\(confidence)",
+            "max_drop": "\(maxDrop)", "confidence": "\(confidence)", "speed_tolerance": "\(speedTolerance)",
         ]
         recorded["traffic_per_month"] = trafficPerMonth.map { "\($0)" }
         recorded["max_model_bytes"] = maxModelBytes.map { "\($0)" }

@@ -42,6 +42,8 @@ public struct SearchSettings: Sendable {
     public var trafficPerMonth: Double?
     /// Where the traffic figure came from when it was measured (the gateway ledger's recent volume on a route).
     public var trafficSource: String?
+    /// Measured p50s within a factor of 1 + this count as equally fast, at least (``SpeedComparison``).
+    public var speedTolerance = SpeedComparison.defaultTolerance
     /// Where each rung's training runs: in this process (the default) or elsewhere (see ``TrialExecutor``).
     public var executor: any TrialExecutor = LocalTrialExecutor()
 

@@ -131,7 +131,7 @@ public enum StructuredSearch {
         var decided = candidates.compactMap { trials[$0.id] }
         let speed = try SearchEngine.settleSpeed(
             &decided, metric: metric.rawValue, teacherValue: teacherValue, constraints: settings.constraints,
-            usdPerVCPUHour: settings.usdPerVCPUHour
+            tolerance: settings.speedTolerance, usdPerVCPUHour: settings.usdPerVCPUHour
         ) { id in
             guard let student = students[id] else { return nil }
             return try LatencyProfiler.profile(inputs: sample) { texts in
@@ -203,7 +203,8 @@ public enum StructuredSearch {
             Cascade.reconsider(
                 ranked.recommendation, curves: cascades.filter { allowed.contains($0.candidate) },
                 metric: metric.rawValue, teacherValue: teacherValue, teacherCostPer1M: task.teacherCostPer1M,
-                maxDrop: constraints.maxDrop, confidenceName: "confidence", confidenceLevel: level)
+                maxDrop: constraints.maxDrop, confidenceName: "confidence", confidenceLevel: level,
+                sizes: Dictionary(ranked.ordered.map { ($0.id, $0.sizeBytes) }, uniquingKeysWith: { a, _ in a }))
         }
         let reconsidered = reconsider(level: constraints.confidenceLevel)
         if ranked.pointEstimatePick == nil {

@@ -3,6 +3,8 @@ import RetortTestSupport
 import Testing
 
 /// Same job and seed ⇒ the same frontier.md and candidates.csv, byte for byte, but for the measured latency columns.
+/// (The job's speed tolerance is wide: these students answer in 0.3–1 µs, and what is tested here is seeds and workers,
+/// not the clock; `make bench-speed` checks that a second run of a real job recommends the same.)
 @Suite struct DeterminismTests {
     static let job = """
         name: same
@@ -11,7 +13,7 @@ import Testing
           numeric:
             - {family: linear, precision: [fp32, int8], epochs: 9}
             - {family: mlp, hidden: [[4], [8], [16]], precision: [fp32, int8], epochs: 9}
-        objective: {max_drop: 0.05}
+        objective: {max_drop: 0.05, speed_tolerance: 4}
         search: {budget_seconds: 120, seed: 5, strategy: halving}
         """
 

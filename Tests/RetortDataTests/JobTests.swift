@@ -39,6 +39,7 @@ import Testing
             objective:
               metric: agreement
               max_drop: 0.02
+              speed_tolerance: 0.5
             search:
               budget_seconds: 2m
               seed: 11
@@ -60,6 +61,7 @@ import Testing
         #expect(job.maxLatencyMs == 0.5)
         #expect(job.metric == "agreement")
         #expect(job.maxDrop == 0.02)
+        #expect(job.speedTolerance == 0.5)
         #expect(job.budgetSeconds == 120)
         #expect(job.seed == 11)
         #expect(job.usdPerVCPUHour == 0.04)
@@ -73,6 +75,7 @@ import Testing
         let job = try Job.load(url)
         let base = url.deletingLastPathComponent()
         #expect(job.name == "mini")
+        #expect(job.speedTolerance == 1, "p50s within 2× are as fast by default")
         #expect(
             job.data
                 == .files(

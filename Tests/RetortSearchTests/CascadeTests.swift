@@ -114,6 +114,35 @@ import Testing
         #expect(chosen.reason.contains("80%") && chosen.reason.contains("80% less"), "\(chosen.reason)")
     }
 
+    @Test("blended costs within 1% of the teacher's are a tie: wider coverage, then the smaller student decides")
+    func costTies() {
+        let keep = Recommendation.noDistillation(reason: "no student alone")
+        // The students' own serving costs differ (measured latency), by far less than 1% of the teacher's $2000.
+        let twins = [
+            CascadeCurve(
+                candidate: "mlp-fp32", validation: [Self.point(coverage: 0.9, accuracy: 0.95, cost: 200.0004)], test: []
+            ),
+            CascadeCurve(
+                candidate: "mlp-int8", validation: [Self.point(coverage: 0.9, accuracy: 0.95, cost: 200.0009)], test: []
+            ),
+        ]
+        func pick(_ curves: [CascadeCurve], sizes: [String: Int]) -> String? {
+            Cascade.reconsider(
+                keep, curves: curves, metric: "accuracy", teacherValue: 0.955, teacherCostPer1M: 2000, maxDrop: 0.01,
+                sizes: sizes
+            ).candidate
+        }
+        let sizes = ["mlp-fp32": 88_000, "mlp-int8": 26_000]
+        #expect(pick(twins, sizes: sizes) == "mlp-int8", "the smaller of two as cheap")
+        #expect(pick(twins.reversed(), sizes: sizes) == "mlp-int8", "whatever the order")
+        var wider = twins
+        wider[0].validation[0].coverage = 0.905
+        #expect(pick(wider, sizes: sizes) == "mlp-fp32", "wider coverage first")
+        var cheaper = twins
+        cheaper[0].validation[0].blendedCostPer1MUSD = 150
+        #expect(pick(cheaper, sizes: sizes) == "mlp-fp32", "a cost lower by more than $20 per 1M wins")
+    }
+
     @Test("a student that qualifies alone stays the answer; a cascade saving under 10% keeps the teacher, saying so")
     func studentsFirstAndTooLittleSaved() {
         let distill = Recommendation.distill(candidate: "big", reason: "qualifies")
