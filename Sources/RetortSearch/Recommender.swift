@@ -154,11 +154,16 @@ public enum Recommender {
             } ?? ""
         let cheapest: String
         if speed != nil, fastest != nil {
+            let which =
+                qualifying.count == 1
+                ? "the only qualifying student"
+                : equallyFast.count == 1
+                    ? "the fastest of \(qualifying.count) qualifying students as measured"
+                    : "the smallest of the \(equallyFast.count) (of \(qualifying.count)) qualifying students as fast "
+                        + "as the fastest as measured"
             cheapest = String(
-                format:
-                    "%@ and %d FLOPs per example; the smallest of %d qualifying students as fast as the fastest as "
-                    + "measured (of %d)",
-                ByteSize.format(chosen.sizeBytes), chosen.flopsPerExample, equallyFast.count, qualifying.count)
+                format: "%@ and %d FLOPs per example; %@", ByteSize.format(chosen.sizeBytes), chosen.flopsPerExample,
+                which)
         } else {
             cheapest = String(
                 format: "%d FLOPs per example and %@; the cheapest to run of %d qualifying students",
