@@ -258,7 +258,7 @@ func directLoss(_ logits: Matrix, promptCount: Int, targets: [Int32]) -> Double 
 
 /// The LoRA measurement on ha-extract-en (not a check: it prints numbers). Runs only with `RETORT_LORA_MEASURE=1`;
 /// `RETORT_LORA_DATA` (default `../shared/bench/ha-extract-en`), `RETORT_LORA_ROWS` (512), `RETORT_LORA_DEPTHS`
-/// ("2,4"), `RETORT_LORA_EPOCHS` (2), `RETORT_LORA_RANK` (8), `RETORT_LORA_LR` (0.002), `RETORT_LORA_TARGETS`
+/// ("2,4"), `RETORT_LORA_EPOCHS` (2), `RETORT_LORA_RANK` (8), `RETORT_LORA_LR` (the default, 0.005), `RETORT_LORA_TARGETS`
 /// (comma-separated, default ``LoRAConfig/defaultTargets``) and `RETORT_LORA_VALID` (50) adjust it.
 @Suite struct LoRAMeasurement {
     static let environment = ProcessInfo.processInfo.environment
@@ -314,7 +314,7 @@ func directLoss(_ logits: Matrix, promptCount: Int, targets: [Int32]) -> Double 
         let depths = (env["RETORT_LORA_DEPTHS"] ?? "2,4").split(separator: ",").compactMap { Int($0) }
         let epochs = Int(env["RETORT_LORA_EPOCHS"] ?? "") ?? 2
         let rank = Int(env["RETORT_LORA_RANK"] ?? "") ?? 8
-        let learningRate = Double(env["RETORT_LORA_LR"] ?? "") ?? 2e-3
+        let learningRate = Double(env["RETORT_LORA_LR"] ?? "") ?? LoRAConfig().learningRate
         let targets =
             env["RETORT_LORA_TARGETS"].map { $0.split(separator: ",").compactMap { LoRATarget(rawValue: String($0)) } }
             ?? LoRAConfig.defaultTargets

@@ -92,14 +92,17 @@ public struct LoRAConfig: Sendable, Codable, Equatable {
     /// Seed of `A`'s initialization, the subsample and the shuffling order.
     public var seed: UInt64
 
-    /// The projections adapted when none are named: every one but the key projection (see the report of the
-    /// measurement that chose them).
+    /// The projections adapted when none are named: every one but the key projection. On SmolLM2-135M-Instruct
+    /// (ha-extract-en, 512 rows, rank 8, depth 2, 2 epochs) adding the key projection changed nothing measurable
+    /// (loss 0.609 vs 0.621, +8% parameters) while query and value alone trained far worse (loss 1.52): the MLP
+    /// projections carry most of the gain.
     public static let defaultTargets: [LoRATarget] = [.query, .value, .output, .gate, .up, .down]
 
-    /// A configuration; the defaults are the ones measured on SmolLM2-135M-Instruct.
+    /// A configuration; the defaults are the ones measured on SmolLM2-135M-Instruct (a learning rate of 0.005 reached
+    /// a lower loss in 2 epochs than 0.002: 0.44 vs 0.62).
     public init(
         rank: Int = 8, alpha: Double = 16, depth: Int = 2, targets: [LoRATarget] = LoRAConfig.defaultTargets,
-        epochs: Int = 2, learningRate: Double = 2e-3, batchSize: Int = 8, maxTrainRows: Int? = nil, seed: UInt64 = 1
+        epochs: Int = 2, learningRate: Double = 5e-3, batchSize: Int = 8, maxTrainRows: Int? = nil, seed: UInt64 = 1
     ) {
         self.rank = rank
         self.alpha = alpha
