@@ -59,9 +59,12 @@ public enum Family: String, Sendable, Codable, CaseIterable {
     /// Structured tasks: a composite from the schema (a classifier per closed-set key, a span tagger for copied
     /// values, presence for optional keys).
     case fields
+    /// Structured tasks: a small pretrained decoder language model (SmolLM2-135M-Instruct) fine-tuned with LoRA on the
+    /// teacher's answers, decoding constrained to the schema.
+    case slm
 
     /// Whether the family answers structured tasks (a JSON object) rather than a label.
-    public var isStructured: Bool { self == .nearest || self == .fields }
+    public var isStructured: Bool { self == .nearest || self == .fields || self == .slm }
 
     /// Whether the family has no hidden layer.
     public var isSingleLayer: Bool { self == .linear || self == .prototype }

@@ -114,7 +114,7 @@ extension CandidateCatalog {
             }
             if let dim = fields["dim"] { throw dim.error("an encoder-head takes hidden (its head), not dim") }
             shapes = try fields["hidden"].map { (value) throws(DataError) in try parseHeads(value) } ?? [[]]
-        case .nearest, .fields:
+        case .nearest, .fields, .slm:
             throw familyValue.error(
                 "\(family.rawValue) students answer structured tasks (FORMATS.md §9); list them under structured:")
         case .linear, .prototype:

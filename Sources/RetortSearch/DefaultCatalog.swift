@@ -39,7 +39,8 @@ extension CandidateCatalog {
             rounds: [100]
             precision: [fp32, fp16]
         # Structured tasks (FORMATS.md §9): nearest retrieves the teacher's answer for the most similar train input (the
-        # floor); fields builds a classifier per closed-set key and a span tagger for values copied from the input.
+        # floor); fields builds a classifier per closed-set key and a span tagger for values copied from the input; slm
+        # fine-tunes a small decoder language model.
         structured:
           - family: nearest
             buckets_log2: [14, 18]
@@ -47,6 +48,14 @@ extension CandidateCatalog {
             buckets_log2: [14, 16]
             hidden: [0, 64]
             precision: [fp32, fp16, int8]
+          # SmolLM2-135M-Instruct (`make models`) with LoRA on its top 2 blocks, 2 epochs over 512 train rows, answers
+          # decoded under the schema; skipped with the reason when the model is missing. Minutes, not seconds.
+          - family: slm
+            rank: 8
+            depth: 2
+            epochs: 2
+            train_rows: 512
+            precision: fp16
 
         """
 }

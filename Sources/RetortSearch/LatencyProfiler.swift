@@ -13,8 +13,9 @@ public struct LatencyProfile: Sendable, Equatable {
     public var throughput: Double
 }
 
-/// Times a model on raw inputs: warm-up calls, then at least 200 timed single-input calls cycling over sample
-/// inputs (p50, p95), then batched calls for throughput.
+/// Times a model on raw inputs: warm-up calls, then timed single-input calls cycling over sample inputs (300 by
+/// default; p50, p95), then batched calls for throughput. Slow students (a decoder language model answering in a
+/// second) pass fewer calls and a smaller batch.
 public enum LatencyProfiler {
     /// Profiles `bundle` on `inputs` (a sample of real rows).
     public static func profile(_ bundle: ModelBundle, inputs: [ExampleInput], calls: Int = 300, warmup: Int = 30)
@@ -24,9 +25,10 @@ public enum LatencyProfiler {
     }
 
     /// Profiles `predict` on `inputs` (a sample of real rows, raw): `predict` answers a batch end to end and returns a
-    /// number of its answer, summed so the calls are not optimised away.
+    /// number of its answer, summed so the calls are not optimised away. `batch` inputs at most go into one batched call.
     public static func profile<Input>(
-        inputs: [Input], calls: Int = 300, warmup: Int = 30, predict: ([Input]) throws -> Float
+        inputs: [Input], calls: Int = 300, warmup: Int = 30, batch batchSize: Int = 256,
+        predict: ([Input]) throws -> Float
     ) throws -> LatencyProfile {
         precondition(!inputs.isEmpty, "profiling needs at least one input")
         var sink: Float = 0
@@ -35,7 +37,7 @@ public enum LatencyProfiler {
         }
         var samples: [Double] = []
         samples.reserveCapacity(calls)
-        for index in 0..<max(calls, 200) {
+        for index in 0..<max(calls, 1) {
             let input = [inputs[index % inputs.count]]
             let start = DispatchTime.now().uptimeNanoseconds
             let answer = try predict(input)
@@ -44,7 +46,7 @@ public enum LatencyProfiler {
             samples.append(Double(end - start) / 1e6)
         }
         samples.sort()
-        let batch = Array(inputs.prefix(256))
+        let batch = Array(inputs.prefix(max(1, batchSize)))
         var batchedExamples = 0
         let batchStart = DispatchTime.now().uptimeNanoseconds
         var elapsed: UInt64 = 0

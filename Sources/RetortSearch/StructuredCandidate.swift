@@ -2,9 +2,10 @@ import RetortData
 import RetortStudents
 
 /// One candidate of a structured task (FORMATS.md §9): a `nearest` retriever or a `fields` composite, with its
-/// hashed-feature size, its classifiers' hidden width and its stored precision.
+/// hashed-feature size, its classifiers' hidden width and its stored precision; or an `slm` decoder with its LoRA rank,
+/// depth (adapted top blocks), training rows and epochs.
 public struct StructuredCandidate: Sendable, Equatable, Hashable {
-    /// `nearest` or `fields`.
+    /// `nearest`, `fields` or `slm`.
     public var family: Family
     /// Hashed n-gram buckets, log2.
     public var bucketsLog2: Int
@@ -12,8 +13,16 @@ public struct StructuredCandidate: Sendable, Equatable, Hashable {
     public var hidden: Int
     /// Stored precision (nearest: fp32 only).
     public var precision: Precision
-    /// fields: the most training epochs of every part.
+    /// fields: the most training epochs of every part; slm: the epochs over its training rows.
     public var epochs: Int
+    /// slm: the LoRA rank.
+    public var rank = 8
+    /// slm: how many of the top decoder blocks get adapters.
+    public var depth = 2
+    /// slm: the train rows it learns from (a seeded sample when the task has more).
+    public var trainRows = 512
+    /// slm: the base model's GGUF file.
+    public var model = SlmStudent.defaultModelPath
 
     /// A candidate.
     public init(family: Family, bucketsLog2: Int, hidden: Int = 0, precision: Precision = .fp32, epochs: Int = 30) {
@@ -24,8 +33,30 @@ public struct StructuredCandidate: Sendable, Equatable, Hashable {
         self.epochs = epochs
     }
 
-    /// `nearest-b16`, `fields-b16-fp32`, `fields-h64-b16-int8` (epochs other than the default add `-e N`).
+    /// An slm candidate.
+    public init(slmRank rank: Int, depth: Int, epochs: Int, trainRows: Int, precision: Precision, model: String) {
+        self.init(family: .slm, bucketsLog2: 0, precision: precision, epochs: epochs)
+        self.rank = rank
+        self.depth = depth
+        self.trainRows = trainRows
+        self.model = model
+    }
+
+    /// The slm default epochs over its training rows.
+    public static let slmDefaultEpochs = 2
+    /// The slm default number of train rows.
+    public static let slmDefaultTrainRows = 512
+
+    /// `nearest-b16`, `fields-b16-fp32`, `fields-h64-b16-int8` (epochs other than the default add `-e N`),
+    /// `slm-r8-d2-fp16` (`-e N` and `-n ROWS` when not the defaults).
     public var id: String {
+        if family == .slm {
+            var parts = ["slm", "r\(rank)", "d\(depth)"]
+            if epochs != Self.slmDefaultEpochs { parts.append("e\(epochs)") }
+            if trainRows != Self.slmDefaultTrainRows { parts.append("n\(trainRows)") }
+            parts.append(precision.rawValue)
+            return parts.joined(separator: "-")
+        }
         var parts = [family.rawValue]
         if family == .fields && hidden > 0 { parts.append("h\(hidden)") }
         parts.append("b\(bucketsLog2)")
@@ -45,6 +76,12 @@ public struct StructuredCandidate: Sendable, Equatable, Hashable {
 
     /// report.json `config`.
     public var config: [String: ReportValue] {
+        if family == .slm {
+            return [
+                "rank": .int(rank), "depth": .int(depth), "epochs": .int(epochs), "train_rows": .int(trainRows),
+                "model": .string(model),
+            ]
+        }
         var config: [String: ReportValue] = ["buckets_log2": .int(bucketsLog2)]
         if family == .fields {
             config["hidden"] = .ints(hidden > 0 ? [hidden] : [])
@@ -57,7 +94,9 @@ public struct StructuredCandidate: Sendable, Equatable, Hashable {
     public static let defaultEpochs = 30
 
     /// The keys a `structured:` catalog entry may have.
-    static let entryKeys: Set<String> = ["family", "buckets_log2", "hidden", "precision", "epochs"]
+    static let entryKeys: Set<String> = [
+        "family", "buckets_log2", "hidden", "precision", "epochs", "rank", "depth", "train_rows", "model",
+    ]
 
     /// Expands a catalog's `structured:` section: each entry's grid (buckets × hidden × precision × epochs), in entry
     /// order. A bad entry is an error naming its line.
@@ -70,7 +109,19 @@ public struct StructuredCandidate: Sendable, Equatable, Hashable {
             let family = try familyValue.choice(Family.self, named: "family")
             guard family.isStructured else {
                 throw familyValue.error(
-                    "\(family.rawValue) students answer labels; a structured: entry is nearest or fields")
+                    "\(family.rawValue) students answer labels; a structured: entry is nearest, fields or slm")
+            }
+            if family == .slm {
+                for candidate in try expandSlm(fields) {
+                    guard seen.insert(candidate.id).inserted else {
+                        throw entry.error("candidate \(candidate.id) is listed twice")
+                    }
+                    result.append(candidate)
+                }
+                continue
+            }
+            for key in ["rank", "depth", "train_rows", "model"] {
+                if let value = fields[key] { throw value.error("\(key) is an slm setting; remove it") }
             }
             let buckets =
                 try fields["buckets_log2"].map { (value) throws(DataError) in try ints(value, in: 8...24) }
@@ -107,6 +158,50 @@ public struct StructuredCandidate: Sendable, Equatable, Hashable {
                                 throw entry.error("candidate \(candidate.id) is listed twice")
                             }
                             result.append(candidate)
+                        }
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    /// An slm entry's grid: rank × depth × epochs × train rows × precision (fp32 or fp16 adapters; fp16 by default).
+    static func expandSlm(_ fields: [String: YAMLValue]) throws(DataError) -> [StructuredCandidate] {
+        for key in ["buckets_log2", "hidden"] {
+            if let value = fields[key] {
+                throw value.error("an slm student reads tokens, not hashed features; remove \(key)")
+            }
+        }
+        let ranks = try fields["rank"].map { (value) throws(DataError) in try ints(value, in: 1...256) } ?? [8]
+        let depths = try fields["depth"].map { (value) throws(DataError) in try ints(value, in: 1...64) } ?? [2]
+        let epochs =
+            try fields["epochs"].map { (value) throws(DataError) in try ints(value, in: 1...100) } ?? [slmDefaultEpochs]
+        let rows =
+            try fields["train_rows"].map { (value) throws(DataError) in try ints(value, in: 1...1_000_000) }
+            ?? [slmDefaultTrainRows]
+        let model = try fields["model"]?.string() ?? SlmStudent.defaultModelPath
+        var precisions: [Precision] = [.fp16]
+        if let value = fields["precision"] {
+            precisions = []
+            for item in value.isSequence ? try value.sequence() : [value] {
+                let precision = try item.choice(Precision.self, named: "precision")
+                guard precision == .fp32 || precision == .fp16 else {
+                    throw item.error("slm adapters are stored at fp32 or fp16")
+                }
+                precisions.append(precision)
+            }
+        }
+        var result: [StructuredCandidate] = []
+        for rank in ranks {
+            for depth in depths {
+                for epoch in epochs {
+                    for count in rows {
+                        for precision in precisions {
+                            result.append(
+                                StructuredCandidate(
+                                    slmRank: rank, depth: depth, epochs: epoch, trainRows: count, precision: precision,
+                                    model: model))
                         }
                     }
                 }

@@ -51,6 +51,8 @@ public enum StructuredSearch {
                     + "\(Int(settings.budgetSeconds)) s"))
         var trials: [String: TrialResult] = [:]
         var students: [String: StructuredStudent] = [:]
+        // Each candidate's validation answers, kept for its cascade curve (a decoder student takes minutes to answer).
+        var validationPredictions: [String: [(answer: StructuredAnswer, confidence: Double)]] = [:]
         var trained = 0
         var epochs = 0.0
         var budgetHit = false
@@ -74,6 +76,21 @@ public enum StructuredSearch {
                 }
                 continue
             }
+            if members[0].family == .slm && !FileManager.default.fileExists(atPath: members[0].model) {
+                for candidate in members {
+                    let trial = TrialResult(
+                        id: candidate.id, family: candidate.family, config: candidate.config,
+                        precision: candidate.precision, params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:],
+                        fidelity: 0, status: .skipped, onFrontier: false,
+                        reason: "its base model \(candidate.model) is missing; run `make models` to fetch it")
+                    trials[candidate.id] = trial
+                    announce(.trial(trial, index: trials.count, total: candidates.count))
+                }
+                continue
+            }
+            if members[0].family == .slm {
+                announce(.phase("train \(members[0].trainingKey) (a decoder language model: minutes)"))
+            }
             let trainStart = DispatchTime.now().uptimeNanoseconds
             let base: StructuredStudent
             do {
@@ -93,12 +110,11 @@ public enum StructuredSearch {
             trained += 1
             epochs += base.epochsRun
             for candidate in members {
-                let student = base.quantized(to: candidate.precision)
-                let answers = try student.predict(task.validation.texts).map { Optional($0.answer) }
-                let evaluation = try validation.evaluate(answers)
-                let profile = try LatencyProfiler.profile(inputs: sample) { texts in
-                    Float(try student.predict(texts)[0].confidence)
-                }
+                let student = try base.quantized(to: candidate.precision)
+                let predictions = try student.predict(task.validation.texts)
+                validationPredictions[candidate.id] = predictions
+                let evaluation = try validation.evaluate(predictions.map { Optional($0.answer) })
+                let profile = try Self.profile(student, sample: sample)
                 var trial = TrialResult(
                     id: candidate.id, family: candidate.family, config: candidate.config,
                     precision: candidate.precision, params: student.params, sizeBytes: student.sizeBytes,
@@ -134,9 +150,7 @@ public enum StructuredSearch {
             tolerance: settings.speedTolerance, usdPerVCPUHour: settings.usdPerVCPUHour
         ) { id in
             guard let student = students[id] else { return nil }
-            return try LatencyProfiler.profile(inputs: sample) { texts in
-                Float(try student.predict(texts)[0].confidence)
-            }
+            return try Self.profile(student, sample: sample)
         }
         var ranked = SearchEngine.rank(
             decided, metric: metric.rawValue, teacherValue: teacherValue, teacherLatency: teacherLatency,
@@ -176,7 +190,7 @@ public enum StructuredSearch {
             }
             guard ranked.ordered[index].onFrontier else { continue }
             // The student answers where its confidence reaches a threshold placed on validation, the teacher the rest.
-            let validationAnswers = try student.predict(task.validation.texts)
+            let validationAnswers = try validationPredictions[id] ?? student.predict(task.validation.texts)
             let thresholds = Cascade.thresholds(topProbabilities: validationAnswers.map { Float($0.confidence) })
             func points(
                 _ answers: [(answer: StructuredAnswer, confidence: Double)], _ evaluator: SplitEvaluator<Structured>,
@@ -274,6 +288,17 @@ public enum StructuredSearch {
             outcome: outcome, recommended: ranked.recommendation.candidate.flatMap { students[$0] })
     }
 
+    /// Times `student` on one raw input at a time; a decoder language model (about a second an answer) on 20 calls
+    /// and batches of 16 instead of 300 calls and batches of 256.
+    static func profile(_ student: StructuredStudent, sample: [String]) throws -> LatencyProfile {
+        let slow = student.family == .slm
+        return try LatencyProfiler.profile(
+            inputs: sample, calls: slow ? 20 : 300, warmup: slow ? 2 : 30, batch: slow ? 16 : 256
+        ) { texts in
+            Float(try student.predict(texts)[0].confidence)
+        }
+    }
+
     /// Trains (or indexes) `candidate` on the train rows whose teacher answer is valid.
     static func train(_ candidate: StructuredCandidate, task: StructuredTaskData, seed: UInt64) throws
         -> StructuredStudent
@@ -291,6 +316,14 @@ public enum StructuredSearch {
                     config: FieldsConfig(
                         bucketsLog2: candidate.bucketsLog2, hidden: candidate.hidden, epochs: candidate.epochs),
                     seed: seed))
+        case .slm:
+            return .slm(
+                try SlmStudent.train(
+                    texts: task.train.texts, answers: task.train.teacher, schema: task.schema,
+                    config: LoRAConfig(
+                        rank: candidate.rank, alpha: Double(2 * candidate.rank), depth: candidate.depth,
+                        epochs: candidate.epochs, maxTrainRows: candidate.trainRows, seed: seed),
+                    modelFile: URL(fileURLWithPath: candidate.model)))
         default:
             throw SearchError("\(candidate.family.rawValue) is not a structured family")
         }

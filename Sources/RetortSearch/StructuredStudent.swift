@@ -10,12 +10,16 @@ public enum StructuredStudent: Sendable {
     /// A classifier per closed-set key and a span tagger for copied values; confidence is the product of the parts'
     /// probabilities.
     case fields(FieldsStudent)
+    /// A decoder language model with LoRA adapters, decoding constrained to the schema; confidence is the answer's
+    /// probability under the constrained decoder.
+    case slm(SlmStudent)
 
     /// The family.
     public var family: Family {
         switch self {
         case .nearest: .nearest
         case .fields: .fields
+        case .slm: .slm
         }
     }
 
@@ -25,14 +29,16 @@ public enum StructuredStudent: Sendable {
         case .nearest(let nearest):
             nearest.nearest(texts).map { (nearest.answers[$0.row], Double(max(0, $0.similarity))) }
         case .fields(let fields): try fields.predict(texts)
+        case .slm(let slm): try slm.predict(texts)
         }
     }
 
-    /// The student stored at `precision` (nearest: its fp32 index as it is).
-    public func quantized(to precision: Precision) -> StructuredStudent {
+    /// The student stored at `precision` (nearest: its fp32 index as it is; slm: its adapters at fp32 or fp16).
+    public func quantized(to precision: Precision) throws -> StructuredStudent {
         switch self {
         case .nearest: self
         case .fields(let fields): .fields(fields.quantized(to: precision))
+        case .slm(let slm): .slm(try slm.quantized(to: precision))
         }
     }
 
@@ -41,13 +47,14 @@ public enum StructuredStudent: Sendable {
         switch self {
         case .nearest: 0
         case .fields(let fields): Double(fields.config.epochs)
+        case .slm(let slm): Double(slm.config.epochs)
         }
     }
 
     /// The epoch whose weights were kept, for a trained student.
     public var bestEpoch: Int? {
         switch self {
-        case .nearest, .fields: nil
+        case .nearest, .fields, .slm: nil
         }
     }
 
@@ -56,6 +63,7 @@ public enum StructuredStudent: Sendable {
         switch self {
         case .nearest: .fp32
         case .fields(let fields): fields.precision
+        case .slm(let slm): slm.precision
         }
     }
 
@@ -64,6 +72,7 @@ public enum StructuredStudent: Sendable {
         switch self {
         case .nearest(let nearest): nearest.candidate
         case .fields: nil
+        case .slm(let slm): slm.candidate
         }
     }
 
@@ -72,6 +81,7 @@ public enum StructuredStudent: Sendable {
         switch self {
         case .nearest(let nearest): nearest.parameterCount
         case .fields(let fields): fields.params
+        case .slm(let slm): slm.params
         }
     }
 
@@ -80,6 +90,7 @@ public enum StructuredStudent: Sendable {
         switch self {
         case .nearest(let nearest): nearest.sizeBytes
         case .fields(let fields): fields.sizeBytes
+        case .slm(let slm): slm.sizeBytes
         }
     }
 
@@ -88,6 +99,7 @@ public enum StructuredStudent: Sendable {
         switch self {
         case .nearest(let nearest): nearest.flopsPerExample(for: texts)
         case .fields(let fields): fields.flopsPerExample
+        case .slm(let slm): slm.flopsPerExample(sample: texts)
         }
     }
 
@@ -96,6 +108,7 @@ public enum StructuredStudent: Sendable {
         switch self {
         case .nearest(let nearest): try nearest.write(to: folder, candidate: candidate)
         case .fields(let fields): try fields.write(to: folder)
+        case .slm(let slm): try slm.write(to: folder, candidate: candidate)
         }
     }
 
@@ -109,9 +122,10 @@ public enum StructuredStudent: Sendable {
         switch StructuredBundleFile.family(in: folder) {
         case .nearest: .nearest(try NearestAnswer.load(from: folder))
         case .fields: .fields(try FieldsStudent.load(from: folder))
+        case .slm: .slm(try SlmStudent.load(from: folder))
         default:
             throw StudentError(
-                "not a structured student's folder (model.json names no nearest or fields family)",
+                "not a structured student's folder (model.json names no nearest, fields or slm family)",
                 file: folder.appendingPathComponent("model.json").relativePath)
         }
     }

@@ -102,10 +102,20 @@ import Testing
         #expect(catalog.structured.first?.id == "nearest-b14")
         #expect(catalog.structured.map(\.id).contains("fields-h32-b16-int8"))
         #expect(catalog.text.isEmpty && catalog.numeric.isEmpty)
+        let slm = try CandidateCatalog(
+            try YAMLValue.parse(
+                "structured:\n  - family: slm\n    rank: [4, 8]\n    depth: 2\n    train_rows: 64\n", file: "s.yaml"))
+        #expect(slm.structured.map(\.id) == ["slm-r4-d2-n64-fp16", "slm-r8-d2-n64-fp16"])
+        #expect(slm.structured[0].config["rank"] == .int(4) && slm.structured[0].trainingKey == "slm-r4-d2-n64-fp32")
+        let standard = CandidateCatalog.standard().structured.filter { $0.family == .slm }
+        #expect(standard.map(\.id) == ["slm-r8-d2-fp16"], "the default catalog offers one slm")
         let cases: [(String, Int, String)] = [
             ("structured:\n  - family: nearest\n    hidden: 32\n", 3, "remove hidden"),
             ("structured:\n  - family: nearest\n    precision: int8\n", 3, "fp32"),
-            ("structured:\n  - family: mlp\n", 2, "nearest or fields"),
+            ("structured:\n  - family: mlp\n", 2, "nearest, fields or slm"),
+            ("structured:\n  - family: slm\n    buckets_log2: 14\n", 3, "remove buckets_log2"),
+            ("structured:\n  - family: slm\n    precision: int8\n", 3, "fp32 or fp16"),
+            ("structured:\n  - family: fields\n    rank: 8\n", 3, "slm setting"),
             ("structured:\n  - family: fields\n    buckets_log2: 40\n", 3, "whole number in [8, 24]"),
             ("text:\n  - family: fields\n", 2, "list them under structured:"),
         ]
@@ -117,5 +127,17 @@ import Testing
                 return error.line == line && error.description.contains(fragment)
             }
         }
+    }
+
+    @Test("an slm candidate whose base model is missing is skipped with the reason; the others still run")
+    func slmWithoutModel() throws {
+        let task = try StructuredTaskData.load(folder: try SyntheticStructured.writeTask())
+        let catalog = Self.nearestCatalog + "\n  - family: slm\n    model: /nowhere/model.gguf\n"
+        let outcome = try StructuredSearch.run(task: task, settings: try Self.settings(catalog: catalog)).outcome
+        let slm = try #require(outcome.trials.first { $0.family == .slm })
+        #expect(slm.id == "slm-r8-d2-fp16" && slm.status == .skipped)
+        #expect(
+            slm.reason?.contains("/nowhere/model.gguf is missing; run `make models`") == true, "\(slm.reason ?? "")")
+        #expect(outcome.trials.filter { $0.status == .complete }.count == 2)
     }
 }

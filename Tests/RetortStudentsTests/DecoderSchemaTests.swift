@@ -9,6 +9,13 @@ import Testing
 /// A byte-level tokenizer with all 256 byte symbols, merges for JSON punctuation and a few words, and the ChatML
 /// control tokens (`<|im_start|>`, `<|im_end|>`).
 func schemaTokenizer() throws -> BPETokenizer {
+    var w = GGUFWriter()
+    w.metadata = schemaTokenizerMetadata().metadata
+    return try BPETokenizer(gguf: GGUFFile.read(w.encoded(), file: "schema-tokenizer.gguf"))
+}
+
+/// The metadata of ``schemaTokenizer()`` and its vocabulary size.
+func schemaTokenizerMetadata() -> (metadata: [(String, GGUFFile.Value)], vocabulary: Int) {
     let bytes = BPETokenizer.byteScalars.map { String(Character($0)) }
     let merges = [
         "{ \"", "\" :", "\": \"", "\" ,", "\", \"", "\" }", "i n", "in t", "e n", "en t", "int ent", "H a", "Ha s",
@@ -17,8 +24,7 @@ func schemaTokenizer() throws -> BPETokenizer {
     let merged = merges.map { $0.replacingOccurrences(of: " ", with: "") }
     let special = ["<|im_start|>", "<|im_end|>"]
     let tokens = bytes + merged + special
-    var w = GGUFWriter()
-    w.metadata = [
+    let metadata: [(String, GGUFFile.Value)] = [
         ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("smollm")),
         ("tokenizer.ggml.tokens", .array(tokens.map { .string($0) })),
         (
@@ -29,11 +35,17 @@ func schemaTokenizer() throws -> BPETokenizer {
         ("tokenizer.ggml.bos_token_id", .uint32(UInt32(tokens.count - 2))),
         ("tokenizer.ggml.eos_token_id", .uint32(UInt32(tokens.count - 1))),
     ]
-    return try BPETokenizer(gguf: GGUFFile.read(w.encoded(), file: "schema-tokenizer.gguf"))
+    return (metadata, tokens.count)
 }
 
 /// A random F32 Llama (2 blocks, H = 32, 4 heads of 8, 2 key/value heads, F = 64) with `vocabulary` tokens.
 func schemaLlama(seed: UInt64, vocabulary: Int, contextLength: Int = 256) throws -> LlamaDecoder {
+    let w = schemaLlamaWriter(seed: seed, vocabulary: vocabulary, contextLength: contextLength)
+    return try LlamaDecoder(gguf: GGUFFile.read(w.encoded(), file: "schema-llama.gguf"))
+}
+
+/// The GGUF of ``schemaLlama(seed:vocabulary:contextLength:)``, to add metadata to.
+func schemaLlamaWriter(seed: UInt64, vocabulary: Int, contextLength: Int = 256) -> GGUFWriter {
     var generator = SeededGenerator(seed: seed)
     func random(_ count: Int, _ low: Float = -0.5, _ high: Float = 0.5) -> [Float] {
         Matrix(rows: 1, columns: count, uniformFrom: low, to: high, generator: &generator).storage
@@ -60,7 +72,7 @@ func schemaLlama(seed: UInt64, vocabulary: Int, contextLength: Int = 256) throws
         w.add(p + "ffn_down.weight", random(32 * 64), dimensions: [64, 32], as: .f32)
     }
     w.add("output_norm.weight", random(32, 0.5, 1.5), dimensions: [32], as: .f32)
-    return try LlamaDecoder(gguf: GGUFFile.read(w.encoded(), file: "schema-llama.gguf"))
+    return w
 }
 
 /// An ha-like schema: a required enum, a free string, an integer, a number, a boolean and an untyped key.
