@@ -60,6 +60,14 @@ public enum StructuredSearch {
         var replicates: [String: [Float]] = [:]
         var differences: [String: Double] = [:]
         let sample = Array(task.validation.texts.prefix(latencyInputs))
+        func failed(_ candidate: StructuredCandidate, _ error: any Error) {
+            let trial = TrialResult(
+                id: candidate.id, family: candidate.family, config: candidate.config, precision: candidate.precision,
+                params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:], fidelity: 0, status: .failed,
+                onFrontier: false, reason: "\(error)")
+            trials[candidate.id] = trial
+            announce(.trial(trial, index: trials.count, total: candidates.count))
+        }
         for key in order {
             let members = groups[key] ?? []
             if elapsed() >= settings.budgetSeconds {
@@ -96,25 +104,28 @@ public enum StructuredSearch {
             do {
                 base = try train(members[0], task: task, seed: settings.seed)
             } catch {
-                for candidate in members {
-                    let trial = TrialResult(
-                        id: candidate.id, family: candidate.family, config: candidate.config,
-                        precision: candidate.precision, params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:],
-                        fidelity: 0, status: .failed, onFrontier: false, reason: "\(error)")
-                    trials[candidate.id] = trial
-                    announce(.trial(trial, index: trials.count, total: candidates.count))
-                }
+                for candidate in members { failed(candidate, error) }
                 continue
             }
             let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainStart) / 1e9
             trained += 1
             epochs += base.epochsRun
             for candidate in members {
-                let student = try base.quantized(to: candidate.precision)
-                let predictions = try student.predict(task.validation.texts)
+                // A student that fails to answer or to be timed fails alone; the search goes on.
+                let student: StructuredStudent
+                let predictions: [(answer: StructuredAnswer, confidence: Double)]
+                let evaluation: Evaluation
+                let profile: LatencyProfile
+                do {
+                    student = try base.quantized(to: candidate.precision)
+                    predictions = try student.predict(task.validation.texts)
+                    evaluation = try validation.evaluate(predictions.map { Optional($0.answer) })
+                    profile = try Self.profile(student, sample: sample)
+                } catch {
+                    failed(candidate, error)
+                    continue
+                }
                 validationPredictions[candidate.id] = predictions
-                let evaluation = try validation.evaluate(predictions.map { Optional($0.answer) })
-                let profile = try Self.profile(student, sample: sample)
                 var trial = TrialResult(
                     id: candidate.id, family: candidate.family, config: candidate.config,
                     precision: candidate.precision, params: student.params, sizeBytes: student.sizeBytes,

@@ -174,6 +174,20 @@ let mixedSchema = StructuredSchema(
         #expect(automaton.walk(.start, start + Array("1234567".utf8) + [0xC3]).phase == .dead)
     }
 
+    @Test("automaton: a fraction's zeros always leave room for the non-zero digit it must end with")
+    func fractionZerosLeaveRoom() throws {
+        let automaton = SchemaAutomaton(schema: mixedSchema, maxStringBytes: 12)
+        let start = Array(#"{"intent":"HassTurnOn","temperature":98."#.utf8)
+        // 98. and 11 zeros: 13 significant digits, one left for the digit that ends it.
+        let room = automaton.walk(.start, start + Array(repeating: UInt8(ascii: "0"), count: 11))
+        #expect(room.phase != .dead)
+        #expect(automaton.walk(room, [UInt8(ascii: "0")]).phase == .dead, "a 14th digit 0 could never end")
+        let rest = automaton.shortestCompletion(room)
+        let text = String(decoding: start + Array(repeating: UInt8(ascii: "0"), count: 11) + rest, as: UTF8.self)
+        let answer = try #require(StructuredAnswer.parse(text: text), "\(text)")
+        #expect(mixedSchema.isValid(answer) && answer.canonicalJSON == text, "\(text)")
+    }
+
     @Test("automaton: random walks end in text that parses to a valid answer whose canonical JSON it is")
     func randomWalksAreCanonical() throws {
         let automaton = SchemaAutomaton(schema: mixedSchema, maxStringBytes: 12)

@@ -367,6 +367,8 @@ struct SchemaAutomaton: Sendable, CustomStringConvertible {
                 return next
             }
             guard s.length < Self.fractionDigits else { return .dead }
+            // A 0 must leave room for a later non-zero digit: a fraction never ends in 0.
+            guard value != 0 || s.length + 1 < Self.fractionDigits else { return .dead }
             next.length += 1
             return next
         default:
