@@ -217,7 +217,7 @@ func trial(
             try YAMLValue.load(root.appendingPathComponent("candidates/structured.yaml")))
         #expect(file.structured.map(\.id) == builtIn.structured.map(\.id))
         #expect(structured.structured.map(\.id) == builtIn.structured.map(\.id) && structured.text.isEmpty)
-        #expect(Set(builtIn.structured.map(\.family)) == [.nearest, .fields])
+        #expect(Set(builtIn.structured.map(\.family)) == [.nearest, .fields, .slm])
         #expect(builtIn.candidates(for: .structured).isEmpty)
         for kind in [TaskKind.text, .numeric] {
             let candidates = builtIn.candidates(for: kind)
