@@ -154,13 +154,13 @@ public enum Recommender {
             } ?? ""
         let cheapest: String
         if speed != nil, fastest != nil {
+            // How many are "as fast" moves with the measured latencies: the reason does not say, so that a second run
+            // of the same job words its recommendation the same.
             let which =
                 qualifying.count == 1
                 ? "the only qualifying student"
-                : equallyFast.count == 1
-                    ? "the fastest of \(qualifying.count) qualifying students as measured"
-                    : "the smallest of the \(equallyFast.count) (of \(qualifying.count)) qualifying students as fast "
-                        + "as the fastest as measured"
+                : "the smallest of the \(qualifying.count) qualifying students that are as fast as the fastest as "
+                    + "measured"
             cheapest = String(
                 format: "%@ and %d FLOPs per example; %@", ByteSize.format(chosen.sizeBytes), chosen.flopsPerExample,
                 which)

@@ -40,7 +40,7 @@ private func student(
         #expect(!measured.frontier.contains("gbdt"))
         #expect(measured.frontier.contains("mlp") && measured.frontier.contains("linear"))
         #expect(measured.recommendation.candidate == "mlp", "\(measured.recommendation.reason)")
-        #expect(measured.recommendation.reason.contains("the fastest of 2 qualifying students as measured"))
+        #expect(measured.recommendation.reason.contains("the smallest of the 2 qualifying students that are as fast"))
         // No frontier member is clearly slower, larger and no better than any candidate.
         let speed = SpeedComparison()
         for id in measured.frontier where id != "teacher" {
