@@ -51,7 +51,7 @@ extension LlamaDecoder {
         var x = embeddings.gatheringRows(tokens.map { Int($0) })
         do {
             for (index, layer) in layers.enumerated() {
-                var a = rmsNorm(x, layer.attentionNorm)
+                let a = rmsNorm(x, layer.attentionNorm)
                 var q = try Matrix.product(a, layer.query, transposeB: .transposed)
                 var k = try Matrix.product(a, layer.key, transposeB: .transposed)
                 let v = try Matrix.product(a, layer.value, transposeB: .transposed)
@@ -69,11 +69,7 @@ extension LlamaDecoder {
                     context.storage.replaceSubrange((r.lowerBound * h)..<(r.upperBound * h), with: part.storage)
                 }
                 try Matrix.multiply(context, layer.output, transposeB: .transposed, beta: 1, into: &x)
-                a = rmsNorm(x, layer.feedForwardNorm)
-                var g = try Matrix.product(a, layer.gate, transposeB: .transposed)
-                let u = try Matrix.product(a, layer.up, transposeB: .transposed)
-                Self.swiGLU(&g, u)
-                try Matrix.multiply(g, layer.down, transposeB: .transposed, beta: 1, into: &x)
+                try feedForward(&x, layer)
             }
         } catch {
             throw StudentError("decoder forward pass failed: \(error)")

@@ -230,7 +230,7 @@ public struct LlamaDecoder: Sendable {
         let (cos, sin) = rotations(positions: start..<(start + n))
         do {
             for (index, layer) in layers.enumerated() {
-                var a = rmsNorm(x, layer.attentionNorm)
+                let a = rmsNorm(x, layer.attentionNorm)
                 var q = try Matrix.product(a, layer.query, transposeB: .transposed)
                 var k = try Matrix.product(a, layer.key, transposeB: .transposed)
                 let v = try Matrix.product(a, layer.value, transposeB: .transposed)
@@ -240,17 +240,22 @@ public struct LlamaDecoder: Sendable {
                 cache.values[index] += v.storage
                 let context = try attention(q, keys: cache.keys[index], values: cache.values[index], start: start)
                 try Matrix.multiply(context, layer.output, transposeB: .transposed, beta: 1, into: &x)
-                a = rmsNorm(x, layer.feedForwardNorm)
-                var g = try Matrix.product(a, layer.gate, transposeB: .transposed)
-                let u = try Matrix.product(a, layer.up, transposeB: .transposed)
-                Self.swiGLU(&g, u)
-                try Matrix.multiply(g, layer.down, transposeB: .transposed, beta: 1, into: &x)
+                try feedForward(&x, layer)
             }
         } catch {
             throw StudentError("decoder forward pass failed: \(error)")
         }
         cache.count += n
         return rmsNorm(x, outputNorm)
+    }
+
+    /// A block's feed-forward half on every row of `x`, added to it: RMSNorm, then `down(silu(gate·a) ⊙ up·a)`.
+    func feedForward(_ x: inout Matrix, _ layer: Layer) throws {
+        let a = rmsNorm(x, layer.feedForwardNorm)
+        var g = try Matrix.product(a, layer.gate, transposeB: .transposed)
+        let u = try Matrix.product(a, layer.up, transposeB: .transposed)
+        Self.swiGLU(&g, u)
+        try Matrix.multiply(g, layer.down, transposeB: .transposed, beta: 1, into: &x)
     }
 
     /// Logits (`rows × vocab`) of final-normed hidden states through the LM head.

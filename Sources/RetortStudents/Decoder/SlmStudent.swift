@@ -26,6 +26,8 @@ public struct SlmStudent: Sendable {
     public let meanTargetTokens: Double
     /// The candidate id the model folder names (a loaded student).
     public var candidate: String?
+    /// The base model's GGUF file size, read once.
+    let baseBytes: Int
     let base: LlamaDecoder
     let merged: LlamaDecoder
     let tokenizer: BPETokenizer
@@ -80,6 +82,7 @@ public struct SlmStudent: Sendable {
         self.meanTargetTokens = meanTargetTokens
         self.base = base
         self.tokenizer = tokenizer
+        baseBytes = (try? FileManager.default.attributesOfItem(atPath: modelFile.path)[.size] as? Int) ?? 0
         merged = try adapters.merged(into: base)
         decoding = try SchemaDecoder(schema: schema, tokenizer: tokenizer)
     }
@@ -113,8 +116,7 @@ public struct SlmStudent: Sendable {
 
     /// Bytes shipped: the base model's GGUF file and the adapters at their precision.
     public var sizeBytes: Int {
-        let gguf = (try? FileManager.default.attributesOfItem(atPath: modelFile.path)[.size] as? Int) ?? 0
-        return gguf + adapters.parameterCount * (precision == .fp16 ? 2 : 4)
+        baseBytes + adapters.parameterCount * (precision == .fp16 ? 2 : 4)
     }
 
     /// Analytic FLOPs of one answer: the prompt of each sample input and the training answers' mean length.
