@@ -9,13 +9,23 @@ extension SearchEngine {
     static func writeOrCheckHeader(
         storage: RunStorage, task: TaskData, settings: SearchSettings, candidates: [Candidate]
     ) throws {
+        try writeOrCheckHeader(
+            storage: storage, taskHash: SearchFingerprint.task(task),
+            catalogHash: SearchFingerprint.catalog(candidates), settings: settings)
+    }
+
+    /// Writes the journal header of a new run, or checks that an interrupted run's header matches: the rows
+    /// (`taskHash`), the candidates (`catalogHash`) and the settings that decide trials.
+    static func writeOrCheckHeader(
+        storage: RunStorage, taskHash: String, catalogHash: String, settings: SearchSettings
+    ) throws {
         var header = JournalRecord(type: "header")
         header.version = 1
         header.job = storage.jobName
         header.source = storage.source
         header.options = storage.options
-        header.taskHash = SearchFingerprint.task(task)
-        header.catalogHash = SearchFingerprint.catalog(candidates)
+        header.taskHash = taskHash
+        header.catalogHash = catalogHash
         header.settingsHash = SearchFingerprint.hash(
             "\(settings.seed)|\(settings.strategy.rawValue)|\(settings.eta)|\(settings.maxRungs)|\(settings.constraints.maxModelBytes ?? -1)|"
                 + "\(settings.constraints.maxFlops ?? -1)|\(settings.metric ?? "-")|\(settings.suite.resamples)|"

@@ -6,7 +6,7 @@ import RetortEvals
 /// latency measurement. `--resume` replays it. Progress records (`phase`, `queue`, `start`) say what the search is
 /// doing for a live view (`retort ui`); `--resume` ignores them.
 public struct JournalRecord: Codable, Sendable, Equatable {
-    /// `header`, `rung` or `latency`; progress: `phase` (a pipeline stage began), `queue` (a rung's trials, before
+    /// `header`, `rung` (a structured search's rung records carry `trial`) or `latency`; progress: `phase` (a pipeline stage began), `queue` (a rung's trials, before
     /// any starts) or `start` (a training run began a rung).
     public var type: String
     /// Phase: the stage's description.
@@ -67,10 +67,13 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var p95: Double?
     /// Latency: examples per second.
     public var throughput: Double?
+    /// Rung of a structured search: the decided trial whole, which `--resume` restores with the student kept in the
+    /// run's checkpoints.
+    public var trial: TrialResult?
 
     enum CodingKeys: String, CodingKey {
         case type, version, job, source, options, candidate, group, rung, epochs, fidelity, finished, metrics, p50, p95,
-            throughput, phase, time, candidates
+            throughput, phase, time, candidates, trial
         case taskHash = "task_hash"
         case catalogHash = "catalog_hash"
         case settingsHash = "settings_hash"

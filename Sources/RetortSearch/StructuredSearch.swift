@@ -9,19 +9,22 @@ import RetortStudents
 /// validation with bootstrap CIs and the paired difference to the teacher, timed on one raw input at a time; then the
 /// same frontier, recommendation and test-set evaluation as a label search (``SearchEngine/rank``).
 ///
-/// What it does not do yet (a label search does): halving and the learned strategy (every candidate trains, in catalog
-/// order, until the budget runs out; the rest are reported as pruned), parallel workers and the Ray executor, journal
-/// resume, cascades.
+/// With `storage`, every decided candidate is journaled and its student checkpointed, so an interrupted run resumes
+/// (``StructuredJournal``). What it does not do yet (a label search does): halving and the learned strategy (every
+/// candidate trains, in catalog order, until the budget runs out; the rest are reported as pruned), parallel workers
+/// and the Ray executor.
 public enum StructuredSearch {
     /// Inputs latency is measured on (validation rows), and the single-input calls timed.
     static let latencyInputs = 512
 
     /// Runs the search on `task`. Events (phases, decided trials) go to `announce` as they happen.
     public static func run(
-        task: StructuredTaskData, settings: SearchSettings,
+        task: StructuredTaskData, settings: SearchSettings, storage: RunStorage? = nil,
         events announce: @escaping @Sendable (SearchEvent) -> Void = { _ in }
     ) throws -> StructuredOutcome {
         let start = DispatchTime.now().uptimeNanoseconds
+        // The header comes first in the journal: before any phase record.
+        let journal = try storage.map { try StructuredJournal(storage: $0, task: task, settings: settings) }
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let kind = task.answerKind
         let hasGold = task.validation.hasGold && task.test.hasGold
@@ -60,16 +63,54 @@ public enum StructuredSearch {
         var replicates: [String: [Float]] = [:]
         var differences: [String: Double] = [:]
         let sample = Array(task.validation.texts.prefix(latencyInputs))
-        func failed(_ candidate: StructuredCandidate, _ error: any Error) {
+        func failed(_ candidate: StructuredCandidate, _ error: any Error) throws {
             let trial = TrialResult(
                 id: candidate.id, family: candidate.family, config: candidate.config, precision: candidate.precision,
                 params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:], fidelity: 0, status: .failed,
                 onFrontier: false, reason: "\(error)")
-            trials[candidate.id] = trial
+            try decide(trial)
+        }
+        func decide(
+            _ trial: TrialResult, student: StructuredStudent? = nil,
+            answers: [(answer: StructuredAnswer, confidence: Double)] = []
+        ) throws {
+            try journal?.decided(trial, student: student, answers: answers)
+            trials[trial.id] = trial
             announce(.trial(trial, index: trials.count, total: candidates.count))
+        }
+        /// Keeps a scored student's paired validation replicates (the recommendation's confidence needs them).
+        func pair(_ trial: inout TrialResult, _ evaluation: Evaluation) {
+            guard let own = evaluation.replicates[metric], let theirs = teacherValidation.replicates[metric],
+                let difference = trial.differenceToTeacher?.value
+            else { return }
+            let paired = zip(own, theirs).map { $0 - $1 }
+            replicates[trial.id] = paired
+            differences[trial.id] = difference
+            trial.differenceSE = SelectionAdjustment.standardError(paired)
         }
         for key in order {
             let members = groups[key] ?? []
+            // A resumed run takes back a training run whose every candidate was decided, from the checkpoints.
+            if let journal,
+                let restored = try restore(
+                    members, journal: journal, validation: validation, rows: task.validation.count)
+            {
+                for entry in restored {
+                    var trial = entry.trial
+                    if let (student, predictions, evaluation) = entry.kept {
+                        pair(&trial, evaluation)
+                        students[trial.id] = student
+                        validationPredictions[trial.id] = predictions
+                    }
+                    trials[trial.id] = trial
+                    announce(.trial(trial, index: trials.count, total: candidates.count))
+                }
+                if restored.contains(where: { $0.kept != nil }) {
+                    trained += 1
+                    epochs += Double(restored.compactMap { $0.trial.epochsRun }.first ?? 0)
+                }
+                continue
+            }
             if elapsed() >= settings.budgetSeconds {
                 budgetHit = true
                 for candidate in members {
@@ -79,8 +120,7 @@ public enum StructuredSearch {
                         fidelity: 0, status: .pruned, onFrontier: false,
                         reason: String(format: "the budget of %.0f s ran out before it trained", settings.budgetSeconds)
                     )
-                    trials[candidate.id] = trial
-                    announce(.trial(trial, index: trials.count, total: candidates.count))
+                    try decide(trial)
                 }
                 continue
             }
@@ -91,20 +131,20 @@ public enum StructuredSearch {
                         precision: candidate.precision, params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:],
                         fidelity: 0, status: .skipped, onFrontier: false,
                         reason: "its base model \(candidate.model) is missing; run `make models` to fetch it")
-                    trials[candidate.id] = trial
-                    announce(.trial(trial, index: trials.count, total: candidates.count))
+                    try decide(trial)
                 }
                 continue
             }
             if members[0].family == .slm {
                 announce(.phase("train \(members[0].trainingKey) (a decoder language model: minutes)"))
             }
+            try journal?.started(members)
             let trainStart = DispatchTime.now().uptimeNanoseconds
             let base: StructuredStudent
             do {
                 base = try train(members[0], task: task, seed: settings.seed)
             } catch {
-                for candidate in members { failed(candidate, error) }
+                for candidate in members { try failed(candidate, error) }
                 continue
             }
             let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainStart) / 1e9
@@ -122,7 +162,7 @@ public enum StructuredSearch {
                     evaluation = try validation.evaluate(predictions.map { Optional($0.answer) })
                     profile = try Self.profile(student, sample: sample)
                 } catch {
-                    failed(candidate, error)
+                    try failed(candidate, error)
                     continue
                 }
                 validationPredictions[candidate.id] = predictions
@@ -138,17 +178,9 @@ public enum StructuredSearch {
                     fidelity: 1, status: .complete, onFrontier: false, epochsRun: Int(base.epochsRun),
                     trainSeconds: trainSeconds)
                 trial.bestEpoch = base.bestEpoch
-                if let own = evaluation.replicates[metric], let theirs = teacherValidation.replicates[metric],
-                    let difference = trial.differenceToTeacher?.value
-                {
-                    let paired = zip(own, theirs).map { $0 - $1 }
-                    replicates[candidate.id] = paired
-                    differences[candidate.id] = difference
-                    trial.differenceSE = SelectionAdjustment.standardError(paired)
-                }
-                trials[candidate.id] = trial
+                pair(&trial, evaluation)
                 students[candidate.id] = student
-                announce(.trial(trial, index: trials.count, total: candidates.count))
+                try decide(trial, student: student, answers: predictions)
             }
         }
         let trainingEnded = DispatchTime.now().uptimeNanoseconds
@@ -297,6 +329,33 @@ public enum StructuredSearch {
             pointEstimateCascade: ranked.pointEstimateCascade, speed: ranked.speed)
         return StructuredOutcome(
             outcome: outcome, recommended: ranked.recommendation.candidate.flatMap { students[$0] })
+    }
+
+    /// A candidate an interrupted run decided: its trial, and for a complete one its checkpointed student, validation
+    /// answers and their evaluation.
+    struct Restored {
+        var candidate: StructuredCandidate
+        var trial: TrialResult
+        var kept: (student: StructuredStudent, answers: [(answer: StructuredAnswer, confidence: Double)], Evaluation)?
+    }
+
+    /// A training run's candidates as an interrupted run decided them; nil when a candidate is undecided or a
+    /// checkpoint is missing (the run then trains again: training is seeded, so it reaches the same student).
+    static func restore(
+        _ members: [StructuredCandidate], journal: StructuredJournal, validation: SplitEvaluator<Structured>, rows: Int
+    ) throws -> [Restored]? {
+        var result: [Restored] = []
+        for candidate in members {
+            guard let trial = journal.restored[candidate.id] else { return nil }
+            guard trial.status == .complete else {
+                result.append(Restored(candidate: candidate, trial: trial))
+                continue
+            }
+            guard let (student, answers) = journal.checkpoint(candidate.id, rows: rows) else { return nil }
+            let evaluation = try validation.evaluate(answers.map { Optional($0.answer) })
+            result.append(Restored(candidate: candidate, trial: trial, kept: (student, answers, evaluation)))
+        }
+        return result
     }
 
     /// Times `student` on one raw input at a time; a decoder language model (about a second an answer) on 20 calls

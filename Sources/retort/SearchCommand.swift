@@ -228,7 +228,8 @@ func runSearch(
 ) async throws -> URL {
     if TaskFile.declaresStructured(job) {
         return try await runStructuredSearch(
-            job, json: json, style: style, resuming: resume != nil, executor: executor, history: historyPath)
+            job, json: json, style: style, resume: resume, catalogPath: catalogPath, executor: executor,
+            history: historyPath)
     }
     // With --json, stdout carries only the report; progress goes to stderr.
     let log = progressLog(json: json)

@@ -5,20 +5,16 @@ import RetortSearch
 
 /// `retort search` on a structured task (FORMATS.md §9): loads it, runs ``StructuredSearch`` with progress, writes the
 /// run folder (report.json, frontier.md, candidates.csv, report.html, the recommended student's model/) and returns
-/// it. Structured searches train every catalog candidate in order (the exhaustive strategy) in this process.
+/// it. Structured searches train every catalog candidate in order (the exhaustive strategy) in this process; an
+/// interrupted one continues with `--resume RUN_DIR` (its journal and checkpoints).
 func runStructuredSearch(
-    _ job: Job, json: Bool, style: (String) -> String, resuming: Bool, executor: ExecutorChoice,
-    history: String?
+    _ job: Job, json: Bool, style: (String) -> String, resume: (RunDirectory, [JournalRecord])?,
+    catalogPath: String?, executor: ExecutorChoice, history: String?
 ) async throws -> URL {
     let log = progressLog(json: json)
     let started = Date()
     log("retort: job \(job.name)")
     log("[load] reading rows")
-    if resuming {
-        throw DataError(
-            .usage,
-            "--resume continues label searches; a structured search starts again (it keeps no journal of trials)")
-    }
     if case .local = executor {
     } else {
         throw DataError(.usage, "structured tasks train in this process; drop --executor")
@@ -39,13 +35,22 @@ func runStructuredSearch(
     let settings = try SearchSettings(job: job, strategy: .exhaustive, workers: 1)
     let metric = try SearchEngine.primaryMetric(
         kind: task.answerKind, hasGold: task.validation.hasGold && task.test.hasGold, settings: settings)
-    let run = try RunDirectory.create(
-        root: job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name), date: started)
+    let run =
+        try resume?.0
+        ?? RunDirectory.create(
+            root: job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name), date: started)
+    if resume != nil { log("[resume] continuing \(displayPath(run.partial))") }
     let journal = try run.openJournal()
+    let source =
+        job.file.map(displayPath)
+        ?? { if case .task(let folder) = job.data { displayPath(folder) } else { job.name } }()
+    let storage = RunStorage(
+        journal: journal, checkpoints: run.checkpoints, resume: resume?.1, jobName: job.name, source: source,
+        options: job.journalOptions(strategy: .exhaustive, catalogPath: catalogPath))
     let progress = ProgressPrinter(metric: metric.rawValue, say: log, live: !json)
     let result: StructuredOutcome
     do {
-        result = try StructuredSearch.run(task: task, settings: settings) { event in
+        result = try StructuredSearch.run(task: task, settings: settings, storage: storage) { event in
             // Phases go to the journal too, for `retort ui`'s live view of the run.
             if case .phase(let name) = event {
                 var record = JournalRecord(type: "phase")
@@ -57,7 +62,11 @@ func runStructuredSearch(
         }
     } catch {
         progress.finishLine()
-        try? FileManager.default.removeItem(at: run.partial)
+        // Nothing decided: leave no folder behind. Otherwise the journal and checkpoints let --resume continue.
+        let records = (try? JournalRecord.read(journal.url)) ?? []
+        if resume == nil && !records.contains(where: { $0.type == "rung" }) {
+            try? FileManager.default.removeItem(at: run.partial)
+        }
         throw error
     }
     progress.finishLine()

@@ -78,17 +78,10 @@ import Testing
         let reference = try await workspace.retort("search", "job.yaml", "--out", "results/ref")
         #expect(reference.exitCode == 0, "\(reference)")
         // An interrupted run: its folder as a crash leaves it, built from the reference run's journal.
-        let refRun = try #require(
-            try FileManager.default.contentsOfDirectory(atPath: workspace.url("results/ref").path).first {
-                $0 != "latest"
-            })
-        let journal = try String(contentsOf: workspace.url("results/ref/\(refRun)/journal.jsonl"), encoding: .utf8)
+        let journal = try String(
+            contentsOf: try workspace.runFolder(job: "ref").appendingPathComponent("journal.jsonl"), encoding: .utf8)
         let header = try #require(journal.split(separator: "\n").first)
-        let partial = workspace.url("results/cut/20260101-000000.partial")
-        try FileManager.default.createDirectory(
-            at: partial.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
-        try Data((header + "\n" + #"{"type":"rung","cand"#).utf8).write(
-            to: partial.appendingPathComponent("journal.jsonl"))
+        let partial = try workspace.interruptedRun(journal: [header])
         let resumed = try await workspace.retort("search", "--resume", "results/cut/20260101-000000.partial")
         #expect(resumed.exitCode == 0, "\(resumed)")
         #expect(resumed.stdout.contains("[resume]"))

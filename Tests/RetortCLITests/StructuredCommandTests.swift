@@ -68,6 +68,38 @@ import Testing
         #expect(!workspace.exists("results/ha-mini"), "no run folder is left behind")
     }
 
+    @Test("a killed structured run resumes with --resume RUN_DIR alone and finishes like an uninterrupted one")
+    func resume() async throws {
+        let workspace = try Self.workspace()
+        let reference = try await workspace.retort("search", "job.yaml", "--out", "results/ref")
+        #expect(reference.exitCode == 0, "\(reference)")
+        let refRun = try workspace.runFolder(job: "ref")
+        // The folder a crash after the first candidate leaves: the journal up to its record and half a line, and no
+        // checkpoint (a crash between the two; the candidate then trains again, seeded, to the same student).
+        let journal = try String(contentsOf: refRun.appendingPathComponent("journal.jsonl"), encoding: .utf8)
+        let lines = journal.split(separator: "\n")
+        let rung = try #require(lines.firstIndex { $0.contains(#""type":"rung""#) })
+        #expect(lines[rung].contains("nearest-b12"))
+        let partial = try workspace.interruptedRun(journal: lines[...rung])
+        let resumed = try await workspace.retort("search", "--resume", "results/cut/20260101-000000.partial")
+        #expect(resumed.exitCode == 0, "\(resumed)")
+        #expect(resumed.stdout.contains("[resume]") && resumed.stdout.contains("[load] structured task"), "\(resumed)")
+        let finished = workspace.url("results/cut/20260101-000000")
+        #expect(!FileManager.default.fileExists(atPath: partial.path))
+        let before = try Report(runFolder: refRun)
+        let after = try Report(runFolder: finished)
+        #expect(after.recommendationTestValue("exact_match") == before.recommendationTestValue("exact_match"))
+        let candidates = { (report: Report) in
+            (report.json["candidates"] as? [[String: Any]] ?? []).map {
+                "\($0["id"] ?? "") \((($0["metrics"] as? [String: Any])?["exact_match"] as? [String: Any])?["value"] ?? "")"
+            }.sorted()
+        }
+        #expect(candidates(after) == candidates(before))
+        #expect(candidates(after).count == 2)
+        let again = try await workspace.retort("search", "--resume", "results/cut/20260101-000000")
+        #expect(again.exitCode == 64, "a finished run cannot be resumed: \(again)")
+    }
+
     @Test("predict with a damaged structured model folder names the file")
     func damagedModel() async throws {
         let workspace = try Self.workspace()

@@ -79,6 +79,17 @@ final class Workspace: Sendable {
         let name = try #require(entries.first)
         return root.appendingPathComponent(name)
     }
+
+    /// The folder a crash leaves at `results/cut/20260101-000000.partial`: an empty `checkpoints/` and a journal of
+    /// `lines` followed by half a record (the one in flight).
+    func interruptedRun(journal lines: some Sequence<Substring>) throws -> URL {
+        let partial = url("results/cut/20260101-000000.partial")
+        try FileManager.default.createDirectory(
+            at: partial.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        try Data((lines.joined(separator: "\n") + "\n" + #"{"type":"rung","cand"#).utf8).write(
+            to: partial.appendingPathComponent("journal.jsonl"))
+        return partial
+    }
 }
 
 /// Folders removed by an `atexit` handler. `@unchecked Sendable`: `folders` is only touched while holding `lock`.

@@ -1,0 +1,133 @@
+import Foundation
+import RetortData
+import RetortEvals
+import RetortStudents
+
+/// A structured search's journal and checkpoints, so that `retort search --resume RUN_DIR` continues an interrupted
+/// run: every decided candidate is journaled whole (a `rung` record with `trial`), and every scored student is kept
+/// in the run's `checkpoints/ID/` with its validation answers. A resumed run restores those candidates (the student,
+/// its answers and its journaled figures, latency included) and trains the rest, so its report equals the
+/// uninterrupted run's except for the timings of what it trained again.
+struct StructuredJournal {
+    /// Where records and checkpoints go.
+    let storage: RunStorage
+    /// Decided trials of the interrupted run, by candidate id (complete, failed and skipped ones; a candidate the
+    /// budget cut is decided again).
+    let restored: [String: TrialResult]
+
+    /// The validation answers file in a checkpoint.
+    static let answersFile = "validation-answers.jsonl"
+
+    /// Writes the header of a new run or checks the interrupted run's, and announces the candidates for a live view.
+    init(storage: RunStorage, task: StructuredTaskData, settings: SearchSettings) throws {
+        self.storage = storage
+        let candidates = settings.catalog.structured
+        try SearchEngine.writeOrCheckHeader(
+            storage: storage, taskHash: SearchFingerprint.structuredTask(task),
+            catalogHash: SearchFingerprint.structuredCatalog(candidates), settings: settings)
+        var restored: [String: TrialResult] = [:]
+        for record in storage.resume ?? [] where record.type == "rung" {
+            guard let trial = record.trial, [.complete, .failed, .skipped].contains(trial.status) else { continue }
+            restored[trial.id] = trial
+        }
+        self.restored = restored
+        var queue = JournalRecord(type: "queue")
+        queue.rung = 0
+        queue.fidelity = 1
+        queue.candidates = candidates.map(\.id)
+        queue.time = Date().timeIntervalSince1970
+        try storage.journal.append(queue, sync: false)
+    }
+
+    /// Journals that the training run of `members` began (a live view shows them running).
+    func started(_ members: [StructuredCandidate]) throws {
+        var record = JournalRecord(type: "start")
+        record.rung = 0
+        record.candidates = members.map(\.id)
+        record.time = Date().timeIntervalSince1970
+        try storage.journal.append(record, sync: false)
+    }
+
+    /// Keeps a scored student and its validation answers in the checkpoints (written whole, then renamed), then
+    /// journals its trial; a trial without a student (failed, skipped, pruned) is journaled alone.
+    func decided(
+        _ trial: TrialResult, student: StructuredStudent? = nil,
+        answers: [(answer: StructuredAnswer, confidence: Double)] = []
+    ) throws {
+        if let student {
+            let folder = storage.checkpoints.appendingPathComponent(trial.id)
+            let temporary = storage.checkpoints.appendingPathComponent(trial.id + ".tmp")
+            let manager = FileManager.default
+            try? manager.removeItem(at: temporary)
+            try manager.createDirectory(at: temporary, withIntermediateDirectories: true)
+            try student.write(to: temporary, candidate: trial.id)
+            var lines = ""
+            for (answer, confidence) in answers {
+                // Both as text, so the answer's numbers and the confidence come back bit for bit.
+                let object: [String: Any] = ["answer": answer.canonicalJSON, "confidence": "\(confidence)"]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                lines += String(decoding: data, as: UTF8.self) + "\n"
+            }
+            try Data(lines.utf8).write(to: temporary.appendingPathComponent(Self.answersFile), options: .atomic)
+            try? manager.removeItem(at: folder)
+            try manager.moveItem(at: temporary, to: folder)
+        }
+        var record = JournalRecord(type: "rung")
+        record.candidate = trial.id
+        record.rung = 0
+        record.fidelity = 1
+        record.finished = trial.status == .complete
+        record.metrics = trial.metrics
+        record.trainSeconds = trial.trainSeconds
+        record.trial = trial
+        try storage.journal.append(record)
+    }
+
+    /// The checkpointed student of a restored complete candidate and its validation answers, or nil when the
+    /// checkpoint is missing or unreadable (the candidate then trains again).
+    func checkpoint(_ id: String, rows: Int) -> (StructuredStudent, [(answer: StructuredAnswer, confidence: Double)])? {
+        let folder = storage.checkpoints.appendingPathComponent(id)
+        guard let student = try? StructuredStudent.load(from: folder),
+            let data = FileManager.default.contents(atPath: folder.appendingPathComponent(Self.answersFile).path)
+        else { return nil }
+        var answers: [(answer: StructuredAnswer, confidence: Double)] = []
+        for line in data.split(separator: 0x0A) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                let text = object["answer"] as? String, let answer = StructuredAnswer.parse(text: text),
+                let confidence = (object["confidence"] as? String).flatMap(Double.init)
+            else { return nil }
+            answers.append((answer, confidence))
+        }
+        return answers.count == rows ? (student, answers) : nil
+    }
+}
+
+extension SearchFingerprint {
+    /// Hash of a structured task: the schema, and every row of every split (ids, inputs, the teacher's raw answers,
+    /// gold).
+    public static func structuredTask(_ task: StructuredTaskData) -> String {
+        var text = task.schema.properties.keys.sorted().map { key in
+            let property = task.schema.properties[key]
+            let allowed = property?.allowed?.map(\.description).joined(separator: ",") ?? "*"
+            let required = task.schema.required.contains(key) ? "!" : "?"
+            return "\(key)\(required):\(property?.type.map { "\($0)" } ?? "any"):\(allowed)"
+        }.joined(separator: ";")
+        for split in task.splits {
+            text += "|\(split.name):\(split.count)"
+            for index in 0..<split.count {
+                text += "\u{1E}\(split.rows.ids[index])\u{1F}\(split.texts[index])\u{1F}"
+                text += "\(split.teacherTexts[index] ?? split.teacher[index]?.canonicalJSON ?? "-")\u{1F}"
+                text += split.gold[index]?.canonicalJSON ?? "-"
+            }
+        }
+        return hash(text)
+    }
+
+    /// Hash of a structured catalog: every candidate's id and settings.
+    public static func structuredCatalog(_ candidates: [StructuredCandidate]) -> String {
+        hash(
+            candidates.map {
+                "\($0.id):\($0.bucketsLog2):\($0.hidden):\($0.epochs):\($0.rank):\($0.depth):\($0.trainRows):\($0.model)"
+            }.joined(separator: ";"))
+    }
+}
