@@ -11,9 +11,11 @@ import RetortStudents
 struct StructuredJournal {
     /// Where records and checkpoints go.
     let storage: RunStorage
-    /// Decided trials of the interrupted run, by candidate id (complete, failed and skipped ones; a candidate the
-    /// budget cut is decided again).
+    /// Decided trials of the interrupted run, by candidate id (complete at full fidelity, failed and skipped ones; a
+    /// candidate the budget cut is decided again, and halving's pruning again from the screening scores).
     let restored: [String: TrialResult]
+    /// Halving's screening scores of the interrupted run, by `ID#RUNG`.
+    let screening: [String: TrialResult]
 
     /// The validation answers file in a checkpoint.
     static let answersFile = "validation-answers.jsonl"
@@ -26,23 +28,33 @@ struct StructuredJournal {
             storage: storage, taskHash: SearchFingerprint.structuredTask(task),
             catalogHash: SearchFingerprint.structuredCatalog(candidates), settings: settings)
         var restored: [String: TrialResult] = [:]
+        var screening: [String: TrialResult] = [:]
         for record in storage.resume ?? [] where record.type == "rung" {
-            guard let trial = record.trial, [.complete, .failed, .skipped].contains(trial.status) else { continue }
-            restored[trial.id] = trial
+            guard let trial = record.trial else { continue }
+            if trial.status == .complete && trial.fidelity < 1 {
+                screening["\(trial.id)#\(record.rung ?? -1)"] = trial
+            } else if (trial.status == .complete && trial.fidelity >= 1) || [.failed, .skipped].contains(trial.status) {
+                restored[trial.id] = trial
+            }
         }
         self.restored = restored
+        self.screening = screening
+    }
+
+    /// Journals a rung's candidates before any trains (a live view shows them queued).
+    func queue(rung: Int, fidelity: Double, candidates: [String]) throws {
         var queue = JournalRecord(type: "queue")
-        queue.rung = 0
-        queue.fidelity = 1
-        queue.candidates = candidates.map(\.id)
+        queue.rung = rung
+        queue.fidelity = fidelity
+        queue.candidates = candidates
         queue.time = Date().timeIntervalSince1970
         try storage.journal.append(queue, sync: false)
     }
 
-    /// Journals that the training run of `members` began (a live view shows them running).
-    func started(_ members: [StructuredCandidate]) throws {
+    /// Journals that the training run of `members` began a rung (a live view shows them running).
+    func started(_ members: [StructuredCandidate], rung: Int) throws {
         var record = JournalRecord(type: "start")
-        record.rung = 0
+        record.rung = rung
         record.candidates = members.map(\.id)
         record.time = Date().timeIntervalSince1970
         try storage.journal.append(record, sync: false)
@@ -51,7 +63,7 @@ struct StructuredJournal {
     /// Keeps a scored student and its validation answers in the checkpoints (written whole, then renamed), then
     /// journals its trial; a trial without a student (failed, skipped, pruned) is journaled alone.
     func decided(
-        _ trial: TrialResult, student: StructuredStudent? = nil,
+        _ trial: TrialResult, rung: Int, student: StructuredStudent? = nil,
         answers: [(answer: StructuredAnswer, confidence: Double)] = []
     ) throws {
         if let student {
@@ -72,11 +84,27 @@ struct StructuredJournal {
             try? manager.removeItem(at: folder)
             try manager.moveItem(at: temporary, to: folder)
         }
+        try append(trial, rung: rung, finished: trial.status == .complete)
+    }
+
+    /// Journals a screening score of halving's rung `rung` (the candidate races on or is pruned after it).
+    func screened(_ trial: TrialResult, rung: Int) throws {
+        try append(trial, rung: rung, finished: false)
+    }
+
+    /// The screening scores of `members` at `rung` from the interrupted run, or nil unless every one has one.
+    func screened(_ members: [StructuredCandidate], rung: Int) -> [TrialResult]? {
+        let trials = members.compactMap { screening["\($0.id)#\(rung)"] }
+        return trials.count == members.count && !trials.isEmpty ? trials : nil
+    }
+
+    /// A rung record carrying `trial` whole.
+    private func append(_ trial: TrialResult, rung: Int, finished: Bool) throws {
         var record = JournalRecord(type: "rung")
         record.candidate = trial.id
-        record.rung = 0
-        record.fidelity = 1
-        record.finished = trial.status == .complete
+        record.rung = rung
+        record.fidelity = trial.fidelity
+        record.finished = finished
         record.metrics = trial.metrics
         record.trainSeconds = trial.trainSeconds
         record.trial = trial

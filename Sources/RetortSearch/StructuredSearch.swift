@@ -9,10 +9,11 @@ import RetortStudents
 /// validation with bootstrap CIs and the paired difference to the teacher, timed on one raw input at a time; then the
 /// same frontier, recommendation and test-set evaluation as a label search (``SearchEngine/rank``).
 ///
-/// With `storage`, every decided candidate is journaled and its student checkpointed, so an interrupted run resumes
-/// (``StructuredJournal``). What it does not do yet (a label search does): halving and the learned strategy (every
-/// candidate trains, in catalog order, until the budget runs out; the rest are reported as pruned), parallel workers
-/// and the Ray executor.
+/// Strategies: exhaustive (every candidate trains, in catalog order, until the budget runs out; the rest are reported
+/// as pruned) or Pareto-aware halving (``StructuredHalving``: screening rungs at lower fidelity first). With `storage`,
+/// every decided candidate is journaled and its student checkpointed, so an interrupted run resumes
+/// (``StructuredJournal``). What it does not do yet (a label search does): the learned strategy, parallel workers and
+/// the Ray executor.
 public enum StructuredSearch {
     /// Inputs latency is measured on (validation rows), and the single-input calls timed.
     static let latencyInputs = 512
@@ -48,9 +49,11 @@ public enum StructuredSearch {
         let groups = Dictionary(grouping: candidates, by: \.trainingKey)
         var order: [String] = []
         for candidate in candidates where !order.contains(candidate.trainingKey) { order.append(candidate.trainingKey) }
+        let halving = StructuredHalving(candidates: candidates, settings: settings)
+        let strategyName = halving.rungCount > 1 ? "halving in \(halving.rungCount) rungs" : "exhaustive"
         announce(
             .phase(
-                "exhaustive: \(candidates.count) structured candidates in \(order.count) training runs, budget "
+                "\(strategyName): \(candidates.count) structured candidates in \(order.count) training runs, budget "
                     + "\(Int(settings.budgetSeconds)) s"))
         var trials: [String: TrialResult] = [:]
         var students: [String: StructuredStudent] = [:]
@@ -63,18 +66,15 @@ public enum StructuredSearch {
         var replicates: [String: [Float]] = [:]
         var differences: [String: Double] = [:]
         let sample = Array(task.validation.texts.prefix(latencyInputs))
+        let lastRung = halving.rungCount - 1
         func failed(_ candidate: StructuredCandidate, _ error: any Error) throws {
-            let trial = TrialResult(
-                id: candidate.id, family: candidate.family, config: candidate.config, precision: candidate.precision,
-                params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:], fidelity: 0, status: .failed,
-                onFrontier: false, reason: "\(error)")
-            try decide(trial)
+            try decide(failure(candidate, error))
         }
         func decide(
             _ trial: TrialResult, student: StructuredStudent? = nil,
             answers: [(answer: StructuredAnswer, confidence: Double)] = []
         ) throws {
-            try journal?.decided(trial, student: student, answers: answers)
+            try journal?.decided(trial, rung: lastRung, student: student, answers: answers)
             trials[trial.id] = trial
             announce(.trial(trial, index: trials.count, total: candidates.count))
         }
@@ -88,7 +88,30 @@ public enum StructuredSearch {
             differences[trial.id] = difference
             trial.differenceSE = SelectionAdjustment.standardError(paired)
         }
-        for key in order {
+        // Halving's screening rungs first: they prune training runs before the last rung trains the rest whole.
+        let screening = try halving.screen(
+            task: task, settings: settings, groups: groups, order: order, metric: metric, validation: validation,
+            journal: journal, sample: sample, elapsed: elapsed, announce: announce,
+            decide: { trial in
+                // A pruned candidate's screening score is journaled already; a resumed run prunes it again from that.
+                if trial.status != .pruned { try journal?.decided(trial, rung: lastRung) }
+                trials[trial.id] = trial
+                announce(.trial(trial, index: trials.count, total: candidates.count))
+            })
+        trained += screening.trainingRuns
+        epochs += screening.epochs
+        budgetHit = screening.budgetHit
+        let finalRuns = order.filter { !screening.settled.contains($0) }
+        if halving.rungCount > 1 {
+            announce(
+                .phase(
+                    String(
+                        format: "rung %d/%d at fidelity 1.000: %d candidates", halving.rungCount, halving.rungCount,
+                        finalRuns.reduce(0) { $0 + (groups[$1]?.count ?? 0) })))
+        }
+        try journal?.queue(
+            rung: lastRung, fidelity: 1, candidates: finalRuns.flatMap { groups[$0]?.map(\.id) ?? [] })
+        for key in finalRuns {
             let members = groups[key] ?? []
             // A resumed run takes back a training run whose every candidate was decided, from the checkpoints.
             if let journal,
@@ -138,7 +161,7 @@ public enum StructuredSearch {
             if members[0].family == .slm {
                 announce(.phase("train \(members[0].trainingKey) (a decoder language model: minutes)"))
             }
-            try journal?.started(members)
+            try journal?.started(members, rung: lastRung)
             let trainStart = DispatchTime.now().uptimeNanoseconds
             let base: StructuredStudent
             do {
@@ -311,11 +334,11 @@ public enum StructuredSearch {
             invalidRows: task.splits.reduce(0) { $0 + $1.invalidTeacherRows },
             invalidRowsBySplit: Dictionary(uniqueKeysWithValues: task.splits.map { ($0.name, $0.invalidTeacherRows) }))
         var summary = SearchSummary(
-            strategy: SearchStrategy.exhaustive.rawValue, candidateEpochs: epochs, wallSeconds: elapsed(),
-            trials: trained,
+            strategy: (halving.rungCount > 1 ? SearchStrategy.halving : .exhaustive).rawValue,
+            candidateEpochs: epochs, wallSeconds: elapsed(), trials: trained,
             stoppedBecause: budgetHit
                 ? String(format: "the budget of %.0f s ran out", settings.budgetSeconds)
-                : "every structured candidate trained")
+                : halving.rungCount > 1 ? "the last rung finished" : "every structured candidate trained")
         summary.budgetSeconds = settings.budgetSeconds
         summary.afterTrainingSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainingEnded) / 1e9
         let outcome = SearchOutcome(
@@ -369,10 +392,26 @@ public enum StructuredSearch {
         }
     }
 
-    /// Trains (or indexes) `candidate` on the train rows whose teacher answer is valid.
-    static func train(_ candidate: StructuredCandidate, task: StructuredTaskData, seed: UInt64) throws
-        -> StructuredStudent
-    {
+    /// A candidate that failed, with the reason.
+    static func failure(_ candidate: StructuredCandidate, _ error: any Error) -> TrialResult {
+        TrialResult(
+            id: candidate.id, family: candidate.family, config: candidate.config, precision: candidate.precision,
+            params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:], fidelity: 0, status: .failed,
+            onFrontier: false, reason: "\(error)")
+    }
+
+    /// Trains (or indexes) `candidate` on the train rows whose teacher answer is valid; at a `fidelity` below 1
+    /// (halving's screening), a fields run on that share of its epochs and an slm run on that share of its rows.
+    static func train(
+        _ candidate: StructuredCandidate, task: StructuredTaskData, seed: UInt64, fidelity: Double = 1
+    ) throws -> StructuredStudent {
+        var candidate = candidate
+        if fidelity < 1 {
+            let scaled = { (count: Int) in max(1, Int((Double(count) * fidelity).rounded(.up))) }
+            candidate.epochs = candidate.family == .fields ? scaled(candidate.epochs) : candidate.epochs
+            let rows = min(candidate.trainRows, task.train.teacher.lazy.filter { $0 != nil }.count)
+            candidate.trainRows = candidate.family == .slm ? max(8, scaled(rows)) : candidate.trainRows
+        }
         let featurizer = HashedTextFeaturizer(bucketsLog2: candidate.bucketsLog2)
         switch candidate.family {
         case .nearest:

@@ -5,7 +5,7 @@ import RetortSearch
 
 /// `retort search` on a structured task (FORMATS.md §9): loads it, runs ``StructuredSearch`` with progress, writes the
 /// run folder (report.json, frontier.md, candidates.csv, report.html, the recommended student's model/) and returns
-/// it. Structured searches train every catalog candidate in order (the exhaustive strategy) in this process; an
+/// it. Structured searches train in this process, exhaustively (every catalog candidate in order) or by halving; an
 /// interrupted one continues with `--resume RUN_DIR` (its journal and checkpoints).
 func runStructuredSearch(
     _ job: Job, json: Bool, style: (String) -> String, resume: (RunDirectory, [JournalRecord])?,
@@ -20,19 +20,21 @@ func runStructuredSearch(
         throw DataError(.usage, "structured tasks train in this process; drop --executor")
     }
     let strategy = try SearchSettings.strategy(of: job)
-    if job.strategyChosen && strategy != .exhaustive {
+    if job.strategyChosen && strategy == .learned {
         throw DataError(
             .usage,
-            "structured tasks are searched exhaustively (every candidate of the catalog's structured: section); drop "
-                + "--strategy \(strategy.rawValue)")
+            "structured tasks are searched exhaustively or by halving (the learned strategy learns from label "
+                + "searches); use --strategy exhaustive or halving")
     }
+    // Without a chosen strategy a structured search is exhaustive (a history does not choose for it yet).
+    let chosen: SearchStrategy = job.strategyChosen ? strategy : .exhaustive
     let task = try StructuredTaskData.load(job)
     let invalid = task.splits.map { "\($0.invalidTeacherRows)" }.joined(separator: "/")
     log(
         "[load] structured task \(task.name): \(task.train.count)/\(task.validation.count)/\(task.test.count) rows, "
             + "\(task.schema.keys.count) keys (schema \(task.schemaIsGiven ? "from task.json" : "inferred from train")), "
             + "invalid teacher answers \(invalid)")
-    let settings = try SearchSettings(job: job, strategy: .exhaustive, workers: 1)
+    let settings = try SearchSettings(job: job, strategy: chosen, workers: 1)
     let metric = try SearchEngine.primaryMetric(
         kind: task.answerKind, hasGold: task.validation.hasGold && task.test.hasGold, settings: settings)
     let run =
@@ -46,7 +48,7 @@ func runStructuredSearch(
         ?? { if case .task(let folder) = job.data { displayPath(folder) } else { job.name } }()
     let storage = RunStorage(
         journal: journal, checkpoints: run.checkpoints, resume: resume?.1, jobName: job.name, source: source,
-        options: job.journalOptions(strategy: .exhaustive, catalogPath: catalogPath))
+        options: job.journalOptions(strategy: chosen, catalogPath: catalogPath))
     let progress = ProgressPrinter(metric: metric.rawValue, say: log, live: !json)
     let result: StructuredOutcome
     do {
