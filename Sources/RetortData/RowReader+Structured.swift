@@ -18,6 +18,8 @@ public struct StructuredRow: Sendable {
     public var latencyMs: Double?
     /// The model that answered, when recorded.
     public var model: String?
+    /// The teacher's answer tokens with their log-probabilities (`teacher.tokens`), when recorded.
+    public var teacherTokens: [TeacherToken]?
     /// The 1-based line the row came from.
     public var line: Int
 
@@ -145,26 +147,50 @@ extension RowReader {
                 "\"teacher.text\" must be a string (the raw output), found \(jsonTypeName(rawText)); give a parsed "
                     + "answer as the teacher object itself")
         }
-        if let tokens = object["tokens"] { try checkTokens(tokens) }
+        if let tokens = object["tokens"] { row.teacherTokens = try parseTokens(tokens) }
         row.teacherText = text
         row.teacher = StructuredAnswer.parse(text: text)
         (row.usage, row.latencyMs, row.model) = try parseCall(object)
     }
 
-    /// `tokens`: an OpenAI `logprobs.content` array, each entry with a string `token` and a number `logprob` ≤ 0.
-    static func checkTokens(_ raw: Any) throws(RowProblem) {
+    /// `tokens`: an OpenAI `logprobs.content` array, each entry with a string `token`, a number `logprob` ≤ 0 and
+    /// optionally `top_logprobs`, an array of entries of the same two keys (`bytes` and other keys are ignored).
+    static func parseTokens(_ raw: Any) throws(RowProblem) -> [TeacherToken] {
         guard let entries = raw as? [Any] else {
             throw RowProblem("\"teacher.tokens\" must be an array of {\"token\", \"logprob\", \"top_logprobs\"}")
         }
-        for (index, entry) in entries.enumerated() {
-            guard let fields = entry as? [String: Any], let token = fields["token"], token is String,
-                !isNumber(token), let logprob = fields["logprob"], isNumber(logprob),
+        /// The token and log-probability of an entry, or nil when either is missing or wrong.
+        func pair(_ entry: Any) -> (String, Double)? {
+            guard let fields = entry as? [String: Any], let token = fields["token"] as? String,
+                !isNumber(fields["token"] as Any), let logprob = fields["logprob"], isNumber(logprob),
                 let number = logprob as? NSNumber, number.doubleValue.isFinite, number.doubleValue <= 1e-6
-            else {
+            else { return nil }
+            return (token, min(0, number.doubleValue))
+        }
+        var tokens: [TeacherToken] = []
+        for (index, entry) in entries.enumerated() {
+            guard let (token, logprob) = pair(entry) else {
                 throw RowProblem(
                     "\"teacher.tokens\"[\(index)] must be an object with a string \"token\" and a \"logprob\" ≤ 0")
             }
+            var alternatives: [TeacherToken.Alternative] = []
+            if let top = (entry as? [String: Any])?["top_logprobs"], !(top is NSNull) {
+                guard let list = top as? [Any] else {
+                    throw RowProblem(
+                        "\"teacher.tokens\"[\(index)].top_logprobs must be an array of {\"token\", \"logprob\"}")
+                }
+                for (position, alternative) in list.enumerated() {
+                    guard let (text, value) = pair(alternative) else {
+                        throw RowProblem(
+                            "\"teacher.tokens\"[\(index)].top_logprobs[\(position)] must be an object with a string "
+                                + "\"token\" and a \"logprob\" ≤ 0")
+                    }
+                    alternatives.append(.init(token: text, logprob: value))
+                }
+            }
+            tokens.append(TeacherToken(token: token, logprob: logprob, alternatives: alternatives))
         }
+        return tokens
     }
 
     /// A parsed JSON value as an answer, its problems as the row's.

@@ -13,6 +13,8 @@ public struct StructuredSplit: Sendable {
     public let teacherTexts: [String?]
     /// The gold object per row, nil where the row has none.
     public let gold: [StructuredAnswer?]
+    /// The teacher's answer tokens with log-probabilities per row, where the row recorded them.
+    public let teacherTokens: [[TeacherToken]?]
     /// The 1-based line of each row in its file.
     public let lines: [Int]
 
@@ -25,6 +27,7 @@ public struct StructuredSplit: Sendable {
         teacher = rows.map(\.teacher)
         teacherTexts = rows.map(\.teacherText)
         gold = rows.map(\.gold)
+        teacherTokens = rows.map(\.teacherTokens)
         lines = rows.map(\.line)
     }
 

@@ -428,7 +428,8 @@ public enum StructuredSearch {
         case .slm:
             return .slm(
                 try SlmStudent.train(
-                    texts: task.train.texts, answers: task.train.teacher, schema: task.schema,
+                    texts: task.train.texts, answers: task.train.teacher, tokens: task.train.teacherTokens,
+                    schema: task.schema,
                     config: LoRAConfig(
                         rank: candidate.rank, alpha: Double(2 * candidate.rank), depth: candidate.depth,
                         epochs: candidate.epochs, maxTrainRows: candidate.trainRows, seed: seed),

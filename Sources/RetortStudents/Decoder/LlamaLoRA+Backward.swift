@@ -302,7 +302,14 @@ extension LlamaDecoder {
     /// Summed cross-entropy of the last `targets.count` positions of the top residual stream `x` (`n × H`), position
     /// `n − T + t` predicting `targets[t]`, and (when `gradientScale` is set) `gradientScale` times its gradient with
     /// respect to `x` (zero on the rows before). Logits are computed at those `T` positions only.
-    func headLoss(_ x: Matrix, targets: [Int32], gradientScale: Float?) throws -> (loss: Double, gradient: Matrix?) {
+    ///
+    /// Where `soft[t]` is not empty, the target of position `t` is `(1 − softWeight)` × one-hot(`targets[t]`) +
+    /// `softWeight` × `soft[t]` (token-level distillation, ``SlmDistillation``): the loss `logsumexp(z) − Σ q_k z_k`,
+    /// the gradient `softmax(z) − q`.
+    func headLoss(
+        _ x: Matrix, targets: [Int32], soft: [SlmDistillation.Soft]? = nil, softWeight: Float = 0,
+        gradientScale: Float?
+    ) throws -> (loss: Double, gradient: Matrix?) {
         let (n, h, t) = (x.rows, config.hiddenSize, targets.count)
         let rows = Matrix(rows: t, columns: h, storage: Array(x.storage[((n - t) * h)..<(n * h)]))
         let head = output ?? embeddings
@@ -316,7 +323,12 @@ extension LlamaDecoder {
                 var largest = -Float.infinity
                 for j in 0..<vocabulary { largest = max(largest, values[row + j]) }
                 var total: Float = 0
-                let chosen = values[row + Int(targets[r])]
+                let distribution = soft.map { $0[r] } ?? []
+                let hard: Float = distribution.isEmpty ? 1 : 1 - softWeight
+                var chosen = hard * values[row + Int(targets[r])]
+                for (token, probability) in distribution {
+                    chosen += softWeight * probability * values[row + Int(token)]
+                }
                 for j in 0..<vocabulary {
                     let e = expf(values[row + j] - largest)
                     values[row + j] = e
@@ -325,7 +337,8 @@ extension LlamaDecoder {
                 loss += Double(largest + logf(total) - chosen)
                 let inverse = 1 / total
                 for j in 0..<vocabulary { values[row + j] *= inverse }
-                values[row + Int(targets[r])] -= 1
+                values[row + Int(targets[r])] -= hard
+                for (token, probability) in distribution { values[row + Int(token)] -= softWeight * probability }
             }
         }
         guard let gradientScale else { return (loss, nil) }
@@ -337,11 +350,12 @@ extension LlamaDecoder {
     }
 
     /// Summed target cross-entropy of one example whose lower-block residual (`prompt + target.dropLast()`) is
-    /// `cached`, through the adapted blocks with `adapters`; adds `gradientScale` times the adapters' gradient to
+    /// `cached`, through the adapted blocks with `adapters` (with `soft` targets mixed in at `softWeight`, see
+    /// ``headLoss(_:targets:soft:softWeight:gradientScale:)``); adds `gradientScale` times the adapters' gradient to
     /// `gradients` when set.
     func adaptedLoss(
-        cached: Matrix, targets: [Int32], adapters: LoRAAdapters, gradientScale: Float?,
-        gradients: inout LoRAGradients
+        cached: Matrix, targets: [Int32], soft: [SlmDistillation.Soft]? = nil, softWeight: Float = 0,
+        adapters: LoRAAdapters, gradientScale: Float?, gradients: inout LoRAGradients
     ) throws -> Double {
         let n = cached.rows
         let (cos, sin) = rotations(positions: 0..<n)
@@ -353,7 +367,8 @@ extension LlamaDecoder {
                 index, x: &x, cos: cos, sin: sin, adapters: adapters, recording: gradientScale != nil)
             if let tape { tapes.append(tape) }
         }
-        let (loss, gradient) = try headLoss(x, targets: targets, gradientScale: gradientScale)
+        let (loss, gradient) = try headLoss(
+            x, targets: targets, soft: soft, softWeight: softWeight, gradientScale: gradientScale)
         guard var d = gradient else { return loss }
         for (index, tape) in zip(blocks, tapes).reversed() {
             d = try adaptedBlockBackward(

@@ -14,6 +14,8 @@ public struct LoRATrainingReport: Sendable {
     public var tokens: Int
     /// Target tokens the loss was taken over, over all epochs.
     public var targetTokens: Int
+    /// Target positions with a soft (token-level distillation) target, per epoch.
+    public var softPositions = 0
     /// Seconds to run every example once through the frozen lower blocks (the cache).
     public var cacheSeconds: Double
     /// Seconds of the epochs (caching excluded).
@@ -34,14 +36,35 @@ public enum LoRATrainer {
     /// ``SlmFormat``).
     /// - Parameters:
     ///   - weights: optional per-example loss weights (non-negative, not all zero).
+    ///   - soft: optional token-level distillation targets per example and target position (``SlmDistillation``;
+    ///     an empty list keeps a position's hard target), mixed in at `softWeight`.
     ///   - progress: called with a line after the cache and after each epoch.
     /// - Throws: ``StudentError`` naming the example (0-based) for an empty prompt or target, a token id outside the
     ///   vocabulary or a sequence longer than the context; or for a bad configuration.
     public static func train(
         decoder: LlamaDecoder, examples: [(prompt: [Int32], target: [Int32])], weights: [Double]? = nil,
-        config: LoRAConfig, progress: (@Sendable (String) -> Void)? = nil
+        soft: [[SlmDistillation.Soft]?]? = nil, softWeight: Double = 0.5, config: LoRAConfig,
+        progress: (@Sendable (String) -> Void)? = nil
     ) throws(StudentError) -> (LoRAAdapters, LoRATrainingReport) {
         try check(examples, weights: weights, decoder: decoder.config)
+        if let soft {
+            guard soft.count == examples.count, softWeight >= 0, softWeight <= 1 else {
+                throw StudentError(
+                    "soft targets: \(soft.count) lists for \(examples.count) examples at weight \(softWeight); give one "
+                        + "(or nil) per example and a weight in [0, 1]")
+            }
+            for (index, lists) in soft.enumerated() {
+                guard let lists else { continue }
+                guard lists.count == examples[index].target.count,
+                    lists.allSatisfy({
+                        $0.allSatisfy { $0.token >= 0 && Int($0.token) < decoder.config.vocabularySize }
+                    })
+                else {
+                    throw StudentError(
+                        "soft targets of example \(index): one list per target token, token ids inside the vocabulary")
+                }
+            }
+        }
         var adapters = try LoRAAdapters(config: config, decoder: decoder.config)
         var generator = SeededGenerator(seed: config.seed)
         var chosen = Array(examples.indices)
@@ -63,6 +86,7 @@ public enum LoRATrainer {
             var report = LoRATrainingReport(
                 epochLosses: [], epochSeconds: [], examples: chosen.count, tokens: 0, targetTokens: 0,
                 cacheSeconds: cacheSeconds, seconds: 0)
+            report.softPositions = chosen.reduce(0) { $0 + (soft?[$1]?.filter { !$0.isEmpty }.count ?? 0) }
             var optimizer = FlatAdam(adapters: adapters, learningRate: Float(config.learningRate))
             var gradients = LoRAGradients(zeroFor: adapters)
             for epoch in 0..<config.epochs {
@@ -80,7 +104,8 @@ public enum LoRATrainer {
                         let example = examples[chosen[slot]]
                         let weight = weights?[chosen[slot]] ?? 1
                         let loss = try decoder.adaptedLoss(
-                            cached: cached[slot], targets: example.target, adapters: adapters,
+                            cached: cached[slot], targets: example.target, soft: soft?[chosen[slot]],
+                            softWeight: Float(softWeight), adapters: adapters,
                             gradientScale: Float(weight / batchWeight), gradients: &gradients)
                         lossTotal += weight * loss
                         weightTotal += weight * Double(example.target.count)

@@ -43,26 +43,32 @@ public struct SlmStudent: Sendable {
     public static let bundleVersion = 1
 
     /// Trains adapters for the model in `modelFile` on the inputs `texts` whose teacher answer is valid (`answers`,
-    /// nil where invalid: never trained on).
+    /// nil where invalid: never trained on): sequence-level distillation on the answer's canonical JSON, plus
+    /// token-level distillation at `softWeight` where a row's teacher `tokens` line up with it (``SlmDistillation``).
     public static func train(
-        texts: [String], answers: [StructuredAnswer?], schema: StructuredSchema, config: LoRAConfig,
-        modelFile: URL, precision: Precision = .fp32, progress: (@Sendable (String) -> Void)? = nil
+        texts: [String], answers: [StructuredAnswer?], tokens: [[TeacherToken]?]? = nil, schema: StructuredSchema,
+        config: LoRAConfig, modelFile: URL, precision: Precision = .fp32, softWeight: Double = 0.5,
+        progress: (@Sendable (String) -> Void)? = nil
     ) throws -> SlmStudent {
         let gguf = try GGUFFile(url: modelFile)
         let tokenizer = try BPETokenizer(gguf: gguf)
         let base = try LlamaDecoder(gguf: gguf)
         var examples: [(prompt: [Int32], target: [Int32])] = []
-        for (text, answer) in zip(texts, answers) {
+        // Token-level targets where the row recorded the teacher's tokens and they line up (SlmDistillation).
+        var soft: [[SlmDistillation.Soft]?] = []
+        for (index, (text, answer)) in zip(texts, answers).enumerated() {
             guard let answer else { continue }
-            examples.append(
-                (
-                    SlmFormat.promptTokens(text, tokenizer: tokenizer),
-                    SlmFormat.targetTokens(answer, tokenizer: tokenizer)
-                ))
+            let target = SlmFormat.targetTokens(answer, tokenizer: tokenizer)
+            examples.append((SlmFormat.promptTokens(text, tokenizer: tokenizer), target))
+            soft.append(
+                tokens?[index].flatMap {
+                    SlmDistillation.softTargets(tokens: $0, answer: answer, target: target, tokenizer: tokenizer)
+                })
         }
         guard !examples.isEmpty else { throw StudentError("no train row has a valid teacher answer to learn from") }
         let (adapters, report) = try LoRATrainer.train(
-            decoder: base, examples: examples, config: config, progress: progress)
+            decoder: base, examples: examples, soft: soft.contains { $0 != nil } ? soft : nil, softWeight: softWeight,
+            config: config, progress: progress)
         let meanTarget = Double(examples.reduce(0) { $0 + $1.target.count }) / Double(examples.count)
         return try SlmStudent(
             schema: schema, adapters: adapters, precision: .fp32, modelFile: modelFile, training: report,
