@@ -3,7 +3,8 @@ import RetortData
 import RetortEvals
 import RetortSearch
 
-/// frontier.md and the terminal frontier table: one row per frontier member and the teacher.
+/// frontier.md and the terminal frontier table: one row per frontier member and the teacher (and, for a structured
+/// task, the best candidate of each student class off the frontier, marked dominated).
 public enum FrontierTable {
     /// The Markdown document: the table, then the recommendation and its test figures.
     public static func markdown(_ report: RunReport) -> String {
@@ -25,15 +26,25 @@ public enum FrontierTable {
         )
         lines.append("|---|---|---|---|---|---|---|---|---|")
         let members = report.frontier.compactMap { id in report.candidates.first { $0.id == id } }
-        var rows: [(quality: Double, line: String)] = members.map { trial in
+        func row(_ trial: TrialResult, mark: String = "") -> (quality: Double, line: String) {
             let value = trial.metrics[metric]
             let recommended = trial.id == report.recommendation.candidate ? " ★" : ""
             return (
                 value?.value ?? -.infinity,
-                "| \(trial.id)\(recommended) | \(estimate(value)) | \(estimate(trial.differenceToTeacher, signed: true)) | "
+                "| \(trial.id)\(recommended)\(mark) | \(estimate(value)) | \(estimate(trial.differenceToTeacher, signed: true)) | "
                     + "\(estimate(trial.testMetrics?[metric])) | \(number(trial.latencyMsP50)) | \(number(trial.latencyMsP95)) | "
                     + "\(ByteSize.format(trial.sizeBytes)) | \(trial.flopsPerExample) | \(money(trial.costPer1MUSD)) |"
             )
+        }
+        var rows = members.map { row($0) }
+        // A structured search compares student classes: the best of each class off the frontier is shown too, marked.
+        if report.taskKind == TaskKind.structured.rawValue {
+            let onFrontier = Set(members.map(\.family))
+            let quality = { (trial: TrialResult) in trial.metrics[metric]?.value ?? -.infinity }
+            let best = Dictionary(grouping: report.candidates.filter { $0.status == .complete }, by: \.family)
+                .filter { !onFrontier.contains($0.key) }.values
+                .compactMap { trials in trials.sorted { (quality($0), $1.id) > (quality($1), $0.id) }.first }
+            rows += best.map { row($0, mark: " (dominated; best \($0.family.rawValue))") }
         }
         let teacher = report.teacher
         let teacherMark = teacher.onFrontier ? "" : " (dominated)"

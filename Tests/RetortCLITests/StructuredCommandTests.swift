@@ -100,6 +100,43 @@ import Testing
         #expect(again.exitCode == 64, "a finished run cannot be resumed: \(again)")
     }
 
+    @Test("frontier.md shows every student class: the frontier, and the best of each class off it marked dominated")
+    func everyClassShown() async throws {
+        let workspace = try Self.workspace()
+        try workspace.write(
+            """
+            name: classes
+            data:
+              task: structured-synthetic
+            objective: {max_drop: 0.2}
+            candidates:
+              structured:
+                - family: nearest
+                  buckets_log2: [12, 14]
+                - family: fields
+                  buckets_log2: 10
+                  epochs: 3
+                  precision: [fp32, int8]
+            """, to: "classes.yaml")
+        let result = try await workspace.retort("search", "classes.yaml")
+        #expect(result.exitCode == 0, "\(result)")
+        let report = try Report(runFolder: try workspace.runFolder(job: "classes"))
+        let frontierIds = Set(report.json["frontier"] as? [String] ?? [])
+        let frontier = try workspace.text("results/classes/latest/frontier.md")
+        let rows = frontier.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| candidate") }
+        for family in ["nearest", "fields"] {
+            let shown = rows.filter { $0.hasPrefix("| \(family)-") }
+            #expect(!shown.isEmpty, "\(family) is in frontier.md:\n\(frontier)")
+            if !frontierIds.contains(where: { $0.hasPrefix(family) }) {
+                #expect(shown.count == 1 && shown[0].contains("(dominated; best \(family))"), "\(shown)")
+            }
+        }
+        // The best dominated class member is shown with its test figure (leaders are tested).
+        for row in rows where row.contains("(dominated; best") {
+            #expect(row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[4] != "—", "\(row)")
+        }
+    }
+
     @Test("predict with a damaged structured model folder names the file")
     func damagedModel() async throws {
         let workspace = try Self.workspace()
