@@ -12,8 +12,9 @@ import RetortStudents
 /// Strategies: exhaustive (every candidate trains, in catalog order, until the budget runs out; the rest are reported
 /// as pruned) or Pareto-aware halving (``StructuredHalving``: screening rungs at lower fidelity first). With `storage`,
 /// every decided candidate is journaled and its student checkpointed, so an interrupted run resumes
-/// (``StructuredJournal``). What it does not do yet (a label search does): the learned strategy, parallel workers and
-/// the Ray executor.
+/// (``StructuredJournal``). The learned strategy (predictions from past structured searches) orders the runs by promise
+/// and rules out untrained those that cannot change the recommendation (``ruledOut``). What it does not do yet (a
+/// label search does): the learned strategy's screens and invented sizes, parallel workers and the Ray executor.
 public enum StructuredSearch {
     /// Inputs latency is measured on (validation rows), and the single-input calls timed.
     static let latencyInputs = 512
@@ -101,7 +102,18 @@ public enum StructuredSearch {
         trained += screening.trainingRuns
         epochs += screening.epochs
         budgetHit = screening.budgetHit
-        let finalRuns = order.filter { !screening.settled.contains($0) }
+        var finalRuns = order.filter { !screening.settled.contains($0) }
+        // The learned strategy: the history's most promising runs first, and runs that cannot change the
+        // recommendation ruled out untrained (``ruledOut``).
+        let learned = settings.strategy == .learned && !settings.predictions.isEmpty
+        if learned {
+            let promise = { (key: String) in
+                (groups[key] ?? []).compactMap { settings.predictions[$0.id]?.gap }.max() ?? -.infinity
+            }
+            finalRuns = finalRuns.enumerated().sorted { a, b in
+                (promise(a.element), -a.offset) > (promise(b.element), -b.offset)
+            }.map(\.element)
+        }
         if halving.rungCount > 1 {
             announce(
                 .phase(
@@ -131,6 +143,19 @@ public enum StructuredSearch {
                 if restored.contains(where: { $0.kept != nil }) {
                     trained += 1
                     epochs += Double(restored.compactMap { $0.trial.epochsRun }.first ?? 0)
+                }
+                continue
+            }
+            if learned,
+                let reasons = ruledOut(
+                    members, trials: trials, metric: metric, teacherValue: teacherValue, settings: settings)
+            {
+                for candidate in members {
+                    try decide(
+                        TrialResult(
+                            id: candidate.id, family: candidate.family, config: candidate.config,
+                            precision: candidate.precision, params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:],
+                            fidelity: 0, status: .skipped, onFrontier: false, reason: reasons[candidate.id]))
                 }
                 continue
             }
@@ -211,6 +236,7 @@ public enum StructuredSearch {
         announce(.phase("frontier and recommendation"))
         let teacherLatency = task.teacherLatencyMs
         var decided = candidates.compactMap { trials[$0.id] }
+        for index in decided.indices { decided[index].predicted = settings.predictions[decided[index].id] }
         let speed = try SearchEngine.settleSpeed(
             &decided, metric: metric.rawValue, teacherValue: teacherValue, constraints: settings.constraints,
             tolerance: settings.speedTolerance, usdPerVCPUHour: settings.usdPerVCPUHour
@@ -334,11 +360,15 @@ public enum StructuredSearch {
             invalidRows: task.splits.reduce(0) { $0 + $1.invalidTeacherRows },
             invalidRowsBySplit: Dictionary(uniqueKeysWithValues: task.splits.map { ($0.name, $0.invalidTeacherRows) }))
         var summary = SearchSummary(
-            strategy: (halving.rungCount > 1 ? SearchStrategy.halving : .exhaustive).rawValue,
+            strategy: (learned ? SearchStrategy.learned : halving.rungCount > 1 ? .halving : .exhaustive).rawValue,
             candidateEpochs: epochs, wallSeconds: elapsed(), trials: trained,
             stoppedBecause: budgetHit
                 ? String(format: "the budget of %.0f s ran out", settings.budgetSeconds)
-                : halving.rungCount > 1 ? "the last rung finished" : "every structured candidate trained")
+                : learned
+                    ? "every run that could change the recommendation trained"
+                    : halving.rungCount > 1 ? "the last rung finished" : "every structured candidate trained",
+            historyTasks: learned ? settings.historyTasks : nil,
+            similarTasks: learned && !settings.similarTasks.isEmpty ? settings.similarTasks : nil)
         summary.budgetSeconds = settings.budgetSeconds
         summary.afterTrainingSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainingEnded) / 1e9
         let outcome = SearchOutcome(
@@ -390,6 +420,30 @@ public enum StructuredSearch {
         ) { texts in
             Float(try student.predict(texts)[0].confidence)
         }
+    }
+
+    /// The learned strategy's rule: once some trained candidate is recommended, a run whose every candidate, even
+    /// `z` standard deviations above its prediction (corrected by what this task measured), stays below the bar
+    /// cannot change the recommendation; returns the reason per candidate, or nil when the run should train.
+    static func ruledOut(
+        _ members: [StructuredCandidate], trials: [String: TrialResult], metric: Metric, teacherValue: Double,
+        settings: SearchSettings
+    ) -> [String: String]? {
+        let current = Recommender.recommend(
+            trials: Array(trials.values).sorted { $0.id < $1.id }, metric: metric.rawValue,
+            teacherValue: teacherValue, constraints: settings.constraints
+        ).candidate.flatMap { trials[$0] }
+        guard let current else { return nil }
+        let corrected = SearchEngine.correctedPredictions(settings.predictions, measured: trials, floor: 0.01)
+        let (z, maxDrop) = (settings.confidenceZ, settings.constraints.maxDrop)
+        var reasons: [String: String] = [:]
+        for candidate in members {
+            guard let prediction = corrected[candidate.id], prediction.gap + z * prediction.gapSD < -maxDrop else {
+                return nil
+            }
+            reasons[candidate.id] = SearchEngine.notTrainedReason(prediction, current: current, z: z, maxDrop: maxDrop)
+        }
+        return reasons
     }
 
     /// A candidate that failed, with the reason.

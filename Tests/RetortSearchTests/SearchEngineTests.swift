@@ -106,6 +106,15 @@ final class TrialCounter: @unchecked Sendable {
     var value: Int { lock.withLock { count } }
 }
 
+/// The ids of decided trials in the order they were announced, thread-safe.
+final class TrialOrder: @unchecked Sendable {
+    // @unchecked: `ids` is only touched while holding `lock`.
+    private let lock = NSLock()
+    private var ids: [String] = []
+    func append(_ id: String) { lock.withLock { ids.append(id) } }
+    var value: [String] { lock.withLock { ids } }
+}
+
 /// A catalog with a clear winner: wide MLPs separate the blobs, tiny ones cannot.
 let halvingCatalog = """
     numeric:

@@ -92,3 +92,54 @@ import Testing
         }
     }
 }
+
+/// The learned strategy on a structured task: the history's predictions order the runs and rule out, untrained, a run
+/// that cannot change the recommendation.
+@Suite struct StructuredLearnedTests {
+    @Test("a run predicted far below the bar is not trained once a student qualifies; unpredicted runs train")
+    func rulesOut() throws {
+        let task = try StructuredTaskData.load(folder: try SyntheticStructured.writeTask(sizes: (300, 150, 150)))
+        var job = Job(task: URL(fileURLWithPath: "/unused"))
+        job.candidates = try YAMLValue.parse(
+            """
+            structured:
+              - family: nearest
+                buckets_log2: 12
+              - family: fields
+                buckets_log2: [10, 12]
+                epochs: 4
+                precision: [fp32, int8]
+            """, file: "catalog.yaml")
+        job.maxDrop = 0.05
+        var settings = try SearchSettings(job: job, strategy: .learned, workers: 1)
+        settings.predictions = [
+            "fields-b10-e4-fp32": CandidatePrediction(gap: 0, gapSD: 0.01, latencyMsP50: nil, neighbours: 5),
+            "fields-b10-e4-int8": CandidatePrediction(gap: 0, gapSD: 0.01, latencyMsP50: nil, neighbours: 5),
+            "nearest-b12": CandidatePrediction(gap: -0.5, gapSD: 0.01, latencyMsP50: nil, neighbours: 5),
+        ]
+        settings.historyTasks = 4
+        let order = TrialOrder()
+        let outcome = try StructuredSearch.run(task: task, settings: settings) { event in
+            if case .trial(let trial, _, _) = event { order.append(trial.id) }
+        }.outcome
+        #expect(outcome.summary.strategy == "learned" && outcome.summary.historyTasks == 4)
+        // The most promising run first; the run without predictions is never ruled out.
+        #expect(order.value.first?.hasPrefix("fields-b10") == true, "\(order.value)")
+        let nearest = try #require(outcome.trials.first { $0.id == "nearest-b12" })
+        #expect(nearest.status == .skipped, "\(nearest)")
+        #expect(nearest.reason?.contains("not trained (learned strategy): predicted gap") == true, "\(nearest)")
+        #expect(nearest.predicted?.gap == -0.5)
+        for id in ["fields-b10-e4-fp32", "fields-b10-e4-int8", "fields-b12-e4-fp32", "fields-b12-e4-int8"] {
+            #expect(outcome.trials.first { $0.id == id }?.status == .complete, "\(id)")
+        }
+        #expect(outcome.recommendation.candidate?.hasPrefix("fields") == true)
+
+        // Before any student qualifies nothing is ruled out: with the same predictions and a bar no student
+        // reaches, the nearest run trains.
+        job.maxDrop = -0.5
+        var strict = try SearchSettings(job: job, strategy: .learned, workers: 1)
+        strict.predictions = settings.predictions
+        let none = try StructuredSearch.run(task: task, settings: strict).outcome
+        #expect(none.trials.first { $0.id == "nearest-b12" }?.status == .complete)
+    }
+}
