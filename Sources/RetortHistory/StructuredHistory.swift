@@ -46,11 +46,11 @@ public enum StructuredHistory {
 }
 
 extension SearchSettings {
-    /// Lets the history at `path` inform a structured search, as ``learn(fromHistoryAt:task:meta:strategyChosen:resuming:)``
-    /// does a label search's: with past structured tasks scored by the search's metric, every candidate of the
-    /// catalog's `structured:` section gets a prediction in ``predictions`` and the similar tasks are kept as
-    /// evidence. The strategy is left as it is. Returns how many past structured tasks the predictions rest on (0: none,
-    /// or a missing file).
+    /// Lets the history at `path` inform a structured search, as
+    /// ``learn(fromHistoryAt:task:meta:strategyChosen:resuming:)`` does a label search's: with past structured tasks
+    /// scored by the search's metric, every candidate of the catalog's `structured:` section gets a prediction in
+    /// ``predictions`` and the similar tasks are kept as evidence. The strategy is left as it is. Returns how many past
+    /// structured tasks the predictions rest on (0: none, or a missing file).
     @discardableResult
     public mutating func learn(fromHistoryAt path: String, structured task: StructuredTaskData, meta: MetaFeatures)
         throws -> Int

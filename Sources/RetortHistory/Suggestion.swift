@@ -96,15 +96,17 @@ public struct Suggestion: Encodable, Sendable {
     }
 
     /// Predicts every candidate of the catalog's `structured:` section for the structured `task` with `predictor`
-    /// (one over past structured tasks), each with its predicted size and FLOPs; `confirm` is the command to print.
-    /// O(candidates × history trials) for the predictions, O(candidates²) for the frontier.
+    /// (one over past structured tasks), each with its predicted size and FLOPs, leaving out the slm candidates whose
+    /// base model is missing (the search skips them); `confirm` is the command to print. O(candidates × history
+    /// trials) for the predictions, O(candidates²) for the frontier.
     public static func predict(
         structured task: StructuredTaskData, settings: SearchSettings, seed: UInt64, metric: String,
         predictor: HistoryPredictor, confirm: String
     ) -> Suggestion {
         let meta = MetaFeatures(structured: task, seed: seed)
         var predicted: [Predicted] = []
-        for candidate in settings.catalog.structured {
+        for candidate in settings.catalog.structured
+        where candidate.family != .slm || FileManager.default.fileExists(atPath: candidate.model) {
             guard let prediction = predictor.predict(meta: meta, candidate: candidate),
                 let cost = predictor.predictedCost(meta: meta, candidate: candidate)
             else { continue }
