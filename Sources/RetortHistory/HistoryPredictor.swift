@@ -6,15 +6,24 @@ import RetortStudents
 
 /// Predicts a candidate's validation gap to the teacher (and its latency) from past trials: k nearest neighbours over
 /// standardized task meta-features plus candidate descriptors (family, precision, log size, log FLOPs), weighted by
-/// inverse distance; the spread of the neighbours' gaps (with a floor) is the uncertainty.
+/// inverse distance; the spread of the neighbours' gaps (with a floor) is the uncertainty. Structured tasks are
+/// predicted from structured tasks only, with their own meta-features and descriptors (family, precision and the
+/// configuration: buckets, hidden width, epochs, LoRA rank, depth, train rows), since their sizes are known only once
+/// trained.
 public struct HistoryPredictor: Sendable {
     /// One past trial: where it ran and what it measured.
     struct Example: Sendable {
         let features: [Double]
         let gap: Double
         let latency: Double?
+        let sizeBytes: Int
+        let flops: Int
         let taskId: String
     }
+
+    /// The input kind of the past tasks (`text`, `numeric` or `structured`): only candidates of tasks of this kind are
+    /// predicted.
+    public let kind: String
 
     let examples: [Example]
     /// Each past task's meta vector, name, recommendation and best gap (for the evidence of `similarTasks`).
@@ -59,12 +68,19 @@ public struct HistoryPredictor: Sendable {
                 let gap = trial.differenceToTeacher?.value
             else { continue }
             metas[taskId] = meta
+            let features =
+                kind == TaskKind.structured.rawValue
+                ? Self.structuredFeatures(
+                    meta: meta, family: trial.family, precision: trial.precision, config: trial.config)
+                : Self.features(
+                    meta: meta, family: trial.family, precision: trial.precision, sizeBytes: trial.sizeBytes,
+                    flops: trial.flopsPerExample)
             examples.append(
                 Example(
-                    features: Self.features(
-                        meta: meta, family: trial.family, precision: trial.precision, sizeBytes: trial.sizeBytes,
-                        flops: trial.flopsPerExample), gap: gap, latency: trial.latencyMsP50, taskId: taskId))
+                    features: features, gap: gap, latency: trial.latencyMsP50, sizeBytes: trial.sizeBytes,
+                    flops: trial.flopsPerExample, taskId: taskId))
         }
+        self.kind = kind
         self.examples = examples
         taskCount = Set(examples.map(\.taskId)).count
         var tasks: [String: (vector: [Double], summary: SimilarTask)] = [:]
@@ -83,7 +99,8 @@ public struct HistoryPredictor: Sendable {
         var (mean, scale) = Self.columnStatistics(examples.map(\.features))
         if !examples.isEmpty {
             // The family and precision one-hots keep their own scale (×3 for family, ×1 for precision).
-            let oneHots = (width - 2 - Precision.allCases.count - Family.allCases.count)..<(width - 2)
+            let tail = kind == TaskKind.structured.rawValue ? Self.structuredDescriptorCount : 2
+            let oneHots = (width - tail - Precision.allCases.count - Family.allCases.count)..<(width - tail)
             for j in oneHots {
                 mean[j] = 0
                 scale[j] = 1
@@ -121,7 +138,7 @@ public struct HistoryPredictor: Sendable {
     /// The `limit` past tasks nearest to `meta` (Euclidean over the meta-features standardized across past tasks),
     /// with their recommendations and best gaps.
     public func similarTasks(to meta: MetaFeatures, limit: Int = 3) -> [SimilarTask] {
-        guard !tasks.isEmpty else { return [] }
+        guard !tasks.isEmpty, meta.kind == kind else { return [] }
         let (mean, scale) = Self.columnStatistics(tasks.values.map(\.vector))
         let query = Self.standardize(meta.vector, mean: mean, scale: scale)
         return tasks.values.map { entry -> SimilarTask in
@@ -140,27 +157,103 @@ public struct HistoryPredictor: Sendable {
             + [log10(Double(max(sizeBytes, 1))), log10(Double(max(flops, 1)))]
     }
 
-    /// The prediction for a candidate of `family` at `precision` with this size and cost on a task with `meta`, or
-    /// nil when the history holds no trial to compare with.
-    public func predict(meta: MetaFeatures, family: Family, precision: Precision, sizeBytes: Int, flops: Int)
-        -> CandidatePrediction?
-    {
-        guard !examples.isEmpty else { return nil }
-        let x = Self.features(meta: meta, family: family, precision: precision, sizeBytes: sizeBytes, flops: flops)
+    /// The structured descriptors after the one-hots: buckets (log2), log2(1 + hidden width), log2 epochs, log2 LoRA
+    /// rank, depth, log2 train rows.
+    static let structuredDescriptorCount = 6
+
+    /// A structured candidate's feature vector: the task's structured meta-features, the family one-hot (worth 3
+    /// standardized units), the precision one-hot, then its configuration as report.json's `config` gives it (a key
+    /// the family does not have counts 0).
+    static func structuredFeatures(
+        meta: MetaFeatures, family: Family, precision: Precision, config: [String: ReportValue]
+    ) -> [Double] {
+        func number(_ key: String) -> Double {
+            switch config[key] {
+            case .int(let value): Double(value)
+            case .double(let value): value
+            case .ints(let values): Double(values.first ?? 0)
+            case .string, nil: 0
+            }
+        }
+        func log2p(_ value: Double) -> Double { log2(1 + max(value, 0)) }
+        return meta.vector + Family.allCases.map { $0 == family ? 3 : 0 }
+            + Precision.allCases.map { $0 == precision ? 1 : 0 }
+            + [
+                number("buckets_log2"), log2p(number("hidden")), log2p(number("epochs")), log2p(number("rank")),
+                number("depth"), log2p(number("train_rows")),
+            ]
+    }
+
+    /// The `k` nearest past trials to the feature vector `x` with their inverse-distance weights.
+    func neighbours(of x: [Double]) -> [(weight: Double, example: Example)] {
         let query = Self.standardize(x, mean: mean, scale: scale)
-        let nearest = zip(standardizedExamples, examples).map { features, example -> (Double, Example) in
+        return zip(standardizedExamples, examples).map { features, example -> (Double, Example) in
             (Self.distance(features, query), example)
-        }.sorted { $0.0 < $1.0 }.prefix(k)
-        let weights = nearest.map { 1 / ($0.0 + 0.25) }
-        let total = weights.reduce(0, +)
-        let gap = zip(weights, nearest).reduce(0) { $0 + $1.0 * $1.1.1.gap } / total
-        let variance = zip(weights, nearest).reduce(0) { $0 + $1.0 * pow($1.1.1.gap - gap, 2) } / total
-        let latencies = zip(weights, nearest).compactMap { w, n in n.1.latency.map { (w, log($0)) } }
+        }.sorted { $0.0 < $1.0 }.prefix(k).map { (1 / ($0.0 + 0.25), $0.1) }
+    }
+
+    /// The weighted mean gap, its spread (with the floor) and the weighted geometric mean latency of `nearest`.
+    func prediction(from nearest: [(weight: Double, example: Example)]) -> CandidatePrediction {
+        let total = nearest.reduce(0) { $0 + $1.weight }
+        let gap = nearest.reduce(0) { $0 + $1.weight * $1.example.gap } / total
+        let variance = nearest.reduce(0) { $0 + $1.weight * pow($1.example.gap - gap, 2) } / total
+        let latencies = nearest.compactMap { n in n.example.latency.map { (n.weight, log($0)) } }
         let latency =
             latencies.isEmpty
             ? nil : exp(latencies.reduce(0) { $0 + $1.0 * $1.1 } / latencies.reduce(0) { $0 + $1.0 })
         return CandidatePrediction(
             gap: gap, gapSD: (variance + floorSD * floorSD).squareRoot(), latencyMsP50: latency,
             neighbours: nearest.count)
+    }
+
+    /// The prediction for a candidate of `family` at `precision` with this size and cost on a task with `meta`, or
+    /// nil when the history holds no trial to compare with (or holds structured tasks: see
+    /// ``predict(meta:candidate:)``).
+    public func predict(meta: MetaFeatures, family: Family, precision: Precision, sizeBytes: Int, flops: Int)
+        -> CandidatePrediction?
+    {
+        guard !examples.isEmpty, kind != TaskKind.structured.rawValue, meta.kind == kind else { return nil }
+        return prediction(
+            from: neighbours(
+                of: Self.features(meta: meta, family: family, precision: precision, sizeBytes: sizeBytes, flops: flops)
+            ))
+    }
+
+    /// The prediction for the structured `candidate` on a structured task with `meta`, from similar structured tasks'
+    /// trials; nil when this predictor is not over structured tasks or holds no trial.
+    public func predict(meta: MetaFeatures, candidate: StructuredCandidate) -> CandidatePrediction? {
+        guard let nearest = structuredNeighbours(meta: meta, candidate: candidate) else { return nil }
+        return prediction(from: nearest)
+    }
+
+    /// The exported size and FLOPs per example the structured `candidate` is predicted to have: the weighted geometric
+    /// means of its nearest past trials' (a structured student's size is known only once trained).
+    public func predictedCost(meta: MetaFeatures, candidate: StructuredCandidate) -> (sizeBytes: Int, flops: Int)? {
+        guard let nearest = structuredNeighbours(meta: meta, candidate: candidate) else { return nil }
+        let total = nearest.reduce(0) { $0 + $1.weight }
+        func geometric(_ value: (Example) -> Int) -> Int {
+            Int(exp(nearest.reduce(0) { $0 + $1.weight * log(Double(max(value($1.example), 1))) } / total).rounded())
+        }
+        return (geometric(\.sizeBytes), geometric(\.flops))
+    }
+
+    /// Every structured candidate's prediction by id (the candidates the history cannot place are left out): what a
+    /// structured search puts in `SearchSettings.predictions`.
+    public func predictions(for candidates: [StructuredCandidate], meta: MetaFeatures) -> [String: CandidatePrediction]
+    {
+        var result: [String: CandidatePrediction] = [:]
+        for candidate in candidates {
+            result[candidate.id] = predict(meta: meta, candidate: candidate)
+        }
+        return result
+    }
+
+    func structuredNeighbours(meta: MetaFeatures, candidate: StructuredCandidate) -> [(
+        weight: Double, example: Example
+    )]? {
+        guard !examples.isEmpty, kind == TaskKind.structured.rawValue, meta.kind == kind else { return nil }
+        return neighbours(
+            of: Self.structuredFeatures(
+                meta: meta, family: candidate.family, precision: candidate.precision, config: candidate.config))
     }
 }

@@ -4,13 +4,15 @@ import RetortNumerics
 import RetortStudents
 
 /// What a task looks like to the history: sizes, label and teacher statistics, and how two cheap probes fare. Computed
-/// in seconds (the probes are a closed-form nearest centroid and one epoch of a linear model on a sample).
+/// in seconds (the probes are a closed-form nearest centroid and one epoch of a linear model on a sample). A structured
+/// task (``init(structured:seed:)``) fills the shared fields with their structured counterparts and adds
+/// ``structured``.
 public struct MetaFeatures: Sendable, Codable, Equatable {
     /// Train rows.
     public var rows: Int
-    /// Classes.
+    /// Classes (structured: distinct valid teacher answers in train).
     public var classes: Int
-    /// `text` or `numeric`.
+    /// `text`, `numeric` or `structured`.
     public var kind: String
     /// Numeric: input dimension; text: distinct whitespace tokens in train (the vocabulary size).
     public var dimension: Int
@@ -31,6 +33,9 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
     /// Learning-curve slope: the linear probe's agreement gain per doubling of its sample (from a quarter to all of
     /// it).
     public var learningCurveSlope: Double
+    /// Structured tasks: the schema's shape, copied values, the teacher's invalid answers, the probe's field F1; nil
+    /// for label tasks (whose records stay as they were).
+    public var structured: StructuredMetaFeatures?
 
     /// Rows the linear probe sees.
     public static let probeSample = 2000
@@ -45,13 +50,15 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
         case probeCentroidAccuracy = "probe_centroid_accuracy"
         case probeLinearAccuracy = "probe_linear_accuracy"
         case learningCurveSlope = "learning_curve_slope"
+        case structured
     }
 
     /// Meta-features from their values.
     public init(
         rows: Int, classes: Int, kind: String, dimension: Int, meanTextLength: Double, classEntropy: Double,
         teacherMeanMaxProbability: Double, teacherMeanEntropy: Double, teacherGoldAccuracy: Double?,
-        probeCentroidAccuracy: Double, probeLinearAccuracy: Double, learningCurveSlope: Double
+        probeCentroidAccuracy: Double, probeLinearAccuracy: Double, learningCurveSlope: Double,
+        structured: StructuredMetaFeatures? = nil
     ) {
         (self.rows, self.classes, self.kind, self.dimension) = (rows, classes, kind, dimension)
         (self.meanTextLength, self.classEntropy) = (meanTextLength, classEntropy)
@@ -59,6 +66,7 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
         self.teacherGoldAccuracy = teacherGoldAccuracy
         (self.probeCentroidAccuracy, self.probeLinearAccuracy) = (probeCentroidAccuracy, probeLinearAccuracy)
         self.learningCurveSlope = learningCurveSlope
+        self.structured = structured
     }
 
     /// Computes every meta-feature of `task` (probes seeded with `seed`).
@@ -153,8 +161,10 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
     }
 
     /// The numeric vector the predictor reads (logs for counts; the teacher-vs-gold accuracy as −1 when unknown).
+    /// Label tasks give 12 numbers, structured tasks 17 of their own: only tasks of one kind are ever compared.
     public var vector: [Double] {
-        [
+        if kind == TaskKind.structured.rawValue { return structuredVector }
+        return [
             log(Double(max(rows, 1))), log(Double(max(classes, 1))), kind == "text" ? 1 : 0,
             log(Double(max(dimension, 1))), meanTextLength, classEntropy, teacherMeanMaxProbability,
             teacherMeanEntropy, teacherGoldAccuracy ?? -1, probeCentroidAccuracy, probeLinearAccuracy,

@@ -1,6 +1,7 @@
 import Foundation
 import RetortData
 import RetortSearch
+import RetortStudents
 
 /// What `retort suggest` predicts for a task from the history, without training: every feasible candidate's
 /// predicted gap to the teacher, the predicted frontier and the predicted recommendation (FORMATS.md's `suggest
@@ -14,9 +15,10 @@ public struct Suggestion: Encodable, Sendable {
         public let family: String
         /// Precision name.
         public let precision: String
-        /// Exported size, bytes.
+        /// Exported size, bytes (structured: predicted from the nearest past trials, as a structured student's size is
+        /// known only once trained).
         public let sizeBytes: Int
-        /// FLOPs per example.
+        /// FLOPs per example (structured: predicted, as the size is).
         public let flopsPerExample: Int
         /// The predicted gap (student − teacher on the validation primary metric), its sd and latency.
         public let predicted: CandidatePrediction
@@ -75,8 +77,7 @@ public struct Suggestion: Encodable, Sendable {
         confirm: String
     ) throws -> Suggestion {
         let meta = try MetaFeatures(task: task, seed: seed)
-        let bar = -settings.constraints.maxDrop
-        var predicted: [(candidate: TrialResult, prediction: CandidatePrediction)] = []
+        var predicted: [Predicted] = []
         for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
         {
             guard
@@ -84,22 +85,70 @@ public struct Suggestion: Encodable, Sendable {
                     meta: meta, family: candidate.family, precision: candidate.precision,
                     sizeBytes: candidate.sizeBytes, flops: candidate.flopsPerExample)
             else { continue }
-            predicted.append((candidate, prediction))
+            predicted.append(
+                Predicted(
+                    id: candidate.id, family: candidate.family, precision: candidate.precision,
+                    sizeBytes: candidate.sizeBytes, flops: candidate.flopsPerExample, prediction: prediction))
         }
+        return assemble(
+            task: task.name, meta: meta, predicted: predicted, bar: -settings.constraints.maxDrop, metric: metric,
+            predictor: predictor, confirm: confirm)
+    }
+
+    /// Predicts every candidate of the catalog's `structured:` section for the structured `task` with `predictor`
+    /// (one over past structured tasks), each with its predicted size and FLOPs, leaving out the slm candidates whose
+    /// base model is missing (the search skips them); `confirm` is the command to print. O(candidates × history
+    /// trials) for the predictions, O(candidates²) for the frontier.
+    public static func predict(
+        structured task: StructuredTaskData, settings: SearchSettings, seed: UInt64, metric: String,
+        predictor: HistoryPredictor, confirm: String
+    ) -> Suggestion {
+        let meta = MetaFeatures(structured: task, seed: seed)
+        var predicted: [Predicted] = []
+        for candidate in settings.catalog.structured
+        where candidate.family != .slm || FileManager.default.fileExists(atPath: candidate.model) {
+            guard let prediction = predictor.predict(meta: meta, candidate: candidate),
+                let cost = predictor.predictedCost(meta: meta, candidate: candidate)
+            else { continue }
+            predicted.append(
+                Predicted(
+                    id: candidate.id, family: candidate.family, precision: candidate.precision,
+                    sizeBytes: cost.sizeBytes, flops: cost.flops, prediction: prediction))
+        }
+        return assemble(
+            task: task.name, meta: meta, predicted: predicted, bar: -settings.constraints.maxDrop, metric: metric,
+            predictor: predictor, confirm: confirm)
+    }
+
+    /// A candidate with its prediction, before the frontier and the pick.
+    struct Predicted {
+        let id: String
+        let family: Family
+        let precision: Precision
+        let sizeBytes: Int
+        let flops: Int
+        let prediction: CandidatePrediction
+    }
+
+    /// The predicted frontier, the pick and the table order of `predicted`.
+    static func assemble(
+        task: String, meta: MetaFeatures, predicted: [Predicted], bar: Double, metric: String,
+        predictor: HistoryPredictor, confirm: String
+    ) -> Suggestion {
         // Predicted frontier: the search's own dominance over predicted gap ↑, FLOPs ↓, size ↓.
         let frontier = Set(
             paretoFrontier(
                 of: predicted.map {
                     FrontierPoint(
-                        id: $0.candidate.id, quality: $0.prediction.gap, latencyTier: 0,
-                        flops: Double($0.candidate.flopsPerExample), size: Double($0.candidate.sizeBytes))
+                        id: $0.id, quality: $0.prediction.gap, latencyTier: 0, flops: Double($0.flops),
+                        size: Double($0.sizeBytes))
                 }
             ).map(\.id))
-        let rows = predicted.map { candidate, prediction in
+        let rows = predicted.map { candidate in
             Row(
                 id: candidate.id, family: candidate.family.rawValue, precision: candidate.precision.rawValue,
-                sizeBytes: candidate.sizeBytes, flopsPerExample: candidate.flopsPerExample, predicted: prediction,
-                chanceToMeetBar: normalCDF((prediction.gap - bar) / prediction.gapSD),
+                sizeBytes: candidate.sizeBytes, flopsPerExample: candidate.flops, predicted: candidate.prediction,
+                chanceToMeetBar: normalCDF((candidate.prediction.gap - bar) / candidate.prediction.gapSD),
                 onPredictedFrontier: frontier.contains(candidate.id))
         }
         let qualifying = rows.filter { $0.predicted.gap >= bar }
@@ -111,7 +160,7 @@ public struct Suggestion: Encodable, Sendable {
                 < ($1.onPredictedFrontier ? 0 : 1, -$1.predicted.gap, $1.flopsPerExample)
         }
         return Suggestion(
-            task: task.name, historyTasks: predictor.taskCount, metric: metric,
+            task: task, historyTasks: predictor.taskCount, metric: metric,
             recommendation: pick == nil ? "no-distillation" : "student", candidate: pick?.id, candidates: sorted,
             confirm: confirm, similarTasks: predictor.similarTasks(to: meta), bar: bar, qualifying: qualifying.count)
     }

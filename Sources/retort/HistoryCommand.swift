@@ -95,16 +95,31 @@ struct History: AsyncParsableCommand {
                     return
                 }
                 let meta = first.meta
-                say(
-                    "task \(first.report.task) (\(first.taskId)), \(meta.kind), \(meta.rows) train rows, \(meta.classes) classes"
-                )
-                say(
-                    String(
-                        format:
-                            "meta-features: dimension %d, mean length %.1f, class entropy %.3f, teacher max-prob %.3f, teacher entropy %.3f, teacher-vs-gold %@, centroid probe %.3f, linear probe %.3f, slope %+.3f per doubling",
-                        meta.dimension, meta.meanTextLength, meta.classEntropy, meta.teacherMeanMaxProbability,
-                        meta.teacherMeanEntropy, meta.teacherGoldAccuracy.map { String(format: "%.3f", $0) } ?? "—",
-                        meta.probeCentroidAccuracy, meta.probeLinearAccuracy, meta.learningCurveSlope))
+                if let structured = meta.structured {
+                    say(
+                        "task \(first.report.task) (\(first.taskId)), \(meta.kind), \(meta.rows) train rows, \(structured.keys) keys, \(meta.classes) distinct teacher answers"
+                    )
+                    say(
+                        String(
+                            format:
+                                "meta-features: vocabulary %d, mean length %.1f, answer entropy %.3f, copied values %.3f, closed keys %.3f (value sets mean %.1f, max %d), optional keys %.3f, fields per answer %.2f, teacher invalid %.3f, teacher-vs-gold %@, retrieval probe %.3f (field F1 %.3f), slope %+.3f per doubling",
+                            meta.dimension, meta.meanTextLength, meta.classEntropy, structured.copiedValueShare,
+                            structured.closedKeyShare, structured.meanValueSetSize, structured.maxValueSetSize,
+                            structured.optionalKeyShare, structured.meanAnswerFields, structured.teacherInvalidShare,
+                            meta.teacherGoldAccuracy.map { String(format: "%.3f", $0) } ?? "—",
+                            meta.probeCentroidAccuracy, structured.probeFieldF1, meta.learningCurveSlope))
+                } else {
+                    say(
+                        "task \(first.report.task) (\(first.taskId)), \(meta.kind), \(meta.rows) train rows, \(meta.classes) classes"
+                    )
+                    say(
+                        String(
+                            format:
+                                "meta-features: dimension %d, mean length %.1f, class entropy %.3f, teacher max-prob %.3f, teacher entropy %.3f, teacher-vs-gold %@, centroid probe %.3f, linear probe %.3f, slope %+.3f per doubling",
+                            meta.dimension, meta.meanTextLength, meta.classEntropy, meta.teacherMeanMaxProbability,
+                            meta.teacherMeanEntropy, meta.teacherGoldAccuracy.map { String(format: "%.3f", $0) } ?? "—",
+                            meta.probeCentroidAccuracy, meta.probeLinearAccuracy, meta.learningCurveSlope))
+                }
                 for run in runs {
                     let report = run.report
                     say(

@@ -79,8 +79,6 @@ func runStructuredSearch(
         report: report, outcome: result.outcome,
         exportModel: recommended.map { student in { folder in try student.write(to: folder, candidate: candidate) } })
     try printRun(report, at: final, json: json, style: style, log: log)
-    if history != nil {
-        log("history: structured runs are not recorded in the history yet (it learns from label searches)")
-    }
+    recordStructuredRun(final, job: job, runId: run.runId, task: task, report: report, history: history, log: log)
     return final
 }

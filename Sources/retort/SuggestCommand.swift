@@ -29,33 +29,55 @@ struct Suggest: AsyncParsableCommand {
         try await ErrorReporting.run {
             guard var job = try input.load() else { throw DataError(.usage, "give a job file or --task DIR") }
             try options.apply(to: &job)
-            let task = try TaskData.load(job)
-            let settings = try SearchSettings(job: job, strategy: .learned, workers: 1)
-            let metric = try SearchEngine.primaryMetric(task: task, settings: settings).rawValue
             let path = history.resolvedPath
+            let settings = try SearchSettings(job: job, strategy: .learned, workers: 1)
+            let structured = TaskFile.declaresStructured(job)
+            let kind: String
+            let metric: String
+            let predict: (HistoryPredictor, String) throws -> Suggestion
+            if structured {
+                let task = try StructuredTaskData.load(job)
+                kind = TaskKind.structured.rawValue
+                metric = try StructuredHistory.primaryMetric(task: task, settings: settings)
+                predict = { predictor, confirm in
+                    Suggestion.predict(
+                        structured: task, settings: settings, seed: job.seed, metric: metric, predictor: predictor,
+                        confirm: confirm)
+                }
+            } else {
+                let task = try TaskData.load(job)
+                kind = task.kind.rawValue
+                metric = try SearchEngine.primaryMetric(task: task, settings: settings).rawValue
+                predict = { predictor, confirm in
+                    try Suggestion.predict(
+                        task: task, settings: settings, seed: job.seed, metric: metric, predictor: predictor,
+                        confirm: confirm)
+                }
+            }
             guard FileManager.default.fileExists(atPath: path) else {
                 throw DataError(
                     .missingInput, "no history yet: run `retort search` on a few tasks first (or give --history PATH)",
                     file: path)
             }
-            let predictor = try HistoryPredictor(
-                store: try HistoryStore(path: path), kind: task.kind.rawValue, metric: metric)
+            let predictor = try HistoryPredictor(store: try HistoryStore(path: path), kind: kind, metric: metric)
             guard predictor.taskCount > 0 else {
                 throw DataError(
-                    .missingInput, "the history holds no \(task.kind.rawValue) task scored by \(metric) yet", file: path
-                )
+                    .missingInput,
+                    "the history holds no \(kind) task scored by \(metric) yet: run `retort search` on a few \(kind) "
+                        + "tasks first", file: path)
             }
+            // A structured search is exhaustive (it takes no --strategy); a label search is confirmed by the learned
+            // strategy the prediction stands for.
             let confirm =
                 "retort search "
                 + (input.job.map { "\($0)" } ?? "--task \(input.task ?? "")")
-                + " --strategy learned" + (history.path.map { " --history \($0)" } ?? "")
-            let suggestion = try Suggestion.predict(
-                task: task, settings: settings, seed: job.seed, metric: metric, predictor: predictor, confirm: confirm)
+                + (structured ? "" : " --strategy learned") + (history.path.map { " --history \($0)" } ?? "")
+            let suggestion = try predict(predictor, confirm)
             if output.json {
                 try output.printJSON(suggestion)
                 return
             }
-            show(suggestion, kind: task.kind.rawValue)
+            show(suggestion, kind: kind)
         }
     }
 
@@ -66,8 +88,10 @@ struct Suggest: AsyncParsableCommand {
         say(
             "Predicted from \(suggestion.historyTasks) past \(kind) task(s), nothing trained: gap = student − teacher on validation \(metric); the bar is \(String(format: "%+.4f", bar)).\n"
         )
+        // A structured student's size and FLOPs are known once trained: the table shows the past trials' instead.
+        let cost = kind == TaskKind.structured.rawValue ? "predicted size | predicted FLOPs/ex" : "size | FLOPs/ex"
         var lines = [
-            "| candidate | predicted gap ± 2 sd | chance to meet the bar | predicted p50 ms | size | FLOPs/ex | predicted frontier |",
+            "| candidate | predicted gap ± 2 sd | chance to meet the bar | predicted p50 ms | \(cost) | predicted frontier |",
             "|---|---|---|---|---|---|---|",
         ]
         for row in suggestion.candidates.prefix(top) {
