@@ -1,5 +1,6 @@
 import Foundation
 import RetortData
+import RetortHistory
 import RetortReports
 import RetortSearch
 
@@ -20,21 +21,35 @@ func runStructuredSearch(
         throw DataError(.usage, "structured tasks train in this process; drop --executor")
     }
     let strategy = try SearchSettings.strategy(of: job)
-    if job.strategyChosen && strategy == .learned {
-        throw DataError(
-            .usage,
-            "structured tasks are searched exhaustively or by halving (the learned strategy learns from label "
-                + "searches); use --strategy exhaustive or halving")
+    if strategy == .learned && history == nil {
+        throw DataError(.usage, "--strategy learned learns from the history; drop --no-history")
     }
-    // Without a chosen strategy a structured search is exhaustive (a history does not choose for it yet).
-    let chosen: SearchStrategy = job.strategyChosen ? strategy : .exhaustive
     let task = try StructuredTaskData.load(job)
     let invalid = task.splits.map { "\($0.invalidTeacherRows)" }.joined(separator: "/")
     log(
         "[load] structured task \(task.name): \(task.train.count)/\(task.validation.count)/\(task.test.count) rows, "
             + "\(task.schema.keys.count) keys (schema \(task.schemaIsGiven ? "from task.json" : "inferred from train")), "
             + "invalid teacher answers \(invalid)")
-    let settings = try SearchSettings(job: job, strategy: chosen, workers: 1)
+    // History: the task's meta-features; the learned strategy when chosen, or (as for labels) when nothing was chosen
+    // and the history holds three or more structured tasks scored by the same metric.
+    var settings = try SearchSettings(job: job, strategy: strategy, workers: 1)
+    var meta: MetaFeatures?
+    if let history {
+        meta = try MetaFeatures(structured: task, seed: job.seed)
+        var informed = settings
+        if let meta, try informed.learn(fromHistoryAt: history, structured: task, meta: meta) > 0,
+            strategy == .learned || (!job.strategyChosen && (informed.historyTasks ?? 0) >= 3 && resume == nil)
+        {
+            settings = informed
+            settings.strategy = .learned
+            log(
+                "[history] learned strategy: predictions for \(settings.predictions.count) candidates from "
+                    + "\(settings.historyTasks ?? 0) past structured task(s)")
+        } else if strategy == .learned {
+            log("[history] no past structured task to learn from: every candidate trains (exhaustive)")
+        }
+    }
+    let chosen = settings.strategy
     let metric = try SearchEngine.primaryMetric(
         kind: task.answerKind, hasGold: task.validation.hasGold && task.test.hasGold, settings: settings)
     let run =
@@ -79,6 +94,7 @@ func runStructuredSearch(
         report: report, outcome: result.outcome,
         exportModel: recommended.map { student in { folder in try student.write(to: folder, candidate: candidate) } })
     try printRun(report, at: final, json: json, style: style, log: log)
-    recordStructuredRun(final, job: job, runId: run.runId, task: task, report: report, history: history, log: log)
+    recordStructuredRun(
+        final, job: job, runId: run.runId, task: task, report: report, history: history, meta: meta, log: log)
     return final
 }

@@ -66,12 +66,11 @@ struct Suggest: AsyncParsableCommand {
                     "the history holds no \(kind) task scored by \(metric) yet: run `retort search` on a few \(kind) "
                         + "tasks first", file: path)
             }
-            // A structured search is exhaustive (it takes no --strategy); a label search is confirmed by the learned
-            // strategy the prediction stands for.
+            // The search is confirmed by the learned strategy the prediction stands for.
             let confirm =
                 "retort search "
                 + (input.job.map { "\($0)" } ?? "--task \(input.task ?? "")")
-                + (structured ? "" : " --strategy learned") + (history.path.map { " --history \($0)" } ?? "")
+                + " --strategy learned" + (history.path.map { " --history \($0)" } ?? "")
             let suggestion = try predict(predictor, confirm)
             if output.json {
                 try output.printJSON(suggestion)

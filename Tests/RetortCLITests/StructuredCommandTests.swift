@@ -59,9 +59,6 @@ import Testing
     @Test("what a structured search does not take yet is a one-line usage error")
     func unsupportedOptions() async throws {
         let workspace = try Self.workspace()
-        let learned = try await workspace.retort("search", "job.yaml", "--strategy", "learned")
-        #expect(learned.exitCode == 64, "\(learned)")
-        #expect(learned.stderr.contains("structured tasks are searched exhaustively or by halving"), "\(learned)")
         let process = try await workspace.retort("search", "job.yaml", "--executor", "process")
         #expect(process.exitCode == 64, "\(process)")
         #expect(process.stderr.contains("drop --executor"), "\(process)")

@@ -29,7 +29,18 @@ import Testing
         #expect(suggest.stdout.contains("| nearest-b12 |") && suggest.stdout.contains("predicted size"))
         #expect(suggest.stdout.contains("Predicted recommendation:"))
         #expect(suggest.stdout.contains("Most similar past tasks: structured-synthetic (student: "), "\(suggest)")
-        #expect(suggest.stdout.contains("Confirm with: retort search job.yaml\n"), "\(suggest)")
+        #expect(suggest.stdout.contains("Confirm with: retort search job.yaml --strategy learned\n"), "\(suggest)")
+        // The confirmation runs the learned strategy on the predictions.
+        let learned = try await workspace.retort("search", "job.yaml", "--strategy", "learned", "--out", "results/l")
+        #expect(learned.exitCode == 0, "\(learned)")
+        #expect(
+            learned.stdout.contains(
+                "[history] learned strategy: predictions for 2 candidates from 1 past structured task(s)"),
+            "\(learned)")
+        let learnedReport = try Report(runFolder: try workspace.runFolder(job: "l"))
+        #expect((learnedReport.json["search"] as? [String: Any])?["strategy"] as? String == "learned")
+        let noHistory = try await workspace.retort("search", "job.yaml", "--strategy", "learned", "--no-history")
+        #expect(noHistory.exitCode == 64 && noHistory.stderr.contains("drop --no-history"), "\(noHistory)")
         let json = try await workspace.retort("suggest", "job.yaml", "--json")
         let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let candidates = try #require(parsed["candidates"] as? [[String: Any]])
@@ -39,7 +50,7 @@ import Testing
         let export = try await workspace.retort("history", "export", "--out", "h.json")
         #expect(export.exitCode == 0, "\(export)")
         let imported = try await workspace.retort("history", "import", "h.json", "--history", "team.sqlite")
-        #expect(imported.stdout.contains("imported 1 new run(s) of 1"), "\(imported)")
+        #expect(imported.stdout.contains("imported 2 new run(s) of 2"), "\(imported)")
         let teamList = try await workspace.retort("history", "list", "--history", "team.sqlite")
         #expect(teamList.stdout.contains("| structured |"), "\(teamList)")
 
