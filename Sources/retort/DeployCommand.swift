@@ -131,7 +131,8 @@ struct Deploy: AsyncParsableCommand {
         )
         @Argument(help: "A finished run folder whose recommendation is a student or a cascade.") var runDirectory:
             String
-        @Option(help: "Rows (FORMATS.md §1) whose inputs the requests carry (text tasks).") var input: String
+        @Option(help: "Rows (FORMATS.md §1, or §9 for a structured run) whose inputs the requests carry (text tasks).")
+        var input: String
         @Option(help: "The loopback teacher's latency in ms.") var teacherLatencyMs = 300
         @Option(help: "Clients in flight, comma-separated.") var concurrency = "1,32"
         @Option(help: "Seconds per route and concurrency.") var seconds = 10.0
@@ -156,9 +157,13 @@ struct Deploy: AsyncParsableCommand {
                     throw DataError(
                         .usage, "the run recommends keeping the teacher; nothing to serve", file: runDirectory)
                 }
-                let texts = try RowReader.read(URL(fileURLWithPath: input), requireTeacher: false).compactMap { row in
-                    if case .text(let text) = row.input { text } else { nil }
-                }
+                let inputURL = URL(fileURLWithPath: input)
+                let texts =
+                    report.taskKind == TaskKind.structured.rawValue
+                    ? try RowReader.readStructured(inputURL, schema: nil, requireTeacher: false).map(\.input)
+                    : try RowReader.read(inputURL, requireTeacher: false).compactMap { row in
+                        if case .text(let text) = row.input { text } else { nil }
+                    }
                 guard !texts.isEmpty else { throw DataError(.badData, "no text inputs", file: input) }
                 let model = URL(fileURLWithPath: runDirectory).appendingPathComponent("model").standardizedFileURL.path
                 let record = DeploymentRecord(

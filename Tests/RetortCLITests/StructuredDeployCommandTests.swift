@@ -64,6 +64,15 @@ import Testing
             try await Self.chat(port: gateway.port, route: "home", text: input, token: token).servedModel == nil
         }
         #expect(onTeacher, "after the rollback the teacher deployments answer (here: none can)")
+
+        // deploy bench reads a structured run's rows (FORMATS.md §9) for its inputs.
+        let bench = try await workspace.retort(
+            "deploy", "bench", run.path, "--input", "structured-synthetic/test.jsonl", "--concurrency", "1",
+            "--seconds", "1", "--teacher-latency-ms", "20", "--out", "bench")
+        #expect(bench.exitCode == 0, "\(bench)")
+        let studentRow = try #require(bench.stdout.split(separator: "\n").first { $0.hasPrefix("| student | 1 |") })
+        let cells = studentRow.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect((Int(cells[2]) ?? 0) > 0 && cells[3] == "0" && cells[7] == cells[2], "\(studentRow)")
     }
 
     @Test("capture export says what the answers are: exactly one of --labels, --schema and --structured")
