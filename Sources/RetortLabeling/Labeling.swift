@@ -47,8 +47,9 @@ public struct LabelPrompt: Sendable {
         /// Reads a schema already parsed into a Foundation value (a JSON object), checked as task.json's `"schema"`.
         public static func make(_ raw: Any, file: String) throws(DataError) -> Schema {
             let checked = try StructuredSchema.parse(raw, file: file)
+            let options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
             guard JSONSerialization.isValidJSONObject(raw),
-                let data = try? JSONSerialization.data(withJSONObject: raw, options: [.sortedKeys]),
+                let data = try? JSONSerialization.data(withJSONObject: raw, options: options),
                 let text = String(data: data, encoding: .utf8), let json = try? JSON.parse(text)
             else {
                 throw DataError(.badData, "the schema holds a value JSON cannot write (a date, NaN)", file: file)

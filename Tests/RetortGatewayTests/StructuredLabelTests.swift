@@ -262,13 +262,13 @@ struct StructuredLabelWorkspace {
             }
         }
         let inline =
-            "schema:\n  type: object\n  properties:\n    intent: {type: string, enum: [a, b]}\n    n: {type: integer}\n"
+            "schema:\n  type: object\n  properties:\n    intent: {type: string, enum: [a, b]}\n    n: {type: integer, description: a/b}\n"
         #expect(message("user: \"{{input}} {{schema}}\"\n" + inline) == "no error")
         let prompt = try LabelPrompt.load(file)
         let schema = try #require(prompt.schema)
         #expect(
             schema.text
-                == #"{"properties":{"intent":{"enum":["a","b"],"type":"string"},"n":{"type":"integer"}},"type":"object"}"#
+                == #"{"properties":{"intent":{"enum":["a","b"],"type":"string"},"n":{"description":"a/b","type":"integer"}},"type":"object"}"#
         )
         #expect(prompt.maxTokens == 256 && prompt.labels.isEmpty)
         #expect(schema.checked.isValid(try #require(StructuredAnswer.parse(text: #"{"intent": "a", "n": 3}"#))))
