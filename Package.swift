@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "RetortLabeling",
             dependencies: [
-                "RetortData", "RetortTeacher",
+                "RetortData", "RetortTeacher", "Yams",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -169,7 +169,7 @@ let package = Package(
             name: "RetortGatewayTests",
             dependencies: [
                 "RetortTeacher", "RetortLabeling", "RetortDeployments", "RetortUsage", "RetortGateway",
-                "RetortGatewayTesting", "RetortTestSupport", "RetortStudents", "RetortNumerics",
+                "RetortGatewayTesting", "RetortTestSupport", "RetortStudents", "RetortNumerics", "RetortSearch",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -46,9 +46,7 @@ public enum Deployer {
                 file: runDirectory)
         }
         let modelFolder = URL(fileURLWithPath: runDirectory).appendingPathComponent("model")
-        do throws(StudentError) { _ = try ModelBundle.load(from: modelFolder) } catch {
-            throw DataError(.badData, error.message, file: error.file ?? modelFolder.relativePath, line: error.line)
-        }
+        try checkModel(modelFolder, structured: report.taskKind == TaskKind.structured.rawValue)
         let chosen = threshold ?? recommendation.threshold ?? 0
         let candidate = report.candidates.first { $0.id == candidateID }
         let validation = validationAgreement(report: report, candidate: candidateID, threshold: chosen)
@@ -79,6 +77,29 @@ public enum Deployer {
             return Placed(record: record, threshold: chosen, validation: validation)
         } catch {
             throw DataError(.cannotCreateOutput, "cannot store the deployment: \(error)", file: config.ledgerPath)
+        }
+    }
+
+    /// Loads the run's exported model as the gateway will: a structured student (FORMATS.md §9) for a structured run,
+    /// else a label student's bundle. A folder of the other kind is refused.
+    static func checkModel(_ folder: URL, structured: Bool) throws(DataError) {
+        if !structured && StructuredStudent.isStructured(folder: folder) {
+            throw DataError(
+                .badData,
+                "model/ holds a structured student but the run's report.json has no task_kind \"structured\"; "
+                    + "deploy the model folder of the same run",
+                file: folder.appendingPathComponent("model.json").relativePath)
+        }
+        if structured {
+            do { _ = try StructuredStudent.load(from: folder) } catch let error as StudentError {
+                throw DataError(.badData, error.message, file: error.file ?? folder.relativePath, line: error.line)
+            } catch {
+                throw DataError(.badData, "cannot load the structured student: \(error)", file: folder.relativePath)
+            }
+            return
+        }
+        do throws(StudentError) { _ = try ModelBundle.load(from: folder) } catch {
+            throw DataError(.badData, error.message, file: error.file ?? folder.relativePath, line: error.line)
         }
     }
 

@@ -31,7 +31,8 @@ public struct DeploymentRecord: Sendable, Equatable {
     public var modelDirectory: String
     /// The task name shadow answers are captured for when the route has no `capture:`.
     public var task: String
-    /// The student answers when its top probability is at least this; the rest go to the teacher.
+    /// The student answers when its top probability (a structured student's confidence) is at least this; the rest go
+    /// to the teacher.
     public var threshold: Double
     /// Share of student answers also sent to the teacher.
     public var shadow: Double
@@ -83,11 +84,11 @@ public struct ShadowRecord: Sendable, Equatable {
     public var route: String
     /// The input the student read.
     public var input: String
-    /// The student's label.
+    /// The student's label (a structured student's answer as canonical JSON).
     public var studentLabel: String
     /// The teacher's answer text.
     public var teacherAnswer: String
-    /// The label the answer matched, if any.
+    /// The label the answer matched, if any (structured: the answer as canonical JSON, when it is one flat object).
     public var teacherLabel: String?
     /// Whether they agree.
     public var agree: Bool

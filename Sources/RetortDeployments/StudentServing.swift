@@ -4,16 +4,25 @@ import Hummingbird
 import NIOCore
 import RetortData
 import RetortNumerics
+import RetortSearch
 import RetortStudents
 import RetortTeacher
 import Synchronization
 
 /// A deployed student loaded in the gateway: its model, its shadow-agreement window and whether it was rolled back.
 public final class ServedStudent: Sendable {
+    /// What a deployment's model folder holds.
+    public enum Model: Sendable {
+        /// A label student's exported bundle: the answer is a label.
+        case labels(ModelBundle)
+        /// A structured student (FORMATS.md §9): the answer is a flat JSON object.
+        case structured(StructuredStudent)
+    }
+
     /// The deployment as the ledger keeps it.
     public let record: DeploymentRecord
     /// The exported model.
-    public let bundle: ModelBundle
+    public let model: Model
     private let outcomes: Mutex<[Bool]>
     private let rolledBack = Atomic<Bool>(false)
     package let shadowsInFlight = Atomic<Int>(0)
@@ -24,24 +33,46 @@ public final class ServedStudent: Sendable {
     /// Loads `record`'s model; `outcomes` are its newest shadow results, oldest first.
     public init(record: DeploymentRecord, outcomes: [Bool] = []) throws(DataError) {
         self.record = record
-        do {
-            bundle = try ModelBundle.load(from: URL(fileURLWithPath: record.modelDirectory))
-        } catch {
+        model = try Self.load(record)
+        self.outcomes = Mutex(Array(outcomes.suffix(ShadowAgreement.window)))
+    }
+
+    /// `record`'s model folder: a structured student when its `model.json` names a structured family, else a label
+    /// student's bundle.
+    static func load(_ record: DeploymentRecord) throws(DataError) -> Model {
+        let folder = URL(fileURLWithPath: record.modelDirectory)
+        if StructuredStudent.isStructured(folder: folder) {
+            do { return .structured(try StructuredStudent.load(from: folder)) } catch let error as StudentError {
+                throw DataError(
+                    .badData, "cannot load \(record.student): \(error.message)", file: error.file ?? folder.path,
+                    line: error.line)
+            } catch {
+                throw DataError(.badData, "cannot load \(record.student): \(error)", file: folder.path)
+            }
+        }
+        do { return .labels(try ModelBundle.load(from: folder)) } catch {
             throw DataError(.badData, "cannot load \(record.student): \(error.message)", file: error.file)
         }
-        self.outcomes = Mutex(Array(outcomes.suffix(ShadowAgreement.window)))
+    }
+
+    /// The label student's bundle (nil for a structured student).
+    public var bundle: ModelBundle? {
+        if case .labels(let bundle) = model { return bundle }
+        return nil
     }
 
     /// One prediction.
     public struct Prediction: Sendable {
-        /// Class probabilities, in label order.
+        /// Class probabilities, in label order (empty for a structured student).
         public var probabilities: [Float]
-        /// The chosen class.
+        /// The chosen class (0 for a structured student).
         public var index: Int
-        /// The chosen label.
+        /// The answer's text: the chosen label, or a structured answer's canonical JSON (keys sorted, no spaces).
         public var label: String
-        /// Its probability.
-        public var top: Double { Double(probabilities[index]) }
+        /// A structured student's answer (nil for a label student).
+        public var answer: StructuredAnswer?
+        /// What the threshold is compared with: the label's probability, or a structured student's confidence.
+        public var top: Double
         /// Featurize + predict, in seconds.
         public var seconds: Double
     }
@@ -49,6 +80,22 @@ public final class ServedStudent: Sendable {
     /// The student's answer for a raw input (text, or a JSON array of numbers for a numeric model).
     public func predict(_ input: String) throws(DataError) -> Prediction {
         let started = DispatchTime.now().uptimeNanoseconds
+        let bundle: ModelBundle
+        switch model {
+        case .labels(let labels): bundle = labels
+        case .structured(let student):
+            let answers: [(answer: StructuredAnswer, confidence: Double)]
+            do { answers = try student.predict([input]) } catch {
+                throw DataError(.badData, "\(record.student) could not predict: \(error)")
+            }
+            guard let first = answers.first else {
+                throw DataError(.badData, "\(record.student) gave no answer for the input")
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            return Prediction(
+                probabilities: [], index: 0, label: first.answer.canonicalJSON, answer: first.answer,
+                top: first.confidence, seconds: seconds)
+        }
         let example: ExampleInput
         if bundle.featurizer.readsText {
             example = .text(input)
@@ -71,7 +118,9 @@ public final class ServedStudent: Sendable {
         var best = 0
         for index in probabilities.indices where probabilities[index] > probabilities[best] { best = index }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return Prediction(probabilities: probabilities, index: best, label: bundle.labels[best], seconds: seconds)
+        return Prediction(
+            probabilities: probabilities, index: best, label: bundle.labels[best], answer: nil,
+            top: Double(probabilities[best]), seconds: seconds)
     }
 
     /// Adds one shadow outcome; returns the window's tally.
@@ -118,9 +167,13 @@ package enum StudentReply {
         return ["content": [chosen]]
     }
 
-    /// The `logprobs` member the client asked for (`null` unless `logprobs: true`).
-    package static func logprobs(for chat: JSON, _ prediction: ServedStudent.Prediction, labels: [String]) -> JSON {
-        guard chat["logprobs"]?.bool == true else { return .null }
+    /// The `logprobs` member the client asked for (`null` unless `logprobs: true`; always `null` for a structured
+    /// student, which has no per-token probabilities to give).
+    package static func logprobs(for chat: JSON, _ prediction: ServedStudent.Prediction, student: ServedStudent)
+        -> JSON
+    {
+        guard chat["logprobs"]?.bool == true, let labels = student.bundle?.labels, !prediction.probabilities.isEmpty
+        else { return .null }
         return logprobs(prediction, labels: labels, top: chat["top_logprobs"]?.int ?? 0)
     }
 
@@ -136,7 +189,7 @@ package enum StudentReply {
             "choices": [
                 [
                     "index": 0, "message": ["role": "assistant", "content": .string(prediction.label)],
-                    "logprobs": logprobs(for: chat, prediction, labels: student.bundle.labels), "finish_reason": "stop",
+                    "logprobs": logprobs(for: chat, prediction, student: student), "finish_reason": "stop",
                 ]
             ],
             "usage": zeroUsage,
@@ -159,7 +212,7 @@ package enum StudentReply {
         var text = chunk([
             [
                 "index": 0, "delta": ["role": "assistant", "content": .string(prediction.label)],
-                "logprobs": logprobs(for: chat, prediction, labels: student.bundle.labels), "finish_reason": .null,
+                "logprobs": logprobs(for: chat, prediction, student: student), "finish_reason": .null,
             ]
         ])
         text += chunk([["index": 0, "delta": [:], "finish_reason": "stop"]])

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import RetortData
 import RetortDeployments
 import RetortLabeling
 import RetortTeacher
@@ -147,8 +148,19 @@ extension Gateway {
         metrics.request(route: route.name, status: 200, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
         _ = record(row)
         let text = answer.body["choices"]?[0]?["message"]?["content"]?.string ?? ""
-        let teacherLabel = LabelMatcher.label(for: text, in: student.bundle.labels)
-        let agree = teacherLabel == prediction.label
+        let teacherLabel: String?
+        let agree: Bool
+        switch student.model {
+        case .labels(let bundle):
+            teacherLabel = LabelMatcher.label(for: text, in: bundle.labels)
+            agree = teacherLabel == prediction.label
+        case .structured:
+            // Equal as answers (FORMATS.md §9: key order, spacing, number spelling and null keys do not matter); an
+            // answer that is not one flat JSON object disagrees, as a label answer matching no label does.
+            let parsed = StructuredAnswer.parse(text: text)
+            teacherLabel = parsed?.canonicalJSON
+            agree = parsed != nil && parsed == prediction.answer
+        }
         // The verdict first: a rollback is in force before this check shows up in the ledger.
         let tally = student.observe(agree: agree)
         if tally.fallsBelow(student.record.minAgreement) { await rollBack(student, agreement: tally) }

@@ -25,20 +25,87 @@ public struct CaptureExport: Sendable {
         public var model = ""
     }
 
+    /// What the captured answers are.
+    public enum Answers: Sendable {
+        /// Labels of this set (FORMATS.md §1).
+        case labels([String])
+        /// Flat JSON objects (FORMATS.md §9), checked against a schema when one is given (it goes into task.json);
+        /// without one, any flat object is kept and loading the task infers the schema from the train answers.
+        case structured(LabelPrompt.Schema?)
+    }
+
     let config: GatewayConfig
     let task: String
-    let labels: [String]
+    let answers: Answers
 
     /// An export of `task` with the label set of `labelsPath` (one label per line).
     public init(config: GatewayConfig, task: String, labelsPath: String) throws(DataError) {
-        let labels = try LabelMatcher.readLabels(labelsPath)
+        try self.init(config: config, task: task, answers: .labels(LabelMatcher.readLabels(labelsPath)))
+    }
+
+    /// An export of `task` whose answers are JSON objects, checked against the JSON schema at `schemaPath` (the
+    /// FORMATS.md §9 subset) or, when nil, kept when they are flat objects.
+    public init(config: GatewayConfig, task: String, schemaPath: String?) throws(DataError) {
+        guard let schemaPath else {
+            try self.init(config: config, task: task, answers: .structured(nil))
+            return
+        }
+        guard let data = FileManager.default.contents(atPath: schemaPath) else {
+            throw DataError(.missingInput, "cannot read the schema file", file: schemaPath)
+        }
+        let raw: Any
+        do { raw = try JSONSerialization.jsonObject(with: data) } catch {
+            throw DataError(
+                .badData, "not valid JSON (\(FileProblem.reason(error))); write the schema as one JSON object",
+                file: schemaPath)
+        }
+        try self.init(
+            config: config, task: task, answers: .structured(try LabelPrompt.Schema.make(raw, file: schemaPath)))
+    }
+
+    /// An export of `task` whose answers are `answers`.
+    public init(config: GatewayConfig, task: String, answers: Answers) throws(DataError) {
         guard config.routes.values.contains(where: { $0.capture == task }) else {
             throw DataError(
                 .usage, "no route captures task \"\(task)\" (add capture: \(task) to a route)", file: config.file)
         }
         self.config = config
         self.task = task
-        self.labels = labels
+        self.answers = answers
+    }
+
+    /// The row's `teacher` for an answer, nil when it is not one of the answers sought (no label of the set; no flat
+    /// JSON object, or one the schema does not admit).
+    func teacher(for capture: Capture, summary: inout Summary) -> JSON? {
+        var teacher: JSON
+        switch answers {
+        case .labels(let labels):
+            guard let label = LabelMatcher.label(for: capture.answer, in: labels) else { return nil }
+            teacher = ["label": .string(label)]
+            if let alternatives = capture.topLogprobs,
+                let logprobs = LabelMatcher.logprobs(alternatives, labels: labels)
+            {
+                teacher["logprobs"] = .object(logprobs.mapValues { JSON.number($0) })
+                summary.withLogprobs += 1
+            }
+        case .structured(let schema):
+            guard let answer = StructuredAnswer.parse(text: capture.answer),
+                schema?.checked.isValid(answer) ?? true
+            else { return nil }
+            teacher = ["text": .string(capture.answer)]
+        }
+        teacher["usage"] = ["input_tokens": .int(capture.inputTokens), "output_tokens": .int(capture.outputTokens)]
+        teacher["latency_ms"] = .number((capture.latencyMilliseconds * 10).rounded() / 10)
+        teacher["model"] = .string(capture.model)
+        return teacher
+    }
+
+    /// What a rejected answer was not, for messages.
+    public var rejectedWhat: String {
+        switch answers {
+        case .labels: "not in the label set"
+        case .structured(let schema): schema == nil ? "not a flat JSON object" : "not a JSON object the schema admits"
+        }
     }
 
     /// Which split an id falls in: SHA-256 of the id, 80% train, 10% validation, 10% test.
@@ -74,23 +141,11 @@ public struct CaptureExport: Sendable {
                     Labeler.rejectedLine(id: id, input: capture.input, answer: capture.answer, model: capture.model))
                 continue
             }
-            guard let label = LabelMatcher.label(for: capture.answer, in: labels) else {
+            guard let teacher = self.teacher(for: capture, summary: &summary) else {
                 summary.rejected += 1
                 rejected.append(
                     Labeler.rejectedLine(id: id, input: capture.input, answer: capture.answer, model: capture.model))
                 continue
-            }
-            var teacher: JSON = [
-                "label": .string(label),
-                "usage": ["input_tokens": .int(capture.inputTokens), "output_tokens": .int(capture.outputTokens)],
-                "latency_ms": .number((capture.latencyMilliseconds * 10).rounded() / 10),
-                "model": .string(capture.model),
-            ]
-            if let alternatives = capture.topLogprobs,
-                let logprobs = LabelMatcher.logprobs(alternatives, labels: labels)
-            {
-                teacher["logprobs"] = .object(logprobs.mapValues { JSON.number($0) })
-                summary.withLogprobs += 1
             }
             latencies.append(capture.latencyMilliseconds)
             cost += capture.costUSD
@@ -103,7 +158,7 @@ public struct CaptureExport: Sendable {
         for name in ["train", "validation", "test"] where (splits[name] ?? []).isEmpty {
             throw DataError(
                 .badData,
-                "the \(name) split would be empty (\(summary.train)/\(summary.validation)/\(summary.test) rows kept of \(captures.count) captured; \(summary.rejected) not a label, \(summary.otherModel) from another model): capture more traffic first",
+                "the \(name) split would be empty (\(summary.train)/\(summary.validation)/\(summary.test) rows kept of \(captures.count) captured; \(summary.rejected) \(rejectedWhat), \(summary.otherModel) from another model): capture more traffic first",
                 file: config.ledgerPath)
         }
         let kept = Double(latencies.count)
@@ -117,12 +172,16 @@ public struct CaptureExport: Sendable {
                 "input_per_mtok_usd": .number(price.inputPerMTok), "output_per_mtok_usd": .number(price.outputPerMTok),
             ]
         }
-        let taskJSON: JSON = [
+        var taskJSON: JSON = [
             "name": .string(task), "kind": "text", "teacher": teacherInfo,
             "source": .string(
-                "retort capture export: \(captures.count) requests captured by the gateway (ledger \(config.ledgerPath)); \(summary.rejected) answers not in the label set and \(summary.otherModel) served by another model than \(summary.model) set aside"
+                "retort capture export: \(captures.count) requests captured by the gateway (ledger \(config.ledgerPath)); \(summary.rejected) answers \(rejectedWhat) and \(summary.otherModel) served by another model than \(summary.model) set aside"
             ),
         ]
+        if case .structured(let schema) = answers {
+            taskJSON["kind"] = .string(TaskKind.structured.rawValue)
+            if let schema { taskJSON["schema"] = schema.json }
+        }
         let manager = FileManager.default
         let temporary = out + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
         try? manager.removeItem(atPath: temporary)

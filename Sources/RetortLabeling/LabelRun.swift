@@ -37,7 +37,14 @@ extension Labeler {
     /// Opens what a run needs: the prompt, the inputs, the route, the key, the cache, the ledger and the budgets.
     func prepare() throws -> Run {
         let prompt = try LabelPrompt.load(options.promptPath)
-        let allInputs = try Labeler.readInputs(options.inputsPath)
+        if prompt.isStructured, let samples = options.samples {
+            throw DataError(
+                .usage,
+                "--soft sample:\(samples) is for a label set; a structured prompt's answer is one JSON object per row "
+                    + "(leave --soft out)",
+                file: options.promptPath)
+        }
+        let allInputs = try Labeler.readInputs(options.inputsPath, structured: prompt.isStructured)
         let inputs = options.quote ? Array(allInputs.prefix(20)) : allInputs
         guard var route = config.routes[options.route] else {
             throw DataError(
@@ -221,6 +228,13 @@ extension Labeler {
     ) {
         var summary = Summary()
         summary.rows = run.inputs.count
+        if run.prompt.isStructured {
+            summary.structured = true
+            summary.schemaInPromptOnly = run.route.eligibleDeployments.filter { $0.providerConfig.kind == .anthropic }
+                .map(\.id)
+            summary.promptShowsSchema =
+                run.prompt.user.contains("{{schema}}") || (run.prompt.system?.contains("{{schema}}") ?? false)
+        }
         var lines: [String] = []
         var rejected: [String] = []
         for (index, row) in run.inputs.enumerated() {
@@ -238,9 +252,16 @@ extension Labeler {
                 summary.models[answer.entry.model, default: 0] += 1
             }
             let texts = rowAnswers.map { $0.entry.body["choices"]?[0]?["message"]?["content"]?.string ?? "" }
-            let matched = texts.map { LabelMatcher.label(for: $0, in: run.prompt.labels) }
             let model = rowAnswers.first?.entry.model ?? ""
-            guard var teacher = teacherLabel(run, matched: matched, answers: rowAnswers, summary: &summary) else {
+            let found: JSON?
+            if let schema = run.prompt.schema?.checked {
+                found = Labeler.structuredTeacher(
+                    text: texts.first ?? "", body: rowAnswers.first?.entry.body, schema: schema, summary: &summary)
+            } else {
+                let matched = texts.map { LabelMatcher.label(for: $0, in: run.prompt.labels) }
+                found = teacherLabel(run, matched: matched, answers: rowAnswers, summary: &summary)
+            }
+            guard var teacher = found else {
                 summary.rejected += 1
                 rejected.append(
                     Labeler.rejectedLine(id: row.id, input: row.input, answer: texts.first ?? "", model: model))
@@ -258,7 +279,7 @@ extension Labeler {
                 (rowAnswers.map { $0.entry.latencyMilliseconds }.reduce(0, +) * 10).rounded() / 10)
             teacher["model"] = .string(model)
             var line: JSON = ["id": .string(row.id), "input": .string(row.input), "teacher": teacher]
-            if let gold = row.gold { line["gold"] = .string(gold) }
+            if let gold = row.gold { line["gold"] = gold }
             lines.append(line.text)
             summary.labelled += 1
         }
@@ -291,6 +312,42 @@ extension Labeler {
             summary.hardRows += 1
         }
         return teacher
+    }
+
+    /// A structured row's `teacher` (FORMATS.md §9): the answer `text` when it parses as one flat JSON object valid
+    /// under `schema`, with `tokens` (the answer's OpenAI `logprobs.content`) when the deployment returned them; nil
+    /// (a rejected row) otherwise.
+    static func structuredTeacher(text: String, body: JSON?, schema: StructuredSchema, summary: inout Summary)
+        -> JSON?
+    {
+        guard let answer = StructuredAnswer.parse(text: text), schema.isValid(answer) else { return nil }
+        var teacher: JSON = ["text": .string(text)]
+        if let tokens = answerTokens(body) {
+            teacher["tokens"] = tokens
+            summary.logprobRows += 1
+        } else {
+            summary.hardRows += 1
+        }
+        return teacher
+    }
+
+    /// The answer's tokens as FORMATS.md §9 keeps them (`token`, `logprob`, `top_logprobs` of `token` and `logprob`),
+    /// nil when the answer has none or one entry lacks a string token or a logprob ≤ 0.
+    static func answerTokens(_ body: JSON?) -> JSON? {
+        guard let content = body?["choices"]?[0]?["logprobs"]?["content"]?.array, !content.isEmpty else { return nil }
+        func pair(_ item: JSON) -> JSON? {
+            guard let token = item["token"]?.string, let logprob = item["logprob"]?.double, logprob <= 0,
+                logprob.isFinite
+            else { return nil }
+            return ["token": .string(token), "logprob": .number(logprob)]
+        }
+        var tokens: [JSON] = []
+        for item in content {
+            guard var entry = pair(item) else { return nil }
+            entry["top_logprobs"] = .array((item["top_logprobs"]?.array ?? []).compactMap(pair))
+            tokens.append(entry)
+        }
+        return .array(tokens)
     }
 
     /// The `--quote` line: the sample's cost, tokens and time per row projected onto every row of the inputs.

@@ -48,8 +48,17 @@ public struct Labeler: Sendable {
         public var rows = 0
         /// Rows written with a label.
         public var labelled = 0
-        /// Rows whose answer matched no label (written to the `.rejected.jsonl` file).
+        /// Rows whose answer matched no label, or for a structured prompt was no valid object under the schema
+        /// (written to the `.rejected.jsonl` file).
         public var rejected = 0
+        /// Whether the prompt was structured (answers are JSON objects; `logprobRows` counts rows with
+        /// `teacher.tokens`).
+        public var structured = false
+        /// Deployments (`provider/model`) of a structured run that take no `response_format` (Anthropic): the prompt
+        /// alone carries the schema to them.
+        public var schemaInPromptOnly: [String] = []
+        /// Whether a structured prompt's templates use `{{schema}}`.
+        public var promptShowsSchema = true
         /// Answers taken from the cache.
         public var cacheHits = 0
         /// Answers paid for in this run.
@@ -104,10 +113,12 @@ public struct Labeler: Sendable {
     struct InputRow: Sendable {
         var id: String
         var input: String
-        var gold: String?
+        /// A label's gold (a string), or a structured row's gold object.
+        var gold: JSON?
     }
 
-    static func readInputs(_ path: String) throws(DataError) -> [InputRow] {
+    /// The rows of `path`; with `structured`, a `gold` must be a flat JSON object (FORMATS.md §9), else a string.
+    static func readInputs(_ path: String, structured: Bool = false) throws(DataError) -> [InputRow] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw DataError(.missingInput, "cannot read the inputs", file: path)
         }
@@ -127,7 +138,21 @@ public struct Labeler: Sendable {
             guard ids.insert(id).inserted else {
                 throw DataError(.badData, "id \"\(id)\" appears twice; ids must be unique", file: path, line: index + 1)
             }
-            rows.append(InputRow(id: id, input: input, gold: json["gold"]?.string))
+            var gold: JSON?
+            if structured, let object = json["gold"], !object.isNull {
+                do {
+                    let raw = try JSONSerialization.jsonObject(with: object.data, options: [.fragmentsAllowed])
+                    _ = try StructuredAnswer(jsonObject: raw, named: "\"gold\"")
+                } catch let error as DataError {
+                    throw DataError(.badData, error.message, file: path, line: index + 1)
+                } catch {
+                    throw DataError(.badData, "\"gold\" is not readable JSON", file: path, line: index + 1)
+                }
+                gold = object
+            } else {
+                gold = json["gold"]?.string.map { JSON.string($0) }
+            }
+            rows.append(InputRow(id: id, input: input, gold: gold))
         }
         guard !rows.isEmpty else { throw DataError(.badData, "no rows to label", file: path) }
         return rows
@@ -191,6 +216,7 @@ extension Labeler.Summary {
     /// What `retort label` prints after a run that wrote `out` (`samples`: `--soft sample:K`): the kind of labels,
     /// rate limits met, rejected rows, the models that answered and the bill.
     public func lines(out: String, samples: Int?) -> [String] {
+        if structured { return structuredLines(out: out) }
         let kind: String
         if let samples {
             kind = "soft labels from \(samples) samples per row at temperature 1"
@@ -211,6 +237,40 @@ extension Labeler.Summary {
         }
         if rejected > 0 {
             lines.append("\(rejected) rows answered with no label: see the .rejected.jsonl file beside the output")
+        }
+        let answered = models.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
+        lines.append("answered by: \(answered.joined(separator: ", "))")
+        lines.append(
+            String(
+                format: "bill: %d paid calls, $%.4f; %d answers from the cache (worth $%.4f); %d tokens", paidCalls,
+                paidUSD, cacheHits, answersUSD - paidUSD, tokens))
+        return lines
+    }
+}
+
+extension Labeler.Summary {
+    /// The lines of a structured run: rows written, the deployments the prompt alone told the schema, rejected rows,
+    /// the models that answered and the bill.
+    func structuredLines(out: String) -> [String] {
+        let tokens =
+            logprobRows == 0
+            ? "no token logprobs"
+            : logprobRows == labelled ? "teacher.tokens on every row" : "teacher.tokens on \(logprobRows) rows"
+        var lines = ["labelled \(labelled) of \(rows) rows into \(out): JSON answers valid under the schema, \(tokens)"]
+        if !schemaInPromptOnly.isEmpty {
+            lines.append(
+                "\(schemaInPromptOnly.joined(separator: ", ")) take no response_format: only the prompt carries the schema"
+                    + (promptShowsSchema ? " ({{schema}})" : ", and it does not use {{schema}}: add it to the prompt"))
+        }
+        if rateLimited > 0 {
+            lines.append(
+                "\(rateLimited) answers were 429 (rate limited): waited and went on with \(finalConcurrency) requests in flight"
+            )
+        }
+        if rejected > 0 {
+            lines.append(
+                "\(rejected) rows answered with no valid JSON object under the schema: see the .rejected.jsonl file "
+                    + "beside the output")
         }
         let answered = models.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
         lines.append("answered by: \(answered.joined(separator: ", "))")

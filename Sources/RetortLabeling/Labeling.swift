@@ -2,15 +2,18 @@ import Foundation
 import GRDB
 import RetortData
 import RetortTeacher
+import Yams
 
-/// A labelling prompt (FORMATS.md §7).
+/// A labelling prompt (FORMATS.md §7): a label set, or a JSON schema for a structured task (FORMATS.md §9).
 public struct LabelPrompt: Sendable {
-    /// The system message, if any.
+    /// The system message, if any (`{{schema}}` expands in it for a structured prompt).
     public var system: String?
-    /// The user message template: `{{input}}`, `{{labels}}`, `{{id}}`.
+    /// The user message template: `{{input}}`, `{{labels}}` (or `{{schema}}`), `{{id}}`.
     public var user: String
-    /// The label set, in the order given.
+    /// The label set, in the order given (empty for a structured prompt).
     public var labels: [String]
+    /// A structured prompt's schema: answers are flat JSON objects checked against it.
+    public var schema: Schema?
     /// Output tokens per answer.
     public var maxTokens: Int
     /// Sampling temperature (nil: the provider's default).
@@ -18,38 +21,93 @@ public struct LabelPrompt: Sendable {
     /// Top logprobs to ask for where the deployment has them.
     public var topLogprobs: Int?
 
+    /// The schema of a structured prompt: as read (for the request and `{{schema}}`) and as checked.
+    public struct Schema: Sendable {
+        /// The schema as JSON (keys sorted).
+        public var json: JSON
+        /// Its compact text (what `{{schema}}` expands to).
+        public var text: String
+        /// The subset of JSON Schema FORMATS.md §9 reads, to check answers with.
+        public var checked: StructuredSchema
+
+        /// Whether OpenAI's strict structured outputs take it as it is: `additionalProperties: false` and every
+        /// property required.
+        public var isStrict: Bool {
+            json["additionalProperties"]?.bool == false && checked.required == Set(checked.properties.keys)
+        }
+
+        /// The request's `response_format` (strict where the schema allows it; see ``isStrict``).
+        public var responseFormat: JSON {
+            [
+                "type": "json_schema",
+                "json_schema": ["name": "answer", "schema": json, "strict": .bool(isStrict)],
+            ]
+        }
+
+        /// Reads a schema already parsed into a Foundation value (a JSON object), checked as task.json's `"schema"`.
+        public static func make(_ raw: Any, file: String) throws(DataError) -> Schema {
+            let checked = try StructuredSchema.parse(raw, file: file)
+            let options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+            guard JSONSerialization.isValidJSONObject(raw),
+                let data = try? JSONSerialization.data(withJSONObject: raw, options: options),
+                let text = String(data: data, encoding: .utf8), let json = try? JSON.parse(text)
+            else {
+                throw DataError(.badData, "the schema holds a value JSON cannot write (a date, NaN)", file: file)
+            }
+            return Schema(json: json, text: text, checked: checked)
+        }
+    }
+
+    /// Whether answers are JSON objects (a `schema`) rather than labels.
+    public var isStructured: Bool { schema != nil }
+
     /// Reads and validates `path` (FILE:LINE errors).
     public static func load(_ path: String) throws(DataError) -> LabelPrompt {
         let url = URL(fileURLWithPath: path)
         return try load(try YAMLValue.load(url), at: url)
     }
 
-    /// Validates a prompt already parsed from the file at `url` (a labels_file resolves against it); the fuzzer's
-    /// in-memory entry.
+    /// Validates a prompt already parsed from the file at `url` (a labels_file or schema_file resolves against it); the
+    /// fuzzer's in-memory entry.
     public static func load(_ root: YAMLValue, at url: URL) throws(DataError) -> LabelPrompt {
         let entry = try root.mapping(
-            allowed: ["system", "user", "labels", "labels_file", "max_tokens", "temperature", "top_logprobs"],
+            allowed: [
+                "system", "user", "labels", "labels_file", "schema", "schema_file", "max_tokens", "temperature",
+                "top_logprobs",
+            ],
             required: ["user"]
         )
+        let given = ["labels", "labels_file", "schema", "schema_file"].filter { entry[$0] != nil }
+        if given.count > 1, let second = entry[given[1]] {
+            throw second.error(
+                "give exactly one of labels, labels_file (a label task) or schema, schema_file (a structured task); "
+                    + "this prompt has \(given.joined(separator: " and "))")
+        }
+        let structured = entry["schema"] != nil || entry["schema_file"] != nil
+        let placeholders = structured ? ["input", "schema", "id"] : ["input", "labels", "id"]
+        let listed = "{{input}}, " + (structured ? "{{schema}}" : "{{labels}}") + " and {{id}}"
         let userValue = try entry.need("user")
         let user = try userValue.string()
         var unknown: [String] = []
         var rest = Substring(user)
         while let open = rest.range(of: "{{") {
             guard let close = rest[open.upperBound...].range(of: "}}") else {
-                throw userValue.error("a {{ without its }}; placeholders are {{input}}, {{labels}} and {{id}}")
+                throw userValue.error("a {{ without its }}; placeholders are \(listed)")
             }
             let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-            if !["input", "labels", "id"].contains(name) { unknown.append(name) }
+            if !placeholders.contains(name) { unknown.append(name) }
             rest = rest[close.upperBound...]
         }
-        guard unknown.isEmpty else {
-            throw userValue.error(
-                "unknown placeholder {{\(unknown[0])}}; use {{input}}, {{labels}} and {{id}}"
-            )
+        if let first = unknown.first {
+            let hint =
+                first == "labels" && structured
+                ? " (a structured prompt has a schema, not labels)"
+                : first == "schema" && !structured ? " (give schema: or schema_file: for a structured task)" : ""
+            throw userValue.error("unknown placeholder {{\(first)}}\(hint); use \(listed)")
         }
         guard user.contains("{{input}}") else { throw userValue.error("the template never uses {{input}}") }
         var labels: [String] = []
+        var schema: Schema?
         if let list = entry["labels"] {
             for item in try list.sequence() { labels.append(try item.string()) }
         } else if let fileValue = entry["labels_file"] {
@@ -59,34 +117,101 @@ public struct LabelPrompt: Sendable {
                 throw fileValue.error("cannot read the labels file \(file)")
             }
             labels = LabelMatcher.labels(inFile: text)
-        } else {
-            throw root.error("give the label set as labels: [...] or labels_file: labels.txt")
-        }
-        guard labels.count >= 2 else { throw root.error("a label set needs at least two labels") }
-        var seen: [String: String] = [:]
-        for label in labels {
-            let key = LabelMatcher.normalize(label)
-            if let other = seen[key] {
-                throw root.error("labels \"\(other)\" and \"\(label)\" are the same after normalising; keep one")
+        } else if let inline = entry["schema"] {
+            let raw = try plainValue(inline)
+            do { schema = try Schema.make(raw, file: inline.file) } catch {
+                throw DataError(.badData, error.message, file: inline.file, line: inline.line)
             }
-            seen[key] = label
+        } else if let fileValue = entry["schema_file"] {
+            let name = try fileValue.string()
+            let file = name.hasPrefix("/") ? name : url.deletingLastPathComponent().appendingPathComponent(name).path
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw fileValue.error("cannot read the schema file \(file)")
+            }
+            let raw: Any
+            do { raw = try JSONSerialization.jsonObject(with: data) } catch {
+                throw DataError(
+                    .badData, "not valid JSON (\(FileProblem.reason(error))); write the schema as one JSON object",
+                    file: file)
+            }
+            schema = try Schema.make(raw, file: file)
+        } else {
+            throw root.error(
+                "give the label set as labels: [...] or labels_file: labels.txt, or a structured task's schema as "
+                    + "schema: {...} or schema_file: schema.json")
         }
-        let maxTokens = try entry["max_tokens"]?.int(in: 1...1_000_000) ?? 8
+        if schema == nil {
+            guard labels.count >= 2 else { throw root.error("a label set needs at least two labels") }
+            var seen: [String: String] = [:]
+            for label in labels {
+                let key = LabelMatcher.normalize(label)
+                if let other = seen[key] {
+                    throw root.error("labels \"\(other)\" and \"\(label)\" are the same after normalising; keep one")
+                }
+                seen[key] = label
+            }
+        }
+        let maxTokens = try entry["max_tokens"]?.int(in: 1...1_000_000) ?? (schema == nil ? 8 : 256)
         let topLogprobs = try entry["top_logprobs"]?.int(in: 0...20)
         return LabelPrompt(
-            system: try entry["system"]?.string(), user: user, labels: labels, maxTokens: maxTokens,
+            system: try entry["system"]?.string(), user: user, labels: labels, schema: schema, maxTokens: maxTokens,
             temperature: try entry["temperature"]?.double(in: NumberRange(0, 2)), topLogprobs: topLogprobs
         )
     }
 
+    /// A YAML node as the Foundation value JSON would parse to (mappings with string keys, lists, strings, numbers,
+    /// booleans, null), or an error at the node.
+    static func plainValue(_ value: YAMLValue) throws(DataError) -> Any {
+        switch value.node {
+        case .mapping(let mapping):
+            var object: [String: Any] = [:]
+            for (key, child) in mapping {
+                guard case .scalar(let scalar) = key else { throw value.error("a mapping key must be a plain name") }
+                let path = value.path.isEmpty ? scalar.string : value.path + "." + scalar.string
+                object[scalar.string] = try plainValue(YAMLValue(node: child, file: value.file, path: path))
+            }
+            return object
+        case .sequence(let sequence):
+            var items: [Any] = []
+            for (index, child) in sequence.enumerated() {
+                items.append(
+                    try plainValue(YAMLValue(node: child, file: value.file, path: value.path + "[\(index)]")))
+            }
+            return items
+        case .scalar(let scalar):
+            switch Tag.Name(rawValue: value.node.tag.rawValue) {
+            case .null: return NSNull()
+            case .bool: if let flag = value.node.bool { return flag }
+            case .int: if let number = value.node.int { return number }
+            case .float:
+                if let number = value.node.float, number.isFinite { return number }
+                throw value.error("\(scalar.string) is not a finite number")
+            default: break
+            }
+            return scalar.string
+        case .alias: throw value.error("YAML aliases are not read here; write the value out")
+        }
+    }
+
     /// The chat request for one input (route name as the model).
+    /// A structured prompt asks for `response_format` (a JSON schema), which OpenAI-compatible deployments take and
+    /// an Anthropic deployment does not (the prompt alone carries the schema there).
     public func request(route: String, input: String, id: String, sampling: Bool) -> JSON {
-        let text = user.replacingOccurrences(of: "{{labels}}", with: labels.joined(separator: ", "))
-            .replacingOccurrences(of: "{{id}}", with: id).replacingOccurrences(of: "{{input}}", with: input)
+        var text = user
+        if let schema {
+            text = text.replacingOccurrences(of: "{{schema}}", with: schema.text)
+        } else {
+            text = text.replacingOccurrences(of: "{{labels}}", with: labels.joined(separator: ", "))
+        }
+        text = text.replacingOccurrences(of: "{{id}}", with: id).replacingOccurrences(of: "{{input}}", with: input)
         var messages: [JSON] = []
-        if let system { messages.append(["role": "system", "content": .string(system)]) }
+        if var system {
+            if let schema { system = system.replacingOccurrences(of: "{{schema}}", with: schema.text) }
+            messages.append(["role": "system", "content": .string(system)])
+        }
         messages.append(["role": "user", "content": .string(text)])
         var body: JSON = ["model": .string(route), "messages": .array(messages), "max_tokens": .int(maxTokens)]
+        if let schema { body["response_format"] = schema.responseFormat }
         if sampling {
             body["temperature"] = 1
         } else {

@@ -34,12 +34,20 @@ struct Deploy: AsyncParsableCommand {
                 also sent to the teacher in the background; when the upper bound of the Wilson 95% interval of the
                 agreement on the last 200 of them falls below --min-agreement (from 20 answers on), the route goes
                 back to the teacher by itself.
+
+                A structured run (report.json task_kind "structured", FORMATS.md §9) deploys the same way: the answer's
+                content is the student's JSON object as compact canonical JSON (keys sorted, no spaces), its
+                confidence plays the top probability's part, and a shadow check agrees when the teacher's answer parses
+                as an equal object (an answer that is not one flat JSON object disagrees).
                 """
         )
         @Argument(help: "A finished run folder (results/JOB/latest).") var runDirectory: String
         @Option(help: "The gateway config (YAML).") var config: String
         @Option(help: "The route (the model name clients send) the student serves.") var route: String
-        @Option(help: "Answer with the student when its top probability is at least this (default: the run's).")
+        @Option(
+            help: ArgumentHelp(
+                "Answer with the student when its top probability (structured: confidence) is at least this "
+                    + "(default: the run's)."))
         var threshold: Double?
         @Option(help: "Share of student answers also sent to the teacher to check agreement (0 to 1).")
         var shadow = 0.05
@@ -123,7 +131,8 @@ struct Deploy: AsyncParsableCommand {
         )
         @Argument(help: "A finished run folder whose recommendation is a student or a cascade.") var runDirectory:
             String
-        @Option(help: "Rows (FORMATS.md §1) whose inputs the requests carry (text tasks).") var input: String
+        @Option(help: "Rows (FORMATS.md §1, or §9 for a structured run) whose inputs the requests carry (text tasks).")
+        var input: String
         @Option(help: "The loopback teacher's latency in ms.") var teacherLatencyMs = 300
         @Option(help: "Clients in flight, comma-separated.") var concurrency = "1,32"
         @Option(help: "Seconds per route and concurrency.") var seconds = 10.0
@@ -148,9 +157,13 @@ struct Deploy: AsyncParsableCommand {
                     throw DataError(
                         .usage, "the run recommends keeping the teacher; nothing to serve", file: runDirectory)
                 }
-                let texts = try RowReader.read(URL(fileURLWithPath: input), requireTeacher: false).compactMap { row in
-                    if case .text(let text) = row.input { text } else { nil }
-                }
+                let inputURL = URL(fileURLWithPath: input)
+                let texts =
+                    report.taskKind == TaskKind.structured.rawValue
+                    ? try RowReader.readStructured(inputURL, schema: nil, requireTeacher: false).map(\.input)
+                    : try RowReader.read(inputURL, requireTeacher: false).compactMap { row in
+                        if case .text(let text) = row.input { text } else { nil }
+                    }
                 guard !texts.isEmpty else { throw DataError(.badData, "no text inputs", file: input) }
                 let model = URL(fileURLWithPath: runDirectory).appendingPathComponent("model").standardizedFileURL.path
                 let record = DeploymentRecord(

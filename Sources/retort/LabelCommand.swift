@@ -12,6 +12,13 @@ struct Label: AsyncParsableCommand {
             unless --fallback any), turns the answer's first-token top logprobs into teacher.logprobs, and writes OUT whole.
             Answers are cached in var/label-cache.sqlite beside the config, so a second run, or a run after kill -9, pays
             only for what was not answered yet. Paid calls go into the gateway's ledger; --key-user's budgets apply.
+
+            A prompt with schema: (or schema_file:) instead of labels labels a structured task (FORMATS.md §9): {{schema}}
+            expands to the schema's compact JSON, the request carries response_format (a json_schema; Anthropic
+            deployments take none, so the prompt alone carries the schema there), and an answer is kept as teacher.text
+            (with teacher.tokens when top_logprobs came back) when it is one flat JSON object the schema admits; the
+            others go to the .rejected.jsonl file. Put the rows in a task folder whose task.json says
+            "kind": "structured" (with the schema) to search it.
             """)
 
     @Argument(help: "The inputs: JSONL rows with \"input\" (text), optional \"id\" and \"gold\".") var inputs: String
@@ -92,25 +99,51 @@ struct CaptureCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a task folder (train/validation/test.jsonl, task.json) from a task's captured requests.",
             discussion: """
-                Answers are matched to the label set (case, whitespace, surrounding punctuation); answers that are no
-                label, and answers another model served, are counted and set aside in rejected.jsonl and
-                other-models.jsonl, never mixed in. The split is by a hash of each row's id. task.json's teacher latency
-                and cost come from the ledger.
+                A label task (--labels FILE): answers are matched to the label set (case, whitespace, surrounding
+                punctuation). A structured task (FORMATS.md §9; --schema schema.json, or --structured to infer the
+                schema from the train answers when the task loads): an answer is kept as teacher.text when it parses as
+                one flat JSON object (and the schema admits it); task.json says "kind": "structured" and carries the
+                schema given. Answers that are no label (no such object), and answers another model served, are
+                counted and set aside in rejected.jsonl and other-models.jsonl, never mixed in. The split is by a hash
+                of each row's id. task.json's teacher latency and cost come from the ledger.
                 """)
         @Option(help: "The gateway config (YAML).") var config: String
         @Option(help: "The task name a route captures for.") var task: String
-        @Option(help: "The label set, one label per line.") var labels: String
+        @Option(help: "The label set, one label per line (a label task).") var labels: String?
+        @Option(help: "A structured task's JSON schema (FORMATS.md §9): answers must be objects it admits.")
+        var schema: String?
+        @Flag(help: "A structured task whose schema is inferred from the answers: any flat JSON object is kept.")
+        var structured = false
         @Option(help: "The task folder to write.") var out: String
 
         func run() async throws {
             try await ErrorReporting.run {
+                let given = [
+                    labels.map { _ in "--labels" }, schema.map { _ in "--schema" }, structured ? "--structured" : nil,
+                ].compactMap { $0 }
+                guard given.count == 1 else {
+                    throw DataError(
+                        .usage,
+                        given.isEmpty
+                            ? "say what the answers are: --labels FILE (a label set), --schema FILE or --structured "
+                                + "(JSON objects)"
+                            : "give one of --labels, --schema and --structured, not \(given.joined(separator: " and "))"
+                    )
+                }
                 let loaded = try GatewayConfig.load(config)
-                let summary = try CaptureExport(config: loaded, task: task, labelsPath: labels).write(to: out)
+                let export =
+                    if let labels {
+                        try CaptureExport(config: loaded, task: task, labelsPath: labels)
+                    } else {
+                        try CaptureExport(config: loaded, task: task, schemaPath: schema)
+                    }
+                let summary = try export.write(to: out)
+                let logprobs = labels == nil ? "" : "; \(summary.withLogprobs) rows with logprobs"
                 print(
-                    "wrote \(out): \(summary.train)/\(summary.validation)/\(summary.test) train/validation/test rows from \(summary.captured) captured requests (teacher \(summary.model); \(summary.withLogprobs) rows with logprobs)"
+                    "wrote \(out): \(summary.train)/\(summary.validation)/\(summary.test) train/validation/test rows from \(summary.captured) captured requests (teacher \(summary.model)\(logprobs))"
                 )
                 if summary.rejected > 0 {
-                    print("\(summary.rejected) answers were not a label: \(out)/rejected.jsonl")
+                    print("\(summary.rejected) answers were \(export.rejectedWhat): \(out)/rejected.jsonl")
                 }
                 if summary.otherModel > 0 {
                     print(

@@ -1,0 +1,111 @@
+import Foundation
+import RetortTestSupport
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// `retort deploy` of a structured run and `retort capture export`'s structured options, through the binary.
+@Suite struct StructuredDeployCommandTests {
+    @Test("deploy serves a structured run's student: the answer is its JSON object; status and rollback work")
+    func deployStructuredRun() async throws {
+        let workspace = try StructuredCommandTests.workspace(maxDrop: 0.5)
+        let search = try await workspace.retort("search", "job.yaml")
+        #expect(search.exitCode == 0, "\(search)")
+        let run = try workspace.runFolder(job: "ha-mini")
+        let key = try await workspace.retort("gateway", "key", "--user", "ana", "--team", "search")
+        let lines = key.stdout.split(separator: "\n")
+        let token = String(try #require(lines.first { $0.hasPrefix("key ") }?.split(separator: " ").last))
+        let hash = try #require(lines.first { $0.contains("sha256:") }?.split(separator: " ").last)
+        // The teacher deployment points at a closed port: only the student can answer here.
+        try workspace.write(
+            """
+            listen: 127.0.0.1:0
+            ledger: var/gateway.sqlite
+            keys:
+              - {sha256: \(hash), user: ana, team: search}
+            providers:
+              nowhere: {kind: openai, base_url: "http://127.0.0.1:9/v1"}
+            routes:
+              home:
+                capture_input: "{{last_user}}"
+                deployments:
+                  - {provider: nowhere, model: gone-teacher, timeout_s: 2, price: {input_per_mtok: 10, output_per_mtok: 40}}
+            retry: {attempts: 1, backoff_ms: 10, max_backoff_ms: 20}
+            """, to: "gateway.yaml")
+        let gateway = try await ServerProcess.start(config: "gateway.yaml", in: workspace.folder)
+        defer { gateway.process.terminate() }
+
+        let deploy = try await workspace.retort(
+            "deploy", run.path, "--config", "gateway.yaml", "--route", "home", "--shadow", "0", "--threshold", "0",
+            "--min-agreement", "0.5")
+        #expect(deploy.exitCode == 0, "\(deploy)")
+        #expect(deploy.stdout.contains("deployed student/nearest-b1"), "\(deploy)")
+        let input = "set the kitchen light to 40 percent"
+        var content: String?
+        let served = try await gateway.until {
+            let answer = try await Self.chat(port: gateway.port, route: "home", text: input, token: token)
+            content = answer.content
+            return answer.status == 200 && answer.servedModel?.hasPrefix("student/nearest-b1") == true
+        }
+        #expect(served, "the gateway serves the structured student without a restart")
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data((content ?? "").utf8)) as? [String: Any], "\(content ?? "")")
+        #expect(object["intent"] is String, "an answer of the synthetic task: \(object)")
+        #expect(!(content ?? "").contains(" "), "compact canonical JSON")
+
+        let status = try await workspace.retort("deploy", "status", "--config", "gateway.yaml", "--route", "home")
+        #expect(status.exitCode == 0 && status.stdout.contains("serving"), "\(status)")
+        let rollback = try await workspace.retort(
+            "deploy", "rollback", "--config", "gateway.yaml", "--route", "home", "--reason", "test")
+        #expect(rollback.exitCode == 0, "\(rollback)")
+        let onTeacher = try await gateway.until {
+            try await Self.chat(port: gateway.port, route: "home", text: input, token: token).servedModel == nil
+        }
+        #expect(onTeacher, "after the rollback the teacher deployments answer (here: none can)")
+
+        // deploy bench reads a structured run's rows (FORMATS.md §9) for its inputs.
+        let bench = try await workspace.retort(
+            "deploy", "bench", run.path, "--input", "structured-synthetic/test.jsonl", "--concurrency", "1",
+            "--seconds", "1", "--teacher-latency-ms", "20", "--out", "bench")
+        #expect(bench.exitCode == 0, "\(bench)")
+        let studentRow = try #require(bench.stdout.split(separator: "\n").first { $0.hasPrefix("| student | 1 |") })
+        let cells = studentRow.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect((Int(cells[2]) ?? 0) > 0 && cells[3] == "0" && cells[7] == cells[2], "\(studentRow)")
+    }
+
+    @Test("capture export says what the answers are: exactly one of --labels, --schema and --structured")
+    func captureExportOptions() async throws {
+        let workspace = Workspace(folder: SyntheticTasks.temporaryFolder())
+        let none = try await workspace.retort(
+            "capture", "export", "--config", "gateway.yaml", "--task", "t", "--out", "out")
+        #expect(
+            none.exitCode != 0 && none.stderr.contains("--labels FILE (a label set), --schema FILE or --structured"))
+        #expect(none.stderr.split(separator: "\n").count == 1, "\(none)")
+        let two = try await workspace.retort(
+            "capture", "export", "--config", "gateway.yaml", "--task", "t", "--out", "out", "--labels", "l.txt",
+            "--structured")
+        #expect(two.exitCode != 0 && two.stderr.contains("not --labels and --structured"), "\(two)")
+        #expect(!FileManager.default.fileExists(atPath: workspace.url("out").path))
+    }
+
+    /// POSTs a chat request; the status, the served-model header and the answer's content.
+    static func chat(port: Int, route: String, text: String, token: String) async throws -> (
+        status: Int, servedModel: String?, content: String?
+    ) {
+        var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/v1/chat/completions")))
+        request.httpMethod = "POST"
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "authorization")
+        request.setValue("application/json", forHTTPHeaderField: "content-type")
+        request.httpBody = try JSONSerialization.data(withJSONObject: [
+            "model": route, "messages": [["role": "user", "content": text]],
+        ])
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = try #require(response as? HTTPURLResponse)
+        let body = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        let choice = (body?["choices"] as? [[String: Any]])?.first
+        let content = (choice?["message"] as? [String: Any])?["content"] as? String
+        return (http.statusCode, http.value(forHTTPHeaderField: "x-retort-served-model"), content)
+    }
+}
