@@ -5,20 +5,9 @@ import RetortSearch
 /// The history's side of structured tasks (FORMATS.md §9): their fingerprint, and what past structured searches predict
 /// for a new one's candidates.
 public enum StructuredHistory {
-    /// Hash of every row of every split (ids, inputs, the teacher's answers or raw texts, gold): the same rows give the
-    /// same id wherever they live, as ``SearchFingerprint/task(_:)`` does for label tasks.
-    public static func fingerprint(_ task: StructuredTaskData) -> String {
-        var text = "structured"
-        for split in task.splits {
-            text += "|\(split.name):\(split.count)"
-            for index in 0..<split.count {
-                text += "\u{1E}\(split.rows.ids[index])\u{1F}\(split.texts[index])\u{1F}"
-                text += split.teacher[index]?.canonicalJSON ?? "!" + (split.teacherTexts[index] ?? "")
-                text += "\u{1F}\(split.gold[index]?.canonicalJSON ?? "-")"
-            }
-        }
-        return SearchFingerprint.hash(text)
-    }
+    /// The task's id in the history: ``SearchFingerprint/structuredTask(_:)`` (its schema and every row), so the same
+    /// rows give the same id wherever they live, as ``SearchFingerprint/task(_:)`` does for label tasks.
+    public static func fingerprint(_ task: StructuredTaskData) -> String { SearchFingerprint.structuredTask(task) }
 
     /// The primary metric a structured search of `task` under `settings` scores by (exact match with gold, else
     /// agreement, unless the job names one).

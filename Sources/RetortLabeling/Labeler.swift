@@ -229,14 +229,21 @@ extension Labeler.Summary {
             kind =
                 "\(logprobRows) rows with logprobs, \(hardRows) hard (\(ambiguousRows) where alternatives started several labels)"
         }
-        var lines = ["labelled \(labelled) of \(rows) rows into \(out): \(kind)"]
+        return ["labelled \(labelled) of \(rows) rows into \(out): \(kind)"]
+            + closingLines(rejectedAs: "rows answered with no label")
+    }
+
+    /// The lines every run ends with: the rate limits met, the rejected rows (`rejectedAs` says what they are), the
+    /// models that answered and the bill.
+    func closingLines(rejectedAs rejectedText: String) -> [String] {
+        var lines: [String] = []
         if rateLimited > 0 {
             lines.append(
                 "\(rateLimited) answers were 429 (rate limited): waited and went on with \(finalConcurrency) requests in flight"
             )
         }
         if rejected > 0 {
-            lines.append("\(rejected) rows answered with no label: see the .rejected.jsonl file beside the output")
+            lines.append("\(rejected) \(rejectedText): see the .rejected.jsonl file beside the output")
         }
         let answered = models.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
         lines.append("answered by: \(answered.joined(separator: ", "))")
@@ -262,23 +269,7 @@ extension Labeler.Summary {
                 "\(schemaInPromptOnly.joined(separator: ", ")) take no response_format: only the prompt carries the schema"
                     + (promptShowsSchema ? " ({{schema}})" : ", and it does not use {{schema}}: add it to the prompt"))
         }
-        if rateLimited > 0 {
-            lines.append(
-                "\(rateLimited) answers were 429 (rate limited): waited and went on with \(finalConcurrency) requests in flight"
-            )
-        }
-        if rejected > 0 {
-            lines.append(
-                "\(rejected) rows answered with no valid JSON object under the schema: see the .rejected.jsonl file "
-                    + "beside the output")
-        }
-        let answered = models.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
-        lines.append("answered by: \(answered.joined(separator: ", "))")
-        lines.append(
-            String(
-                format: "bill: %d paid calls, $%.4f; %d answers from the cache (worth $%.4f); %d tokens", paidCalls,
-                paidUSD, cacheHits, answersUSD - paidUSD, tokens))
-        return lines
+        return lines + closingLines(rejectedAs: "rows answered with no valid JSON object under the schema")
     }
 }
 

@@ -116,26 +116,7 @@ final class ServerProcess: @unchecked Sendable {
         try workspace.write(Jobs.text(name: "intents", task: "intents"), to: "job.yaml")
         let search = try await workspace.retort("search", "job.yaml")
         #expect(search.exitCode == 0, "\(search)")
-        let key = try await workspace.retort("gateway", "key", "--user", "ana", "--team", "search")
-        let lines = key.stdout.split(separator: "\n")
-        let token = String(try #require(lines.first { $0.hasPrefix("key ") }?.split(separator: " ").last))
-        let hash = try #require(lines.first { $0.contains("sha256:") }?.split(separator: " ").last)
-        // The teacher deployment points at a closed port: only the student can answer here.
-        try workspace.write(
-            """
-            listen: 127.0.0.1:0
-            ledger: var/gateway.sqlite
-            keys:
-              - {sha256: \(hash), user: ana, team: search}
-            providers:
-              nowhere: {kind: openai, base_url: "http://127.0.0.1:9/v1"}
-            routes:
-              teacher:
-                capture_input: "{{last_user}}"
-                deployments:
-                  - {provider: nowhere, model: gone-teacher, timeout_s: 2, price: {input_per_mtok: 10, output_per_mtok: 40}}
-            retry: {attempts: 1, backoff_ms: 10, max_backoff_ms: 20}
-            """, to: "gateway.yaml")
+        let token = try await workspace.gatewayWithoutTeacher(route: "teacher")
         return (workspace, try workspace.runFolder(job: "intents"), token)
     }
 
@@ -254,5 +235,32 @@ final class ServerProcess: @unchecked Sendable {
         }
         let noRun = try await workspace.retort("deploy", "nowhere", "--config", "gateway.yaml", "--route", "teacher")
         #expect(noRun.exitCode != 0 && noRun.stderr.contains("no report.json"), "\(noRun)")
+    }
+}
+
+extension Workspace {
+    /// Makes a key for ana (team search) and writes `gateway.yaml` with one route, `route`, whose teacher deployment
+    /// points at a closed port, so only a deployed student can answer; returns the key.
+    func gatewayWithoutTeacher(route: String) async throws -> String {
+        let key = try await retort("gateway", "key", "--user", "ana", "--team", "search")
+        let lines = key.stdout.split(separator: "\n")
+        let token = String(try #require(lines.first { $0.hasPrefix("key ") }?.split(separator: " ").last))
+        let hash = try #require(lines.first { $0.contains("sha256:") }?.split(separator: " ").last)
+        try write(
+            """
+            listen: 127.0.0.1:0
+            ledger: var/gateway.sqlite
+            keys:
+              - {sha256: \(hash), user: ana, team: search}
+            providers:
+              nowhere: {kind: openai, base_url: "http://127.0.0.1:9/v1"}
+            routes:
+              \(route):
+                capture_input: "{{last_user}}"
+                deployments:
+                  - {provider: nowhere, model: gone-teacher, timeout_s: 2, price: {input_per_mtok: 10, output_per_mtok: 40}}
+            retry: {attempts: 1, backoff_ms: 10, max_backoff_ms: 20}
+            """, to: "gateway.yaml")
+        return token
     }
 }

@@ -14,26 +14,8 @@ import Testing
         let search = try await workspace.retort("search", "job.yaml")
         #expect(search.exitCode == 0, "\(search)")
         let run = try workspace.runFolder(job: "ha-mini")
-        let key = try await workspace.retort("gateway", "key", "--user", "ana", "--team", "search")
-        let lines = key.stdout.split(separator: "\n")
-        let token = String(try #require(lines.first { $0.hasPrefix("key ") }?.split(separator: " ").last))
-        let hash = try #require(lines.first { $0.contains("sha256:") }?.split(separator: " ").last)
         // The teacher deployment points at a closed port: only the student can answer here.
-        try workspace.write(
-            """
-            listen: 127.0.0.1:0
-            ledger: var/gateway.sqlite
-            keys:
-              - {sha256: \(hash), user: ana, team: search}
-            providers:
-              nowhere: {kind: openai, base_url: "http://127.0.0.1:9/v1"}
-            routes:
-              home:
-                capture_input: "{{last_user}}"
-                deployments:
-                  - {provider: nowhere, model: gone-teacher, timeout_s: 2, price: {input_per_mtok: 10, output_per_mtok: 40}}
-            retry: {attempts: 1, backoff_ms: 10, max_backoff_ms: 20}
-            """, to: "gateway.yaml")
+        let token = try await workspace.gatewayWithoutTeacher(route: "home")
         let gateway = try await ServerProcess.start(config: "gateway.yaml", in: workspace.folder)
         defer { gateway.process.terminate() }
 
