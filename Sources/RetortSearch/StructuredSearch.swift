@@ -91,7 +91,8 @@ public enum StructuredSearch {
         }
         // Halving's screening rungs first: they prune training runs before the last rung trains the rest whole.
         let screening = try halving.screen(
-            task: task, settings: settings, groups: groups, order: order, metric: metric, journal: journal, sample: sample, elapsed: elapsed, announce: announce,
+            task: task, settings: settings, groups: groups, order: order, metric: metric, journal: journal,
+            sample: sample, elapsed: elapsed, announce: announce,
             decide: { trial in
                 // A pruned candidate's screening score is journaled already; a resumed run prunes it again from that.
                 if trial.status != .pruned { try journal?.decided(trial, rung: lastRung) }
