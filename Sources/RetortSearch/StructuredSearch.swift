@@ -3,6 +3,7 @@ import RetortData
 import RetortEvals
 import RetortNumerics
 import RetortStudents
+import Synchronization
 
 /// The search of a structured task (FORMATS.md §9): the teacher scored on validation and test, every candidate of the
 /// catalog's `structured:` section trained (every precision of a configuration from one training run), scored on
@@ -14,7 +15,9 @@ import RetortStudents
 /// every decided candidate is journaled and its student checkpointed, so an interrupted run resumes
 /// (``StructuredJournal``). The learned strategy (predictions from past structured searches) orders the runs by promise
 /// and rules out untrained those that cannot change the recommendation (``ruledOut``). What it does not do yet (a
-/// label search does): the learned strategy's screens and invented sizes, parallel workers and the Ray executor.
+/// label search does): the learned strategy's screens and invented sizes, and the process and Ray executors. Training
+/// runs of the last rung go in waves of `settings.workers` side by side (``trainConcurrently``); halving's screens
+/// train one run at a time.
 public enum StructuredSearch {
     /// Inputs latency is measured on (validation rows), and the single-input calls timed.
     static let latencyInputs = 512
@@ -123,7 +126,57 @@ public enum StructuredSearch {
         }
         try journal?.queue(
             rung: lastRung, fidelity: 1, candidates: finalRuns.flatMap { groups[$0]?.map(\.id) ?? [] })
+        // Runs go in waves of `workers`: each wave's runs train and answer validation side by side, then each member
+        // is timed alone (nothing else running) and decided in catalog order. One worker: one run at a time.
+        var wave: [String] = []
+        func trainWave() throws {
+            let results = trainConcurrently(
+                wave.map { groups[$0] ?? [] }, task: task, settings: settings, validation: validation)
+            for (key, result) in zip(wave, results) {
+                let members = groups[key] ?? []
+                guard let base = result.base else {
+                    for candidate in members {
+                        try failed(candidate, result.error ?? SearchError("training \(key) failed"))
+                    }
+                    continue
+                }
+                trained += 1
+                epochs += base.epochsRun
+                for (candidate, answered) in zip(members, result.members) {
+                    // A student that fails to answer or to be timed fails alone; the search goes on.
+                    let profile: LatencyProfile
+                    let (student, predictions, evaluation):
+                        (StructuredStudent, [(answer: StructuredAnswer, confidence: Double)], Evaluation)
+                    do {
+                        (student, predictions, evaluation) = try answered.get()
+                        profile = try Self.profile(student, sample: sample)
+                    } catch {
+                        try failed(candidate, error)
+                        continue
+                    }
+                    validationPredictions[candidate.id] = predictions
+                    var trial = TrialResult(
+                        id: candidate.id, family: candidate.family, config: candidate.config,
+                        precision: candidate.precision, params: student.params, sizeBytes: student.sizeBytes,
+                        flopsPerExample: student.flopsPerExample(sample: sample), latencyMsP50: profile.p50,
+                        latencyMsP95: profile.p95, throughputPerSecond: profile.throughput,
+                        costPer1MUSD: profile.p50 / 1000 * 1e6 * settings.usdPerVCPUHour / 3600,
+                        metrics: Dictionary(
+                            uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) }),
+                        differenceToTeacher: evaluation.difference(
+                            to: teacherValidation, on: metric, resampler: validation.resampler),
+                        fidelity: 1, status: .complete, onFrontier: false, epochsRun: Int(base.epochsRun),
+                        trainSeconds: result.seconds)
+                    trial.bestEpoch = base.bestEpoch
+                    pair(&trial, evaluation)
+                    students[candidate.id] = student
+                    try decide(trial, student: student, answers: predictions)
+                }
+            }
+            wave.removeAll()
+        }
         for key in finalRuns {
+            if wave.count >= max(1, settings.workers) { try trainWave() }
             let members = groups[key] ?? []
             // A resumed run takes back a training run whose every candidate was decided, from the checkpoints.
             if let journal,
@@ -187,50 +240,9 @@ public enum StructuredSearch {
                 announce(.phase("train \(members[0].trainingKey) (a decoder language model: minutes)"))
             }
             try journal?.started(members, rung: lastRung)
-            let trainStart = DispatchTime.now().uptimeNanoseconds
-            let base: StructuredStudent
-            do {
-                base = try train(members[0], task: task, seed: settings.seed)
-            } catch {
-                for candidate in members { try failed(candidate, error) }
-                continue
-            }
-            let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainStart) / 1e9
-            trained += 1
-            epochs += base.epochsRun
-            for candidate in members {
-                // A student that fails to answer or to be timed fails alone; the search goes on.
-                let student: StructuredStudent
-                let predictions: [(answer: StructuredAnswer, confidence: Double)]
-                let evaluation: Evaluation
-                let profile: LatencyProfile
-                do {
-                    student = try base.quantized(to: candidate.precision)
-                    predictions = try student.predict(task.validation.texts)
-                    evaluation = try validation.evaluate(predictions.map { Optional($0.answer) })
-                    profile = try Self.profile(student, sample: sample)
-                } catch {
-                    try failed(candidate, error)
-                    continue
-                }
-                validationPredictions[candidate.id] = predictions
-                var trial = TrialResult(
-                    id: candidate.id, family: candidate.family, config: candidate.config,
-                    precision: candidate.precision, params: student.params, sizeBytes: student.sizeBytes,
-                    flopsPerExample: student.flopsPerExample(sample: sample), latencyMsP50: profile.p50,
-                    latencyMsP95: profile.p95, throughputPerSecond: profile.throughput,
-                    costPer1MUSD: profile.p50 / 1000 * 1e6 * settings.usdPerVCPUHour / 3600,
-                    metrics: Dictionary(uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) }),
-                    differenceToTeacher: evaluation.difference(
-                        to: teacherValidation, on: metric, resampler: validation.resampler),
-                    fidelity: 1, status: .complete, onFrontier: false, epochsRun: Int(base.epochsRun),
-                    trainSeconds: trainSeconds)
-                trial.bestEpoch = base.bestEpoch
-                pair(&trial, evaluation)
-                students[candidate.id] = student
-                try decide(trial, student: student, answers: predictions)
-            }
+            wave.append(key)
         }
+        if !wave.isEmpty { try trainWave() }
         let trainingEnded = DispatchTime.now().uptimeNanoseconds
 
         announce(.phase("frontier and recommendation"))
@@ -444,6 +456,46 @@ public enum StructuredSearch {
             reasons[candidate.id] = SearchEngine.notTrainedReason(prediction, current: current, z: z, maxDrop: maxDrop)
         }
         return reasons
+    }
+
+    /// One training run of a wave: its trained base (or the error), its training seconds, and each member's student
+    /// with its validation answers and their evaluation (or the error).
+    struct TrainedRun: Sendable {
+        var base: StructuredStudent?
+        var error: (any Error)?
+        var seconds = 0.0
+        var members:
+            [Result<(StructuredStudent, [(answer: StructuredAnswer, confidence: Double)], Evaluation), any Error>] = []
+    }
+
+    /// Trains `runs` side by side (one thread each; seeded, so the results are those of one at a time), each member
+    /// at its precision answering validation.
+    static func trainConcurrently(
+        _ runs: [[StructuredCandidate]], task: StructuredTaskData, settings: SearchSettings,
+        validation: SplitEvaluator<Structured>
+    ) -> [TrainedRun] {
+        let results = Mutex([TrainedRun](repeating: TrainedRun(), count: runs.count))
+        DispatchQueue.concurrentPerform(iterations: runs.count) { index in
+            let members = runs[index]
+            var run = TrainedRun()
+            let start = DispatchTime.now().uptimeNanoseconds
+            do {
+                let base = try train(members[0], task: task, seed: settings.seed)
+                run.base = base
+                run.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                run.members = members.map { candidate in
+                    Result {
+                        let student = try base.quantized(to: candidate.precision)
+                        let answers = try student.predict(task.validation.texts)
+                        return (student, answers, try validation.evaluate(answers.map { Optional($0.answer) }))
+                    }
+                }
+            } catch {
+                run.error = error
+            }
+            results.withLock { $0[index] = run }
+        }
+        return results.withLock { $0 }
     }
 
     /// A candidate that failed, with the reason.

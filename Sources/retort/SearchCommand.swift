@@ -229,7 +229,7 @@ func runSearch(
     if TaskFile.declaresStructured(job) {
         return try await runStructuredSearch(
             job, json: json, style: style, resume: resume, catalogPath: catalogPath, executor: executor,
-            history: historyPath)
+            workers: workers, history: historyPath)
     }
     // With --json, stdout carries only the report; progress goes to stderr.
     let log = progressLog(json: json)
@@ -321,19 +321,26 @@ func printRun(
     log("run: \(displayPath(folder))")
 }
 
-/// Sets the BLAS threads (workers × BLAS threads ≤ cores) and, for `--executor process` or `ray`, the executor of
+/// Sets and returns the BLAS threads for `workers` trainings side by side: workers × BLAS threads ≤ cores.
+/// Trials train on small batches, where extra OpenBLAS threads only spin (letter, one worker: 1 thread 18.1 s wall /
+/// 0.2 s system, 2 threads 19.3 s / 14.0 s). RETORT_BLAS_THREADS overrides.
+@discardableResult
+func setBLASThreads(workers: Int) -> Int {
+    let threads =
+        ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init)
+        ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workers)
+    BLASThreads.set(threads)
+    return threads
+}
+
+/// Sets the BLAS threads (``setBLASThreads(workers:)``) and, for `--executor process` or `ray`, the executor of
 /// `settings` (a Ray cluster also sets the worker count when `--workers` was not given). A Ray connection that fails
 /// removes `removeOnFailure` (a new run's empty folder).
 func configureExecutor(
     _ executor: ExecutorChoice, settings: inout SearchSettings, job: Job, task: TaskData, workers: Int?,
     workerCount: Int, removeOnFailure: URL?, log: @escaping @Sendable (String) -> Void
 ) async throws {
-    // Trials train on small batches, where extra OpenBLAS threads only spin (letter, one worker: 1 thread 18.1 s
-    // wall / 0.2 s system, 2 threads 19.3 s / 14.0 s). RETORT_BLAS_THREADS overrides.
-    let blasThreads =
-        ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init)
-        ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workerCount)
-    BLASThreads.set(blasThreads)
+    let blasThreads = setBLASThreads(workers: workerCount)
     switch executor {
     case .local:
         return

@@ -6,11 +6,11 @@ import RetortSearch
 
 /// `retort search` on a structured task (FORMATS.md §9): loads it, runs ``StructuredSearch`` with progress, writes the
 /// run folder (report.json, frontier.md, candidates.csv, report.html, the recommended student's model/) and returns
-/// it. Structured searches train in this process, exhaustively (every catalog candidate in order) or by halving; an
-/// interrupted one continues with `--resume RUN_DIR` (its journal and checkpoints).
+/// it. Structured searches train in this process (`--workers` runs side by side), exhaustively, by halving or by the
+/// learned strategy; an interrupted one continues with `--resume RUN_DIR` (its journal and checkpoints).
 func runStructuredSearch(
     _ job: Job, json: Bool, style: (String) -> String, resume: (RunDirectory, [JournalRecord])?,
-    catalogPath: String?, executor: ExecutorChoice, history: String?
+    catalogPath: String?, executor: ExecutorChoice, workers: Int?, history: String?
 ) async throws -> URL {
     let log = progressLog(json: json)
     let started = Date()
@@ -32,7 +32,10 @@ func runStructuredSearch(
             + "invalid teacher answers \(invalid)")
     // History: the task's meta-features; the learned strategy when chosen, or (as for labels) when nothing was chosen
     // and the history holds three or more structured tasks scored by the same metric.
-    var settings = try SearchSettings(job: job, strategy: strategy, workers: 1)
+    // Training runs go in waves of `--workers` (default: one per core), each timed alone afterwards.
+    let workerCount = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
+    setBLASThreads(workers: workerCount)
+    var settings = try SearchSettings(job: job, strategy: strategy, workers: workerCount)
     var meta: MetaFeatures?
     if let history {
         meta = try MetaFeatures(structured: task, seed: job.seed)

@@ -153,3 +153,29 @@ import Testing
         #expect(none.trials.first { $0.id == "nearest-b12" }?.status == .complete)
     }
 }
+
+/// Workers on a structured task: training runs side by side reach the same students as one at a time.
+@Suite struct StructuredWorkersTests {
+    @Test("two workers train the runs side by side to the same scores as one; every candidate is still timed")
+    func workersAgree() throws {
+        let task = try StructuredTaskData.load(folder: try SyntheticStructured.writeTask(sizes: (300, 150, 150)))
+        var job = Job(task: URL(fileURLWithPath: "/unused"))
+        job.candidates = try YAMLValue.parse(StructuredHalvingTests.catalog, file: "catalog.yaml")
+        job.maxDrop = 0.5
+        job.speedTolerance = 4
+        let one = try StructuredSearch.run(
+            task: task, settings: try SearchSettings(job: job, strategy: .exhaustive, workers: 1)
+        ).outcome
+        let two = try StructuredSearch.run(
+            task: task, settings: try SearchSettings(job: job, strategy: .exhaustive, workers: 2)
+        ).outcome
+        #expect(one.trials.count == 9 && two.trials.count == 9)
+        for trial in one.trials {
+            let other = try #require(two.trials.first { $0.id == trial.id })
+            #expect(other.status == .complete && other.metrics == trial.metrics, "\(trial.id)")
+            #expect(other.differenceToTeacher == trial.differenceToTeacher, "\(trial.id)")
+            #expect((other.latencyMsP50 ?? 0) > 0, "\(trial.id)")
+        }
+        #expect(two.summary.trials == one.summary.trials && two.summary.candidateEpochs == one.summary.candidateEpochs)
+    }
+}
