@@ -43,20 +43,6 @@ public struct StructuredSplit: Sendable {
     public var invalidTeacherRows: Int { teacher.lazy.filter { $0 == nil }.count }
     /// Whether any row has gold.
     public var hasGold: Bool { gold.contains { $0 != nil } }
-
-    /// The rows at `indices`, in that order, as a split of their own (halving's screening scores on a sample).
-    public func subset(_ indices: [Int]) -> StructuredSplit {
-        func at<T>(_ values: [T?], _ index: Int) -> T? { index < values.count ? values[index] : nil }
-        let picked = indices.map { index in
-            var row = StructuredRow(
-                id: rows.ids[index], input: texts[index], teacher: teacher[index], teacherText: teacherTexts[index],
-                gold: gold[index], usage: at(rows.teacherUsage, index), latencyMs: at(rows.teacherLatencyMs, index),
-                model: at(rows.teacherModels, index), line: lines[index])
-            row.teacherTokens = teacherTokens[index]
-            return row
-        }
-        return StructuredSplit(picked, name: name, path: path)
-    }
 }
 
 /// A loaded structured task (FORMATS.md §9): name, teacher, the answers' schema and three splits.

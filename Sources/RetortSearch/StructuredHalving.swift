@@ -1,7 +1,6 @@
 import Foundation
 import RetortData
 import RetortEvals
-import RetortNumerics
 import RetortStudents
 
 /// Pareto-aware successive halving for a structured search (`--strategy halving`), the label search's rule on
@@ -14,11 +13,11 @@ import RetortStudents
 /// size alone, so keeping the best 1/η of the candidates kept nearly every run (3 of 4 on the tests' synthetic task,
 /// which then trained more epochs than the exhaustive search).
 ///
-/// Fidelity is what a run learns from and is scored on: a `fields` run trains that share of its epochs, an `slm` run
-/// that share of its training rows, and every screened candidate answers the same seeded sample of that share of the
-/// validation rows (at least ``minimumScreenRows``): a decoder student's answers, not its training, are most of its
-/// cost, and a screen that answered all of validation took most of a 600 s budget on ha-extract-en. `nearest` is an
-/// index (nothing to screen): it goes straight to the last rung, as closed-form label students finish in the first.
+/// Fidelity is what a run learns from: a `fields` run trains that share of its epochs, an `slm` run that share of its
+/// training rows. Every screened candidate answers all of validation: scored on a seeded third of it instead,
+/// ha-extract-en's best fields run tied with smaller ones and was pruned (its cascade cost 3× as much per request),
+/// though a decoder student's answers are then most of its screen. `nearest` is an index (nothing to screen): it goes
+/// straight to the last rung, as closed-form label students finish in the first.
 struct StructuredHalving {
     /// The rungs, the last one at full fidelity.
     let rungCount: Int
@@ -52,18 +51,6 @@ struct StructuredHalving {
     /// The fidelity of rung `rung`.
     func fidelity(_ rung: Int) -> Double { pow(Double(eta), Double(rung - (rungCount - 1))) }
 
-    /// The fewest validation rows a screen scores on.
-    static let minimumScreenRows = 200
-
-    /// The validation rows a screen at `fidelity` scores on: a seeded sample (in row order) of that share of them, at
-    /// least ``minimumScreenRows``.
-    static func screenRows(count: Int, fidelity: Double, seed: UInt64) -> [Int] {
-        let wanted = max(minimumScreenRows, Int((Double(count) * fidelity).rounded(.up)))
-        guard wanted < count else { return Array(0..<count) }
-        var generator = SeededGenerator(seed: seed &+ 0x5C4EE4)
-        return Array(Array(0..<count).shuffled(using: &generator).prefix(wanted)).sorted()
-    }
-
     /// What the screening rungs did.
     struct Screening {
         /// Training runs whose every candidate is decided (pruned, or failed), so the last rung leaves them.
@@ -80,17 +67,13 @@ struct StructuredHalving {
     /// `decide`. A resumed run takes each run's scores at a rung back from the journal instead of training it again.
     func screen(
         task: StructuredTaskData, settings: SearchSettings, groups: [String: [StructuredCandidate]], order: [String],
-        metric: Metric, journal: StructuredJournal?, sample: [String],
+        metric: Metric, validation: SplitEvaluator<Structured>, journal: StructuredJournal?, sample: [String],
         elapsed: () -> Double, announce: (SearchEvent) -> Void, decide: (TrialResult) throws -> Void
     ) throws -> Screening {
         var result = Screening()
         var racing = order.filter { groups[$0]?.first.map(Self.races) ?? false }
         for rung in 0..<(rungCount - 1) {
             let fidelity = fidelity(rung)
-            let rows = task.validation.subset(
-                Self.screenRows(count: task.validation.count, fidelity: fidelity, seed: settings.seed &+ UInt64(rung)))
-            let screen = SplitEvaluator(
-                task: task, split: rows, resamples: settings.suite.resamples, seed: settings.seed &+ 1)
             let ids = racing.flatMap { groups[$0]?.map(\.id) ?? [] }
             announce(
                 .phase(
@@ -132,8 +115,8 @@ struct StructuredHalving {
                     let evaluation: Evaluation
                     do {
                         student = try base.quantized(to: candidate.precision)
-                        let answers = try student.predict(rows.texts)
-                        evaluation = try screen.evaluate(answers.map { Optional($0.answer) })
+                        let answers = try student.predict(task.validation.texts)
+                        evaluation = try validation.evaluate(answers.map { Optional($0.answer) })
                     } catch {
                         try decide(StructuredSearch.failure(candidate, error))
                         continue

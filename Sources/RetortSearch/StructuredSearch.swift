@@ -94,7 +94,8 @@ public enum StructuredSearch {
         }
         // Halving's screening rungs first: they prune training runs before the last rung trains the rest whole.
         let screening = try halving.screen(
-            task: task, settings: settings, groups: groups, order: order, metric: metric, journal: journal,
+            task: task, settings: settings, groups: groups, order: order, metric: metric, validation: validation,
+            journal: journal,
             sample: sample, elapsed: elapsed, announce: announce,
             decide: { trial in
                 // A pruned candidate's screening score is journaled already; a resumed run prunes it again from that.

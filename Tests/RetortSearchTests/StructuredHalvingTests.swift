@@ -63,16 +63,6 @@ import Testing
         }
     }
 
-    @Test("a screen scores on a seeded sample of its share of the validation rows, at least 200")
-    func screenRows() {
-        let rows = StructuredHalving.screenRows(count: 884, fidelity: 1.0 / 3, seed: 7)
-        #expect(rows.count == 295 && rows == rows.sorted() && Set(rows).count == 295 && rows.last! < 884)
-        #expect(rows == StructuredHalving.screenRows(count: 884, fidelity: 1.0 / 3, seed: 7))
-        #expect(rows != StructuredHalving.screenRows(count: 884, fidelity: 1.0 / 3, seed: 8))
-        #expect(StructuredHalving.screenRows(count: 300, fidelity: 1.0 / 9, seed: 7).count == 200)
-        #expect(StructuredHalving.screenRows(count: 150, fidelity: 1.0 / 3, seed: 7) == Array(0..<150))
-    }
-
     @Test("an interrupted halving run takes its screening scores back from the journal and prunes the same runs")
     func resumesScreening() throws {
         let task = try StructuredTaskData.load(folder: try SyntheticStructured.writeTask(sizes: (300, 150, 150)))
