@@ -104,6 +104,10 @@ struct BenchSlm: AsyncParsableCommand {
         var batchedSeconds: [String: Double]
         var batchedTextsMatch: [String: Int]
         var training: [Training]
+        /// Seconds of one decode step's matrix products (every projection and the LM head, one row) through sgemm
+        /// and through sgemv, medians of interleaved repeats.
+        var stepProductsSgemm: Double
+        var stepProductsSgemv: Double
     }
 
     func run() async throws {
@@ -203,6 +207,12 @@ struct BenchSlm: AsyncParsableCommand {
                         report.cacheSeconds, report.epochLosses.last ?? 0))
             }
 
+            let products = try stepProducts(decoder, repeats: 15)
+            say(
+                String(
+                    format: "one decode step's matrix products, one row: sgemm %.2f ms, sgemv %.2f ms (×%.2f)",
+                    1000 * products.sgemm, 1000 * products.sgemv, products.sgemm / products.sgemv))
+
             let report = Report(
                 model: model, task: task, threads: threads, maxTokens: maxTokens,
                 constrainedMaxTokens: constrainedMaxTokens, weightTypes: weightTypes, stopTokens: stops.sorted(),
@@ -210,7 +220,8 @@ struct BenchSlm: AsyncParsableCommand {
                 prompts: prompts, promptTokens: promptTokens, greedy: greedyRuns,
                 constrainedSeconds: constrainedSeconds, constrainedTexts: constrainedOutputs.map(\.text),
                 constrainedTokens: constrainedOutputs.map { $0.steps + $0.forcedTokens },
-                batchedSeconds: batchedSeconds, batchedTextsMatch: batchedMatch, training: training)
+                batchedSeconds: batchedSeconds, batchedTextsMatch: batchedMatch, training: training,
+                stepProductsSgemm: products.sgemm, stepProductsSgemv: products.sgemv)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let outURL = URL(fileURLWithPath: out)
@@ -242,6 +253,39 @@ struct BenchSlm: AsyncParsableCommand {
         return Greedy(
             promptTokens: prompt.count, prefillSeconds: prefillSeconds, stepSeconds: steps,
             totalSeconds: seconds(clock.now - start), tokens: tokens)
+    }
+
+    /// One decode step's matrix products (the seven projections of every block, then the LM head) on one input row,
+    /// timed through 1-row sgemm (how the decoder ran a step before) and through sgemv (how it runs one now),
+    /// alternating, `repeats` times each: the medians.
+    func stepProducts(_ decoder: LlamaDecoder, repeats: Int) throws -> (sgemm: Double, sgemv: Double) {
+        var weights = decoder.layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up, $0.down] }
+        weights.append(decoder.output ?? decoder.embeddings)
+        let inputs = weights.map {
+            Matrix(rows: 1, columns: $0.columns, storage: [Float](repeating: 0.01, count: $0.columns))
+        }
+        var outputs = weights.map { [Float](repeating: 0, count: $0.rows) }
+        let clock = ContinuousClock()
+        var (sgemm, sgemv) = ([Double](), [Double]())
+        for _ in 0..<repeats {
+            var start = clock.now
+            for (w, x) in zip(weights, inputs) { _ = try Matrix.product(x, w, transposeB: .transposed) }
+            sgemm.append(seconds(clock.now - start))
+            start = clock.now
+            for i in weights.indices {
+                try weights[i].storage.withUnsafeBufferPointer { (wp) throws in
+                    try inputs[i].storage.withUnsafeBufferPointer { (xp) throws in
+                        try outputs[i].withUnsafeMutableBufferPointer { (yp) throws in
+                            try BLAS.gemv(
+                                .none, rows: weights[i].rows, columns: weights[i].columns, a: wp,
+                                lda: weights[i].columns, x: xp, y: yp)
+                        }
+                    }
+                }
+            }
+            sgemv.append(seconds(clock.now - start))
+        }
+        return (median(sgemm), median(sgemv))
     }
 
     func argmax(_ values: [Float]) -> Int {
