@@ -193,6 +193,20 @@ def common_prefix(a, b):
 
 
 prefixes = [common_prefix(s["tokens"], r["tokens"]) for s, r in zip(swift_greedy, llama_greedy)]
+
+
+def margin(prompt, swift_tokens, llama_tokens, at):
+    """At the first differing position, with the prompt and the shared tokens re-run as one batch: llama.cpp's logit
+    of its own step-by-step choice minus its logit of Retort's (near 0 when the engines split a near-tie; below 0 when
+    llama.cpp itself picks Retort's token once the prefix runs as one batch)."""
+    llm.reset()
+    llm.eval(prompt + llama_tokens[:at])
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(vocabulary,))
+    return float(logits[llama_tokens[at]] - logits[swift_tokens[at]])
+
+
+margins = [margin(p, s["tokens"], r["tokens"], k) for p, s, r, k in zip(prompts, swift_greedy, llama_greedy, prefixes)
+           if k < min(len(s["tokens"]), len(r["tokens"]))]
 generated = median([len(r["tokens"]) for r in llama_greedy])
 prompt_lengths = [len(p) for p in prompts]
 s_constrained = median(swift["constrainedSeconds"]) * 1000
@@ -227,8 +241,13 @@ lines = [
     f"{l_total:.1f} | {ratio(s_total, l_total)} |",
     f"| same, llama.cpp through `create_completion` (its sampler), p50 ms | {s_total:.1f} | {l_completion:.1f} | "
     f"{ratio(s_total, l_completion)} |",
-    f"| schema-constrained per input, p50 ms (Swift SchemaDecoder; llama.cpp JSON-schema grammar, ≤ "
-    f"{CONSTRAINED_MAX_TOKENS} tokens) | {s_constrained:.1f} | {l_constrained:.1f} | {ratio(s_constrained, l_constrained)} |",
+    f"| schema-constrained per input, p50 ms (Swift SchemaDecoder; llama.cpp JSON-schema grammar; ≤ "
+    f"{CONSTRAINED_MAX_TOKENS} tokens, median written: Swift {median(swift['constrainedTokens']):g}, llama.cpp "
+    f"{median([c[2] for c in llama_grammar]):g}) | {s_constrained:.1f} | {l_constrained:.1f} | "
+    f"{ratio(s_constrained, l_constrained)} |",
+    f"| schema-constrained, ms per token written (median) | "
+    f"{median([t / k for t, k in zip(swift['constrainedSeconds'], swift['constrainedTokens']) if k]) * 1000:.2f} | "
+    f"{median([c[0] / c[2] for c in llama_grammar if c[2]]) * 1000:.2f} | |",
     f"| schema-constrained, rows/s, batch 1 | {s_constrained_rows:.2f} | {l_constrained_rows:.2f} | "
     f"{ratio(s_constrained_rows, l_constrained_rows)} |",
 ]
@@ -240,14 +259,30 @@ for run in swift["training"]:
         f"| LoRA training, tokens/s (rank {run['rank']}, depth {run['depth']}, {run['examples']} rows × "
         f"{run['epochs']} epochs; cache of the frozen blocks {run['cacheSeconds']:.2f} s not counted) | "
         f"{run['tokensPerSecond']:.0f} | n/a: llama.cpp cannot fine-tune | |")
+if "stepProductsSgemm" in swift:
+    lines += [
+        "",
+        f"Where Swift's decode time goes: one step's matrix products (30 blocks' projections and the LM head, fp32, "
+        f"one row) take {swift['stepProductsSgemv'] * 1000:.2f} ms through sgemv, the path the decoder runs, and "
+        f"{swift['stepProductsSgemm'] * 1000:.2f} ms through 1-row sgemm, the path it ran before (OpenBLAS packs the "
+        f"whole weight matrix for one row), timed after the rest (the median step above: {s_step:.2f} ms). The weights are read as fp32: "
+        f"{4 * sum(swift['weightTypes'].values()) / 1e6:.0f} MB a token, where llama.cpp reads the file's "
+        f"{os.path.getsize(model) / 1e6:.0f} MB.",
+    ]
 lines += [
     "",
     f"Cross-checks: prompt texts identical to SlmFormat as replicated in Python {same_text}/{n}; llama.cpp's tokens "
     f"of those texts identical to Retort's {same_tokens}/{n}; greedy tokens (up to {MAX_TOKENS}) identical "
-    f"{identical}/{n} (common prefix median {median(prefixes):g}, min {min(prefixes)}); llama.cpp's "
+    f"{identical}/{n} (common prefix median {median(prefixes):g}, min {min(prefixes)}). Where they part ({len(margins)} "
+    f"prompts), the two tokens' logits in llama.cpp (prefix re-run as one batch) differ by a median "
+    f"{median([abs(m) for m in margins]) if margins else 0:.3f}, at most {max([abs(m) for m in margins], default=0):.3f}, "
+    f"and in {sum(m < 0 for m in margins)} of them llama.cpp itself then prefers Retort's token: near-ties, split "
+    f"by llama.cpp's quantized kernels (Retort's fp32 logits match a float64 NumPy reference to 1e-4). llama.cpp's "
     f"`create_completion` text identical to Retort's greedy text {completion_identical}/{n}. Constrained answers "
-    f"valid under the schema: Swift {swift_valid}/{n}, llama.cpp grammar {grammar_valid}/{n}; the same object "
-    f"{same_answers}/{n}. Swift's batched answers equal its batch-1 answers: "
+    f"(base model, no adapters) valid under the schema: Swift {swift_valid}/{n}, llama.cpp grammar {grammar_valid}/{n}; "
+    f"the same object {same_answers}/{n} (the two constrain differently: SchemaDecoder writes canonical JSON, keys "
+    f"sorted, so the untrained model starts with \"area\" or \"brightness\"; llama.cpp's grammar follows the schema's "
+    f"key order, \"intent\" first, whitespace allowed). Swift's batched answers equal its batch-1 answers: "
     + ", ".join(f"B={k} {v}/{n}" for k, v in sorted(swift["batchedTextsMatch"].items(), key=lambda kv: int(kv[0])))
     + ".",
     "",
