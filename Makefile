@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo demo-structured bench-structured test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
+.PHONY: deps models build demo demo-structured bench-structured bench-slm test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -34,6 +34,13 @@ demo-structured: build models
 ## class's best (docs/benchmarks.md).
 bench-structured: build models
 	python3 scripts/bench_structured.py .build/release/retort ../shared/bench/ha-extract-en results/bench-structured
+
+## The slm student's Swift decoder next to llama.cpp (llama-cpp-python, compiled from source into .build-bench/llama
+## on first use) on the same GGUF and the same 50 ha-extract-en prompts: prefill, decode, constrained and batched
+## decoding, LoRA training; the table goes to stdout and .build-bench/slm-engines.md.
+bench-slm: build models
+	python3 scripts/bench_slm_engines.py .build/release/retort ../shared/bench/ha-extract-en \
+		.build-models/SmolLM2-135M-Instruct/model.gguf .build-bench
 
 ## The whole test suite (Swift Testing).
 test: deps models

@@ -9,8 +9,8 @@ import RetortStudents
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Measure this machine's kernels: sgemm peak, mlp training GFLOP/s against it, sparse training, bootstrap CIs, predict latency."
-    )
+            "Measure this machine's kernels: sgemm peak, mlp training GFLOP/s against it, sparse training, bootstrap CIs, predict latency.",
+        subcommands: [BenchSlm.self])
 
     @Option(help: "Seconds per measurement (longer is steadier).")
     var seconds: Double = 1

@@ -52,9 +52,9 @@ extension LlamaDecoder {
         do {
             for (index, layer) in layers.enumerated() {
                 let a = rmsNorm(x, layer.attentionNorm)
-                var q = try Matrix.product(a, layer.query, transposeB: .transposed)
-                var k = try Matrix.product(a, layer.key, transposeB: .transposed)
-                let v = try Matrix.product(a, layer.value, transposeB: .transposed)
+                var q = try Self.linear(a, layer.query)
+                var k = try Self.linear(a, layer.key)
+                let v = try Self.linear(a, layer.value)
                 rotate(&q, cos: cos, sin: sin)
                 rotate(&k, cos: cos, sin: sin)
                 var context = Matrix(rows: tokens.count, columns: h)
@@ -68,7 +68,7 @@ extension LlamaDecoder {
                         query, keys: caches[i].keys[index], values: caches[i].values[index], start: starts[slot])
                     context.storage.replaceSubrange((r.lowerBound * h)..<(r.upperBound * h), with: part.storage)
                 }
-                try Matrix.multiply(context, layer.output, transposeB: .transposed, beta: 1, into: &x)
+                try Self.linear(context, layer.output, addingTo: &x)
                 try feedForward(&x, layer)
             }
         } catch {

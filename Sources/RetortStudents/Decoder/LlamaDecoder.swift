@@ -231,15 +231,15 @@ public struct LlamaDecoder: Sendable {
         do {
             for (index, layer) in layers.enumerated() {
                 let a = rmsNorm(x, layer.attentionNorm)
-                var q = try Matrix.product(a, layer.query, transposeB: .transposed)
-                var k = try Matrix.product(a, layer.key, transposeB: .transposed)
-                let v = try Matrix.product(a, layer.value, transposeB: .transposed)
+                var q = try Self.linear(a, layer.query)
+                var k = try Self.linear(a, layer.key)
+                let v = try Self.linear(a, layer.value)
                 rotate(&q, cos: cos, sin: sin)
                 rotate(&k, cos: cos, sin: sin)
                 cache.keys[index] += k.storage
                 cache.values[index] += v.storage
                 let context = try attention(q, keys: cache.keys[index], values: cache.values[index], start: start)
-                try Matrix.multiply(context, layer.output, transposeB: .transposed, beta: 1, into: &x)
+                try Self.linear(context, layer.output, addingTo: &x)
                 try feedForward(&x, layer)
             }
         } catch {
@@ -252,16 +252,51 @@ public struct LlamaDecoder: Sendable {
     /// A block's feed-forward half on every row of `x`, added to it: RMSNorm, then `down(silu(gate·a) ⊙ up·a)`.
     func feedForward(_ x: inout Matrix, _ layer: Layer) throws {
         let a = rmsNorm(x, layer.feedForwardNorm)
-        var g = try Matrix.product(a, layer.gate, transposeB: .transposed)
-        let u = try Matrix.product(a, layer.up, transposeB: .transposed)
+        var g = try Self.linear(a, layer.gate)
+        let u = try Self.linear(a, layer.up)
         Self.swiGLU(&g, u)
-        try Matrix.multiply(g, layer.down, transposeB: .transposed, beta: 1, into: &x)
+        try Self.linear(g, layer.down, addingTo: &x)
+    }
+
+    /// `a · wᵀ` (`a.rows × w.rows`): every row of `a` through the `out × in` weights `w`. A single row (a decode
+    /// step) runs as sgemv, which streams `w` once, where OpenBLAS's sgemm packs all of `w` for that one row: on
+    /// SmolLM2-135M a decode step took about 2.5× as long through sgemm.
+    static func linear(_ a: Matrix, _ w: Matrix) throws(NumericsError) -> Matrix {
+        guard a.rows == 1 else { return try Matrix.product(a, w, transposeB: .transposed) }
+        var y = Matrix(rows: 1, columns: w.rows)
+        try rowTimes(a, w, beta: 0, into: &y)
+        return y
+    }
+
+    /// `x ← x + a · wᵀ`, a single row through sgemv as in ``linear(_:_:)``.
+    static func linear(_ a: Matrix, _ w: Matrix, addingTo x: inout Matrix) throws(NumericsError) {
+        guard a.rows == 1 else {
+            try Matrix.multiply(a, w, transposeB: .transposed, beta: 1, into: &x)
+            return
+        }
+        guard x.rows == 1, x.columns == w.rows else {
+            throw NumericsError(
+                .shapeMismatch, "cannot multiply 1×\(a.columns) by \(w.columns)×\(w.rows) into \(x.rows)×\(x.columns)")
+        }
+        try rowTimes(a, w, beta: 1, into: &x)
+    }
+
+    /// `y ← w · aᵀ + beta · y` for the one row `a` (sgemv; BLAS checks every length).
+    private static func rowTimes(_ a: Matrix, _ w: Matrix, beta: Float, into y: inout Matrix) throws(NumericsError) {
+        try w.storage.withUnsafeBufferPointer { (wp) throws(NumericsError) in
+            try a.storage.withUnsafeBufferPointer { (ap) throws(NumericsError) in
+                try y.storage.withUnsafeMutableBufferPointer { (yp) throws(NumericsError) in
+                    try BLAS.gemv(
+                        .none, rows: w.rows, columns: w.columns, a: wp, lda: w.columns, x: ap, beta: beta, y: yp)
+                }
+            }
+        }
     }
 
     /// Logits (`rows × vocab`) of final-normed hidden states through the LM head.
     public func project(_ hidden: Matrix) throws(StudentError) -> Matrix {
         do {
-            return try Matrix.product(hidden, output ?? embeddings, transposeB: .transposed)
+            return try Self.linear(hidden, output ?? embeddings)
         } catch {
             throw StudentError("decoder LM head failed: \(error)")
         }
@@ -325,9 +360,10 @@ public struct LlamaDecoder: Sendable {
         let (n, h, d, kv) = (q.rows, config.hiddenSize, config.headSize, config.kvSize)
         let total = start + n
         let group = config.heads / config.kvHeads
+        let scale = 1 / Float(d).squareRoot()
+        if n == 1 { return try attentionRow(q, keys: keys, values: values, positions: total, scale: scale) }
         var context = Matrix(rows: n, columns: h)
         var scores = Matrix(rows: n, columns: total)
-        let scale = 1 / Float(d).squareRoot()
         for head in 0..<config.heads {
             let shared = (head / group) * d
             try q.storage.withUnsafeBufferPointer { (qp) throws(NumericsError) in
@@ -348,6 +384,42 @@ public struct LlamaDecoder: Sendable {
                             .none, .none, m: n, n: d, k: total, a: sp, lda: total,
                             b: UnsafeBufferPointer(rebasing: vp[shared...]), ldb: kv,
                             c: UnsafeMutableBufferPointer(rebasing: cp[(head * d)...]), ldc: h)
+                    }
+                }
+            }
+        }
+        return context
+    }
+
+    /// ``attention(_:keys:values:start:)`` of one query row, which sees all `total` positions (a decode step): per
+    /// head two sgemv calls, `K_g·q_h` and `V_gᵀ·s`, instead of two sgemm calls of one row.
+    private func attentionRow(
+        _ q: Matrix, keys: [Float], values: [Float], positions total: Int, scale: Float
+    ) throws(NumericsError) -> Matrix {
+        let (h, d, kv) = (config.hiddenSize, config.headSize, config.kvSize)
+        let group = config.heads / config.kvHeads
+        var context = Matrix(rows: 1, columns: h)
+        var scores = [Float](repeating: 0, count: total)
+        for head in 0..<config.heads {
+            let shared = (head / group) * d
+            try q.storage.withUnsafeBufferPointer { (qp) throws(NumericsError) in
+                try keys.withUnsafeBufferPointer { (kp) throws(NumericsError) in
+                    try scores.withUnsafeMutableBufferPointer { (sp) throws(NumericsError) in
+                        try BLAS.gemv(
+                            .none, rows: total, columns: d, alpha: scale,
+                            a: UnsafeBufferPointer(rebasing: kp[shared...]), lda: kv,
+                            x: UnsafeBufferPointer(rebasing: qp[(head * d)..<((head + 1) * d)]), y: sp)
+                        Self.causalSoftmax(sp, rows: 1, columns: total, start: total - 1)
+                    }
+                }
+            }
+            try scores.withUnsafeBufferPointer { (sp) throws(NumericsError) in
+                try values.withUnsafeBufferPointer { (vp) throws(NumericsError) in
+                    try context.storage.withUnsafeMutableBufferPointer { (cp) throws(NumericsError) in
+                        try BLAS.gemv(
+                            .transposed, rows: total, columns: d, a: UnsafeBufferPointer(rebasing: vp[shared...]),
+                            lda: kv, x: sp,
+                            y: UnsafeMutableBufferPointer(rebasing: cp[(head * d)..<((head + 1) * d)]))
                     }
                 }
             }
