@@ -106,7 +106,7 @@ public struct Suggestion: Encodable, Sendable {
         let meta = MetaFeatures(structured: task, seed: seed)
         var predicted: [Predicted] = []
         for candidate in settings.catalog.structured
-        where candidate.family != .slm || FileManager.default.fileExists(atPath: candidate.model) {
+        where !candidate.isMissingBaseModel {
             guard let prediction = predictor.predict(meta: meta, candidate: candidate),
                 let cost = predictor.predictedCost(meta: meta, candidate: candidate)
             else { continue }

@@ -1,3 +1,4 @@
+import Foundation
 import RetortData
 import RetortStudents
 
@@ -65,6 +66,12 @@ public struct StructuredCandidate: Sendable, Equatable, Hashable {
             parts.append(precision.rawValue)
         }
         return parts.joined(separator: "-")
+    }
+
+    /// Whether this is an slm whose base model file is not there (the search skips it with the reason, `suggest`
+    /// leaves it out, halving does not race it).
+    public var isMissingBaseModel: Bool {
+        family == .slm && !FileManager.default.fileExists(atPath: model)
     }
 
     /// The candidates that share one training run (every precision of one configuration), keyed by this.

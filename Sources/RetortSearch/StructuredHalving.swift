@@ -28,7 +28,7 @@ struct StructuredHalving {
     static func races(_ candidate: StructuredCandidate) -> Bool {
         switch candidate.family {
         case .fields: true
-        case .slm: FileManager.default.fileExists(atPath: candidate.model)
+        case .slm: !candidate.isMissingBaseModel
         default: false
         }
     }

@@ -205,35 +205,22 @@ public enum StructuredSearch {
                     members, trials: trials, metric: metric, teacherValue: teacherValue, settings: settings)
             {
                 for candidate in members {
-                    try decide(
-                        TrialResult(
-                            id: candidate.id, family: candidate.family, config: candidate.config,
-                            precision: candidate.precision, params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:],
-                            fidelity: 0, status: .skipped, onFrontier: false, reason: reasons[candidate.id]))
+                    try decide(untrained(candidate, .skipped, reason: reasons[candidate.id] ?? ""))
                 }
                 continue
             }
             if elapsed() >= settings.budgetSeconds {
                 budgetHit = true
-                for candidate in members {
-                    let trial = TrialResult(
-                        id: candidate.id, family: candidate.family, config: candidate.config,
-                        precision: candidate.precision, params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:],
-                        fidelity: 0, status: .pruned, onFrontier: false,
-                        reason: String(format: "the budget of %.0f s ran out before it trained", settings.budgetSeconds)
-                    )
-                    try decide(trial)
-                }
+                let reason = String(format: "the budget of %.0f s ran out before it trained", settings.budgetSeconds)
+                for candidate in members { try decide(untrained(candidate, .pruned, reason: reason)) }
                 continue
             }
-            if members[0].family == .slm && !FileManager.default.fileExists(atPath: members[0].model) {
+            if members[0].isMissingBaseModel {
                 for candidate in members {
-                    let trial = TrialResult(
-                        id: candidate.id, family: candidate.family, config: candidate.config,
-                        precision: candidate.precision, params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:],
-                        fidelity: 0, status: .skipped, onFrontier: false,
-                        reason: "its base model \(candidate.model) is missing; run `make models` to fetch it")
-                    try decide(trial)
+                    try decide(
+                        untrained(
+                            candidate, .skipped,
+                            reason: "its base model \(candidate.model) is missing; run `make models` to fetch it"))
                 }
                 continue
             }
@@ -499,12 +486,17 @@ public enum StructuredSearch {
         return results.withLock { $0 }
     }
 
-    /// A candidate that failed, with the reason.
-    static func failure(_ candidate: StructuredCandidate, _ error: any Error) -> TrialResult {
+    /// A candidate decided without a trained student (failed, skipped or pruned before it trained), with the reason.
+    static func untrained(_ candidate: StructuredCandidate, _ status: TrialStatus, reason: String) -> TrialResult {
         TrialResult(
             id: candidate.id, family: candidate.family, config: candidate.config, precision: candidate.precision,
-            params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:], fidelity: 0, status: .failed,
-            onFrontier: false, reason: "\(error)")
+            params: 0, sizeBytes: 0, flopsPerExample: 0, metrics: [:], fidelity: 0, status: status,
+            onFrontier: false, reason: reason)
+    }
+
+    /// A candidate that failed, with the reason.
+    static func failure(_ candidate: StructuredCandidate, _ error: any Error) -> TrialResult {
+        untrained(candidate, .failed, reason: "\(error)")
     }
 
     /// Trains (or indexes) `candidate` on the train rows whose teacher answer is valid; at a `fidelity` below 1

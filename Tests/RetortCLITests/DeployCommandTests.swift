@@ -82,8 +82,10 @@ final class ServerProcess: @unchecked Sendable {
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
-    /// POSTs a chat request for `route`; returns the status and the served-model header.
-    func chat(route: String, text: String, token: String) async throws -> (status: Int, servedModel: String?) {
+    /// POSTs a chat request for `route`; returns the status, the served-model header and the answer's content.
+    func chat(route: String, text: String, token: String) async throws -> (
+        status: Int, servedModel: String?, content: String?
+    ) {
         var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/v1/chat/completions")))
         request.httpMethod = "POST"
         request.setValue("Bearer \(token)", forHTTPHeaderField: "authorization")
@@ -91,9 +93,12 @@ final class ServerProcess: @unchecked Sendable {
         request.httpBody = try JSONSerialization.data(withJSONObject: [
             "model": route, "messages": [["role": "user", "content": text]],
         ])
-        let (_, response) = try await URLSession.shared.data(for: request)
+        let (data, response) = try await URLSession.shared.data(for: request)
         let http = try #require(response as? HTTPURLResponse)
-        return (http.statusCode, http.value(forHTTPHeaderField: "x-retort-served-model"))
+        let body = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        let choice = (body?["choices"] as? [[String: Any]])?.first
+        let content = (choice?["message"] as? [String: Any])?["content"] as? String
+        return (http.statusCode, http.value(forHTTPHeaderField: "x-retort-served-model"), content)
     }
 
     /// Waits until `condition` holds, at most `seconds` (generous: a reload on a loaded machine can take a while; a

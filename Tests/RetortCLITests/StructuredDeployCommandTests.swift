@@ -27,7 +27,7 @@ import Testing
         let input = "set the kitchen light to 40 percent"
         var content: String?
         let served = try await gateway.until {
-            let answer = try await Self.chat(port: gateway.port, route: "home", text: input, token: token)
+            let answer = try await gateway.chat(route: "home", text: input, token: token)
             content = answer.content
             return answer.status == 200 && answer.servedModel?.hasPrefix("student/nearest-b1") == true
         }
@@ -43,7 +43,7 @@ import Testing
             "deploy", "rollback", "--config", "gateway.yaml", "--route", "home", "--reason", "test")
         #expect(rollback.exitCode == 0, "\(rollback)")
         let onTeacher = try await gateway.until {
-            try await Self.chat(port: gateway.port, route: "home", text: input, token: token).servedModel == nil
+            try await gateway.chat(route: "home", text: input, token: token).servedModel == nil
         }
         #expect(onTeacher, "after the rollback the teacher deployments answer (here: none can)")
 
@@ -70,24 +70,5 @@ import Testing
             "--structured")
         #expect(two.exitCode != 0 && two.stderr.contains("not --labels and --structured"), "\(two)")
         #expect(!FileManager.default.fileExists(atPath: workspace.url("out").path))
-    }
-
-    /// POSTs a chat request; the status, the served-model header and the answer's content.
-    static func chat(port: Int, route: String, text: String, token: String) async throws -> (
-        status: Int, servedModel: String?, content: String?
-    ) {
-        var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/v1/chat/completions")))
-        request.httpMethod = "POST"
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "authorization")
-        request.setValue("application/json", forHTTPHeaderField: "content-type")
-        request.httpBody = try JSONSerialization.data(withJSONObject: [
-            "model": route, "messages": [["role": "user", "content": text]],
-        ])
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let http = try #require(response as? HTTPURLResponse)
-        let body = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        let choice = (body?["choices"] as? [[String: Any]])?.first
-        let content = (choice?["message"] as? [String: Any])?["content"] as? String
-        return (http.statusCode, http.value(forHTTPHeaderField: "x-retort-served-model"), content)
     }
 }
