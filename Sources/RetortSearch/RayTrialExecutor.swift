@@ -1,5 +1,6 @@
 import Foundation
 import RetortData
+import Synchronization
 
 /// Runs every rung as a Ray task: the Python bridge (`integrations/ray/retort_ray.py`) connects to the cluster, puts
 /// the rows (and any encoder folders) into Ray's object store once, and submits each trial's spec and input state as
@@ -65,13 +66,14 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
         var cpus: Int?
         var ray: String?
         var hosts: [String]?
+        var bridge: Int?
     }
 
     /// A request line; `spec` is the trial's spec (paths are the driver's; the bridge replaces them on the worker).
     struct Request: Encodable {
         var op: String
         var id: Int?
-        var spec: TrialSpec?
+        var spec: Spec?
         var state: String?
         var out: String?
         var folders: [String]?
@@ -83,6 +85,19 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
         enum CodingKeys: String, CodingKey {
             case op, id, spec, state, out, folders, cpus, exec, data
             case folderPaths = "folders_paths"
+        }
+    }
+
+    /// A trial's spec: a label trial's rung, or a structured trial's training run.
+    enum Spec: Encodable {
+        case label(TrialSpec)
+        case structured(StructuredTrialSpec)
+
+        func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .label(let spec): try spec.encode(to: encoder)
+            case .structured(let spec): try spec.encode(to: encoder)
+            }
         }
     }
 
@@ -110,6 +125,9 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
     public private(set) var cluster = Cluster(nodes: 0, cpus: 0, rayVersion: "", hosts: [])
     /// The search's encoder-head candidates.
     let encoderCandidates: [Candidate]
+    /// The bridge's protocol version (1: label trials only; 2: also structured trials, whose results come back as
+    /// whole folders).
+    public private(set) var bridgeVersion = 1
     /// Progress lines (retries).
     let log: @Sendable (String) -> Void
 
@@ -119,7 +137,7 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
     private let stderrURL: URL
     private let lock = NSLock()
     private var nextID = 0
-    private var waiting: [Int: CheckedContinuation<Event, any Error>] = [:]
+    private var waiting: [Int: @Sendable (Result<Event, any Error>) -> Void] = [:]
     private var ready: CheckedContinuation<Event, any Error>?
     private var exited = false
     private var retriedCount = 0
@@ -127,12 +145,13 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
     /// Starts the bridge and waits until it has connected to the cluster and put the rows into the object store.
     /// The folders of `encoderCandidates` (the search's encoder-head candidates) travel the same way, and a trial of
     /// one of them asks the worker to embed every depth of its encoder pass at once.
+    /// `files` (a structured search's base-model files) travel the same way.
     public init(
-        options: Options, data: DataSource, directory: URL, encoderCandidates: [Candidate] = [],
+        options: Options, data: DataSource, directory: URL, encoderCandidates: [Candidate] = [], files: [String] = [],
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws {
         self.encoderCandidates = encoderCandidates
-        let encoderFolders = encoderCandidates.compactMap(\.encoder?.path)
+        let encoderFolders = encoderCandidates.compactMap(\.encoder?.path) + files
         self.options = options
         self.data = data
         self.directory = directory
@@ -180,6 +199,7 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
         }
         cluster = Cluster(
             nodes: event.nodes ?? 0, cpus: event.cpus ?? 0, rayVersion: event.ray ?? "", hosts: event.hosts ?? [])
+        bridgeVersion = event.bridge ?? 1
         guard cluster.cpus >= options.cpusPerTrial else {
             close()
             throw SearchError(
@@ -201,17 +221,17 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
         let folder = try work.trialFolder(in: directory)
         defer { try? FileManager.default.removeItem(at: folder) }
         var request = Request(op: "trial")
-        request.spec = TrialSpec(
-            work: work, data: data, blasThreads: options.cpusPerTrial, checkpoint: nil)
+        var spec = TrialSpec(work: work, data: data, blasThreads: options.cpusPerTrial, checkpoint: nil)
         request.state = try work.inputState(in: folder)
         let out = folder.appendingPathComponent("out", isDirectory: true)
         request.out = out.path
         request.folders = Array(Set(work.alive.compactMap { $0.encoder?.path })).sorted()
         if let encoder = work.group.featureKey.encoder {
-            request.spec?.featureCandidates = encoderCandidates.filter {
+            spec.featureCandidates = encoderCandidates.filter {
                 $0.encoder?.path == encoder.path && $0.encoder?.maxLength == encoder.maxLength
             }
         }
+        request.spec = .label(spec)
         request.cpus = options.cpusPerTrial
         let event = try await submit(request)
         guard event.event == "done" else {
@@ -220,6 +240,38 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
                     + (event.message ?? "no reason given"))
         }
         return try TrialOutcome.read(out, work: work)
+    }
+
+    /// Trains each structured run as a Ray task (all at once; Ray queues what the cluster's CPUs cannot take yet) and
+    /// reads back the students and answers each wrote, as `retort trial run` writes them. The base-model files travel
+    /// through the object store once; a returned student's copy of one comes back as a link to the driver's file.
+    public func trainStructured(
+        _ runs: [[StructuredCandidate]], fidelity: Double, task: StructuredTaskData, seed: UInt64
+    ) throws -> [StructuredRunOutput] {
+        guard bridgeVersion >= 2 else {
+            throw SearchError(
+                "the Ray bridge \(options.bridge.path) speaks version \(bridgeVersion); structured trials need 2 "
+                    + "(the bridge of this retort's checkout)")
+        }
+        let hash = SearchFingerprint.structuredTask(task)
+        return try StructuredRunOutput.trainEach(runs, in: directory, rows: task.validation.count) {
+            members, _, out in
+            let key = members[0].trainingKey
+            var request = Request(op: "trial")
+            request.spec = .structured(
+                StructuredTrialSpec(
+                    data: data, taskHash: hash, candidates: members, fidelity: fidelity, seed: seed,
+                    blasThreads: options.cpusPerTrial))
+            request.out = out.path
+            request.folders = members[0].family == .slm ? [members[0].model] : []
+            request.cpus = options.cpusPerTrial
+            let event = try submitAndWait(request)
+            guard event.event == "done" else {
+                throw SearchError(
+                    "structured trial \(key) failed on the Ray cluster at \(options.address): "
+                        + (event.message ?? "no reason given"))
+            }
+        }
     }
 
     /// Submit-to-result seconds of `count` empty Ray tasks, one at a time (with `exec`, each also starts the workers'
@@ -249,24 +301,43 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
     // MARK: The conversation
 
     private func submit(_ request: Request) async throws -> Event {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(request) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Submits `request` and blocks this thread until its event arrives (the events are read on a thread of their
+    /// own, so this never waits on itself).
+    private func submitAndWait(_ request: Request) throws -> Event {
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<Event, any Error>?>(nil)
+        submit(request) { outcome in
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        done.wait()
+        guard let outcome = result.withLock({ $0 }) else { throw bridgeError() }
+        return try outcome.get()
+    }
+
+    /// Sends `request` with a new id; `reply` gets its event, or the error that ended the bridge.
+    private func submit(_ request: Request, reply: @escaping @Sendable (Result<Event, any Error>) -> Void) {
         var request = request
-        return try await withCheckedThrowingContinuation { continuation in
-            lock.lock()
-            if exited {
-                lock.unlock()
-                continuation.resume(throwing: bridgeError())
-                return
-            }
-            nextID += 1
-            request.id = nextID
-            waiting[nextID] = continuation
+        lock.lock()
+        if exited {
             lock.unlock()
-            do { try send(request) } catch {
-                lock.lock()
-                let pending = waiting.removeValue(forKey: request.id ?? 0)
-                lock.unlock()
-                pending?.resume(throwing: error)
-            }
+            reply(.failure(bridgeError()))
+            return
+        }
+        nextID += 1
+        request.id = nextID
+        waiting[nextID] = reply
+        lock.unlock()
+        do { try send(request) } catch {
+            lock.lock()
+            let pending = waiting.removeValue(forKey: request.id ?? 0)
+            lock.unlock()
+            pending?(.failure(error))
         }
     }
 
@@ -312,7 +383,7 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
             lock.lock()
             let continuation = waiting.removeValue(forKey: id)
             lock.unlock()
-            continuation?.resume(returning: event)
+            continuation?(.success(event))
         }
     }
 
@@ -332,7 +403,7 @@ public final class RayTrialExecutor: TrialExecutor, @unchecked Sendable {
         lock.unlock()
         let error = bridgeError()
         resolveReady(.failure(error))
-        for continuation in pending.values { continuation.resume(throwing: error) }
+        for reply in pending.values { reply(.failure(error)) }
     }
 
     /// The bridge is gone: its last words (a `fatal` event was already delivered to whoever waited for it).

@@ -5,7 +5,7 @@ import RetortStudents
 /// One candidate of a structured task (FORMATS.md §9): a `nearest` retriever or a `fields` composite, with its
 /// hashed-feature size, its classifiers' hidden width and its stored precision; or an `slm` decoder with its LoRA rank,
 /// depth (adapted top blocks), training rows and epochs.
-public struct StructuredCandidate: Sendable, Equatable, Hashable {
+public struct StructuredCandidate: Sendable, Equatable, Hashable, Codable {
     /// `nearest`, `fields` or `slm`.
     public var family: Family
     /// Hashed n-gram buckets, log2.

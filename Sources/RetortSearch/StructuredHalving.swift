@@ -82,7 +82,51 @@ struct StructuredHalving {
             )
             try journal?.queue(rung: rung, fidelity: fidelity, candidates: ids)
             var scored: [String: TrialResult] = [:]
+            // Runs train in waves of `workers` on the executor, as the last rung's do.
+            var wave: [String] = []
+            func trainWave() throws {
+                guard !wave.isEmpty else { return }
+                let outputs = try settings.executor.trainStructured(
+                    wave.map { groups[$0] ?? [] }, fidelity: fidelity, task: task, seed: settings.seed)
+                for (key, run) in zip(wave, outputs) {
+                    let members = groups[key] ?? []
+                    if let error = run.error {
+                        for candidate in members { try decide(StructuredSearch.failure(candidate, error)) }
+                        result.settled.insert(key)
+                        continue
+                    }
+                    result.trainingRuns += 1
+                    let epochs = members[0].family == .slm ? run.epochsRun * fidelity : run.epochsRun
+                    result.epochs += epochs
+                    for (candidate, answered) in zip(members, run.members) {
+                        // A student that fails to answer fails alone.
+                        let student: StructuredStudent
+                        let evaluation: Evaluation
+                        do {
+                            let output = try answered.get()
+                            student = output.student
+                            evaluation = try validation.evaluate(output.answers.map { Optional($0.answer) })
+                        } catch {
+                            try decide(StructuredSearch.failure(candidate, error))
+                            continue
+                        }
+                        let trial = TrialResult(
+                            id: candidate.id, family: candidate.family, config: candidate.config,
+                            precision: candidate.precision, params: student.params, sizeBytes: student.sizeBytes,
+                            flopsPerExample: student.flopsPerExample(sample: sample),
+                            metrics: Dictionary(
+                                uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) }),
+                            fidelity: fidelity, status: .complete, onFrontier: false, epochsRun: Int(epochs.rounded()),
+                            trainSeconds: run.seconds)
+                        try journal?.screened(trial, rung: rung)
+                        scored[candidate.id] = trial
+                    }
+                    if !members.contains(where: { scored[$0.id] != nil }) { result.settled.insert(key) }
+                }
+                wave.removeAll()
+            }
             for key in racing {
+                if wave.count >= max(1, settings.workers) { try trainWave() }
                 guard elapsed() < settings.budgetSeconds else {
                     result.budgetHit = true
                     break
@@ -95,45 +139,9 @@ struct StructuredHalving {
                     continue
                 }
                 try journal?.started(members, rung: rung)
-                let trainStart = DispatchTime.now().uptimeNanoseconds
-                let base: StructuredStudent
-                do {
-                    base = try StructuredSearch.train(
-                        members[0], task: task, seed: settings.seed, fidelity: fidelity)
-                } catch {
-                    for candidate in members { try decide(StructuredSearch.failure(candidate, error)) }
-                    result.settled.insert(key)
-                    continue
-                }
-                let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainStart) / 1e9
-                result.trainingRuns += 1
-                let epochs = members[0].family == .slm ? base.epochsRun * fidelity : base.epochsRun
-                result.epochs += epochs
-                for candidate in members {
-                    // A student that fails to answer fails alone.
-                    let student: StructuredStudent
-                    let evaluation: Evaluation
-                    do {
-                        student = try base.quantized(to: candidate.precision)
-                        let answers = try student.predict(task.validation.texts)
-                        evaluation = try validation.evaluate(answers.map { Optional($0.answer) })
-                    } catch {
-                        try decide(StructuredSearch.failure(candidate, error))
-                        continue
-                    }
-                    let trial = TrialResult(
-                        id: candidate.id, family: candidate.family, config: candidate.config,
-                        precision: candidate.precision, params: student.params, sizeBytes: student.sizeBytes,
-                        flopsPerExample: student.flopsPerExample(sample: sample),
-                        metrics: Dictionary(
-                            uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) }),
-                        fidelity: fidelity, status: .complete, onFrontier: false, epochsRun: Int(epochs.rounded()),
-                        trainSeconds: trainSeconds)
-                    try journal?.screened(trial, rung: rung)
-                    scored[candidate.id] = trial
-                }
-                if !members.contains(where: { scored[$0.id] != nil }) { result.settled.insert(key) }
+                wave.append(key)
             }
+            try trainWave()
             // The best 1/η of the scored runs go on; the rest are pruned. Runs the budget left unscored stay (the
             // last rung decides them: the budget has run out).
             let points = scored.values.sorted { $0.id < $1.id }.map {

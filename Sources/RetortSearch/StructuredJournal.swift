@@ -17,9 +17,6 @@ struct StructuredJournal {
     /// Halving's screening scores of the interrupted run, by `ID#RUNG`.
     let screening: [String: TrialResult]
 
-    /// The validation answers file in a checkpoint.
-    static let answersFile = "validation-answers.jsonl"
-
     /// Writes the header of a new run or checks the interrupted run's, and announces the candidates for a live view.
     init(storage: RunStorage, task: StructuredTaskData, settings: SearchSettings) throws {
         self.storage = storage
@@ -67,22 +64,9 @@ struct StructuredJournal {
         answers: [(answer: StructuredAnswer, confidence: Double)] = []
     ) throws {
         if let student {
-            let folder = storage.checkpoints.appendingPathComponent(trial.id)
-            let temporary = storage.checkpoints.appendingPathComponent(trial.id + ".tmp")
-            let manager = FileManager.default
-            try? manager.removeItem(at: temporary)
-            try manager.createDirectory(at: temporary, withIntermediateDirectories: true)
-            try student.write(to: temporary, candidate: trial.id)
-            var lines = ""
-            for (answer, confidence) in answers {
-                // Both as text, so the answer's numbers and the confidence come back bit for bit.
-                let object: [String: Any] = ["answer": answer.canonicalJSON, "confidence": "\(confidence)"]
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                lines += String(decoding: data, as: UTF8.self) + "\n"
-            }
-            try Data(lines.utf8).write(to: temporary.appendingPathComponent(Self.answersFile), options: .atomic)
-            try? manager.removeItem(at: folder)
-            try manager.moveItem(at: temporary, to: folder)
+            try StructuredCheckpoint.write(
+                student, answers: answers, candidate: trial.id,
+                to: storage.checkpoints.appendingPathComponent(trial.id))
         }
         try append(trial, rung: rung, finished: trial.status == .complete)
     }
@@ -114,19 +98,9 @@ struct StructuredJournal {
     /// The checkpointed student of a restored complete candidate and its validation answers, or nil when the
     /// checkpoint is missing or unreadable (the candidate then trains again).
     func checkpoint(_ id: String, rows: Int) -> (StructuredStudent, [(answer: StructuredAnswer, confidence: Double)])? {
-        let folder = storage.checkpoints.appendingPathComponent(id)
-        guard let student = try? StructuredStudent.load(from: folder),
-            let data = FileManager.default.contents(atPath: folder.appendingPathComponent(Self.answersFile).path)
-        else { return nil }
-        var answers: [(answer: StructuredAnswer, confidence: Double)] = []
-        for line in data.split(separator: 0x0A) {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                let text = object["answer"] as? String, let answer = StructuredAnswer.parse(text: text),
-                let confidence = (object["confidence"] as? String).flatMap(Double.init)
-            else { return nil }
-            answers.append((answer, confidence))
+        StructuredCheckpoint.read(storage.checkpoints.appendingPathComponent(id), rows: rows).map {
+            ($0.student, $0.answers)
         }
-        return answers.count == rows ? (student, answers) : nil
     }
 }
 

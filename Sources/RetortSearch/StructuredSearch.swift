@@ -3,7 +3,6 @@ import RetortData
 import RetortEvals
 import RetortNumerics
 import RetortStudents
-import Synchronization
 
 /// The search of a structured task (FORMATS.md §9): the teacher scored on validation and test, every candidate of the
 /// catalog's `structured:` section trained (every precision of a configuration from one training run), scored on
@@ -15,9 +14,10 @@ import Synchronization
 /// every decided candidate is journaled and its student checkpointed, so an interrupted run resumes
 /// (``StructuredJournal``). The learned strategy (predictions from past structured searches) orders the runs by promise
 /// and rules out untrained those that cannot change the recommendation (``ruledOut``). What it does not do yet (a
-/// label search does): the learned strategy's screens and invented sizes, and the process and Ray executors. Training
-/// runs of the last rung go in waves of `settings.workers` side by side (``trainConcurrently``); halving's screens
-/// train one run at a time.
+/// label search does): the learned strategy's screens and invented sizes. Training runs go in waves of
+/// `settings.workers` side by side, on the executor (``TrialExecutor/trainStructured(_:fidelity:task:seed:)``: threads
+/// of this process, `retort trial run` processes or Ray tasks); the students come back and are timed here, one at a
+/// time.
 public enum StructuredSearch {
     /// Inputs latency is measured on (validation rows), and the single-input calls timed.
     static let latencyInputs = 512
@@ -131,25 +131,25 @@ public enum StructuredSearch {
         // is timed alone (nothing else running) and decided in catalog order. One worker: one run at a time.
         var wave: [String] = []
         func trainWave() throws {
-            let results = trainConcurrently(
-                wave.map { groups[$0] ?? [] }, task: task, settings: settings, validation: validation)
+            let results = try settings.executor.trainStructured(
+                wave.map { groups[$0] ?? [] }, fidelity: 1, task: task, seed: settings.seed)
             for (key, result) in zip(wave, results) {
                 let members = groups[key] ?? []
-                guard let base = result.base else {
-                    for candidate in members {
-                        try failed(candidate, result.error ?? SearchError("training \(key) failed"))
-                    }
+                if let error = result.error {
+                    for candidate in members { try failed(candidate, error) }
                     continue
                 }
                 trained += 1
-                epochs += base.epochsRun
+                epochs += result.epochsRun
                 for (candidate, answered) in zip(members, result.members) {
                     // A student that fails to answer or to be timed fails alone; the search goes on.
                     let profile: LatencyProfile
                     let (student, predictions, evaluation):
                         (StructuredStudent, [(answer: StructuredAnswer, confidence: Double)], Evaluation)
                     do {
-                        (student, predictions, evaluation) = try answered.get()
+                        let run = try answered.get()
+                        (student, predictions) = (run.student, run.answers)
+                        evaluation = try validation.evaluate(predictions.map { Optional($0.answer) })
                         profile = try Self.profile(student, sample: sample)
                     } catch {
                         try failed(candidate, error)
@@ -166,9 +166,9 @@ public enum StructuredSearch {
                             uniqueKeysWithValues: evaluation.estimates.map { ($0.key.rawValue, $0.value) }),
                         differenceToTeacher: evaluation.difference(
                             to: teacherValidation, on: metric, resampler: validation.resampler),
-                        fidelity: 1, status: .complete, onFrontier: false, epochsRun: Int(base.epochsRun),
+                        fidelity: 1, status: .complete, onFrontier: false, epochsRun: Int(result.epochsRun),
                         trainSeconds: result.seconds)
-                    trial.bestEpoch = base.bestEpoch
+                    trial.bestEpoch = result.bestEpoch
                     pair(&trial, evaluation)
                     students[candidate.id] = student
                     try decide(trial, student: student, answers: predictions)
@@ -370,6 +370,7 @@ public enum StructuredSearch {
             historyTasks: learned ? settings.historyTasks : nil,
             similarTasks: learned && !settings.similarTasks.isEmpty ? settings.similarTasks : nil)
         summary.budgetSeconds = settings.budgetSeconds
+        summary.executor = settings.executor.summary
         summary.afterTrainingSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainingEnded) / 1e9
         let outcome = SearchOutcome(
             taskName: task.name, kind: .structured, labels: [], primaryMetric: metric.rawValue, teacher: teacher,
@@ -444,46 +445,6 @@ public enum StructuredSearch {
             reasons[candidate.id] = SearchEngine.notTrainedReason(prediction, current: current, z: z, maxDrop: maxDrop)
         }
         return reasons
-    }
-
-    /// One training run of a wave: its trained base (or the error), its training seconds, and each member's student
-    /// with its validation answers and their evaluation (or the error).
-    struct TrainedRun: Sendable {
-        var base: StructuredStudent?
-        var error: (any Error)?
-        var seconds = 0.0
-        var members:
-            [Result<(StructuredStudent, [(answer: StructuredAnswer, confidence: Double)], Evaluation), any Error>] = []
-    }
-
-    /// Trains `runs` side by side (one thread each; seeded, so the results are those of one at a time), each member
-    /// at its precision answering validation.
-    static func trainConcurrently(
-        _ runs: [[StructuredCandidate]], task: StructuredTaskData, settings: SearchSettings,
-        validation: SplitEvaluator<Structured>
-    ) -> [TrainedRun] {
-        let results = Mutex([TrainedRun](repeating: TrainedRun(), count: runs.count))
-        DispatchQueue.concurrentPerform(iterations: runs.count) { index in
-            let members = runs[index]
-            var run = TrainedRun()
-            let start = DispatchTime.now().uptimeNanoseconds
-            do {
-                let base = try train(members[0], task: task, seed: settings.seed)
-                run.base = base
-                run.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                run.members = members.map { candidate in
-                    Result {
-                        let student = try base.quantized(to: candidate.precision)
-                        let answers = try student.predict(task.validation.texts)
-                        return (student, answers, try validation.evaluate(answers.map { Optional($0.answer) }))
-                    }
-                }
-            } catch {
-                run.error = error
-            }
-            results.withLock { $0[index] = run }
-        }
-        return results.withLock { $0 }
     }
 
     /// A candidate decided without a trained student (failed, skipped or pruned before it trained), with the reason.

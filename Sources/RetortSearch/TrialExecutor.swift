@@ -12,11 +12,24 @@ public protocol TrialExecutor: Sendable {
     func run(_ work: RungWork, task: TaskData) async throws -> RungOutput
     /// Where the trials ran, for the report (nil: in this process).
     var summary: ExecutorSummary? { get }
+    /// Trains the training runs of a structured search side by side at `fidelity` (blocking until all are done) and
+    /// returns each with its members' students and validation answers. A run that fails to train comes back with its
+    /// error; a trial the executor could not run at all (a process that crashed, a trial lost on the cluster) throws.
+    func trainStructured(
+        _ runs: [[StructuredCandidate]], fidelity: Double, task: StructuredTaskData, seed: UInt64
+    ) throws -> [StructuredRunOutput]
 }
 
 extension TrialExecutor {
     /// In this process: nothing to report.
     public var summary: ExecutorSummary? { nil }
+
+    /// In this process (``StructuredSearch/trainHere(_:fidelity:task:seed:)``).
+    public func trainStructured(
+        _ runs: [[StructuredCandidate]], fidelity: Double, task: StructuredTaskData, seed: UInt64
+    ) throws -> [StructuredRunOutput] {
+        StructuredSearch.trainHere(runs, fidelity: fidelity, task: task, seed: seed)
+    }
 }
 
 /// The default executor: the rung trains in this process, on the scheduler's worker tasks.
@@ -111,44 +124,12 @@ public struct TrialSpec: Codable, Sendable, Equatable {
     }
 
     /// The job whose rows this trial reads.
-    public func job() throws(DataError) -> Job {
-        if let task { return Job(task: URL(fileURLWithPath: task)) }
-        guard let files, files.count == 3 else {
-            throw DataError(.badData, "a trial spec needs \"task\" (a folder) or \"files\" (train, validation, test)")
-        }
-        var job = Job(task: URL(fileURLWithPath: files[0]).deletingLastPathComponent())
-        job.data = .files(
-            train: URL(fileURLWithPath: files[0]), validation: URL(fileURLWithPath: files[1]),
-            test: URL(fileURLWithPath: files[2]))
-        return job
-    }
+    public func job() throws(DataError) -> Job { try TrialJSON.job(task: task, files: files) }
 
     /// Reads a spec; a malformed one is a `FILE: message` error.
     public static func read(_ url: URL) throws(DataError) -> TrialSpec {
         let path = url.relativePath
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw DataError(.missingInput, "no such trial spec", file: path)
-        }
-        let spec: TrialSpec
-        do {
-            spec = try TrialJSON.decoder().decode(TrialSpec.self, from: data)
-        } catch let DecodingError.keyNotFound(key, context) {
-            let at = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
-            throw DataError(.badData, "not a trial spec: \"\(at)\" is missing", file: path)
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw DataError(.badData, "not a trial spec: \"\(TrialJSON.path(context))\" has the wrong type", file: path)
-        } catch let DecodingError.valueNotFound(_, context) {
-            throw DataError(.badData, "not a trial spec: \"\(TrialJSON.path(context))\" is null", file: path)
-        } catch let DecodingError.dataCorrupted(context) {
-            let at = TrialJSON.path(context)
-            guard at.isEmpty else { throw DataError(.badData, "not a trial spec: \"\(at)\" is invalid", file: path) }
-            // The parser names the line in its message ("… around line 3, column 5").
-            let underlying = context.underlyingError.map { "\($0)" } ?? context.debugDescription
-            let line = underlying.firstMatch(of: /line ([0-9]+)/).flatMap { Int($0.1) }
-            throw DataError(.badData, "not a trial spec: not valid JSON", file: path, line: line)
-        } catch {
-            throw DataError(.badData, "not a trial spec: \(error)", file: path)
-        }
+        let spec: TrialSpec = try TrialJSON.read(url, what: "trial spec")
         guard spec.version == 1 else {
             throw DataError(
                 .badData, "trial spec version \(spec.version) is not supported (this retort reads 1)", file: path)
@@ -228,6 +209,48 @@ enum TrialJSON {
 
     static func path(_ context: DecodingError.Context) -> String {
         context.codingPath.map(\.stringValue).joined(separator: ".")
+    }
+
+    /// Decodes the \(what) at `url`; a missing or malformed one is a `FILE[:LINE]: message` error.
+    static func read<T: Decodable>(_ url: URL, what: String) throws(DataError) -> T {
+        let file = url.relativePath
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw DataError(.missingInput, "no such \(what)", file: file)
+        }
+        let spec: T
+        do {
+            spec = try TrialJSON.decoder().decode(T.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            let at = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
+            throw DataError(.badData, "not a \(what): \"\(at)\" is missing", file: file)
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw DataError(.badData, "not a \(what): \"\(path(context))\" has the wrong type", file: file)
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw DataError(.badData, "not a \(what): \"\(path(context))\" is null", file: file)
+        } catch let DecodingError.dataCorrupted(context) {
+            let at = path(context)
+            guard at.isEmpty else { throw DataError(.badData, "not a \(what): \"\(at)\" is invalid", file: file) }
+            // The parser names the line in its message ("… around line 3, column 5").
+            let underlying = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+            let line = underlying.firstMatch(of: /line ([0-9]+)/).flatMap { Int($0.1) }
+            throw DataError(.badData, "not a \(what): not valid JSON", file: file, line: line)
+        } catch {
+            throw DataError(.badData, "not a \(what): \(error)", file: file)
+        }
+        return spec
+    }
+
+    /// The job of a trial's rows: a task folder, or train, validation and test files.
+    static func job(task: String?, files: [String]?) throws(DataError) -> Job {
+        if let task { return Job(task: URL(fileURLWithPath: task)) }
+        guard let files, files.count == 3 else {
+            throw DataError(.badData, "a trial spec needs \"task\" (a folder) or \"files\" (train, validation, test)")
+        }
+        var job = Job(task: URL(fileURLWithPath: files[0]).deletingLastPathComponent())
+        job.data = .files(
+            train: URL(fileURLWithPath: files[0]), validation: URL(fileURLWithPath: files[1]),
+            test: URL(fileURLWithPath: files[2]))
+        return job
     }
 }
 
@@ -322,6 +345,8 @@ public final class TrialCache: @unchecked Sendable {
     public private(set) var dataKey: String?
     /// The rows.
     public private(set) var task: TaskData?
+    /// The rows of a structured task.
+    public private(set) var structured: StructuredTaskData?
     /// Feature sets by key, with the precisions each serves (every one for hashed and numeric features; the ones it
     /// was converted to for encoder vectors).
     var features: [FeatureKey: (precisions: Set<Precision>, set: FeatureSet)] = [:]
@@ -329,12 +354,21 @@ public final class TrialCache: @unchecked Sendable {
     /// An empty cache.
     public init() {}
 
+    /// The rows of a structured `spec`, read once per data set (a different data set replaces the cached one).
+    public func structuredTask(for spec: StructuredTrialSpec) throws -> StructuredTaskData {
+        let key = "structured\n" + (spec.task ?? (spec.files ?? []).joined(separator: "\n"))
+        if let structured, key == dataKey { return structured }
+        let loaded = try StructuredTaskData.load(try spec.job())
+        (dataKey, task, structured, features) = (key, nil, loaded, [:])
+        return loaded
+    }
+
     /// The rows of `spec`, read once per data set (a different data set replaces the cached one).
     public func task(for spec: TrialSpec) throws -> TaskData {
         let key = spec.task ?? (spec.files ?? []).joined(separator: "\n")
         if let task, key == dataKey { return task }
         let loaded = try TaskData.load(try spec.job())
-        (dataKey, task, features) = (key, loaded, [:])
+        (dataKey, task, structured, features) = (key, loaded, nil, [:])
         return loaded
     }
 }
@@ -370,30 +404,57 @@ public struct ProcessTrialExecutor: TrialExecutor {
             TrialSpec(work: work, data: data, blasThreads: blasThreads, checkpoint: checkpoint)
         ).write(to: specURL, options: .atomic)
         let out = folder.appendingPathComponent("out", isDirectory: true)
+        // The process is waited for on a thread of its own, not on the caller's.
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            DispatchQueue.global().async {
+                continuation.resume(
+                    with: Result {
+                        try runTrialProcess(
+                            spec: specURL, out: out, in: folder, name: "trial \(work.group.key) (rung \(work.rung + 1))"
+                        )
+                    })
+            }
+        }
+        return try TrialOutcome.read(out, work: work)
+    }
+
+    /// Trains each structured run as its own `retort trial run` process (all at once; the caller sizes the waves) and
+    /// reads back the students and answers it wrote.
+    public func trainStructured(
+        _ runs: [[StructuredCandidate]], fidelity: Double, task: StructuredTaskData, seed: UInt64
+    ) throws -> [StructuredRunOutput] {
+        let hash = SearchFingerprint.structuredTask(task)
+        return try StructuredRunOutput.trainEach(runs, in: directory, rows: task.validation.count) {
+            members, folder, out in
+            let specURL = folder.appendingPathComponent("spec.json")
+            try StructuredTrialSpec(
+                data: data, taskHash: hash, candidates: members, fidelity: fidelity, seed: seed,
+                blasThreads: blasThreads
+            ).encoded().write(to: specURL, options: .atomic)
+            try runTrialProcess(spec: specURL, out: out, in: folder, name: "structured trial \(members[0].trainingKey)")
+        }
+    }
+
+    /// Runs `binary trial run --spec SPEC --out OUT` to its end; a non-zero exit throws with its last stderr line.
+    func runTrialProcess(spec: URL, out: URL, in folder: URL, name: String) throws {
         let stderrURL = folder.appendingPathComponent("stderr.txt")
         FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         let process = Process()
         process.executableURL = binary
-        process.arguments = ["trial", "run", "--spec", specURL.path, "--out", out.path]
+        process.arguments = ["trial", "run", "--spec", spec.path, "--out", out.path]
         process.standardOutput = FileHandle.nullDevice
         let stderrHandle = try FileHandle(forWritingTo: stderrURL)
         process.standardError = stderrHandle
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { finished in continuation.resume(returning: finished.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: SearchError("cannot run \(binary.path): \(error)"))
-            }
-        }
+        do { try process.run() } catch { throw SearchError("cannot run \(binary.path): \(error)") }
+        process.waitUntilExit()
         try? stderrHandle.close()
-        guard status == 0 else {
+        guard process.terminationStatus == 0 else {
             let message = (try? String(contentsOf: stderrURL, encoding: .utf8))?.split(separator: "\n").last.map(
                 String.init)
             throw SearchError(
-                "trial \(work.group.key) (rung \(work.rung + 1)) failed in \(binary.lastPathComponent) trial run "
-                    + "(exit \(status))" + (message.map { ": \($0)" } ?? ""))
+                "\(name) failed in \(binary.lastPathComponent) trial run (exit \(process.terminationStatus))"
+                    + (message.map { ": \($0)" } ?? ""))
         }
-        return try TrialOutcome.read(out, work: work)
     }
 
     /// Trials ran as processes on this host.

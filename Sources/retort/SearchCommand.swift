@@ -266,8 +266,12 @@ func runSearch(
             root: job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name), date: started)
     if resume != nil { log("[resume] continuing \(displayPath(run.partial))") }
     let journal = try run.openJournal()
+    // A Ray cluster gets the encoder folders of the encoder-head candidates once, through its object store.
+    let encoders = settings.catalog.candidates(for: task).filter {
+        $0.encoder.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
+    }
     try await configureExecutor(
-        executor, settings: &settings, job: job, task: task, workers: workers, workerCount: workerCount,
+        executor, settings: &settings, job: job, encoders: encoders, workers: workers, workerCount: workerCount,
         removeOnFailure: resume == nil ? run.partial : nil, log: log)
     defer { closeExecutor(settings.executor) }
     let source =
@@ -334,11 +338,13 @@ func setBLASThreads(workers: Int) -> Int {
 }
 
 /// Sets the BLAS threads (``setBLASThreads(workers:)``) and, for `--executor process` or `ray`, the executor of
-/// `settings` (a Ray cluster also sets the worker count when `--workers` was not given). A Ray connection that fails
-/// removes `removeOnFailure` (a new run's empty folder).
+/// `settings` (a Ray cluster also sets the worker count when `--workers` was not given). `encoders` (encoder-head
+/// candidates) and `files` (base-model files) are what a Ray cluster's workers get a copy of. A Ray connection that
+/// fails removes `removeOnFailure` (a new run's empty folder).
 func configureExecutor(
-    _ executor: ExecutorChoice, settings: inout SearchSettings, job: Job, task: TaskData, workers: Int?,
-    workerCount: Int, removeOnFailure: URL?, log: @escaping @Sendable (String) -> Void
+    _ executor: ExecutorChoice, settings: inout SearchSettings, job: Job, encoders: [Candidate] = [],
+    files: [String] = [], workers: Int?, workerCount: Int, removeOnFailure: URL?,
+    log: @escaping @Sendable (String) -> Void
 ) async throws {
     let blasThreads = setBLASThreads(workers: workerCount)
     switch executor {
@@ -360,14 +366,12 @@ func configureExecutor(
         let options = try rayOptions.resolve(cpusPerTrial: 1)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
             "retort-ray-\(UUID().uuidString)", isDirectory: true)
-        let encoders = settings.catalog.candidates(for: task).filter {
-            $0.encoder.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
-        }
         log("[executor] connecting to the Ray cluster at \(options.address)")
         let ray: RayTrialExecutor
         do {
             ray = try await RayTrialExecutor(
-                options: options, data: job.data, directory: folder, encoderCandidates: encoders, log: log)
+                options: options, data: job.data, directory: folder, encoderCandidates: encoders, files: files,
+                log: log)
         } catch {
             try? FileManager.default.removeItem(at: folder)
             if let removeOnFailure { try? FileManager.default.removeItem(at: removeOnFailure) }

@@ -6,8 +6,9 @@ import RetortSearch
 
 /// `retort search` on a structured task (FORMATS.md §9): loads it, runs ``StructuredSearch`` with progress, writes the
 /// run folder (report.json, frontier.md, candidates.csv, report.html, the recommended student's model/) and returns
-/// it. Structured searches train in this process (`--workers` runs side by side), exhaustively, by halving or by the
-/// learned strategy; an interrupted one continues with `--resume RUN_DIR` (its journal and checkpoints).
+/// it. Structured searches train on the executor (`--workers` runs side by side, in this process, as `retort trial run`
+/// processes or on Ray), exhaustively, by halving or by the learned strategy; an interrupted one continues with
+/// `--resume RUN_DIR` (its journal and checkpoints).
 func runStructuredSearch(
     _ job: Job, json: Bool, style: (String) -> String, resume: (RunDirectory, [JournalRecord])?,
     catalogPath: String?, executor: ExecutorChoice, workers: Int?, history: String?
@@ -16,10 +17,6 @@ func runStructuredSearch(
     let started = Date()
     log("retort: job \(job.name)")
     log("[load] reading rows")
-    if case .local = executor {
-    } else {
-        throw DataError(.usage, "structured tasks train in this process; drop --executor")
-    }
     let strategy = try SearchSettings.strategy(of: job)
     if strategy == .learned && history == nil {
         throw DataError(.usage, "--strategy learned learns from the history; drop --no-history")
@@ -34,7 +31,6 @@ func runStructuredSearch(
     // and the history holds three or more structured tasks scored by the same metric.
     // Training runs go in waves of `--workers` (default: one per core), each timed alone afterwards.
     let workerCount = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
-    setBLASThreads(workers: workerCount)
     var settings = try SearchSettings(job: job, strategy: strategy, workers: workerCount)
     var meta: MetaFeatures?
     if let history {
@@ -61,6 +57,13 @@ func runStructuredSearch(
             root: job.out ?? URL(fileURLWithPath: "results").appendingPathComponent(job.name), date: started)
     if resume != nil { log("[resume] continuing \(displayPath(run.partial))") }
     let journal = try run.openJournal()
+    // Training runs go to the executor (threads here, `retort trial run` processes, or Ray tasks that get the slm base
+    // models once); BLAS threads are set for the workers either way.
+    let models = Set(settings.catalog.structured.filter { $0.family == .slm && !$0.isMissingBaseModel }.map(\.model))
+    try await configureExecutor(
+        executor, settings: &settings, job: job, files: models.sorted(), workers: workers, workerCount: workerCount,
+        removeOnFailure: resume == nil ? run.partial : nil, log: log)
+    defer { closeExecutor(settings.executor) }
     let source =
         job.file.map(displayPath)
         ?? { if case .task(let folder) = job.data { displayPath(folder) } else { job.name } }()

@@ -15,12 +15,14 @@ struct TrialCommand: AsyncParsableCommand {
 struct TrialRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run one trial from a spec; write result.json (its journal records) and state.safetensors.",
+        abstract: "Run one trial from a spec; write result.json and the trained state (or students) into --out.",
         discussion: """
             The spec (JSON) names the rows (a task folder or three JSONL files), the training group's candidates,
             the rung, its target epochs, the seed and eval settings, the budget left and optionally a safetensors
             checkpoint to continue from. Training and evaluation are deterministic: the records equal those of the
-            same rung run inside `retort search`.
+            same rung run inside `retort search`. A structured search's spec ("kind": "structured") names one
+            training run's candidates and its fidelity; the trial writes result.json and, per candidate, a folder
+            ID/ holding the student and its validation answers (the format of a run's checkpoints/ID/).
             """)
 
     @Option(help: "The trial spec (JSON).")
@@ -36,6 +38,15 @@ struct TrialRun: AsyncParsableCommand {
     /// when given).
     static func run(spec: String, out: String, cache: TrialCache?) throws {
         let specURL = URL(fileURLWithPath: spec)
+        if StructuredTrialSpec.isStructured(specURL) {
+            let trial = try StructuredTrialSpec.read(specURL)
+            BLASThreads.set(
+                trial.blasThreads ?? ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)
+            let task = try cache?.structuredTask(for: trial) ?? StructuredTaskData.load(try trial.job())
+            try StructuredSearch.runTrial(
+                trial, task: task, out: URL(fileURLWithPath: out, isDirectory: true), file: specURL.relativePath)
+            return
+        }
         let trial = try TrialSpec.read(specURL)
         BLASThreads.set(
             trial.blasThreads ?? ProcessInfo.processInfo.environment["RETORT_BLAS_THREADS"].flatMap(Int.init) ?? 1)

@@ -42,6 +42,22 @@ import Testing
             separator: "\n")
     }
 
+    /// Expects the same frontier.md and candidates.csv in runs `a` and `b`, latency columns aside; returns a's
+    /// candidates.csv.
+    @discardableResult
+    static func expectSameTables(_ a: URL, _ b: URL, sourceLocation: SourceLocation = #_sourceLocation) throws
+        -> String
+    {
+        let frontierA = try String(contentsOf: a.appendingPathComponent("frontier.md"), encoding: .utf8)
+        let frontierB = try String(contentsOf: b.appendingPathComponent("frontier.md"), encoding: .utf8)
+        #expect(frontierA.contains("| candidate |"), sourceLocation: sourceLocation)
+        #expect(frontierWithoutLatency(frontierA) == frontierWithoutLatency(frontierB), sourceLocation: sourceLocation)
+        let csvA = try String(contentsOf: a.appendingPathComponent("candidates.csv"), encoding: .utf8)
+        let csvB = try String(contentsOf: b.appendingPathComponent("candidates.csv"), encoding: .utf8)
+        #expect(csvWithoutLatency(csvA) == csvWithoutLatency(csvB), sourceLocation: sourceLocation)
+        return csvA
+    }
+
     @Test("two runs with the same seed, on 1 and 2 workers, write identical frontier.md and candidates.csv")
     func identicalOutputs() async throws {
         let workspace = try Workspace.numeric()

@@ -40,17 +40,7 @@ import Testing
 
     /// The same answers: frontier (latency aside), candidates, recommendation, test figure and rung records.
     static func expectSameAnswers(_ a: URL, _ b: URL, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let frontierA = try String(contentsOf: a.appendingPathComponent("frontier.md"), encoding: .utf8)
-        let frontierB = try String(contentsOf: b.appendingPathComponent("frontier.md"), encoding: .utf8)
-        #expect(frontierA.contains("| candidate |"), sourceLocation: sourceLocation)
-        #expect(
-            DeterminismTests.frontierWithoutLatency(frontierA) == DeterminismTests.frontierWithoutLatency(frontierB),
-            sourceLocation: sourceLocation)
-        let csvA = try String(contentsOf: a.appendingPathComponent("candidates.csv"), encoding: .utf8)
-        let csvB = try String(contentsOf: b.appendingPathComponent("candidates.csv"), encoding: .utf8)
-        #expect(
-            DeterminismTests.csvWithoutLatency(csvA) == DeterminismTests.csvWithoutLatency(csvB),
-            sourceLocation: sourceLocation)
+        try DeterminismTests.expectSameTables(a, b, sourceLocation: sourceLocation)
         let reportA = try Report(runFolder: a)
         let reportB = try Report(runFolder: b)
         #expect(reportA.kind == reportB.kind && reportA.candidate == reportB.candidate, sourceLocation: sourceLocation)
@@ -89,6 +79,24 @@ import Testing
         #expect(executor["kind"] as? String == "ray" && executor["nodes"] as? Int == 2, "\(executor)")
         #expect(executor["latency_host"] as? String == ProcessInfo.processInfo.hostName)
         #expect(try workspace.text("results/ray/latest/frontier.md").contains("Trials trained on the Ray cluster at"))
+    }
+
+    @Test(
+        "a structured search on Ray (halving's screens and the last rung as Ray tasks) gives local's answers",
+        .enabled(if: clusterUp, "needs `make test-ray` (a local Ray cluster)"))
+    func structuredRayMatchesLocal() async throws {
+        let workspace = try StructuredCommandTests.workspace()
+        try workspace.write(StructuredCommandTests.executorCatalog, to: "catalog.yaml")
+        let common = StructuredCommandTests.executorSearch
+        let local = try await RetortBinary.run(common + ["--out", "results/local"], in: workspace.folder, timeout: 300)
+        #expect(local.exitCode == 0, "\(local)")
+        let ray = try await RetortBinary.run(
+            common + ["--out", "results/ray"] + rayArguments(), in: workspace.folder, timeout: 300)
+        #expect(ray.exitCode == 0, "\(ray)")
+        let (a, b) = (workspace.url("results/local/latest"), workspace.url("results/ray/latest"))
+        try StructuredCommandTests.expectSameAnswers(a, b)
+        let executor = try Self.executorSummary(b)
+        #expect(executor["kind"] as? String == "ray" && executor["nodes"] as? Int == 2, "\(executor)")
     }
 
     @Test(

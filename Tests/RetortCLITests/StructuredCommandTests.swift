@@ -56,13 +56,70 @@ import Testing
         #expect((first["output"] as? [String: Any])?["intent"] is String)
     }
 
-    @Test("what a structured search does not take yet is a one-line usage error")
-    func unsupportedOptions() async throws {
+    /// Halving in two rungs (three fields runs race), and a nearest run that goes straight to the last rung.
+    static let executorCatalog = """
+        structured:
+          - family: nearest
+            buckets_log2: 12
+          - family: fields
+            buckets_log2: [8, 10, 12]
+            epochs: 3
+            precision: [fp32, int8]
+        """
+    static let executorSearch = [
+        "search", "job.yaml", "--candidates", "catalog.yaml", "--strategy", "halving", "--workers", "2",
+    ]
+
+    /// The same answers in two structured runs: frontier and candidates (latency aside), recommendation, test figure.
+    static func expectSameAnswers(_ a: URL, _ b: URL, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let csvA = try DeterminismTests.expectSameTables(a, b, sourceLocation: sourceLocation)
+        #expect(
+            csvA.contains("pruned"), "halving pruned after a screening rung: \(csvA)", sourceLocation: sourceLocation)
+        let (reportA, reportB) = (try Report(runFolder: a), try Report(runFolder: b))
+        #expect(reportA.kind == reportB.kind && reportA.candidate == reportB.candidate, sourceLocation: sourceLocation)
+        #expect(
+            reportA.recommendationTestValue("exact_match") == reportB.recommendationTestValue("exact_match"),
+            sourceLocation: sourceLocation)
+    }
+
+    @Test("--executor process: every training run (halving's screens too) is a `trial run`; the answers are local's")
+    func processExecutor() async throws {
         let workspace = try Self.workspace()
-        let process = try await workspace.retort("search", "job.yaml", "--executor", "process")
-        #expect(process.exitCode == 64, "\(process)")
-        #expect(process.stderr.contains("drop --executor"), "\(process)")
-        #expect(!workspace.exists("results/ha-mini"), "no run folder is left behind")
+        try workspace.write(Self.executorCatalog, to: "catalog.yaml")
+        let common = Self.executorSearch
+        let local = try await RetortBinary.run(common + ["--out", "results/local"], in: workspace.folder, timeout: 300)
+        #expect(local.exitCode == 0, "\(local)")
+        let process = try await RetortBinary.run(
+            common + ["--out", "results/process", "--executor", "process"], in: workspace.folder, timeout: 300)
+        #expect(process.exitCode == 0, "\(process)")
+        #expect(process.stdout.contains("trial run"), "\(process)")
+        let (a, b) = (workspace.url("results/local/latest"), workspace.url("results/process/latest"))
+        try Self.expectSameAnswers(a, b)
+        let reportB = try Report(runFolder: b)
+        let search = try #require(reportB.json["search"] as? [String: Any])
+        #expect((search["executor"] as? [String: Any])?["kind"] as? String == "process", "\(search)")
+        #expect(FileManager.default.fileExists(atPath: b.appendingPathComponent("model/model.json").path))
+    }
+
+    @Test("a structured trial spec for other rows, or without a key, is a one-line error and writes nothing")
+    func structuredTrialSpecErrors() async throws {
+        let workspace = try Self.workspace()
+        let task = workspace.url("structured-synthetic").path
+        let candidate =
+            #"{"family": "nearest", "bucketsLog2": 10, "hidden": 0, "precision": "fp32", "epochs": 30, "#
+            + #""rank": 8, "depth": 2, "trainRows": 512, "model": "m.gguf"}"#
+        let wrongRows =
+            #"{"version": 1, "kind": "structured", "task": "\#(task)", "taskHash": "0000", "#
+            + #""candidates": [\#(candidate)], "fidelity": 1, "seed": 1}"#
+        let missing = #"{"version": 1, "kind": "structured", "task": "\#(task)", "candidates": [], "seed": 1}"#
+        for (text, expected) in [(wrongRows, "differ from the search's"), (missing, "\"taskHash\" is missing")] {
+            try workspace.write(text, to: "spec.json")
+            let result = try await workspace.retort("trial", "run", "--spec", "spec.json", "--out", "out")
+            #expect(result.exitCode == 65, "\(result)")
+            #expect(result.stderrLines.count == 1 && result.stderr.hasPrefix("spec.json: error: "), "\(result)")
+            #expect(result.stderr.contains(expected), "\(result)")
+            #expect(!workspace.exists("out"), "nothing is written for a bad spec")
+        }
     }
 
     @Test("a killed structured run resumes with --resume RUN_DIR alone and finishes like an uninterrupted one")

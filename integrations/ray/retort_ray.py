@@ -6,13 +6,17 @@ object per line; nothing else is ever printed there). The rows, encoder folders 
 Ray's object store, so workers need no shared file system: each worker node writes what a trial needs into its own
 temporary folder (content-addressed, so a node writes each data set once).
 
+Protocol version 2 (the `bridge` key of `ready`): a trial's whole OUT folder comes back (version 1: result.json and
+state.safetensors only), so structured trials (a folder per student) run too; a returned file that is a hard link to
+a shipped input (a student's copy of its base model) comes back as a link to the driver's own file.
+
 Requests (stdin):
   {"op": "hello", "data": {"task": PATH} | {"files": [TRAIN, VALIDATION, TEST]}, "folders_paths": {NAME: PATH}}
   {"op": "trial", "id": N, "spec": {...}, "state": PATH|null, "out": DIR, "folders": [NAME, ...], "cpus": C}
   {"op": "noop", "id": N, "exec": false}      # an empty Ray task (exec: true also starts `retort --help`)
 Events (stdout):
-  {"event": "ready", "address", "ray", "nodes", "cpus", "hosts"}        after hello
-  {"event": "done", "id", "node", "host", "seconds", "attempt"}         OUT/result.json and OUT/state.safetensors
+  {"event": "ready", "address", "ray", "nodes", "cpus", "hosts", "bridge"}  after hello
+  {"event": "done", "id", "node", "host", "seconds", "attempt"}         OUT holds what the trial wrote
   {"event": "retry", "id", "attempt", "of", "message", "seconds"}       a trial was lost; resubmitted after seconds
   {"event": "failed", "id", "message", "lost"}                          the trial failed (lost: retries exhausted)
   {"event": "fatal", "message"}                                         the bridge cannot go on
@@ -30,6 +34,8 @@ import sys
 import threading
 import time
 import traceback
+
+BRIDGE_VERSION = 2
 
 # Events go to the driver on the real stdout; anything else printed (Ray's own messages) goes to stderr.
 _stdout = os.fdopen(os.dup(1), "w")
@@ -114,8 +120,8 @@ class Collector:
     def __init__(self):
         self.results = {}
 
-    def deliver(self, key, result, state):
-        self.results[key] = (result, state)
+    def deliver(self, key, files):
+        self.results[key] = files
         return True
 
     def take(self, key):
@@ -169,6 +175,17 @@ def run_trial(spec, binary, collector, key, data_digest, data_layout, data, fold
         name: materialize(digest, os.path.basename(name.rstrip("/")) or "folder", blob)
         for (name, digest), blob in zip(folder_digests, folder_blobs)
     } or None
+    shipped = {}  # (device, inode) of every materialized input file -> (name, path inside it)
+    for name, local in (spec["paths"] or {}).items():
+        if os.path.isdir(local):
+            for root, _, names in os.walk(local):
+                for file_name in names:
+                    full = os.path.join(root, file_name)
+                    info = os.stat(full)
+                    shipped[(info.st_dev, info.st_ino)] = (name, os.path.relpath(full, local))
+        else:
+            info = os.stat(local)
+            shipped[(info.st_dev, info.st_ino)] = (name, "")
     work = tempfile.mkdtemp(prefix="retort-trial-")
     try:
         if state is not None:
@@ -197,11 +214,18 @@ def run_trial(spec, binary, collector, key, data_digest, data_layout, data, fold
         reply = json.loads(answer)
         if not reply.get("ok"):
             raise RuntimeError(reply.get("message", "the trial failed"))
-        with open(os.path.join(out, "result.json"), "rb") as handle:
-            result = handle.read()
-        with open(os.path.join(out, "state.safetensors"), "rb") as handle:
-            trained = handle.read()
-        ray.get(collector.deliver.remote(key, result, trained))
+        files = {}
+        for root, _, names in os.walk(out):
+            for file_name in sorted(names):
+                full = os.path.join(root, file_name)
+                info = os.stat(full)
+                link = shipped.get((info.st_dev, info.st_ino)) if info.st_nlink > 1 else None
+                if link is not None:
+                    files[os.path.relpath(full, out)] = {"link": list(link)}
+                else:
+                    with open(full, "rb") as handle:
+                        files[os.path.relpath(full, out)] = handle.read()
+        ray.get(collector.deliver.remote(key, files))
         context = ray.get_runtime_context()
         return {"key": key, "node": context.get_node_id(), "host": socket.gethostname(),
                 "seconds": time.time() - started}
@@ -310,10 +334,25 @@ def main():
         if request["op"] == "trial":
             out = request["out"]
             os.makedirs(out, exist_ok=True)
-            for name, data_bytes in zip(("result.json", "state.safetensors"), ray.get(collector.take.remote(value["key"]))):
-                with open(os.path.join(out, name + ".tmp"), "wb") as handle:
-                    handle.write(data_bytes)
-                os.replace(os.path.join(out, name + ".tmp"), os.path.join(out, name))
+            # result.json last: a reader that finds it finds everything else.
+            files = ray.get(collector.take.remote(value["key"]))
+            for name in sorted(files, key=lambda name: name == "result.json"):
+                target = os.path.join(out, name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                content = files[name]
+                if isinstance(content, dict):
+                    folder_name, inside = content["link"]
+                    source = os.path.join(folders[folder_name][2], inside) if inside else folders[folder_name][2]
+                    try:
+                        os.link(source, target)
+                    except OSError:
+                        import shutil
+
+                        shutil.copyfile(source, target)
+                    continue
+                with open(target + ".tmp", "wb") as handle:
+                    handle.write(content)
+                os.replace(target + ".tmp", target)
         emit({"event": "done", "id": request["id"], "node": value["node"], "host": value["host"],
               "seconds": time.time() - submitted, "attempt": attempt})
 
@@ -348,9 +387,10 @@ def main():
                     data = (digest, layout, ray.put(blob))
                     for name, path in (request.get("folders_paths") or {}).items():
                         files, folder_digest = read_tree(path)
-                        folders[name] = (folder_digest, ray.put(files))
+                        folders[name] = (folder_digest, ray.put(files), path)
                     nodes = [node for node in ray.nodes() if node.get("Alive")]
                     emit({"event": "ready", "address": args.address, "ray": ray.__version__, "nodes": len(nodes),
+                          "bridge": BRIDGE_VERSION,
                           "cpus": int(ray.cluster_resources().get("CPU", 0)),
                           "hosts": sorted({node.get("NodeManagerHostname", "") for node in nodes})})
                 elif op in ("trial", "noop"):
