@@ -32,6 +32,39 @@ public struct CaptureExport: Sendable {
         /// Flat JSON objects (FORMATS.md §9), checked against a schema when one is given (it goes into task.json);
         /// without one, any flat object is kept and loading the task infers the schema from the train answers.
         case structured(LabelPrompt.Schema?)
+
+        /// JSON objects checked against the JSON schema at `schemaPath` (the FORMATS.md §9 subset) or, when nil, any
+        /// flat object.
+        public static func structured(schemaPath: String?) throws(DataError) -> Answers {
+            guard let schemaPath else { return .structured(nil) }
+            guard let data = FileManager.default.contents(atPath: schemaPath) else {
+                throw DataError(.missingInput, "cannot read the schema file", file: schemaPath)
+            }
+            let raw: Any
+            do { raw = try JSONSerialization.jsonObject(with: data) } catch {
+                throw DataError(
+                    .badData, "not valid JSON (\(FileProblem.reason(error))); write the schema as one JSON object",
+                    file: schemaPath)
+            }
+            return .structured(try LabelPrompt.Schema.make(raw, file: schemaPath))
+        }
+
+        /// Whether `answer` is one of these answers: a label of the set, or a flat JSON object the schema admits.
+        func admits(structured answer: String) -> Bool {
+            guard case .structured(let schema) = self, let parsed = StructuredAnswer.parse(text: answer) else {
+                return false
+            }
+            return schema?.checked.isValid(parsed) ?? true
+        }
+
+        /// What an answer set aside was not, for messages.
+        public var rejectedWhat: String {
+            switch self {
+            case .labels: "not in the label set"
+            case .structured(let schema):
+                schema == nil ? "not a flat JSON object" : "not a JSON object the schema admits"
+            }
+        }
     }
 
     let config: GatewayConfig
@@ -46,21 +79,7 @@ public struct CaptureExport: Sendable {
     /// An export of `task` whose answers are JSON objects, checked against the JSON schema at `schemaPath` (the
     /// FORMATS.md §9 subset) or, when nil, kept when they are flat objects.
     public init(config: GatewayConfig, task: String, schemaPath: String?) throws(DataError) {
-        guard let schemaPath else {
-            try self.init(config: config, task: task, answers: .structured(nil))
-            return
-        }
-        guard let data = FileManager.default.contents(atPath: schemaPath) else {
-            throw DataError(.missingInput, "cannot read the schema file", file: schemaPath)
-        }
-        let raw: Any
-        do { raw = try JSONSerialization.jsonObject(with: data) } catch {
-            throw DataError(
-                .badData, "not valid JSON (\(FileProblem.reason(error))); write the schema as one JSON object",
-                file: schemaPath)
-        }
-        try self.init(
-            config: config, task: task, answers: .structured(try LabelPrompt.Schema.make(raw, file: schemaPath)))
+        try self.init(config: config, task: task, answers: .structured(schemaPath: schemaPath))
     }
 
     /// An export of `task` whose answers are `answers`.
@@ -88,10 +107,8 @@ public struct CaptureExport: Sendable {
                 teacher["logprobs"] = .object(logprobs.mapValues { JSON.number($0) })
                 summary.withLogprobs += 1
             }
-        case .structured(let schema):
-            guard let answer = StructuredAnswer.parse(text: capture.answer),
-                schema?.checked.isValid(answer) ?? true
-            else { return nil }
+        case .structured:
+            guard answers.admits(structured: capture.answer) else { return nil }
             teacher = ["text": .string(capture.answer)]
         }
         teacher["usage"] = ["input_tokens": .int(capture.inputTokens), "output_tokens": .int(capture.outputTokens)]
@@ -101,12 +118,7 @@ public struct CaptureExport: Sendable {
     }
 
     /// What a rejected answer was not, for messages.
-    public var rejectedWhat: String {
-        switch answers {
-        case .labels: "not in the label set"
-        case .structured(let schema): schema == nil ? "not a flat JSON object" : "not a JSON object the schema admits"
-        }
-    }
+    public var rejectedWhat: String { answers.rejectedWhat }
 
     /// Which split an id falls in: SHA-256 of the id, 80% train, 10% validation, 10% test.
     public static func split(of id: String) -> String {

@@ -6,7 +6,9 @@ import RetortTeacher
 ///
 /// Reads JSONL lines that are either request/response pairs (`{"request": {...}, "response": {...}}`, as logging
 /// proxies and SDK wrappers write them) or OpenAI batch output lines (`{"custom_id", "response": {"status_code",
-/// "body"}}`), whose requests come from the batch input file given with `requests`.
+/// "body"}}`), whose requests come from the batch input file given with `requests`. The answers are labels of a set
+/// (rows with `teacher.label`, `logprobs` from the first token's alternatives) or JSON objects (FORMATS.md §9: rows
+/// with `teacher.text`, and `tokens` from the answer's `logprobs.content` when the log kept them).
 public struct LogIngest: Sendable {
     /// What an ingest wrote and set aside.
     public struct Summary: Sendable {
@@ -14,9 +16,9 @@ public struct LogIngest: Sendable {
         public var lines = 0
         /// Rows written.
         public var rows = 0
-        /// Rows with logprobs.
+        /// Rows with logprobs (a structured row: with its tokens' logprobs).
         public var withLogprobs = 0
-        /// Answers that are no label (in the `.rejected.jsonl` file).
+        /// Answers that are no label, or no JSON object the schema admits (in the `.rejected.jsonl` file).
         public var rejected = 0
         /// Lines without a usable answer (errors, non-200 batch lines).
         public var failed = 0
@@ -24,13 +26,19 @@ public struct LogIngest: Sendable {
         public var models: [String: Int] = [:]
     }
 
-    let labels: [String]
+    /// What the answers are.
+    public let answers: CaptureExport.Answers
     let inputTemplate: String
+
+    /// An ingest of `answers` with the `capture_input`-style template for the row input.
+    public init(answers: CaptureExport.Answers, inputTemplate: String = "{{last_user}}") {
+        self.answers = answers
+        self.inputTemplate = inputTemplate
+    }
 
     /// An ingest with the label set of `labelsPath` and the `capture_input`-style template for the row input.
     public init(labelsPath: String, inputTemplate: String = "{{last_user}}") throws(DataError) {
-        labels = try LabelMatcher.readLabels(labelsPath)
-        self.inputTemplate = inputTemplate
+        self.init(answers: .labels(try LabelMatcher.readLabels(labelsPath)), inputTemplate: inputTemplate)
     }
 
     static func jsonLines(_ path: String) throws(DataError) -> [(line: Int, value: JSON)] {
@@ -101,24 +109,10 @@ public struct LogIngest: Sendable {
             }
             let input = CaptureInput.text(inputTemplate, chat: request)
             let model = completion["model"]?.string ?? request["model"]?.string ?? ""
-            guard let label = LabelMatcher.label(for: answer, in: labels) else {
+            guard let teacher = teacher(answer: answer, completion: completion, model: model, summary: &summary) else {
                 summary.rejected += 1
                 rejected.append(Labeler.rejectedLine(id: id, input: input, answer: answer, model: model))
                 continue
-            }
-            let usage = TokenUsage(openAI: completion["usage"] ?? [:])
-            var teacher: JSON = [
-                "label": .string(label), "model": .string(model),
-                "usage": [
-                    "input_tokens": .int(usage.inputUncached + usage.cacheRead + usage.cacheWrite),
-                    "output_tokens": .int(usage.output),
-                ],
-            ]
-            if let alternatives = LabelMatcher.firstTokenAlternatives(completion),
-                let logprobs = LabelMatcher.logprobs(alternatives, labels: labels)
-            {
-                teacher["logprobs"] = .object(logprobs.mapValues { JSON.number($0) })
-                summary.withLogprobs += 1
             }
             rows.append(
                 JSON(dictionaryLiteral: ("id", .string(id)), ("input", .string(input)), ("teacher", teacher)).text)
@@ -126,11 +120,42 @@ public struct LogIngest: Sendable {
             summary.rows += 1
         }
         guard !rows.isEmpty else {
-            throw DataError(.badData, "no line had a usable answer with a label", file: logPath)
+            throw DataError(
+                .badData, "no line had a usable answer (every answer was \(answers.rejectedWhat))", file: logPath)
         }
         try Labeler.writeWhole(rows, to: outPath)
         let rejectedPath = Labeler.rejectedPath(for: outPath)
         if !rejected.isEmpty { try Labeler.writeWhole(rejected, to: rejectedPath) }
         return summary
+    }
+
+    /// The row's `teacher` for `answer`, nil when it is not one of the answers sought.
+    func teacher(answer: String, completion: JSON, model: String, summary: inout Summary) -> JSON? {
+        var teacher: JSON
+        switch answers {
+        case .labels(let labels):
+            guard let label = LabelMatcher.label(for: answer, in: labels) else { return nil }
+            teacher = ["label": .string(label)]
+            if let alternatives = LabelMatcher.firstTokenAlternatives(completion),
+                let logprobs = LabelMatcher.logprobs(alternatives, labels: labels)
+            {
+                teacher["logprobs"] = .object(logprobs.mapValues { JSON.number($0) })
+                summary.withLogprobs += 1
+            }
+        case .structured:
+            guard answers.admits(structured: answer) else { return nil }
+            teacher = ["text": .string(answer)]
+            if let tokens = Labeler.answerTokens(completion) {
+                teacher["tokens"] = tokens
+                summary.withLogprobs += 1
+            }
+        }
+        let usage = TokenUsage(openAI: completion["usage"] ?? [:])
+        teacher["model"] = .string(model)
+        teacher["usage"] = [
+            "input_tokens": .int(usage.inputUncached + usage.cacheRead + usage.cacheWrite),
+            "output_tokens": .int(usage.output),
+        ]
+        return teacher
     }
 }

@@ -109,36 +109,15 @@ struct CaptureCommand: AsyncParsableCommand {
                 """)
         @Option(help: "The gateway config (YAML).") var config: String
         @Option(help: "The task name a route captures for.") var task: String
-        @Option(help: "The label set, one label per line (a label task).") var labels: String?
-        @Option(help: "A structured task's JSON schema (FORMATS.md §9): answers must be objects it admits.")
-        var schema: String?
-        @Flag(help: "A structured task whose schema is inferred from the answers: any flat JSON object is kept.")
-        var structured = false
+        @OptionGroup var answers: AnswerOptions
         @Option(help: "The task folder to write.") var out: String
 
         func run() async throws {
             try await ErrorReporting.run {
-                let given = [
-                    labels.map { _ in "--labels" }, schema.map { _ in "--schema" }, structured ? "--structured" : nil,
-                ].compactMap { $0 }
-                guard given.count == 1 else {
-                    throw DataError(
-                        .usage,
-                        given.isEmpty
-                            ? "say what the answers are: --labels FILE (a label set), --schema FILE or --structured "
-                                + "(JSON objects)"
-                            : "give one of --labels, --schema and --structured, not \(given.joined(separator: " and "))"
-                    )
-                }
-                let loaded = try GatewayConfig.load(config)
-                let export =
-                    if let labels {
-                        try CaptureExport(config: loaded, task: task, labelsPath: labels)
-                    } else {
-                        try CaptureExport(config: loaded, task: task, schemaPath: schema)
-                    }
+                let sought = try answers.resolve()
+                let export = try CaptureExport(config: try GatewayConfig.load(config), task: task, answers: sought)
                 let summary = try export.write(to: out)
-                let logprobs = labels == nil ? "" : "; \(summary.withLogprobs) rows with logprobs"
+                let logprobs = answers.labels == nil ? "" : "; \(summary.withLogprobs) rows with logprobs"
                 print(
                     "wrote \(out): \(summary.train)/\(summary.validation)/\(summary.test) train/validation/test rows from \(summary.captured) captured requests (teacher \(summary.model)\(logprobs))"
                 )
@@ -164,21 +143,27 @@ struct Ingest: AsyncParsableCommand {
     struct OpenAILog: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "openai-log",
-            abstract: "Chat-completion request/response pairs (JSONL) or OpenAI batch output files → teacher rows.")
+            abstract: "Chat-completion request/response pairs (JSONL) or OpenAI batch output files → teacher rows.",
+            discussion: """
+                Label rows (--labels FILE: teacher.label, logprobs from the first token's alternatives) or structured
+                rows (FORMATS.md §9; --schema schema.json or --structured: teacher.text when the answer is one flat
+                JSON object the schema admits, tokens from the answer's logprobs.content when the log kept them).
+                Other answers go to OUT's .rejected.jsonl.
+                """)
         @Argument(help: "The log: {\"request\", \"response\"} lines, or batch output lines (with --requests).") var log:
             String
         @Option(help: "The batch input file (custom_id + body) that a batch output answers.") var requests: String?
-        @Option(help: "The label set, one label per line.") var labels: String
+        @OptionGroup var answers: AnswerOptions
         @Option(help: "What of the request is the row's input: {{last_user}}, {{first_user}}, {{system}}.")
         var inputTemplate = "{{last_user}}"
         @Option(help: "Where the rows go (JSONL, written whole).") var out: String
 
         func run() async throws {
             try await ErrorReporting.run {
-                let summary = try LogIngest(labelsPath: labels, inputTemplate: inputTemplate).run(
-                    logPath: log, requestsPath: requests, outPath: out)
+                let ingest = LogIngest(answers: try answers.resolve(), inputTemplate: inputTemplate)
+                let summary = try ingest.run(logPath: log, requestsPath: requests, outPath: out)
                 print(
-                    "wrote \(summary.rows) rows to \(out) from \(summary.lines) log lines (\(summary.withLogprobs) with logprobs); \(summary.rejected) answers not a label, \(summary.failed) lines without an answer"
+                    "wrote \(summary.rows) rows to \(out) from \(summary.lines) log lines (\(summary.withLogprobs) with logprobs); \(summary.rejected) answers \(ingest.answers.rejectedWhat), \(summary.failed) lines without an answer"
                 )
                 if summary.models.count > 1 {
                     let models = summary.models.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
@@ -206,5 +191,29 @@ struct Ingest: AsyncParsableCommand {
                 )
             }
         }
+    }
+}
+
+/// What the answers of captured or logged requests are: `--labels FILE`, `--schema FILE` or `--structured`.
+struct AnswerOptions: ParsableArguments {
+    @Option(help: "The label set, one label per line (a label task).") var labels: String?
+    @Option(help: "A structured task's JSON schema (FORMATS.md §9): answers must be objects it admits.")
+    var schema: String?
+    @Flag(help: "A structured task whose schema is inferred from the answers: any flat JSON object is kept.")
+    var structured = false
+
+    /// The answers sought; exactly one of the three options must be given.
+    func resolve() throws -> CaptureExport.Answers {
+        let given = [labels.map { _ in "--labels" }, schema.map { _ in "--schema" }, structured ? "--structured" : nil]
+            .compactMap { $0 }
+        guard given.count == 1 else {
+            throw DataError(
+                .usage,
+                given.isEmpty
+                    ? "say what the answers are: --labels FILE (a label set), --schema FILE or --structured (JSON objects)"
+                    : "give one of --labels, --schema and --structured, not \(given.joined(separator: " and "))")
+        }
+        if let labels { return .labels(try LabelMatcher.readLabels(labels)) }
+        return try .structured(schemaPath: schema)
     }
 }

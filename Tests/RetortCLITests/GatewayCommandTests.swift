@@ -98,7 +98,7 @@ import Testing
             "ingest", "openai-log", "log.jsonl", "--labels", "labels.txt", "--out", "rows.jsonl")
         #expect(
             pairs.exitCode == 0 && pairs.stdout.contains("wrote 1 rows")
-                && pairs.stdout.contains("1 answers not a label"), "\(pairs)")
+                && pairs.stdout.contains("1 answers not in the label set"), "\(pairs)")
         let row = try workspace.text("rows.jsonl")
         #expect(row.contains(#""input":"where is my money back""#) && row.contains(#""model":"gpt-x-1""#))
         #expect(row.contains(#""logprobs":{"order_status":-1.8,"refund_request":-0.2}"#), "\(row)")
@@ -116,5 +116,49 @@ import Testing
             "--out", "b.jsonl")
         #expect(batch.exitCode == 0, "\(batch)")
         #expect(try workspace.text("b.jsonl").contains(#""id":"q-1""#))
+    }
+
+    @Test("retort ingest openai-log --schema keeps JSON answers the schema admits, with their tokens' logprobs")
+    func ingestStructuredLogs() async throws {
+        let workspace = Workspace()
+        try
+            #"{"type": "object", "properties": {"intent": {"enum": ["HassTurnOn", "HassTurnOff"]}, "name": {"type": "string"}}, "required": ["intent"]}"#
+            .write(to: workspace.url("schema.json"), atomically: true, encoding: .utf8)
+        let tokens =
+            #","logprobs":{"content":[{"token":"{\"","logprob":-0.01,"top_logprobs":[{"token":"{\"","logprob":-0.01}]},"#
+            + #"{"token":"intent","logprob":-0.3,"top_logprobs":[{"token":"intent","logprob":-0.3},{"token":"name","logprob":-1.4}]}]}"#
+        func line(_ answer: String, logprobs: String = "") -> String {
+            let request = #"{"model":"gpt-x","messages":[{"role":"user","content":"turn on the lamp"}]}"#
+            return #"{"request":\#(request),"response":{"model":"gpt-x-1","choices":[{"index":0,"message":{"#
+                + #""role":"assistant","content":"\#(answer)"}\#(logprobs)}],"usage":{"prompt_tokens":12,"completion_tokens":9}}}"#
+        }
+        try [
+            line(#"{\"intent\":\"HassTurnOn\",\"name\":\"lamp\"}"#, logprobs: tokens),
+            line(#"{\"intent\":\"HassDance\"}"#),
+            line("Sure! Turning it on."),
+        ].joined(separator: "\n").write(to: workspace.url("log.jsonl"), atomically: true, encoding: .utf8)
+        let result = try await workspace.retort(
+            "ingest", "openai-log", "log.jsonl", "--schema", "schema.json", "--out", "rows.jsonl")
+        #expect(result.exitCode == 0, "\(result)")
+        #expect(
+            result.stdout.contains("wrote 1 rows")
+                && result.stdout.contains("2 answers not a JSON object the schema admits"),
+            "\(result)")
+        let row = try #require(
+            try JSONSerialization.jsonObject(with: Data(workspace.text("rows.jsonl").utf8)) as? [String: Any])
+        let teacher = try #require(row["teacher"] as? [String: Any])
+        #expect(teacher["text"] as? String == #"{"intent":"HassTurnOn","name":"lamp"}"#, "\(teacher)")
+        #expect(teacher["label"] == nil && teacher["model"] as? String == "gpt-x-1")
+        let kept = try #require(teacher["tokens"] as? [[String: Any]])
+        #expect(kept.count == 2 && kept[1]["token"] as? String == "intent", "\(kept)")
+        #expect((kept[1]["top_logprobs"] as? [[String: Any]])?.count == 2)
+        #expect(try workspace.text("rows.rejected.jsonl").split(separator: "\n").count == 2)
+        let inferred = try await workspace.retort(
+            "ingest", "openai-log", "log.jsonl", "--structured", "--out", "any.jsonl")
+        #expect(inferred.exitCode == 0 && inferred.stdout.contains("wrote 2 rows"), "any flat object: \(inferred)")
+        let both = try await workspace.retort(
+            "ingest", "openai-log", "log.jsonl", "--structured", "--labels", "labels.txt", "--out", "x.jsonl")
+        #expect(
+            both.exitCode == 64 && both.stderr.contains("give one of --labels, --schema and --structured"), "\(both)")
     }
 }
