@@ -270,8 +270,10 @@ extension StructuredSearch {
 }
 
 extension StructuredRunOutput {
-    /// Runs `trial` for every run of `runs` side by side (a thread each), each in a new folder under `directory`
-    /// (removed afterwards), and reads back the `out` folder it filled; the first error throws.
+    /// Runs `trial` for every run of `runs` side by side (a thread each), each in a new folder under `directory`, and
+    /// reads back the `out` folder it filled; the first error throws. A folder that was read stays until the executor's
+    /// directory goes at the end of the search: a student read from it may still need its files (an `slm` student
+    /// loads its `model.gguf` when it answers, for the latency and the test set).
     static func trainEach(
         _ runs: [[StructuredCandidate]], in directory: URL, rows: Int,
         _ trial: @Sendable (_ members: [StructuredCandidate], _ folder: URL, _ out: URL) throws -> Void
@@ -284,10 +286,14 @@ extension StructuredRunOutput {
                 let folder = directory.appendingPathComponent(
                     "structured-\(members[0].trainingKey)-\(UUID().uuidString.prefix(8))", isDirectory: true)
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                defer { try? FileManager.default.removeItem(at: folder) }
-                let out = folder.appendingPathComponent("out", isDirectory: true)
-                try trial(members, folder, out)
-                return try read(out, members: members, rows: rows)
+                do {
+                    let out = folder.appendingPathComponent("out", isDirectory: true)
+                    try trial(members, folder, out)
+                    return try read(out, members: members, rows: rows)
+                } catch {
+                    try? FileManager.default.removeItem(at: folder)
+                    throw error
+                }
             }
             results.withLock { $0[index] = result }
         }

@@ -100,6 +100,23 @@ import Testing
     }
 
     @Test(
+        "an slm on Ray: its base model ships to the workers, its students come back, are timed and answer here",
+        .enabled(if: clusterUp, "needs `make test-ray` (a local Ray cluster)"))
+    func structuredRaySlm() async throws {
+        let workspace = try StructuredCommandTests.workspace()
+        try workspace.write(try StructuredCommandTests.slmCatalog(), to: "catalog.yaml")
+        let common = ["search", "job.yaml", "--candidates", "catalog.yaml", "--strategy", "exhaustive"]
+        let local = try await RetortBinary.run(common + ["--out", "results/local"], in: workspace.folder, timeout: 600)
+        #expect(local.exitCode == 0, "\(local)")
+        let ray = try await RetortBinary.run(
+            common + ["--out", "results/ray"] + rayArguments(), in: workspace.folder, timeout: 600)
+        #expect(ray.exitCode == 0, "\(ray)")
+        let csv = try DeterminismTests.expectSameTables(
+            workspace.url("results/local/latest"), workspace.url("results/ray/latest"))
+        #expect(csv.contains("slm-r2-d1-e1-n16-fp16,slm,fp16,complete"), "\(csv)")
+    }
+
+    @Test(
         "the worker node's raylet killed mid-search: its trials are resubmitted and the frontier is the same",
         .enabled(if: clusterUp, "needs `make test-ray` (a local Ray cluster)"))
     func workerNodeLost() async throws {

@@ -101,6 +101,43 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: b.appendingPathComponent("model/model.json").path))
     }
 
+    /// A nearest run and an `slm` run on a tiny random decoder (its GGUF written by the test), every candidate
+    /// trained whole (exhaustive).
+    static func slmCatalog() throws -> String {
+        """
+        structured:
+          - family: nearest
+            buckets_log2: 12
+          - family: slm
+            rank: 2
+            depth: 1
+            epochs: 1
+            train_rows: 16
+            precision: [fp32, fp16]
+            model: \(try tinySlmFile().path)
+        """
+    }
+
+    @Test("--executor process with an slm: its students come back from the trial, are timed and answer test here")
+    func processExecutorSlm() async throws {
+        let workspace = try Self.workspace()
+        try workspace.write(try Self.slmCatalog(), to: "catalog.yaml")
+        let common = ["search", "job.yaml", "--candidates", "catalog.yaml", "--strategy", "exhaustive"]
+        let local = try await RetortBinary.run(common + ["--out", "results/local"], in: workspace.folder, timeout: 600)
+        #expect(local.exitCode == 0, "\(local)")
+        let process = try await RetortBinary.run(
+            common + ["--out", "results/process", "--executor", "process"], in: workspace.folder, timeout: 600)
+        #expect(process.exitCode == 0, "\(process)")
+        let (a, b) = (workspace.url("results/local/latest"), workspace.url("results/process/latest"))
+        let csv = try DeterminismTests.expectSameTables(a, b)
+        #expect(csv.contains("slm-r2-d1-e1-n16-fp16,slm,fp16,complete"), "\(csv)")
+        let slm = try #require(
+            (try Report(runFolder: b).json["candidates"] as? [[String: Any]])?.first {
+                $0["id"] as? String == "slm-r2-d1-e1-n16-fp16"
+            })
+        #expect((slm["latency_ms_p50"] as? Double ?? 0) > 0, "timed in the driver: \(slm)")
+    }
+
     @Test("a structured trial spec for other rows, or without a key, is a one-line error and writes nothing")
     func structuredTrialSpecErrors() async throws {
         let workspace = try Self.workspace()

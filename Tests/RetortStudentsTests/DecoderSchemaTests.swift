@@ -14,65 +14,10 @@ func schemaTokenizer() throws -> BPETokenizer {
     return try BPETokenizer(gguf: GGUFFile.read(w.encoded(), file: "schema-tokenizer.gguf"))
 }
 
-/// The metadata of ``schemaTokenizer()`` and its vocabulary size.
-func schemaTokenizerMetadata() -> (metadata: [(String, GGUFFile.Value)], vocabulary: Int) {
-    let bytes = BPETokenizer.byteScalars.map { String(Character($0)) }
-    let merges = [
-        "{ \"", "\" :", "\": \"", "\" ,", "\", \"", "\" }", "i n", "in t", "e n", "en t", "int ent", "H a", "Ha s",
-        "Has s", "T u", "Tu r", "Tur n", "O n", "O f", "Of f", "t r", "u e", "tr ue", "Ã ©",
-    ]
-    let merged = merges.map { $0.replacingOccurrences(of: " ", with: "") }
-    let special = ["<|im_start|>", "<|im_end|>"]
-    let tokens = bytes + merged + special
-    let metadata: [(String, GGUFFile.Value)] = [
-        ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("smollm")),
-        ("tokenizer.ggml.tokens", .array(tokens.map { .string($0) })),
-        (
-            "tokenizer.ggml.token_type",
-            .array(Array(repeating: .int32(1), count: bytes.count + merged.count) + [.int32(3), .int32(3)])
-        ),
-        ("tokenizer.ggml.merges", .array(merges.map { .string($0) })),
-        ("tokenizer.ggml.bos_token_id", .uint32(UInt32(tokens.count - 2))),
-        ("tokenizer.ggml.eos_token_id", .uint32(UInt32(tokens.count - 1))),
-    ]
-    return (metadata, tokens.count)
-}
-
 /// A random F32 Llama (2 blocks, H = 32, 4 heads of 8, 2 key/value heads, F = 64) with `vocabulary` tokens.
 func schemaLlama(seed: UInt64, vocabulary: Int, contextLength: Int = 256) throws -> LlamaDecoder {
     let w = schemaLlamaWriter(seed: seed, vocabulary: vocabulary, contextLength: contextLength)
     return try LlamaDecoder(gguf: GGUFFile.read(w.encoded(), file: "schema-llama.gguf"))
-}
-
-/// The GGUF of ``schemaLlama(seed:vocabulary:contextLength:)``, to add metadata to.
-func schemaLlamaWriter(seed: UInt64, vocabulary: Int, contextLength: Int = 256) -> GGUFWriter {
-    var generator = SeededGenerator(seed: seed)
-    func random(_ count: Int, _ low: Float = -0.5, _ high: Float = 0.5) -> [Float] {
-        Matrix(rows: 1, columns: count, uniformFrom: low, to: high, generator: &generator).storage
-    }
-    var w = GGUFWriter()
-    w.metadata = [
-        ("general.architecture", .string("llama")), ("llama.block_count", .uint32(2)),
-        ("llama.context_length", .uint32(UInt32(contextLength))), ("llama.embedding_length", .uint32(32)),
-        ("llama.feed_forward_length", .uint32(64)), ("llama.attention.head_count", .uint32(4)),
-        ("llama.attention.head_count_kv", .uint32(2)),
-        ("llama.attention.layer_norm_rms_epsilon", .float32(1e-5)),
-    ]
-    w.add("token_embd.weight", random(vocabulary * 32, -1, 1), dimensions: [32, vocabulary], as: .f32)
-    for i in 0..<2 {
-        let p = "blk.\(i)."
-        w.add(p + "attn_norm.weight", random(32, 0.5, 1.5), dimensions: [32], as: .f32)
-        w.add(p + "attn_q.weight", random(32 * 32), dimensions: [32, 32], as: .f32)
-        w.add(p + "attn_k.weight", random(16 * 32), dimensions: [32, 16], as: .f32)
-        w.add(p + "attn_v.weight", random(16 * 32), dimensions: [32, 16], as: .f32)
-        w.add(p + "attn_output.weight", random(32 * 32), dimensions: [32, 32], as: .f32)
-        w.add(p + "ffn_norm.weight", random(32, 0.5, 1.5), dimensions: [32], as: .f32)
-        w.add(p + "ffn_gate.weight", random(64 * 32), dimensions: [32, 64], as: .f32)
-        w.add(p + "ffn_up.weight", random(64 * 32), dimensions: [32, 64], as: .f32)
-        w.add(p + "ffn_down.weight", random(32 * 64), dimensions: [64, 32], as: .f32)
-    }
-    w.add("output_norm.weight", random(32, 0.5, 1.5), dimensions: [32], as: .f32)
-    return w
 }
 
 /// An ha-like schema: a required enum, a free string, an integer, a number, a boolean and an untyped key.

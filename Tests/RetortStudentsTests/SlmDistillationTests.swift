@@ -1,6 +1,7 @@
 import Foundation
 import RetortData
 import RetortNumerics
+import RetortTestSupport
 import Testing
 
 @testable import RetortStudents

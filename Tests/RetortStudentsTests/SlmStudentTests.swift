@@ -6,19 +6,6 @@ import Testing
 
 @testable import RetortStudents
 
-/// One GGUF file holding a tiny random Llama (``schemaLlama(seed:vocabulary:contextLength:)``) and the byte-level
-/// tokenizer of ``schemaTokenizer()`` with the ChatML tokens: what an `slm` student reads, small enough for CI.
-func tinySlmFile(seed: UInt64 = 5) throws -> URL {
-    let tokenizer = schemaTokenizerMetadata()
-    var w = schemaLlamaWriter(seed: seed, vocabulary: tokenizer.vocabulary)
-    w.metadata += tokenizer.metadata
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("retort-slm-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    let url = folder.appendingPathComponent("tiny.gguf")
-    try w.encoded().write(to: url)
-    return url
-}
-
 @Suite struct SlmStudentTests {
     static let schema = StructuredSchema(
         properties: [

@@ -106,7 +106,7 @@ public struct BPETokenizer: Sendable {
 
     /// GPT-2's byte → printable character table: printable Latin-1 bytes stand for themselves, the other 68 bytes map
     /// to U+0100 upwards in byte order.
-    static let byteScalars: [Unicode.Scalar] = {
+    public static let byteScalars: [Unicode.Scalar] = {
         var next: UInt32 = 256
         return (0..<256).map { byte -> Unicode.Scalar in
             if (33...126).contains(byte) || (161...172).contains(byte) || (174...255).contains(byte) {
