@@ -48,8 +48,13 @@ public struct HistoryPredictor: Sendable {
     public let widening: DistanceWidening
 
     /// A predictor over the complete, full-fidelity trials of past runs on `kind` tasks scored by `metric`,
-    /// leaving out the runs of the task `excludingTask` (leave-one-task-out evaluation).
-    public init(store: HistoryStore, kind: String, metric: String, excludingTask: String? = nil) throws(HistoryError) {
+    /// leaving out the runs of the task `excludingTask` and of the tasks `excludingTasks` (leave-one-task-out, or
+    /// leave-one-dataset-out with a dataset's variants, evaluation).
+    public init(
+        store: HistoryStore, kind: String, metric: String, excludingTask: String? = nil,
+        excludingTasks: Set<String> = []
+    ) throws(HistoryError) {
+        let excluded = excludingTasks.union(excludingTask.map { [$0] } ?? [])
         let rows: [(String, String, String)]
         do {
             rows = try store.queue.read { db in
@@ -70,7 +75,7 @@ public struct HistoryPredictor: Sendable {
         var examples: [Example] = []
         var metas: [String: MetaFeatures] = [:]
         let decoder = JSONDecoder()
-        for (taskId, metaText, recordText) in rows where taskId != excludingTask {
+        for (taskId, metaText, recordText) in rows where !excluded.contains(taskId) {
             guard let meta = metas[taskId] ?? (try? decoder.decode(MetaFeatures.self, from: Data(metaText.utf8))),
                 let trial = try? decoder.decode(TrialResult.self, from: Data(recordText.utf8)),
                 let gap = trial.differenceToTeacher?.value
@@ -93,7 +98,7 @@ public struct HistoryPredictor: Sendable {
         taskCount = Set(examples.map(\.taskId)).count
         var tasks: [String: (vector: [Double], summary: SimilarTask)] = [:]
         if let runs = try? store.list() {
-            for run in runs where run.kind == kind && run.taskId != excludingTask {
+            for run in runs where run.kind == kind && !excluded.contains(run.taskId) {
                 guard let meta = metas[run.taskId] else { continue }
                 let best = examples.filter { $0.taskId == run.taskId }.map(\.gap).max()
                 tasks[run.taskId] = (
