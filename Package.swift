@@ -182,7 +182,7 @@ let package = Package(
         .testTarget(
             name: "RetortUITests",
             dependencies: [
-                "RetortUI", "RetortSearch", "RetortReports", "RetortTestSupport",
+                "RetortUI", "RetortSearch", "RetortReports", "RetortHistory", "RetortTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

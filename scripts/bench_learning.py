@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Leave-one-task-out benchmark of the learned strategy (make bench-learning).
+"""Leave-one-dataset-out benchmark of the learned strategy (make bench-learning).
 
 Tasks: every task in BENCH_DIR, the bundled example (examples/shop-support/task, made by `retort demo`), and generated
 variants of satimage, letter and ha-intents-en (scripts/make_variants.py: half the rows, merged classes, dropped
@@ -9,14 +9,22 @@ text run's time).
 1. History: one exhaustive search per task, recorded into OUT/history.sqlite (the exhaustive recommendation is the
    reference answer).
 2. For each task T, in one run: cold successive halving (--no-history) against the learned strategy with a history
-   holding every task but T (a copy of the history with T forgotten), and `retort suggest` on that history first.
-   Compute = candidate-epochs and wall seconds until the final recommendation. "Equally good" compares the answers
-   in the order student alone > cascade > no distillation: the same answer; or a student within 0.5 pt of
-   halving's student on the primary metric at no larger size; or, where halving recommends a cascade, a student that
-   meets the bar alone or a cascade whose blended cost per 1M requests is at most 1% above halving's (a cascade's
-   cost is the teacher's share of the traffic); or anything where halving says no distillation. A cascade is named
-   "cascade: STUDENT (COVERAGE)". `suggest` predicts students from history and has no cascades: its
-   "no-distillation" (no student qualifies alone) counts as naming a cascade answer.
+   that holds no task of T's dataset: T's base task and all its variants (BASE-sub50, BASE-merge, BASE-drop,
+   BASE-noisy, and BASE-llm, the same inputs with another teacher) are forgotten from a copy of the history, so every
+   held-out task is new to the history; `retort suggest` runs on that history first. Compute = candidate-epochs and
+   wall seconds until the final recommendation. "Equally good" compares the answers in the order student alone >
+   cascade > no distillation: the same answer; or a student within 0.5 pt of halving's student on the primary metric
+   at no larger size; or, where halving recommends a cascade, a student that meets the bar alone or a cascade whose
+   blended cost per 1M requests is at most 1% above halving's (a cascade's cost is the teacher's share of the
+   traffic); or anything where halving says no distillation. A cascade is named "cascade: STUDENT (COVERAGE)".
+   `suggest` predicts students from history and has no cascades: its "no-distillation" (no student qualifies alone)
+   counts as naming a cascade answer. "Not more than halving" allows 5% (early stopping moves epochs a little).
+3. Calibration: for every candidate the learned search trained to completion at full fidelity with a prediction from
+   history (invented sizes left out), whether its measured validation gap fell inside the predicted gap ± 2 sd, and
+   the absolute error (report.json `search.calibration`, or counted from the candidates for reports without it).
+
+With BASELINE_RETORT=PATH (another build of retort, e.g. the main branch's), its learned strategy runs on the same
+held-out histories and its columns are printed next to this build's.
 
 Usage: scripts/bench_learning.py [BENCH_DIR] [OUT_DIR]
 """
@@ -34,6 +42,7 @@ bench = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-learning"
 retort = scriptkit.require_binary(".build/release/retort")
 learned_flags = os.environ.get("LEARNED_FLAGS", "").split()  # e.g. LEARNED_FLAGS="--confidence-z 1"
+baseline = os.environ.get("BASELINE_RETORT")
 os.makedirs(out, exist_ok=True)
 
 catalog = scriptkit.catalog_without_encoders(out)
@@ -44,9 +53,9 @@ def name_of(task):
     return json.load(open(os.path.join(task, "task.json")))["name"]
 
 
-def search(task, folder, *flags):
+def search(task, folder, *flags, binary=None):
     start = time.time()
-    subprocess.run([retort, "search", "--task", task, "--candidates", catalog, "--out", folder, *flags], check=True,
+    subprocess.run([binary or retort, "search", "--task", task, "--candidates", catalog, "--out", folder, *flags], check=True,
                    capture_output=True, text=True)
     wall = time.time() - start
     report = json.load(open(sorted(glob.glob(os.path.join(folder, "2*", "report.json")))[-1]))
@@ -105,40 +114,123 @@ for task in tasks:
     print(f"history: {name_of(task)} exhaustive in {wall:.1f} s, {report['search']['candidate_epochs']:.0f} "
           f"candidate-epochs, recommends {answer(report)[0] or 'no distillation'}", file=sys.stderr, flush=True)
 
-print("| held-out task | kind | halving: recommendation | epochs | wall s | learned: recommendation | epochs | wall s "
-      "| compute ratio (epochs) | wall ratio | equally good | suggest's family | exhaustive's answer |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+VARIANT_SUFFIXES = ("-sub50", "-merge", "-drop", "-noisy", "-llm")
+
+
+def dataset_of(name):
+    """The base dataset a task belongs to: its name without a variant suffix (ha-intents-en-llm: ha-intents-en)."""
+    for suffix in VARIANT_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def calibration(report):
+    """(predicted, inside, sum of absolute errors) over the trained, full-fidelity, history-predicted candidates."""
+    c = report["search"].get("calibration")
+    if c:
+        return c["predicted"], c["inside"], c["mae"] * c["predicted"]
+    n = inside = 0
+    total = 0.0
+    for cand in report["candidates"]:
+        p, d = cand.get("predicted"), cand.get("difference_to_teacher")
+        if (cand["status"] != "complete" or cand["fidelity"] < 1 or cand.get("invented") or p is None or d is None
+                or p.get("gap_sd") is None):
+            continue
+        error = abs(d["value"] - p["gap"])
+        n += 1
+        inside += error <= 2 * p["gap_sd"]
+        total += error
+    return n, inside, total
+
+
+def calibration_text(n, inside, total):
+    return f"{inside}/{n} ({100 * inside / n:.0f}%)" if n else "—", f"{total / n:.4f}" if n else "—"
+
+
+names = {task: name_of(task) for task in tasks}
+groups = {}
+for task in tasks:
+    groups.setdefault(dataset_of(names[task]), []).append(names[task])
+columns = ["held-out task", "kind", "tasks forgotten", "halving: recommendation", "epochs", "wall s",
+           "learned: recommendation", "epochs", "wall s", "mode", "compute ratio (epochs)", "wall ratio",
+           "equally good", "inside ± 2 sd", "MAE", "suggest's family", "exhaustive's answer"]
+if baseline:
+    columns += ["baseline learned: recommendation", "epochs", "ratio", "equally good", "inside ± 2 sd", "MAE"]
+print("| " + " | ".join(columns) + " |")
+print("|" + "---|" * len(columns))
 rows = []
-for phase in ("halving", "learned", "held-out"):
+for phase in ("halving", "learned", "held-out", "baseline"):
     shutil.rmtree(os.path.join(out, phase), ignore_errors=True)
 for task in tasks:
-    name = name_of(task)
+    name = names[task]
     held_out = os.path.join(out, "held-out", f"{name}.sqlite")
     os.makedirs(os.path.dirname(held_out), exist_ok=True)
     shutil.copy(history, held_out)
-    subprocess.run([retort, "history", "forget", name, "--history", held_out], check=True, capture_output=True)
+    forgotten = groups[dataset_of(name)]
+    for other in forgotten:
+        subprocess.run([retort, "history", "forget", other, "--history", held_out], check=True, capture_output=True)
     halving, halving_wall = search(task, os.path.join(out, "halving", name), "--strategy", "halving", "--no-history")
     suggestion = json.loads(subprocess.run([retort, "suggest", "--task", task, "--candidates", catalog, "--history",
                                             held_out, "--json"], check=True, capture_output=True, text=True).stdout)
+    # The learned search records itself into its history: the baseline gets its own copy, made before.
+    base_history = held_out + ".baseline"
+    if baseline:
+        shutil.copy(held_out, base_history)
     learned, learned_wall = search(task, os.path.join(out, "learned", name), "--strategy", "learned", "--history",
                                    held_out, *learned_flags)
     h_id, l_id = answer(halving)[0], answer(learned)[0]
     good = equally_good(answer(halving), answer(learned))
-    ratio = halving["search"]["candidate_epochs"] / max(learned["search"]["candidate_epochs"], 1e-9)
+    h_epochs, l_epochs = halving["search"]["candidate_epochs"], learned["search"]["candidate_epochs"]
+    ratio = h_epochs / max(l_epochs, 1e-9)
     wall_ratio = halving_wall / learned_wall
     suggested = family(suggestion.get("candidate"))
-    rows.append((ratio, good, suggested == family(l_id), wall_ratio))
+    cal = calibration(learned)
+    mode = (learned["search"].get("learned_mode") or {}).get("schedule", "learned")
+    row = {"ratio": ratio, "good": good, "suggest": suggested == family(l_id), "wall": wall_ratio,
+           "not_more": l_epochs <= 1.05 * h_epochs, "cal": cal, "mode": mode}
     kind = json.load(open(os.path.join(task, "task.json")))["kind"]
-    print(f"| {name} | {kind} "
-          f"| {h_id or 'no distillation'} | {halving['search']['candidate_epochs']:.0f} | {halving_wall:.1f} "
-          f"| {l_id or 'no distillation'} | {learned['search']['candidate_epochs']:.0f} | {learned_wall:.1f} "
-          f"| {ratio:.1f}× | {wall_ratio:.1f}× | {'yes' if good else 'no'} | {suggested} "
-          f"| {reference[task][0][0] or 'no distillation'} |", flush=True)
+    inside_text, mae_text = calibration_text(*cal)
+    line = (f"| {name} | {kind} | {len(forgotten)} | {h_id or 'no distillation'} | {h_epochs:.0f} | {halving_wall:.1f} "
+            f"| {l_id or 'no distillation'} | {l_epochs:.0f} | {learned_wall:.1f} | {mode} | {ratio:.1f}× "
+            f"| {wall_ratio:.1f}× | {'yes' if good else 'no'} | {inside_text} | {mae_text} | {suggested} "
+            f"| {reference[task][0][0] or 'no distillation'} |")
+    if baseline:
+        base, _ = search(task, os.path.join(out, "baseline", name), "--strategy", "learned", "--history",
+                         base_history, *learned_flags, binary=baseline)
+        b_epochs = base["search"]["candidate_epochs"]
+        b_good = equally_good(answer(halving), answer(base))
+        b_cal = calibration(base)
+        row.update(b_ratio=h_epochs / max(b_epochs, 1e-9), b_good=b_good, b_cal=b_cal,
+                   b_not_more=b_epochs <= 1.05 * h_epochs)
+        b_inside, b_mae = calibration_text(*b_cal)
+        line += (f" {answer(base)[0] or 'no distillation'} | {b_epochs:.0f} | {row['b_ratio']:.1f}× "
+                 f"| {'yes' if b_good else 'no'} | {b_inside} | {b_mae} |")
+    rows.append(row)
+    print(line, flush=True)
+
+
+def summary(label, ratio, good, not_more, cal):
+    n = len(rows)
+    both = sum(1 for r in rows if r[ratio] >= 3 and r[good])
+    predicted = sum(r[cal][0] for r in rows)
+    inside = sum(r[cal][1] for r in rows)
+    errors = sum(r[cal][2] for r in rows)
+    per_task = [r[cal][1] / r[cal][0] for r in rows if r[cal][0]]
+    return (f"{label}: {both}/{n} tasks ({100 * both / n:.0f}%) with ≥ 3× less compute (candidate-epochs) at an "
+            f"equally good recommendation; equally good on {sum(1 for r in rows if r[good])}/{n}; median compute "
+            f"ratio {sorted(r[ratio] for r in rows)[n // 2]:.1f}×; not more than halving (5% tolerance) on "
+            f"{sum(1 for r in rows if r[not_more])}/{n}; predictions inside ± 2 sd: {inside}/{predicted} "
+            f"({100 * inside / max(predicted, 1):.0f}%, target ≥ 90%; median per task "
+            f"{100 * sorted(per_task)[len(per_task) // 2] if per_task else 0:.0f}%), mean absolute error "
+            f"{errors / max(predicted, 1):.4f}.")
+
 
 n = len(rows)
-both = sum(1 for r in rows if r[0] >= 3 and r[1])
-print(f"\n{both}/{n} tasks ({100 * both / n:.0f}%) with ≥ 3× less compute (candidate-epochs) at an equally good "
-      f"recommendation (target ≥ 80%); equally good on {sum(1 for r in rows if r[1])}/{n}; "
-      f"median compute ratio {sorted(r[0] for r in rows)[n // 2]:.1f}×, median wall ratio "
-      f"{sorted(r[3] for r in rows)[n // 2]:.1f}×; suggest named the learned search's family on "
-      f"{sum(1 for r in rows if r[2])}/{n} ({100 * sum(1 for r in rows if r[2]) / n:.0f}%, target ≥ 70%).")
+print()
+print(summary("This build", "ratio", "good", "not_more", "cal") + f" Median wall ratio "
+      f"{sorted(r['wall'] for r in rows)[n // 2]:.1f}×; ran halving on {sum(1 for r in rows if r['mode'] == 'halving')}"
+      f"/{n}; suggest named the learned search's family on {sum(1 for r in rows if r['suggest'])}/{n} "
+      f"({100 * sum(1 for r in rows if r['suggest']) / n:.0f}%, target ≥ 70%).")
+if baseline:
+    print(summary(f"Baseline ({baseline})", "b_ratio", "b_good", "b_not_more", "b_cal"))

@@ -6,7 +6,13 @@ import RetortStudents
 
 /// Predicts a candidate's validation gap to the teacher (and its latency) from past trials: k nearest neighbours over
 /// standardized task meta-features plus candidate descriptors (family, precision, log size, log FLOPs), weighted by
-/// inverse distance; the spread of the neighbours' gaps (with a floor) is the uncertainty. Structured tasks are
+/// inverse distance. The uncertainty grows with how far those neighbours are (``DistanceWidening``):
+///
+///     sd² = spread² + floor² + (c · D / d₀)²
+///
+/// where spread is the neighbours' weighted spread of gaps, D their weighted mean distance, d₀ the history's typical
+/// distance and c is fitted on the history itself, leave one task out, so that 95% of its own trials fall within ±2 sd
+/// (a tight spread of far neighbours is not trusted). Structured tasks are
 /// predicted from structured tasks only, with their own meta-features and descriptors (family, precision and the
 /// configuration: buckets, hidden width, epochs, LoRA rank, depth, train rows), since their sizes are known only once
 /// trained.
@@ -34,14 +40,21 @@ public struct HistoryPredictor: Sendable {
     let standardizedExamples: [[Double]]
     /// Distinct past tasks the examples come from.
     public let taskCount: Int
-    /// Neighbours per prediction.
+    /// Neighbours per prediction (the widening is fitted with the default, 8).
     public var k = 8
-    /// The smallest standard deviation a prediction reports.
+    /// The smallest standard deviation a prediction reports (the widening is fitted with the default, 0.01).
     public var floorSD = 0.01
+    /// How the uncertainty grows with distance, fitted on the history's own trials (leave one task out).
+    public let widening: DistanceWidening
 
     /// A predictor over the complete, full-fidelity trials of past runs on `kind` tasks scored by `metric`,
-    /// leaving out the runs of the task `excludingTask` (leave-one-task-out evaluation).
-    public init(store: HistoryStore, kind: String, metric: String, excludingTask: String? = nil) throws(HistoryError) {
+    /// leaving out the runs of the task `excludingTask` and of the tasks `excludingTasks` (leave-one-task-out, or
+    /// leave-one-dataset-out with a dataset's variants, evaluation).
+    public init(
+        store: HistoryStore, kind: String, metric: String, excludingTask: String? = nil,
+        excludingTasks: Set<String> = []
+    ) throws(HistoryError) {
+        let excluded = excludingTasks.union(excludingTask.map { [$0] } ?? [])
         let rows: [(String, String, String)]
         do {
             rows = try store.queue.read { db in
@@ -62,7 +75,7 @@ public struct HistoryPredictor: Sendable {
         var examples: [Example] = []
         var metas: [String: MetaFeatures] = [:]
         let decoder = JSONDecoder()
-        for (taskId, metaText, recordText) in rows where taskId != excludingTask {
+        for (taskId, metaText, recordText) in rows where !excluded.contains(taskId) {
             guard let meta = metas[taskId] ?? (try? decoder.decode(MetaFeatures.self, from: Data(metaText.utf8))),
                 let trial = try? decoder.decode(TrialResult.self, from: Data(recordText.utf8)),
                 let gap = trial.differenceToTeacher?.value
@@ -85,7 +98,7 @@ public struct HistoryPredictor: Sendable {
         taskCount = Set(examples.map(\.taskId)).count
         var tasks: [String: (vector: [Double], summary: SimilarTask)] = [:]
         if let runs = try? store.list() {
-            for run in runs where run.kind == kind && run.taskId != excludingTask {
+            for run in runs where run.kind == kind && !excluded.contains(run.taskId) {
                 guard let meta = metas[run.taskId] else { continue }
                 let best = examples.filter { $0.taskId == run.taskId }.map(\.gap).max()
                 tasks[run.taskId] = (
@@ -109,6 +122,9 @@ public struct HistoryPredictor: Sendable {
         self.mean = mean
         self.scale = scale
         standardizedExamples = examples.map { Self.standardize($0.features, mean: mean, scale: scale) }
+        widening = DistanceWidening.fitted(
+            standardized: standardizedExamples, gaps: examples.map(\.gap), taskIds: examples.map(\.taskId), k: 8,
+            floorSD: 0.01)
     }
 
     /// Per-column mean and standard deviation (at least 1e-6) of equal-length `rows`.
@@ -184,26 +200,30 @@ public struct HistoryPredictor: Sendable {
             ]
     }
 
-    /// The `k` nearest past trials to the feature vector `x` with their inverse-distance weights.
-    func neighbours(of x: [Double]) -> [(weight: Double, example: Example)] {
+    /// The `k` nearest past trials to the feature vector `x` with their distances and inverse-distance weights
+    /// (1 / (distance + 0.25)).
+    func neighbours(of x: [Double]) -> [(weight: Double, distance: Double, example: Example)] {
         let query = Self.standardize(x, mean: mean, scale: scale)
         return zip(standardizedExamples, examples).map { features, example -> (Double, Example) in
             (Self.distance(features, query), example)
-        }.sorted { $0.0 < $1.0 }.prefix(k).map { (1 / ($0.0 + 0.25), $0.1) }
+        }.sorted { $0.0 < $1.0 }.prefix(k).map { (1 / ($0.0 + 0.25), $0.0, $0.1) }
     }
 
-    /// The weighted mean gap, its spread (with the floor) and the weighted geometric mean latency of `nearest`.
-    func prediction(from nearest: [(weight: Double, example: Example)]) -> CandidatePrediction {
+    /// The weighted mean gap; its standard deviation from the neighbours' spread, the floor and their distance
+    /// (``DistanceWidening``); and the weighted geometric mean latency of `nearest`.
+    func prediction(from nearest: [(weight: Double, distance: Double, example: Example)]) -> CandidatePrediction {
         let total = nearest.reduce(0) { $0 + $1.weight }
         let gap = nearest.reduce(0) { $0 + $1.weight * $1.example.gap } / total
         let variance = nearest.reduce(0) { $0 + $1.weight * pow($1.example.gap - gap, 2) } / total
+        let distance = nearest.reduce(0) { $0 + $1.weight * $1.distance } / total
         let latencies = nearest.compactMap { n in n.example.latency.map { (n.weight, log($0)) } }
         let latency =
             latencies.isEmpty
             ? nil : exp(latencies.reduce(0) { $0 + $1.0 * $1.1 } / latencies.reduce(0) { $0 + $1.0 })
         return CandidatePrediction(
-            gap: gap, gapSD: (variance + floorSD * floorSD).squareRoot(), latencyMsP50: latency,
-            neighbours: nearest.count)
+            gap: gap,
+            gapSD: widening.standardDeviation(spread: variance.squareRoot(), floor: floorSD, distance: distance),
+            latencyMsP50: latency, neighbours: nearest.count, relativeDistance: widening.relative(distance))
     }
 
     /// The prediction for a candidate of `family` at `precision` with this size and cost on a task with `meta`, or
@@ -249,7 +269,7 @@ public struct HistoryPredictor: Sendable {
     }
 
     func structuredNeighbours(meta: MetaFeatures, candidate: StructuredCandidate) -> [(
-        weight: Double, example: Example
+        weight: Double, distance: Double, example: Example
     )]? {
         guard !examples.isEmpty, kind == TaskKind.structured.rawValue, meta.kind == kind else { return nil }
         return neighbours(

@@ -18,6 +18,7 @@ extension SearchSettings {
             let metric = try SearchEngine.primaryMetric(task: task, settings: self).rawValue
             let predictor = try HistoryPredictor(store: store, kind: task.kind.rawValue, metric: metric)
             historyTasks = predictor.taskCount
+            historyTypicalSD = predictor.widening.typicalSD
             similarTasks = predictor.similarTasks(to: meta)
             for candidate in SearchEngine.candidateSpace(task: task, settings: self) where candidate.status == .complete
             {

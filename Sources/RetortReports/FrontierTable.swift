@@ -142,6 +142,12 @@ public enum FrontierTable {
                 line + "; every latency above was measured on \(executor.latencyHost), the search's driver, after "
                     + "training, so the candidates are timed on one machine.")
         }
+        if let mode = report.search.learnedMode {
+            lines.append("Learned strategy schedule: \(mode.schedule.rawValue) (\(mode.reason)).")
+        }
+        if let calibration = report.search.calibration {
+            lines.append("Predictions against measurements: \(calibration.summaryLine).")
+        }
         if let similar = report.search.similarTasks, !similar.isEmpty {
             lines.append(
                 "Evidence from history (the most similar past tasks): "

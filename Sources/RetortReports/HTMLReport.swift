@@ -280,6 +280,13 @@ public enum HTMLReport {
                 + "the two <em>predicted</em> columns are predictions, not measurements. Candidates it did not train "
                 + "have no measured figures.</p>\n"
         }
+        if let calibration = report.search.calibration {
+            html += "<p>Predictions against measurements: \(escape(calibration.summaryLine)).</p>\n"
+        }
+        if let mode = report.search.learnedMode {
+            html +=
+                "<p>Learned strategy schedule: <b>\(escape(mode.schedule.rawValue))</b> (\(escape(mode.reason))).</p>\n"
+        }
         html += "<table class=\"sortable\">\n<thead><tr>"
         var headers = [
             "candidate", "status", "fidelity", "val \(metric)", "CI low", "CI high", "test \(metric)", "p50 ms",

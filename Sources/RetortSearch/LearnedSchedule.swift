@@ -109,7 +109,15 @@ extension SearchEngine {
 
     /// Predictions corrected by what this task measured: each trained candidate's residual (measured gap − predicted
     /// gap) estimates the task's offset from the past tasks it was compared with; the mean residual shifts every
-    /// prediction, and with three or more residuals their spread (with `floor`) replaces the history's spread.
+    /// prediction. The spread is pooled: with n residuals of sample variance s², each candidate's standard deviation
+    /// becomes
+    ///
+    ///     sd² = max(floor², ((n − 1) · s² · (1 + 1/n) + ν₀ · sd_history²) / (n − 1 + ν₀)),   ν₀ = priorResiduals
+    ///
+    /// (1 + 1/n: a new candidate's predictive variance around an offset estimated from n residuals). The history's
+    /// own, distance-widened spread keeps the weight of ``priorResiduals`` residuals, so three candidates that happen
+    /// to measure as predicted cannot shrink every interval to the floor and rule out, untrained, a student whose
+    /// interval from history could still reach the bar.
     static func correctedPredictions(
         _ predictions: [String: CandidatePrediction], measured: [String: TrialResult], floor: Double
     ) -> [String: CandidatePrediction] {
@@ -120,18 +128,22 @@ extension SearchEngine {
             return value - predicted.gap
         }
         guard !residuals.isEmpty else { return predictions }
-        let offset = residuals.reduce(0, +) / Double(residuals.count)
-        let spread =
-            residuals.count >= 3
-            ? (residuals.reduce(0) { $0 + ($1 - offset) * ($1 - offset) } / Double(residuals.count - 1)).squareRoot()
-            : nil
+        let n = Double(residuals.count)
+        let offset = residuals.reduce(0, +) / n
+        let squares = residuals.reduce(0) { $0 + ($1 - offset) * ($1 - offset) }
+        let prior = Double(priorResiduals)
         return predictions.mapValues { prediction in
             var corrected = prediction
             corrected.gap += offset
-            if let spread { corrected.gapSD = (spread * spread + floor * floor).squareRoot() }
+            let pooled = (squares * (1 + 1 / n) + prior * prediction.gapSD * prediction.gapSD) / (n - 1 + prior)
+            corrected.gapSD = max(floor * floor, pooled).squareRoot()
             return corrected
         }
     }
+
+    /// ν₀ in ``correctedPredictions(_:measured:floor:)``: how many of this task's residuals the history's spread is
+    /// worth.
+    static let priorResiduals = 3
 
     /// New sizes between neighbours on the frontier of what trained: for two frontier members of the same family
     /// (`mlp` with one hidden layer, or `embedding-bag`) that differ only in width (by 2× or more), the geometric mean

@@ -7,8 +7,15 @@ import RetortData
 /// together at 1/η of their epochs and only the best 1/η go on (``decideScreen(run:)``). When the queue runs dry,
 /// sizes between frontier neighbours are invented (InventedCandidates) and trained in one more wave when they could
 /// change the recommendation. The rules themselves are in LearnedSchedule.
+///
+/// When the history says little about the task (``LearnedMode``), none of this happens: the search is Pareto-aware
+/// successive halving (``HalvingStrategy``), so it spends no more than halving and finds what halving finds.
 struct LearnedStrategy: RungStrategy {
     let rungCount: Int
+    /// Learned waves, or halving when the history says too little.
+    let mode: LearnedMode
+    /// The halving schedule every call goes to in halving mode.
+    var fallback: HalvingStrategy?
     /// Training runs still queued, in priority order.
     var pending: [TrainingGroup]
     /// The wave of the current rung.
@@ -26,11 +33,25 @@ struct LearnedStrategy: RungStrategy {
 
     /// The schedule of `run`: a rung per training run at most, plus eight for screens and invented sizes.
     init(run: SearchRun) {
-        rungCount = max(1, run.groups.count) + 8
-        pending = SearchEngine.learnedOrder(run.groups, settings: run.settings)
+        mode = LearnedMode.choose(groups: run.groups, settings: run.settings)
+        if mode.schedule == .halving {
+            let halving = HalvingStrategy(run: run)
+            fallback = halving
+            rungCount = halving.rungCount
+            pending = []
+        } else {
+            rungCount = max(1, run.groups.count) + 8
+            pending = SearchEngine.learnedOrder(run.groups, settings: run.settings)
+        }
     }
 
+    var learnedMode: LearnedMode? { mode }
+
     mutating func plan(rung: Int, run: inout SearchRun) throws -> RungPlan {
+        if let fallback {
+            if rung == 0 { try run.events(.phase("learned strategy runs halving: \(mode.reason)")) }
+            return try fallback.plan(rung: rung, run: &run)
+        }
         // Rule out what cannot change the current recommendation, then take the next wave.
         let current = Recommender.recommend(
             trials: run.candidates.compactMap { run.trials[$0.id] }, metric: run.metric.rawValue,
@@ -150,6 +171,7 @@ struct LearnedStrategy: RungStrategy {
 
     /// A full-fidelity wave decides everything it trained; a screen decides what it prunes (``decideScreen(run:)``).
     mutating func decide(rung: Int, run: inout SearchRun) -> [String] {
+        if let fallback { return fallback.decide(rung: rung, run: &run) }
         if screening { return decideScreen(run: &run) }
         let trained = Set(wave.flatMap { $0.members.map(\.id) }).intersection(run.alive)
         run.alive.subtract(trained)
@@ -189,13 +211,18 @@ struct LearnedStrategy: RungStrategy {
 
     /// The screen's wording: how many runs it compared.
     func prunedReason(_ record: JournalRecord, rung: Int, settings: SearchSettings) -> String {
-        String(
+        if let fallback { return fallback.prunedReason(record, rung: rung, settings: settings) }
+        return String(
             format: "screened at fidelity %.3f with %d other uncertain training run(s); not among the best 1/%d",
             record.fidelity ?? 0, max(0, wave.count - 1), settings.eta)
     }
 
     func stoppedBecause(feasible: Int, settings: SearchSettings) -> String {
-        String(
+        if let fallback {
+            return fallback.stoppedBecause(feasible: feasible, settings: settings)
+                + " (the learned strategy ran halving: \(mode.reason))"
+        }
+        return String(
             format:
                 "no untrained candidate could change the recommendation at z = %.1f (%d of %d feasible candidates not trained%@)",
             settings.confidenceZ, notTrained, feasible,

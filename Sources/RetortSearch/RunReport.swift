@@ -135,6 +135,7 @@ public struct RunReport: Codable, Sendable {
             recommendation.blendedLatencyMsP50 = point.blendedLatencyMsP50
         }
         self.search = outcome.summary
+        if search.calibration == nil { search.calibration = PredictionCalibration(trials: outcome.trials) }
         self.cascades = outcome.cascades.isEmpty ? nil : outcome.cascades
         self.selection = outcome.selection
         self.economics = outcome.economics

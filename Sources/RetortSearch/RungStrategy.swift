@@ -30,9 +30,14 @@ protocol RungStrategy {
 
     /// Why the search stopped when the budget did not run out and some candidate was feasible.
     func stoppedBecause(feasible: Int, settings: SearchSettings) -> String
+
+    /// The learned strategy's schedule and why (nil for the others).
+    var learnedMode: LearnedMode? { get }
 }
 
 extension RungStrategy {
+    var learnedMode: LearnedMode? { nil }
+
     /// Halving's wording: the rung the candidate was pruned after and its fidelity.
     func prunedReason(_ record: JournalRecord, rung: Int, settings: SearchSettings) -> String {
         String(

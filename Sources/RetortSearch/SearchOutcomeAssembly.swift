@@ -19,7 +19,9 @@ extension SearchRun {
             recommendation: ranked.recommendation, recommendationTestMetrics: figures.recommendationTest,
             recommendationTestDifference: figures.recommendationDifference,
             recommendedBundle: figures.recommendedBundle, constraints: settings.constraints,
-            summary: summary(skippedAll: ranked.ordered.allSatisfy { $0.status == .skipped }, strategy: strategy),
+            summary: summary(
+                skippedAll: ranked.ordered.allSatisfy { $0.status == .skipped }, strategy: strategy,
+                calibration: PredictionCalibration(trials: ranked.ordered)),
             seed: settings.seed,
             splitSizes: ["train": task.train.count, "validation": task.validation.count, "test": task.test.count],
             cascades: figures.cascades, selection: ranked.selection, economics: figures.economics,
@@ -28,7 +30,7 @@ extension SearchRun {
     }
 
     /// What the search spent (epochs, wall seconds, training runs, the budget's overrun) and why it stopped.
-    func summary(skippedAll: Bool, strategy: any RungStrategy) -> SearchSummary {
+    func summary(skippedAll: Bool, strategy: any RungStrategy, calibration: PredictionCalibration?) -> SearchSummary {
         let wall = elapsed()
         let learned = settings.strategy == .learned
         var summary = SearchSummary(
@@ -43,6 +45,8 @@ extension SearchRun {
             historyTasks: learned ? settings.historyTasks : nil,
             similarTasks: learned && !settings.similarTasks.isEmpty ? settings.similarTasks : nil,
             executor: settings.executor.summary)
+        summary.learnedMode = learned ? strategy.learnedMode : nil
+        summary.calibration = calibration
         summary.budgetSeconds = settings.budgetSeconds
         summary.afterTrainingSeconds = trainingEnded.map { Double(DispatchTime.now().uptimeNanoseconds - $0) / 1e9 }
         if budgetHit {

@@ -32,6 +32,9 @@ public struct SearchSettings: Sendable {
     public var predictions: [String: CandidatePrediction] = [:]
     /// Tasks of this input kind the predictions were learned from.
     public var historyTasks: Int?
+    /// How wide the history's intervals usually are: the median standard deviation of its own trials predicted leave
+    /// one task out (with the distance widening); nil when unknown.
+    public var historyTypicalSD: Double?
     /// The past tasks most like this one, with what their searches found (the learned strategy's evidence).
     public var similarTasks: [SimilarTask] = []
     /// The learned strategy's confidence: an untrained candidate is ruled out when even its prediction plus `z`
@@ -103,19 +106,26 @@ public struct CandidatePrediction: Sendable, Codable, Equatable {
     public var latencyMsP50: Double?
     /// Past trials the prediction rests on.
     public var neighbours: Int
+    /// How far those past trials are: their inverse-distance-weighted mean distance in standardized feature space, in
+    /// units of the history's typical distance (the median over its own trials, each predicted from the other tasks'
+    /// trials). 1 means as near as past tasks are to each other; nil when the history is too small to say
+    /// (report.json `predicted.relative_distance`, an addition to FORMATS.md).
+    public var relativeDistance: Double?
 
     /// A prediction.
-    public init(gap: Double, gapSD: Double, latencyMsP50: Double?, neighbours: Int) {
+    public init(gap: Double, gapSD: Double, latencyMsP50: Double?, neighbours: Int, relativeDistance: Double? = nil) {
         self.gap = gap
         self.gapSD = gapSD
         self.latencyMsP50 = latencyMsP50
         self.neighbours = neighbours
+        self.relativeDistance = relativeDistance
     }
 
     enum CodingKeys: String, CodingKey {
         case gap, neighbours
         case gapSD = "gap_sd"
         case latencyMsP50 = "latency_ms_p50"
+        case relativeDistance = "relative_distance"
     }
 }
 
@@ -165,6 +175,11 @@ public struct SearchSummary: Sendable, Codable, Equatable {
     public var historyTasks: Int?
     /// Learned strategy: the most similar past tasks and what their searches found (evidence for the answer).
     public var similarTasks: [SimilarTask]?
+    /// Learned strategy: whether it ran its own waves or fell back to halving, and why (`learned_mode`; additive).
+    public var learnedMode: LearnedMode?
+    /// How well history's predictions matched what training measured (`calibration`; additive): present when a
+    /// trained candidate had a prediction.
+    public var calibration: PredictionCalibration?
     /// Where the trials trained when not in this process (`--executor process|ray`), and where latency was measured.
     public var executor: ExecutorSummary?
     /// The wall-clock budget, seconds.
@@ -192,6 +207,8 @@ public struct SearchSummary: Sendable, Codable, Equatable {
         case encoderSeconds = "encoder_seconds"
         case historyTasks = "history_tasks"
         case similarTasks = "similar_tasks"
+        case learnedMode = "learned_mode"
+        case calibration
         case candidateEpochs = "candidate_epochs"
         case wallSeconds = "wall_seconds"
         case stoppedBecause = "stopped_because"

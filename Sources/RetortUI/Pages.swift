@@ -476,25 +476,13 @@ enum Pages {
 
         // Prediction error of every run that had predictions, oldest first.
         var points: [(date: String, task: String, run: String, error: Double, inside: Double, count: Int)] = []
+        // report.json's `search.calibration`, or (reports written before it) the same count from its candidates.
         for run in export.runs {
             let report = run.report
-            guard let teacher = report.teacher.validationMetrics[report.primaryMetric]?.value else { continue }
-            var errors: [Double] = []
-            var inside = 0
-            for candidate in report.candidates {
-                guard let prediction = candidate.predicted,
-                    let value = candidate.metrics[report.primaryMetric]?.value
-                else { continue }
-                let error = abs(value - teacher - prediction.gap)
-                errors.append(error)
-                if error <= 2 * prediction.gapSD { inside += 1 }
-            }
-            guard !errors.isEmpty else { continue }
+            guard let calibration = report.search.calibration ?? PredictionCalibration(trials: report.candidates)
+            else { continue }
             points.append(
-                (
-                    report.createdAt, report.task, run.id, errors.reduce(0, +) / Double(errors.count),
-                    Double(inside) / Double(errors.count), errors.count
-                ))
+                (report.createdAt, report.task, run.id, calibration.mae, calibration.coverage, calibration.predicted))
         }
         points.sort { $0.date < $1.date }
         body += "<section><h2>Predictions against measurements, over time</h2>"
@@ -524,13 +512,22 @@ enum Pages {
             "<text x=\"\(width / 2)\" y=\"192\" font-size=\"11\" text-anchor=\"middle\" fill=\"#333\">runs, oldest first: mean |measured − predicted gap|</text></svg>"
         body += "<div class=\"figure\">" + svg + "</div>"
         body += "<table class=\"sortable\"><thead><tr><th>created</th><th class=\"l\">task</th><th class=\"l\">run</th>"
-        body += "<th>candidates</th><th>mean |error|</th><th>inside ± 2 sd</th></tr></thead><tbody>"
+        body += "<th>trained with a prediction</th><th>MAE (mean |error|)</th><th>coverage (inside ± 2 sd)</th>"
+        body += "</tr></thead><tbody>"
         for point in points {
             body += "<tr><td>\(escape(point.date))</td><td class=\"l\">\(escape(point.task))</td>"
             body += "<td class=\"l\">\(escape(point.run))</td><td>\(point.count)</td>"
             body += String(format: "<td>%.4f</td><td>%.0f%%</td></tr>", point.error, point.inside * 100)
         }
-        return body + "</tbody></table></section>"
+        let count = points.reduce(0) { $0 + $1.count }
+        let inside = points.reduce(0) { $0 + $1.inside * Double($1.count) }
+        let error = points.reduce(0) { $0 + $1.error * Double($1.count) }
+        body += "</tbody></table>"
+        body += String(
+            format: "<p>Over all runs: %.0f of %d measured gaps inside the predicted ± 2 sd (%.0f%%, target ≥ 90%%), "
+                + "mean absolute error %.4f.</p>", inside.rounded(), count, 100 * inside / Double(max(count, 1)),
+            error / Double(max(count, 1)))
+        return body + "</section>"
     }
 }
 

@@ -44,6 +44,7 @@ func search(
     if let predictor {
         let meta = try MetaFeatures(task: task)
         settings.historyTasks = predictor.taskCount
+        settings.historyTypicalSD = predictor.widening.typicalSD
         settings.similarTasks = predictor.similarTasks(to: meta)
         for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
         {
@@ -97,6 +98,7 @@ final class OrderLog: @unchecked Sendable {
         #expect(learned.summary.candidateEpochs < halving.summary.candidateEpochs)
         #expect(learned.summary.trials < halving.summary.trials)
         #expect(learned.summary.historyTasks == 3)
+        #expect(learned.summary.learnedMode?.schedule == .learned)
         // Honesty: what was not trained carries a prediction and a reason, never metrics.
         for trial in learned.trials where trial.status == .skipped {
             #expect(trial.metrics.isEmpty && trial.predicted != nil && (trial.reason ?? "").contains("not trained"))
@@ -214,6 +216,7 @@ final class OrderLog: @unchecked Sendable {
             return CandidatePrediction(gap: gap, gapSD: sd, latencyMsP50: nil, neighbours: 8)
         }
         settings.strategy = .learned
+        settings.historyTasks = 3
         for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
         {
             settings.predictions[candidate.id] = prediction(candidate.id)
@@ -249,6 +252,7 @@ final class OrderLog: @unchecked Sendable {
         var settings = SearchSettings(
             catalog: try CandidateCatalog(try YAMLValue.parse(learnedCatalog, file: "c.yaml")), seed: 4,
             strategy: .learned, workers: 2)
+        settings.historyTasks = 3
         for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
         {
             // Everything below the bar of −0.01 as predicted, above it only optimistically; the deepest mlp nearest.

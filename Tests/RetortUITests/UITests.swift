@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import RetortData
+import RetortHistory
 import RetortReports
 import RetortSearch
 import RetortTestSupport
@@ -219,14 +220,19 @@ struct FakeRun {
     }
 }
 
-/// A small search run to its finished run folder under `root` (as `retort search` leaves it).
-func finishedRun(in root: URL) async throws -> URL {
+/// A small learnable numeric task (120 / 60 / 60 rows): its folder and the loaded task.
+func smallBlobs() throws -> (URL, TaskData) {
     let folder = try SyntheticTasks.writeTask(
         name: "blobs", kind: .numeric,
         train: SyntheticTasks.numericRows(count: 120, learnable: true, seed: 1, idPrefix: "tr"),
         validation: SyntheticTasks.numericRows(count: 60, learnable: true, seed: 2, idPrefix: "va"),
         test: SyntheticTasks.numericRows(count: 60, learnable: true, seed: 3, idPrefix: "te"))
-    let task = try TaskData.load(Job(task: folder))
+    return (folder, try TaskData.load(Job(task: folder)))
+}
+
+/// A small search run to its finished run folder under `root` (as `retort search` leaves it).
+func finishedRun(in root: URL) async throws -> URL {
+    let (folder, task) = try smallBlobs()
     let catalog = try CandidateCatalog(
         try YAMLValue.parse("numeric:\n  - family: linear\n    precision: [fp32]\n    epochs: 5\n", file: "c.yaml"))
     let run = try RunDirectory.create(root: root)
@@ -336,4 +342,48 @@ final class EventReader: @unchecked Sendable {
     }
 
     deinit { Glibc.close(socket) }
+}
+
+@Suite struct HistoryCalibrationPageTests {
+    @Test(
+        "the history page shows each past search's coverage of ± 2 sd and MAE, from report.json or, for older reports, from its candidates"
+    )
+    func coverageAndErrorPerRun() async throws {
+        let (_, task) = try smallBlobs()
+        var settings = SearchSettings(
+            catalog: try CandidateCatalog(
+                try YAMLValue.parse(
+                    "numeric:\n  - {family: linear, precision: [fp32], epochs: 5}\n"
+                        + "  - {family: mlp, hidden: [[16]], precision: [fp32], epochs: 5}\n", file: "c.yaml")),
+            seed: 3, strategy: .exhaustive)
+        // One prediction on the mark (wide), one far off (tight): one inside, one outside.
+        let exhaustive = try await SearchEngine.run(task: task, settings: settings, storage: nil)
+        for trial in exhaustive.trials {
+            let gap = try #require(trial.differenceToTeacher?.value)
+            settings.predictions[trial.id] = CandidatePrediction(
+                gap: trial.family == .linear ? gap : gap + 0.5, gapSD: 0.01, latencyMsP50: nil, neighbours: 8)
+        }
+        let outcome = try await SearchEngine.run(task: task, settings: settings, storage: nil)
+        let report = RunReport(job: "job", runId: "r1", createdAt: Date(timeIntervalSince1970: 0), outcome: outcome)
+        let calibration = try #require(report.search.calibration)
+        #expect(calibration.predicted == 2 && calibration.inside == 1)
+        var older = RunReport(job: "job", runId: "r2", createdAt: Date(timeIntervalSince1970: 60), outcome: outcome)
+        older.search.calibration = nil
+        let meta = try MetaFeatures(task: task)
+        let runs = [
+            HistoryRun(id: "job/r1", taskId: "t", meta: meta, report: report, rungs: []),
+            HistoryRun(id: "job/r2", taskId: "t", meta: meta, report: older, rungs: []),
+        ]
+        let encoded = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(runs))
+        let export = try JSONDecoder().decode(
+            HistoryExport.self,
+            from: try JSONSerialization.data(withJSONObject: [
+                "format": HistoryStore.format, "version": HistoryStore.version, "runs": encoded,
+            ]))
+        let page = Pages.historyPage(export, path: "h.sqlite", error: nil)
+        #expect(page.contains("<th>MAE (mean |error|)</th><th>coverage (inside ± 2 sd)</th>"))
+        let row = String(format: "<td>2</td><td>%.4f</td><td>50%%</td></tr>", calibration.mae)
+        #expect(page.components(separatedBy: row).count == 3, "both runs, the older computed the same way")
+        #expect(page.contains("Over all runs: 2 of 4 measured gaps inside the predicted ± 2 sd (50%"))
+    }
 }

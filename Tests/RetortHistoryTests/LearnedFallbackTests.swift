@@ -1,0 +1,164 @@
+import Foundation
+import RetortData
+import RetortNumerics
+import RetortReports
+import RetortSearch
+import RetortTestSupport
+import Testing
+
+@testable import RetortHistory
+
+@Suite struct DistanceWideningTests {
+    /// A generated history: 12 tasks at random points of a 3-D meta space (four of them far out), 6 candidates each
+    /// (a 2-D descriptor); a candidate's gap depends on its task's position and its descriptor, plus noise.
+    static func history(seed: UInt64) -> (rows: [[Double]], gaps: [Double], tasks: [String]) {
+        var generator = SeededGenerator(seed: seed)
+        func uniform(_ low: Double, _ high: Double) -> Double { Double.random(in: low..<high, using: &generator) }
+        var rows: [[Double]] = []
+        var gaps: [Double] = []
+        var tasks: [String] = []
+        for task in 0..<12 {
+            let reach = task < 8 ? 1.0 : 4.0
+            let meta = (0..<3).map { _ in uniform(-reach, reach) }
+            for candidate in 0..<6 {
+                let descriptor = [Double(candidate % 3), Double(candidate / 3)]
+                rows.append(meta + descriptor)
+                gaps.append(
+                    -0.05 * Double(candidate % 3) + 0.03 * meta[0] - 0.02 * meta[1] * meta[2] + uniform(-0.01, 0.01))
+                tasks.append("t\(task)")
+            }
+        }
+        return (rows, gaps, tasks)
+    }
+
+    /// The share of the history's trials within ±2 sd when each is predicted from the other tasks' 8 nearest trials,
+    /// by brute force in Double (independent of the fit's sgemm path), with the distance term `c`.
+    static func leaveOneTaskOutCoverage(
+        _ data: (rows: [[Double]], gaps: [Double], tasks: [String]), widening: DistanceWidening, c: Double
+    ) -> Double {
+        var inside = 0
+        for i in data.rows.indices {
+            let nearest = data.rows.indices.filter { data.tasks[$0] != data.tasks[i] }.map { j in
+                (zip(data.rows[i], data.rows[j]).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot(), j)
+            }.sorted { $0.0 < $1.0 }.prefix(8)
+            let weights = nearest.map { 1 / ($0.0 + 0.25) }
+            let total = weights.reduce(0, +)
+            let mean = zip(weights, nearest).reduce(0) { $0 + $1.0 * data.gaps[$1.1.1] } / total
+            let variance = zip(weights, nearest).reduce(0) { $0 + $1.0 * pow(data.gaps[$1.1.1] - mean, 2) } / total
+            let distance = zip(weights, nearest).reduce(0) { $0 + $1.0 * $1.1.0 } / total
+            let extra = c * distance / widening.typicalDistance
+            let sd = (variance + 0.01 * 0.01 + extra * extra).squareRoot()
+            if abs(data.gaps[i] - mean) <= 2 * sd { inside += 1 }
+        }
+        return Double(inside) / Double(data.rows.count)
+    }
+
+    @Test(
+        "the distance term is the smallest that covers 95% of the history's own trials leave one task out, and it grows with distance",
+        arguments: [3, 11] as [UInt64])
+    func fittedCoverage(seed: UInt64) throws {
+        let data = Self.history(seed: seed)
+        let widening = DistanceWidening.fitted(
+            standardized: data.rows, gaps: data.gaps, taskIds: data.tasks, k: 8, floorSD: 0.01)
+        #expect(widening.fittedOn == data.rows.count)
+        // The far tasks are mispredicted beyond their neighbours' spread: without the term, coverage is short.
+        let without = try #require(widening.coverageWithout)
+        #expect(without < 0.95, "\(widening)")
+        #expect(widening.perTypicalDistance > 0)
+        let covered = Self.leaveOneTaskOutCoverage(data, widening: widening, c: widening.perTypicalDistance)
+        #expect(covered >= 0.95, "\(widening)")
+        #expect(abs(covered - (widening.coverageWith ?? 0)) < 0.02)
+        // Minimal: 10% less and the history's own coverage drops below the target.
+        #expect(Self.leaveOneTaskOutCoverage(data, widening: widening, c: widening.perTypicalDistance * 0.9) < 0.95)
+        // The same spread twice as far: a wider interval; at distance 0 only the spread and the floor.
+        let near = widening.standardDeviation(spread: 0.02, floor: 0.01, distance: widening.typicalDistance)
+        let far = widening.standardDeviation(spread: 0.02, floor: 0.01, distance: 2 * widening.typicalDistance)
+        #expect(far > near)
+        #expect(
+            abs(widening.standardDeviation(spread: 0.02, floor: 0.01, distance: 0) - 0.05.squareRoot() * 0.1) < 1e-12)
+    }
+
+    @Test("a history of one task cannot be held out: no widening and no relative distance")
+    func oneTask() {
+        let widening = DistanceWidening.fitted(
+            standardized: [[0, 1], [1, 0]], gaps: [0, -0.1], taskIds: ["a", "a"], k: 8, floorSD: 0.01)
+        #expect(widening == .none)
+        #expect(widening.relative(3) == nil)
+        #expect(widening.standardDeviation(spread: 0, floor: 0.01, distance: 100) == 0.01)
+    }
+}
+
+@Suite(.serialized) struct LearnedFallbackTests {
+    @Test(
+        "a history of far-away tasks: the learned strategy runs halving, trains no more candidate-epochs and finds the same qualifying student"
+    )
+    func farHistoryFallsBackToHalving() async throws {
+        // History: tasks no student can learn (noise). New task: blobs a student learns. Every prediction says "far
+        // below the bar"; trusted, the search would stop at "no distillation".
+        let store = try HistoryStore(path: SyntheticTasks.temporaryFolder().appendingPathComponent("h.sqlite").path)
+        for seed in [5, 6, 7] as [UInt64] {
+            _ = try await search(
+                try blobTask(learnable: false, seed: seed, classes: 5), strategy: .exhaustive, store: store)
+        }
+        let predictor = try HistoryPredictor(store: store, kind: "numeric", metric: "accuracy")
+        let task = try blobTask(learnable: true, seed: 77)
+        let (learned, _) = try await search(task, strategy: .learned, predictor: predictor)
+        let (halving, _) = try await search(task, strategy: .halving)
+        let student = try #require(halving.recommendation.candidate)
+        #expect(learned.recommendation.candidate == student)
+        #expect(learned.summary.candidateEpochs <= halving.summary.candidateEpochs)
+        let mode = try #require(learned.summary.learnedMode)
+        #expect(mode.schedule == .halving, "\(mode)")
+        #expect(learned.summary.stoppedBecause.contains("the learned strategy ran halving"))
+        // The predictions stay in the report, labelled, and the report says how far off they were.
+        #expect(learned.trials.allSatisfy { $0.predicted != nil })
+        let calibration = try #require(learned.summary.calibration)
+        #expect(calibration.predicted > 0 && calibration.mae > 0.1)
+        let report = RunReport(job: "j", runId: "r", createdAt: Date(), outcome: learned)
+        let markdown = FrontierTable.markdown(report)
+        #expect(markdown.contains("Learned strategy schedule: halving ("))
+        #expect(
+            markdown.contains("Predictions against measurements: \(calibration.inside) of \(calibration.predicted)"))
+        let json = try #require(String(data: try report.encoded(), encoding: .utf8))
+        #expect(json.contains("\"learned_mode\"") && json.contains("\"calibration\""))
+    }
+
+    @Test("with a near-duplicate history the learned strategy keeps its own schedule and saves compute")
+    func nearHistoryStaysLearned() async throws {
+        let store = try HistoryStore(path: SyntheticTasks.temporaryFolder().appendingPathComponent("h.sqlite").path)
+        for seed in [10, 20, 30] as [UInt64] {
+            _ = try await search(try blobTask(learnable: true, seed: seed), strategy: .exhaustive, store: store)
+        }
+        let predictor = try HistoryPredictor(store: store, kind: "numeric", metric: "accuracy")
+        #expect(predictor.widening.fittedOn > 0)
+        let task = try blobTask(learnable: true, seed: 77)
+        let (learned, _) = try await search(task, strategy: .learned, predictor: predictor)
+        let (halving, _) = try await search(task, strategy: .halving)
+        #expect(learned.summary.learnedMode?.schedule == .learned, "\(String(describing: learned.summary.learnedMode))")
+        #expect(learned.recommendation.candidate == halving.recommendation.candidate)
+        #expect(learned.summary.candidateEpochs < halving.summary.candidateEpochs)
+        let calibration = try #require(learned.summary.calibration)
+        #expect(calibration.coverage >= 0.9, "\(calibration)")
+    }
+
+    @Test("fewer than three past tasks of the kind: halving, and the summary says why")
+    func fewTasksFallBack() async throws {
+        let task = try blobTask(learnable: true, seed: 42)
+        var settings = SearchSettings(
+            catalog: try CandidateCatalog(try YAMLValue.parse(learnedCatalog, file: "c.yaml")), seed: 4,
+            strategy: .learned, workers: 2)
+        settings.historyTasks = 2
+        for candidate in SearchEngine.candidateSpace(task: task, settings: settings) where candidate.status == .complete
+        {
+            settings.predictions[candidate.id] = CandidatePrediction(
+                gap: 0, gapSD: 0.01, latencyMsP50: nil, neighbours: 8)
+        }
+        let outcome = try await SearchEngine.run(task: task, settings: settings, storage: nil)
+        settings.strategy = .halving
+        let halving = try await SearchEngine.run(task: task, settings: settings, storage: nil)
+        #expect(outcome.summary.learnedMode?.schedule == .halving)
+        #expect(outcome.summary.learnedMode?.reason.contains("2 task(s) of this kind, fewer than 3") == true)
+        #expect(outcome.summary.candidateEpochs == halving.summary.candidateEpochs)
+        #expect(halving.summary.learnedMode == nil)
+    }
+}

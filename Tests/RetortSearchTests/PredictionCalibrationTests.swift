@@ -1,0 +1,90 @@
+import Foundation
+import RetortData
+import RetortEvals
+import Testing
+
+@testable import RetortSearch
+
+@Suite struct PredictionCalibrationTests {
+    static func trial(
+        _ id: String, measured: Double?, predicted: Double?, sd: Double = 0.01, status: TrialStatus = .complete,
+        fidelity: Double = 1, invented: Bool = false
+    ) -> TrialResult {
+        var trial = TrialResult(
+            id: id, family: .mlp, config: [:], precision: .fp32, params: 1, sizeBytes: 4, flopsPerExample: 2,
+            metrics: [:], differenceToTeacher: measured.map { MetricEstimate(value: $0, ci95: $0...$0) },
+            fidelity: fidelity, status: status, onFrontier: false)
+        trial.predicted = predicted.map { CandidatePrediction(gap: $0, gapSD: sd, latencyMsP50: nil, neighbours: 8) }
+        trial.invented = invented ? true : nil
+        return trial
+    }
+
+    @Test(
+        "only trained, full-fidelity, history-predicted candidates count: inside ± 2 sd and the mean absolute error")
+    func counts() throws {
+        let trials = [
+            Self.trial("a", measured: -0.010, predicted: -0.020),  // error 0.010, inside (≤ 0.02)
+            Self.trial("b", measured: -0.050, predicted: -0.020),  // error 0.030, outside
+            Self.trial("c", measured: 0.000, predicted: 0.015),  // error 0.015, inside
+            Self.trial("screened", measured: -0.3, predicted: 0, status: .pruned, fidelity: 1.0 / 3),
+            Self.trial("skipped", measured: nil, predicted: -0.5, status: .skipped, fidelity: 0),
+            Self.trial("invented", measured: -0.2, predicted: 0, invented: true),
+            Self.trial("no prediction", measured: -0.2, predicted: nil),
+        ]
+        let calibration = try #require(PredictionCalibration(trials: trials))
+        #expect(calibration.predicted == 3 && calibration.inside == 2)
+        #expect(abs(calibration.coverage - 2.0 / 3) < 1e-12)
+        #expect(abs(calibration.mae - 0.055 / 3) < 1e-12)
+        #expect(
+            calibration.summaryLine
+                == "2 of 3 measured gaps inside the predicted ± 2 sd (67%), mean absolute error 0.0183")
+        #expect(PredictionCalibration(trials: Array(trials.suffix(4))) == nil)
+        // report.json: an additive key under `search`; a summary written before it still decodes.
+        var summary = SearchSummary(
+            strategy: "learned", candidateEpochs: 1, wallSeconds: 1, trials: 1, stoppedBecause: "x")
+        let old = try JSONEncoder().encode(summary)
+        #expect(try JSONDecoder().decode(SearchSummary.self, from: old).calibration == nil)
+        summary.calibration = calibration
+        summary.learnedMode = LearnedMode(schedule: .halving, reason: "why")
+        let text = try #require(String(data: try JSONEncoder().encode(summary), encoding: .utf8))
+        #expect(text.contains("\"calibration\":{") && text.contains("\"mae\":") && text.contains("\"coverage\":"))
+        #expect(
+            text.contains("\"learned_mode\":{\"reason\":\"why\",\"schedule\":\"halving\"}")
+                || text.contains("\"learned_mode\":{\"schedule\":\"halving\",\"reason\":\"why\"}"))
+        #expect(try JSONDecoder().decode(SearchSummary.self, from: Data(text.utf8)) == summary)
+    }
+
+    @Test(
+        "three residuals that match the history exactly do not shrink an interval to the floor: a student the history says could reach the bar still could"
+    )
+    func pooledSpread() throws {
+        let predictions = [
+            "a": CandidatePrediction(gap: -0.10, gapSD: 0.03, latencyMsP50: nil, neighbours: 8),
+            "b": CandidatePrediction(gap: -0.08, gapSD: 0.03, latencyMsP50: nil, neighbours: 8),
+            "c": CandidatePrediction(gap: -0.06, gapSD: 0.03, latencyMsP50: nil, neighbours: 8),
+            "untrained": CandidatePrediction(gap: -0.05, gapSD: 0.03, latencyMsP50: nil, neighbours: 8),
+        ]
+        let measured = Dictionary(
+            uniqueKeysWithValues: ["a": -0.10, "b": -0.08, "c": -0.06].map { id, gap in
+                (id, PredictionCalibrationTests.trial(id, measured: gap, predicted: nil))
+            })
+        let corrected = SearchEngine.correctedPredictions(predictions, measured: measured, floor: 0.01)
+        let untrained = try #require(corrected["untrained"])
+        // No offset; the task's spread is 0, pooled with the history's 0.03 at the weight of 3 residuals:
+        // √(3 · 0.03² / (2 + 3)) = 0.0232.
+        #expect(abs(untrained.gap + 0.05) < 1e-12)
+        #expect(abs(untrained.gapSD - (3 * 0.0009 / 5).squareRoot()) < 1e-12)
+        // −0.05 + 2 · 0.0232 reaches the bar of −0.01; with the spread replaced by the floor it would not.
+        #expect(untrained.gap + 2 * untrained.gapSD >= -0.01)
+        // Many residuals: this task's own spread (with the predictive 1 + 1/n) dominates.
+        var many = measured
+        var predicted = predictions
+        for index in 0..<40 {
+            let residual = index.isMultiple(of: 2) ? 0.05 : -0.05
+            predicted["m\(index)"] = CandidatePrediction(gap: 0, gapSD: 0.03, latencyMsP50: nil, neighbours: 8)
+            many["m\(index)"] = PredictionCalibrationTests.trial("m\(index)", measured: residual, predicted: nil)
+        }
+        let wide = try #require(SearchEngine.correctedPredictions(predicted, measured: many, floor: 0.01)["untrained"])
+        #expect(wide.gapSD > 0.04)
+    }
+}
