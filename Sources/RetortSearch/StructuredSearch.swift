@@ -371,6 +371,7 @@ public enum StructuredSearch {
             similarTasks: learned && !settings.similarTasks.isEmpty ? settings.similarTasks : nil)
         summary.budgetSeconds = settings.budgetSeconds
         summary.executor = settings.executor.summary
+        summary.calibration = PredictionCalibration(trials: ranked.ordered)
         summary.afterTrainingSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainingEnded) / 1e9
         let outcome = SearchOutcome(
             taskName: task.name, kind: .structured, labels: [], primaryMetric: metric.rawValue, teacher: teacher,

@@ -456,23 +456,46 @@ enum Pages {
         guard let export, !export.runs.isEmpty else {
             return body + "<section><p>The history is empty: finished searches record themselves into it.</p></section>"
         }
-        let byTask = Dictionary(grouping: export.runs, by: \.taskId)
-        body += "<section><h2>Tasks</h2><table class=\"sortable\"><thead><tr><th>task</th><th class=\"l\">kind</th>"
-        body += "<th>runs</th><th>train rows</th><th>classes</th><th>dimension</th><th>class entropy</th>"
-        body += "<th>teacher mean max p</th><th>centroid probe</th><th>linear probe</th><th>curve slope</th>"
-        body += "<th class=\"l\">latest recommendation</th></tr></thead><tbody>"
-        for runs in byTask.values.sorted(by: { ($0.first?.report.task ?? "") < ($1.first?.report.task ?? "") }) {
-            guard let latest = runs.max(by: { $0.report.createdAt < $1.report.createdAt }) else { continue }
-            let meta = latest.meta
-            body += "<tr><td>\(escape(latest.report.task))</td><td class=\"l\">\(escape(meta.kind))</td>"
-            body += "<td>\(runs.count)</td><td>\(meta.rows)</td><td>\(meta.classes)</td><td>\(meta.dimension)</td>"
-            body += String(
-                format: "<td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%+.4f</td>", meta.classEntropy,
-                meta.teacherMeanMaxProbability, meta.probeCentroidAccuracy, meta.probeLinearAccuracy,
-                meta.learningCurveSlope)
-            body += "<td class=\"l\">\(escape(summary(latest.report).recommendation))</td></tr>"
+        // One row per task (its latest run), in two tables: label tasks and structured tasks have different
+        // meta-features.
+        let byTask = Dictionary(grouping: export.runs, by: \.taskId).values.compactMap { runs in
+            runs.max(by: { $0.report.createdAt < $1.report.createdAt }).map { (latest: $0, runs: runs.count) }
+        }.sorted { $0.latest.report.task < $1.latest.report.task }
+        let labelTasks = byTask.filter { $0.latest.meta.structured == nil }
+        let structuredTasks = byTask.compactMap { entry in entry.latest.meta.structured.map { (entry, $0) } }
+        if !labelTasks.isEmpty {
+            body += "<section><h2>Tasks</h2><table class=\"sortable\"><thead><tr><th>task</th><th class=\"l\">kind</th>"
+            body += "<th>runs</th><th>train rows</th><th>classes</th><th>dimension</th><th>class entropy</th>"
+            body += "<th>teacher mean max p</th><th>centroid probe</th><th>linear probe</th><th>curve slope</th>"
+            body += "<th class=\"l\">latest recommendation</th></tr></thead><tbody>"
+            for (latest, runs) in labelTasks {
+                let meta = latest.meta
+                body += "<tr><td>\(escape(latest.report.task))</td><td class=\"l\">\(escape(meta.kind))</td>"
+                body += "<td>\(runs)</td><td>\(meta.rows)</td><td>\(meta.classes)</td><td>\(meta.dimension)</td>"
+                body += String(
+                    format: "<td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%+.4f</td>", meta.classEntropy,
+                    meta.teacherMeanMaxProbability, meta.probeCentroidAccuracy, meta.probeLinearAccuracy,
+                    meta.learningCurveSlope)
+                body += "<td class=\"l\">\(escape(summary(latest.report).recommendation))</td></tr>"
+            }
+            body += "</tbody></table></section>"
         }
-        body += "</tbody></table></section>"
+        if !structuredTasks.isEmpty {
+            body += "<section><h2>Structured tasks</h2><table class=\"sortable\"><thead><tr><th>task</th><th>runs</th>"
+            body += "<th>train rows</th><th>keys</th><th>copied values</th><th>closed keys</th>"
+            body += "<th>mean value set</th><th>optional keys</th><th>teacher invalid</th><th>field F1 probe</th>"
+            body += "<th class=\"l\">latest recommendation</th></tr></thead><tbody>"
+            for ((latest, runs), meta) in structuredTasks {
+                body += "<tr><td>\(escape(latest.report.task))</td><td>\(runs)</td><td>\(latest.meta.rows)</td>"
+                body += "<td>\(meta.keys)</td>"
+                body += String(
+                    format: "<td>%.3f</td><td>%.3f</td><td>%.1f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td>",
+                    meta.copiedValueShare, meta.closedKeyShare, meta.meanValueSetSize, meta.optionalKeyShare,
+                    meta.teacherInvalidShare, meta.probeFieldF1)
+                body += "<td class=\"l\">\(escape(summary(latest.report).recommendation))</td></tr>"
+            }
+            body += "</tbody></table></section>"
+        }
 
         // Prediction error of every run that had predictions, oldest first.
         var points: [(date: String, task: String, run: String, error: Double, inside: Double, count: Int)] = []

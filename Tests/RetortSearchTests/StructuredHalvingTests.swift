@@ -133,6 +133,14 @@ import Testing
             #expect(outcome.trials.first { $0.id == id }?.status == .complete, "\(id)")
         }
         #expect(outcome.recommendation.candidate?.hasPrefix("fields") == true)
+        // Calibration counts the two trained candidates that had a prediction (the skipped one was not measured).
+        let calibration = try #require(outcome.summary.calibration)
+        let measured = ["fields-b10-e4-fp32", "fields-b10-e4-int8"].compactMap { id in
+            outcome.trials.first { $0.id == id }?.differenceToTeacher?.value
+        }
+        #expect(calibration.predicted == 2 && measured.count == 2, "\(calibration)")
+        #expect(abs(calibration.mae - measured.map { abs($0) }.reduce(0, +) / 2) < 1e-12, "\(calibration) \(measured)")
+        #expect(calibration.inside == measured.filter { abs($0) <= 0.02 }.count)
 
         // Before any student qualifies nothing is ruled out: with the same predictions and a bar no student
         // reaches, the nearest run trains.

@@ -345,6 +345,16 @@ final class EventReader: @unchecked Sendable {
 }
 
 @Suite struct HistoryCalibrationPageTests {
+    /// A history export of `runs`, as `retort history export` writes one.
+    static func export(_ runs: [HistoryRun]) throws -> HistoryExport {
+        let encoded = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(runs))
+        return try JSONDecoder().decode(
+            HistoryExport.self,
+            from: try JSONSerialization.data(withJSONObject: [
+                "format": HistoryStore.format, "version": HistoryStore.version, "runs": encoded,
+            ]))
+    }
+
     @Test(
         "the history page shows each past search's coverage of ± 2 sd and MAE, from report.json or, for older reports, from its candidates"
     )
@@ -374,16 +384,40 @@ final class EventReader: @unchecked Sendable {
             HistoryRun(id: "job/r1", taskId: "t", meta: meta, report: report, rungs: []),
             HistoryRun(id: "job/r2", taskId: "t", meta: meta, report: older, rungs: []),
         ]
-        let encoded = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(runs))
-        let export = try JSONDecoder().decode(
-            HistoryExport.self,
-            from: try JSONSerialization.data(withJSONObject: [
-                "format": HistoryStore.format, "version": HistoryStore.version, "runs": encoded,
-            ]))
+        let export = try Self.export(runs)
         let page = Pages.historyPage(export, path: "h.sqlite", error: nil)
         #expect(page.contains("<th>MAE (mean |error|)</th><th>coverage (inside ± 2 sd)</th>"))
         let row = String(format: "<td>2</td><td>%.4f</td><td>50%%</td></tr>", calibration.mae)
         #expect(page.components(separatedBy: row).count == 3, "both runs, the older computed the same way")
         #expect(page.contains("Over all runs: 2 of 4 measured gaps inside the predicted ± 2 sd (50%"))
+    }
+
+    @Test("label and structured tasks get a table each, with their own meta-features")
+    func structuredTasksTable() async throws {
+        let (_, task) = try smallBlobs()
+        let settings = SearchSettings(
+            catalog: try CandidateCatalog(
+                try YAMLValue.parse("numeric:\n  - {family: linear, precision: [fp32], epochs: 3}\n", file: "c.yaml")),
+            seed: 3, strategy: .exhaustive)
+        let outcome = try await SearchEngine.run(task: task, settings: settings, storage: nil)
+        let labelReport = RunReport(
+            job: "blobs", runId: "r1", createdAt: Date(timeIntervalSince1970: 0), outcome: outcome)
+        var structuredReport = labelReport
+        structuredReport.task = "extract-mini"
+        let structured = try StructuredTaskData.load(folder: try SyntheticStructured.writeTask(sizes: (120, 40, 40)))
+        let structuredMeta = MetaFeatures(structured: structured)
+        let keys = try #require(structuredMeta.structured?.keys)
+        let runs = [
+            HistoryRun(id: "blobs/r1", taskId: "t", meta: try MetaFeatures(task: task), report: labelReport, rungs: []),
+            HistoryRun(id: "extract/r1", taskId: "s", meta: structuredMeta, report: structuredReport, rungs: []),
+        ]
+        let export = try Self.export(runs)
+        let page = Pages.historyPage(export, path: "h.sqlite", error: nil)
+        let tables = page.components(separatedBy: "<h2>Structured tasks</h2>")
+        #expect(tables.count == 2, "one structured table")
+        #expect(
+            tables[0].contains("<th>classes</th>") && !tables[0].contains("extract-mini"), "label table: labels only")
+        #expect(tables[1].contains("<th>copied values</th>") && tables[1].contains("<td>extract-mini</td>"))
+        #expect(tables[1].contains("<td>\(keys)</td>"), "the key count")
     }
 }
