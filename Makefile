@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo demo-structured bench-structured bench-slm test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
+.PHONY: deps models build demo demo-structured bench-structured bench-slm test test-postgres test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -46,6 +46,15 @@ bench-slm: build models
 test: deps models
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+## The PostgreSQL ledger's tests against a throw-away PostgreSQL 15 cluster on loopback (scripts/postgres_cluster.sh,
+## started for them and stopped after unless it was up). Without it, `make test` skips them with the reason.
+test-postgres: deps
+	$(SWIFT) build --build-tests
+	@if bash scripts/postgres_cluster.sh running; then was_up=1; else was_up=0; fi; \
+	url=$$(bash scripts/postgres_cluster.sh up | tail -1) && \
+	RETORT_TEST_POSTGRES_URL=$$url $(SWIFT) test --skip-build --filter Postgres; status=$$?; \
+	[ $$was_up = 1 ] || bash scripts/postgres_cluster.sh down; exit $$status
 
 ## The whole test suite beside two busy loops, RUNS times in a row (default 3), stopping at the first failure.
 RUNS ?= 3
