@@ -13,6 +13,16 @@ BIN=${RETORT_PG_BIN:-/usr/lib/postgresql/15/bin}
 DIR=${RETORT_PG_DIR:-/tmp/retort-postgres}
 RUN_AS=retortpg
 
+# The server must not keep the caller's descriptors beyond stdin, stdout and stderr: a caller that waits for one
+# to close (Foundation's Process watches a socket it passes to its child) would wait as long as the server runs.
+close_inherited() {
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        case $fd in 0 | 1 | 2 | 255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+    done
+}
+
 fail() { echo "postgres_cluster: error: $*" >&2; exit 1; }
 
 as_owner() {
@@ -55,6 +65,7 @@ down() {
     rm -rf "$DIR"
 }
 
+close_inherited
 case "${1:-}" in
     up) up ;;
     down) down ;;

@@ -31,7 +31,8 @@ private let replicaPostgresURL = ProcessInfo.processInfo.environment["RETORT_TES
         let database = try Self.freshDatabase()
         let yaml = try String(contentsOf: workspace.url("gateway.yaml"), encoding: .utf8)
         try workspace.write(
-            yaml.replacingOccurrences(of: "ledger: var/gateway.sqlite", with: "ledger: \(database)"), to: "gateway.yaml")
+            yaml.replacingOccurrences(of: "ledger: var/gateway.sqlite", with: "ledger: \(database)"), to: "gateway.yaml"
+        )
         let first = try await ServerProcess.start(config: "gateway.yaml", in: workspace.folder)
         let second = try await ServerProcess.start(config: "gateway.yaml", in: workspace.folder)
         defer {
