@@ -83,6 +83,12 @@ public struct PostgresLedgerLocation: Sendable, Equatable, CustomStringConvertib
     }
 }
 
+/// A PostgreSQL call that failed, in words.
+public struct PostgresLedgerError: Error, Sendable, CustomStringConvertible {
+    /// What PostgreSQL or the connection said.
+    public var description: String
+}
+
 /// Why a `ledger:` URL was refused.
 public struct PostgresURLError: Error, Sendable {
     /// What is wrong and what to write instead.
@@ -180,8 +186,14 @@ final class PostgresLedgerDatabase: LedgerDatabase {
         } catch {
             pool.withLock { $0.open -= 1 }
             PostgresLedgerDatabase.discard(connection)
-            throw error
+            throw PostgresLedgerDatabase.readable(error)
         }
+    }
+
+    /// PostgresNIO's errors describe themselves generically (to keep data out of logs); their reflection has the
+    /// server's message, which an operator needs. Other errors pass through.
+    static func readable(_ error: any Error) -> any Error {
+        error is PSQLError ? PostgresLedgerError(description: Ledger.describe(error)) : error
     }
 
     private func checkOut() throws -> PostgresConnection {
@@ -205,7 +217,7 @@ final class PostgresLedgerDatabase: LedgerDatabase {
             ).wait()
         } catch {
             pool.withLock { $0.open -= 1 }
-            throw error
+            throw PostgresLedgerDatabase.readable(error)
         }
     }
 

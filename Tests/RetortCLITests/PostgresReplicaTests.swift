@@ -23,6 +23,29 @@ private let replicaPostgresURL = ProcessInfo.processInfo.environment["RETORT_TES
         return String(url[..<url.index(after: address.upperBound)]) + name
     }
 
+    @Test("a bad postgres:// ledger or an unset password variable stops serve and check with one line and exit 65")
+    func badLedgerConfig() async throws {
+        let workspace = Workspace()
+        for (ledger, line, fix) in [
+            ("ledger: postgres://db.internal/retort", 1, "names no user"),
+            (
+                "ledger: postgres://retort@db.internal/retort\nledger_password_env: RETORT_TEST_UNSET_PASSWORD", 2,
+                "export RETORT_TEST_UNSET_PASSWORD"
+            ),
+        ] {
+            try workspace.write(
+                GatewayCommandTests.config.replacingOccurrences(of: "ledger: var/gateway.sqlite", with: ledger),
+                to: "gateway.yaml")
+            for command in ["serve", "check"] {
+                let result = try await workspace.retort("gateway", command, "--config", "gateway.yaml")
+                #expect(result.exitCode == 65 && !result.crashed, "\(result)")
+                #expect(result.stderrLines.count == 1, "\(result)")
+                #expect(
+                    result.stderr.hasPrefix("gateway.yaml:\(line): error:") && result.stderr.contains(fix), "\(result)")
+            }
+        }
+    }
+
     @Test(
         "two gateway processes on one PostgreSQL ledger: a deploy and a rollback reach both within a second, unsignalled",
         .enabled(if: replicaPostgresURL != nil, "needs `make test-postgres` (RETORT_TEST_POSTGRES_URL)"))
