@@ -233,9 +233,13 @@ public final class BudgetBook: @unchecked Sendable {
             }
             return (scopes, sweep)
         }()
-        if sweep { try ledger.sweepExpiredReservations(now: now) }
         let day = BudgetPeriod.day(now)
         let month = BudgetPeriod.month(now)
+        // A key with no budget in any of its scopes has nothing to hold: no round trip to the ledger.
+        guard !scopes.isEmpty else {
+            return .success(Reservation(sharedID: nil, scopes: [], usd: usd, tokens: tokens, day: day, month: month))
+        }
+        if sweep { try ledger.sweepExpiredReservations(now: now) }
         switch try ledger.reserveShared(
             key: key, scopes: scopes, usd: usd, tokens: tokens, now: now, expiresAt: now + lifetime, holder: holder)
         {
