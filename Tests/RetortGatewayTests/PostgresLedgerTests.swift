@@ -4,6 +4,7 @@ import RetortDeployments
 import Synchronization
 import Testing
 
+@testable import RetortLabeling
 @testable import RetortTeacher
 
 /// The PostgreSQL server `make test-postgres` starts (`RETORT_TEST_POSTGRES_URL`), nil when none is set.
@@ -219,6 +220,35 @@ func roundTrip(_ ledger: Ledger) throws -> (
         ledger.close()
         let error = #expect(throws: DataError.self) { try Ledger(postgres: location, path: temporaryLedger()) }
         #expect("\(error.map { "\($0)" } ?? "")".contains("upgrade retort"))
+    }
+
+    @Test(
+        "the label cache of a PostgreSQL ledger lives in its database: one replica's answer is another's hit",
+        .enabled(if: postgresUp, needsPostgres))
+    func labelCacheShared() throws {
+        let location = try freshPostgresDatabase()
+        let first = try Ledger(postgres: location, path: temporaryLedger())
+        let second = try Ledger(postgres: location, path: temporaryLedger())
+        defer {
+            first.close()
+            second.close()
+        }
+        let body: JSON = ["messages": [["role": "user", "content": "where is my refund?"]], "max_tokens": 5]
+        let key = LabelCache.key(model: "gpt-5.5", body: body, sample: nil)
+        let writer = try LabelCache(ledger: first, path: temporaryLedger())
+        #expect(try writer.get(key) == nil)
+        let answer: JSON = ["choices": [["message": ["content": "refund"]]]]
+        try writer.put(
+            key, LabelCache.Entry(model: "gpt-5.5", body: answer, costUSD: 0.002, tokens: 30, latencyMilliseconds: 80))
+        try writer.put(
+            key, LabelCache.Entry(model: "gpt-5.5", body: answer, costUSD: 0.003, tokens: 31, latencyMilliseconds: 81))
+        let hit = try #require(try LabelCache(ledger: second, path: temporaryLedger()).get(key))
+        #expect(hit.body == answer && hit.costUSD == 0.003 && hit.tokens == 31 && hit.latencyMilliseconds == 81)
+        // A SQLite ledger keeps its cache in the file it is given, apart from the ledger.
+        let sqlitePath = temporaryLedger()
+        let local = try LabelCache(ledger: try Ledger(path: temporaryLedger()), path: sqlitePath)
+        #expect(try local.get(key) == nil)
+        #expect(FileManager.default.fileExists(atPath: sqlitePath))
     }
 
     static let budgetConfig = """
