@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo demo-structured bench-structured bench-slm test test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check ui-check demo-llm report-check readme-check lint format clean fuzz
+.PHONY: deps models build demo demo-structured bench-structured bench-slm test test-postgres test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check gateway-ha-check ui-check demo-llm report-check readme-check lint format clean fuzz
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -46,6 +46,15 @@ bench-slm: build models
 test: deps models
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+## The PostgreSQL ledger's tests against a throw-away PostgreSQL 15 cluster on loopback (scripts/postgres_cluster.sh,
+## started for them and stopped after unless it was up). Without it, `make test` skips them with the reason.
+test-postgres: deps
+	$(SWIFT) build --build-tests
+	@if bash scripts/postgres_cluster.sh running; then was_up=1; else was_up=0; fi; \
+	url=$$(bash scripts/postgres_cluster.sh up | tail -1) && \
+	RETORT_TEST_POSTGRES_URL=$$url $(SWIFT) test --skip-build --filter Postgres; status=$$?; \
+	[ $$was_up = 1 ] || bash scripts/postgres_cluster.sh down; exit $$status
 
 ## The whole test suite beside two busy loops, RUNS times in a row (default 3), stopping at the first failure.
 RUNS ?= 3
@@ -133,6 +142,15 @@ gateway-check: build
 	@.build-bench/venv/bin/python -c "import openai" 2>/dev/null || .build-bench/venv/bin/pip install -q openai
 	@command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 	.build-bench/venv/bin/python scripts/gateway_check.py .build/release/retort
+
+## Three gateway replicas on one throw-away PostgreSQL cluster behind HAProxy, driven with the OpenAI Python SDK: the
+## budget race, a replica killed with -9 under load, PostgreSQL restarted under load, and the ledger against what the
+## clients received (scripts/gateway_ha_check.py; logs in results/gateway-ha-check/).
+gateway-ha-check: build
+	@[ -x .build-bench/venv/bin/python ] || python3 -m venv .build-bench/venv
+	@.build-bench/venv/bin/python -c "import openai" 2>/dev/null || .build-bench/venv/bin/pip install -q openai
+	@command -v haproxy >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy)
+	.build-bench/venv/bin/python scripts/gateway_ha_check.py .build/release/retort results/gateway-ha-check
 
 ## Render the demo run's report.html to results/report-check.png with headless Chromium (1280×800).
 report-check:

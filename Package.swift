@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -53,17 +54,19 @@ let package = Package(
             ]
         ),
         /// Teacher access: wire formats, JSON, the dispatcher (retries, failover), breakers and budgets, the gateway
-        /// config, the SQLite ledger, metrics and token usage.
+        /// config, the ledger (SQLite, or PostgreSQL for replicas), metrics and token usage.
         .target(
             name: "RetortTeacher",
             dependencies: [
                 "RetortData", "RetortNumerics",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
@@ -74,7 +77,6 @@ let package = Package(
             name: "RetortLabeling",
             dependencies: [
                 "RetortData", "RetortTeacher", "Yams",
-                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -87,7 +89,6 @@ let package = Package(
             name: "RetortDeployments",
             dependencies: [
                 "RetortData", "RetortNumerics", "RetortStudents", "RetortEvals", "RetortSearch", "RetortTeacher",
-                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         /// Usage reporting: `retort usage` and the spend views the dashboard and `retort ui` show.

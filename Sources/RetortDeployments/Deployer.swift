@@ -63,7 +63,7 @@ public enum Deployer {
         }
         let target = try copyModel(
             from: modelFolder, ledgerPath: config.ledgerPath, route: route, candidate: candidateID, time: now)
-        let ledger = try Ledger(path: config.ledgerPath)
+        let ledger = try Ledger(config: config)
         do {
             let record = try ledger.deploy(
                 DeploymentRecord(
@@ -194,10 +194,10 @@ public enum Deployer {
     /// The ledger of an existing gateway config.
     public static func ledger(_ config: String) throws -> Ledger {
         let loaded = try GatewayConfig.load(config)
-        guard FileManager.default.fileExists(atPath: loaded.ledgerPath) else {
+        guard loaded.ledger.mayExist else {
             throw DataError(.missingInput, "no ledger yet: nothing was deployed", file: loaded.ledgerPath)
         }
-        return try Ledger(path: loaded.ledgerPath)
+        return try Ledger(config: loaded)
     }
 
     /// `records` with their shadow agreement: the FORMATS.md §8 JSON (one object when `single`), or a line each

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RetortData
 import RetortTeacher
 
@@ -171,44 +170,38 @@ extension Ledger {
     /// Stores `record` as the route's serving deployment; the route's earlier serving one becomes `replaced`, and a
     /// rolled-back one stays rolled back. Returns the stored record (with its id).
     public func deploy(_ record: DeploymentRecord) throws -> DeploymentRecord {
-        try pool.write { db in
-            try db.execute(
-                sql: """
-                    UPDATE deployments SET state = 'replaced', ended_at = ?, reason = ?
-                    WHERE route = ? AND state = 'serving'
-                    """,
-                arguments: [record.time, "replaced by a new deploy", record.route])
-            try db.execute(
-                sql: """
-                    INSERT INTO deployments (time, route, candidate, kind, run_dir, model_dir, task, threshold, shadow,
-                        min_agreement, usd_per_vcpu_second, validation_agreement, state)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    record.time, record.route, record.candidate, record.kind, record.runDirectory,
-                    record.modelDirectory, record.task, record.threshold, record.shadow, record.minAgreement,
-                    record.usdPerVCPUSecond,
-                    record.validationAgreement.map { JSON.array($0.map { .number($0) }).text },
-                    record.state.rawValue,
-                ])
+        try database.transaction { statements in
+            try statements.execute(
+                "UPDATE deployments SET state = 'replaced', ended_at = ?, reason = ? WHERE route = ? AND state = 'serving'",
+                [record.time.ledgerValue, .text("replaced by a new deploy"), record.route.ledgerValue])
             var stored = record
-            stored.id = Int(db.lastInsertedRowID)
+            stored.id = try statements.insert(
+                """
+                INSERT INTO deployments (time, route, candidate, kind, run_dir, model_dir, task, threshold, shadow,
+                    min_agreement, usd_per_vcpu_second, validation_agreement, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    record.time.ledgerValue, record.route.ledgerValue, record.candidate.ledgerValue,
+                    record.kind.ledgerValue, record.runDirectory.ledgerValue, record.modelDirectory.ledgerValue,
+                    record.task.ledgerValue, record.threshold.ledgerValue, record.shadow.ledgerValue,
+                    record.minAgreement.ledgerValue, record.usdPerVCPUSecond.ledgerValue,
+                    record.validationAgreement.map { JSON.array($0.map { .number($0) }).text }.ledgerValue,
+                    record.state.rawValue.ledgerValue,
+                ])
             return stored
         }
     }
 
     /// Deployments, newest first; only `route`'s when given.
     public func deployments(route: String? = nil) throws -> [DeploymentRecord] {
-        try pool.read { db in
-            let rows =
-                if let route {
-                    try Row.fetchAll(
-                        db, sql: "SELECT * FROM deployments WHERE route = ? ORDER BY id DESC", arguments: [route])
-                } else {
-                    try Row.fetchAll(db, sql: "SELECT * FROM deployments ORDER BY id DESC")
-                }
-            return rows.map(Ledger.deployment)
-        }
+        let rows =
+            if let route {
+                try database.query("SELECT * FROM deployments WHERE route = ? ORDER BY id DESC", [.text(route)])
+            } else {
+                try database.query("SELECT * FROM deployments ORDER BY id DESC", [])
+            }
+        return rows.map(Ledger.deployment)
     }
 
     /// The newest deployment of each route (whatever its state), by route name; only `route`'s when given.
@@ -220,65 +213,53 @@ extension Ledger {
 
     /// The deployment currently serving each route.
     public func servingDeployments() throws -> [DeploymentRecord] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM deployments WHERE state = 'serving' ORDER BY id").map(
-                Ledger.deployment)
-        }
+        try database.query("SELECT * FROM deployments WHERE state = 'serving' ORDER BY id", []).map(Ledger.deployment)
     }
 
-    static func deployment(_ row: Row) -> DeploymentRecord {
-        let agreementText: String? = row["validation_agreement"]
+    static func deployment(_ row: LedgerRecord) -> DeploymentRecord {
         var record = DeploymentRecord(
-            time: row["time"], route: row["route"], candidate: row["candidate"], kind: row["kind"],
-            runDirectory: row["run_dir"], modelDirectory: row["model_dir"], task: row["task"],
-            threshold: row["threshold"], shadow: row["shadow"], minAgreement: row["min_agreement"],
-            usdPerVCPUSecond: row["usd_per_vcpu_second"],
-            validationAgreement: agreementText.flatMap { try? JSON.parse($0) }?.array?.compactMap(\.double),
-            state: DeploymentRecord.State(rawValue: row["state"]) ?? .replaced)
-        record.id = row["id"]
-        record.endedAt = row["ended_at"]
-        record.reason = row["reason"]
+            time: row.double("time"), route: row.string("route"), candidate: row.string("candidate"),
+            kind: row.string("kind"), runDirectory: row.string("run_dir"), modelDirectory: row.string("model_dir"),
+            task: row.string("task"), threshold: row.double("threshold"), shadow: row.double("shadow"),
+            minAgreement: row.double("min_agreement"), usdPerVCPUSecond: row.double("usd_per_vcpu_second"),
+            validationAgreement: row.optionalString("validation_agreement").flatMap { try? JSON.parse($0) }?.array?
+                .compactMap(\.double),
+            state: DeploymentRecord.State(rawValue: row.string("state")) ?? .replaced)
+        record.id = row.int("id")
+        record.endedAt = row.optionalDouble("ended_at")
+        record.reason = row.optionalString("reason")
         return record
     }
 
     /// Marks deployment `id` rolled back if it is serving; returns whether it was.
     @discardableResult
     public func rollBack(deployment id: Int, time: Double, reason: String) throws -> Bool {
-        try pool.write { db in
-            try db.execute(
-                sql: """
-                    UPDATE deployments SET state = 'rolled_back', ended_at = ?, reason = ?
-                    WHERE id = ? AND state = 'serving'
-                    """,
-                arguments: [time, reason, id])
-            return db.changesCount > 0
-        }
+        try database.execute(
+            "UPDATE deployments SET state = 'rolled_back', ended_at = ?, reason = ? WHERE id = ? AND state = 'serving'",
+            [time.ledgerValue, reason.ledgerValue, id.ledgerValue]) > 0
     }
 
     /// Stores one shadow check.
     public func record(_ shadow: ShadowRecord) throws {
-        try pool.writeWithoutTransaction { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO shadows (time, deployment_id, route, input, student_label, teacher_answer, teacher_label,
-                        agree, cost_usd, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    shadow.time, shadow.deploymentID, shadow.route, shadow.input, shadow.studentLabel,
-                    shadow.teacherAnswer, shadow.teacherLabel, shadow.agree, shadow.costUSD,
-                    shadow.latencyMilliseconds,
-                ])
-        }
+        try database.execute(
+            """
+            INSERT INTO shadows (time, deployment_id, route, input, student_label, teacher_answer, teacher_label,
+                agree, cost_usd, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                shadow.time.ledgerValue, shadow.deploymentID.ledgerValue, shadow.route.ledgerValue,
+                shadow.input.ledgerValue, shadow.studentLabel.ledgerValue, shadow.teacherAnswer.ledgerValue,
+                shadow.teacherLabel.ledgerValue, shadow.agree.ledgerValue, shadow.costUSD.ledgerValue,
+                shadow.latencyMilliseconds.ledgerValue,
+            ])
     }
 
     /// The newest shadow outcomes of deployment `id` (the rollback window), oldest first.
     public func shadowOutcomes(deployment id: Int) throws -> [Bool] {
-        try pool.read { db in
-            try Bool.fetchAll(
-                db, sql: "SELECT agree FROM shadows WHERE deployment_id = ? ORDER BY id DESC LIMIT ?",
-                arguments: [id, ShadowAgreement.window]
-            ).reversed()
-        }
+        try database.query(
+            "SELECT agree FROM shadows WHERE deployment_id = ? ORDER BY id DESC LIMIT ?",
+            [id.ledgerValue, ShadowAgreement.window.ledgerValue]
+        ).map { $0.bool("agree") }.reversed()
     }
 
     /// Agreement of deployment `id` over its newest shadow answers (the rollback window).
@@ -288,14 +269,12 @@ extension Ledger {
 
     /// Shadow checks since `since`, oldest first.
     public func shadows(since: Double = 0) throws -> [ShadowRecord] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM shadows WHERE time >= ? ORDER BY id", arguments: [since]).map {
-                ShadowRecord(
-                    time: $0["time"], deploymentID: $0["deployment_id"], route: $0["route"], input: $0["input"],
-                    studentLabel: $0["student_label"], teacherAnswer: $0["teacher_answer"],
-                    teacherLabel: $0["teacher_label"], agree: $0["agree"], costUSD: $0["cost_usd"],
-                    latencyMilliseconds: $0["latency_ms"])
-            }
+        try database.query("SELECT * FROM shadows WHERE time >= ? ORDER BY id", [.real(since)]).map {
+            ShadowRecord(
+                time: $0.double("time"), deploymentID: $0.int("deployment_id"), route: $0.string("route"),
+                input: $0.string("input"), studentLabel: $0.string("student_label"),
+                teacherAnswer: $0.string("teacher_answer"), teacherLabel: $0.optionalString("teacher_label"),
+                agree: $0.bool("agree"), costUSD: $0.double("cost_usd"), latencyMilliseconds: $0.double("latency_ms"))
         }
     }
 }

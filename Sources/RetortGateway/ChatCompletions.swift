@@ -46,10 +46,13 @@ extension Gateway {
         }
         let bounds = RequestBounds.tokens(chat)
         let reservation: Reservation
-        switch reserve(bounds: bounds, route: route, key: key) {
+        switch reserve(bounds: bounds, route: route, retry: config.retry, key: key) {
         case .success(let held): reservation = held
+        case .failure(let refusal) where refusal.code == Gateway.ledgerUnavailable.code:
+            return failure(Gateway.ledgerUnavailable)
         case .failure(let refusal): return refuse(refusal, row: row, started: started)
         }
+        row.reservationID = reservation.sharedID
 
         // A deployed student answers the inputs it is sure of in-process; it ran on the rest too (blended cost).
         var studentCost = 0.0
@@ -154,7 +157,17 @@ extension Gateway {
     /// The session breaker: the request's session (set on the row), refused while it waits for a confirmation unless an
     /// operator confirmed it in the ledger since it tripped.
     func sessionGate(_ request: Request, key: ClientKey, row: inout LedgerRow) async -> SessionVerdict {
-        let (session, sessionRefusal) = sessions.begin(key: key, header: request.headers[.retortSession])
+        let header = request.headers[.retortSession]
+        if ledger.isShared, let named = header, !named.isEmpty {
+            // Replicas share a named session through the ledger: its spend, and a trip another replica recorded.
+            do {
+                sessions.adopt(named, key: key, shared: try ledger.sharedSession(named))
+            } catch {
+                ledgerWrites.failed("sessions", error: error, metadata: ["session": "\(named)", "user": "\(key.user)"])
+                return .ledgerUnavailable
+            }
+        }
+        let (session, sessionRefusal) = sessions.begin(key: key, header: header)
         row.session = session
         guard let refusal = sessionRefusal else { return .proceed }
         if let trippedAt = sessions.trippedAt(session),
@@ -185,12 +198,22 @@ extension Gateway {
     }
 
     /// Reserves the request's worst case (its token bounds at the route's highest price) in every budget of `key`.
+    /// A shared ledger that cannot take the reservation answers `ledger_unavailable` (fail closed).
     func reserve(
-        bounds: (prompt: Int, output: Int), route: RouteConfig, key: ClientKey
+        bounds: (prompt: Int, output: Int), route: RouteConfig, retry: RetryPolicy, key: ClientKey
     ) -> Result<Reservation, GatewayFailure> {
         let maxTokens = Double(bounds.prompt + bounds.output)
         let maxUSD = maxTokens * route.highestPerMTok / 1_000_000
-        switch budgets.reserve(key: key, usd: maxUSD, tokens: maxTokens) {
+        let result: Result<Reservation, BudgetRefusalError>
+        do {
+            result = try budgets.reserve(
+                key: key, usd: maxUSD, tokens: maxTokens, lifetime: route.reservationLifetime(retry: retry))
+        } catch {
+            ledgerWrites.failed(
+                "reservations", error: error, metadata: ["route": "\(route.name)", "user": "\(key.user)"])
+            return .failure(Gateway.ledgerUnavailable)
+        }
+        switch result {
         case .success(let held): return .success(held)
         case .failure(let error):
             let refusal = error.refusal

@@ -60,7 +60,7 @@ public final class Gateway: Sendable {
         shadowDraws = Mutex(SeededGenerator(seed: shadowSeed))
         self.configPath = configPath
         self.logger = logger
-        let ledger = try Ledger(path: config.ledgerPath, busyTimeout: ledgerBusyTimeout)
+        let ledger = try Ledger(config: config, busyTimeout: ledgerBusyTimeout)
         self.ledger = ledger
         budgets = try BudgetBook(config: config, ledger: ledger)
         sessions = SessionBook(policy: config.session)
@@ -137,6 +137,25 @@ public final class Gateway: Sendable {
         sessions.reload(fresh.session)
         breakers.reload(fresh.breaker)
         await dispatcher.reload()
+    }
+
+    /// Follows the deployments other processes make on a shared (PostgreSQL) ledger: every `interval`, a changed set
+    /// of serving deployments reloads the students, so a `retort deploy` or a rollback on another replica reaches this
+    /// one within about `interval`. Runs until cancelled.
+    func followDeployments(every interval: Duration = .milliseconds(250)) async {
+        var seen = Set(students.values.map(\.record.id))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard let serving = try? ledger.servingDeployments() else { continue }
+            let ids = Set(serving.map(\.id))
+            guard ids != seen else { continue }
+            seen = ids
+            let config = self.config
+            let fresh = loadStudents(for: config, current: students)
+            state.withLock { $0.students = fresh }
+            logger.info(
+                "deployments changed in the shared ledger; students reloaded", metadata: ["serving": "\(ids.sorted())"])
+        }
     }
 
     /// Closes upstream connections.

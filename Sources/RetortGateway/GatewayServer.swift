@@ -76,6 +76,8 @@ extension Gateway {
         }
         reloads.resume()
         defer { reloads.cancel() }
+        let follower = ledger.isShared ? Task { await self.followDeployments() } : nil
+        defer { follower?.cancel() }
         try await app.runService()
         await shutdown()
     }

@@ -121,8 +121,9 @@ extension Gateway {
         let maxTokens = Double(bounds.prompt + bounds.output)
         let started = Date().timeIntervalSince1970
         guard
-            case .success(let reservation) = budgets.reserve(
-                key: key, usd: maxTokens * route.highestPerMTok / 1_000_000, tokens: maxTokens)
+            case .success(let reservation) = try? budgets.reserve(
+                key: key, usd: maxTokens * route.highestPerMTok / 1_000_000, tokens: maxTokens,
+                lifetime: route.reservationLifetime(retry: config.retry))
         else {
             metrics.shadow(route: route.name, outcome: "skipped_budget")
             return
@@ -130,6 +131,7 @@ extension Gateway {
         var row = LedgerRow(
             time: started, keyHash: key.sha256, user: key.user, team: key.team, route: route.name, session: session,
             status: 0, kind: "shadow")
+        row.reservationID = reservation.sharedID
         let outcome = await dispatcher.dispatch(
             body, route: route, stream: false, retry: config.retry, estimatedTokens: bounds.prompt + bounds.output)
         row.latencyMilliseconds = (Date().timeIntervalSince1970 - started) * 1000

@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Foundation
-import GRDB
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
@@ -221,33 +220,27 @@ struct BatchRunner: Sendable {
 
 extension LabelCache {
     func ensureBatchTable() throws {
-        try queue.write { db in
-            try db.execute(
-                sql:
-                    "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, digest TEXT NOT NULL, deployment TEXT NOT NULL, done INTEGER NOT NULL, time REAL NOT NULL)"
-            )
-        }
+        try database.execute(
+            "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, digest TEXT NOT NULL, deployment TEXT NOT NULL, done INTEGER NOT NULL, time DOUBLE PRECISION NOT NULL)",
+            [])
     }
 
     /// The unfinished batch for this exact set of requests, if one was submitted.
     func pendingBatch(digest: String) throws -> String? {
         try ensureBatchTable()
-        return try queue.read { db in
-            try String.fetchOne(db, sql: "SELECT id FROM batches WHERE digest = ? AND done = 0", arguments: [digest])
-        }
+        return try database.query("SELECT id FROM batches WHERE digest = ? AND done = 0", [.text(digest)]).first?
+            .optionalString("id")
     }
 
     /// Remembers a submitted batch (before waiting on it).
     func recordBatch(id: String, digest: String, deployment: String) throws {
-        try queue.write { db in
-            try db.execute(
-                sql: "INSERT INTO batches (id, digest, deployment, done, time) VALUES (?, ?, ?, 0, ?)",
-                arguments: [id, digest, deployment, Date().timeIntervalSince1970])
-        }
+        try database.execute(
+            "INSERT INTO batches (id, digest, deployment, done, time) VALUES (?, ?, ?, 0, ?)",
+            [.text(id), .text(digest), .text(deployment), .real(Date().timeIntervalSince1970)])
     }
 
     /// Marks a batch whose results are all cached.
     func finishBatch(id: String) throws {
-        try queue.write { db in try db.execute(sql: "UPDATE batches SET done = 1 WHERE id = ?", arguments: [id]) }
+        try database.execute("UPDATE batches SET done = 1 WHERE id = ?", [.text(id)])
     }
 }

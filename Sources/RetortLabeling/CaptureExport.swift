@@ -130,7 +130,7 @@ public struct CaptureExport: Sendable {
 
     /// Writes the task folder `out` whole (a temporary folder renamed at the end).
     public func write(to out: String) throws -> Summary {
-        let ledger = try Ledger(path: config.ledgerPath)
+        let ledger = try Ledger(config: config)
         let captures = try ledger.captures(task: task)
         guard !captures.isEmpty else {
             throw DataError(.badData, "no captured requests for task \"\(task)\" yet", file: config.ledgerPath)

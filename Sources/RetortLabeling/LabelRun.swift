@@ -62,9 +62,10 @@ extension Labeler {
             key = ClientKey(sha256: String(repeating: "0", count: 64), user: "label", team: "")
         }
         let folder = (configPath as NSString).deletingLastPathComponent
+        let ledger = try Ledger(config: config)
         let cache = try LabelCache(
+            ledger: ledger,
             path: ((folder.isEmpty ? "." : folder) as NSString).appendingPathComponent("var/label-cache.sqlite"))
-        let ledger = try Ledger(path: config.ledgerPath)
         let budgets = try BudgetBook(config: config, ledger: ledger)
         let breakers = BreakerBoard(policy: config.breaker)
         var logger = Logger(label: "retort.label")
@@ -184,8 +185,9 @@ extension Labeler {
         let bounds = RequestBounds.tokens(body)
         let maxTokens = Double(bounds.prompt + bounds.output)
         let reservation: Reservation
-        switch run.budgets.reserve(
-            key: run.key, usd: maxTokens * run.route.highestPerMTok / 1_000_000, tokens: maxTokens)
+        switch try run.budgets.reserve(
+            key: run.key, usd: maxTokens * run.route.highestPerMTok / 1_000_000, tokens: maxTokens,
+            lifetime: run.route.reservationLifetime(retry: config.retry))
         {
         case .success(let held): reservation = held
         case .failure(let error): return .failure(Stopped(description: error.refusal.summary))
@@ -197,6 +199,7 @@ extension Labeler {
         let latency = Date().timeIntervalSince(requestStart) * 1000
         guard case .completed(let answer, let deployment, let attempts, let failover) = outcome else {
             run.budgets.settle(reservation, usd: 0, tokens: 0)
+            if let shared = reservation.sharedID { try? run.ledger.releaseShared(reservation: shared) }
             let reason: String =
                 switch outcome {
                 case .unavailable(_, let reasons): "every deployment failed: " + reasons.joined(separator: "; ")
@@ -209,12 +212,13 @@ extension Labeler {
         }
         let cost = deployment.price.cost(of: answer.usage)
         run.budgets.settle(reservation, usd: cost, tokens: Double(answer.usage.total))
-        try run.ledger.record(
-            LedgerRow(
-                time: requestStart.timeIntervalSince1970, keyHash: run.key.sha256, user: run.key.user,
-                team: run.key.team, route: run.route.name, deployment: deployment.id, servedModel: deployment.model,
-                session: run.session, usage: answer.usage, costUSD: cost, latencyMilliseconds: latency,
-                timeToFirstTokenMilliseconds: latency, status: 200, attempts: attempts, failover: failover))
+        var row = LedgerRow(
+            time: requestStart.timeIntervalSince1970, keyHash: run.key.sha256, user: run.key.user,
+            team: run.key.team, route: run.route.name, deployment: deployment.id, servedModel: deployment.model,
+            session: run.session, usage: answer.usage, costUSD: cost, latencyMilliseconds: latency,
+            timeToFirstTokenMilliseconds: latency, status: 200, attempts: attempts, failover: failover)
+        row.reservationID = reservation.sharedID
+        try run.ledger.record(row)
         let entry = LabelCache.Entry(
             model: answer.servedModel, body: answer.body, costUSD: cost, tokens: answer.usage.total,
             latencyMilliseconds: latency)

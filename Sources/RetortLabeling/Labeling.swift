@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RetortData
 import RetortTeacher
 import Yams
@@ -299,30 +298,37 @@ public enum LabelMatcher {
 }
 
 /// The content-addressed answer cache: the same request to the same model is paid once, across runs and crashes.
+/// A SQLite file beside the config, or the tables `answers` and `batches` of a PostgreSQL ledger (shared by every
+/// machine that labels through it).
 public final class LabelCache: Sendable {
-    let queue: DatabasePool
+    let database: any LedgerDatabase
 
-    /// Opens (creating) the cache at `path`.
+    /// Opens (creating) the SQLite cache at `path`.
     public init(path: String) throws(DataError) {
-        try? FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         do {
-            var configuration = Configuration()
-            configuration.busyMode = .timeout(10)
-            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-            queue = try DatabasePool(path: path, configuration: configuration)
-            try queue.write { db in
-                try db.execute(
-                    sql: """
-                        CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT NOT NULL,
-                            body TEXT NOT NULL, cost_usd REAL NOT NULL, tokens INTEGER NOT NULL,
-                            latency_ms REAL NOT NULL, time REAL NOT NULL)
-                        """)
-            }
+            let sqlite = try Ledger.openSQLite(path: path, busyTimeout: 10)
+            try sqlite.execute(
+                """
+                CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT NOT NULL,
+                    body TEXT NOT NULL, cost_usd REAL NOT NULL, tokens INTEGER NOT NULL,
+                    latency_ms REAL NOT NULL, time REAL NOT NULL)
+                """, [])
+            database = sqlite
         } catch {
             throw DataError(.cannotCreateOutput, "cannot open the label cache: \(error)", file: path)
         }
     }
+
+    /// The cache in `ledger`'s PostgreSQL database, or the SQLite file at `path` for a SQLite ledger.
+    public convenience init(ledger: Ledger, path: String) throws(DataError) {
+        if ledger.isShared {
+            self.init(database: ledger.database)
+        } else {
+            try self.init(path: path)
+        }
+    }
+
+    init(database: any LedgerDatabase) { self.database = database }
 
     /// The cache key: SHA-256 of the model and the request body without `stream`/`stream_options` (+ sample index).
     public static func key(model: String, body: JSON, sample: Int?) -> String {
@@ -350,27 +356,25 @@ public final class LabelCache: Sendable {
 
     /// The entry under `key`, if any.
     public func get(_ key: String) throws -> Entry? {
-        try queue.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM answers WHERE key = ?", arguments: [key]) else {
-                return nil
-            }
-            let text: String = row["body"]
-            return Entry(
-                model: row["model"], body: (try? JSON.parse(text)) ?? .null, costUSD: row["cost_usd"],
-                tokens: row["tokens"], latencyMilliseconds: row["latency_ms"])
+        guard let row = try database.query("SELECT * FROM answers WHERE key = ?", [.text(key)]).first else {
+            return nil
         }
+        return Entry(
+            model: row.string("model"), body: (try? JSON.parse(row.string("body"))) ?? .null,
+            costUSD: row.double("cost_usd"), tokens: row.int("tokens"), latencyMilliseconds: row.double("latency_ms"))
     }
 
     /// Commits `entry` under `key` (before the worker sends its next request).
     public func put(_ key: String, _ entry: Entry) throws {
-        try queue.write { db in
-            try db.execute(
-                sql:
-                    "INSERT OR REPLACE INTO answers (key, model, body, cost_usd, tokens, latency_ms, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [
-                    key, entry.model, entry.body.text, entry.costUSD, entry.tokens, entry.latencyMilliseconds,
-                    Date().timeIntervalSince1970,
-                ])
-        }
+        try database.execute(
+            """
+            INSERT INTO answers (key, model, body, cost_usd, tokens, latency_ms, time) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key) DO UPDATE SET model = excluded.model, body = excluded.body, cost_usd = excluded.cost_usd,
+                tokens = excluded.tokens, latency_ms = excluded.latency_ms, time = excluded.time
+            """,
+            [
+                .text(key), .text(entry.model), .text(entry.body.text), .real(entry.costUSD), .integer(entry.tokens),
+                .real(entry.latencyMilliseconds), .real(Date().timeIntervalSince1970),
+            ])
     }
 }

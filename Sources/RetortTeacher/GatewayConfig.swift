@@ -9,8 +9,11 @@ public struct GatewayConfig: Sendable {
     public var host: String
     /// Port to listen on (0: any free port).
     public var port: Int
-    /// The ledger database path, resolved against the config file's folder.
+    /// The SQLite ledger's path, resolved against the config file's folder; for a PostgreSQL ledger, the local anchor
+    /// `var/gateway-postgres` beside which pid files and deployed models live.
     public var ledgerPath: String
+    /// Where the ledger is: a SQLite file, or a PostgreSQL database shared by replicas.
+    public var ledger: LedgerLocation
     /// Client keys by their SHA-256 (lowercase hex).
     public var keys: [String: ClientKey]
     /// Budgets per user.
@@ -31,10 +34,13 @@ public struct GatewayConfig: Sendable {
     public var webhook: String?
 
     /// Reads and validates `path`.
-    public static func load(_ path: String) throws(DataError) -> GatewayConfig {
+    /// `environment` supplies the variable `ledger_password_env` names.
+    public static func load(
+        _ path: String, environment: (String) -> String? = { ProcessInfo.processInfo.environment[$0] }
+    ) throws(DataError) -> GatewayConfig {
         let url = URL(fileURLWithPath: path)
         let value = try YAMLValue.load(url)
-        return try GatewayConfig(value, folder: url.deletingLastPathComponent().path)
+        return try GatewayConfig(value, folder: url.deletingLastPathComponent().path, environment: environment)
     }
 
     /// Listens on `listen` (`HOST:PORT`, `--listen`) instead of the file's address.
@@ -47,14 +53,18 @@ public struct GatewayConfig: Sendable {
     }
 
     /// Parses YAML text as if it came from `file` (relative paths resolve against `folder`).
-    public static func parse(_ text: String, file: String, folder: String) throws(DataError) -> GatewayConfig {
-        try GatewayConfig(try YAMLValue.parse(text, file: file), folder: folder)
+    public static func parse(
+        _ text: String, file: String, folder: String,
+        environment: (String) -> String? = { ProcessInfo.processInfo.environment[$0] }
+    ) throws(DataError) -> GatewayConfig {
+        try GatewayConfig(try YAMLValue.parse(text, file: file), folder: folder, environment: environment)
     }
 
-    init(_ root: YAMLValue, folder: String) throws(DataError) {
+    init(_ root: YAMLValue, folder: String, environment: (String) -> String?) throws(DataError) {
         let top = try root.mapping(
             allowed: [
-                "listen", "ledger", "keys", "users", "teams", "providers", "routes", "retry", "breaker", "session",
+                "listen", "ledger", "ledger_password_env", "keys", "users", "teams", "providers", "routes", "retry",
+                "breaker", "session",
                 "notify",
             ],
             required: ["providers", "routes"]
@@ -71,8 +81,8 @@ public struct GatewayConfig: Sendable {
             host = "127.0.0.1"
             port = 8787
         }
-        let ledger = try top["ledger"]?.string() ?? "var/gateway.sqlite"
-        ledgerPath = ledger.hasPrefix("/") ? ledger : (folder as NSString).appendingPathComponent(ledger)
+        (ledger, ledgerPath) = try LedgerLocation.parse(
+            top["ledger"], passwordVariable: top["ledger_password_env"], folder: folder, environment: environment)
 
         var providers: [String: ProviderConfig] = [:]
         for (name, value) in try top.need("providers").namedEntries() {
@@ -121,6 +131,65 @@ public struct GatewayConfig: Sendable {
     /// The route names `key` may use, sorted.
     public func routeNames(for key: ClientKey) -> [String] {
         routes.keys.filter { key.allows(route: $0) }.sorted()
+    }
+}
+
+/// Where the gateway's ledger is (`ledger:` in gateway.yaml, FORMATS.md §5).
+public enum LedgerLocation: Sendable, Equatable {
+    /// A SQLite file (WAL), the one-machine default.
+    case sqlite(path: String)
+    /// A PostgreSQL database that gateway replicas share.
+    case postgres(PostgresLedgerLocation)
+
+    /// Reads `ledger:` (a path, or `postgres://USER@HOST:PORT/DB`) and `ledger_password_env:`; returns the location and
+    /// the local path (the SQLite file, or the anchor of a PostgreSQL ledger).
+    static func parse(
+        _ value: YAMLValue?, passwordVariable: YAMLValue?, folder: String, environment: (String) -> String?
+    ) throws(DataError) -> (LedgerLocation, String) {
+        func resolved(_ path: String) -> String {
+            path.hasPrefix("/") ? path : (folder as NSString).appendingPathComponent(path)
+        }
+        let text = try value?.string() ?? "var/gateway.sqlite"
+        guard text.hasPrefix("postgres://") || text.hasPrefix("postgresql://"), let value else {
+            if let passwordVariable {
+                throw passwordVariable.error(
+                    "ledger_password_env applies only to a postgres:// ledger; remove it or set ledger: postgres://USER@HOST:PORT/DB"
+                )
+            }
+            let path = resolved(text)
+            return (.sqlite(path: path), path)
+        }
+        var location: PostgresLedgerLocation
+        switch PostgresLedgerLocation.parse(text) {
+        case .success(let parsed): location = parsed
+        case .failure(let error): throw value.error("ledger: \(error.message)")
+        }
+        if let passwordVariable {
+            let name = try passwordVariable.string()
+            guard let password = environment(name), !password.isEmpty else {
+                throw passwordVariable.error(
+                    "ledger_password_env: the environment variable \(name) is not set; export \(name) with the password of \(location.user), or remove ledger_password_env for trust authentication"
+                )
+            }
+            location.password = password
+        }
+        return (.postgres(location), resolved("var/gateway-postgres"))
+    }
+
+    /// The file path or the URL (never a password), for messages.
+    public var description: String {
+        switch self {
+        case .sqlite(let path): path
+        case .postgres(let location): location.description
+        }
+    }
+
+    /// Whether the ledger can be read now without creating it: the SQLite file exists, or the ledger is PostgreSQL.
+    public var mayExist: Bool {
+        switch self {
+        case .sqlite(let path): FileManager.default.fileExists(atPath: path)
+        case .postgres: true
+        }
     }
 }
 

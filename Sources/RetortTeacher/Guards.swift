@@ -56,6 +56,8 @@ extension BudgetRefusal {
 
 /// A held reservation, settled once.
 public struct Reservation: Sendable {
+    /// The reservation's row in a shared (PostgreSQL) ledger; the request's ledger row releases it.
+    public let sharedID: Int?
     let scopes: [String]
     let usd: Double
     let tokens: Double
@@ -65,9 +67,16 @@ public struct Reservation: Sendable {
 
 /// Budgets enforced by reservation: the request's maximum cost is held before forwarding and settled after,
 /// atomically under one lock (a lock, not an actor: no thread hop on the hot path), so concurrent requests can never
-/// overspend.
+/// overspend. On a shared (PostgreSQL) ledger the reservations live in the ledger instead, so replicas share them
+/// (`Ledger.reserveShared`).
 public final class BudgetBook: @unchecked Sendable {
     private let lock = NSLock()
+    /// The shared ledger that holds reservations, nil for in-memory budgets (SQLite).
+    private let shared: Ledger?
+    /// Names this process in the reservations it holds.
+    private let holder = "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)"
+    /// Admissions since the last sweep of expired reservations.
+    private var admissionsSinceSweep = 0
     struct Tally {
         var day = 0
         var month = 0
@@ -103,6 +112,12 @@ public final class BudgetBook: @unchecked Sendable {
 
     /// Starts from the spend the ledger already holds for the current UTC day and month.
     public init(config: GatewayConfig, ledger: Ledger, now: Double = Date().timeIntervalSince1970) throws {
+        limits = BudgetBook.limits(config)
+        if ledger.isShared {
+            shared = ledger
+            return
+        }
+        shared = nil
         let day = BudgetPeriod.day(now)
         let month = BudgetPeriod.month(now)
         let monthly = try ledger.spend(since: BudgetPeriod.monthStart(now))
@@ -125,7 +140,6 @@ public final class BudgetBook: @unchecked Sendable {
         load("user ", monthly.users, daily.users)
         load("team ", monthly.teams, daily.teams)
         tallies = loaded
-        limits = BudgetBook.limits(config)
     }
 
     static func limits(_ config: GatewayConfig) -> [String: Budgets] {
@@ -143,10 +157,15 @@ public final class BudgetBook: @unchecked Sendable {
         limits = BudgetBook.limits(config)
     }
 
-    /// Holds `usd` and `tokens` against every budget of `key`, or says which budget it would break.
+    /// Holds `usd` and `tokens` against every budget of `key`, or says which budget it would break. A shared
+    /// reservation lapses after `lifetime` seconds (the request's longest possible run); only a shared ledger that
+    /// cannot be reached throws.
     public func reserve(
-        key: ClientKey, usd: Double, tokens: Double, now: Double = Date().timeIntervalSince1970
-    ) -> Result<Reservation, BudgetRefusalError> {
+        key: ClientKey, usd: Double, tokens: Double, lifetime: Double = 600, now: Double = Date().timeIntervalSince1970
+    ) throws -> Result<Reservation, BudgetRefusalError> {
+        if let shared {
+            return try reserveShared(shared, key: key, usd: usd, tokens: tokens, lifetime: lifetime, now: now)
+        }
         lock.lock()
         defer { lock.unlock() }
         let day = BudgetPeriod.day(now)
@@ -190,11 +209,51 @@ public final class BudgetBook: @unchecked Sendable {
             tally.reservedMonthTokens += tokens
             tallies[scope] = tally
         }
-        return .success(Reservation(scopes: scopes, usd: usd, tokens: tokens, day: day, month: month))
+        return .success(
+            Reservation(sharedID: nil, scopes: scopes, usd: usd, tokens: tokens, day: day, month: month))
     }
 
-    /// Releases `reservation` and books what the request really cost.
+    private func reserveShared(
+        _ ledger: Ledger, key: ClientKey, usd: Double, tokens: Double, lifetime: Double, now: Double
+    ) throws -> Result<Reservation, BudgetRefusalError> {
+        let (scopes, sweep): ([Ledger.BudgetScope], Bool) = {
+            lock.lock()
+            defer { lock.unlock() }
+            admissionsSinceSweep += 1
+            let sweep = admissionsSinceSweep >= 256
+            if sweep { admissionsSinceSweep = 0 }
+            let scopes = [
+                ("key " + key.sha256, "key of \(key.user)", "key_hash", key.sha256),
+                ("user " + key.user, "user \(key.user)", "\"user\"", key.user),
+                ("team " + key.team, "team \(key.team)", "team", key.team),
+            ].compactMap { scope, label, column, value -> Ledger.BudgetScope? in
+                limits[scope].map {
+                    Ledger.BudgetScope(scope: scope, label: label, column: column, value: value, budgets: $0)
+                }
+            }
+            return (scopes, sweep)
+        }()
+        let day = BudgetPeriod.day(now)
+        let month = BudgetPeriod.month(now)
+        // A key with no budget in any of its scopes has nothing to hold: no round trip to the ledger.
+        guard !scopes.isEmpty else {
+            return .success(Reservation(sharedID: nil, scopes: [], usd: usd, tokens: tokens, day: day, month: month))
+        }
+        if sweep { try ledger.sweepExpiredReservations(now: now) }
+        switch try ledger.reserveShared(
+            key: key, scopes: scopes, usd: usd, tokens: tokens, now: now, expiresAt: now + lifetime, holder: holder)
+        {
+        case .success(let id):
+            return .success(
+                Reservation(sharedID: id, scopes: [], usd: usd, tokens: tokens, day: day, month: month))
+        case .failure(let refusal): return .failure(refusal)
+        }
+    }
+
+    /// Releases `reservation` and books what the request really cost. A shared reservation is released by the
+    /// request's ledger row instead (`LedgerRow.reservationID`), in the statement that books the cost.
     public func settle(_ reservation: Reservation, usd: Double, tokens: Double) {
+        guard reservation.sharedID == nil else { return }
         lock.lock()
         defer { lock.unlock() }
         for scope in reservation.scopes {
@@ -213,6 +272,14 @@ public final class BudgetBook: @unchecked Sendable {
             }
             tallies[scope] = tally
         }
+    }
+}
+
+extension RouteConfig {
+    /// How long a request on this route can hold its reservation: every deployment tried `retry.attempts` times to
+    /// its `timeout_s`, plus a minute for the answer to be relayed and recorded. A shared reservation lapses after it.
+    public func reservationLifetime(retry: RetryPolicy) -> Double {
+        deployments.reduce(60) { $0 + $1.timeoutSeconds * Double(max(1, retry.attempts)) }
     }
 }
 
@@ -319,6 +386,27 @@ public final class SessionBook: @unchecked Sendable {
         return (id, refusal)
     }
 
+    /// Takes what other gateway replicas know of `session` (from a shared ledger): the earliest start, the larger
+    /// spend and tokens, and a trip that no confirmation has released yet. Call before `begin` for that session.
+    public func adopt(
+        _ session: String, key: ClientKey, shared: SharedSession, now: Double = Date().timeIntervalSince1970
+    ) {
+        lock.lock()
+        defer { lock.unlock() }
+        var state =
+            sessions[session]
+            ?? State(
+                id: session, keyHash: key.sha256, user: key.user, start: shared.start ?? now, last: now,
+                allowedUSD: policy.maxUSD, allowedSeconds: policy.maxDurationSeconds)
+        if let start = shared.start { state.start = min(state.start, start) }
+        state.spend = max(state.spend, shared.spendUSD)
+        state.tokens = max(state.tokens, shared.tokens)
+        if let tripped = shared.lastTrip, tripped > (shared.lastConfirmation ?? -.infinity), state.trippedAt == nil {
+            state.trippedAt = tripped
+        }
+        sessions[session] = state
+    }
+
     /// Whether `session` exists and belongs to `keyHash`.
     public func belongs(_ session: String, keyHash: String) -> Bool {
         lock.lock()
@@ -366,6 +454,29 @@ public final class SessionBook: @unchecked Sendable {
         state.trippedAt = nil
         sessions[session] = state
         return true
+    }
+}
+
+/// A session as the shared ledger knows it, across every replica.
+public struct SharedSession: Sendable, Equatable {
+    /// Its first request, if any was recorded.
+    public var start: Double?
+    /// Settled spend.
+    public var spendUSD: Double
+    /// Tokens used.
+    public var tokens: Int
+    /// The newest trip.
+    public var lastTrip: Double?
+    /// The newest confirmation.
+    public var lastConfirmation: Double?
+
+    /// Creates a value from its parts.
+    public init(start: Double?, spendUSD: Double, tokens: Int, lastTrip: Double?, lastConfirmation: Double?) {
+        self.start = start
+        self.spendUSD = spendUSD
+        self.tokens = tokens
+        self.lastTrip = lastTrip
+        self.lastConfirmation = lastConfirmation
     }
 }
 

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RetortData
 
 /// One `/v1/chat/completions` request as the ledger keeps it.
@@ -41,6 +40,8 @@ public struct LedgerRow: Sendable, Equatable {
     /// `client` for a client's request, `shadow` for the gateway's own check of a student answer (its spend is
     /// real and counts; it is not a client request).
     public var kind: String = "client"
+    /// The shared budget reservation this request held (PostgreSQL ledgers), released when the row is recorded.
+    public var reservationID: Int?
 
     /// Creates a value from its parts.
     public init(
@@ -118,166 +119,158 @@ public struct SessionTrip: Sendable, Equatable {
     }
 }
 
-/// The gateway's SQLite ledger (WAL): requests, session trips and confirmations. One writer owns it.
+/// The gateway's ledger: requests, session trips and confirmations, captures, failovers, deployments and shadow
+/// checks, shared budget reservations. One SQLite file (WAL) on one machine, or a PostgreSQL database shared by gateway
+/// replicas; every reader and writer goes through `database`, in SQL both understand.
 public final class Ledger: Sendable {
-    package let pool: DatabasePool
-    /// The database file.
+    /// The database that holds the tables.
+    public let database: any LedgerDatabase
+    /// The SQLite file, or for PostgreSQL the local anchor beside which pid files and deployed models live.
     public let path: String
 
-    /// Opens (creating if needed) the ledger at `path`; `busyTimeout` bounds how long a write waits for a lock.
+    /// Opens (creating if needed) the SQLite ledger at `path`; `busyTimeout` bounds how long a write waits for a lock.
     public init(path: String, busyTimeout: Double = 2) throws(DataError) {
         self.path = path
-        let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty {
-            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        }
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(busyTimeout)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-        }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            try pool.write { db in try Ledger.migrate(db) }
+            let sqlite = try SQLiteLedgerDatabase(path: path, busyTimeout: busyTimeout)
+            try sqlite.executeScript(LedgerSchema.sqlite)
+            try LedgerSchema.upgradeSQLite(sqlite)
+            database = sqlite
         } catch {
             throw DataError(.cannotCreateOutput, "cannot open the ledger: \(error)", file: path)
         }
     }
 
-    static func migrate(_ db: Database) throws {
-        try db.execute(
-            sql: """
-                CREATE TABLE IF NOT EXISTS requests (
-                    id INTEGER PRIMARY KEY, time REAL NOT NULL, key_hash TEXT NOT NULL, user TEXT NOT NULL,
-                    team TEXT NOT NULL, route TEXT NOT NULL, deployment TEXT, served_model TEXT, session TEXT NOT NULL,
-                    input_tokens INTEGER NOT NULL, cached_input_tokens INTEGER NOT NULL,
-                    cache_write_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-                    reasoning_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, latency_ms REAL NOT NULL,
-                    ttft_ms REAL, status INTEGER NOT NULL, error_code TEXT, attempts INTEGER NOT NULL,
-                    failover INTEGER NOT NULL, stream INTEGER NOT NULL, kind TEXT NOT NULL DEFAULT 'client');
-                CREATE INDEX IF NOT EXISTS requests_time ON requests(time);
-                CREATE TABLE IF NOT EXISTS trips (
-                    id INTEGER PRIMARY KEY, time REAL NOT NULL, session TEXT NOT NULL, user TEXT NOT NULL,
-                    reason TEXT NOT NULL, duration_s REAL NOT NULL, tokens INTEGER NOT NULL, spend_usd REAL NOT NULL);
-                CREATE TABLE IF NOT EXISTS confirmations (
-                    id INTEGER PRIMARY KEY, time REAL NOT NULL, session TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS captures (
-                    id INTEGER PRIMARY KEY, time REAL NOT NULL, task TEXT NOT NULL, route TEXT NOT NULL,
-                    input TEXT NOT NULL, answer TEXT NOT NULL, top_logprobs TEXT, input_tokens INTEGER NOT NULL,
-                    output_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, latency_ms REAL NOT NULL,
-                    model TEXT NOT NULL, deployment TEXT NOT NULL);
-                CREATE INDEX IF NOT EXISTS captures_task ON captures(task);
-                CREATE TABLE IF NOT EXISTS failovers (
-                    id INTEGER PRIMARY KEY, time REAL NOT NULL, route TEXT NOT NULL, deployment TEXT NOT NULL,
-                    reason TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS deployments (
-                    id INTEGER PRIMARY KEY, time REAL NOT NULL, route TEXT NOT NULL, candidate TEXT NOT NULL,
-                    kind TEXT NOT NULL, run_dir TEXT NOT NULL, model_dir TEXT NOT NULL, task TEXT NOT NULL,
-                    threshold REAL NOT NULL, shadow REAL NOT NULL, min_agreement REAL NOT NULL,
-                    usd_per_vcpu_second REAL NOT NULL, validation_agreement TEXT, state TEXT NOT NULL,
-                    ended_at REAL, reason TEXT);
-                CREATE INDEX IF NOT EXISTS deployments_route ON deployments(route);
-                CREATE TABLE IF NOT EXISTS shadows (
-                    id INTEGER PRIMARY KEY, time REAL NOT NULL, deployment_id INTEGER NOT NULL, route TEXT NOT NULL,
-                    input TEXT NOT NULL, student_label TEXT NOT NULL, teacher_answer TEXT NOT NULL,
-                    teacher_label TEXT, agree INTEGER NOT NULL, cost_usd REAL NOT NULL, latency_ms REAL NOT NULL);
-                CREATE INDEX IF NOT EXISTS shadows_deployment ON shadows(deployment_id);
-                """
-        )
-        // Ledgers written before deployments existed have no `kind` column.
-        if try !db.columns(in: "requests").contains(where: { $0.name == "kind" }) {
-            try db.execute(sql: "ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'client'")
+    /// Opens the PostgreSQL ledger at `location`, creating or migrating its schema (under an advisory lock, so
+    /// replicas starting together apply each migration once); `path` is the local anchor (see `path`).
+    public init(postgres location: PostgresLedgerLocation, path: String, maximumConnections: Int = 8) throws(DataError)
+    {
+        self.path = path
+        let postgres = PostgresLedgerDatabase(location, maximumConnections: maximumConnections)
+        do {
+            try LedgerSchema.migratePostgres(postgres)
+        } catch {
+            postgres.close()
+            throw DataError(
+                .io, "cannot open the ledger \(location): \(Ledger.describe(error))", file: path)
+        }
+        database = postgres
+    }
+
+    /// An error in one line: PostgresNIO's own description hides the server's message, its reflection shows it.
+    static func describe(_ error: any Error) -> String {
+        String(String(reflecting: error).split(whereSeparator: \.isNewline).joined(separator: " ").prefix(400))
+    }
+
+    /// A SQLite database of the ledger's kind at `path` (the label cache's own file).
+    public static func openSQLite(path: String, busyTimeout: Double) throws -> any LedgerDatabase {
+        try SQLiteLedgerDatabase(path: path, busyTimeout: busyTimeout)
+    }
+
+    /// Opens the ledger `config` names (`ledger:` in gateway.yaml).
+    public convenience init(config: GatewayConfig, busyTimeout: Double = 2) throws(DataError) {
+        switch config.ledger {
+        case .sqlite(let path): try self.init(path: path, busyTimeout: busyTimeout)
+        case .postgres(let location): try self.init(postgres: location, path: config.ledgerPath)
         }
     }
 
-    /// Commits `row` (synchronously: when this returns, the row survives the process being killed).
+    /// SQLite or PostgreSQL.
+    public var backend: LedgerBackend { database.backend }
+
+    /// Whether budgets and sessions are shared with other gateway processes through the database (PostgreSQL).
+    public var isShared: Bool { database.backend == .postgres }
+
+    /// Closes the database's connections.
+    public func close() { database.close() }
+
+    /// Commits `row` (synchronously: when this returns, the row survives the process being killed). A row that
+    /// carries a shared reservation releases it in the same statement, so its spend is never counted twice or not at
+    /// all.
     public func record(_ row: LedgerRow) throws {
-        // One INSERT in autocommit mode is its own transaction; no BEGIN/COMMIT round trips.
-        try pool.writeWithoutTransaction { db in
-            let statement = try db.cachedStatement(
-                sql: """
-                    INSERT INTO requests (time, key_hash, user, team, route, deployment, served_model, session,
-                        input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
-                        cost_usd, latency_ms, ttft_ms, status, error_code, attempts, failover, stream, kind)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-            )
-            try statement.execute(
-                arguments: [
-                    row.time, row.keyHash, row.user, row.team, row.route, row.deployment, row.servedModel,
-                    row.session, row.usage.inputUncached, row.usage.cacheRead, row.usage.cacheWrite,
-                    row.usage.output, row.usage.reasoning, row.costUSD, row.latencyMilliseconds,
-                    row.timeToFirstTokenMilliseconds, row.status, row.errorCode, row.attempts, row.failover,
-                    row.stream, row.kind,
-                ]
-            )
+        var sql = """
+            INSERT INTO requests (time, key_hash, "user", team, route, deployment, served_model, session,
+                input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+                cost_usd, latency_ms, ttft_ms, status, error_code, attempts, failover, stream, kind)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """
+        var arguments: [LedgerValue] = [
+            row.time.ledgerValue, row.keyHash.ledgerValue, row.user.ledgerValue, row.team.ledgerValue,
+            row.route.ledgerValue, row.deployment.ledgerValue, row.servedModel.ledgerValue, row.session.ledgerValue,
+            row.usage.inputUncached.ledgerValue, row.usage.cacheRead.ledgerValue, row.usage.cacheWrite.ledgerValue,
+            row.usage.output.ledgerValue, row.usage.reasoning.ledgerValue, row.costUSD.ledgerValue,
+            row.latencyMilliseconds.ledgerValue, row.timeToFirstTokenMilliseconds.ledgerValue,
+            row.status.ledgerValue, row.errorCode.ledgerValue, row.attempts.ledgerValue, row.failover.ledgerValue,
+            row.stream.ledgerValue, row.kind.ledgerValue,
+        ]
+        if let reservation = row.reservationID, isShared {
+            sql = "WITH released AS (DELETE FROM reservations WHERE id = ?) " + sql
+            arguments.insert(.integer(reservation), at: 0)
         }
+        try database.execute(sql, arguments)
     }
 
     /// Checks that the ledger can take a write now (used to fail closed after a failed write).
     public func probeWritable() throws {
-        try pool.write { db in try db.execute(sql: "CREATE TABLE IF NOT EXISTS probe (x); DELETE FROM probe") }
+        switch database.backend {
+        case .sqlite:
+            try database.transaction { statements in
+                try statements.execute("CREATE TABLE IF NOT EXISTS probe (x)", [])
+                try statements.execute("DELETE FROM probe", [])
+            }
+        case .postgres: try database.execute("DELETE FROM probe", [])
+        }
     }
 
     /// Records one captured teacher answer.
     public func record(_ capture: Capture) throws {
-        try pool.writeWithoutTransaction { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO captures (time, task, route, input, answer, top_logprobs, input_tokens, output_tokens,
-                        cost_usd, latency_ms, model, deployment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    capture.time, capture.task, capture.route, capture.input, capture.answer,
-                    capture.topLogprobs.map { JSON.array($0.map { [.string($0.token), .number($0.logprob)] }).text },
-                    capture.inputTokens, capture.outputTokens, capture.costUSD, capture.latencyMilliseconds,
-                    capture.model, capture.deployment,
-                ])
-        }
+        try database.execute(
+            """
+            INSERT INTO captures (time, task, route, input, answer, top_logprobs, input_tokens, output_tokens,
+                cost_usd, latency_ms, model, deployment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                capture.time.ledgerValue, capture.task.ledgerValue, capture.route.ledgerValue,
+                capture.input.ledgerValue, capture.answer.ledgerValue,
+                capture.topLogprobs.map { JSON.array($0.map { [.string($0.token), .number($0.logprob)] }).text }
+                    .ledgerValue,
+                capture.inputTokens.ledgerValue, capture.outputTokens.ledgerValue, capture.costUSD.ledgerValue,
+                capture.latencyMilliseconds.ledgerValue, capture.model.ledgerValue, capture.deployment.ledgerValue,
+            ])
     }
 
     /// The captures of `task`, oldest first.
     public func captures(task: String) throws -> [Capture] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM captures WHERE task = ? ORDER BY id", arguments: [task]).map {
-                row in
-                let text: String? = row["top_logprobs"]
-                let alternatives = text.flatMap { try? JSON.parse($0) }?.array?.compactMap {
-                    pair -> (String, Double)? in
-                    guard let token = pair[0]?.string, let logprob = pair[1]?.double else { return nil }
-                    return (token, logprob)
-                }
-                return Capture(
-                    id: row["id"], time: row["time"], task: row["task"], route: row["route"], input: row["input"],
-                    answer: row["answer"], topLogprobs: alternatives, inputTokens: row["input_tokens"],
-                    outputTokens: row["output_tokens"], costUSD: row["cost_usd"],
-                    latencyMilliseconds: row["latency_ms"],
-                    model: row["model"], deployment: row["deployment"])
+        try database.query("SELECT * FROM captures WHERE task = ? ORDER BY id", [.text(task)]).map { row in
+            let alternatives = row.optionalString("top_logprobs").flatMap { try? JSON.parse($0) }?.array?.compactMap {
+                pair -> (String, Double)? in
+                guard let token = pair[0]?.string, let logprob = pair[1]?.double else { return nil }
+                return (token, logprob)
             }
+            return Capture(
+                id: row.int("id"), time: row.double("time"), task: row.string("task"), route: row.string("route"),
+                input: row.string("input"), answer: row.string("answer"), topLogprobs: alternatives,
+                inputTokens: row.int("input_tokens"), outputTokens: row.int("output_tokens"),
+                costUSD: row.double("cost_usd"), latencyMilliseconds: row.double("latency_ms"),
+                model: row.string("model"), deployment: row.string("deployment"))
         }
     }
 
     /// Records a session-breaker trip.
     public func record(_ trip: SessionTrip) throws {
-        try pool.write { db in
-            try db.execute(
-                sql:
-                    "INSERT INTO trips (time, session, user, reason, duration_s, tokens, spend_usd) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [
-                    trip.time, trip.session, trip.user, trip.reason, trip.durationSeconds, trip.tokens, trip.spendUSD,
-                ]
-            )
-        }
+        try database.execute(
+            "INSERT INTO trips (time, session, \"user\", reason, duration_s, tokens, spend_usd) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                trip.time.ledgerValue, trip.session.ledgerValue, trip.user.ledgerValue, trip.reason.ledgerValue,
+                trip.durationSeconds.ledgerValue, trip.tokens.ledgerValue, trip.spendUSD.ledgerValue,
+            ])
     }
 
     /// Records a deployment skipped or abandoned for `reason` on `route`.
     public func recordFailover(route: String, deployment: String, reason: String, time: Double) throws {
-        try pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO failovers (time, route, deployment, reason) VALUES (?, ?, ?, ?)",
-                arguments: [time, route, deployment, reason]
-            )
-        }
+        try database.execute(
+            "INSERT INTO failovers (time, route, deployment, reason) VALUES (?, ?, ?, ?)",
+            [time.ledgerValue, route.ledgerValue, deployment.ledgerValue, reason.ledgerValue])
     }
 
     /// Confirms `session` (`retort gateway confirm`), refusing a session that never tripped.
@@ -290,50 +283,45 @@ public final class Ledger: Sendable {
 
     /// Records a confirmation of `session` (from `retort gateway confirm` or the HTTP endpoint).
     public func confirm(session: String, time: Double) throws {
-        try pool.write { db in
-            try db.execute(sql: "INSERT INTO confirmations (time, session) VALUES (?, ?)", arguments: [time, session])
-        }
+        try database.execute(
+            "INSERT INTO confirmations (time, session) VALUES (?, ?)", [time.ledgerValue, session.ledgerValue])
     }
 
     /// The newest confirmation time of `session`, if any.
     public func lastConfirmation(of session: String) throws -> Double? {
-        try pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MAX(time) FROM confirmations WHERE session = ?", arguments: [session])
-        }
+        try database.query(
+            "SELECT MAX(time) AS time FROM confirmations WHERE session = ?", [.text(session)]
+        ).first?.optionalDouble("time")
     }
 
     /// Every request row since `since` (unix seconds), oldest first.
     public func rows(since: Double = 0) throws -> [LedgerRow] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM requests WHERE time >= ? ORDER BY id", arguments: [since]).map {
-                row in
-                LedgerRow(
-                    time: row["time"], keyHash: row["key_hash"], user: row["user"], team: row["team"],
-                    route: row["route"], deployment: row["deployment"], servedModel: row["served_model"],
-                    session: row["session"],
-                    usage: TokenUsage(
-                        inputUncached: row["input_tokens"], cacheRead: row["cached_input_tokens"],
-                        cacheWrite: row["cache_write_tokens"], output: row["output_tokens"],
-                        reasoning: row["reasoning_tokens"]
-                    ),
-                    costUSD: row["cost_usd"], latencyMilliseconds: row["latency_ms"],
-                    timeToFirstTokenMilliseconds: row["ttft_ms"], status: row["status"], errorCode: row["error_code"],
-                    attempts: row["attempts"], failover: row["failover"], stream: row["stream"], kind: row["kind"]
-                )
-            }
+        try database.query("SELECT * FROM requests WHERE time >= ? ORDER BY id", [.real(since)]).map { row in
+            LedgerRow(
+                time: row.double("time"), keyHash: row.string("key_hash"), user: row.string("user"),
+                team: row.string("team"), route: row.string("route"), deployment: row.optionalString("deployment"),
+                servedModel: row.optionalString("served_model"), session: row.string("session"),
+                usage: TokenUsage(
+                    inputUncached: row.int("input_tokens"), cacheRead: row.int("cached_input_tokens"),
+                    cacheWrite: row.int("cache_write_tokens"), output: row.int("output_tokens"),
+                    reasoning: row.int("reasoning_tokens")
+                ),
+                costUSD: row.double("cost_usd"), latencyMilliseconds: row.double("latency_ms"),
+                timeToFirstTokenMilliseconds: row.optionalDouble("ttft_ms"), status: row.int("status"),
+                errorCode: row.optionalString("error_code"), attempts: row.int("attempts"),
+                failover: row.bool("failover"), stream: row.bool("stream"), kind: row.string("kind")
+            )
         }
     }
 
     /// Every trip since `since`, newest first.
     public func trips(since: Double = 0) throws -> [SessionTrip] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM trips WHERE time >= ? ORDER BY time DESC", arguments: [since])
-                .map { row in
-                    SessionTrip(
-                        time: row["time"], session: row["session"], user: row["user"], reason: row["reason"],
-                        durationSeconds: row["duration_s"], tokens: row["tokens"], spendUSD: row["spend_usd"]
-                    )
-                }
+        try database.query("SELECT * FROM trips WHERE time >= ? ORDER BY time DESC", [.real(since)]).map { row in
+            SessionTrip(
+                time: row.double("time"), session: row.string("session"), user: row.string("user"),
+                reason: row.string("reason"), durationSeconds: row.double("duration_s"), tokens: row.int("tokens"),
+                spendUSD: row.double("spend_usd")
+            )
         }
     }
 
@@ -341,9 +329,8 @@ public final class Ledger: Sendable {
     public func failovers(since: Double = 0) throws -> [(
         time: Double, route: String, deployment: String, reason: String
     )] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM failovers WHERE time >= ? ORDER BY time DESC", arguments: [since])
-                .map { ($0["time"], $0["route"], $0["deployment"], $0["reason"]) }
+        try database.query("SELECT * FROM failovers WHERE time >= ? ORDER BY time DESC", [.real(since)]).map {
+            ($0.double("time"), $0.string("route"), $0.string("deployment"), $0.string("reason"))
         }
     }
 
@@ -352,26 +339,20 @@ public final class Ledger: Sendable {
         keys: [String: (usd: Double, tokens: Double)], users: [String: (usd: Double, tokens: Double)],
         teams: [String: (usd: Double, tokens: Double)]
     ) {
-        try pool.read { db in
-            func grouped(_ column: String) throws -> [String: (usd: Double, tokens: Double)] {
-                var result: [String: (usd: Double, tokens: Double)] = [:]
-                let rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT \(column) AS name, SUM(cost_usd) AS usd,
-                            SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens) AS tokens
-                        FROM requests WHERE time >= ? GROUP BY \(column)
-                        """,
-                    arguments: [since]
-                )
-                for row in rows {
-                    let name: String = row["name"]
-                    result[name] = (row["usd"] ?? 0, row["tokens"] ?? 0)
-                }
-                return result
-            }
-            return (try grouped("key_hash"), try grouped("user"), try grouped("team"))
+        func grouped(_ column: String) throws -> [String: (usd: Double, tokens: Double)] {
+            var result: [String: (usd: Double, tokens: Double)] = [:]
+            let rows = try database.query(
+                """
+                SELECT \(column) AS name, CAST(SUM(cost_usd) AS DOUBLE PRECISION) AS usd,
+                    CAST(SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens)
+                        AS DOUBLE PRECISION) AS tokens
+                FROM requests WHERE time >= ? GROUP BY \(column)
+                """,
+                [.real(since)])
+            for row in rows { result[row.string("name")] = (row.double("usd"), row.double("tokens")) }
+            return result
         }
+        return (try grouped("key_hash"), try grouped("\"user\""), try grouped("team"))
     }
 }
 

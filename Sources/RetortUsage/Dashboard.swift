@@ -11,7 +11,7 @@ public enum SpendView {
 
     /// KPIs and sections for the ledger of `config`.
     public static func html(config: GatewayConfig, now: Double = Date().timeIntervalSince1970) throws -> String {
-        let ledger = try Ledger(path: config.ledgerPath)
+        let ledger = try Ledger(config: config)
         var health: [(deployment: String, state: BreakerBoard.State?, retired: Bool)] = []
         for route in config.routes.values.sorted(by: { $0.name < $1.name }) {
             for deployment in route.deployments where !health.contains(where: { $0.deployment == deployment.id }) {

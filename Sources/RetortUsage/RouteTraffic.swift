@@ -42,12 +42,12 @@ public struct RouteTraffic: Sendable, Equatable {
                 "no route \"\(route)\" in \(config.file); routes: \(config.routes.keys.sorted().joined(separator: ", "))"
             )
         }
-        guard FileManager.default.fileExists(atPath: config.ledgerPath) else {
+        guard config.ledger.mayExist else {
             throw DataError(
                 .missingInput, "no ledger yet: the gateway has served no traffic to measure; pass --traffic instead",
                 file: config.ledgerPath)
         }
-        let rows = try Ledger(path: config.ledgerPath).rows(since: start).filter {
+        let rows = try Ledger(config: config).rows(since: start).filter {
             $0.route == route && $0.kind == "client" && $0.status == 200 && !$0.session.hasPrefix("label-")
                 && !$0.session.hasPrefix("batch-") && $0.time <= now
         }

@@ -200,11 +200,11 @@ public struct UsageReport: Sendable {
     /// The report of the ledger of `config` from `start` on, grouped by `grouping` (route groups with their students'
     /// figures).
     public static func load(config: GatewayConfig, by grouping: Grouping, since start: Double) throws -> UsageReport {
-        guard FileManager.default.fileExists(atPath: config.ledgerPath) else {
+        guard config.ledger.mayExist else {
             throw DataError(
                 .missingInput, "no ledger yet: start `retort gateway serve` first", file: config.ledgerPath)
         }
-        let ledger = try Ledger(path: config.ledgerPath)
+        let ledger = try Ledger(config: config)
         return UsageReport(
             rows: try ledger.rows(since: start), by: grouping,
             shadows: grouping == .route ? try ledger.shadows(since: start) : [])

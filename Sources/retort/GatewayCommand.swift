@@ -12,7 +12,7 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "The teacher gateway: one OpenAI-compatible endpoint over many LLM providers (FORMATS.md §5–6).",
-        subcommands: [Serve.self, Key.self, Confirm.self, Check.self, FakeProvider.self, Bench.self]
+        subcommands: [Serve.self, Key.self, Confirm.self, Check.self, FakeProvider.self, Bench.self, BenchLedger.self]
     )
 
     struct Serve: AsyncParsableCommand {
@@ -72,7 +72,7 @@ struct GatewayCommand: AsyncParsableCommand {
         func run() async throws {
             try await ErrorReporting.run {
                 let loaded = try GatewayConfig.load(config)
-                try Ledger(path: loaded.ledgerPath).confirmTripped(session: session, time: Date().timeIntervalSince1970)
+                try Ledger(config: loaded).confirmTripped(session: session, time: Date().timeIntervalSince1970)
                 print("confirmed \(session); its next request goes through")
             }
         }
@@ -170,6 +170,39 @@ struct GatewayCommand: AsyncParsableCommand {
         }
     }
 
+    struct BenchLedger: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bench-ledger",
+            abstract: "Time of one ledger write (a request row, committed) on SQLite and, with --postgres, PostgreSQL."
+        )
+        @Option(help: "Writes timed per backend.") var writes = 2000
+        @Option(help: "A PostgreSQL ledger to time too: postgres://USER@HOST:PORT/DB (trust authentication).")
+        var postgres: String?
+        @Option(help: "Folder for the SQLite file.") var out = "results/bench-gateway"
+
+        func validate() throws {
+            try OptionChecks.integer(writes, "--writes", in: 1...1_000_000)
+        }
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                var location: PostgresLedgerLocation?
+                if let postgres {
+                    switch PostgresLedgerLocation.parse(postgres) {
+                    case .success(let parsed): location = parsed
+                    case .failure(let error): throw DataError(.usage, "--postgres: \(error.message)")
+                    }
+                }
+                let figures = try LedgerWriteBenchmark(writes: writes, postgres: location, folder: out).run()
+                print("| backend | writes | p50 ms | p99 ms |")
+                print("|---|---|---|---|")
+                for row in figures {
+                    print(String(format: "| %@ | %d | %.3f | %.3f |", row.backend, writes, row.p50, row.p99))
+                }
+            }
+        }
+    }
+
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate a gateway config and print its routes (exit 65 with FILE:LINE on errors)."
@@ -183,7 +216,9 @@ struct GatewayCommand: AsyncParsableCommand {
                     let deployments = route.deployments.map(\.id).joined(separator: " → ")
                     print("\(route.name) (fallback \(route.fallback.rawValue)): \(deployments)")
                 }
-                print("\(loaded.keys.count) keys, \(loaded.providers.count) providers; ledger \(loaded.ledgerPath)")
+                print(
+                    "\(loaded.keys.count) keys, \(loaded.providers.count) providers; ledger \(loaded.ledger.description)"
+                )
             }
         }
     }

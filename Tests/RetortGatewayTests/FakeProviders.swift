@@ -333,6 +333,49 @@ actor GatedUpstream {
         await withCheckedContinuation { held.append($0) }
     }
 
+    /// A gateway config whose one route, `teacher`, is this upstream at $40/Mtok, with a team budget of $0.42 a day:
+    /// ten requests of 41 prompt bytes and `max_tokens` 1000 ($0.04164 reserved each).
+    static func budgetConfig(port: Int, ledger: String) throws -> GatewayConfig {
+        let routes = """
+              teacher:
+                deployments:
+                  - {provider: fake-openai, model: gated, timeout_s: 600, \(price)}
+            """
+        let extra = "teams:\n  search: {budgets: {usd_per_day: 0.4200}}"
+        return try gatewayConfig(port: port, ledger: ledger, routes: routes, extra: extra)
+    }
+
+    /// Sends `count` requests at once through `post` (given the request's index) and opens the gate once `admitted`
+    /// answers wait and every other request was refused `budget_exceeded` (or after 5 minutes, so a wrong count fails,
+    /// not hangs). Returns each request's status and error code.
+    nonisolated func flood(
+        count: Int, admitted: Int,
+        post: @escaping @Sendable (Int) async throws -> (status: HTTPResponseStatus, body: ByteBuffer)
+    ) async throws -> [(Int, String?)] {
+        try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    let (status, data) = try await post(index)
+                    let code = try? JSON.parse(Data(data.readableBytesView))["error"]?["code"]?.string
+                    return (Int(status.code), code)
+                }
+            }
+            let opener = Task {
+                _ = try await until(seconds: 300) { await self.waiting >= admitted }
+                _ = try await until(seconds: 300) { await self.refusedSeen >= count - admitted }
+                await self.open()
+            }
+            defer { opener.cancel() }
+            var all: [(Int, String?)] = []
+            for try await status in group {
+                all.append(status)
+                if status.1 == "budget_exceeded" { await sawRefusal() }
+            }
+            await open()
+            return all
+        }
+    }
+
     nonisolated func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.post("/v1/chat/completions") { request, _ in

@@ -257,40 +257,14 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
         // all held while the rest arrive, however slowly a loaded machine sends them.
         let upstream = GatedUpstream()
         try await withLoopbackServer(upstream.router()) { port in
-            let routes = """
-                  teacher:
-                    deployments:
-                      - {provider: fake-openai, model: gated, timeout_s: 600, \(price)}
-                """
-            let extra = "teams:\n  search: {budgets: {usd_per_day: 0.4200}}"
-            let config = try gatewayConfig(port: port, ledger: temporaryLedger(), routes: routes, extra: extra)
+            let config = try GatedUpstream.budgetConfig(port: port, ledger: temporaryLedger())
             let gateway = try Gateway(config: config)
             try await withLiveGateway(gateway) { client in
                 // The test client sends one request at a time; AsyncHTTPClient sends all 100 at once.
                 let http = ConcurrentClient(port: try #require(client.port), connections: 128)
                 defer { http.shutdown() }
-                let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
-                    for _ in 0..<100 {
-                        group.addTask {
-                            let (status, data) = try await http.post(chatBody("teacher", maxTokens: 1000))
-                            let code = try? JSON.parse(Data(data.readableBytesView))["error"]?["code"]?.string
-                            return (Int(status.code), code)
-                        }
-                    }
-                    // Opens the gate once 90 answers are in, or after 5 minutes so a wrong count fails, not hangs.
-                    let opener = Task {
-                        _ = try await until(seconds: 300) { await upstream.waiting >= 10 }
-                        _ = try await until(seconds: 300) { await upstream.refusedSeen >= 90 }
-                        await upstream.open()
-                    }
-                    defer { opener.cancel() }
-                    var all: [(Int, String?)] = []
-                    for try await status in group {
-                        all.append(status)
-                        if status.1 == "budget_exceeded" { await upstream.sawRefusal() }
-                    }
-                    await upstream.open()
-                    return all
+                let statuses = try await upstream.flood(count: 100, admitted: 10) { _ in
+                    try await http.post(chatBody("teacher", maxTokens: 1000))
                 }
                 let admitted = statuses.filter { $0.0 == 200 }.count
                 #expect(admitted == 10, "\(statuses.map { $0.0 })")
