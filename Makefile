@@ -50,6 +50,7 @@ test: deps models
 ## The PostgreSQL ledger's tests against a throw-away PostgreSQL 15 cluster on loopback (scripts/postgres_cluster.sh,
 ## started for them and stopped after unless it was up). Without it, `make test` skips them with the reason.
 test-postgres: deps
+	@[ -x /usr/lib/postgresql/15/bin/initdb ] || [ -n "$$RETORT_PG_BIN" ] || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-15)
 	$(SWIFT) build --build-tests
 	@if bash scripts/postgres_cluster.sh running; then was_up=1; else was_up=0; fi; \
 	url=$$(bash scripts/postgres_cluster.sh up | tail -1) && \
