@@ -37,6 +37,12 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        /// zlib, for the gzip history exports (the starter history ships compressed).
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(name: "RetortNumerics", dependencies: ["CBLAS"]),
         .target(name: "RetortData", dependencies: ["RetortNumerics", "Yams"]),
         .target(name: "RetortStudents", dependencies: ["RetortNumerics", "RetortData"]),
@@ -49,7 +55,7 @@ let package = Package(
         .target(
             name: "RetortHistory",
             dependencies: [
-                "RetortNumerics", "RetortData", "RetortStudents", "RetortSearch",
+                "RetortNumerics", "RetortData", "RetortStudents", "RetortSearch", "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

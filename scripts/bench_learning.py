@@ -26,6 +26,12 @@ text run's time).
 With BASELINE_RETORT=PATH (another build of retort, e.g. the main branch's), its learned strategy runs on the same
 held-out histories and its columns are printed next to this build's.
 
+With the starter history (history/starter.json.gz, `make starter-history`; STARTER=PATH for another export,
+STARTER=none for none), every held-out history also holds the starter's runs, less those of the held-out task's
+dataset (task.json `dataset`; satimage and letter are keel:NAME there, ha-intents-en is ha-intents:en). With
+STARTER_TASKS=FOLDER (the starter's task folders, .build-starter/tasks) and STARTER_SAMPLE=N, N starter tasks (every
+k-th by name, half numeric and half text) are held out too, each with its whole dataset, and summarised apart.
+
 Usage: scripts/bench_learning.py [BENCH_DIR] [OUT_DIR]
 """
 import glob
@@ -47,6 +53,25 @@ os.makedirs(out, exist_ok=True)
 
 catalog = scriptkit.catalog_without_encoders(out)
 tasks = scriptkit.learning_tasks(bench, retort, os.path.join(out, "variants"), ("satimage", "letter", "ha-intents-en"))
+bench_tasks = list(tasks)
+starter = os.environ.get("STARTER", "history/starter.json.gz")
+if starter == "none" or not os.path.exists(starter):
+    starter = None
+starter_tasks = []
+starter_folder = os.environ.get("STARTER_TASKS", ".build-starter/tasks")
+sample = int(os.environ.get("STARTER_SAMPLE", "0"))
+if sample > 0:
+    if not os.path.isdir(starter_folder):
+        scriptkit.fail(f"{starter_folder} is missing; run `make starter-history` first (or set STARTER_TASKS)")
+    by_kind = {}
+    for folder in sorted(glob.glob(os.path.join(starter_folder, "*", "task.json"))):
+        kind = json.load(open(folder))["kind"]
+        by_kind.setdefault(kind, []).append(os.path.dirname(folder))
+    for kind, folders in sorted(by_kind.items()):
+        share = sample // 2 if kind == "numeric" else sample - sample // 2
+        step = max(1, len(folders) // max(share, 1))
+        starter_tasks.extend(folders[::step][:share])
+    tasks += starter_tasks
 
 
 def name_of(task):
@@ -95,14 +120,15 @@ def family(candidate_id):
 
 
 history = os.path.join(out, "history.sqlite")
-done = [glob.glob(os.path.join(out, "exhaustive", name_of(t), "2*", "report.json")) for t in tasks]
+done = [glob.glob(os.path.join(out, "exhaustive", name_of(t), "2*", "report.json")) for t in bench_tasks]
 reuse = os.path.exists(history) and all(done)  # a finished phase 1 is reused (delete OUT to start over)
 if not reuse and os.path.exists(history):
     os.remove(history)
 reference = {}
 print(f"Command: {'LEARNED_FLAGS=' + repr(' '.join(learned_flags)) + ' ' if learned_flags else ''}"
-      f"scripts/bench_learning.py {bench} {out}; {len(tasks)} tasks\n", flush=True)
-for task in tasks:
+      f"scripts/bench_learning.py {bench} {out}; {len(tasks)} tasks; starter history: {starter or 'none'}"
+      f"{f'; {len(starter_tasks)} starter tasks held out' if starter_tasks else ''}\n", flush=True)
+for task in bench_tasks:
     if reuse:
         report = json.load(open(sorted(glob.glob(os.path.join(out, "exhaustive", name_of(task), "2*",
                                                                 "report.json")))[-1]))
@@ -148,9 +174,27 @@ def calibration_text(n, inside, total):
     return f"{inside}/{n} ({100 * inside / n:.0f}%)" if n else "—", f"{total / n:.4f}" if n else "—"
 
 
+BENCH_DATASETS = {"satimage": "keel:satimage", "letter": "keel:letter", "ha-intents-en": "ha-intents:en"}
+
+
+def dataset_key(task):
+    """The held-out task's source dataset as the starter history names it (task.json `dataset`)."""
+    declared = json.load(open(os.path.join(task, "task.json"))).get("dataset")
+    return declared or BENCH_DATASETS.get(dataset_of(name_of(task)))
+
+
+# One history with every bench task's exhaustive run and the starter's runs; each held-out copy forgets a dataset.
+combined = os.path.join(out, "combined.sqlite")
+shutil.copy(history, combined)
+if starter:
+    subprocess.run([retort, "history", "import", starter, "--history", combined], check=True, capture_output=True)
+for task in starter_tasks:
+    reference[task] = (("— (in the starter)", None, None, None, "none"), None, None)
 names = {task: name_of(task) for task in tasks}
 groups = {}
-for task in tasks:
+for task in bench_tasks:
+    groups.setdefault(dataset_of(names[task]), []).append(names[task])
+for task in starter_tasks:
     groups.setdefault(dataset_of(names[task]), []).append(names[task])
 columns = ["held-out task", "kind", "tasks forgotten", "halving: recommendation", "epochs", "wall s",
            "learned: recommendation", "epochs", "wall s", "mode", "compute ratio (epochs)", "wall ratio",
@@ -166,10 +210,16 @@ for task in tasks:
     name = names[task]
     held_out = os.path.join(out, "held-out", f"{name}.sqlite")
     os.makedirs(os.path.dirname(held_out), exist_ok=True)
-    shutil.copy(history, held_out)
-    forgotten = groups[dataset_of(name)]
+    shutil.copy(combined, held_out)
+    forgotten = list(groups[dataset_of(name)])
+    key = dataset_key(task)
+    if key:
+        forgotten.append(key)
     for other in forgotten:
-        subprocess.run([retort, "history", "forget", other, "--history", held_out], check=True, capture_output=True)
+        # A name may be absent (a starter task is only in the starter); forget says so with exit code 66.
+        done = subprocess.run([retort, "history", "forget", other, "--history", held_out], capture_output=True, text=True)
+        if done.returncode not in (0, 66):
+            scriptkit.fail(f"retort history forget {other} failed: {done.stderr.strip()}")
     halving, halving_wall = search(task, os.path.join(out, "halving", name), "--strategy", "halving", "--no-history")
     suggestion = json.loads(subprocess.run([retort, "suggest", "--task", task, "--candidates", catalog, "--history",
                                             held_out, "--json"], check=True, capture_output=True, text=True).stdout)
@@ -188,7 +238,7 @@ for task in tasks:
     cal = calibration(learned)
     mode = (learned["search"].get("learned_mode") or {}).get("schedule", "learned")
     row = {"ratio": ratio, "good": good, "suggest": suggested == family(l_id), "wall": wall_ratio,
-           "not_more": l_epochs <= 1.05 * h_epochs, "cal": cal, "mode": mode}
+           "not_more": l_epochs <= 1.05 * h_epochs, "cal": cal, "mode": mode, "starter": task in starter_tasks}
     kind = json.load(open(os.path.join(task, "task.json")))["kind"]
     inside_text, mae_text = calibration_text(*cal)
     line = (f"| {name} | {kind} | {len(forgotten)} | {h_id or 'no distillation'} | {h_epochs:.0f} | {halving_wall:.1f} "
@@ -210,7 +260,7 @@ for task in tasks:
     print(line, flush=True)
 
 
-def summary(label, ratio, good, not_more, cal):
+def summary(label, ratio, good, not_more, cal, rows=rows):
     n = len(rows)
     both = sum(1 for r in rows if r[ratio] >= 3 and r[good])
     predicted = sum(r[cal][0] for r in rows)
@@ -228,6 +278,9 @@ def summary(label, ratio, good, not_more, cal):
 
 n = len(rows)
 print()
+if starter_tasks:
+    print(summary("Bench tasks", "ratio", "good", "not_more", "cal", [r for r in rows if not r["starter"]]))
+    print(summary("Starter tasks", "ratio", "good", "not_more", "cal", [r for r in rows if r["starter"]]))
 print(summary("This build", "ratio", "good", "not_more", "cal") + f" Median wall ratio "
       f"{sorted(r['wall'] for r in rows)[n // 2]:.1f}×; ran halving on {sum(1 for r in rows if r['mode'] == 'halving')}"
       f"/{n}; suggest named the learned search's family on {sum(1 for r in rows if r['suggest'])}/{n} "

@@ -64,13 +64,16 @@ public struct StructuredTaskData: Sendable {
     public let validation: StructuredSplit
     /// Held-out rows.
     public let test: StructuredSplit
+    /// The public dataset the task was made from (task.json `dataset`), when it says.
+    public let dataset: String?
 
     /// A task from its parts.
     public init(
         name: String, teacher: TeacherInfo, schema: StructuredSchema, schemaIsGiven: Bool, train: StructuredSplit,
-        validation: StructuredSplit, test: StructuredSplit
+        validation: StructuredSplit, test: StructuredSplit, dataset: String? = nil
     ) {
         self.name = name
+        self.dataset = dataset
         self.teacher = teacher
         self.schema = schema
         self.schemaIsGiven = schemaIsGiven
@@ -118,7 +121,8 @@ public struct StructuredTaskData: Sendable {
         return StructuredTaskData(
             name: info?.name ?? TaskData.fallbackName(job),
             teacher: job.teacher.applied(to: info?.teacher ?? TeacherInfo(name: "teacher")), schema: schema,
-            schemaIsGiven: info?.schema != nil, train: loaded[0], validation: loaded[1], test: loaded[2])
+            schemaIsGiven: info?.schema != nil, train: loaded[0], validation: loaded[1], test: loaded[2],
+            dataset: info?.dataset)
     }
 
     /// Loads the structured task folder `folder` with no job overrides.

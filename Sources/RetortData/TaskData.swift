@@ -18,13 +18,16 @@ public struct TaskData: Sendable {
     public let test: SplitData
     /// Numeric input dimension (0 for text).
     public let inputDimension: Int
+    /// The public dataset the task was made from (task.json `dataset`, e.g. `keel:iris`), when it says.
+    public let dataset: String?
 
     /// A task from its parts.
     public init(
         name: String, kind: TaskKind, vocabulary: LabelVocabulary, teacher: TeacherInfo, train: SplitData,
-        validation: SplitData, test: SplitData, inputDimension: Int
+        validation: SplitData, test: SplitData, inputDimension: Int, dataset: String? = nil
     ) {
         self.name = name
+        self.dataset = dataset
         self.kind = kind
         self.vocabulary = vocabulary
         self.teacher = teacher
@@ -102,7 +105,8 @@ public struct TaskData: Sendable {
         return TaskData(
             name: info?.name ?? fallbackName(job), kind: kind, vocabulary: vocabulary,
             teacher: job.teacher.applied(to: baseTeacher),
-            train: indexed[0], validation: indexed[1], test: indexed[2], inputDimension: dimension)
+            train: indexed[0], validation: indexed[1], test: indexed[2], inputDimension: dimension,
+            dataset: info?.dataset)
     }
 }
 
@@ -169,6 +173,9 @@ public struct TaskFile: Sendable {
     public var schema: StructuredSchema?
     /// The teacher.
     public var teacher: TeacherInfo
+    /// The public dataset the rows come from (`"dataset"`, e.g. `keel:iris` or `ha-intents:de`): tasks made from one
+    /// dataset share it, so a benchmark can leave a whole dataset out of a history.
+    public var dataset: String?
 
     /// Whether the task `job` names has a task.json saying `"kind": "structured"`, whatever else it holds (false when
     /// it cannot be read as a JSON object: ``load(_:)`` reports that).
@@ -196,7 +203,7 @@ public struct TaskFile: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw DataError(.badData, "not a valid JSON object", file: path)
         }
-        let allowed: Set<String> = ["name", "kind", "teacher", "source", "schema"]
+        let allowed: Set<String> = ["name", "kind", "teacher", "source", "schema", "dataset"]
         if let unknown = Set(object.keys).subtracting(allowed).sorted().first {
             throw DataError(
                 .badData, "unknown key \"\(unknown)\"; allowed: \(allowed.sorted().joined(separator: ", "))", file: path
@@ -213,6 +220,14 @@ public struct TaskFile: Sendable {
                 }
                 result.kind = parsed
             }
+        }
+        if let dataset = object["dataset"] {
+            guard let text = dataset as? String, !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw DataError(
+                    .badData, "\"dataset\" must be a non-empty string naming the source dataset, e.g. \"keel:iris\"",
+                    file: path)
+            }
+            result.dataset = text
         }
         if let schema = object["schema"] {
             guard result.structured else {

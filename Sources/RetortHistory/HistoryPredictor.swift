@@ -127,7 +127,10 @@ public struct HistoryPredictor: Sendable {
             floorSD: 0.01)
     }
 
-    /// Per-column mean and standard deviation (at least 1e-6) of equal-length `rows`.
+    /// Per-column mean and scale of equal-length `rows`: the standard deviation, at least 1% of the column's
+    /// magnitude m = max(|mean|, 1). A column that never varies says nothing about how far apart tasks are, so it
+    /// is scaled by m itself: a task whose value differs by its own magnitude is one unit away, not 10⁶ (the old
+    /// floor of 1e-6 put every task of another dataset about 3×10⁵ typical distances away).
     static func columnStatistics(_ rows: [[Double]]) -> (mean: [Double], scale: [Double]) {
         let width = rows.first?.count ?? 0
         var mean = [Double](repeating: 0, count: width)
@@ -136,7 +139,9 @@ public struct HistoryPredictor: Sendable {
             let column = rows.map { $0[j] }
             mean[j] = column.reduce(0, +) / Double(column.count)
             let variance = column.reduce(0) { $0 + ($1 - mean[j]) * ($1 - mean[j]) } / Double(column.count)
-            scale[j] = max(variance.squareRoot(), 1e-6)
+            let magnitude = max(abs(mean[j]), 1)
+            let deviation = variance.squareRoot()
+            scale[j] = deviation <= 1e-9 * magnitude ? magnitude : max(deviation, 0.01 * magnitude)
         }
         return (mean, scale)
     }

@@ -63,6 +63,8 @@ public struct HistoryRunSummary: Sendable, Equatable {
     public var id: String
     /// Task name and fingerprint.
     public var task: String, taskId: String
+    /// The public dataset the task was made from (report.json `task_dataset`), when known.
+    public var dataset: String? = nil
     /// Input kind.
     public var kind: String
     /// When the run was made.
@@ -226,6 +228,7 @@ public final class HistoryStore: Sendable {
                     sql: """
                         SELECT run.id, task.name, run.task_id, task.kind, run.created_at, run.strategy,
                             run.recommendation_kind, run.recommendation_candidate,
+                            json_extract(run.record, '$.report.task_dataset') AS dataset,
                             (SELECT COUNT(*) FROM trial WHERE trial.run_id = run.id) AS trials
                         FROM run JOIN task ON task.id = run.task_id ORDER BY run.created_at, run.id
                         """
@@ -233,8 +236,8 @@ public final class HistoryStore: Sendable {
                     let candidate: String? = row["recommendation_candidate"]
                     let kind: String = row["recommendation_kind"]
                     return HistoryRunSummary(
-                        id: row["id"], task: row["name"], taskId: row["task_id"], kind: row["kind"],
-                        createdAt: row["created_at"], strategy: row["strategy"],
+                        id: row["id"], task: row["name"], taskId: row["task_id"], dataset: row["dataset"],
+                        kind: row["kind"], createdAt: row["created_at"], strategy: row["strategy"],
                         recommendation: candidate.map { "\(kind): \($0)" } ?? kind, trials: row["trials"])
                 }
             }
@@ -243,7 +246,7 @@ public final class HistoryStore: Sendable {
         }
     }
 
-    /// The runs whose id, task name or task fingerprint is `key`.
+    /// The runs whose id, task name, task fingerprint or source dataset (task.json `dataset`) is `key`.
     public func runs(matching key: String) throws(HistoryError) -> [HistoryRun] {
         do {
             let records = try queue.read { db in
@@ -251,8 +254,10 @@ public final class HistoryStore: Sendable {
                     db,
                     sql: """
                         SELECT run.record FROM run JOIN task ON task.id = run.task_id
-                        WHERE run.id = ? OR task.name = ? OR run.task_id = ? ORDER BY run.created_at, run.id
-                        """, arguments: [key, key, key])
+                        WHERE run.id = ? OR task.name = ? OR run.task_id = ?
+                            OR json_extract(run.record, '$.report.task_dataset') = ?
+                        ORDER BY run.created_at, run.id
+                        """, arguments: [key, key, key, key])
             }
             return try records.map { try JSONDecoder().decode(HistoryRun.self, from: Data($0.utf8)) }
         } catch {
@@ -260,8 +265,8 @@ public final class HistoryStore: Sendable {
         }
     }
 
-    /// Forgets the runs matching `key` (run id, task name or fingerprint) and tasks left without runs; returns how
-    /// many runs went.
+    /// Forgets the runs matching `key` (run id, task name, fingerprint or source dataset) and tasks left without runs;
+    /// returns how many runs went.
     @discardableResult
     public func forget(_ key: String) throws(HistoryError) -> Int {
         do {
@@ -271,7 +276,8 @@ public final class HistoryStore: Sendable {
                     sql: """
                         SELECT run.id FROM run JOIN task ON task.id = run.task_id
                         WHERE run.id = ? OR task.name = ? OR run.task_id = ?
-                        """, arguments: [key, key, key])
+                            OR json_extract(run.record, '$.report.task_dataset') = ?
+                        """, arguments: [key, key, key, key])
                 for id in ids {
                     try db.execute(sql: "DELETE FROM trial WHERE run_id = ?", arguments: [id])
                     try db.execute(sql: "DELETE FROM run WHERE id = ?", arguments: [id])

@@ -10,6 +10,8 @@ public struct RunReport: Codable, Sendable {
     public var task: String
     /// `structured` for a structured task (FORMATS.md §9); absent for label tasks.
     public var taskKind: String?
+    /// The public dataset the task was made from (task.json `dataset`); absent when task.json does not say.
+    public var taskDataset: String?
     /// Run id (the folder name).
     public var runId: String
     /// ISO-8601 UTC creation time.
@@ -105,6 +107,7 @@ public struct RunReport: Codable, Sendable {
         case createdAt = "created_at"
         case primaryMetric = "primary_metric"
         case taskKind = "task_kind"
+        case taskDataset = "task_dataset"
     }
 
     /// The report of `outcome` for job `job` in run `runId`.
@@ -112,6 +115,7 @@ public struct RunReport: Codable, Sendable {
         self.job = job
         self.task = outcome.taskName
         self.taskKind = outcome.kind == .structured ? TaskKind.structured.rawValue : nil
+        self.taskDataset = outcome.taskDataset
         self.runId = runId
         let formatter = ISO8601DateFormatter()
         formatter.timeZone = TimeZone(identifier: "UTC")

@@ -14,7 +14,8 @@ extension SearchRun {
             params: task.teacher.params, onFrontier: ranked.frontier.contains("teacher"),
             models: SearchEngine.teacherModels(task))
         return SearchOutcome(
-            taskName: task.name, kind: task.kind, labels: task.vocabulary.labels, primaryMetric: metric.rawValue,
+            taskName: task.name, taskDataset: task.dataset, kind: task.kind, labels: task.vocabulary.labels,
+            primaryMetric: metric.rawValue,
             teacher: teacherSummary, trials: ranked.ordered, frontier: ranked.frontier,
             recommendation: ranked.recommendation, recommendationTestMetrics: figures.recommendationTest,
             recommendationTestDifference: figures.recommendationDifference,

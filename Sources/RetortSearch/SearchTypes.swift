@@ -250,6 +250,8 @@ public struct ExecutorSummary: Sendable, Codable, Equatable {
 public struct SearchOutcome: Sendable {
     /// Task name.
     public var taskName: String
+    /// The public dataset the task was made from (task.json `dataset`), when it says.
+    public var taskDataset: String? = nil
     /// Task kind.
     public var kind: TaskKind
     /// Labels.

@@ -374,7 +374,8 @@ public enum StructuredSearch {
         summary.calibration = PredictionCalibration(trials: ranked.ordered)
         summary.afterTrainingSeconds = Double(DispatchTime.now().uptimeNanoseconds - trainingEnded) / 1e9
         let outcome = SearchOutcome(
-            taskName: task.name, kind: .structured, labels: [], primaryMetric: metric.rawValue, teacher: teacher,
+            taskName: task.name, taskDataset: task.dataset, kind: .structured, labels: [],
+            primaryMetric: metric.rawValue, teacher: teacher,
             trials: ranked.ordered, frontier: ranked.frontier, recommendation: ranked.recommendation,
             recommendationTestMetrics: recommendationTest, recommendationTestDifference: recommendationDifference,
             recommendedBundle: nil, constraints: settings.constraints, summary: summary, seed: settings.seed,

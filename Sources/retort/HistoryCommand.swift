@@ -21,12 +21,37 @@ struct HistoryOptions: ParsableArguments {
             ?? "results/history.sqlite"
     }
 
+    /// Whether this is the default history (neither `--history` nor `RETORT_HISTORY`): the one the starter history
+    /// goes into.
+    var isDefault: Bool {
+        path == nil && (ProcessInfo.processInfo.environment["RETORT_HISTORY"] ?? "").isEmpty
+    }
+
+    /// The history file, after importing the starter history into the default history once (history/README.md;
+    /// `RETORT_STARTER_HISTORY=none` skips it). The import is announced on stderr.
+    func prepared() throws -> String {
+        guard isDefault, let starter = StarterHistory.locate() else { return resolvedPath }
+        let store = try HistoryStore(path: resolvedPath)
+        if let added = try StarterHistory.importOnce(starter, into: store) {
+            FileHandle.standardError.write(
+                Data(
+                    "[history] imported the starter history (\(added) runs of Retort's own searches on public tasks, \(starter)) into \(resolvedPath)\n"
+                        .utf8))
+        }
+        return resolvedPath
+    }
+
+    /// The history store this invocation reads (see ``prepared()``).
+    func store() throws -> HistoryStore { try HistoryStore(path: try prepared()) }
+
     /// The history file a search records into, or nil with `--no-history`. An existing file is opened now, so a
-    /// corrupt or foreign one stops the search before it starts; a missing one is created only when a run finishes.
+    /// corrupt or foreign one stops the search before it starts; a missing one is created only when a run finishes
+    /// (the default history is created at once when the starter history goes into it).
     func open() throws -> String? {
         if disabled { return nil }
-        if FileManager.default.fileExists(atPath: resolvedPath) { _ = try HistoryStore(path: resolvedPath) }
-        return resolvedPath
+        let path = try prepared()
+        if FileManager.default.fileExists(atPath: path) { _ = try HistoryStore(path: path) }
+        return path
     }
 }
 
@@ -42,27 +67,29 @@ struct History: AsyncParsableCommand {
 
         func run() async throws {
             try await ErrorReporting.run {
-                let store = try HistoryStore(path: history.resolvedPath)
+                let store = try history.store()
                 let runs = try store.list()
                 if output.json {
-                    let rows = runs.map {
-                        [
-                            "id": $0.id, "task": $0.task, "task_id": $0.taskId, "kind": $0.kind,
-                            "created_at": $0.createdAt, "strategy": $0.strategy,
-                            "recommendation": $0.recommendation, "trials": "\($0.trials)",
+                    let rows = runs.map { run in
+                        var row = [
+                            "id": run.id, "task": run.task, "task_id": run.taskId, "kind": run.kind,
+                            "created_at": run.createdAt, "strategy": run.strategy,
+                            "recommendation": run.recommendation, "trials": "\(run.trials)",
                         ]
+                        row["dataset"] = run.dataset
+                        return row
                     }
                     let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
                     say(String(decoding: data, as: UTF8.self))
                     return
                 }
                 var lines = [
-                    "| run | task | kind | created | strategy | recommendation | trial records |",
-                    "|---|---|---|---|---|---|---|",
+                    "| run | task | dataset | kind | created | strategy | recommendation | trial records |",
+                    "|---|---|---|---|---|---|---|---|",
                 ]
                 for run in runs {
                     lines.append(
-                        "| \(run.id) | \(run.task) (\(run.taskId.prefix(8))) | \(run.kind) | \(run.createdAt) | \(run.strategy) | \(run.recommendation) | \(run.trials) |"
+                        "| \(run.id) | \(run.task) (\(run.taskId.prefix(8))) | \(run.dataset ?? "—") | \(run.kind) | \(run.createdAt) | \(run.strategy) | \(run.recommendation) | \(run.trials) |"
                     )
                 }
                 say(output.styled(lines.joined(separator: "\n")))
@@ -81,7 +108,7 @@ struct History: AsyncParsableCommand {
 
         func run() async throws {
             try await ErrorReporting.run {
-                let store = try HistoryStore(path: history.resolvedPath)
+                let store = try history.store()
                 let runs = try store.runs(matching: key)
                 guard let first = runs.first else {
                     throw DataError(
@@ -132,14 +159,14 @@ struct History: AsyncParsableCommand {
 
     struct Forget: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Forget runs (by run id JOB/RUN-ID, task name or task fingerprint).")
-        @Argument(help: "A run id (JOB/RUN-ID), a task name or a task fingerprint.")
+            abstract: "Forget runs (by run id JOB/RUN-ID, task name, task fingerprint or source dataset).")
+        @Argument(help: "A run id (JOB/RUN-ID), a task name, a task fingerprint or a source dataset (keel:iris).")
         var key: String
         @OptionGroup var history: HistoryOptions
 
         func run() async throws {
             try await ErrorReporting.run {
-                let count = try HistoryStore(path: history.resolvedPath).forget(key)
+                let count = try history.store().forget(key)
                 guard count > 0 else {
                     throw DataError(
                         .missingInput, "no run, task name or fingerprint \"\(key)\" in the history",
@@ -153,23 +180,26 @@ struct History: AsyncParsableCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Every run as one JSON document (for `retort history import` elsewhere).")
-        @Option(help: "Write to this file instead of stdout.")
+        @Option(help: "Write to this file instead of stdout (gzip-compressed when it ends in .gz).")
         var out: String?
+        @Flag(
+            help:
+                "Leave out what learning never reads (test figures, cascade curves, economics, copies of trials in rung records)."
+        )
+        var compact = false
         @OptionGroup var history: HistoryOptions
 
         func run() async throws {
             try await ErrorReporting.run {
-                let export = try HistoryStore(path: history.resolvedPath).exportAll()
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                let data = try encoder.encode(export)
+                var export = try history.store().exportAll()
+                if compact { export = export.compacted() }
                 if let out {
-                    do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-                        throw DataError(.cannotCreateOutput, "cannot write the export", file: out)
-                    }
+                    try export.write(to: out)
                     say("exported \(export.runs.count) run(s) to \(out)")
                 } else {
-                    say(String(decoding: data, as: UTF8.self))
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    say(String(decoding: try encoder.encode(export), as: UTF8.self))
                 }
             }
         }
@@ -179,22 +209,14 @@ struct History: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
                 "Add the runs of an export (runs already present are left alone: importing twice changes nothing).")
-        @Argument(help: "A file written by `retort history export`.")
+        @Argument(help: "A file written by `retort history export` (plain or .gz).")
         var file: String
         @OptionGroup var history: HistoryOptions
 
         func run() async throws {
             try await ErrorReporting.run {
-                guard let data = FileManager.default.contents(atPath: file) else {
-                    throw DataError(.missingInput, "cannot read the export", file: file)
-                }
-                let export: HistoryExport
-                do { export = try JSONDecoder().decode(HistoryExport.self, from: data) } catch {
-                    throw DataError(
-                        .badData, "not a Retort history export: \(DecodingProblem.describe(any: error))", file: file,
-                        line: DecodingProblem.line(of: error, in: data))
-                }
-                let added = try HistoryStore(path: history.resolvedPath).importing(export)
+                let export = try HistoryExport.read(file)
+                let added = try history.store().importing(export)
                 say("imported \(added) new run(s) of \(export.runs.count) into \(history.resolvedPath)")
             }
         }

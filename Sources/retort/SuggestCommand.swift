@@ -29,7 +29,7 @@ struct Suggest: AsyncParsableCommand {
         try await ErrorReporting.run {
             guard var job = try input.load() else { throw DataError(.usage, "give a job file or --task DIR") }
             try options.apply(to: &job)
-            let path = history.resolvedPath
+            let path = try history.prepared()
             let settings = try SearchSettings(job: job, strategy: .learned, workers: 1)
             let structured = TaskFile.declaresStructured(job)
             let kind: String

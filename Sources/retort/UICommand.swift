@@ -31,7 +31,7 @@ struct UI: AsyncParsableCommand {
             if let gatewayConfig { _ = try GatewayConfig.load(gatewayConfig) }
             let server = UIServer(
                 results: URL(fileURLWithPath: results), gatewayConfig: gatewayConfig,
-                historyPath: history.resolvedPath)
+                historyPath: try history.prepared())
             let host = self.host
             try await server.serve(host: host, port: port) { bound in
                 FileHandle.standardOutput.write(Data("retort ui on http://\(host):\(bound)/\n".utf8))

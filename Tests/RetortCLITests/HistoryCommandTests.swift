@@ -41,6 +41,54 @@ import Testing
         #expect(missing.exitCode == 66 && missing.stderr.contains("no run, task name or fingerprint"))
     }
 
+    @Test(
+        "task.json's dataset reaches report.json and the history; a compact .gz export is the starter of a default history, imported once"
+    )
+    func starterHistory() async throws {
+        let workspace = try Workspace.numeric()
+        let taskJSON = workspace.url("blobs/task.json")
+        var task = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: taskJSON)) as? [String: Any])
+        task["dataset"] = 3
+        try JSONSerialization.data(withJSONObject: task).write(to: taskJSON)
+        let bad = try await workspace.retort("search", "--task", "blobs", "--history", "team.sqlite")
+        #expect(bad.exitCode == 65 && bad.stderrLines.count == 1, "\(bad)")
+        #expect(bad.stderr.contains("task.json: error: \"dataset\" must be a non-empty string"), "\(bad)")
+        task["dataset"] = "synthetic:blobs"
+        try JSONSerialization.data(withJSONObject: task).write(to: taskJSON)
+        let searched = try await workspace.retort("search", "--task", "blobs", "--history", "team.sqlite")
+        #expect(searched.exitCode == 0, "\(searched)")
+        let report = try Report(runFolder: try workspace.runFolder(job: "blobs"))
+        #expect(report.json["task_dataset"] as? String == "synthetic:blobs")
+        let export = try await workspace.retort(
+            "history", "export", "--history", "team.sqlite", "--compact", "--out", "starter.json.gz")
+        #expect(export.exitCode == 0 && export.stdout.contains("exported 1 run(s) to starter.json.gz"), "\(export)")
+        #expect(try Data(contentsOf: workspace.url("starter.json.gz")).prefix(2) == Data([0x1f, 0x8b]))
+
+        // Without --history or RETORT_HISTORY, the starter goes into results/history.sqlite, once.
+        let starter = ["RETORT_STARTER_HISTORY": "starter.json.gz"]
+        let first = try await workspace.retort(environment: starter, "history", "list", "--json")
+        #expect(first.exitCode == 0, "\(first)")
+        #expect(first.stderr.contains("[history] imported the starter history (1 runs"), "\(first)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [[String: String]])
+        #expect(rows.map { $0["dataset"] } == ["synthetic:blobs"])
+        let forget = try await workspace.retort(environment: starter, "history", "forget", "synthetic:blobs")
+        #expect(forget.stdout.contains("forgot 1 run(s)") && !forget.stderr.contains("imported"), "\(forget)")
+        let again = try await workspace.retort(environment: starter, "history", "list")
+        #expect(again.stdout.contains("0 run(s) in results/history.sqlite"), "\(again)")
+        // An explicit history never gets the starter; a broken starter is one line naming it.
+        let explicit = try await workspace.retort(environment: starter, "history", "list", "--history", "x.sqlite")
+        #expect(explicit.stdout.contains("0 run(s) in x.sqlite") && explicit.stderr.isEmpty, "\(explicit)")
+        try workspace.write("not gzip, not json", to: "broken.json.gz")
+        try FileManager.default.removeItem(at: workspace.url("results/history.sqlite"))
+        let broken = try await workspace.retort(
+            environment: ["RETORT_STARTER_HISTORY": "broken.json.gz"], "search", "--task", "blobs")
+        #expect(broken.exitCode == 65 && broken.stderrLines.count == 1, "\(broken)")
+        #expect(
+            broken.stderr.hasPrefix("broken.json.gz") && broken.stderr.contains("error: not a Retort history export"),
+            "\(broken)")
+    }
+
     @Test("--strategy learned needs a history; --confidence-z must be a number ≥ 0")
     func learnedUsageErrors() async throws {
         let workspace = try Workspace.numeric()

@@ -63,11 +63,14 @@ enum RetortBinary {
     }
 
     /// Runs `retort arguments` with working directory `directory`; kills it after `timeout` seconds.
-    static func run(_ arguments: [String], in directory: URL, timeout: Double = 120) async throws -> CommandResult {
+    static func run(
+        _ arguments: [String], in directory: URL, timeout: Double = 120, environment: [String: String] = [:]
+    ) async throws -> CommandResult {
         let executable = try url()
         await ProcessSlots.shared.acquire()
         do {
-            let result = try await launch(executable, arguments, in: directory, timeout: timeout)
+            let result = try await launch(
+                executable, arguments, in: directory, timeout: timeout, environment: environment)
             await ProcessSlots.shared.release()
             return result
         } catch {
@@ -77,7 +80,8 @@ enum RetortBinary {
     }
 
     private static func launch(
-        _ executable: URL, _ arguments: [String], in directory: URL, timeout: Double
+        _ executable: URL, _ arguments: [String], in directory: URL, timeout: Double,
+        environment extra: [String: String]
     ) async throws -> CommandResult {
         let io = FileManager.default.temporaryDirectory.appendingPathComponent("retort-cli-io-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: io, withIntermediateDirectories: true)
@@ -93,6 +97,12 @@ enum RetortBinary {
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = directory
+        // Searches in a workspace's default history must not learn from the shipped starter history (the tests
+        // that check the starter pass RETORT_STARTER_HISTORY themselves, in `extra`).
+        var environment = ProcessInfo.processInfo.environment
+        environment["RETORT_STARTER_HISTORY"] = "none"
+        environment.merge(extra) { $1 }
+        process.environment = environment
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = stdout
         process.standardError = stderr

@@ -71,6 +71,13 @@ final class Workspace: Sendable {
         try await RetortBinary.run(arguments, in: folder, timeout: timeout)
     }
 
+    /// Runs `retort arguments` here with `environment` added to the test process's.
+    func retort(environment: [String: String], _ arguments: String..., timeout: Double = 120) async throws
+        -> CommandResult
+    {
+        try await RetortBinary.run(arguments, in: folder, timeout: timeout, environment: environment)
+    }
+
     /// The single finished run folder under `results/JOB/` (besides `latest`).
     func runFolder(job: String) throws -> URL {
         let root = url("results/\(job)")
