@@ -118,9 +118,16 @@ bench-search: build
 demo-llm: build
 	python3 scripts/demo_llm.py .build/release/retort
 
-## Gateway latency over a direct call at 200 and 1000 requests/s on loopback (ledger on), and its peak memory.
+## Gateway latency over a direct call at 200 and 1000 requests/s on loopback (ledger on): SQLite, PostgreSQL (a
+## throw-away cluster) with one replica and with three behind HAProxy; and the peak memory of a replica.
 bench-gateway: build
-	.build/release/retort gateway bench --rates 200,1000 --seconds 10
+	@command -v haproxy >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy)
+	@[ -x /usr/lib/postgresql/15/bin/initdb ] || [ -n "$$RETORT_PG_BIN" ] || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-15)
+	@if bash scripts/postgres_cluster.sh running; then was_up=1; else was_up=0; fi; \
+	url=$$(bash scripts/postgres_cluster.sh up | tail -1) && \
+	.build/release/retort gateway bench --rates 200,1000 --seconds 10 --ledger sqlite,postgres --replicas 1,3 \
+		--postgres $$url; status=$$?; \
+	[ $$was_up = 1 ] || bash scripts/postgres_cluster.sh down; exit $$status
 
 ## `retort ui` in headless Chromium driven by selenium: a live search, the finished run, compare, history (results/ui-check/).
 ui-check: build models

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Glibc
 import Logging
 import NIOCore
 import RetortGatewayTesting
@@ -11,8 +12,31 @@ import RetortTeacher
 /// an open-loop generator sends requests on a fixed schedule (latency counted from the scheduled send time, so a
 /// stalled server cannot hide its queue) first straight to the provider, then through the gateway.
 public struct GatewayBenchmark: Sendable {
+    /// Which ledger the gateway writes and how many replicas serve: one replica is called directly; several share a
+    /// PostgreSQL ledger behind HAProxy (round robin).
+    public struct Topology: Sendable, Equatable {
+        /// `sqlite` or `postgres`.
+        public var backend: LedgerBackend
+        /// Gateway processes.
+        public var replicas: Int
+
+        /// A topology.
+        public init(backend: LedgerBackend, replicas: Int) {
+            self.backend = backend
+            self.replicas = replicas
+        }
+
+        /// `SQLite, 1 replica`, `PostgreSQL, 3 replicas + HAProxy`.
+        public var label: String {
+            let name = backend == .sqlite ? "SQLite" : "PostgreSQL"
+            return replicas == 1 ? "\(name), 1 replica" : "\(name), \(replicas) replicas + HAProxy"
+        }
+    }
+
     /// One rate's measurement.
     public struct Row: Sendable {
+        /// The ledger and replicas measured.
+        public var topology: Topology
         /// Requests per second offered.
         public var rate: Int
         /// Requests sent per target.
@@ -39,74 +63,201 @@ public struct GatewayBenchmark: Sendable {
     public var seconds: Double
     /// Where the config and ledger go.
     public var folder: String
+    /// The ledgers and replica counts to measure, in order.
+    public var topologies: [Topology]
+    /// The PostgreSQL ledger (`postgres://USER@HOST:PORT/DB`, trust authentication) of the PostgreSQL topologies.
+    public var postgres: PostgresLedgerLocation?
+    /// The HAProxy binary put in front of several replicas.
+    public var haproxy: String
 
     /// A benchmark plan.
-    public init(executable: String, rates: [Int], seconds: Double, folder: String) {
+    public init(
+        executable: String, rates: [Int], seconds: Double, folder: String,
+        topologies: [Topology] = [Topology(backend: .sqlite, replicas: 1)], postgres: PostgresLedgerLocation? = nil,
+        haproxy: String = "haproxy"
+    ) {
         self.executable = executable
         self.rates = rates
         self.seconds = seconds
         self.folder = folder
+        self.topologies = topologies
+        self.postgres = postgres
+        self.haproxy = haproxy
     }
 
-    /// Runs every rate; returns the rows and the gateway process's peak resident memory in bytes.
+    /// Runs every topology at every rate; returns the rows and the largest peak resident memory of a gateway process,
+    /// in bytes.
     public func run(log: @escaping @Sendable (String) -> Void) async throws -> (rows: [Row], peakBytes: Int) {
         let (providerPort, provider) = try await GatewayBenchmark.startProvider()
         defer { provider.cancel() }
+        let client = GatewayBenchmark.client()
+        var rows: [Row] = []
+        var peak = 0
+        do {
+            for topology in topologies {
+                let (measured, bytes) = try await run(topology, client: client, providerPort: providerPort, log: log)
+                rows += measured
+                peak = max(peak, bytes)
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        return (rows, peak)
+    }
+
+    /// One topology: its gateway processes (and HAProxy), then every rate, direct and through the gateway.
+    func run(
+        _ topology: Topology, client: HTTPClient, providerPort: Int, log: @escaping @Sendable (String) -> Void
+    ) async throws -> (rows: [Row], peakBytes: Int) {
+        var ledgerLine: String?
+        if topology.backend == .postgres {
+            guard let postgres else { throw WireError("a PostgreSQL topology needs --postgres URL") }
+            ledgerLine = postgres.description
+        }
         let bench = try GatewayBenchmark.writeConfig(
             folder: folder, name: "bench-gateway.yaml", providerPort: providerPort,
             routes: """
                   teacher:
                     deployments:
                       - {provider: loopback, model: ok, price: {input_per_mtok: 1, output_per_mtok: 2}}
-                """)
-        let (ledger, token) = (bench.ledgerPath, bench.token)
-        let (process, gatewayPort) = try await GatewayBenchmark.startGateway(
-            executable: executable, configPath: bench.configPath)
-        defer { process.terminate() }
-
-        let client = GatewayBenchmark.client()
+                """, ledger: ledgerLine)
+        let ledger =
+            if let postgres, topology.backend == .postgres {
+                try Ledger(postgres: postgres, path: bench.ledgerPath, maximumConnections: 1)
+            } else {
+                try Ledger(path: bench.ledgerPath)
+            }
+        defer { ledger.close() }
+        func ledgerRows() throws -> Int {
+            try ledger.database.query("SELECT COUNT(*) AS n FROM requests", []).first?.int("n") ?? 0
+        }
+        var processes: [Process] = []
+        defer {
+            for process in processes { process.terminate() }
+            for process in processes { process.waitUntilExit() }
+        }
+        var ports: [Int] = []
+        for _ in 0..<max(1, topology.replicas) {
+            let (process, port) = try await GatewayBenchmark.startGateway(
+                executable: executable, configPath: bench.configPath)
+            processes.append(process)
+            ports.append(port)
+        }
+        var gatewayPort = ports[0]
+        if ports.count > 1 {
+            let proxy = try await GatewayBenchmark.startHAProxy(
+                haproxy, replicaPorts: ports, folder: folder, client: client)
+            processes.append(proxy.process)
+            gatewayPort = proxy.port
+        }
         let body = ByteBuffer(
             data: JSON(
                 dictionaryLiteral: ("model", "teacher"),
                 ("messages", [["role": "user", "content": "where is my refund?"]]), ("max_tokens", 8)
             ).data
         )
+        let direct = "http://127.0.0.1:\(providerPort)/v1/chat/completions"
+        let gateway = "http://127.0.0.1:\(gatewayPort)/v1/chat/completions"
         var rows: [Row] = []
-        var rowsBefore = 0
         for rate in rates {
             // Warm both paths (connections, caches) before measuring.
-            _ = await load(
-                client, url: "http://127.0.0.1:\(providerPort)/v1/chat/completions", rate: rate, seconds: 1, body: body,
-                token: nil)
-            _ = await load(
-                client, url: "http://127.0.0.1:\(gatewayPort)/v1/chat/completions", rate: rate, seconds: 1, body: body,
-                token: token)
-            rowsBefore = try Ledger(path: ledger).rows().count
-            log("rate \(rate)/s: direct…")
-            let direct = await load(
-                client, url: "http://127.0.0.1:\(providerPort)/v1/chat/completions", rate: rate, seconds: seconds,
-                body: body, token: nil
-            )
-            log("rate \(rate)/s: through the gateway…")
-            let through = await load(
-                client, url: "http://127.0.0.1:\(gatewayPort)/v1/chat/completions", rate: rate, seconds: seconds,
-                body: body, token: token
-            )
-            let written = try Ledger(path: ledger).rows().count - rowsBefore
+            _ = await load(client, url: direct, rate: rate, seconds: 1, body: body, token: nil)
+            _ = await load(client, url: gateway, rate: rate, seconds: 1, body: body, token: bench.token)
+            let rowsBefore = try ledgerRows()
+            log("\(topology.label), rate \(rate)/s: direct…")
+            let straight = await load(client, url: direct, rate: rate, seconds: seconds, body: body, token: nil)
+            log("\(topology.label), rate \(rate)/s: through the gateway…")
+            let through = await load(client, url: gateway, rate: rate, seconds: seconds, body: body, token: bench.token)
             rows.append(
                 Row(
-                    rate: rate, requests: through.latencies.count + through.failures,
-                    directP50: GatewayBenchmark.quantile(direct.latencies, 0.5),
-                    directP99: GatewayBenchmark.quantile(direct.latencies, 0.99),
+                    topology: topology, rate: rate, requests: through.latencies.count + through.failures,
+                    directP50: GatewayBenchmark.quantile(straight.latencies, 0.5),
+                    directP99: GatewayBenchmark.quantile(straight.latencies, 0.99),
                     gatewayP50: GatewayBenchmark.quantile(through.latencies, 0.5),
                     gatewayP99: GatewayBenchmark.quantile(through.latencies, 0.99), lost: through.failures,
-                    ledgerRows: written
+                    ledgerRows: try ledgerRows() - rowsBefore
                 )
             )
         }
-        let peak = GatewayBenchmark.peakResidentBytes(pid: process.processIdentifier)
-        try await client.shutdown()
+        let peak =
+            processes.prefix(ports.count).map { GatewayBenchmark.peakResidentBytes(pid: $0.processIdentifier) }
+            .max() ?? 0
         return (rows, peak)
+    }
+
+    /// Starts HAProxy on a free loopback port, round robin over `replicaPorts` (each health-checked on `/healthz`);
+    /// returns once it answers `/healthz` itself.
+    static func startHAProxy(
+        _ binary: String, replicaPorts: [Int], folder: String, client: HTTPClient
+    ) async throws -> (process: Process, port: Int) {
+        let port = try freePort()
+        let servers = replicaPorts.enumerated().map { "    server r\($0) 127.0.0.1:\($1) check inter 500ms\n" }
+        let config = """
+            global
+                maxconn 8192
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 60s
+                timeout server 60s
+            frontend gateway
+                bind 127.0.0.1:\(port)
+                default_backend replicas
+            backend replicas
+                balance roundrobin
+                option httpchk GET /healthz
+
+            """ + servers.joined()
+        let path = (URL(fileURLWithPath: folder).standardizedFileURL.path as NSString).appendingPathComponent(
+            "bench-haproxy.cfg")
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try which(binary))
+        process.arguments = ["-f", path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<100 {
+            try await Task.sleep(for: .milliseconds(50))
+            if let response = try? await client.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(port)/healthz"), timeout: .seconds(1)),
+                response.status == .ok
+            {
+                return (process, port)
+            }
+        }
+        process.terminate()
+        throw WireError("HAProxy did not start on port \(port); see \(path)")
+    }
+
+    /// `binary` as a path: itself when it has a slash, else the first match on PATH.
+    static func which(_ binary: String) throws -> String {
+        if binary.contains("/") { return binary }
+        for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin").split(separator: ":") {
+            let candidate = "\(folder)/\(binary)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw WireError("no \(binary) on PATH; apt-get install haproxy (make bench-gateway does)")
+    }
+
+    /// A loopback TCP port free now (bound and released).
+    static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw WireError("cannot open a socket to find a free port") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(socket, address, length) == 0 && getsockname(socket, address, &length) == 0
+            }
+        }
+        guard bound else { throw WireError("cannot bind a loopback socket to find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Starts a loopback provider in this process whose intent* models answer after `latency`; returns its port and
@@ -126,10 +277,11 @@ public struct GatewayBenchmark: Sendable {
     }
 
     /// Writes a benchmark gateway config named `name` into `folder`: a fresh ledger beside it, one key, the loopback
-    /// provider on `providerPort`, and `routes` (YAML under `routes:`).
-    static func writeConfig(folder: String, name: String, providerPort: Int, routes: String) throws -> (
-        configPath: String, ledgerPath: String, token: String
-    ) {
+    /// provider on `providerPort`, and `routes` (YAML under `routes:`); `ledger` instead of the SQLite file beside it
+    /// when given (a `postgres://` URL).
+    static func writeConfig(
+        folder: String, name: String, providerPort: Int, routes: String, ledger: String? = nil
+    ) throws -> (configPath: String, ledgerPath: String, token: String) {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let folder = URL(fileURLWithPath: folder).standardizedFileURL.path
         let ledgerPath = (folder as NSString).appendingPathComponent("bench-ledger.sqlite")
@@ -137,7 +289,7 @@ public struct GatewayBenchmark: Sendable {
         let token = "rk-bench"
         let config = """
             listen: 127.0.0.1:0
-            ledger: \(ledgerPath)
+            ledger: \(ledger ?? ledgerPath)
             keys:
               - {sha256: \(sha256Hex(token)), user: bench, team: bench}
             providers:

@@ -36,12 +36,12 @@ extension Gateway {
         let parsed: ChatRequest
         switch checkedChat(bodyBuffer, key: key, config: config, row: &row) {
         case .success(let checked): parsed = checked
-        case .failure(let refusal): return refuse(refusal, row: row, started: started)
+        case .failure(let refusal): return await refuse(refusal, row: row, started: started)
         }
         let (chat, route) = (parsed.chat, parsed.route)
         switch await sessionGate(request, key: key, row: &row) {
         case .proceed: break
-        case .refused(let refusal): return refuse(refusal, row: row, started: started)
+        case .refused(let refusal): return await refuse(refusal, row: row, started: started)
         case .ledgerUnavailable: return failure(Gateway.ledgerUnavailable)
         }
         let bounds = RequestBounds.tokens(chat)
@@ -50,7 +50,7 @@ extension Gateway {
         case .success(let held): reservation = held
         case .failure(let refusal) where refusal.code == Gateway.ledgerUnavailable.code:
             return failure(Gateway.ledgerUnavailable)
-        case .failure(let refusal): return refuse(refusal, row: row, started: started)
+        case .failure(let refusal): return await refuse(refusal, row: row, started: started)
         }
         row.reservationID = reservation.sharedID
 
@@ -59,7 +59,7 @@ extension Gateway {
         if let student = students[parsed.routeName], !student.isRolledBack {
             switch tryStudent(student, chat: chat, route: route, routeName: parsed.routeName) {
             case .answered(let prediction, let input):
-                return studentAnswer(
+                return await studentAnswer(
                     prediction, student: student, chat: chat, route: route, config: config, key: key, row: row,
                     reservation: reservation, input: input, stream: parsed.stream, wantsUsage: parsed.wantsUsage,
                     started: started)
@@ -77,13 +77,13 @@ extension Gateway {
     }
 
     /// Records a refused request (its ledger row and metrics) and answers with `failure`.
-    func refuse(_ failure: GatewayFailure, row: LedgerRow, started: Double) -> Response {
+    func refuse(_ failure: GatewayFailure, row: LedgerRow, started: Double) async -> Response {
         var row = row
         row.status = Int(failure.status.code)
         row.errorCode = failure.code
         row.latencyMilliseconds = (Date().timeIntervalSince1970 - started) * 1000
         metrics.request(route: row.route, status: row.status, seconds: row.latencyMilliseconds / 1000, spendUSD: 0)
-        guard record(row) else { return self.failure(Gateway.ledgerUnavailable) }
+        guard await record(row) else { return self.failure(Gateway.ledgerUnavailable) }
         return self.failure(failure)
     }
 
@@ -274,10 +274,10 @@ extension Gateway {
         var row = row
         let (chat, route) = (request.chat, request.route)
         /// A refusal after `attempts` upstream requests: nothing is spent, the row and the answer say how many.
-        func refused(_ failure: GatewayFailure, attempts: Int) -> Response {
+        func refused(_ failure: GatewayFailure, attempts: Int) async -> Response {
             budgets.settle(reservation, usd: 0, tokens: 0)
             row.attempts = attempts
-            return refuse(failure, row: row, started: started).withAttempts(attempts)
+            return await refuse(failure, row: row, started: started).withAttempts(attempts)
         }
         switch outcome {
         case .completed(let answer, let deployment, let attempts, let failover):
@@ -289,7 +289,7 @@ extension Gateway {
             row.timeToFirstTokenMilliseconds = row.latencyMilliseconds
             metrics.request(
                 route: request.routeName, status: 200, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
-            guard record(row) else { return failure(Gateway.ledgerUnavailable, attempts: attempts) }
+            guard await record(row) else { return failure(Gateway.ledgerUnavailable, attempts: attempts) }
             if let task = route.capture {
                 await capture(
                     task: task, route: route, chat: chat,
@@ -323,18 +323,18 @@ extension Gateway {
             return Response(status: .ok, headers: headers, body: body)
         case .refused(let status, let message, let deployment, let attempts):
             row.deployment = deployment.id
-            return refused(
+            return await refused(
                 GatewayFailure(
                     status: HTTPResponse.Status(code: status), type: "invalid_request_error", code: "upstream_refused",
                     message: "\(deployment.id) refused the request: \(message)"),
                 attempts: attempts)
         case .invalid(let message, let attempts):
-            return refused(
+            return await refused(
                 GatewayFailure(
                     status: .badRequest, type: "invalid_request_error", code: "invalid_request", message: message),
                 attempts: attempts)
         case .unavailable(let attempts, let reasons):
-            return refused(
+            return await refused(
                 GatewayFailure(
                     status: .serviceUnavailable, type: "api_error", code: "no_deployment_available",
                     message: "every deployment of \(request.routeName) failed: " + reasons.joined(separator: "; ")),

@@ -61,6 +61,7 @@ public final class Gateway: Sendable {
         self.configPath = configPath
         self.logger = logger
         let ledger = try Ledger(config: config, busyTimeout: ledgerBusyTimeout)
+        try? ledger.checkpointInBackground()
         self.ledger = ledger
         budgets = try BudgetBook(config: config, ledger: ledger)
         sessions = SessionBook(policy: config.session)
@@ -189,10 +190,11 @@ public final class Gateway: Sendable {
         return (config ?? self.config).keys[hash]
     }
 
-    /// Writes a ledger row; a failure marks the ledger unhealthy so later requests fail closed.
-    func record(_ row: LedgerRow) -> Bool {
+    /// Writes a ledger row, committed with the rows of other requests in flight (group commit) before this returns; a
+    /// failure marks the ledger unhealthy so later requests fail closed.
+    func record(_ row: LedgerRow) async -> Bool {
         do {
-            try ledger.record(row)
+            try await ledger.recordGrouped(row)
             ledgerWrites.healthy.store(true, ordering: .relaxed)
             return true
         } catch {

@@ -159,7 +159,7 @@ extension Gateway {
             row.errorCode = code
             row.latencyMilliseconds = (Date().timeIntervalSince1970 - started) * 1000
             metrics.request(route: row.route, status: status, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
-            _ = record(row)
+            _ = await record(row)
         }
         func sse(_ json: JSON) -> ByteBuffer { ByteBuffer(string: "data: " + json.text + "\n\n") }
         var failureMessage: String?

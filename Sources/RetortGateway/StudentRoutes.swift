@@ -58,7 +58,7 @@ extension Gateway {
         _ prediction: ServedStudent.Prediction, student: ServedStudent, chat: JSON, route: RouteConfig,
         config: GatewayConfig, key: ClientKey, row: LedgerRow, reservation: Reservation, input: String,
         stream: Bool, wantsUsage: Bool, started: Double
-    ) -> Response {
+    ) async -> Response {
         var row = row
         let cost = student.cost(of: prediction)
         budgets.settle(reservation, usd: cost, tokens: 0)
@@ -72,7 +72,7 @@ extension Gateway {
         row.timeToFirstTokenMilliseconds = row.latencyMilliseconds
         metrics.request(route: route.name, status: 200, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
         metrics.studentAnswer(route: route.name)
-        guard record(row) else { return failure(Gateway.ledgerUnavailable) }
+        guard await record(row) else { return failure(Gateway.ledgerUnavailable) }
         if drawShadow(rate: student.record.shadow) {
             if student.shadowsInFlight.add(1, ordering: .relaxed).newValue <= ServedStudent.maxShadowsInFlight {
                 Task.detached {
@@ -139,7 +139,7 @@ extension Gateway {
             budgets.settle(reservation, usd: 0, tokens: 0)
             row.status = 503
             row.errorCode = "shadow_failed"
-            _ = record(row)
+            _ = await record(row)
             metrics.shadow(route: route.name, outcome: "teacher_failed")
             return
         }
@@ -148,7 +148,7 @@ extension Gateway {
         row.answered(by: deployment, usage: answer.usage, cost: cost, attempts: attempts, failover: failover)
         row.timeToFirstTokenMilliseconds = row.latencyMilliseconds
         metrics.request(route: route.name, status: 200, seconds: row.latencyMilliseconds / 1000, spendUSD: cost)
-        _ = record(row)
+        _ = await record(row)
         let text = answer.body["choices"]?[0]?["message"]?["content"]?.string ?? ""
         let teacherLabel: String?
         let agree: Bool

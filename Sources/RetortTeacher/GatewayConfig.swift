@@ -32,6 +32,9 @@ public struct GatewayConfig: Sendable {
     public var session: SessionPolicy
     /// Where breaker trips are posted, when set.
     public var webhook: String?
+    /// PostgreSQL ledger: whether an answer also waits for its request row's WAL flush on the server
+    /// (`ledger_synchronous_commit: true`); by default it waits for the commit only (see `Ledger.init(postgres:)`).
+    public var ledgerSynchronousCommit = false
 
     /// Reads and validates `path`.
     /// `environment` supplies the variable `ledger_password_env` names.
@@ -63,7 +66,8 @@ public struct GatewayConfig: Sendable {
     init(_ root: YAMLValue, folder: String, environment: (String) -> String?) throws(DataError) {
         let top = try root.mapping(
             allowed: [
-                "listen", "ledger", "ledger_password_env", "keys", "users", "teams", "providers", "routes", "retry",
+                "listen", "ledger", "ledger_password_env", "ledger_synchronous_commit", "keys", "users", "teams",
+                "providers", "routes", "retry",
                 "breaker", "session",
                 "notify",
             ],
@@ -83,6 +87,14 @@ public struct GatewayConfig: Sendable {
         }
         (ledger, ledgerPath) = try LedgerLocation.parse(
             top["ledger"], passwordVariable: top["ledger_password_env"], folder: folder, environment: environment)
+        if let value = top["ledger_synchronous_commit"] {
+            guard case .postgres = ledger else {
+                throw value.error(
+                    "ledger_synchronous_commit applies only to a postgres:// ledger; remove it or set ledger: postgres://USER@HOST:PORT/DB"
+                )
+            }
+            ledgerSynchronousCommit = try value.bool()
+        }
 
         var providers: [String: ProviderConfig] = [:]
         for (name, value) in try top.need("providers").namedEntries() {

@@ -120,25 +120,13 @@ public final class BudgetBook: @unchecked Sendable {
         shared = nil
         let day = BudgetPeriod.day(now)
         let month = BudgetPeriod.month(now)
-        let monthly = try ledger.spend(since: BudgetPeriod.monthStart(now))
-        let daily = try ledger.spend(since: Double(day) * 86_400)
         var loaded: [String: Tally] = [:]
-        func load(
-            _ prefix: String, _ monthSpend: [String: (usd: Double, tokens: Double)],
-            _ daySpend: [String: (usd: Double, tokens: Double)]
-        ) {
-            for (name, spend) in monthSpend {
-                var tally = Tally(day: day, month: month)
-                tally.monthUSD = spend.usd
-                tally.monthTokens = spend.tokens
-                tally.dayUSD = daySpend[name]?.usd ?? 0
-                tally.dayTokens = daySpend[name]?.tokens ?? 0
-                loaded[prefix + name] = tally
-            }
+        for (scope, spend) in try ledger.counters(day: day, month: month) {
+            var tally = Tally(day: day, month: month)
+            (tally.dayUSD, tally.dayTokens) = spend.day
+            (tally.monthUSD, tally.monthTokens) = spend.month
+            loaded[scope] = tally
         }
-        load("key ", monthly.keys, daily.keys)
-        load("user ", monthly.users, daily.users)
-        load("team ", monthly.teams, daily.teams)
         tallies = loaded
     }
 

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// A reservation is a row of `reservations` with an expiry. Admission runs in one transaction: it takes
 /// `pg_advisory_xact_lock` on each budget scope the key has limits in (in a fixed order, so two admissions never
-/// deadlock), sums the scope's settled spend (`requests`) and its live reservations (not yet expired), and inserts the
+/// deadlock), reads the scope's settled spend from `budget_counters` (its day and month rows, which the statement that
+/// inserts a request row also updates) and sums its live reservations (not yet expired), and inserts the
 /// reservation only when every limit still holds. Replicas that race for the last of a budget are serialised by the
 /// lock, so together they admit exactly what fits. The request's ledger row releases its reservation in the same
 /// statement that inserts the row (`Ledger.record`); a replica killed mid-request leaves a row that lapses at
@@ -32,43 +33,36 @@ extension Ledger {
     ) throws -> Result<Int, BudgetRefusalError> {
         let day = Double(BudgetPeriod.day(now)) * 86_400
         let month = BudgetPeriod.monthStart(now)
+        let dayKey = BudgetCounters.dayPeriod(BudgetPeriod.day(now))
+        let monthKey = BudgetCounters.monthPeriod(BudgetPeriod.month(now))
         return try database.transaction { statements in
             let limited = scopes.filter { !$0.budgets.isEmpty }.sorted { $0.scope < $1.scope }
             for scope in limited {
                 try statements.execute("SELECT pg_advisory_xact_lock(hashtext(?))", [.text("budget " + scope.scope)])
             }
             for scope in limited {
-                let tokenSum = "input_tokens + cached_input_tokens + cache_write_tokens + output_tokens"
+                // Two counter rows and the scope's live reservations (found by index): the same few rows whatever
+                // the month's traffic.
                 let figures =
                     try statements.query(
                         """
                         SELECT
-                            CAST(COALESCE(SUM(CASE WHEN time >= ? THEN cost_usd END), 0) AS DOUBLE PRECISION) AS day_usd,
-                            CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS month_usd,
-                            CAST(COALESCE(SUM(CASE WHEN time >= ? THEN \(tokenSum) END), 0) AS DOUBLE PRECISION)
-                                AS day_tokens,
-                            CAST(COALESCE(SUM(\(tokenSum)), 0) AS DOUBLE PRECISION) AS month_tokens,
-                            (SELECT CAST(COALESCE(SUM(CASE WHEN time >= ? THEN usd END), 0) AS DOUBLE PRECISION)
-                                FROM reservations WHERE \(scope.column) = ? AND expires_at > ? AND time >= ?)
+                            (SELECT usd FROM budget_counters WHERE scope = ? AND period = ?) AS day_usd,
+                            (SELECT tokens FROM budget_counters WHERE scope = ? AND period = ?) AS day_tokens,
+                            (SELECT usd FROM budget_counters WHERE scope = ? AND period = ?) AS month_usd,
+                            (SELECT tokens FROM budget_counters WHERE scope = ? AND period = ?) AS month_tokens,
+                            CAST(COALESCE(SUM(CASE WHEN time >= ? THEN usd END), 0) AS DOUBLE PRECISION)
                                 AS reserved_day_usd,
-                            (SELECT CAST(COALESCE(SUM(usd), 0) AS DOUBLE PRECISION)
-                                FROM reservations WHERE \(scope.column) = ? AND expires_at > ? AND time >= ?)
-                                AS reserved_month_usd,
-                            (SELECT CAST(COALESCE(SUM(CASE WHEN time >= ? THEN tokens END), 0) AS DOUBLE PRECISION)
-                                FROM reservations WHERE \(scope.column) = ? AND expires_at > ? AND time >= ?)
+                            CAST(COALESCE(SUM(usd), 0) AS DOUBLE PRECISION) AS reserved_month_usd,
+                            CAST(COALESCE(SUM(CASE WHEN time >= ? THEN tokens END), 0) AS DOUBLE PRECISION)
                                 AS reserved_day_tokens,
-                            (SELECT CAST(COALESCE(SUM(tokens), 0) AS DOUBLE PRECISION)
-                                FROM reservations WHERE \(scope.column) = ? AND expires_at > ? AND time >= ?)
-                                AS reserved_month_tokens
-                        FROM requests WHERE \(scope.column) = ? AND time >= ?
+                            CAST(COALESCE(SUM(tokens), 0) AS DOUBLE PRECISION) AS reserved_month_tokens
+                        FROM reservations WHERE \(scope.column) = ? AND expires_at > ? AND time >= ?
                         """,
                         [
-                            .real(day), .real(day),
-                            .real(day), .text(scope.value), .real(now), .real(month),
-                            .text(scope.value), .real(now), .real(month),
-                            .real(day), .text(scope.value), .real(now), .real(month),
-                            .text(scope.value), .real(now), .real(month),
-                            .text(scope.value), .real(month),
+                            .text(scope.scope), .text(dayKey), .text(scope.scope), .text(dayKey),
+                            .text(scope.scope), .text(monthKey), .text(scope.scope), .text(monthKey),
+                            .real(day), .real(day), .text(scope.value), .real(now), .real(month),
                         ]
                     ).first ?? LedgerRecord([:])
                 let checks: [(String, Double?, String, Double, Bool)] = [
@@ -101,6 +95,28 @@ extension Ledger {
                 ])
             return .success(id)
         }
+    }
+
+    /// Settled spend and tokens by budget scope (`key HASH`, `user NAME`, `team NAME`) in day `day` and month
+    /// `month`, from `budget_counters`.
+    public func counters(day: Int, month: Int) throws -> [String: (
+        day: (usd: Double, tokens: Double), month: (usd: Double, tokens: Double)
+    )] {
+        let (dayKey, monthKey) = (BudgetCounters.dayPeriod(day), BudgetCounters.monthPeriod(month))
+        var result: [String: (day: (usd: Double, tokens: Double), month: (usd: Double, tokens: Double))] = [:]
+        for row in try database.query(
+            "SELECT scope, period, usd, tokens FROM budget_counters WHERE period = ? OR period = ?",
+            [.text(dayKey), .text(monthKey)])
+        {
+            var entry = result[row.string("scope")] ?? ((0, 0), (0, 0))
+            if row.string("period") == dayKey {
+                entry.day = (row.double("usd"), row.double("tokens"))
+            } else {
+                entry.month = (row.double("usd"), row.double("tokens"))
+            }
+            result[row.string("scope")] = entry
+        }
+        return result
     }
 
     /// Releases a shared reservation whose request leaves no ledger row.

@@ -127,6 +127,11 @@ public final class Ledger: Sendable {
     public let database: any LedgerDatabase
     /// The SQLite file, or for PostgreSQL the local anchor beside which pid files and deployed models live.
     public let path: String
+    /// Where request rows are written: `database` for SQLite; for PostgreSQL its own connections, whose commits do not
+    /// wait for the server's WAL flush unless the ledger was opened with `synchronousCommit`.
+    let rowWriter: any LedgerDatabase
+    /// Group commit of request rows (`recordGrouped`).
+    let rowGroup: LedgerRowGroup
 
     /// Opens (creating if needed) the SQLite ledger at `path`; `busyTimeout` bounds how long a write waits for a lock.
     public init(path: String, busyTimeout: Double = 2) throws(DataError) {
@@ -136,6 +141,8 @@ public final class Ledger: Sendable {
             try sqlite.executeScript(LedgerSchema.sqlite)
             try LedgerSchema.upgradeSQLite(sqlite)
             database = sqlite
+            rowWriter = sqlite
+            rowGroup = LedgerRowGroup { rows in try Ledger.write(rows, to: sqlite) }
         } catch {
             throw DataError(.cannotCreateOutput, "cannot open the ledger: \(error)", file: path)
         }
@@ -143,8 +150,15 @@ public final class Ledger: Sendable {
 
     /// Opens the PostgreSQL ledger at `location`, creating or migrating its schema (under an advisory lock, so
     /// replicas starting together apply each migration once); `path` is the local anchor (see `path`).
-    public init(postgres location: PostgresLedgerLocation, path: String, maximumConnections: Int = 8) throws(DataError)
-    {
+    ///
+    /// Request rows commit with `synchronous_commit = off` unless `synchronousCommit`: a row has committed (every
+    /// replica sees it, and it survives this process) before its request is answered, but the server flushes it to
+    /// disk up to 3 × `wal_writer_delay` later (0.6 s by default), so a crash of the PostgreSQL server itself can lose
+    /// the last fraction of a second of request rows. With `synchronousCommit` the answer also waits for that flush.
+    public init(
+        postgres location: PostgresLedgerLocation, path: String, maximumConnections: Int = 8,
+        synchronousCommit: Bool = false
+    ) throws(DataError) {
         self.path = path
         let postgres = PostgresLedgerDatabase(location, maximumConnections: maximumConnections)
         do {
@@ -155,6 +169,11 @@ public final class Ledger: Sendable {
                 .io, "cannot open the ledger \(location): \(Ledger.describe(error))", file: path)
         }
         database = postgres
+        let writer = PostgresLedgerDatabase(
+            location, maximumConnections: 2,
+            startupParameters: synchronousCommit ? [] : [("synchronous_commit", "off")])
+        rowWriter = writer
+        rowGroup = LedgerRowGroup { rows in try Ledger.write(rows, to: writer) }
     }
 
     /// An error in one line: PostgresNIO's own description hides the server's message, its reflection shows it.
@@ -171,43 +190,96 @@ public final class Ledger: Sendable {
     public convenience init(config: GatewayConfig, busyTimeout: Double = 2) throws(DataError) {
         switch config.ledger {
         case .sqlite(let path): try self.init(path: path, busyTimeout: busyTimeout)
-        case .postgres(let location): try self.init(postgres: location, path: config.ledgerPath)
+        case .postgres(let location):
+            try self.init(
+                postgres: location, path: config.ledgerPath, synchronousCommit: config.ledgerSynchronousCommit)
         }
     }
 
     /// SQLite or PostgreSQL.
     public var backend: LedgerBackend { database.backend }
 
+    /// A long-running writer (the gateway) on an SQLite ledger checkpoints its WAL from a thread of its own, every
+    /// `interval` seconds, instead of inside the commit that fills it; PostgreSQL: nothing to do.
+    public func checkpointInBackground(every interval: Double = 1) throws {
+        if let sqlite = database as? SQLiteLedgerDatabase { try sqlite.checkpointInBackground(every: interval) }
+    }
+
     /// Whether budgets and sessions are shared with other gateway processes through the database (PostgreSQL).
     public var isShared: Bool { database.backend == .postgres }
 
     /// Closes the database's connections.
-    public func close() { database.close() }
+    public func close() {
+        database.close()
+        rowWriter.close()
+    }
 
-    /// Commits `row` (synchronously: when this returns, the row survives the process being killed). A row that
-    /// carries a shared reservation releases it in the same statement, so its spend is never counted twice or not at
-    /// all.
-    public func record(_ row: LedgerRow) throws {
-        var sql = """
+    /// Commits `row` now (when this returns, the row survives this process being killed).
+    public func record(_ row: LedgerRow) throws { try Ledger.write([row], to: rowWriter) }
+
+    /// Commits `row` with the rows of other requests in flight (group commit): returns once its batch has committed,
+    /// throws when the batch could not be (none of its rows is stored then).
+    public func recordGrouped(_ row: LedgerRow) async throws { try await rowGroup.record(row) }
+
+    /// Commits `rows` atomically: the request rows, their spend in `budget_counters`, and (PostgreSQL) the release of
+    /// the shared reservations they carried, so a request's spend is never counted twice or not at all. PostgreSQL
+    /// takes it as one statement (one round trip); SQLite as one transaction.
+    static func write(_ rows: [LedgerRow], to database: any LedgerDatabase) throws {
+        guard !rows.isEmpty else { return }
+        var counters = BudgetCounters()
+        for row in rows { counters.add(row) }
+        let columns = """
             INSERT INTO requests (time, key_hash, "user", team, route, deployment, served_model, session,
                 input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
-                cost_usd, latency_ms, ttft_ms, status, error_code, attempts, failover, stream, kind)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                cost_usd, latency_ms, ttft_ms, status, error_code, attempts, failover, stream, kind) VALUES
             """
-        var arguments: [LedgerValue] = [
-            row.time.ledgerValue, row.keyHash.ledgerValue, row.user.ledgerValue, row.team.ledgerValue,
-            row.route.ledgerValue, row.deployment.ledgerValue, row.servedModel.ledgerValue, row.session.ledgerValue,
-            row.usage.inputUncached.ledgerValue, row.usage.cacheRead.ledgerValue, row.usage.cacheWrite.ledgerValue,
-            row.usage.output.ledgerValue, row.usage.reasoning.ledgerValue, row.costUSD.ledgerValue,
-            row.latencyMilliseconds.ledgerValue, row.timeToFirstTokenMilliseconds.ledgerValue,
-            row.status.ledgerValue, row.errorCode.ledgerValue, row.attempts.ledgerValue, row.failover.ledgerValue,
-            row.stream.ledgerValue, row.kind.ledgerValue,
-        ]
-        if let reservation = row.reservationID, isShared {
-            sql = "WITH released AS (DELETE FROM reservations WHERE id = ?) " + sql
-            arguments.insert(.integer(reservation), at: 0)
+        let tuple = "(" + Array(repeating: "?", count: 22).joined(separator: ", ") + ")"
+        func values(_ rows: ArraySlice<LedgerRow>) -> (String, [LedgerValue]) {
+            var arguments: [LedgerValue] = []
+            arguments.reserveCapacity(rows.count * 22)
+            for row in rows {
+                arguments += [
+                    row.time.ledgerValue, row.keyHash.ledgerValue, row.user.ledgerValue, row.team.ledgerValue,
+                    row.route.ledgerValue, row.deployment.ledgerValue, row.servedModel.ledgerValue,
+                    row.session.ledgerValue, row.usage.inputUncached.ledgerValue, row.usage.cacheRead.ledgerValue,
+                    row.usage.cacheWrite.ledgerValue, row.usage.output.ledgerValue, row.usage.reasoning.ledgerValue,
+                    row.costUSD.ledgerValue, row.latencyMilliseconds.ledgerValue,
+                    row.timeToFirstTokenMilliseconds.ledgerValue, row.status.ledgerValue, row.errorCode.ledgerValue,
+                    row.attempts.ledgerValue, row.failover.ledgerValue, row.stream.ledgerValue, row.kind.ledgerValue,
+                ]
+            }
+            return (columns + " " + Array(repeating: tuple, count: rows.count).joined(separator: ", "), arguments)
         }
-        try database.execute(sql, arguments)
+        switch database.backend {
+        case .sqlite:
+            try database.transaction { statements in
+                for start in stride(from: 0, to: rows.count, by: 500) {
+                    let (sql, arguments) = values(rows[start..<min(rows.count, start + 500)])
+                    try statements.execute(sql, arguments)
+                }
+                try counters.write(statements)
+            }
+        case .postgres:
+            // One statement, so one round trip and one (implicit) transaction; batches are at most
+            // `LedgerRowGroup.maximumBatch` rows, far below PostgreSQL's 65535 parameters.
+            var parts: [String] = []
+            var arguments: [LedgerValue] = []
+            let released = rows.compactMap(\.reservationID)
+            if !released.isEmpty {
+                parts.append(
+                    "released AS (DELETE FROM reservations WHERE id IN ("
+                        + Array(repeating: "?", count: released.count).joined(separator: ", ") + "))")
+                arguments += released.map { .integer($0) }
+            }
+            if !counters.isEmpty {
+                let (sql, counted) = counters.upsert()
+                parts.append("counted AS (\(sql))")
+                arguments += counted
+            }
+            let (sql, inserted) = values(rows[...])
+            arguments += inserted
+            try database.execute((parts.isEmpty ? "" : "WITH " + parts.joined(separator: ", ") + " ") + sql, arguments)
+        }
     }
 
     /// Checks that the ledger can take a write now (used to fail closed after a failed write).

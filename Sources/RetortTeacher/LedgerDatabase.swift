@@ -173,6 +173,36 @@ final class SQLiteLedgerDatabase: LedgerDatabase {
 
     func close() {}
 
+    /// Moves WAL checkpoints off the commit path: the writer stops checkpointing when a commit fills the WAL (a
+    /// checkpoint copies pages and syncs the file, stalling the commit and every request waiting on it); a thread of
+    /// its own checkpoints (`PASSIVE`, so it never blocks the writer) every `interval` seconds instead, while this
+    /// database is alive.
+    func checkpointInBackground(every interval: Double) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(1)
+        let checkpointer = try DatabaseQueue(path: location, configuration: configuration)
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
+        Thread.detachNewThread { [weak self] in
+            while self != nil {
+                Thread.sleep(forTimeInterval: interval)
+                try? checkpointer.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)")
+                }
+            }
+        }
+    }
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction (the write lock first, so a check and the write it decides
+    /// cannot interleave with another process's).
+    func immediateTransaction(_ body: (any LedgerStatements) throws -> Void) throws {
+        try pool.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                try body(Connection(db: db))
+                return .commit
+            }
+        }
+    }
+
     /// Runs schema statements (several, separated by `;`) in one transaction.
     func executeScript(_ sql: String) throws {
         try pool.write { db in try db.execute(sql: sql) }

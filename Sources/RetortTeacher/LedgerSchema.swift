@@ -1,7 +1,7 @@
 import Foundation
 
-/// The ledger's tables, for each backend. SQLite grows them in place (`CREATE … IF NOT EXISTS` and column checks, as
-/// ever); PostgreSQL keeps a version in `retort_schema` and applies the numbered migrations after it, in one
+/// The ledger's tables, for each backend. SQLite grows them in place (`CREATE … IF NOT EXISTS` and column checks) and
+/// keeps its version in `PRAGMA user_version`; PostgreSQL keeps a version in `retort_schema` and applies the numbered migrations after it, in one
 /// transaction under an advisory lock, so gateway replicas that start together never race.
 enum LedgerSchema {
     /// The SQLite tables.
@@ -43,7 +43,21 @@ enum LedgerSchema {
         CREATE INDEX IF NOT EXISTS shadows_deployment ON shadows(deployment_id);
         """
 
-    /// Ledgers written before deployments existed have no `kind` column.
+    /// The budget counters: settled spend and tokens per budget scope (`key HASH`, `user NAME`, `team NAME`) and
+    /// period (`day N`, days since 1970; `month N`, months since year 0), kept in step with `requests` by the statement
+    /// that inserts the rows, so admission reads two rows per scope instead of summing a month of requests.
+    static let countersTable = """
+        CREATE TABLE IF NOT EXISTS budget_counters (
+            scope TEXT NOT NULL, period TEXT NOT NULL, usd DOUBLE PRECISION NOT NULL,
+            tokens DOUBLE PRECISION NOT NULL, PRIMARY KEY (scope, period))
+        """
+
+    /// The SQLite schema version (`PRAGMA user_version`) this build writes: 1 added `budget_counters`.
+    static let sqliteVersion = 1
+
+    /// Brings an SQLite ledger to `sqliteVersion`: ledgers written before deployments existed have no `kind` column;
+    /// ledgers before version 1 have no budget counters (created and backfilled from `requests` in one immediate
+    /// transaction, so two processes opening an old ledger together backfill it once).
     static func upgradeSQLite(_ database: SQLiteLedgerDatabase) throws {
         let columns = try database.query("SELECT name FROM pragma_table_info('requests')", []).map {
             $0.string("name")
@@ -51,6 +65,40 @@ enum LedgerSchema {
         if !columns.contains("kind") {
             try database.execute("ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'client'", [])
         }
+        try database.immediateTransaction { statements in
+            let version = try statements.query("PRAGMA user_version", []).first?.int("user_version") ?? 0
+            if version > sqliteVersion {
+                throw LedgerSchemaError(
+                    message:
+                        "the ledger's schema is version \(version), newer than this retort knows (\(sqliteVersion)); upgrade retort"
+                )
+            }
+            guard version < 1 else { return }
+            try statements.execute(countersTable, [])
+            try backfillCounters(statements, day: "CAST(time / 86400 AS INTEGER)")
+            try statements.execute("PRAGMA user_version = \(sqliteVersion)", [])
+        }
+    }
+
+    /// Rebuilds `budget_counters` from `requests` (the migration to counters); `day` is the backend's SQL for a
+    /// row's day number.
+    static func backfillCounters(_ statements: any LedgerStatements, day: String) throws {
+        try statements.execute("DELETE FROM budget_counters", [])
+        var counters = BudgetCounters()
+        for (prefix, column) in [("key ", "key_hash"), ("user ", "\"user\""), ("team ", "team")] {
+            let rows = try statements.query(
+                """
+                SELECT \(column) AS name, \(day) AS day, CAST(SUM(cost_usd) AS DOUBLE PRECISION) AS usd,
+                    CAST(SUM(\(BudgetCounters.tokenSum)) AS DOUBLE PRECISION) AS tokens
+                FROM requests GROUP BY 1, 2
+                """, [])
+            for row in rows {
+                counters.add(
+                    scope: prefix + row.string("name"), day: row.int("day"), usd: row.double("usd"),
+                    tokens: row.double("tokens"))
+            }
+        }
+        try counters.write(statements)
     }
 
     /// PostgreSQL migrations: index i takes the schema from version i to i + 1. Append only; never edit one that
@@ -131,8 +179,19 @@ enum LedgerSchema {
             CREATE TABLE batches (id TEXT PRIMARY KEY, digest TEXT NOT NULL, deployment TEXT NOT NULL,
                 done BIGINT NOT NULL, time DOUBLE PRECISION NOT NULL)
             """,
-        ]
+        ],
+        // Version 2: budget counters (backfilled from `requests` by `migratePostgres`), and reservations found by
+        // scope without a scan.
+        [
+            countersTable,
+            "CREATE INDEX reservations_key ON reservations(key_hash)",
+            "CREATE INDEX reservations_user ON reservations(\"user\")",
+            "CREATE INDEX reservations_team ON reservations(team)",
+        ],
     ]
+
+    /// The PostgreSQL version that added `budget_counters`.
+    static let postgresCountersVersion = 2
 
     /// The advisory lock key migrations run under (`retort` in ASCII).
     static let migrationLock = 0x7265_746f_7274
@@ -154,6 +213,9 @@ enum LedgerSchema {
             }
             for migration in postgres[start...] {
                 for statement in migration { try statements.execute(statement, []) }
+            }
+            if start < postgresCountersVersion {
+                try backfillCounters(statements, day: "CAST(FLOOR(time / 86400) AS BIGINT)")
             }
             if current == nil {
                 try statements.execute("INSERT INTO retort_schema (version) VALUES (?)", [.integer(postgres.count)])

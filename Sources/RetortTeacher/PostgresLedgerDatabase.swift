@@ -118,10 +118,16 @@ final class PostgresLedgerDatabase: LedgerDatabase {
     private let slots: DispatchSemaphore
     private let logger = Logger(label: "retort.ledger.postgres")
     private let connectTimeout: TimeAmount
+    private let startupParameters: [(String, String)]
 
-    /// Connects lazily; `maximumConnections` bounds the connections open at once (callers past it wait).
-    init(_ location: PostgresLedgerLocation, maximumConnections: Int = 8, connectTimeoutSeconds: Int64 = 2) {
+    /// Connects lazily; `maximumConnections` bounds the connections open at once (callers past it wait);
+    /// `startupParameters` are session settings every connection starts with (e.g. `synchronous_commit`).
+    init(
+        _ location: PostgresLedgerLocation, maximumConnections: Int = 8, connectTimeoutSeconds: Int64 = 2,
+        startupParameters: [(String, String)] = []
+    ) {
         target = location
+        self.startupParameters = startupParameters
         self.maximumConnections = maximumConnections
         slots = DispatchSemaphore(value: maximumConnections)
         connectTimeout = .seconds(connectTimeoutSeconds)
@@ -211,6 +217,7 @@ final class PostgresLedgerDatabase: LedgerDatabase {
             host: target.host, port: target.port, username: target.user, password: target.password,
             database: target.database, tls: .disable)
         configuration.options.connectTimeout = connectTimeout
+        configuration.options.additionalStartupParameters = startupParameters
         do {
             return try PostgresConnection.connect(
                 on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger

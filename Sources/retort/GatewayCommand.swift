@@ -131,10 +131,45 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Requests per second, comma-separated.") var rates = "200,1000"
         @Option(help: "Seconds per rate and target.") var seconds = 10.0
         @Option(help: "Folder for the config and ledger.") var out = "results/bench-gateway"
+        @Option(help: "Ledgers to measure, comma-separated: sqlite, postgres (postgres needs --postgres).")
+        var ledger = "sqlite"
+        @Option(help: "Replica counts for the PostgreSQL ledger, comma-separated (more than 1: behind HAProxy).")
+        var replicas = "1"
+        @Option(help: "The PostgreSQL ledger to measure: postgres://USER@HOST:PORT/DB (trust authentication).")
+        var postgres: String?
+        @Option(help: "The HAProxy binary in front of several replicas.") var haproxy = "haproxy"
 
         func validate() throws {
             _ = try OptionChecks.integers(rates, "--rates", in: 1...1_000_000)
+            _ = try OptionChecks.integers(replicas, "--replicas", in: 1...16)
             try OptionChecks.number(seconds, "--seconds", in: OptionChecks.benchmarkSeconds, unit: "seconds")
+        }
+
+        /// SQLite with one replica (its file is one machine's), then PostgreSQL at each replica count.
+        func topologies() throws(DataError) -> (
+            topologies: [GatewayBenchmark.Topology], postgres: PostgresLedgerLocation?
+        ) {
+            var result: [GatewayBenchmark.Topology] = []
+            var location: PostgresLedgerLocation?
+            let counts = replicas.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            for name in ledger.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                switch name {
+                case "sqlite": result.append(.init(backend: .sqlite, replicas: 1))
+                case "postgres":
+                    guard let postgres else {
+                        throw DataError(.usage, "--ledger postgres needs --postgres postgres://USER@HOST:PORT/DB")
+                    }
+                    switch PostgresLedgerLocation.parse(postgres) {
+                    case .success(let parsed): location = parsed
+                    case .failure(let error): throw DataError(.usage, "--postgres: \(error.message)")
+                    }
+                    result += counts.map { .init(backend: .postgres, replicas: $0) }
+                default:
+                    throw DataError(
+                        .usage, "--ledger: \"\(name)\" is not sqlite or postgres; write e.g. sqlite,postgres")
+                }
+            }
+            return (result, location)
         }
 
         func run() async throws {
@@ -144,21 +179,24 @@ struct GatewayCommand: AsyncParsableCommand {
                     throw DataError(.usage, "--rates: write positive numbers, e.g. 200,1000")
                 }
                 let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+                let (topologies, location) = try topologies()
                 let benchmark = GatewayBenchmark(
-                    executable: Bundle.main.executablePath ?? executable, rates: rateList, seconds: seconds, folder: out
+                    executable: Bundle.main.executablePath ?? executable, rates: rateList, seconds: seconds,
+                    folder: out,
+                    topologies: topologies, postgres: location, haproxy: haproxy
                 )
                 let (rows, peak) = try await benchmark.run { line in
                     FileHandle.standardError.write(Data((line + "\n").utf8))
                 }
                 print(
-                    "| rate (req/s) | requests | direct p50 ms | direct p99 ms | gateway p50 ms | gateway p99 ms | added p50 ms | added p99 ms | lost | ledger rows |"
+                    "| ledger | rate (req/s) | requests | direct p50 ms | direct p99 ms | gateway p50 ms | gateway p99 ms | added p50 ms | added p99 ms | lost | ledger rows |"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|---|")
                 for row in rows {
                     print(
                         String(
-                            format: "| %d | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %d | %d |", row.rate,
-                            row.requests,
+                            format: "| %@ | %d | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %d | %d |",
+                            row.topology.label, row.rate, row.requests,
                             row.directP50, row.directP99, row.gatewayP50, row.gatewayP99,
                             row.gatewayP50 - row.directP50,
                             row.gatewayP99 - row.directP99, row.lost, row.ledgerRows

@@ -142,6 +142,10 @@ func roundTrip(_ ledger: Ledger) throws -> (
         #expect(
             defaultPort.ledger == .postgres(PostgresLedgerLocation(user: "retort", host: "::1", database: "gateway")))
         #expect(try Self.parse("ledger: var/x.sqlite").ledger == .sqlite(path: "/srv/gw/var/x.sqlite"))
+        #expect(!config.ledgerSynchronousCommit)
+        #expect(
+            try Self.parse("ledger: postgresql://retort@db/gw\nledger_synchronous_commit: true").ledgerSynchronousCommit
+        )
     }
 
     @Test(
@@ -153,6 +157,7 @@ func roundTrip(_ ledger: Ledger) throws -> (
             ("ledger: postgres://retort:hunter2@db.internal/gateway", 1, "ledger_password_env"),
             ("ledger: postgres://retort@db/gateway\nledger_password_env: MISSING_VAR", 2, "export MISSING_VAR"),
             ("ledger: var/gateway.sqlite\nledger_password_env: PG_PASSWORD", 2, "only to a postgres:// ledger"),
+            ("ledger: var/gateway.sqlite\nledger_synchronous_commit: true", 2, "only to a postgres:// ledger"),
         ])
     func badLedger(lines: String, line: Int, fix: String) throws {
         let error = #expect(throws: DataError.self) { try Self.parse(lines) }
@@ -434,8 +439,9 @@ func roundTrip(_ ledger: Ledger) throws -> (
         try ledger.probeWritable()
         try ledger.record(sampleRow(2))
         // A connection ended while idle in the pool is replaced before it is used, once the client has seen it close
-        // (a call that races the close fails like the interrupted one above, and the next succeeds).
-        #expect(try terminate("state = 'idle'") == 1)
+        // (a call that races the close fails like the interrupted one above, and the next succeeds). Two are idle: the
+        // ledger's, and its request-row writer's.
+        #expect(try terminate("state = 'idle'") == 2)
         Thread.sleep(forTimeInterval: 1)
         try ledger.record(sampleRow(3))
         #expect(try ledger.rows() == [sampleRow(1), sampleRow(2), sampleRow(3)])
