@@ -46,7 +46,6 @@ scriptkit.reexec_in(scriptkit.ensure_venv(
 
 import json  # noqa: E402
 import random  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -55,14 +54,13 @@ from importlib import metadata  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-args = [arg for arg in sys.argv[1:] if not arg.startswith("--only")]
-only = next((arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("--only=")), None)
-if "--only" in sys.argv[1:]:
-    position = sys.argv.index("--only")
-    only = sys.argv[position + 1] if position + 1 < len(sys.argv) else None
-    args = [arg for arg in args if arg != only]
-if only not in (None, "numeric", "text"):
-    scriptkit.fail("--only takes numeric or text")
+args, only = sys.argv[1:], None
+if "--only" in args:
+    position = args.index("--only")
+    only = args[position + 1] if position + 1 < len(args) else ""
+    del args[position:position + 2]
+    if only not in ("numeric", "text"):
+        scriptkit.fail("--only takes numeric or text")
 out = args[0] if args else os.path.join(scriptkit.ROOT, ".build-starter", "tasks")
 os.makedirs(out, exist_ok=True)
 
