@@ -13,6 +13,7 @@ extension SearchSettings {
         let store = FileManager.default.fileExists(atPath: path) ? try HistoryStore(path: path) : nil
         let kindTasks = try store?.taskCount(kind: task.kind.rawValue) ?? 0
         guard strategy == .learned || (!strategyChosen && kindTasks >= 3 && !resuming) else { return false }
+        learnedFallback = strategy == .learned ? .halving : strategy
         strategy = .learned
         if let store, kindTasks > 0 {
             let metric = try SearchEngine.primaryMetric(task: task, settings: self).rawValue

@@ -20,6 +20,9 @@ public struct LearnedMode: Sendable, Codable, Equatable {
         case learned
         /// Pareto-aware successive halving (HalvingStrategy): the history said too little.
         case halving
+        /// Exhaustive (every candidate at full fidelity): the history said too little, and the search had named no
+        /// strategy (`SearchSettings.learnedFallback`), so it runs what it would have run without a history.
+        case exhaustive
     }
 
     /// The schedule used.

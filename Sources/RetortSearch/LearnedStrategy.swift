@@ -9,13 +9,15 @@ import RetortData
 /// change the recommendation. The rules themselves are in LearnedSchedule.
 ///
 /// When the history says little about the task (``LearnedMode``), none of this happens: the search is Pareto-aware
-/// successive halving (``HalvingStrategy``), so it spends no more than halving and finds what halving finds.
+/// successive halving (``HalvingStrategy``), so it spends no more than halving and finds what halving finds; or, when
+/// the search named no strategy and the history chose `learned`, the exhaustive search it would have run.
 struct LearnedStrategy: RungStrategy {
     let rungCount: Int
     /// Learned waves, or halving when the history says too little.
     let mode: LearnedMode
-    /// The halving schedule every call goes to in halving mode.
-    var fallback: HalvingStrategy?
+    /// The schedule every call goes to when the history says too little: halving, or exhaustive for a search that
+    /// named no strategy (`SearchSettings.learnedFallback`).
+    var fallback: (any RungStrategy)?
     /// Training runs still queued, in priority order.
     var pending: [TrainingGroup]
     /// The wave of the current rung.
@@ -33,13 +35,21 @@ struct LearnedStrategy: RungStrategy {
 
     /// The schedule of `run`: a rung per training run at most, plus eight for screens and invented sizes.
     init(run: SearchRun) {
-        mode = LearnedMode.choose(groups: run.groups, settings: run.settings)
-        if mode.schedule == .halving {
-            let halving = HalvingStrategy(run: run)
-            fallback = halving
-            rungCount = halving.rungCount
+        var mode = LearnedMode.choose(groups: run.groups, settings: run.settings)
+        if mode.schedule != .learned {
+            let schedule: any RungStrategy
+            if run.settings.learnedFallback == .exhaustive {
+                mode.schedule = .exhaustive
+                schedule = ExhaustiveStrategy()
+            } else {
+                schedule = HalvingStrategy(run: run)
+            }
+            self.mode = mode
+            fallback = schedule
+            rungCount = schedule.rungCount
             pending = []
         } else {
+            self.mode = mode
             rungCount = max(1, run.groups.count) + 8
             pending = SearchEngine.learnedOrder(run.groups, settings: run.settings)
         }
@@ -48,8 +58,11 @@ struct LearnedStrategy: RungStrategy {
     var learnedMode: LearnedMode? { mode }
 
     mutating func plan(rung: Int, run: inout SearchRun) throws -> RungPlan {
-        if let fallback {
-            if rung == 0 { try run.events(.phase("learned strategy runs halving: \(mode.reason)")) }
+        if var fallback {
+            if rung == 0 {
+                try run.events(.phase("learned strategy runs \(mode.schedule.rawValue): \(mode.reason)"))
+            }
+            defer { self.fallback = fallback }
             return try fallback.plan(rung: rung, run: &run)
         }
         // Rule out what cannot change the current recommendation, then take the next wave.
@@ -171,7 +184,10 @@ struct LearnedStrategy: RungStrategy {
 
     /// A full-fidelity wave decides everything it trained; a screen decides what it prunes (``decideScreen(run:)``).
     mutating func decide(rung: Int, run: inout SearchRun) -> [String] {
-        if let fallback { return fallback.decide(rung: rung, run: &run) }
+        if var fallback {
+            defer { self.fallback = fallback }
+            return fallback.decide(rung: rung, run: &run)
+        }
         if screening { return decideScreen(run: &run) }
         let trained = Set(wave.flatMap { $0.members.map(\.id) }).intersection(run.alive)
         run.alive.subtract(trained)
@@ -220,7 +236,7 @@ struct LearnedStrategy: RungStrategy {
     func stoppedBecause(feasible: Int, settings: SearchSettings) -> String {
         if let fallback {
             return fallback.stoppedBecause(feasible: feasible, settings: settings)
-                + " (the learned strategy ran halving: \(mode.reason))"
+                + " (the learned strategy ran \(mode.schedule.rawValue): \(mode.reason))"
         }
         return String(
             format:

@@ -22,6 +22,10 @@ public struct SearchSettings: Sendable {
     public var usdPerVCPUHour: Double
     /// How candidates are scheduled.
     public var strategy: SearchStrategy
+    /// What the learned strategy runs when the history says too little (``LearnedMode``): halving when the learned
+    /// strategy was asked for; the strategy the search would have run otherwise when the history chose it (a search
+    /// that names no strategy is exhaustive, so a default search on a task new to the history stays exhaustive).
+    public var learnedFallback: SearchStrategy = .halving
     /// Halving's reduction factor η: each rung keeps 1/η of the candidates and trains them η times longer.
     public var eta: Int
     /// Trials trained at once.

@@ -161,4 +161,25 @@ import Testing
         #expect(outcome.summary.candidateEpochs == halving.summary.candidateEpochs)
         #expect(halving.summary.learnedMode == nil)
     }
+
+    @Test(
+        "when the history chose learned for a search that named no strategy and then says too little, the search is the exhaustive one it would have been"
+    )
+    func automaticFallsBackToExhaustive() async throws {
+        let task = try blobTask(learnable: true, seed: 42)
+        var settings = SearchSettings(
+            catalog: try CandidateCatalog(try YAMLValue.parse(learnedCatalog, file: "c.yaml")), seed: 4,
+            strategy: .learned, workers: 2)
+        settings.learnedFallback = .exhaustive
+        settings.historyTasks = 2
+        let outcome = try await SearchEngine.run(task: task, settings: settings, storage: nil)
+        settings.strategy = .exhaustive
+        let exhaustive = try await SearchEngine.run(task: task, settings: settings, storage: nil)
+        let mode = try #require(outcome.summary.learnedMode)
+        #expect(mode.schedule == .exhaustive && mode.reason.contains("fewer than 3"), "\(mode)")
+        #expect(outcome.summary.stoppedBecause.contains("(the learned strategy ran exhaustive: "))
+        #expect(outcome.summary.candidateEpochs == exhaustive.summary.candidateEpochs)
+        #expect(outcome.recommendation.candidate == exhaustive.recommendation.candidate)
+        #expect(outcome.trials.map(\.id) == exhaustive.trials.map(\.id))
+    }
 }
