@@ -98,7 +98,8 @@ bench: build
 bench-peers: build
 	python3 scripts/bench_peers.py ../shared/bench results/bench-peers 30
 
-## Leave-one-task-out: the learned strategy with history from the other tasks against cold halving, 17 tasks.
+## Leave-one-dataset-out: the learned strategy with history from the other datasets (and the starter history, less
+## the held-out dataset) against cold halving, 17 bench tasks (STARTER_SAMPLE=N adds N held-out starter tasks).
 bench-learning: build
 	python3 scripts/bench_learning.py ../shared/bench results/bench-learning
 

@@ -46,7 +46,7 @@ import scriptkit
 
 bench = scriptkit.require_bench(sys.argv[1] if len(sys.argv) > 1 else "../shared/bench")
 out = sys.argv[2] if len(sys.argv) > 2 else "results/bench-learning"
-retort = scriptkit.require_binary(".build/release/retort")
+retort = scriptkit.require_binary(os.environ.get("RETORT", ".build/release/retort"))
 learned_flags = os.environ.get("LEARNED_FLAGS", "").split()  # e.g. LEARNED_FLAGS="--confidence-z 1"
 baseline = os.environ.get("BASELINE_RETORT")
 os.makedirs(out, exist_ok=True)
