@@ -17,7 +17,13 @@ import RetortNumerics
 ///   the extra deviation.
 ///
 /// The fit aims at 95% on the history rather than the 90% asked of new tasks because a new task is usually farther
-/// from the history than its own tasks are from each other. With fewer than two past tasks nothing can be held out:
+/// from the history than its own tasks are from each other.
+///
+/// Much of a prediction's error is the task's own offset, shared by all its candidates (a teacher that is hard to
+/// imitate lowers every student's gap). Once a search has measured a few runs of its task it knows that offset
+/// (`SearchEngine.correctedPredictions`); what is left is ``offsetSpread`` (κ) of the deviation: the smallest κ for
+/// which 95% of the same leave-one-task-out predictions, each shifted by the mean residual of its task's *other*
+/// training runs, hold the measured gap within ±z · κ · sd. With fewer than two past tasks nothing can be held out:
 /// ``none`` (no widening, no relative distance).
 public struct DistanceWidening: Sendable, Equatable {
     /// d₀: the median weighted neighbour distance of the history's trials predicted leave one task out.
@@ -33,6 +39,9 @@ public struct DistanceWidening: Sendable, Equatable {
     /// The median standard deviation of those predictions with the distance term: how wide the history's intervals
     /// usually are.
     public let typicalSD: Double?
+    /// κ: the share of a prediction's deviation left once its task's offset is known (nil: no task with three or more
+    /// training runs to fit it on).
+    public let offsetSpread: Double?
 
     /// The share of the history's own trials the fit covers.
     public static let targetCoverage = 0.95
@@ -43,12 +52,13 @@ public struct DistanceWidening: Sendable, Equatable {
 
     /// No widening (a history with fewer than two tasks).
     public static let none = DistanceWidening(
-        typicalDistance: 1, perTypicalDistance: 0, fittedOn: 0, coverageWithout: nil, coverageWith: nil, typicalSD: nil)
+        typicalDistance: 1, perTypicalDistance: 0, fittedOn: 0, coverageWithout: nil, coverageWith: nil, typicalSD: nil,
+        offsetSpread: nil)
 
     /// A widening with these parameters.
     public init(
         typicalDistance: Double, perTypicalDistance: Double, fittedOn: Int, coverageWithout: Double?,
-        coverageWith: Double?, typicalSD: Double?
+        coverageWith: Double?, typicalSD: Double?, offsetSpread: Double? = nil
     ) {
         self.typicalDistance = typicalDistance
         self.perTypicalDistance = perTypicalDistance
@@ -56,6 +66,7 @@ public struct DistanceWidening: Sendable, Equatable {
         self.coverageWithout = coverageWithout
         self.coverageWith = coverageWith
         self.typicalSD = typicalSD
+        self.offsetSpread = offsetSpread
     }
 
     /// `distance / d₀`, or nil when not fitted.
@@ -69,15 +80,16 @@ public struct DistanceWidening: Sendable, Equatable {
         return (spread * spread + floor * floor + extra * extra).squareRoot()
     }
 
-    /// Fits d₀ and c on the history's trials: `standardized` feature rows (one per trial, equal widths), their
-    /// measured `gaps` and `taskIds`; each trial (at most ``maximumFitQueries``, evenly spaced) is predicted from its
+    /// Fits d₀, c and κ on the history's trials: `standardized` feature rows (one per trial, equal widths), their
+    /// measured `gaps`, `taskIds` and training `runs` (precision variants of one run share it; nil: every trial is its
+    /// own); each trial (at most ``maximumFitQueries``, evenly spaced) is predicted from its
     /// `k` nearest trials of other tasks, weighted 1 / (distance + 0.25) as the predictor does. Squared distances come
     /// from one sgemm, ‖a − b‖² = ‖a‖² + ‖b‖² − 2·a·b, to select the neighbours; their distances are then recomputed
     /// in Double.
     /// - Complexity: O(q · n · width) for q queried trials of n, plus O(q · n · k) for the neighbour selection.
-    static func fitted(standardized: [[Double]], gaps: [Double], taskIds: [String], k: Int, floorSD: Double)
-        -> DistanceWidening
-    {
+    static func fitted(
+        standardized: [[Double]], gaps: [Double], taskIds: [String], runs: [String]? = nil, k: Int, floorSD: Double
+    ) -> DistanceWidening {
         let n = standardized.count
         let width = standardized.first?.count ?? 0
         guard n > 1, width > 0, k > 0, Set(taskIds).count >= 2 else { return .none }
@@ -88,7 +100,7 @@ public struct DistanceWidening: Sendable, Equatable {
             return .none
         }
         let norms = standardized.map { row in row.reduce(0) { $0 + $1 * $1 } }
-        var residuals: [(residual: Double, variance: Double, distance: Double)] = []
+        var residuals: [(residual: Double, variance: Double, distance: Double, trial: Int)] = []
         for (row, i) in queries.enumerated() {
             // The k nearest trials of other tasks, kept sorted by distance.
             var nearest: [(distance: Double, index: Int)] = []
@@ -108,7 +120,7 @@ public struct DistanceWidening: Sendable, Equatable {
             let mean = zip(weights, nearest).reduce(0) { $0 + $1.0 * gaps[$1.1.index] } / total
             let variance = zip(weights, nearest).reduce(0) { $0 + $1.0 * pow(gaps[$1.1.index] - mean, 2) } / total
             let distance = zip(weights, nearest).reduce(0) { $0 + $1.0 * $1.1.distance } / total
-            residuals.append((gaps[i] - mean, variance + floorSD * floorSD, distance))
+            residuals.append((gaps[i] - mean, variance + floorSD * floorSD, distance, i))
         }
         guard !residuals.isEmpty else { return .none }
         let distances = residuals.map(\.distance).sorted()
@@ -124,10 +136,45 @@ public struct DistanceWidening: Sendable, Equatable {
         let index = min(needed.count - 1, max(0, Int((targetCoverage * Double(needed.count)).rounded(.up)) - 1))
         let c = needed[index].isFinite ? needed[index] : (needed.last { $0.isFinite } ?? 0)
         let count = Double(needed.count)
-        let deviations = residuals.map { ($0.variance + pow(c * $0.distance / typical, 2)).squareRoot() }.sorted()
+        let deviation = residuals.map { ($0.variance + pow(c * $0.distance / typical, 2)).squareRoot() }
+        let sorted = deviation.sorted()
         return DistanceWidening(
             typicalDistance: typical, perTypicalDistance: c, fittedOn: needed.count,
             coverageWithout: Double(needed.filter { $0 == 0 }.count) / count,
-            coverageWith: Double(needed.filter { $0 <= c }.count) / count, typicalSD: deviations[deviations.count / 2])
+            coverageWith: Double(needed.filter { $0 <= c }.count) / count, typicalSD: sorted[sorted.count / 2],
+            offsetSpread: offsetSpread(
+                residuals: residuals.map(\.residual), deviations: deviation,
+                tasks: residuals.map { taskIds[$0.trial] }, runs: residuals.map { runs?[$0.trial] ?? "\($0.trial)" }))
+    }
+
+    /// κ from leave-one-task-out `residuals` and their `deviations` (sd with the distance term), per trial with its
+    /// task and training run: each run's residual (the mean of its trials') less the mean residual of the task's other
+    /// runs, over z times the run's deviation; κ is the 95% quantile of those ratios, at most 1. Only tasks with three or
+    /// more runs count (two or more others to estimate the offset from); nil when none has.
+    static func offsetSpread(residuals: [Double], deviations: [Double], tasks: [String], runs: [String]) -> Double? {
+        var byRun: [String: (task: String, residual: Double, deviation: Double, count: Double)] = [:]
+        for i in residuals.indices {
+            var entry = byRun[runs[i]] ?? (tasks[i], 0, 0, 0)
+            entry.residual += residuals[i]
+            entry.deviation += deviations[i]
+            entry.count += 1
+            byRun[runs[i]] = entry
+        }
+        let byTask = Dictionary(grouping: byRun.values, by: \.task)
+        var ratios: [Double] = []
+        for members in byTask.values where members.count >= 3 {
+            let total = members.reduce(0) { $0 + $1.residual / $1.count }
+            for run in members {
+                let own = run.residual / run.count
+                let offset = (total - own) / Double(members.count - 1)
+                let deviation = run.deviation / run.count
+                guard deviation > 0 else { continue }
+                ratios.append(abs(own - offset) / (z * deviation))
+            }
+        }
+        guard !ratios.isEmpty else { return nil }
+        ratios.sort()
+        let index = min(ratios.count - 1, max(0, Int((targetCoverage * Double(ratios.count)).rounded(.up)) - 1))
+        return min(1, ratios[index])
     }
 }

@@ -25,6 +25,8 @@ public struct HistoryPredictor: Sendable {
         let sizeBytes: Int
         let flops: Int
         let taskId: String
+        /// The training run within its task (family and FLOPs: precision variants share it).
+        let run: String
     }
 
     /// The input kind of the past tasks (`text`, `numeric` or `structured`): only candidates of tasks of this kind are
@@ -91,7 +93,8 @@ public struct HistoryPredictor: Sendable {
             examples.append(
                 Example(
                     features: features, gap: gap, latency: trial.latencyMsP50, sizeBytes: trial.sizeBytes,
-                    flops: trial.flopsPerExample, taskId: taskId))
+                    flops: trial.flopsPerExample, taskId: taskId,
+                    run: "\(taskId)|\(trial.family.rawValue)|\(trial.flopsPerExample)"))
         }
         self.kind = kind
         self.examples = examples
@@ -123,8 +126,8 @@ public struct HistoryPredictor: Sendable {
         self.scale = scale
         standardizedExamples = examples.map { Self.standardize($0.features, mean: mean, scale: scale) }
         widening = DistanceWidening.fitted(
-            standardized: standardizedExamples, gaps: examples.map(\.gap), taskIds: examples.map(\.taskId), k: 8,
-            floorSD: 0.01)
+            standardized: standardizedExamples, gaps: examples.map(\.gap), taskIds: examples.map(\.taskId),
+            runs: examples.map(\.run), k: 8, floorSD: 0.01)
     }
 
     /// Per-column mean and scale of equal-length `rows`: the standard deviation, at least 1% of the column's

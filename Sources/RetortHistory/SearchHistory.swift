@@ -20,6 +20,7 @@ extension SearchSettings {
             let predictor = try HistoryPredictor(store: store, kind: task.kind.rawValue, metric: metric)
             historyTasks = predictor.taskCount
             historyTypicalSD = predictor.widening.typicalSD
+            historyOffsetSpread = predictor.widening.offsetSpread
             similarTasks = predictor.similarTasks(to: meta)
             for candidate in SearchEngine.candidateSpace(task: task, settings: self) where candidate.status == .complete
             {

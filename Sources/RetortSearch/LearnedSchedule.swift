@@ -95,54 +95,65 @@ extension SearchEngine {
         return (keep, drop)
     }
 
-    /// Full-fidelity measurements of this task needed before uncertain runs are screened: three, the number from
+    /// Training runs of this task measured at full fidelity before uncertain runs are screened: three, the number from
     /// which `correctedPredictions` replaces the history's spread by this task's own.
     static let minimumResidualsToScreen = 3
 
-    /// How many complete full-fidelity trials with a prediction this task has measured (the residuals of
-    /// `correctedPredictions`).
-    static func residualCount(_ predictions: [String: CandidatePrediction], measured: [String: TrialResult]) -> Int {
-        measured.values.filter {
-            $0.status == .complete && $0.fidelity >= 1 && $0.differenceToTeacher != nil && predictions[$0.id] != nil
-        }.count
-    }
-
-    /// Predictions corrected by what this task measured: each trained candidate's residual (measured gap − predicted
-    /// gap) estimates the task's offset from the past tasks it was compared with; the mean residual shifts every
-    /// prediction. The spread is pooled: with n residuals of sample variance s², each candidate's standard deviation
-    /// becomes
-    ///
-    ///     sd² = max(floor², ((n − 1) · s² · (1 + 1/n) + ν₀ · sd_history²) / (n − 1 + ν₀)),   ν₀ = priorResiduals
-    ///
-    /// (1 + 1/n: a new candidate's predictive variance around an offset estimated from n residuals). The history's
-    /// own, distance-widened spread keeps the weight of ``priorResiduals`` residuals, so three candidates that happen
-    /// to measure as predicted cannot shrink every interval to the floor and rule out, untrained, a student whose
-    /// interval from history could still reach the bar.
-    static func correctedPredictions(
-        _ predictions: [String: CandidatePrediction], measured: [String: TrialResult], floor: Double
-    ) -> [String: CandidatePrediction] {
-        let residuals = measured.values.compactMap { trial -> Double? in
+    /// This task's residuals (measured gap − predicted gap) of complete full-fidelity trials with a prediction, one per
+    /// training run: the precision variants of one run share its trained network, so their residuals are one piece of
+    /// evidence, not several, and count as their mean. `run` names each trial's training run (its group key; by
+    /// default the trial itself).
+    static func residuals(
+        _ predictions: [String: CandidatePrediction], measured: [String: TrialResult],
+        run: (String) -> String = { $0 }
+    ) -> [Double] {
+        var byRun: [String: (sum: Double, count: Int)] = [:]
+        for trial in measured.values {
             guard trial.status == .complete, trial.fidelity >= 1, let value = trial.differenceToTeacher?.value,
                 let predicted = predictions[trial.id]
-            else { return nil }
-            return value - predicted.gap
+            else { continue }
+            byRun[run(trial.id), default: (0, 0)].sum += value - predicted.gap
+            byRun[run(trial.id), default: (0, 0)].count += 1
         }
+        return byRun.sorted { $0.key < $1.key }.map { $0.value.sum / Double($0.value.count) }
+    }
+
+    /// Predictions corrected by what this task measured: each trained run's residual (measured gap − predicted gap,
+    /// ``residuals(_:measured:run:)``) estimates the task's offset from the past tasks it was compared with; the mean
+    /// of the n residuals shifts every prediction. What remains is each candidate's spread around that offset, pooled
+    /// from this task's residuals (sample variance s²) and the history's:
+    ///
+    ///     σ² = ((n − 1) · s² + ν₀ · (κ · sd_history)²) / (n − 1 + ν₀),   sd² = max(floor², σ² · (1 + 1/n))
+    ///
+    /// with ν₀ = ``priorResiduals`` and 1 + 1/n the predictive variance of a new candidate around an offset estimated
+    /// from n residuals. κ (`offsetSpread`, `SearchSettings.historyOffsetSpread`) is how much of the history's
+    /// predicted deviation is left once a task's offset is known, fitted on the history itself
+    /// (`DistanceWidening.offsetSpread`; 1 when unknown keeps the whole deviation). The history's spread keeps the
+    /// weight of ν₀ residuals, so three runs that happen to measure as predicted cannot shrink every interval to the
+    /// floor and rule out, untrained, a student whose interval could still reach the bar.
+    static func correctedPredictions(
+        _ predictions: [String: CandidatePrediction], measured: [String: TrialResult], floor: Double,
+        offsetSpread: Double = 1, run: (String) -> String = { $0 }
+    ) -> [String: CandidatePrediction] {
+        let residuals = residuals(predictions, measured: measured, run: run)
         guard !residuals.isEmpty else { return predictions }
         let n = Double(residuals.count)
         let offset = residuals.reduce(0, +) / n
         let squares = residuals.reduce(0) { $0 + ($1 - offset) * ($1 - offset) }
         let prior = Double(priorResiduals)
+        let kappa = min(max(offsetSpread, 0), 1)
         return predictions.mapValues { prediction in
             var corrected = prediction
             corrected.gap += offset
-            let pooled = (squares * (1 + 1 / n) + prior * prediction.gapSD * prediction.gapSD) / (n - 1 + prior)
-            corrected.gapSD = max(floor * floor, pooled).squareRoot()
+            let history = kappa * prediction.gapSD
+            let pooled = (squares + prior * history * history) / (n - 1 + prior)
+            corrected.gapSD = max(floor * floor, pooled * (1 + 1 / n)).squareRoot()
             return corrected
         }
     }
 
-    /// ν₀ in ``correctedPredictions(_:measured:floor:)``: how many of this task's residuals the history's spread is
-    /// worth.
+    /// ν₀ in ``correctedPredictions(_:measured:floor:offsetSpread:run:)``: how many of this task's residuals the
+    /// history's spread is worth.
     static let priorResiduals = 3
 
     /// New sizes between neighbours on the frontier of what trained: for two frontier members of the same family

@@ -3,8 +3,9 @@ import RetortData
 
 /// Guided by history (`SearchSettings.predictions`): training runs go in waves, in `learnedOrder`; before each wave,
 /// what this task measured corrects the predictions and runs that can no longer change the recommendation are ruled
-/// out untrained (``ruleOut(_:current:adjusted:run:)``). Runs the corrected predictions cannot place are screened
-/// together at 1/η of their epochs and only the best 1/η go on (``decideScreen(run:)``). When the queue runs dry,
+/// out untrained (``ruleOut(rung:current:adjusted:run:)``). Runs the corrected predictions cannot place are screened
+/// together on halving's ladder of fidelities (η^(1 − R) … 1/η, R halving's rung count), the best 1/η going on at each
+/// step (``decideScreen(run:)``), so a screen never costs more than halving would spend on the same runs. When the queue runs dry,
 /// sizes between frontier neighbours are invented (InventedCandidates) and trained in one more wave when they could
 /// change the recommendation. The rules themselves are in LearnedSchedule.
 ///
@@ -24,6 +25,12 @@ struct LearnedStrategy: RungStrategy {
     var wave: [TrainingGroup] = []
     /// Whether the current wave is a low-fidelity screen.
     var screening = false
+    /// The screen's fidelities, lowest first: halving's rungs but the last (at least 1/η).
+    let ladder: [Double]
+    /// The step of the ladder the current or next screen is at.
+    var ladderStep = 0
+    /// Screened runs that went on and are screened again at the next step.
+    var climbing: [TrainingGroup] = []
     /// Group keys screened already (a run is screened at most once).
     var screened = Set<String>()
     /// Whether the invented candidates have been made.
@@ -33,9 +40,10 @@ struct LearnedStrategy: RungStrategy {
     /// Candidates screened at low fidelity and pruned.
     var screenedOut = 0
 
-    /// The schedule of `run`: a rung per training run at most, plus eight for screens and invented sizes.
+    /// The schedule of `run`: a rung per training run and ladder step at most, plus eight for invented sizes.
     init(run: SearchRun) {
         var mode = LearnedMode.choose(groups: run.groups, settings: run.settings)
+        ladder = Self.ladder(halvingRungs: HalvingStrategy(run: run).rungCount, eta: run.settings.eta)
         if mode.schedule != .learned {
             let schedule: any RungStrategy
             if run.settings.learnedFallback == .exhaustive {
@@ -50,12 +58,25 @@ struct LearnedStrategy: RungStrategy {
             pending = []
         } else {
             self.mode = mode
-            rungCount = max(1, run.groups.count) + 8
+            rungCount = max(1, run.groups.count) * ladder.count + 8
             pending = SearchEngine.learnedOrder(run.groups, settings: run.settings)
         }
     }
 
     var learnedMode: LearnedMode? { mode }
+
+    /// Screen fidelities for a search whose halving would run `halvingRungs` rungs: η^(s − (R − 1)) for the steps
+    /// s = 0 … R − 2, lowest first; one step at 1/η when halving has a single rung.
+    static func ladder(halvingRungs: Int, eta: Int) -> [Double] {
+        let steps = max(1, halvingRungs - 1)
+        return (0..<steps).map { pow(Double(eta), Double($0 - steps)) }
+    }
+
+    /// Each trial's training run (its group key), so precision variants count as one residual.
+    static func trainingRun(_ run: SearchRun) -> (String) -> String {
+        let member = run.member
+        return { member[$0]?.group.key ?? $0 }
+    }
 
     mutating func plan(rung: Int, run: inout SearchRun) throws -> RungPlan {
         if var fallback {
@@ -74,8 +95,23 @@ struct LearnedStrategy: RungStrategy {
         var adjusted = run.settings
         if rung > 0 {
             adjusted.predictions = SearchEngine.correctedPredictions(
-                run.settings.predictions, measured: run.trials, floor: 0.01)
+                run.settings.predictions, measured: run.trials, floor: 0.01,
+                offsetSpread: run.settings.historyOffsetSpread ?? 1, run: Self.trainingRun(run))
             try ruleOut(rung: rung, current: current, adjusted: adjusted, run: &run)
+        }
+        if !climbing.isEmpty {
+            // The survivors of the last screen step go on to the next one.
+            wave = climbing
+            climbing = []
+            screening = true
+            let fidelity = ladder[ladderStep]
+            try run.events(
+                .phase(
+                    String(
+                        format: "screening step %d/%d: %d training run(s) at fidelity %.3f, the best 1/%d go on: %@",
+                        ladderStep + 1, ladder.count, wave.count, fidelity, run.settings.eta,
+                        wave.flatMap { $0.members.map(\.id) }.joined(separator: ", "))))
+            return RungPlan(groups: wave, fidelity: fidelity)
         }
         if pending.isEmpty && !invented {
             invented = true
@@ -85,8 +121,8 @@ struct LearnedStrategy: RungStrategy {
         // full runs for its own spread to replace the history's.
         let next = SearchEngine.nextWave(
             pending, screened: screened, settings: adjusted,
-            screen: SearchEngine.residualCount(run.settings.predictions, measured: run.trials)
-                >= SearchEngine.minimumResidualsToScreen,
+            screen: SearchEngine.residuals(run.settings.predictions, measured: run.trials, run: Self.trainingRun(run))
+                .count >= SearchEngine.minimumResidualsToScreen,
             size: max(2, run.settings.workers))
         wave = next.wave
         screening = next.screening
@@ -95,7 +131,8 @@ struct LearnedStrategy: RungStrategy {
         var fidelity = 1.0
         if screening {
             screened.formUnion(keys)
-            fidelity = 1 / Double(run.settings.eta)
+            ladderStep = 0
+            fidelity = ladder[0]
             try run.events(
                 .phase(
                     String(
@@ -106,13 +143,17 @@ struct LearnedStrategy: RungStrategy {
         return RungPlan(groups: wave, fidelity: fidelity)
     }
 
-    /// Drops the pending runs that cannot change `current` under the `adjusted` predictions: their alive members are
-    /// decided untrained (skipped), or, when a screen already measured them, pruned with what they reached.
+    /// Drops the pending (and climbing) runs that cannot change `current` under the `adjusted` predictions: their
+    /// alive members are decided untrained (skipped), or, when a screen already measured them, pruned with what they
+    /// reached.
     mutating func ruleOut(rung: Int, current: TrialResult?, adjusted: SearchSettings, run: inout SearchRun) throws {
         let (keep, drop) = SearchEngine.partitionPending(pending, current: current, settings: adjusted)
         pending = keep
+        let (stillClimbing, dropClimbing) = SearchEngine.partitionPending(
+            climbing, current: current, settings: adjusted)
+        climbing = stillClimbing
         let settings = run.settings
-        for group in drop {
+        for group in drop + dropClimbing {
             for candidate in group.members where run.alive.contains(candidate.id) {
                 run.alive.remove(candidate.id)
                 notTrained += 1
@@ -194,9 +235,9 @@ struct LearnedStrategy: RungStrategy {
         return Array(trained)
     }
 
-    /// After a screen: the best 1/η of the screened runs (by their best member's measured quality, then cheaper first)
-    /// go to the front of the queue for their full run; the others are pruned at this fidelity. A run that finished
-    /// (early stopping) during the screen is complete already.
+    /// After a screen step: the best 1/η of the screened runs (by their best member's measured quality, then cheaper
+    /// first) go on, to the ladder's next step or, after its last (or when one run is left: it would win every step),
+    /// to the front of the queue for their full run; the others are pruned at this fidelity. A run that finished (early stopping) during the screen is complete already.
     mutating func decideScreen(run: inout SearchRun) -> [String] {
         let latest = run.latest
         let metric = run.metric.rawValue
@@ -221,7 +262,12 @@ struct LearnedStrategy: RungStrategy {
                 next.append(group)
             }
         }
-        pending = next + pending
+        if ladderStep + 1 < ladder.count && next.count > 1 {
+            ladderStep += 1
+            climbing = next
+        } else {
+            pending = next + pending
+        }
         return decided
     }
 

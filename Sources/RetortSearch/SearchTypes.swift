@@ -39,6 +39,10 @@ public struct SearchSettings: Sendable {
     /// How wide the history's intervals usually are: the median standard deviation of its own trials predicted leave
     /// one task out (with the distance widening); nil when unknown.
     public var historyTypicalSD: Double?
+    /// κ: the share of the history's predicted deviation left once a task's own offset is known (fitted on the
+    /// history, leave one task out: `DistanceWidening.offsetSpread`); the prior spread of
+    /// `SearchEngine.correctedPredictions`. nil: unknown, the whole deviation is kept.
+    public var historyOffsetSpread: Double?
     /// The past tasks most like this one, with what their searches found (the learned strategy's evidence).
     public var similarTasks: [SimilarTask] = []
     /// The learned strategy's confidence: an untrained candidate is ruled out when even its prediction plus `z`

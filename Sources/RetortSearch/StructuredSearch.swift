@@ -437,7 +437,8 @@ public enum StructuredSearch {
             teacherValue: teacherValue, constraints: settings.constraints
         ).candidate.flatMap { trials[$0] }
         guard let current else { return nil }
-        let corrected = SearchEngine.correctedPredictions(settings.predictions, measured: trials, floor: 0.01)
+        let corrected = SearchEngine.correctedPredictions(
+            settings.predictions, measured: trials, floor: 0.01, offsetSpread: settings.historyOffsetSpread ?? 1)
         let (z, maxDrop) = (settings.confidenceZ, settings.constraints.maxDrop)
         var reasons: [String: String] = [:]
         for candidate in members {

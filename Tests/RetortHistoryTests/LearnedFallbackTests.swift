@@ -78,6 +78,42 @@ import Testing
             abs(widening.standardDeviation(spread: 0.02, floor: 0.01, distance: 0) - 0.05.squareRoot() * 0.1) < 1e-12)
     }
 
+    @Test(
+        "κ: with a shared offset per task and little else, most of the deviation goes once the offset is known; 95% of the runs are covered at κ"
+    )
+    func offsetSpread() throws {
+        var generator = SeededGenerator(seed: 5)
+        var (residuals, deviations, tasks, runs) = ([Double](), [Double](), [String](), [String]())
+        for task in 0..<20 {
+            let offset = Double.random(in: -0.05..<0.05, using: &generator)
+            for run in 0..<6 {
+                let noise = Double.random(in: -0.005..<0.005, using: &generator)
+                // Two precision variants of one run: the same residual.
+                for variant in 0..<2 {
+                    residuals.append(offset + noise)
+                    deviations.append(0.04)
+                    tasks.append("t\(task)")
+                    runs.append("t\(task)|r\(run)")
+                    _ = variant
+                }
+            }
+        }
+        let kappa = try #require(
+            DistanceWidening.offsetSpread(residuals: residuals, deviations: deviations, tasks: tasks, runs: runs))
+        // |noise − mean of 5 others| ≤ 0.01 against z · sd = 0.08: κ ≤ 0.125, and well above 0.
+        #expect(kappa > 0.01 && kappa <= 0.125, "\(kappa)")
+        // Without an offset to learn (each run its own task), nothing is fitted; a task of two runs does not count.
+        #expect(
+            DistanceWidening.offsetSpread(
+                residuals: residuals, deviations: deviations, tasks: runs, runs: runs) == nil)
+        // Pure noise as wide as the deviation: κ stays at most 1.
+        let wide = residuals.indices.map { _ in Double.random(in: -0.2..<0.2, using: &generator) }
+        let loose = try #require(
+            DistanceWidening.offsetSpread(
+                residuals: wide, deviations: deviations, tasks: tasks, runs: tasks.indices.map { "\($0)" }))
+        #expect(loose <= 1 && loose > 0.5, "\(loose)")
+    }
+
     @Test("a history of one task cannot be held out: no widening and no relative distance")
     func oneTask() {
         let widening = DistanceWidening.fitted(

@@ -189,27 +189,28 @@ final class OrderLog: @unchecked Sendable {
     }
 
     @Test(
-        "after the residual correction, uncertain runs are screened at 1/η and the best 1/η go on; a run confidently above the bar trains at full fidelity unscreened"
+        "after the residual correction, uncertain runs are screened on halving's ladder and the best 1/η go on; a run confidently above the bar trains at full fidelity unscreened"
     )
     func uncertainRunsScreened() async throws {
         let task = try blobTask(learnable: true, seed: 42, classes: 5)
         let catalog = try CandidateCatalog(
             try YAMLValue.parse(
                 "numeric:\n  - {family: linear, precision: [fp32, int8], epochs: 20}\n"
-                    + "  - {family: mlp, hidden: [[16], [32], [64], [128, 64]], precision: [fp32, int8], epochs: 21}\n",
+                    + "  - {family: mlp, hidden: [[8], [16], [32], [64], [128, 64]], precision: [fp32, int8], epochs: 21}\n",
                 file: "c.yaml"))
         var settings = SearchSettings(catalog: catalog, seed: 4, strategy: .exhaustive, workers: 2)
         let exhaustive = try await SearchEngine.run(task: task, settings: settings, storage: nil)
         let measured = Dictionary(
             uniqueKeysWithValues: exhaustive.trials.compactMap { t in t.differenceToTeacher.map { (t.id, $0.value) } })
-        // linear and mlp-16x1 train first (wide predictions), each 0.2 below what they measure: the correction shifts
-        // every prediction up by 0.2 with this task's spread (0, so the 0.01 floor). Then mlp-128-64 (−0.19 → +0.01)
-        // is confidently above the bar of −0.01, while mlp-32x1 and mlp-64x1 (−0.22 → −0.02 ± 0.02) straddle it.
+        // linear, mlp-8x1 and mlp-16x1 train first (wide predictions), each 0.2 below what they measure: the correction
+        // shifts every prediction up by 0.2 with this task's spread (0) pooled with the history's. Then mlp-128-64
+        // (−0.19 → +0.01) is confidently above the bar of −0.01, while mlp-32x1 and mlp-64x1 (−0.22 → −0.02 ± 0.01)
+        // straddle it; screening waits for three trained runs (precision variants are one).
         func prediction(_ id: String) -> CandidatePrediction {
             let run = id.replacingOccurrences(of: "-fp32", with: "").replacingOccurrences(of: "-int8", with: "")
             let (gap, sd): (Double, Double) =
                 switch run {
-                case "linear", "mlp-16x1": ((measured[id] ?? 0) - 0.2, 0.3)
+                case "linear", "mlp-8x1", "mlp-16x1": ((measured[id] ?? 0) - 0.2, 0.3)
                 case "mlp-128-64": (-0.19, 0.01)
                 default: (-0.22, 0.01)
                 }
@@ -229,7 +230,11 @@ final class OrderLog: @unchecked Sendable {
         #expect(screens.count == 1, "\(phases.ids)")
         let screen = try #require(screens.first)
         #expect(screen.contains("mlp-32x1-fp32") && screen.contains("mlp-64x1-fp32"))
-        #expect(!screen.contains("mlp-128-64") && !screen.contains("linear") && !screen.contains("mlp-16x1"))
+        // Halving's first rung here is at 1/9 (three rungs): the screen starts there, not at 1/η.
+        #expect(screen.contains("at fidelity 0.111"), "\(screen)")
+        #expect(
+            !screen.contains("mlp-128-64") && !screen.contains("linear") && !screen.contains("mlp-16x1")
+                && !screen.contains("mlp-8x1"))
         // The confident run trained at full fidelity; of the two screened runs one went on, one was pruned there.
         let trial = Dictionary(uniqueKeysWithValues: learned.trials.map { ($0.id, $0) })
         #expect(trial["mlp-128-64-fp32"]?.status == .complete && trial["mlp-128-64-fp32"]?.fidelity == 1)

@@ -70,11 +70,11 @@ import Testing
             })
         let corrected = SearchEngine.correctedPredictions(predictions, measured: measured, floor: 0.01)
         let untrained = try #require(corrected["untrained"])
-        // No offset; the task's spread is 0, pooled with the history's 0.03 at the weight of 3 residuals:
-        // √(3 · 0.03² / (2 + 3)) = 0.0232.
+        // No offset; the task's spread is 0, pooled with the history's 0.03 at the weight of 3 residuals, times the
+        // predictive 1 + 1/3: √(3 · 0.03² / (2 + 3) · 4/3) = 0.0268.
         #expect(abs(untrained.gap + 0.05) < 1e-12)
-        #expect(abs(untrained.gapSD - (3 * 0.0009 / 5).squareRoot()) < 1e-12)
-        // −0.05 + 2 · 0.0232 reaches the bar of −0.01; with the spread replaced by the floor it would not.
+        #expect(abs(untrained.gapSD - (3 * 0.0009 / 5 * 4 / 3).squareRoot()) < 1e-12)
+        // −0.05 + 2 · 0.0268 reaches the bar of −0.01; with the spread replaced by the floor it would not.
         #expect(untrained.gap + 2 * untrained.gapSD >= -0.01)
         // Many residuals: this task's own spread (with the predictive 1 + 1/n) dominates.
         var many = measured
@@ -86,5 +86,42 @@ import Testing
         }
         let wide = try #require(SearchEngine.correctedPredictions(predicted, measured: many, floor: 0.01)["untrained"])
         #expect(wide.gapSD > 0.04)
+    }
+
+    @Test(
+        "precision variants of one training run are one residual (their mean); κ scales the history's spread in the pool"
+    )
+    func groupedResiduals() throws {
+        var predictions: [String: CandidatePrediction] = [:]
+        var measured: [String: TrialResult] = [:]
+        // Run a: three variants measured 0.02 above their predictions; run b: one candidate 0.04 above.
+        for (id, residual) in [("a-fp32", 0.02), ("a-fp16", 0.02), ("a-int8", 0.02), ("b-fp32", 0.04)] {
+            predictions[id] = CandidatePrediction(gap: -0.05, gapSD: 0.03, latencyMsP50: nil, neighbours: 8)
+            measured[id] = Self.trial(id, measured: -0.05 + residual, predicted: nil)
+        }
+        predictions["untrained"] = CandidatePrediction(gap: -0.05, gapSD: 0.03, latencyMsP50: nil, neighbours: 8)
+        let run: (String) -> String = { String($0.prefix(1)) }
+        let residuals = SearchEngine.residuals(predictions, measured: measured, run: run)
+        #expect(residuals.count == 2)
+        #expect(SearchEngine.residuals(predictions, measured: measured).count == 4)
+        let corrected = try #require(
+            SearchEngine.correctedPredictions(
+                predictions, measured: measured, floor: 0.01, offsetSpread: 0.5, run: run)["untrained"])
+        // Offset: the mean of the runs' residuals (0.02, 0.04) = 0.03, not the trials' 0.025.
+        #expect(abs(corrected.gap - (-0.05 + 0.03)) < 1e-12)
+        // s² · (n − 1) = 2 · 0.01² = 0.0002; prior 3 · (0.5 · 0.03)²; n = 2: √((0.0002 + 0.000675) / 4 · 1.5).
+        #expect(abs(corrected.gapSD - ((0.0002 + 3 * 0.015 * 0.015) / 4 * 1.5).squareRoot()) < 1e-12)
+        // κ = 1 keeps the history's whole spread: wider.
+        let whole = try #require(
+            SearchEngine.correctedPredictions(predictions, measured: measured, floor: 0.01, run: run)["untrained"])
+        #expect(whole.gapSD > corrected.gapSD)
+    }
+
+    @Test("the learned screen climbs halving's ladder: every rung but the last, lowest first; 1/η when halving has one")
+    func screenLadder() {
+        #expect(LearnedStrategy.ladder(halvingRungs: 3, eta: 3) == [1.0 / 9, 1.0 / 3])
+        #expect(LearnedStrategy.ladder(halvingRungs: 2, eta: 3) == [1.0 / 3])
+        #expect(LearnedStrategy.ladder(halvingRungs: 1, eta: 2) == [0.5])
+        #expect(LearnedStrategy.ladder(halvingRungs: 4, eta: 2) == [0.125, 0.25, 0.5])
     }
 }
