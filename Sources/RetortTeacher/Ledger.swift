@@ -200,16 +200,20 @@ public final class Ledger: Sendable {
     public var backend: LedgerBackend { database.backend }
 
     /// A long-running writer (the gateway) on an SQLite ledger checkpoints its WAL from a thread of its own, every
-    /// `interval` seconds, instead of inside the commit that fills it; PostgreSQL: nothing to do.
+    /// `interval` seconds, instead of inside the commit that fills it, and folds the new request rows into the budget
+    /// counters just before (`foldCounters`; a failed fold is retried at the next); PostgreSQL: nothing to do.
     public func checkpointInBackground(every interval: Double = 1) throws {
-        if let sqlite = database as? SQLiteLedgerDatabase { try sqlite.checkpointInBackground(every: interval) }
+        guard let sqlite = database as? SQLiteLedgerDatabase else { return }
+        try sqlite.checkpointInBackground(every: interval) { [weak self] in try? self?.foldCounters() }
     }
 
     /// Whether budgets and sessions are shared with other gateway processes through the database (PostgreSQL).
     public var isShared: Bool { database.backend == .postgres }
 
-    /// Closes the database's connections.
+    /// Folds the request rows into the budget counters (SQLite; a failure leaves them to the next open) and closes the
+    /// database's connections.
     public func close() {
+        try? foldCounters()
         database.close()
         rowWriter.close()
     }
@@ -229,13 +233,12 @@ public final class Ledger: Sendable {
         }
     }
 
-    /// Commits `rows` atomically: the request rows, their spend in `budget_counters`, and (PostgreSQL) the release of
-    /// the shared reservations they carried, so a request's spend is never counted twice or not at all. PostgreSQL
-    /// takes it as one statement (one round trip); SQLite as one transaction.
+    /// Commits `rows` atomically. PostgreSQL: the request rows, their spend in `budget_counters` and the release of
+    /// the shared reservations they carried, in one statement (one round trip), so a request's spend is never counted
+    /// twice or not at all. SQLite: the rows alone, in one INSERT (one transaction for more than 500 rows); their spend
+    /// reaches the counters when they are folded in (`foldCounters`).
     static func write(_ rows: [LedgerRow], to database: any LedgerDatabase) throws {
         guard !rows.isEmpty else { return }
-        var counters = BudgetCounters()
-        for row in rows { counters.add(row) }
         let columns = """
             INSERT INTO requests (time, key_hash, "user", team, route, deployment, served_model, session,
                 input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
@@ -260,14 +263,17 @@ public final class Ledger: Sendable {
         }
         switch database.backend {
         case .sqlite:
-            try database.transaction { statements in
-                for start in stride(from: 0, to: rows.count, by: 500) {
-                    let (sql, arguments) = values(rows[start..<min(rows.count, start + 500)])
-                    try statements.execute(sql, arguments)
+            let inserts = stride(from: 0, to: rows.count, by: 500).map { values(rows[$0..<min(rows.count, $0 + 500)]) }
+            if inserts.count == 1 {
+                try database.execute(inserts[0].0, inserts[0].1)
+            } else {
+                try database.transaction { statements in
+                    for (sql, arguments) in inserts { try statements.execute(sql, arguments) }
                 }
-                try counters.write(statements)
             }
         case .postgres:
+            var counters = BudgetCounters()
+            for row in rows { counters.add(row) }
             // One statement, so one round trip and one (implicit) transaction; batches are at most
             // `LedgerRowGroup.maximumBatch` rows, far below PostgreSQL's 65535 parameters.
             var parts: [String] = []
