@@ -130,8 +130,8 @@ public final class Ledger: Sendable {
     /// Where request rows are written: `database` for SQLite; for PostgreSQL its own connections, whose commits do not
     /// wait for the server's WAL flush unless the ledger was opened with `synchronousCommit`.
     let rowWriter: any LedgerDatabase
-    /// Group commit of request rows (`recordGrouped`).
-    let rowGroup: LedgerRowGroup
+    /// Group commit of request rows (`recordGrouped`), PostgreSQL only: SQLite commits a row in its caller.
+    let rowGroup: LedgerRowGroup?
 
     /// Opens (creating if needed) the SQLite ledger at `path`; `busyTimeout` bounds how long a write waits for a lock.
     public init(path: String, busyTimeout: Double = 2) throws(DataError) {
@@ -142,7 +142,7 @@ public final class Ledger: Sendable {
             try LedgerSchema.upgradeSQLite(sqlite)
             database = sqlite
             rowWriter = sqlite
-            rowGroup = LedgerRowGroup { rows in try Ledger.write(rows, to: sqlite) }
+            rowGroup = nil
         } catch {
             throw DataError(.cannotCreateOutput, "cannot open the ledger: \(error)", file: path)
         }
@@ -221,15 +221,16 @@ public final class Ledger: Sendable {
     /// Commits `row` now (when this returns, the row survives this process being killed).
     public func record(_ row: LedgerRow) throws { try Ledger.write([row], to: rowWriter) }
 
-    /// Commits `row` with the rows of other requests in flight (group commit): returns once its batch has committed,
-    /// throws when the batch could not be (none of its rows is stored then). SQLite commits in the caller instead: a
-    /// local commit takes tens of microseconds, less than the hop to the writer thread and back (measured at 1000
-    /// requests/s: 0.77 ms added p50 through the writer thread, 0.63 ms inline; docs/benchmarks.md).
+    /// Commits `row` with the rows of other requests in flight (group commit, PostgreSQL): returns once its batch has
+    /// committed, throws when the batch could not be (none of its rows is stored then). SQLite has no `rowGroup` and
+    /// commits the row in the caller (`record`): a local commit takes tens of microseconds, less than the hop to the
+    /// writer thread and back (measured at 1000 requests/s: 0.77 ms added p50 through the writer thread, 0.63 ms
+    /// inline; docs/benchmarks.md).
     public func recordGrouped(_ row: LedgerRow) async throws {
-        if database.backend == .sqlite {
-            try Ledger.write([row], to: rowWriter)
-        } else {
+        if let rowGroup {
             try await rowGroup.record(row)
+        } else {
+            try record(row)
         }
     }
 
