@@ -420,27 +420,6 @@ public final class Ledger: Sendable {
             ($0.double("time"), $0.string("route"), $0.string("deployment"), $0.string("reason"))
         }
     }
-
-    /// Settled spend and tokens since `since`, grouped by key hash, user and team (for budgets at start-up).
-    public func spend(since: Double) throws -> (
-        keys: [String: (usd: Double, tokens: Double)], users: [String: (usd: Double, tokens: Double)],
-        teams: [String: (usd: Double, tokens: Double)]
-    ) {
-        func grouped(_ column: String) throws -> [String: (usd: Double, tokens: Double)] {
-            var result: [String: (usd: Double, tokens: Double)] = [:]
-            let rows = try database.query(
-                """
-                SELECT \(column) AS name, CAST(SUM(cost_usd) AS DOUBLE PRECISION) AS usd,
-                    CAST(SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens)
-                        AS DOUBLE PRECISION) AS tokens
-                FROM requests WHERE time >= ? GROUP BY \(column)
-                """,
-                [.real(since)])
-            for row in rows { result[row.string("name")] = (row.double("usd"), row.double("tokens")) }
-            return result
-        }
-        return (try grouped("key_hash"), try grouped("\"user\""), try grouped("team"))
-    }
 }
 
 /// One request of a `capture:` route: the input, the teacher's answer and what it cost.
