@@ -197,9 +197,7 @@ struct History: AsyncParsableCommand {
                     try export.write(to: out)
                     say("exported \(export.runs.count) run(s) to \(out)")
                 } else {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    say(String(decoding: try encoder.encode(export), as: UTF8.self))
+                    say(String(decoding: try export.encoded(), as: UTF8.self))
                 }
             }
         }
