@@ -159,8 +159,12 @@ public final class Gateway: Sendable {
         }
     }
 
-    /// Closes upstream connections.
-    public func shutdown() async { await dispatcher.shutdown() }
+    /// Closes upstream connections and, on an SQLite ledger, folds the last request rows into the budget counters
+    /// (otherwise the next open would).
+    public func shutdown() async {
+        await dispatcher.shutdown()
+        try? ledger.foldCounters()
+    }
 
     /// SHA-256 of a client token, lowercase hex.
     public static func hash(token: String) -> String { sha256Hex(token) }

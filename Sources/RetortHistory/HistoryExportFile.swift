@@ -4,15 +4,20 @@ import RetortData
 import RetortSearch
 
 extension HistoryExport {
-    /// The export as `retort history export` writes it: sorted-key JSON, gzip-compressed when `path` ends in `.gz`
-    /// (written to a temporary file first, so a failed write leaves no half file behind).
-    public func write(to path: String) throws(DataError) {
+    /// The export as `retort history export` writes it to a file or prints it: JSON with sorted keys, so the same
+    /// runs give the same bytes. `path` names the output in the error.
+    public func encoded(for path: String? = nil) throws(DataError) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let data: Data
-        do { data = try encoder.encode(self) } catch {
+        do { return try encoder.encode(self) } catch {
             throw DataError(.cannotCreateOutput, "cannot encode the export: \(error)", file: path)
         }
+    }
+
+    /// Writes ``encoded(for:)`` to `path`, gzip-compressed when `path` ends in `.gz` (written to a temporary file
+    /// first, so a failed write leaves no half file behind).
+    public func write(to path: String) throws(DataError) {
+        let data = try encoded(for: path)
         if path.hasSuffix(".gz") {
             try Gzip.write(data, to: path)
         } else {

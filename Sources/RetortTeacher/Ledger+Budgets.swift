@@ -98,10 +98,11 @@ extension Ledger {
     }
 
     /// Settled spend and tokens by budget scope (`key HASH`, `user NAME`, `team NAME`) in day `day` and month
-    /// `month`, from `budget_counters`.
+    /// `month`, from `budget_counters` (on SQLite after folding in the rows not yet in them).
     public func counters(day: Int, month: Int) throws -> [String: (
         day: (usd: Double, tokens: Double), month: (usd: Double, tokens: Double)
     )] {
+        try foldCounters()
         let (dayKey, monthKey) = (BudgetCounters.dayPeriod(day), BudgetCounters.monthPeriod(month))
         var result: [String: (day: (usd: Double, tokens: Double), month: (usd: Double, tokens: Double))] = [:]
         for row in try database.query(

@@ -130,8 +130,8 @@ public final class Ledger: Sendable {
     /// Where request rows are written: `database` for SQLite; for PostgreSQL its own connections, whose commits do not
     /// wait for the server's WAL flush unless the ledger was opened with `synchronousCommit`.
     let rowWriter: any LedgerDatabase
-    /// Group commit of request rows (`recordGrouped`).
-    let rowGroup: LedgerRowGroup
+    /// Group commit of request rows (`recordGrouped`), PostgreSQL only: SQLite commits a row in its caller.
+    let rowGroup: LedgerRowGroup?
 
     /// Opens (creating if needed) the SQLite ledger at `path`; `busyTimeout` bounds how long a write waits for a lock.
     public init(path: String, busyTimeout: Double = 2) throws(DataError) {
@@ -142,7 +142,7 @@ public final class Ledger: Sendable {
             try LedgerSchema.upgradeSQLite(sqlite)
             database = sqlite
             rowWriter = sqlite
-            rowGroup = LedgerRowGroup { rows in try Ledger.write(rows, to: sqlite) }
+            rowGroup = nil
         } catch {
             throw DataError(.cannotCreateOutput, "cannot open the ledger: \(error)", file: path)
         }
@@ -200,16 +200,20 @@ public final class Ledger: Sendable {
     public var backend: LedgerBackend { database.backend }
 
     /// A long-running writer (the gateway) on an SQLite ledger checkpoints its WAL from a thread of its own, every
-    /// `interval` seconds, instead of inside the commit that fills it; PostgreSQL: nothing to do.
+    /// `interval` seconds, instead of inside the commit that fills it, and folds the new request rows into the budget
+    /// counters just before (`foldCounters`; a failed fold is retried at the next); PostgreSQL: nothing to do.
     public func checkpointInBackground(every interval: Double = 1) throws {
-        if let sqlite = database as? SQLiteLedgerDatabase { try sqlite.checkpointInBackground(every: interval) }
+        guard let sqlite = database as? SQLiteLedgerDatabase else { return }
+        try sqlite.checkpointInBackground(every: interval) { [weak self] in try? self?.foldCounters() }
     }
 
     /// Whether budgets and sessions are shared with other gateway processes through the database (PostgreSQL).
     public var isShared: Bool { database.backend == .postgres }
 
-    /// Closes the database's connections.
+    /// Folds the request rows into the budget counters (SQLite; a failure leaves them to the next open) and closes the
+    /// database's connections.
     public func close() {
+        try? foldCounters()
         database.close()
         rowWriter.close()
     }
@@ -217,25 +221,25 @@ public final class Ledger: Sendable {
     /// Commits `row` now (when this returns, the row survives this process being killed).
     public func record(_ row: LedgerRow) throws { try Ledger.write([row], to: rowWriter) }
 
-    /// Commits `row` with the rows of other requests in flight (group commit): returns once its batch has committed,
-    /// throws when the batch could not be (none of its rows is stored then). SQLite commits in the caller instead: a
-    /// local commit takes tens of microseconds, less than the hop to the writer thread and back (measured at 1000
-    /// requests/s: 0.77 ms added p50 through the writer thread, 0.63 ms inline; docs/benchmarks.md).
+    /// Commits `row` with the rows of other requests in flight (group commit, PostgreSQL): returns once its batch has
+    /// committed, throws when the batch could not be (none of its rows is stored then). SQLite has no `rowGroup` and
+    /// commits the row in the caller (`record`): a local commit takes tens of microseconds, less than the hop to the
+    /// writer thread and back (measured at 1000 requests/s: 0.77 ms added p50 through the writer thread, 0.63 ms
+    /// inline; docs/benchmarks.md).
     public func recordGrouped(_ row: LedgerRow) async throws {
-        if database.backend == .sqlite {
-            try Ledger.write([row], to: rowWriter)
-        } else {
+        if let rowGroup {
             try await rowGroup.record(row)
+        } else {
+            try record(row)
         }
     }
 
-    /// Commits `rows` atomically: the request rows, their spend in `budget_counters`, and (PostgreSQL) the release of
-    /// the shared reservations they carried, so a request's spend is never counted twice or not at all. PostgreSQL
-    /// takes it as one statement (one round trip); SQLite as one transaction.
+    /// Commits `rows` atomically. PostgreSQL: the request rows, their spend in `budget_counters` and the release of
+    /// the shared reservations they carried, in one statement (one round trip), so a request's spend is never counted
+    /// twice or not at all. SQLite: the rows alone, in one INSERT (one transaction for more than 500 rows); their spend
+    /// reaches the counters when they are folded in (`foldCounters`).
     static func write(_ rows: [LedgerRow], to database: any LedgerDatabase) throws {
         guard !rows.isEmpty else { return }
-        var counters = BudgetCounters()
-        for row in rows { counters.add(row) }
         let columns = """
             INSERT INTO requests (time, key_hash, "user", team, route, deployment, served_model, session,
                 input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
@@ -260,14 +264,17 @@ public final class Ledger: Sendable {
         }
         switch database.backend {
         case .sqlite:
-            try database.transaction { statements in
-                for start in stride(from: 0, to: rows.count, by: 500) {
-                    let (sql, arguments) = values(rows[start..<min(rows.count, start + 500)])
-                    try statements.execute(sql, arguments)
+            let inserts = stride(from: 0, to: rows.count, by: 500).map { values(rows[$0..<min(rows.count, $0 + 500)]) }
+            if inserts.count == 1 {
+                try database.execute(inserts[0].0, inserts[0].1)
+            } else {
+                try database.transaction { statements in
+                    for (sql, arguments) in inserts { try statements.execute(sql, arguments) }
                 }
-                try counters.write(statements)
             }
         case .postgres:
+            var counters = BudgetCounters()
+            for row in rows { counters.add(row) }
             // One statement, so one round trip and one (implicit) transaction; batches are at most
             // `LedgerRowGroup.maximumBatch` rows, far below PostgreSQL's 65535 parameters.
             var parts: [String] = []
@@ -412,27 +419,6 @@ public final class Ledger: Sendable {
         try database.query("SELECT * FROM failovers WHERE time >= ? ORDER BY time DESC", [.real(since)]).map {
             ($0.double("time"), $0.string("route"), $0.string("deployment"), $0.string("reason"))
         }
-    }
-
-    /// Settled spend and tokens since `since`, grouped by key hash, user and team (for budgets at start-up).
-    public func spend(since: Double) throws -> (
-        keys: [String: (usd: Double, tokens: Double)], users: [String: (usd: Double, tokens: Double)],
-        teams: [String: (usd: Double, tokens: Double)]
-    ) {
-        func grouped(_ column: String) throws -> [String: (usd: Double, tokens: Double)] {
-            var result: [String: (usd: Double, tokens: Double)] = [:]
-            let rows = try database.query(
-                """
-                SELECT \(column) AS name, CAST(SUM(cost_usd) AS DOUBLE PRECISION) AS usd,
-                    CAST(SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens)
-                        AS DOUBLE PRECISION) AS tokens
-                FROM requests WHERE time >= ? GROUP BY \(column)
-                """,
-                [.real(since)])
-            for row in rows { result[row.string("name")] = (row.double("usd"), row.double("tokens")) }
-            return result
-        }
-        return (try grouped("key_hash"), try grouped("\"user\""), try grouped("team"))
     }
 }
 

@@ -39,12 +39,20 @@ struct BudgetCounters {
 
     /// Adds a request row's spend to its key, user and team.
     mutating func add(_ row: LedgerRow) {
-        let tokens = Double(row.usage.total)
-        guard row.costUSD != 0 || tokens != 0 else { return }
-        let day = BudgetPeriod.day(row.time)
-        let month = BudgetPeriod.month(row.time)
-        for scope in ["key " + row.keyHash, "user " + row.user, "team " + row.team] {
-            add(scope: scope, day: day, month: month, usd: row.costUSD, tokens: tokens)
+        add(
+            time: row.time, keyHash: row.keyHash, user: row.user, team: row.team, usd: row.costUSD,
+            tokens: row.usage.total)
+    }
+
+    /// Adds the spend of a request made at `time` (unix seconds) to its key, user and team, in the request's UTC day
+    /// and month: the one place a request's spend becomes counter keys, whether its row is being inserted
+    /// (PostgreSQL) or folded in later (SQLite, `Ledger.foldCounters`).
+    mutating func add(time: Double, keyHash: String, user: String, team: String, usd: Double, tokens: Int) {
+        guard usd != 0 || tokens != 0 else { return }
+        let day = BudgetPeriod.day(time)
+        let month = BudgetPeriod.month(time)
+        for scope in ["key " + keyHash, "user " + user, "team " + team] {
+            add(scope: scope, day: day, month: month, usd: usd, tokens: Double(tokens))
         }
     }
 

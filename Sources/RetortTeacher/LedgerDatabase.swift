@@ -176,8 +176,8 @@ final class SQLiteLedgerDatabase: LedgerDatabase {
     /// Moves WAL checkpoints off the commit path: the writer stops checkpointing when a commit fills the WAL (a
     /// checkpoint copies pages and syncs the file, stalling the commit and every request waiting on it); a thread of
     /// its own checkpoints (`PASSIVE`, so it never blocks the writer) every `interval` seconds instead, while this
-    /// database is alive.
-    func checkpointInBackground(every interval: Double) throws {
+    /// database is alive, running `beforeEach` (the ledger's counter fold) before each checkpoint.
+    func checkpointInBackground(every interval: Double, beforeEach: @escaping @Sendable () -> Void = {}) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(1)
         let checkpointer = try DatabaseQueue(path: location, configuration: configuration)
@@ -185,6 +185,7 @@ final class SQLiteLedgerDatabase: LedgerDatabase {
         Thread.detachNewThread { [weak self] in
             while self != nil {
                 Thread.sleep(forTimeInterval: interval)
+                beforeEach()
                 try? checkpointer.writeWithoutTransaction { db in
                     try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)")
                 }
@@ -194,12 +195,15 @@ final class SQLiteLedgerDatabase: LedgerDatabase {
 
     /// Runs `body` in one `BEGIN IMMEDIATE` transaction (the write lock first, so a check and the write it decides
     /// cannot interleave with another process's).
-    func immediateTransaction(_ body: (any LedgerStatements) throws -> Void) throws {
+    func immediateTransaction<T>(_ body: (any LedgerStatements) throws -> T) throws -> T {
         try pool.writeWithoutTransaction { db in
+            var result: T?
             try db.inTransaction(.immediate) {
-                try body(Connection(db: db))
+                result = try body(Connection(db: db))
                 return .commit
             }
+            guard let result else { preconditionFailure("a committed transaction ran its body") }
+            return result
         }
     }
 

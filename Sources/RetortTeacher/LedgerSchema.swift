@@ -44,20 +44,28 @@ enum LedgerSchema {
         """
 
     /// The budget counters: settled spend and tokens per budget scope (`key HASH`, `user NAME`, `team NAME`) and
-    /// period (`day N`, days since 1970; `month N`, months since year 0), kept in step with `requests` by the statement
-    /// that inserts the rows, so admission reads two rows per scope instead of summing a month of requests.
+    /// period (`day N`, days since 1970; `month N`, months since year 0), so admission reads two rows per scope instead
+    /// of summing a month of requests. PostgreSQL keeps them in step with `requests` in the statement that inserts the
+    /// rows; SQLite folds the rows in behind the inserts (`Ledger.foldCounters`).
     static let countersTable = """
         CREATE TABLE IF NOT EXISTS budget_counters (
             scope TEXT NOT NULL, period TEXT NOT NULL, usd DOUBLE PRECISION NOT NULL,
             tokens DOUBLE PRECISION NOT NULL, PRIMARY KEY (scope, period))
         """
 
-    /// The SQLite schema version (`PRAGMA user_version`) this build writes: 1 added `budget_counters`.
-    static let sqliteVersion = 1
+    /// The SQLite ledger's small settings, by key: `counters_through`, the watermark of `budget_counters` (see
+    /// `Ledger.foldCounters`).
+    static let metaTable = "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
 
-    /// Brings an SQLite ledger to `sqliteVersion`: ledgers written before deployments existed have no `kind` column;
-    /// ledgers before version 1 have no budget counters (created and backfilled from `requests` in one immediate
-    /// transaction, so two processes opening an old ledger together backfill it once).
+    /// The SQLite schema version (`PRAGMA user_version`) this build writes: 1 added `budget_counters`; 2 made them a
+    /// cache of the rows up to a watermark in `ledger_meta`, folded in behind the inserts instead of by them.
+    static let sqliteVersion = 2
+
+    /// Brings an SQLite ledger to `sqliteVersion` and folds its unfolded rows into the counters: ledgers written
+    /// before deployments existed have no `kind` column; ledgers before version 1 have no budget counters (created and
+    /// backfilled from `requests`); before version 2 the counters held every row, so the watermark starts at the newest.
+    /// All in one immediate transaction, so two processes opening an old ledger together migrate it once and no row is
+    /// folded twice.
     static func upgradeSQLite(_ database: SQLiteLedgerDatabase) throws {
         let columns = try database.query("SELECT name FROM pragma_table_info('requests')", []).map {
             $0.string("name")
@@ -73,10 +81,18 @@ enum LedgerSchema {
                         "the ledger's schema is version \(version), newer than this retort knows (\(sqliteVersion)); upgrade retort"
                 )
             }
-            guard version < 1 else { return }
-            try statements.execute(countersTable, [])
-            try backfillCounters(statements, day: "CAST(time / 86400 AS INTEGER)")
-            try statements.execute("PRAGMA user_version = \(sqliteVersion)", [])
+            if version < 1 {
+                try statements.execute(countersTable, [])
+                try backfillCounters(statements, day: "CAST(time / 86400 AS INTEGER)")
+            }
+            if version < 2 {
+                try statements.execute(metaTable, [])
+                try statements.execute(
+                    "INSERT OR REPLACE INTO ledger_meta (key, value) SELECT ?, COALESCE(MAX(id), 0) FROM requests",
+                    [.text(Ledger.foldedThroughKey)])
+            }
+            if version < sqliteVersion { try statements.execute("PRAGMA user_version = \(sqliteVersion)", []) }
+            try Ledger.foldCounters(statements)
         }
     }
 

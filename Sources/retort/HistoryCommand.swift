@@ -27,31 +27,48 @@ struct HistoryOptions: ParsableArguments {
         path == nil && (ProcessInfo.processInfo.environment["RETORT_HISTORY"] ?? "").isEmpty
     }
 
-    /// The history file, after importing the starter history into the default history once (history/README.md;
-    /// `RETORT_STARTER_HISTORY=none` skips it). The import is announced on stderr.
-    func prepared() throws -> String {
-        guard isDefault, let starter = StarterHistory.locate() else { return resolvedPath }
+    /// The starter history this invocation imports (history/README.md): the default history's only, and none with
+    /// `RETORT_STARTER_HISTORY=none`.
+    private var starter: String? { isDefault ? StarterHistory.locate() : nil }
+
+    /// Opens the history file, importing the starter history into the default history once (announced on stderr).
+    private func opened(starter: String?) throws -> HistoryStore {
         let store = try HistoryStore(path: resolvedPath)
-        if let added = try StarterHistory.importOnce(starter, into: store) {
+        if let starter, let added = try StarterHistory.importOnce(starter, into: store) {
             FileHandle.standardError.write(
                 Data(
                     "[history] imported the starter history (\(added) runs of Retort's own searches on public tasks, \(starter)) into \(resolvedPath)\n"
                         .utf8))
         }
+        return store
+    }
+
+    /// The history file, after the starter history went into the default history (see ``existingStore()``); other
+    /// histories are not opened here.
+    func prepared() throws -> String {
+        if let starter { _ = try opened(starter: starter) }
         return resolvedPath
     }
 
-    /// The history store this invocation reads (see ``prepared()``).
-    func store() throws -> HistoryStore { try HistoryStore(path: try prepared()) }
+    /// The history store, opened once: the default history gets the starter history first (and is created for it);
+    /// nil when there is no file yet and nothing to put in one.
+    func existingStore() throws -> HistoryStore? {
+        let starter = self.starter
+        guard starter != nil || FileManager.default.fileExists(atPath: resolvedPath) else { return nil }
+        return try opened(starter: starter)
+    }
 
-    /// The history file a search records into, or nil with `--no-history`. An existing file is opened now, so a
-    /// corrupt or foreign one stops the search before it starts; a missing one is created only when a run finishes
-    /// (the default history is created at once when the starter history goes into it).
+    /// The history store this invocation reads, created when missing (see ``existingStore()``).
+    func store() throws -> HistoryStore { try existingStore() ?? HistoryStore(path: resolvedPath) }
+
+    /// The history file a search records into, or nil with `--no-history`. An existing file is opened now (the same
+    /// open that imports the starter history), so a corrupt or foreign one stops the search before it starts; a missing
+    /// one is created only when a run finishes (the default history is created at once when the starter history goes
+    /// into it).
     func open() throws -> String? {
         if disabled { return nil }
-        let path = try prepared()
-        if FileManager.default.fileExists(atPath: path) { _ = try HistoryStore(path: path) }
-        return path
+        _ = try existingStore()
+        return resolvedPath
     }
 }
 
@@ -197,9 +214,7 @@ struct History: AsyncParsableCommand {
                     try export.write(to: out)
                     say("exported \(export.runs.count) run(s) to \(out)")
                 } else {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    say(String(decoding: try encoder.encode(export), as: UTF8.self))
+                    say(String(decoding: try export.encoded(), as: UTF8.self))
                 }
             }
         }

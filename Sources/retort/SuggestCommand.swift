@@ -29,7 +29,8 @@ struct Suggest: AsyncParsableCommand {
         try await ErrorReporting.run {
             guard var job = try input.load() else { throw DataError(.usage, "give a job file or --task DIR") }
             try options.apply(to: &job)
-            let path = try history.prepared()
+            let path = history.resolvedPath
+            let store = try history.existingStore()
             let settings = try SearchSettings(job: job, strategy: .learned, workers: 1)
             let structured = TaskFile.declaresStructured(job)
             let kind: String
@@ -54,12 +55,12 @@ struct Suggest: AsyncParsableCommand {
                         confirm: confirm)
                 }
             }
-            guard FileManager.default.fileExists(atPath: path) else {
+            guard let store else {
                 throw DataError(
                     .missingInput, "no history yet: run `retort search` on a few tasks first (or give --history PATH)",
                     file: path)
             }
-            let predictor = try HistoryPredictor(store: try HistoryStore(path: path), kind: kind, metric: metric)
+            let predictor = try HistoryPredictor(store: store, kind: kind, metric: metric)
             guard predictor.taskCount > 0 else {
                 throw DataError(
                     .missingInput,

@@ -31,6 +31,10 @@ import Testing
         #expect(show.exitCode == 0 && show.stdout.contains("meta-features:"), "\(show)")
         let export = try await workspace.retort("history", "export", "--out", "h.json")
         #expect(export.exitCode == 0, "\(export)")
+        // Printed, the export is the same sorted-key JSON as the file.
+        let printed = try await workspace.retort("history", "export")
+        let file = try String(contentsOf: workspace.url("h.json"), encoding: .utf8)
+        #expect(printed.exitCode == 0 && printed.stdout.trimmingCharacters(in: .newlines) == file)
         for expected in ["imported 1 new run(s) of 1", "imported 0 new run(s) of 1"] {
             let imported = try await workspace.retort("history", "import", "h.json", "--history", "team.sqlite")
             #expect(imported.stdout.contains(expected), "\(imported)")

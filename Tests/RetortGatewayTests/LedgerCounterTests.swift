@@ -87,21 +87,26 @@ func mixedTraffic(_ ledgers: [Ledger], _ rows: [LedgerRow]) async throws {
     try Ledger.write(Array(rest.dropFirst(rest.count / 2)), to: ledgers[ledgers.count - 1].rowWriter)
 }
 
+/// An SQLite ledger at `path` holding `rows` as a retort of schema `version` left it: 0, before budget counters; 1,
+/// counters holding every row (each insert kept them), no watermark.
+func olderSQLiteLedger(at path: String, version: Int, rows: [LedgerRow]) throws {
+    let ledger = try Ledger(path: path)
+    try Ledger.write(rows, to: ledger.rowWriter)
+    try ledger.foldCounters()
+    try ledger.database.execute("DROP TABLE ledger_meta", [])
+    if version == 0 { try ledger.database.execute("DROP TABLE budget_counters", []) }
+    try ledger.database.execute("PRAGMA user_version = \(version)", [])
+}
+
 @Suite struct LedgerCounterTests {
     @Test("an SQLite ledger from before budget counters is migrated: its counters are the sums of its rows")
     func sqliteMigration() throws {
         let path = temporaryLedger()
         let rows = counterTraffic(count: 300, seed: 25)
-        do {
-            let ledger = try Ledger(path: path)
-            try Ledger.write(rows, to: ledger.rowWriter)
-            // What a ledger written by an earlier retort looks like: no counters, schema version 0.
-            try ledger.database.execute("DROP TABLE budget_counters", [])
-            try ledger.database.execute("PRAGMA user_version = 0", [])
-        }
+        try olderSQLiteLedger(at: path, version: 0, rows: rows)
         let migrated = try Ledger(path: path)
         #expect(try countersMatch(migrated, rows))
-        #expect(try migrated.database.query("PRAGMA user_version", []).first?.int("user_version") == 1)
+        #expect(try migrated.database.query("PRAGMA user_version", []).first?.int("user_version") == 2)
         // Opening again changes nothing.
         #expect(try countersMatch(try Ledger(path: path), rows))
         #expect(try migrated.rows().count == rows.count)
@@ -115,13 +120,121 @@ func mixedTraffic(_ ledgers: [Ledger], _ rows: [LedgerRow]) async throws {
         #expect("\(error.map { "\($0)" } ?? "")".contains("upgrade retort"))
     }
 
-    @Test("after mixed traffic (group commit, single rows, batches) the SQLite counters equal the rows' sums")
-    func sqliteMixedTraffic() async throws {
-        let ledger = try Ledger(path: temporaryLedger())
+    @Test("an SQLite ledger at version 1 (counters kept by each insert) is migrated: the watermark is its newest row")
+    func sqliteMigrationFromVersion1() throws {
+        let path = temporaryLedger()
+        let rows = counterTraffic(count: 300, seed: 26)
+        try olderSQLiteLedger(at: path, version: 1, rows: Array(rows.prefix(200)))
+        let migrated = try Ledger(path: path)
+        #expect(try migrated.database.query("PRAGMA user_version", []).first?.int("user_version") == 2)
+        #expect(try Ledger.foldedThrough(migrated.database) == 200)
+        #expect(try countersMatch(migrated, Array(rows.prefix(200))))
+        // Rows written after the migration are folded from the watermark on, the old ones not again.
+        try Ledger.write(Array(rows.dropFirst(200)), to: migrated.rowWriter)
+        #expect(try countersMatch(try Ledger(path: path), rows))
+    }
+
+    /// The moments an SQLite ledger folds its request rows into the counters.
+    enum FoldTrigger: String, CaseIterable, CustomTestStringConvertible {
+        case open, background, close, read
+        var testDescription: String { rawValue }
+    }
+
+    @Test(
+        "after mixed traffic (group commit, single rows, batches) the SQLite counters equal the rows' sums once folded",
+        arguments: FoldTrigger.allCases)
+    func sqliteMixedTraffic(trigger: FoldTrigger) async throws {
+        let path = temporaryLedger()
+        let ledger = try Ledger(path: path)
         let rows = counterTraffic(count: 400, seed: 7)
+        if trigger == .background {
+            // Folds racing the traffic, as the gateway's checkpoint thread does.
+            try ledger.checkpointInBackground(every: 0.01)
+        }
         try await mixedTraffic([ledger], rows)
         #expect(try ledger.rows().count == rows.count)
-        #expect(try countersMatch(ledger, rows))
+        switch trigger {
+        case .open:
+            // A request pays for its row alone: nothing reached the counters yet.
+            #expect(try storedCounters(ledger).isEmpty)
+            #expect(try countersMatch(try Ledger(path: path), rows))
+        case .background:
+            let deadline = Date().addingTimeInterval(20)
+            while try !countersMatch(ledger, rows), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(try countersMatch(ledger, rows))
+        case .close:
+            #expect(try storedCounters(ledger).isEmpty)
+            ledger.close()
+            #expect(try countersMatch(ledger, rows))
+        case .read:
+            #expect(try storedCounters(ledger).isEmpty)
+            let day = BudgetPeriod.day(rows[0].time)
+            let read = try ledger.counters(day: day, month: BudgetPeriod.month(rows[0].time))
+            let expected = try #require(expectedCounters(rows)["user \(rows[0].user) | day \(day)"])
+            #expect(abs((read["user \(rows[0].user)"]?.day.usd ?? -1) - expected.usd) < 1e-9)
+            #expect(try countersMatch(ledger, rows))
+        }
+        // However often the rows are folded again, each counts once.
+        try ledger.foldCounters()
+        #expect(try countersMatch(try Ledger(path: path), rows))
+    }
+
+    @Test("an SQLite ledger whose writer died before any fold has whole counters when it is opened again")
+    func sqliteCrashedWriter() async throws {
+        let path = temporaryLedger()
+        let rows = counterTraffic(count: 300, seed: 11)
+        let crashed = try Ledger(path: path)
+        try Ledger.write(Array(rows.prefix(100)), to: crashed.rowWriter)
+        try crashed.foldCounters()
+        // Rows committed after the last fold; the writer is never closed and never folds again.
+        try await mixedTraffic([crashed], Array(rows.dropFirst(100)))
+        #expect(try !countersMatch(crashed, rows))
+        let reopened = try Ledger(path: path)
+        #expect(try countersMatch(reopened, rows))
+        #expect(try Ledger.foldedThrough(reopened.database) == rows.count)
+        // Opening it again, and folding from the dead writer's handle, count nothing twice.
+        try crashed.foldCounters()
+        #expect(try countersMatch(try Ledger(path: path), rows))
+    }
+
+    @Test("folds racing from two ledgers on one SQLite file while rows are written count each row once")
+    func sqliteRacingFolds() async throws {
+        let path = temporaryLedger()
+        let ledgers = [try Ledger(path: path), try Ledger(path: path)]
+        let rows = counterTraffic(count: 400, seed: 12)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await mixedTraffic(ledgers, rows) }
+            for index in 0..<40 {
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(index))
+                    try ledgers[index % 2].foldCounters()
+                }
+            }
+            try await group.waitForAll()
+        }
+        try ledgers[1].foldCounters()
+        #expect(try countersMatch(ledgers[0], rows))
+    }
+
+    @Test("a budget book loaded from an SQLite ledger after writes that were never folded sees their spend")
+    func sqliteBudgetsWithoutFold() throws {
+        let config = try GatewayConfig.parse(
+            PostgresLedgerTests.budgetConfig, file: "gateway.yaml", folder: "/tmp")
+        let key = try #require(config.keys[sha256Hex("race")])
+        let now = 1_796_558_400.0
+        let ledger = try Ledger(path: temporaryLedger())
+        for index in 0..<4 {
+            var row = sampleRow(index)
+            (row.time, row.keyHash, row.user, row.costUSD) = (now - Double(index), key.sha256, "ana", 2)
+            try ledger.record(row)
+        }
+        #expect(try storedCounters(ledger).isEmpty)
+        let book = try BudgetBook(config: config, ledger: ledger, now: now)
+        guard case .failure(let refusal) = try book.reserve(key: key, usd: 2.5, tokens: 1, now: now) else {
+            Issue.record("a reservation past ana's $10 a day was admitted")
+            return
+        }
+        #expect(refusal.refusal.budget == "user ana usd_per_day" && refusal.refusal.spent == 8)
     }
 
     @Test("a restarted SQLite gateway starts its budgets from the counters of today and this month")

@@ -46,7 +46,8 @@ func sampleDeployment(route: String, time: Double) -> DeploymentRecord {
         usdPerVCPUSecond: 0.00001, validationAgreement: [0.95, 0.93, 0.97])
 }
 
-/// Writes one of everything through `ledger` and reads it all back.
+/// Writes one of everything through `ledger` and reads it all back (`spend`: ana's spend on the rows' day, as the
+/// budget counters hold it).
 func roundTrip(_ ledger: Ledger) throws -> (
     rows: [LedgerRow], trips: [SessionTrip], confirmed: Double?, captures: [Capture], failovers: Int,
     deployments: [DeploymentRecord], rolledBack: Bool, shadows: [ShadowRecord], spend: Double
@@ -79,7 +80,9 @@ func roundTrip(_ ledger: Ledger) throws -> (
     return (
         try ledger.rows(), try ledger.trips(), try ledger.lastConfirmation(of: "s-1"),
         try ledger.captures(task: "intents"), try ledger.failovers().count, try ledger.deployments(),
-        rolledBack, try ledger.shadows(), try ledger.spend(since: 0).users["ana"]?.usd ?? -1
+        rolledBack, try ledger.shadows(),
+        try ledger.counters(day: BudgetPeriod.day(written[0].time), month: BudgetPeriod.month(written[0].time))[
+            "user ana"]?.day.usd ?? -1
     )
 }
 
