@@ -68,9 +68,10 @@ extension SearchEngine {
     }
 
     /// Splits pending runs into those that could still change the recommendation `current` and those that cannot:
-    /// a member could when, optimistically (prediction + z·sd), it reaches the bar and it is cheaper to run than
-    /// `current` (FLOPs, then size); with no recommendation yet, reaching the bar is enough. Members without a
-    /// prediction always could.
+    /// a member could when, optimistically (prediction + z·sd), it reaches the bar and it has fewer FLOPs or fewer
+    /// bytes than `current` (the recommender prefers the smallest of the students about as fast as the fastest, so a
+    /// smaller student with more FLOPs can win); with no recommendation yet, reaching the bar is enough. Members
+    /// without a prediction always could.
     static func partitionPending(
         _ pending: [TrainingGroup], current: TrialResult?, settings: SearchSettings
     ) -> (keep: [TrainingGroup], drop: [TrainingGroup]) {
@@ -80,8 +81,7 @@ extension SearchEngine {
             guard prediction.gap + settings.confidenceZ * prediction.gapSD >= bar - 1e-12 else { return false }
             guard let current else { return true }
             let size = group.size(of: candidate)
-            return group.flops < current.flopsPerExample
-                || (group.flops == current.flopsPerExample && size < current.sizeBytes)
+            return group.flops < current.flopsPerExample || size < current.sizeBytes
         }
         var keep: [TrainingGroup] = []
         var drop: [TrainingGroup] = []
@@ -93,6 +93,22 @@ extension SearchEngine {
             }
         }
         return (keep, drop)
+    }
+
+    /// Whether `trial` qualifies with the confidence the recommendation asks for (`Constraints.confidenceLevel`): the
+    /// probability that its true difference to the teacher is within the allowed drop, from a normal approximation of
+    /// its bootstrap 95% interval. Unlike the final recommendation it is not adjusted for choosing among candidates
+    /// (the search has not measured them all), so it is the looser of the two.
+    public static func confidentlyQualifies(_ trial: TrialResult, constraints: Constraints) -> Bool {
+        guard trial.status == .complete, trial.fidelity >= 1, let difference = trial.differenceToTeacher else {
+            return false
+        }
+        let slack = difference.value + constraints.maxDrop
+        guard difference.ci95.count == 2 else { return slack >= -1e-12 }
+        let se = (difference.ci95[1] - difference.ci95[0]) / (2 * 1.959964)
+        guard se > 0 else { return slack >= -1e-12 }
+        let probability = 0.5 * erfc(-slack / (se * 2.0.squareRoot()))
+        return probability >= constraints.confidenceLevel - 1e-12
     }
 
     /// Training runs of this task measured at full fidelity before uncertain runs are screened: three, the number from
@@ -218,7 +234,8 @@ extension SearchEngine {
                 format: "not trained (learned strategy): %@; even +%.1f sd stays below the bar of %+.4f", predicted, z,
                 -maxDrop)
         }
-        return "not trained (learned strategy): \(predicted); it is no cheaper to run than the recommendation"
+        return "not trained (learned strategy): \(predicted); it is neither cheaper to run nor smaller than the "
+            + "recommendation"
             + (current.map { " \($0.id)" } ?? "")
     }
 }

@@ -86,10 +86,14 @@ struct LearnedStrategy: RungStrategy {
             defer { self.fallback = fallback }
             return try fallback.plan(rung: rung, run: &run)
         }
-        // Rule out what cannot change the current recommendation, then take the next wave.
+        // Rule out what cannot change the current recommendation, then take the next wave. The current one is chosen
+        // among the students that qualify with the confidence the final recommendation asks for, so nothing is ruled
+        // out against a student that only its point estimate lets through.
+        let constraints = run.settings.constraints
         let current = Recommender.recommend(
-            trials: run.candidates.compactMap { run.trials[$0.id] }, metric: run.metric.rawValue,
-            teacherValue: run.teacher.value, constraints: run.settings.constraints
+            trials: run.candidates.compactMap { run.trials[$0.id] }.filter {
+                SearchEngine.confidentlyQualifies($0, constraints: constraints)
+            }, metric: run.metric.rawValue, teacherValue: run.teacher.value, constraints: constraints
         ).candidate.flatMap { run.trials[$0] }
         // What this task has shown so far corrects the predictions (a shared offset and spread).
         var adjusted = run.settings

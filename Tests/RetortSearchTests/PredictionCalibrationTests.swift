@@ -124,4 +124,26 @@ import Testing
         #expect(LearnedStrategy.ladder(halvingRungs: 1, eta: 2) == [0.5])
         #expect(LearnedStrategy.ladder(halvingRungs: 4, eta: 2) == [0.125, 0.25, 0.5])
     }
+
+    @Test(
+        "the learned strategy rules out against a student only when it qualifies with the recommendation's confidence, not by its point estimate alone"
+    )
+    func confidentlyQualifies() {
+        let constraints = Constraints(maxDrop: 0.01)
+        func trial(_ value: Double, _ low: Double, _ high: Double, status: TrialStatus = .complete) -> TrialResult {
+            var trial = Self.trial("t", measured: value, predicted: nil, status: status)
+            trial.differenceToTeacher = MetricEstimate(value: value, ci95: low...high)
+            return trial
+        }
+        // −0.008 passes the bar of −0.01 by its point estimate, but se ≈ 0.0077: P(within) ≈ 0.60 < 0.9.
+        #expect(!SearchEngine.confidentlyQualifies(trial(-0.008, -0.023, 0.007), constraints: constraints))
+        // +0.004 with se ≈ 0.0026: P ≈ 1.
+        #expect(SearchEngine.confidentlyQualifies(trial(0.004, -0.001, 0.009), constraints: constraints))
+        // Below the bar, or not trained to completion: never.
+        #expect(!SearchEngine.confidentlyQualifies(trial(-0.02, -0.021, -0.019), constraints: constraints))
+        #expect(
+            !SearchEngine.confidentlyQualifies(trial(0.004, -0.001, 0.009, status: .pruned), constraints: constraints))
+        // A point interval: the point decides.
+        #expect(SearchEngine.confidentlyQualifies(trial(-0.01, -0.01, -0.01), constraints: constraints))
+    }
 }
