@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "RetortData", targets: ["RetortData"]),
         .library(name: "RetortStudents", targets: ["RetortStudents"]),
         .library(name: "RetortSearch", targets: ["RetortSearch"]),
+        .library(name: "RetortHistory", targets: ["RetortHistory"]),
         .library(name: "RetortTeacher", targets: ["RetortTeacher"]),
         .library(name: "RetortLabeling", targets: ["RetortLabeling"]),
         .library(name: "RetortDeployments", targets: ["RetortDeployments"]),

@@ -22,6 +22,7 @@ let harnesses: [(name: String, target: String, libraries: [String])] = [
     ("model-json", "FuzzModelJSON", ["RetortStudents"]),
     ("wordpiece", "FuzzWordPiece", ["RetortStudents"]),
     ("journal", "FuzzJournal", ["RetortData", "RetortSearch"]),
+    ("history-export", "FuzzHistoryExport", ["RetortHistory"]),
 ]
 
 let package = Package(

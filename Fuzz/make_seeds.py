@@ -2,6 +2,7 @@
 """Writes the small hand-made seeds under Fuzz/seeds/NAME/ (committed; run again only to change them).
 
 scripts/fuzz.sh adds the repository's own YAML files (candidates/, devices/, examples/) to these."""
+import gzip
 import json
 import os
 import struct
@@ -177,3 +178,16 @@ result = {"type": "result", "candidate": "mlp-h64", "group": "mlp", "rung": 1, "
 put("journal", "journal.jsonl", "\n".join(json.dumps(r) for r in [
     header, {"type": "phase", "phase": "train", "time": 12.5, "candidates": ["mlp-h64", "linear"]}, result]) + "\n")
 put("journal", "cut.jsonl", json.dumps(header) + "\n" + '{"type": "result", "candid')
+
+# history exports (retort history export; history/starter.json.gz): the smallest starter run cut to two candidates and
+# one rung record, plain and gzip, and the gzip cut short.
+with gzip.open(os.path.join(HERE, "..", "history", "starter.json.gz")) as starter:
+    runs = json.load(starter)["runs"]
+small = min(runs, key=lambda run: len(json.dumps(run)))
+small["report"]["candidates"] = small["report"]["candidates"][:2]
+small["rungs"] = small["rungs"][:1]
+export = json.dumps({"format": "retort-history", "version": 1, "runs": [small]}, sort_keys=True)
+put("history-export", "export.json", export)
+packed = gzip.compress(export.encode(), mtime=0)
+put("history-export", "export.json.gz", packed)
+put("history-export", "cut.json.gz", packed[: len(packed) // 2])

@@ -15,7 +15,7 @@ ROOT=$PWD
 SCRATCH=$ROOT/.build-fuzz
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 RUNS=${FUZZ_RUNS:-}
-ALL=(rows job catalog device gateway-config prompt request-json sse safetensors model-json wordpiece journal)
+ALL=(rows job catalog device gateway-config prompt request-json sse safetensors model-json wordpiece journal history-export)
 
 if [ "${1:-}" = --list ]; then printf '%s\n' "${ALL[@]}"; exit 0; fi
 NAMES=("$@")
