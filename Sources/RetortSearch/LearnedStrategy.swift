@@ -35,6 +35,9 @@ struct LearnedStrategy: RungStrategy {
     var screened = Set<String>()
     /// Whether the invented candidates have been made.
     var invented = false
+    /// What halving's schedule would spend on this search's runs (``halvingBudget(groups:rungs:eta:)``): sizes beyond
+    /// the catalog are invented only while the search stays within it.
+    var halvingBudget = 0.0
     /// Feasible candidates ruled out untrained.
     var notTrained = 0
     /// Candidates screened at low fidelity and pruned.
@@ -43,7 +46,8 @@ struct LearnedStrategy: RungStrategy {
     /// The schedule of `run`: a rung per training run and ladder step at most, plus eight for invented sizes.
     init(run: SearchRun) {
         var mode = LearnedMode.choose(groups: run.groups, settings: run.settings)
-        ladder = Self.ladder(halvingRungs: HalvingStrategy(run: run).rungCount, eta: run.settings.eta)
+        let halvingRungs = HalvingStrategy(run: run).rungCount
+        ladder = Self.ladder(halvingRungs: halvingRungs, eta: run.settings.eta)
         if mode.schedule != .learned {
             let schedule: any RungStrategy
             if run.settings.learnedFallback == .exhaustive {
@@ -59,6 +63,7 @@ struct LearnedStrategy: RungStrategy {
         } else {
             self.mode = mode
             rungCount = max(1, run.groups.count) * ladder.count + 8
+            halvingBudget = Self.halvingBudget(groups: run.groups, rungs: halvingRungs, eta: run.settings.eta)
             pending = SearchEngine.learnedOrder(run.groups, settings: run.settings)
         }
     }
@@ -70,6 +75,31 @@ struct LearnedStrategy: RungStrategy {
     static func ladder(halvingRungs: Int, eta: Int) -> [Double] {
         let steps = max(1, halvingRungs - 1)
         return (0..<steps).map { pow(Double(eta), Double($0 - steps)) }
+    }
+
+    /// The candidate-epochs halving's schedule plans for `groups` over `rungs` rungs: rung r trains ⌈n/η^r⌉ runs from
+    /// fidelity η^(r − 1 − (R − 1)) to η^(r − (R − 1)) of the mean epochs of the trainable runs (a resumed run pays
+    /// only the difference), and each closed-form run (prototype) one epoch. Early stopping makes halving spend a
+    /// little less; the survivors' own epochs may differ from the mean.
+    static func halvingBudget(groups: [TrainingGroup], rungs: Int, eta: Int) -> Double {
+        let trainable = groups.filter { $0.architecture.family != .prototype }
+        return halvingBudget(
+            epochs: trainable.map(\.options.epochs), closedForm: groups.count - trainable.count, rungs: rungs, eta: eta)
+    }
+
+    /// ``halvingBudget(groups:rungs:eta:)`` from the trainable runs' `epochs` and the count of closed-form runs.
+    static func halvingBudget(epochs runEpochs: [Int], closedForm: Int, rungs: Int, eta: Int) -> Double {
+        guard !runEpochs.isEmpty else { return Double(closedForm) }
+        let epochs = Double(runEpochs.reduce(0, +)) / Double(runEpochs.count)
+        let r = max(1, rungs)
+        var (total, runs, previous) = (0.0, Double(runEpochs.count), 0.0)
+        for rung in 0..<r {
+            let fidelity = pow(Double(eta), Double(rung - (r - 1)))
+            total += runs * (fidelity - previous) * epochs
+            previous = fidelity
+            runs = (runs / Double(eta)).rounded(.up)
+        }
+        return total + Double(closedForm)
     }
 
     /// Each trial's training run (its group key), so precision variants count as one residual.
@@ -213,6 +243,17 @@ struct LearnedStrategy: RungStrategy {
         let (keep, _) = SearchEngine.partitionPending(extra.groups, current: current, settings: run.settings)
         let kept = keep.flatMap(\.members)
         guard !kept.isEmpty else { return }
+        // Never more than halving: the invented runs train only when their epochs fit in what halving would spend.
+        let cost = Double(keep.map(\.options.epochs).reduce(0, +))
+        guard run.candidateEpochs + cost <= halvingBudget else {
+            try run.events(
+                .phase(
+                    String(
+                        format:
+                            "beyond the catalog: %d invented candidate(s) not trained: %.0f candidate-epochs spent and %.0f more would pass the %.0f that halving's schedule plans",
+                        kept.count, run.candidateEpochs, cost, halvingBudget)))
+            return
+        }
         run.candidates += kept
         for group in keep {
             for candidate in group.members {

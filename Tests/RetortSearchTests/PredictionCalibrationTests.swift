@@ -117,12 +117,22 @@ import Testing
         #expect(whole.gapSD > corrected.gapSD)
     }
 
-    @Test("the learned screen climbs halving's ladder: every rung but the last, lowest first; 1/η when halving has one")
+    @Test(
+        "the learned screen climbs halving's ladder (every rung but the last, lowest first; 1/η when halving has one); halving's planned budget gates invented sizes"
+    )
     func screenLadder() {
         #expect(LearnedStrategy.ladder(halvingRungs: 3, eta: 3) == [1.0 / 9, 1.0 / 3])
         #expect(LearnedStrategy.ladder(halvingRungs: 2, eta: 3) == [1.0 / 3])
         #expect(LearnedStrategy.ladder(halvingRungs: 1, eta: 2) == [0.5])
         #expect(LearnedStrategy.ladder(halvingRungs: 4, eta: 2) == [0.125, 0.25, 0.5])
+        // What halving plans, against which invented sizes are gated: 11 trainable runs of 50, 50, …, 100, 100 epochs
+        // (mean 59.09) and one prototype, three rungs at η = 3: 11 · 1/9 + 4 · 2/9 + 2 · 2/3 of the mean, plus 1.
+        let budget = LearnedStrategy.halvingBudget(
+            epochs: Array(repeating: 50, count: 9) + [100, 100], closedForm: 1, rungs: 3, eta: 3)
+        #expect(abs(budget - ((11.0 / 9 + 8.0 / 9 + 4.0 / 3) * 650 / 11 + 1)) < 1e-9)
+        // One rung: every run whole.
+        #expect(LearnedStrategy.halvingBudget(epochs: [10, 20], closedForm: 0, rungs: 1, eta: 3) == 30)
+        #expect(LearnedStrategy.halvingBudget(epochs: [], closedForm: 2, rungs: 3, eta: 3) == 2)
     }
 
     @Test(
