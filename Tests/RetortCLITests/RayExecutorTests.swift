@@ -111,7 +111,7 @@ import Testing
         let ray = try await RetortBinary.run(
             common + ["--out", "results/ray"] + rayArguments(), in: workspace.folder, timeout: 600)
         #expect(ray.exitCode == 0, "\(ray)")
-        let csv = try DeterminismTests.expectSameTables(
+        let csv = try StructuredCommandTests.expectSameSlmAnswers(
             workspace.url("results/local/latest"), workspace.url("results/ray/latest"))
         #expect(csv.contains("slm-r2-d1-e1-n16-fp16,slm,fp16,complete"), "\(csv)")
     }
