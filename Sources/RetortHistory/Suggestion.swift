@@ -1,5 +1,6 @@
 import Foundation
 import RetortData
+import RetortNumerics
 import RetortSearch
 import RetortStudents
 
@@ -148,7 +149,7 @@ public struct Suggestion: Encodable, Sendable {
             Row(
                 id: candidate.id, family: candidate.family.rawValue, precision: candidate.precision.rawValue,
                 sizeBytes: candidate.sizeBytes, flopsPerExample: candidate.flops, predicted: candidate.prediction,
-                chanceToMeetBar: normalCDF((candidate.prediction.gap - bar) / candidate.prediction.gapSD),
+                chanceToMeetBar: StandardNormal.cdf((candidate.prediction.gap - bar) / candidate.prediction.gapSD),
                 onPredictedFrontier: frontier.contains(candidate.id))
         }
         let qualifying = rows.filter { $0.predicted.gap >= bar }
@@ -164,7 +165,4 @@ public struct Suggestion: Encodable, Sendable {
             recommendation: pick == nil ? "no-distillation" : "student", candidate: pick?.id, candidates: sorted,
             confirm: confirm, similarTasks: predictor.similarTasks(to: meta), bar: bar, qualifying: qualifying.count)
     }
-
-    /// Φ(x), the standard normal distribution function.
-    static func normalCDF(_ x: Double) -> Double { 0.5 * erfc(-x / 2.squareRoot()) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RetortNumerics
 import RetortStudents
 
 /// The learned strategy's scheduling rules, from the predictions in `SearchSettings.predictions`.
@@ -107,7 +108,7 @@ extension SearchEngine {
         guard difference.ci95.count == 2 else { return slack >= -1e-12 }
         let se = (difference.ci95[1] - difference.ci95[0]) / (2 * 1.959964)
         guard se > 0 else { return slack >= -1e-12 }
-        let probability = 0.5 * erfc(-slack / (se * 2.0.squareRoot()))
+        let probability = StandardNormal.cdf(slack / se)
         return probability >= constraints.confidenceLevel - 1e-12
     }
 
@@ -151,7 +152,16 @@ extension SearchEngine {
         _ predictions: [String: CandidatePrediction], measured: [String: TrialResult], floor: Double,
         offsetSpread: Double = 1, run: (String) -> String = { $0 }
     ) -> [String: CandidatePrediction] {
-        let residuals = residuals(predictions, measured: measured, run: run)
+        correctedPredictions(
+            predictions, residuals: residuals(predictions, measured: measured, run: run), floor: floor,
+            offsetSpread: offsetSpread)
+    }
+
+    /// ``correctedPredictions(_:measured:floor:offsetSpread:run:)`` from this task's `residuals`
+    /// (``residuals(_:measured:run:)``), for a caller that needs them too.
+    static func correctedPredictions(
+        _ predictions: [String: CandidatePrediction], residuals: [Double], floor: Double, offsetSpread: Double
+    ) -> [String: CandidatePrediction] {
         guard !residuals.isEmpty else { return predictions }
         let n = Double(residuals.count)
         let offset = residuals.reduce(0, +) / n
@@ -174,9 +184,9 @@ extension SearchEngine {
 
     /// New sizes between neighbours on the frontier of what trained: for two frontier members of the same family
     /// (`mlp` with one hidden layer, or `embedding-bag`) that differ only in width (by 2× or more), the geometric mean
-    /// width rounded to a multiple of 8, in the pair's precision, when no candidate of that width exists yet. Each comes
-    /// with a prediction interpolated from its two neighbours' measured gaps (their mean, with half their difference,
-    /// at least `floor`, as the standard deviation), so the stop rule can judge it like any other.
+    /// width rounded to a multiple of 8, in the pair's precision, when no candidate of that width exists yet. Each
+    /// comes with a prediction interpolated from its two neighbours' measured gaps (their mean, with half their
+    /// difference, at least `floor`, as the standard deviation), so the stop rule can judge it like any other.
     public static func inventCandidates(
         trials: [TrialResult], candidates: [Candidate], metric: String, floor: Double = 0.01
     ) -> [(candidate: Candidate, prediction: CandidatePrediction)] {

@@ -5,9 +5,9 @@ import RetortData
 /// what this task measured corrects the predictions and runs that can no longer change the recommendation are ruled
 /// out untrained (``ruleOut(rung:current:adjusted:run:)``). Runs the corrected predictions cannot place are screened
 /// together on halving's ladder of fidelities (η^(1 − R) … 1/η, R halving's rung count), the best 1/η going on at each
-/// step (``decideScreen(run:)``), so a screen never costs more than halving would spend on the same runs. When the queue runs dry,
-/// sizes between frontier neighbours are invented (InventedCandidates) and trained in one more wave when they could
-/// change the recommendation. The rules themselves are in LearnedSchedule.
+/// step (``decideScreen(run:)``), so a screen never costs more than halving would spend on the same runs. When the
+/// queue runs dry, sizes between frontier neighbours are invented (InventedCandidates) and trained in one more wave
+/// when they could change the recommendation. The rules themselves are in LearnedSchedule.
 ///
 /// When the history says little about the task (``LearnedMode``), none of this happens: the search is Pareto-aware
 /// successive halving (``HalvingStrategy``), so it spends no more than halving and finds what halving finds; or, when
@@ -127,10 +127,12 @@ struct LearnedStrategy: RungStrategy {
         ).candidate.flatMap { run.trials[$0] }
         // What this task has shown so far corrects the predictions (a shared offset and spread).
         var adjusted = run.settings
+        let residuals = SearchEngine.residuals(
+            run.settings.predictions, measured: run.trials, run: Self.trainingRun(run))
         if rung > 0 {
             adjusted.predictions = SearchEngine.correctedPredictions(
-                run.settings.predictions, measured: run.trials, floor: 0.01,
-                offsetSpread: run.settings.historyOffsetSpread ?? 1, run: Self.trainingRun(run))
+                run.settings.predictions, residuals: residuals, floor: 0.01,
+                offsetSpread: run.settings.historyOffsetSpread ?? 1)
             try ruleOut(rung: rung, current: current, adjusted: adjusted, run: &run)
         }
         if !climbing.isEmpty {
@@ -155,8 +157,7 @@ struct LearnedStrategy: RungStrategy {
         // full runs for its own spread to replace the history's.
         let next = SearchEngine.nextWave(
             pending, screened: screened, settings: adjusted,
-            screen: SearchEngine.residuals(run.settings.predictions, measured: run.trials, run: Self.trainingRun(run))
-                .count >= SearchEngine.minimumResidualsToScreen,
+            screen: residuals.count >= SearchEngine.minimumResidualsToScreen,
             size: max(2, run.settings.workers))
         wave = next.wave
         screening = next.screening
@@ -282,7 +283,8 @@ struct LearnedStrategy: RungStrategy {
 
     /// After a screen step: the best 1/η of the screened runs (by their best member's measured quality, then cheaper
     /// first) go on, to the ladder's next step or, after its last (or when one run is left: it would win every step),
-    /// to the front of the queue for their full run; the others are pruned at this fidelity. A run that finished (early stopping) during the screen is complete already.
+    /// to the front of the queue for their full run; the others are pruned at this fidelity. A run that finished
+    /// (early stopping) during the screen is complete already.
     mutating func decideScreen(run: inout SearchRun) -> [String] {
         let latest = run.latest
         let metric = run.metric.rawValue
