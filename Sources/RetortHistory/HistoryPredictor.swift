@@ -22,6 +22,10 @@ public struct HistoryPredictor: Sendable {
         let features: [Double]
         let gap: Double
         let latency: Double?
+        /// The measured standard error of `gap` (report.json `difference_se`), if recorded.
+        let differenceSE: Double?
+        /// Its task's train rows (a standard error scales with 1/√rows of validation, which grows with train).
+        let rows: Int
         let sizeBytes: Int
         let flops: Int
         let taskId: String
@@ -92,7 +96,8 @@ public struct HistoryPredictor: Sendable {
                     flops: trial.flopsPerExample)
             examples.append(
                 Example(
-                    features: features, gap: gap, latency: trial.latencyMsP50, sizeBytes: trial.sizeBytes,
+                    features: features, gap: gap, latency: trial.latencyMsP50, differenceSE: trial.differenceSE,
+                    rows: meta.rows, sizeBytes: trial.sizeBytes,
                     flops: trial.flopsPerExample, taskId: taskId,
                     run: "\(taskId)|\(trial.family.rawValue)|\(trial.flopsPerExample)"))
         }
@@ -218,8 +223,12 @@ public struct HistoryPredictor: Sendable {
     }
 
     /// The weighted mean gap; its standard deviation from the neighbours' spread, the floor and their distance
-    /// (``DistanceWidening``); and the weighted geometric mean latency of `nearest`.
-    func prediction(from nearest: [(weight: Double, distance: Double, example: Example)]) -> CandidatePrediction {
+    /// (``DistanceWidening``); the weighted geometric mean latency of `nearest`; and the standard error a task of
+    /// `rows` train rows would measure the gap with (the neighbours' standard errors scaled by √(their rows / rows),
+    /// weighted geometric mean).
+    func prediction(from nearest: [(weight: Double, distance: Double, example: Example)], rows: Int)
+        -> CandidatePrediction
+    {
         let total = nearest.reduce(0) { $0 + $1.weight }
         let gap = nearest.reduce(0) { $0 + $1.weight * $1.example.gap } / total
         let variance = nearest.reduce(0) { $0 + $1.weight * pow($1.example.gap - gap, 2) } / total
@@ -228,10 +237,19 @@ public struct HistoryPredictor: Sendable {
         let latency =
             latencies.isEmpty
             ? nil : exp(latencies.reduce(0) { $0 + $1.0 * $1.1 } / latencies.reduce(0) { $0 + $1.0 })
+        let errors = nearest.compactMap { n in
+            n.example.differenceSE.flatMap { se in
+                se > 0
+                    ? (n.weight, log(se * (Double(max(n.example.rows, 1)) / Double(max(rows, 1))).squareRoot())) : nil
+            }
+        }
+        let differenceSE =
+            errors.isEmpty ? nil : exp(errors.reduce(0) { $0 + $1.0 * $1.1 } / errors.reduce(0) { $0 + $1.0 })
         return CandidatePrediction(
             gap: gap,
             gapSD: widening.standardDeviation(spread: variance.squareRoot(), floor: floorSD, distance: distance),
-            latencyMsP50: latency, neighbours: nearest.count, relativeDistance: widening.relative(distance))
+            latencyMsP50: latency, neighbours: nearest.count, relativeDistance: widening.relative(distance),
+            differenceSE: differenceSE)
     }
 
     /// The prediction for a candidate of `family` at `precision` with this size and cost on a task with `meta`, or
@@ -244,14 +262,14 @@ public struct HistoryPredictor: Sendable {
         return prediction(
             from: neighbours(
                 of: Self.features(meta: meta, family: family, precision: precision, sizeBytes: sizeBytes, flops: flops)
-            ))
+            ), rows: meta.rows)
     }
 
     /// The prediction for the structured `candidate` on a structured task with `meta`, from similar structured tasks'
     /// trials; nil when this predictor is not over structured tasks or holds no trial.
     public func predict(meta: MetaFeatures, candidate: StructuredCandidate) -> CandidatePrediction? {
         guard let nearest = structuredNeighbours(meta: meta, candidate: candidate) else { return nil }
-        return prediction(from: nearest)
+        return prediction(from: nearest, rows: meta.rows)
     }
 
     /// The exported size and FLOPs per example the structured `candidate` is predicted to have: the weighted geometric

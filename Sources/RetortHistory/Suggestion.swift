@@ -64,8 +64,8 @@ public struct Suggestion: Encodable, Sendable {
         case similarTasks = "similar_tasks"
     }
 
-    /// The predicted recommendation's row: the cheapest candidate (FLOPs, then size, then id) predicted to clear the
-    /// bar, as the recommender would pick it.
+    /// The predicted recommendation's row: the student the recommender would pick if every candidate measured its
+    /// predicted gap (``qualifies(_:bar:level:)``, ``recommended(among:speed:)``).
     public var pick: Row? { candidates.first { $0.id == candidate } }
 
     /// The candidate with the highest predicted gap (what to say when none is predicted to qualify).
@@ -92,8 +92,10 @@ public struct Suggestion: Encodable, Sendable {
                     sizeBytes: candidate.sizeBytes, flops: candidate.flopsPerExample, prediction: prediction))
         }
         return assemble(
-            task: task.name, meta: meta, predicted: predicted, bar: -settings.constraints.maxDrop, metric: metric,
-            predictor: predictor, confirm: confirm)
+            task: task.name, meta: meta, predicted: predicted, bar: -settings.constraints.maxDrop,
+            level: settings.constraints.confidenceLevel,
+            speed: SpeedComparison(relativeTolerance: settings.speedTolerance),
+            metric: metric, predictor: predictor, confirm: confirm)
     }
 
     /// Predicts every candidate of the catalog's `structured:` section for the structured `task` with `predictor`
@@ -117,8 +119,10 @@ public struct Suggestion: Encodable, Sendable {
                     sizeBytes: cost.sizeBytes, flops: cost.flops, prediction: prediction))
         }
         return assemble(
-            task: task.name, meta: meta, predicted: predicted, bar: -settings.constraints.maxDrop, metric: metric,
-            predictor: predictor, confirm: confirm)
+            task: task.name, meta: meta, predicted: predicted, bar: -settings.constraints.maxDrop,
+            level: settings.constraints.confidenceLevel,
+            speed: SpeedComparison(relativeTolerance: settings.speedTolerance),
+            metric: metric, predictor: predictor, confirm: confirm)
     }
 
     /// A candidate with its prediction, before the frontier and the pick.
@@ -133,8 +137,8 @@ public struct Suggestion: Encodable, Sendable {
 
     /// The predicted frontier, the pick and the table order of `predicted`.
     static func assemble(
-        task: String, meta: MetaFeatures, predicted: [Predicted], bar: Double, metric: String,
-        predictor: HistoryPredictor, confirm: String
+        task: String, meta: MetaFeatures, predicted: [Predicted], bar: Double, level: Double, speed: SpeedComparison,
+        metric: String, predictor: HistoryPredictor, confirm: String
     ) -> Suggestion {
         // Predicted frontier: the search's own dominance over predicted gap ↑, FLOPs ↓, size ↓.
         let frontier = Set(
@@ -152,10 +156,8 @@ public struct Suggestion: Encodable, Sendable {
                 chanceToMeetBar: StandardNormal.cdf((candidate.prediction.gap - bar) / candidate.prediction.gapSD),
                 onPredictedFrontier: frontier.contains(candidate.id))
         }
-        let qualifying = rows.filter { $0.predicted.gap >= bar }
-        let pick = qualifying.min {
-            ($0.flopsPerExample, $0.sizeBytes, $0.id) < ($1.flopsPerExample, $1.sizeBytes, $1.id)
-        }
+        let qualifying = rows.filter { qualifies($0.predicted, bar: bar, level: level) }
+        let pick = recommended(among: qualifying, speed: speed)
         let sorted = rows.sorted {
             ($0.onPredictedFrontier ? 0 : 1, -$0.predicted.gap, $0.flopsPerExample)
                 < ($1.onPredictedFrontier ? 0 : 1, -$1.predicted.gap, $1.flopsPerExample)
@@ -164,5 +166,30 @@ public struct Suggestion: Encodable, Sendable {
             task: task, historyTasks: predictor.taskCount, metric: metric,
             recommendation: pick == nil ? "no-distillation" : "student", candidate: pick?.id, candidates: sorted,
             confirm: confirm, similarTasks: predictor.similarTasks(to: meta), bar: bar, qualifying: qualifying.count)
+    }
+
+    /// Whether a candidate that measured its predicted gap would qualify: the gap clears the bar and, with a predicted
+    /// standard error of measurement, the chance that its true gap does, Φ((gap − bar) / se), reaches the
+    /// recommendation's confidence `level`. Like `SearchEngine.confidentlyQualifies`, this leaves out the adjustment
+    /// for choosing among candidates, so it is the looser of the two.
+    static func qualifies(_ prediction: CandidatePrediction, bar: Double, level: Double) -> Bool {
+        guard prediction.gap >= bar - 1e-12 else { return false }
+        guard let se = prediction.differenceSE, se > 0 else { return true }
+        return StandardNormal.cdf((prediction.gap - bar) / se) >= level - 1e-12
+    }
+
+    /// The recommender's choice among `qualifying` rows on their predictions: the predicted equally fast (p50 within
+    /// `speed`'s tolerance of the fastest), then the smallest, the fewest FLOPs, the id; without predicted latencies,
+    /// the fewest FLOPs, then the smallest (as the recommender without a speed comparison).
+    static func recommended(among qualifying: [Row], speed: SpeedComparison) -> Row? {
+        let fastest = qualifying.compactMap(\.predicted.latencyMsP50).filter { $0 > 0 }.min()
+        guard let fastest else {
+            return qualifying.min {
+                ($0.flopsPerExample, $0.sizeBytes, $0.id) < ($1.flopsPerExample, $1.sizeBytes, $1.id)
+            }
+        }
+        return qualifying.filter { row in
+            row.predicted.latencyMsP50.map { !speed.clearlyFaster(fastest, than: $0) } ?? false
+        }.min { ($0.sizeBytes, $0.flopsPerExample, $0.id) < ($1.sizeBytes, $1.flopsPerExample, $1.id) }
     }
 }

@@ -119,14 +119,23 @@ public struct CandidatePrediction: Sendable, Codable, Equatable {
     /// trials). 1 means as near as past tasks are to each other; nil when the history is too small to say
     /// (report.json `predicted.relative_distance`, an addition to FORMATS.md).
     public var relativeDistance: Double?
+    /// The standard error this task's validation set would measure the gap with (what the recommender's confidence
+    /// rests on): the neighbours' measured `difference_se`, each scaled by √(its task's train rows / this task's),
+    /// their weighted geometric mean; nil when the past trials recorded none (report.json
+    /// `predicted.difference_se`, an addition to FORMATS.md).
+    public var differenceSE: Double?
 
     /// A prediction.
-    public init(gap: Double, gapSD: Double, latencyMsP50: Double?, neighbours: Int, relativeDistance: Double? = nil) {
+    public init(
+        gap: Double, gapSD: Double, latencyMsP50: Double?, neighbours: Int, relativeDistance: Double? = nil,
+        differenceSE: Double? = nil
+    ) {
         self.gap = gap
         self.gapSD = gapSD
         self.latencyMsP50 = latencyMsP50
         self.neighbours = neighbours
         self.relativeDistance = relativeDistance
+        self.differenceSE = differenceSE
     }
 
     enum CodingKeys: String, CodingKey {
@@ -134,6 +143,7 @@ public struct CandidatePrediction: Sendable, Codable, Equatable {
         case gapSD = "gap_sd"
         case latencyMsP50 = "latency_ms_p50"
         case relativeDistance = "relative_distance"
+        case differenceSE = "difference_se"
     }
 }
 

@@ -107,7 +107,7 @@ struct Suggest: AsyncParsableCommand {
             say(
                 String(
                     format:
-                        "Predicted recommendation: distill into %@ (predicted gap %+.4f ± %.4f, %.0f%% chance to meet the bar); the cheapest of %d candidates predicted to qualify.",
+                        "Predicted recommendation: distill into %@ (predicted gap %+.4f ± %.4f, %.0f%% chance to meet the bar); what the recommender would pick among the %d candidates predicted to qualify with its confidence (the smallest of the predicted equally fast).",
                     pick.id, pick.predicted.gap, 2 * pick.predicted.gapSD, 100 * pick.chanceToMeetBar,
                     suggestion.qualifying))
         } else {
@@ -119,7 +119,7 @@ struct Suggest: AsyncParsableCommand {
                             format: "%@ (predicted gap %+.4f ± %.4f)", $0.id, $0.predicted.gap,
                             2 * $0.predicted.gapSD)
                     }
-                        ?? "none") + ", is predicted below the bar.")
+                        ?? "none") + ", is not predicted to clear the bar with the recommendation's confidence.")
         }
         let similar = suggestion.similarTasks
         if !similar.isEmpty {
