@@ -40,9 +40,9 @@ public struct LearnedMode: Sendable, Codable, Equatable {
     /// no strategy uses `learned`).
     public static let minimumTasks = 3
     /// Median relative distance of the predictions' neighbours above which the learned strategy runs halving.
-    public static let maximumRelativeDistance = 3.0
+    public static let maximumRelativeDistance = 4.0
     /// Median predicted standard deviation, in units of the history's usual one, above which it runs halving.
-    public static let maximumRelativeWidth = 2.0
+    public static let maximumRelativeWidth = 3.0
 
     /// The mode for training runs `groups` under `settings` (its predictions, history task count and z).
     static func choose(groups: [TrainingGroup], settings: SearchSettings) -> LearnedMode {

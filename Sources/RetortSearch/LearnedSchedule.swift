@@ -54,13 +54,17 @@ extension SearchEngine {
     /// unscreened runs uncertain under `settings.predictions` (already corrected by this task's residuals), those
     /// runs wait for one halving screen together, which comes when the next run in line is one of them; until then, and
     /// without a screen, the wave is the first `size` runs in line that do not wait, at full fidelity (runs that
-    /// confidently reach the bar keep this treatment).
+    /// confidently reach the bar keep this treatment). Unscreened runs in `forced` (parked runs sent back to the queue)
+    /// are screened as if uncertain, whatever `screen` says.
     static func nextWave(
-        _ pending: [TrainingGroup], screened: Set<String>, settings: SearchSettings, screen: Bool, size: Int
+        _ pending: [TrainingGroup], screened: Set<String>, settings: SearchSettings, screen: Bool, size: Int,
+        forced: Set<String> = []
     ) -> (wave: [TrainingGroup], screening: Bool) {
-        let uncertain =
-            screen
-            ? Set(pending.filter { !screened.contains($0.key) && isUncertain($0, settings: settings) }.map(\.key)) : []
+        let uncertain = Set(
+            pending.filter {
+                !screened.contains($0.key)
+                    && (forced.contains($0.key) || (screen && isUncertain($0, settings: settings)))
+            }.map(\.key))
         guard uncertain.count > 1 else { return (Array(pending.prefix(size)), false) }
         if let first = pending.first, uncertain.contains(first.key) {
             return (pending.filter { uncertain.contains($0.key) }, true)
@@ -94,6 +98,35 @@ extension SearchEngine {
             }
         }
         return (keep, drop)
+    }
+
+    /// The final check of the current recommendations that `parked` runs were ruled out against: the
+    /// recommendation among `trials` (less the `rejected`) with the `selection` adjustment, as the final one is made;
+    /// `rejected` with every measured student that fails it alone; and the parked runs split into those that could
+    /// change the verified recommendation (cheaper to run or smaller, or no student passes: `back` to the queue) and
+    /// those that cannot (`decided`).
+    static func checkParked(
+        _ parked: [TrainingGroup], rejected: Set<String>, trials: [TrialResult],
+        selection: SelectionAdjustment?, metric: String, teacherValue: Double, settings: SearchSettings
+    ) -> (verified: TrialResult?, back: [TrainingGroup], decided: [TrainingGroup], rejected: Set<String>) {
+        let constraints = settings.constraints
+        func recommended(_ candidates: [TrialResult]) -> String? {
+            Recommender.recommend(
+                trials: candidates, metric: metric, teacherValue: teacherValue, constraints: constraints,
+                selection: selection
+            ).candidate
+        }
+        let verified = recommended(trials.filter { !rejected.contains($0.id) }).flatMap { id in
+            trials.first { $0.id == id }
+        }
+        // Every measured student that fails the check (the precision variants of a failed one too) is rejected, so
+        // the next current recommendation is not one the check would fail again.
+        var stillRejected = rejected
+        for trial in trials where trial.status == .complete && trial.fidelity >= 1 && trial.id != verified?.id {
+            if recommended([trial]) != trial.id { stillRejected.insert(trial.id) }
+        }
+        let (back, decided) = partitionPending(parked, current: verified, settings: settings)
+        return (verified, back, decided, stillRejected)
     }
 
     /// Whether `trial` qualifies with the confidence the recommendation asks for (`Constraints.confidenceLevel`): the

@@ -38,6 +38,17 @@ struct LearnedStrategy: RungStrategy {
     /// What halving's schedule would spend on this search's runs (``halvingBudget(groups:rungs:eta:)``): sizes beyond
     /// the catalog are invented only while the search stays within it.
     var halvingBudget = 0.0
+    /// Runs ruled out only because they are no cheaper to run and no smaller than the current recommendation: they are
+    /// decided when the queue runs dry, against the recommendation as the final one checks it
+    /// (``verifyParked(adjusted:run:)``), since the current one may not survive that check.
+    var parked: [TrainingGroup] = []
+    /// The current recommendations runs were parked against.
+    var parkedAgainst = Set<String>()
+    /// Students the final check found not to qualify: never the current recommendation again.
+    var rejected = Set<String>()
+    /// Parked runs sent back to the queue: screened on halving's ladder like uncertain runs, so that a failed check
+    /// costs what halving would spend on them, not a full run each.
+    var returned = Set<String>()
     /// Feasible candidates ruled out untrained.
     var notTrained = 0
     /// Candidates screened at low fidelity and pruned.
@@ -120,9 +131,10 @@ struct LearnedStrategy: RungStrategy {
         // among the students that qualify with the confidence the final recommendation asks for, so nothing is ruled
         // out against a student that only its point estimate lets through.
         let constraints = run.settings.constraints
+        let rejected = rejected
         let current = Recommender.recommend(
             trials: run.candidates.compactMap { run.trials[$0.id] }.filter {
-                SearchEngine.confidentlyQualifies($0, constraints: constraints)
+                !rejected.contains($0.id) && SearchEngine.confidentlyQualifies($0, constraints: constraints)
             }, metric: run.metric.rawValue, teacherValue: run.teacher.value, constraints: constraints
         ).candidate.flatMap { run.trials[$0] }
         // What this task has shown so far corrects the predictions (a shared offset and spread).
@@ -149,6 +161,9 @@ struct LearnedStrategy: RungStrategy {
                         wave.flatMap { $0.members.map(\.id) }.joined(separator: ", "))))
             return RungPlan(groups: wave, fidelity: fidelity)
         }
+        if pending.isEmpty && climbing.isEmpty && !parked.isEmpty {
+            try verifyParked(adjusted: adjusted, run: &run)
+        }
         if pending.isEmpty && !invented {
             invented = true
             try inventBeyondCatalog(current: current, run: &run)
@@ -158,7 +173,7 @@ struct LearnedStrategy: RungStrategy {
         let next = SearchEngine.nextWave(
             pending, screened: screened, settings: adjusted,
             screen: residuals.count >= SearchEngine.minimumResidualsToScreen,
-            size: max(2, run.settings.workers))
+            size: max(2, run.settings.workers), forced: returned)
         wave = next.wave
         screening = next.screening
         let keys = Set(wave.map(\.key))
@@ -187,15 +202,93 @@ struct LearnedStrategy: RungStrategy {
         let (stillClimbing, dropClimbing) = SearchEngine.partitionPending(
             climbing, current: current, settings: adjusted)
         climbing = stillClimbing
+        // A run dropped only for its cost waits for the final check of the recommendation it was dropped against.
+        let (onCost, onQuality) = SearchEngine.partitionPending(
+            drop + dropClimbing, current: nil, settings: adjusted)
+        if let current, !onCost.isEmpty {
+            parked += onCost
+            parkedAgainst.insert(current.id)
+        }
+        try decideUntrained(onQuality, current: current, adjusted: adjusted, run: &run)
+    }
+
+    /// When nothing else is left to train: checks the recommendations runs were parked against as the final
+    /// recommendation will (``SelectionAdjustment`` over every measured student), and decides the parked runs against
+    /// the recommendation that passes it. A parked run that could change that one (it is cheaper to run or smaller, or
+    /// no student passes) goes back to the queue, to be screened on halving's ladder with the others sent back; the
+    /// others are ruled out untrained. A current recommendation that fails the check is never the current one again.
+    mutating func verifyParked(adjusted: SearchSettings, run: inout SearchRun) throws {
+        var ordered = run.candidates.compactMap { run.trials[$0.id] }
+        let selection = try run.selectionAdjustment(&ordered)
+        let check = SearchEngine.checkParked(
+            parked, rejected: rejected, trials: ordered, selection: selection,
+            metric: run.metric.rawValue, teacherValue: run.teacher.value, settings: adjusted)
+        try run.events(
+            .phase(
+                "final check of the recommendation the parked runs were ruled out against ("
+                    + parkedAgainst.sorted().joined(separator: ", ") + "): "
+                    + (check.verified.map { "\($0.id) qualifies as the final recommendation will" }
+                        ?? "no student qualifies as the final recommendation will")
+                    + "; \(check.back.count) parked training run(s) go back to the queue, \(check.decided.count) are "
+                    + "ruled out"))
+        rejected = check.rejected
+        parked = []
+        parkedAgainst = []
+        // Never more than halving: the runs sent back are screened only as far as what halving's schedule plans for
+        // the whole search allows (in priority order, each costing what halving's rungs would spend on it).
+        let back = SearchEngine.learnedOrder(check.back, settings: adjusted)
+        let rungs = ladder.count + 1
+        let eta = run.settings.eta
+        var fitting = back.count
+        while fitting > 0
+            && run.candidateEpochs + Self.halvingBudget(groups: Array(back.prefix(fitting)), rungs: rungs, eta: eta)
+                > halvingBudget + 1e-9
+        {
+            fitting -= 1
+        }
+        pending = Array(back.prefix(fitting))
+        returned.formUnion(pending.map(\.key))
+        try decideUntrained(check.decided, current: check.verified, adjusted: adjusted, run: &run)
+        if fitting < back.count {
+            try run.events(
+                .phase(
+                    String(
+                        format:
+                            "%d of the parked training runs sent back not trained: %.0f candidate-epochs spent, and screening them would pass the %.0f that halving's schedule plans",
+                        back.count - fitting, run.candidateEpochs, halvingBudget)))
+            try decideUntrained(
+                Array(back.dropFirst(fitting)), current: nil, adjusted: adjusted, run: &run,
+                reason: String(
+                    format:
+                        "the recommendation it was ruled out against failed the final check, and screening it again "
+                        + "would pass the %.0f candidate-epochs halving's schedule plans (%.0f spent)",
+                    halvingBudget, run.candidateEpochs))
+        }
+    }
+
+    /// Decides the alive members of `groups` untrained (skipped), or, when a screen already measured them, pruned with
+    /// what they reached; the reason names the prediction and `current`, or `reason` after the prediction.
+    mutating func decideUntrained(
+        _ groups: [TrainingGroup], current: TrialResult?, adjusted: SearchSettings, run: inout SearchRun,
+        reason: String? = nil
+    ) throws {
         let settings = run.settings
-        for group in drop + dropClimbing {
+        for group in groups {
             for candidate in group.members where run.alive.contains(candidate.id) {
                 run.alive.remove(candidate.id)
                 notTrained += 1
-                let prediction = settings.predictions[candidate.id]
-                let why = SearchEngine.notTrainedReason(
-                    adjusted.predictions[candidate.id] ?? prediction, current: current, z: settings.confidenceZ,
-                    maxDrop: settings.constraints.maxDrop)
+                let prediction = adjusted.predictions[candidate.id] ?? settings.predictions[candidate.id]
+                let why =
+                    reason.map { reason in
+                        "not trained (learned strategy): "
+                            + (prediction.map {
+                                String(
+                                    format: "predicted gap %+.4f ± %.4f from %d similar past trials; ", $0.gap,
+                                    $0.gapSD, $0.neighbours)
+                            } ?? "") + reason
+                    }
+                    ?? SearchEngine.notTrainedReason(
+                        prediction, current: current, z: settings.confidenceZ, maxDrop: settings.constraints.maxDrop)
                 if let record = run.latest[candidate.id] {
                     // Screened at low fidelity and kept, then ruled out before its full run: report what it reached,
                     // as pruned.
