@@ -65,7 +65,18 @@ extension SearchEngine {
                 !screened.contains($0.key)
                     && (forced.contains($0.key) || (screen && isUncertain($0, settings: settings)))
             }.map(\.key))
-        guard uncertain.count > 1 else { return (Array(pending.prefix(size)), false) }
+        guard uncertain.count > 1 else {
+            // Before a screen is allowed, the full runs that measure this task's offset are, when the next run in line
+            // is uncertain, the uncertain runs cheapest to train (fewest epochs; ties in line order): a run that
+            // predictions cannot place teaches the offset as well as any, and a screen then ranks the costly ones at a
+            // fraction of their epochs.
+            if !screen, let first = pending.first, isUncertain(first, settings: settings) {
+                let cheapest = pending.enumerated().filter { isUncertain($0.element, settings: settings) }
+                    .sorted { ($0.element.options.epochs, $0.offset) < ($1.element.options.epochs, $1.offset) }
+                return (Array(cheapest.prefix(size).map(\.element)), false)
+            }
+            return (Array(pending.prefix(size)), false)
+        }
         if let first = pending.first, uncertain.contains(first.key) {
             return (pending.filter { uncertain.contains($0.key) }, true)
         }
