@@ -67,11 +67,16 @@ extension SearchEngine {
             }.map(\.key))
         guard uncertain.count > 1 else {
             // Before a screen is allowed, the full runs that measure this task's offset are, when the next run in line
-            // is uncertain, the uncertain runs cheapest to train (fewest epochs; ties in line order): a run that
-            // predictions cannot place teaches the offset as well as any, and a screen then ranks the costly ones at a
-            // fraction of their epochs.
+            // is uncertain, the uncertain runs predicted to qualify (all uncertain runs when none is) that are cheapest
+            // to train (fewest epochs; ties in line order): any of them teaches the offset and could be the answer,
+            // and a screen then ranks the costly ones at a fraction of their epochs.
             if !screen, let first = pending.first, isUncertain(first, settings: settings) {
-                let cheapest = pending.enumerated().filter { isUncertain($0.element, settings: settings) }
+                let bar = -settings.constraints.maxDrop
+                let uncertainRuns = pending.enumerated().filter { isUncertain($0.element, settings: settings) }
+                let likely = uncertainRuns.filter { run in
+                    run.element.members.contains { (settings.predictions[$0.id]?.gap ?? -.infinity) >= bar }
+                }
+                let cheapest = (likely.isEmpty ? uncertainRuns : likely)
                     .sorted { ($0.element.options.epochs, $0.offset) < ($1.element.options.epochs, $1.offset) }
                 return (Array(cheapest.prefix(size).map(\.element)), false)
             }

@@ -6,9 +6,11 @@ import Testing
 @testable import RetortSearch
 
 /// The learned strategy's waves before a screen is allowed: the runs that measure the task's offset are the uncertain
-/// runs cheapest to train.
+/// runs predicted to qualify that are cheapest to train.
 struct LearnedWaveTests {
-    @Test("before a screen, an uncertain head of the queue makes the wave the uncertain runs with the fewest epochs")
+    @Test(
+        "before a screen, an uncertain head of the queue makes the wave the uncertain runs predicted to qualify with the fewest epochs"
+    )
     func cheapestUncertainFirst() throws {
         let task = try blobTask(learnable: true, seed: 6)
         var settings = SearchSettings(
@@ -40,6 +42,14 @@ struct LearnedWaveTests {
         }
         let early = SearchEngine.nextWave(groups, screened: [], settings: settings, screen: false, size: 2)
         #expect(early.wave.map(\.options.epochs) == [5, 10] && !early.screening)
+        // A run predicted below the bar (though it could reach it) is not one of them while others are predicted
+        // to qualify.
+        let below = try #require(groups.last?.members.first)
+        var withBelow = settings
+        withBelow.predictions[below.id] = CandidatePrediction(
+            gap: -0.02, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
+        let likely = SearchEngine.nextWave(groups, screened: [], settings: withBelow, screen: false, size: 2)
+        #expect(likely.wave.map(\.options.epochs) == [5, 40])
         // Once a screen is allowed, the uncertain runs are screened together, in line order.
         let screen = SearchEngine.nextWave(groups, screened: [], settings: settings, screen: true, size: 2)
         #expect(screen.wave.map(\.options.epochs) == [40, 5, 10] && screen.screening)
