@@ -50,6 +50,14 @@ struct LearnedWaveTests {
             gap: -0.02, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
         let likely = SearchEngine.nextWave(groups, screened: [], settings: withBelow, screen: false, size: 2)
         #expect(likely.wave.map(\.options.epochs) == [5, 40])
+        // When no run is predicted to qualify, the cheapest uncertain runs measure the offset.
+        var noneLikely = settings
+        for candidate in groups.flatMap(\.members) {
+            noneLikely.predictions[candidate.id] = CandidatePrediction(
+                gap: -0.02, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
+        }
+        let cheapest = SearchEngine.nextWave(groups, screened: [], settings: noneLikely, screen: false, size: 2)
+        #expect(cheapest.wave.map(\.options.epochs) == [5, 10])
         // Once a screen is allowed, the uncertain runs are screened together, in line order.
         let screen = SearchEngine.nextWave(groups, screened: [], settings: settings, screen: true, size: 2)
         #expect(screen.wave.map(\.options.epochs) == [40, 5, 10] && screen.screening)
