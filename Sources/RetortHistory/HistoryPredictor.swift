@@ -233,18 +233,14 @@ public struct HistoryPredictor: Sendable {
         let gap = nearest.reduce(0) { $0 + $1.weight * $1.example.gap } / total
         let variance = nearest.reduce(0) { $0 + $1.weight * pow($1.example.gap - gap, 2) } / total
         let distance = nearest.reduce(0) { $0 + $1.weight * $1.distance } / total
-        let latencies = nearest.compactMap { n in n.example.latency.map { (n.weight, log($0)) } }
-        let latency =
-            latencies.isEmpty
-            ? nil : exp(latencies.reduce(0) { $0 + $1.0 * $1.1 } / latencies.reduce(0) { $0 + $1.0 })
-        let errors = nearest.compactMap { n in
-            n.example.differenceSE.flatMap { se in
-                se > 0
-                    ? (n.weight, log(se * (Double(max(n.example.rows, 1)) / Double(max(rows, 1))).squareRoot())) : nil
-            }
-        }
-        let differenceSE =
-            errors.isEmpty ? nil : exp(errors.reduce(0) { $0 + $1.0 * $1.1 } / errors.reduce(0) { $0 + $1.0 })
+        let latency = Self.weightedGeometricMean(
+            nearest.compactMap { n in n.example.latency.map { (n.weight, $0) } })
+        let differenceSE = Self.weightedGeometricMean(
+            nearest.compactMap { n in
+                n.example.differenceSE.flatMap { se in
+                    se > 0 ? (n.weight, se * (Double(max(n.example.rows, 1)) / Double(max(rows, 1))).squareRoot()) : nil
+                }
+            })
         return CandidatePrediction(
             gap: gap,
             gapSD: widening.standardDeviation(spread: variance.squareRoot(), floor: floorSD, distance: distance),
@@ -276,11 +272,18 @@ public struct HistoryPredictor: Sendable {
     /// means of its nearest past trials' (a structured student's size is known only once trained).
     public func predictedCost(meta: MetaFeatures, candidate: StructuredCandidate) -> (sizeBytes: Int, flops: Int)? {
         guard let nearest = structuredNeighbours(meta: meta, candidate: candidate) else { return nil }
-        let total = nearest.reduce(0) { $0 + $1.weight }
         func geometric(_ value: (Example) -> Int) -> Int {
-            Int(exp(nearest.reduce(0) { $0 + $1.weight * log(Double(max(value($1.example), 1))) } / total).rounded())
+            Int(
+                (Self.weightedGeometricMean(nearest.map { ($0.weight, Double(max(value($0.example), 1))) }) ?? 1)
+                    .rounded())
         }
         return (geometric(\.sizeBytes), geometric(\.flops))
+    }
+
+    /// `exp(Σ wᵢ log xᵢ / Σ wᵢ)` over positive values `xᵢ` with weights `wᵢ`; nil when there are none.
+    static func weightedGeometricMean(_ values: [(weight: Double, value: Double)]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        return exp(values.reduce(0) { $0 + $1.weight * log($1.value) } / values.reduce(0) { $0 + $1.weight })
     }
 
     /// Every structured candidate's prediction by id (the candidates the history cannot place are left out): what a

@@ -170,12 +170,11 @@ public struct Suggestion: Encodable, Sendable {
 
     /// Whether a candidate that measured its predicted gap would qualify: the gap clears the bar and, with a predicted
     /// standard error of measurement, the chance that its true gap does, Φ((gap − bar) / se), reaches the
-    /// recommendation's confidence `level`. Like `SearchEngine.confidentlyQualifies`, this leaves out the adjustment
-    /// for choosing among candidates, so it is the looser of the two.
+    /// recommendation's confidence `level` (`SearchEngine.clearsBar`, as `SearchEngine.confidentlyQualifies` checks a
+    /// measured student). It leaves out the adjustment for choosing among candidates, so it is the looser check.
     static func qualifies(_ prediction: CandidatePrediction, bar: Double, level: Double) -> Bool {
         guard prediction.gap >= bar - 1e-12 else { return false }
-        guard let se = prediction.differenceSE, se > 0 else { return true }
-        return StandardNormal.cdf((prediction.gap - bar) / se) >= level - 1e-12
+        return SearchEngine.clearsBar(slack: prediction.gap - bar, se: prediction.differenceSE, level: level)
     }
 
     /// The recommender's choice among `qualifying` rows on their predictions: the predicted equally fast (p50 within

@@ -156,9 +156,15 @@ extension SearchEngine {
         let slack = difference.value + constraints.maxDrop
         guard difference.ci95.count == 2 else { return slack >= -1e-12 }
         let se = (difference.ci95[1] - difference.ci95[0]) / (2 * 1.959964)
-        guard se > 0 else { return slack >= -1e-12 }
-        let probability = StandardNormal.cdf(slack / se)
-        return probability >= constraints.confidenceLevel - 1e-12
+        return clearsBar(slack: slack, se: se, level: constraints.confidenceLevel)
+    }
+
+    /// Whether a difference `slack` above the bar, measured with standard error `se`, is truly above it with
+    /// probability at least `level`, Φ(slack / se) ≥ level (a normal approximation, not adjusted for choosing among
+    /// candidates); without a positive `se`, the point decides.
+    public static func clearsBar(slack: Double, se: Double?, level: Double) -> Bool {
+        guard let se, se > 0 else { return slack >= -1e-12 }
+        return StandardNormal.cdf(slack / se) >= level - 1e-12
     }
 
     /// Training runs of this task measured at full fidelity before uncertain runs are screened: three, the number from

@@ -5,6 +5,14 @@ import Testing
 
 @testable import RetortSearch
 
+/// The training runs of `task` under `settings` (its catalog, constraints and seed), in catalog order.
+func trainingGroups(_ task: TaskData, settings: SearchSettings) -> [TrainingGroup] {
+    CandidateSpace(
+        candidates: settings.catalog.candidates(for: task), task: task, constraints: settings.constraints,
+        seed: settings.seed, features: { FeatureSet(task: task, key: $0) }
+    ).groups
+}
+
 /// The learned strategy's waves before a screen is allowed: the runs that measure the task's offset are the uncertain
 /// runs predicted to qualify that are cheapest to train.
 struct LearnedWaveTests {
@@ -30,10 +38,7 @@ struct LearnedWaveTests {
                         precision: [fp32]
                         epochs: 10
                     """, file: "c.yaml")), seed: 4)
-        let groups = CandidateSpace(
-            candidates: settings.catalog.candidates(for: task), task: task, constraints: settings.constraints,
-            seed: 4, features: { FeatureSet(task: task, key: $0) }
-        ).groups
+        let groups = trainingGroups(task, settings: settings)
         #expect(groups.map(\.options.epochs) == [40, 5, 10])
         // Every run straddles the bar of −0.01 (−0.005 ± 2 · 0.02).
         for candidate in groups.flatMap(\.members) {

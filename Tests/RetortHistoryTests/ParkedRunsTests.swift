@@ -17,10 +17,7 @@ struct ParkedRunsTests {
         let task = try blobTask(learnable: true, seed: 5)
         var settings = SearchSettings(
             catalog: try CandidateCatalog(try YAMLValue.parse(learnedCatalog, file: "c.yaml")), seed: 4)
-        let groups = CandidateSpace(
-            candidates: settings.catalog.candidates(for: task), task: task, constraints: settings.constraints,
-            seed: 4, features: { FeatureSet(task: task, key: $0) }
-        ).groups
+        let groups = trainingGroups(task, settings: settings)
         let linear = try #require(groups.first { $0.architecture.family == .linear })
         let larger = groups.filter { $0.flops > linear.flops && $0.architecture.family == .mlp }
         #expect(!larger.isEmpty)
