@@ -177,18 +177,13 @@ public struct Suggestion: Encodable, Sendable {
         return SearchEngine.clearsBar(slack: prediction.gap - bar, se: prediction.differenceSE, level: level)
     }
 
-    /// The recommender's choice among `qualifying` rows on their predictions: the predicted equally fast (p50 within
-    /// `speed`'s tolerance of the fastest), then the smallest, the fewest FLOPs, the id; without predicted latencies,
-    /// the fewest FLOPs, then the smallest (as the recommender without a speed comparison).
+    /// The recommender's choice among `qualifying` rows on their predictions (`Recommender.cheapest`): the predicted
+    /// equally fast (p50 within `speed`'s tolerance of the fastest), then the smallest, the fewest FLOPs; without
+    /// predicted latencies, the fewest FLOPs, then the smallest; then the higher predicted gap, the id.
     static func recommended(among qualifying: [Row], speed: SpeedComparison) -> Row? {
-        let fastest = qualifying.compactMap(\.predicted.latencyMsP50).filter { $0 > 0 }.min()
-        guard let fastest else {
-            return qualifying.min {
-                ($0.flopsPerExample, $0.sizeBytes, $0.id) < ($1.flopsPerExample, $1.sizeBytes, $1.id)
-            }
-        }
-        return qualifying.filter { row in
-            row.predicted.latencyMsP50.map { !speed.clearlyFaster(fastest, than: $0) } ?? false
-        }.min { ($0.sizeBytes, $0.flopsPerExample, $0.id) < ($1.sizeBytes, $1.flopsPerExample, $1.id) }
+        Recommender.cheapest(
+            qualifying, speed: speed, latency: \.predicted.latencyMsP50, sizeBytes: \.sizeBytes,
+            flops: \.flopsPerExample, value: \.predicted.gap, id: \.id
+        )?.chosen
     }
 }

@@ -119,28 +119,11 @@ public enum Recommender {
                         "best student %@ reaches %@ %.4f vs teacher %.4f: drop %.1f pt > allowed %.1f pt; keep the teacher",
                     closest.id, metric, value(closest), teacherValue, drop, constraints.maxDrop * 100))
         }
-        // The equally fast: within the tolerance of the fastest measured qualifier (all of them without a speed rule).
-        let fastest = qualifying.compactMap(\.latencyMsP50).filter { $0 > 0 }.min()
-        let equallyFast =
-            speed.flatMap { speed in
-                fastest.map { fastest in
-                    qualifying.filter { trial in
-                        trial.latencyMsP50.map { !speed.clearlyFaster(fastest, than: $0) } ?? false
-                    }
-                }
-            } ?? qualifying
-        let chosen =
-            equallyFast.min { a, b in
-                if speed != nil && fastest != nil {
-                    if a.sizeBytes != b.sizeBytes { return a.sizeBytes < b.sizeBytes }
-                    if a.flopsPerExample != b.flopsPerExample { return a.flopsPerExample < b.flopsPerExample }
-                } else {
-                    if a.flopsPerExample != b.flopsPerExample { return a.flopsPerExample < b.flopsPerExample }
-                    if a.sizeBytes != b.sizeBytes { return a.sizeBytes < b.sizeBytes }
-                }
-                if value(a) != value(b) { return value(a) > value(b) }
-                return a.id < b.id
-            } ?? qualifying[0]
+        guard
+            let (chosen, bySpeed) = cheapest(
+                qualifying, speed: speed, latency: \.latencyMsP50, sizeBytes: \.sizeBytes, flops: \.flopsPerExample,
+                value: value, id: \.id)
+        else { return .noDistillation(reason: "no qualifying student; keep the teacher") }
         let delta = (value(chosen) - teacherValue) * 100
         let comparison =
             delta >= 0
@@ -153,7 +136,7 @@ public enum Recommender {
                     min($0, 0.99) * 100, among)
             } ?? ""
         let cheapest: String
-        if speed != nil, fastest != nil {
+        if bySpeed {
             // How many are "as fast" moves with the measured latencies: the reason does not say, so that a second run
             // of the same job words its recommendation the same.
             let which =
@@ -176,4 +159,36 @@ public enum Recommender {
     }
 
     static func format(_ value: Double) -> String { String(format: "%g", value) }
+
+    /// The cheapest to run of the `qualifying` students: the recommender's rule for measured students, and `suggest`'s
+    /// for predicted ones. With a `speed` rule and a latency for some of them, the students equally fast as the
+    /// fastest (p50 within the rule's tolerance), then the smallest, the fewest FLOPs; without, the fewest FLOPs, then
+    /// the smallest; then the higher `value`, the id. `bySpeed` says which of the two rules chose; nil when none
+    /// qualifies.
+    public static func cheapest<Student>(
+        _ qualifying: [Student], speed: SpeedComparison?, latency: (Student) -> Double?, sizeBytes: (Student) -> Int,
+        flops: (Student) -> Int, value: (Student) -> Double, id: (Student) -> String
+    ) -> (chosen: Student, bySpeed: Bool)? {
+        let fastest = qualifying.compactMap(latency).filter { $0 > 0 }.min()
+        var equallyFast = qualifying
+        if let speed, let fastest {
+            equallyFast = qualifying.filter { student in
+                latency(student).map { !speed.clearlyFaster(fastest, than: $0) } ?? false
+            }
+        }
+        let bySpeed = speed != nil && fastest != nil
+        let chosen = equallyFast.min { a, b in
+            let (sizeA, sizeB, flopsA, flopsB) = (sizeBytes(a), sizeBytes(b), flops(a), flops(b))
+            if bySpeed {
+                if sizeA != sizeB { return sizeA < sizeB }
+                if flopsA != flopsB { return flopsA < flopsB }
+            } else {
+                if flopsA != flopsB { return flopsA < flopsB }
+                if sizeA != sizeB { return sizeA < sizeB }
+            }
+            if value(a) != value(b) { return value(a) > value(b) }
+            return id(a) < id(b)
+        }
+        return chosen.map { ($0, bySpeed) }
+    }
 }
