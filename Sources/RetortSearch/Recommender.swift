@@ -97,7 +97,12 @@ public enum Recommender {
             return probability(trial).map { $0 >= level - 1e-12 } ?? true
         }
         let among = selection.map { " (adjusted for choosing among \($0.candidates) candidates)" } ?? ""
-        guard !qualifying.isEmpty else {
+        // The cheapest to run of the qualifying students; none qualifies: keep the teacher, naming the closest.
+        guard
+            let (chosen, bySpeed) = cheapest(
+                qualifying, speed: speed, latency: \.latencyMsP50, sizeBytes: \.sizeBytes, flops: \.flopsPerExample,
+                value: value, id: \.id)
+        else {
             let closest =
                 fits.max { value($0) < value($1) || (value($0) == value($1) && $0.sizeBytes > $1.sizeBytes) } ?? fits[0]
             let drop = (teacherValue - value(closest)) * 100
@@ -119,11 +124,6 @@ public enum Recommender {
                         "best student %@ reaches %@ %.4f vs teacher %.4f: drop %.1f pt > allowed %.1f pt; keep the teacher",
                     closest.id, metric, value(closest), teacherValue, drop, constraints.maxDrop * 100))
         }
-        guard
-            let (chosen, bySpeed) = cheapest(
-                qualifying, speed: speed, latency: \.latencyMsP50, sizeBytes: \.sizeBytes, flops: \.flopsPerExample,
-                value: value, id: \.id)
-        else { return .noDistillation(reason: "no qualifying student; keep the teacher") }
         let delta = (value(chosen) - teacherValue) * 100
         let comparison =
             delta >= 0
