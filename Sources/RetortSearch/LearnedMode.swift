@@ -85,9 +85,13 @@ public struct LearnedMode: Sendable, Codable, Equatable {
             schedule: .learned,
             reason: String(
                 format:
-                    "%d past tasks of this kind; %@the predictions place %d of %d training runs on one side of the bar%@",
+                    "%d past tasks of this kind; %@%@the predictions place %d of %d training runs on one side of the bar%@",
                 tasks,
                 median.map { String(format: "nearest past trials at %.1f× the typical distance (median); ", $0) } ?? "",
+                settings.historyTypicalSD.map {
+                    String(
+                        format: "predicted sd %.4f, %.1f× the history's %.4f (median); ", deviation, deviation / $0, $0)
+                } ?? "",
                 groups.count - uncertain, groups.count,
                 settings.historyOffsetSpread.map {
                     String(format: "; once this task's offset is measured, %.2f of each deviation remains (κ)", $0)
