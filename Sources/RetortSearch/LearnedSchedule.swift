@@ -4,12 +4,14 @@ import RetortStudents
 
 /// The learned strategy's scheduling rules, from the predictions in `SearchSettings.predictions`.
 extension SearchEngine {
-    /// Training runs in the order to train them: first those predicted to qualify (prediction ≥ −max drop), cheapest
-    /// first (FLOPs, then size: what the recommender prefers); then those that qualify only optimistically
-    /// (prediction + z·sd), cheapest first, or most promising first when no run is predicted to qualify (the likely
-    /// answer is then "no distillation", and the runs nearest the bar are the ones that confirm or refute it); runs
-    /// without a prediction count as uncertain; last, those that cannot qualify even optimistically, most promising
-    /// first (the first two of them confirm a "no distillation").
+    /// Training runs in the order to train them: first those predicted to qualify (prediction ≥ −max drop), in the
+    /// order the recommender prefers students (`Recommender.cheapest`) on the predicted figures: the runs predicted as
+    /// fast as the tier's fastest (p50 within the speed tolerance), smallest first, then the fewest FLOPs; then the
+    /// rest, fewest FLOPs first, then smallest; then those that qualify only optimistically (prediction + z·sd) in the
+    /// same order, or most promising first when no run is predicted to qualify (the likely answer is then "no
+    /// distillation", and the runs nearest the bar are the ones that confirm or refute it); runs without a prediction
+    /// count as uncertain; last, those that cannot qualify even optimistically, most promising first (the first two of
+    /// them confirm a "no distillation").
     static func learnedOrder(_ groups: [TrainingGroup], settings: SearchSettings) -> [TrainingGroup] {
         let bar = -settings.constraints.maxDrop
         func tier(_ group: TrainingGroup) -> Int {
@@ -24,11 +26,28 @@ extension SearchEngine {
             group.members.compactMap { settings.predictions[$0.id]?.gap }.max() ?? 0
         }
         func smallest(_ group: TrainingGroup) -> Int { group.members.map { group.size(of: $0) }.min() ?? 0 }
+        let latencies = Dictionary(
+            uniqueKeysWithValues: groups.map { ($0.key, predictedLatency($0, settings: settings)) })
+        let tiers = Dictionary(uniqueKeysWithValues: groups.map { ($0.key, tier($0)) })
+        var fastest: [Int: Double] = [:]
+        for group in groups {
+            guard let latency = latencies[group.key] ?? nil, let level = tiers[group.key] else { continue }
+            fastest[level] = min(fastest[level] ?? .infinity, latency)
+        }
+        let speed = SpeedComparison(relativeTolerance: settings.speedTolerance)
+        func equallyFast(_ group: TrainingGroup) -> Bool {
+            guard let latency = latencies[group.key] ?? nil, let level = tiers[group.key], let best = fastest[level]
+            else { return false }
+            return !speed.clearlyFaster(best, than: latency)
+        }
         let noneLikely = !groups.contains { tier($0) == 0 }
         return groups.sorted { a, b in
-            let (ta, tb) = (tier(a), tier(b))
+            let (ta, tb) = (tiers[a.key] ?? 1, tiers[b.key] ?? 1)
             if ta != tb { return ta < tb }
             if (ta == 2 || noneLikely) && bestGap(a) != bestGap(b) { return bestGap(a) > bestGap(b) }
+            let (fastA, fastB) = (equallyFast(a), equallyFast(b))
+            if fastA != fastB { return fastA }
+            if fastA && smallest(a) != smallest(b) { return smallest(a) < smallest(b) }
             if a.flops != b.flops { return a.flops < b.flops }
             if smallest(a) != smallest(b) { return smallest(a) < smallest(b) }
             return a.key < b.key
@@ -88,11 +107,32 @@ extension SearchEngine {
         return (Array(pending.filter { !uncertain.contains($0.key) }.prefix(size)), false)
     }
 
+    /// The smallest predicted p50 of a training run's members, nil when none has one.
+    static func predictedLatency(_ group: TrainingGroup, settings: SearchSettings) -> Double? {
+        group.members.compactMap { settings.predictions[$0.id]?.latencyMsP50 }.filter { $0 > 0 }.min()
+    }
+
+    /// Whether `candidate` (of `group`), no smaller than `current`, could still be the recommendation by being clearly
+    /// faster (p50 below `current`'s by more than the speed tolerance, the only way a larger student wins). It cannot
+    /// with no fewer FLOPs; with fewer, it could unless both have a predicted p50 and the candidate's is not even
+    /// √(1 + tolerance) below `current`'s (halfway to "clearly faster" on a log scale: a prediction has to be off by
+    /// that factor, 1.41× at the default tolerance, for this to rule out a winner). Predicted p50s are compared with
+    /// each other, both from the history, so a machine uniformly faster or slower than the history's does not matter.
+    static func couldBeClearlyFaster(
+        _ candidate: Candidate, in group: TrainingGroup, than current: TrialResult, settings: SearchSettings
+    ) -> Bool {
+        guard group.flops < current.flopsPerExample else { return false }
+        guard let own = settings.predictions[candidate.id]?.latencyMsP50, own > 0,
+            let theirs = settings.predictions[current.id]?.latencyMsP50, theirs > 0
+        else { return true }
+        return own * (1 + settings.speedTolerance).squareRoot() < theirs
+    }
+
     /// Splits pending runs into those that could still change the recommendation `current` and those that cannot:
-    /// a member could when, optimistically (prediction + z·sd), it reaches the bar and it has fewer FLOPs or fewer
-    /// bytes than `current` (the recommender prefers the smallest of the students about as fast as the fastest, so a
-    /// smaller student with more FLOPs can win); with no recommendation yet, reaching the bar is enough. Members
-    /// without a prediction always could.
+    /// a member could when, optimistically (prediction + z·sd), it reaches the bar and it is smaller than `current`
+    /// (the recommender prefers the smallest of the students about as fast as the fastest, so a smaller student with
+    /// more FLOPs can win) or could be clearly faster (``couldBeClearlyFaster(_:than:settings:)``); with no
+    /// recommendation yet, reaching the bar is enough. Members without a prediction always could.
     static func partitionPending(
         _ pending: [TrainingGroup], current: TrialResult?, settings: SearchSettings
     ) -> (keep: [TrainingGroup], drop: [TrainingGroup]) {
@@ -101,8 +141,8 @@ extension SearchEngine {
             guard let prediction = settings.predictions[candidate.id] else { return true }
             guard prediction.gap + settings.confidenceZ * prediction.gapSD >= bar - 1e-12 else { return false }
             guard let current else { return true }
-            let size = group.size(of: candidate)
-            return group.flops < current.flopsPerExample || size < current.sizeBytes
+            if group.size(of: candidate) < current.sizeBytes { return true }
+            return couldBeClearlyFaster(candidate, in: group, than: current, settings: settings)
         }
         var keep: [TrainingGroup] = []
         var drop: [TrainingGroup] = []
@@ -299,8 +339,8 @@ extension SearchEngine {
                 format: "not trained (learned strategy): %@; even +%.1f sd stays below the bar of %+.4f", predicted, z,
                 -maxDrop)
         }
-        return "not trained (learned strategy): \(predicted); it is neither cheaper to run nor smaller than the "
-            + "recommendation"
-            + (current.map { " \($0.id)" } ?? "")
+        return "not trained (learned strategy): \(predicted); it is neither smaller than the recommendation"
+            + (current.map { " \($0.id)" } ?? "") + " nor could it be clearly faster"
+            + (prediction.latencyMsP50.map { String(format: " (predicted p50 %.4f ms)", $0) } ?? "")
     }
 }

@@ -13,6 +13,11 @@ func trainingGroups(_ task: TaskData, settings: SearchSettings) -> [TrainingGrou
     ).groups
 }
 
+/// Search settings with seed 4 and the catalog `yaml`.
+func catalogSettings(_ yaml: String) throws -> SearchSettings {
+    SearchSettings(catalog: try CandidateCatalog(try YAMLValue.parse(yaml, file: "c.yaml")), seed: 4)
+}
+
 /// The learned strategy's waves before a screen is allowed: the runs that measure the task's offset are the uncertain
 /// runs predicted to qualify that are cheapest to train.
 struct LearnedWaveTests {
@@ -21,23 +26,21 @@ struct LearnedWaveTests {
     )
     func cheapestUncertainFirst() throws {
         let task = try blobTask(learnable: true, seed: 6)
-        var settings = SearchSettings(
-            catalog: try CandidateCatalog(
-                try YAMLValue.parse(
-                    """
-                    numeric:
-                      - family: mlp
-                        hidden: [[16]]
-                        precision: [fp32]
-                        epochs: 40
-                      - family: linear
-                        precision: [fp32]
-                        epochs: 5
-                      - family: mlp
-                        hidden: [[64]]
-                        precision: [fp32]
-                        epochs: 10
-                    """, file: "c.yaml")), seed: 4)
+        var settings = try catalogSettings(
+            """
+            numeric:
+              - family: mlp
+                hidden: [[16]]
+                precision: [fp32]
+                epochs: 40
+              - family: linear
+                precision: [fp32]
+                epochs: 5
+              - family: mlp
+                hidden: [[64]]
+                precision: [fp32]
+                epochs: 10
+            """)
         let groups = trainingGroups(task, settings: settings)
         #expect(groups.map(\.options.epochs) == [40, 5, 10])
         // Every run straddles the bar of −0.01 (−0.005 ± 2 · 0.02).
@@ -71,5 +74,84 @@ struct LearnedWaveTests {
         settings.predictions[head.id] = CandidatePrediction(gap: 0.05, gapSD: 0.01, latencyMsP50: nil, neighbours: 8)
         let confident = SearchEngine.nextWave(groups, screened: [], settings: settings, screen: false, size: 2)
         #expect(confident.wave.map(\.options.epochs) == [40, 5])
+    }
+}
+
+/// The learned order and the rule-outs follow the recommender's speed rule on the predicted figures: among students
+/// about as fast as the fastest, the smallest wins, so a larger student with fewer FLOPs matters only if it could be
+/// clearly faster.
+struct LearnedSpeedRuleTests {
+    /// Two runs predicted to qualify: a small linear run with more FLOPs and a larger MLP run with fewer.
+    func twoRuns() throws -> (
+        groups: [TrainingGroup], settings: SearchSettings, small: TrainingGroup, large: TrainingGroup
+    ) {
+        let task = try blobTask(learnable: true, seed: 6, classes: 10)
+        let settings = try catalogSettings(
+            """
+            numeric:
+              - family: linear
+                precision: [int8]
+                epochs: 5
+              - family: mlp
+                hidden: [[2]]
+                precision: [fp32]
+                epochs: 5
+            """)
+        let groups = trainingGroups(task, settings: settings)
+        let small = try #require(groups.min { $0.size(of: $0.members[0]) < $1.size(of: $1.members[0]) })
+        let large = try #require(groups.first { $0.key != small.key })
+        // The test needs the smaller run to be the costlier in FLOPs.
+        try #require(small.flops > large.flops && small.size(of: small.members[0]) < large.size(of: large.members[0]))
+        return (groups, settings, small, large)
+    }
+
+    func predict(_ settings: inout SearchSettings, _ group: TrainingGroup, latency: Double?) {
+        for member in group.members {
+            settings.predictions[member.id] = CandidatePrediction(
+                gap: 0.02, gapSD: 0.005, latencyMsP50: latency, neighbours: 8)
+        }
+    }
+
+    @Test(
+        "runs predicted equally fast go smallest first; one predicted clearly faster goes first; without latencies, fewest FLOPs"
+    )
+    func order() throws {
+        var (groups, settings, small, large) = try twoRuns()
+        predict(&settings, small, latency: 0.010)
+        predict(&settings, large, latency: 0.008)
+        #expect(SearchEngine.learnedOrder(groups, settings: settings).map(\.key) == [small.key, large.key])
+        predict(&settings, large, latency: 0.004)
+        #expect(SearchEngine.learnedOrder(groups, settings: settings).map(\.key) == [large.key, small.key])
+        predict(&settings, small, latency: nil)
+        predict(&settings, large, latency: nil)
+        #expect(SearchEngine.learnedOrder(groups, settings: settings).map(\.key) == [large.key, small.key])
+    }
+
+    @Test(
+        "a larger run with fewer FLOPs is ruled out against a measured recommendation unless it could be clearly faster"
+    )
+    func ruleOut() throws {
+        var (_, settings, small, large) = try twoRuns()
+        let member = small.members[0]
+        let current = TrialResult(
+            id: member.id, family: member.family, config: [:], precision: member.precision, params: 0,
+            sizeBytes: small.size(of: member), flopsPerExample: small.flops, latencyMsP50: 0.01,
+            metrics: [:], fidelity: 1, status: .complete, onFrontier: true)
+        // Predicted 1.25× faster: not even halfway (√2×) to the 2× that makes it clearly faster.
+        predict(&settings, small, latency: 0.010)
+        predict(&settings, large, latency: 0.008)
+        var split = SearchEngine.partitionPending([large], current: current, settings: settings)
+        #expect(split.drop.map(\.key) == [large.key] && split.keep.isEmpty)
+        let reason = SearchEngine.notTrainedReason(
+            settings.predictions[large.members[0].id], current: current, z: 2, maxDrop: 0.01)
+        #expect(reason.contains("neither smaller than the recommendation \(member.id) nor could it be clearly faster"))
+        // Predicted 1.6× faster: a 1.25× error in the prediction would make it clearly faster, so it stays.
+        predict(&settings, large, latency: 0.00625)
+        split = SearchEngine.partitionPending([large], current: current, settings: settings)
+        #expect(split.keep.map(\.key) == [large.key])
+        // Without a predicted latency it stays.
+        predict(&settings, large, latency: nil)
+        split = SearchEngine.partitionPending([large], current: current, settings: settings)
+        #expect(split.keep.map(\.key) == [large.key])
     }
 }
