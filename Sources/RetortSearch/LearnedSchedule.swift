@@ -5,7 +5,7 @@ import RetortStudents
 /// The learned strategy's scheduling rules, from the predictions in `SearchSettings.predictions`.
 extension SearchEngine {
     /// Training runs in the order to train them: first those predicted to qualify (prediction ≥ −max drop), in the
-    /// order the recommender prefers students (`Recommender.cheapest`) on the predicted figures: the runs predicted as
+    /// order `Recommender.cheapest` prefers students in, on the predicted figures: the runs predicted as
     /// fast as the tier's fastest (p50 within the speed tolerance), smallest first, then the fewest FLOPs; then the
     /// rest, fewest FLOPs first, then smallest; then those that qualify only optimistically (prediction + z·sd) in the
     /// same order, or most promising first when no run is predicted to qualify (the likely answer is then "no
@@ -131,7 +131,7 @@ extension SearchEngine {
     /// Splits pending runs into those that could still change the recommendation `current` and those that cannot:
     /// a member could when, optimistically (prediction + z·sd), it reaches the bar and it is smaller than `current`
     /// (the recommender prefers the smallest of the students about as fast as the fastest, so a smaller student with
-    /// more FLOPs can win) or could be clearly faster (``couldBeClearlyFaster(_:than:settings:)``); with no
+    /// more FLOPs can win) or could be clearly faster (``couldBeClearlyFaster(_:in:than:settings:)``); with no
     /// recommendation yet, reaching the bar is enough. Members without a prediction always could.
     static func partitionPending(
         _ pending: [TrainingGroup], current: TrialResult?, settings: SearchSettings
