@@ -22,36 +22,36 @@ extension SearchEngine {
             if compact.contains(where: { $0.gap + settings.confidenceZ * $0.gapSD >= bar }) { return 1 }
             return 2
         }
-        func bestGap(_ group: TrainingGroup) -> Double {
-            group.members.compactMap { settings.predictions[$0.id]?.gap }.max() ?? 0
+        struct Ranked {
+            let group: TrainingGroup
+            let tier: Int
+            let bestGap: Double
+            let smallest: Int
+            let latency: Double?
         }
-        func smallest(_ group: TrainingGroup) -> Int { group.members.map { group.size(of: $0) }.min() ?? 0 }
-        let latencies = Dictionary(
-            uniqueKeysWithValues: groups.map { ($0.key, predictedLatency($0, settings: settings)) })
-        let tiers = Dictionary(uniqueKeysWithValues: groups.map { ($0.key, tier($0)) })
-        var fastest: [Int: Double] = [:]
-        for group in groups {
-            guard let latency = latencies[group.key] ?? nil, let level = tiers[group.key] else { continue }
-            fastest[level] = min(fastest[level] ?? .infinity, latency)
+        let ranked = groups.map { group in
+            Ranked(
+                group: group, tier: tier(group),
+                bestGap: group.members.compactMap { settings.predictions[$0.id]?.gap }.max() ?? 0,
+                smallest: group.members.map { group.size(of: $0) }.min() ?? 0,
+                latency: predictedLatency(group, settings: settings))
         }
         let speed = SpeedComparison(relativeTolerance: settings.speedTolerance)
-        func equallyFast(_ group: TrainingGroup) -> Bool {
-            guard let latency = latencies[group.key] ?? nil, let level = tiers[group.key], let best = fastest[level]
-            else { return false }
-            return !speed.clearlyFaster(best, than: latency)
-        }
-        let noneLikely = !groups.contains { tier($0) == 0 }
-        return groups.sorted { a, b in
-            let (ta, tb) = (tiers[a.key] ?? 1, tiers[b.key] ?? 1)
-            if ta != tb { return ta < tb }
-            if (ta == 2 || noneLikely) && bestGap(a) != bestGap(b) { return bestGap(a) > bestGap(b) }
-            let (fastA, fastB) = (equallyFast(a), equallyFast(b))
+        let equallyFast = Set(
+            Dictionary(grouping: ranked, by: \.tier).values.flatMap { level in
+                Recommender.equallyFast(level, speed: speed, latency: \.latency) ?? []
+            }.map(\.group.key))
+        let noneLikely = !ranked.contains { $0.tier == 0 }
+        return ranked.sorted { a, b in
+            if a.tier != b.tier { return a.tier < b.tier }
+            if (a.tier == 2 || noneLikely) && a.bestGap != b.bestGap { return a.bestGap > b.bestGap }
+            let (fastA, fastB) = (equallyFast.contains(a.group.key), equallyFast.contains(b.group.key))
             if fastA != fastB { return fastA }
-            if fastA && smallest(a) != smallest(b) { return smallest(a) < smallest(b) }
-            if a.flops != b.flops { return a.flops < b.flops }
-            if smallest(a) != smallest(b) { return smallest(a) < smallest(b) }
-            return a.key < b.key
-        }
+            if fastA && a.smallest != b.smallest { return a.smallest < b.smallest }
+            if a.group.flops != b.group.flops { return a.group.flops < b.group.flops }
+            if a.smallest != b.smallest { return a.smallest < b.smallest }
+            return a.group.key < b.group.key
+        }.map(\.group)
     }
 
     /// Whether predictions cannot place a training run on either side of the bar: no member reaches it confidently

@@ -160,6 +160,16 @@ public enum Recommender {
 
     static func format(_ value: Double) -> String { String(format: "%g", value) }
 
+    /// The `students` as fast as the fastest of them: those whose p50 is not clearly slower, under `speed`, than the
+    /// lowest positive p50 (students without a latency are left out); nil when none has a positive latency. The
+    /// recommender applies it to the qualifying students, the learned schedule to each tier of predicted runs.
+    public static func equallyFast<Student>(
+        _ students: [Student], speed: SpeedComparison, latency: (Student) -> Double?
+    ) -> [Student]? {
+        guard let fastest = students.compactMap(latency).filter({ $0 > 0 }).min() else { return nil }
+        return students.filter { student in latency(student).map { !speed.clearlyFaster(fastest, than: $0) } ?? false }
+    }
+
     /// The cheapest to run of the `qualifying` students: the recommender's rule for measured students, and `suggest`'s
     /// for predicted ones. With a `speed` rule and a latency for some of them, the students equally fast as the
     /// fastest (p50 within the rule's tolerance), then the smallest, the fewest FLOPs; without, the fewest FLOPs, then
@@ -169,15 +179,9 @@ public enum Recommender {
         _ qualifying: [Student], speed: SpeedComparison?, latency: (Student) -> Double?, sizeBytes: (Student) -> Int,
         flops: (Student) -> Int, value: (Student) -> Double, id: (Student) -> String
     ) -> (chosen: Student, bySpeed: Bool)? {
-        let fastest = qualifying.compactMap(latency).filter { $0 > 0 }.min()
-        var equallyFast = qualifying
-        if let speed, let fastest {
-            equallyFast = qualifying.filter { student in
-                latency(student).map { !speed.clearlyFaster(fastest, than: $0) } ?? false
-            }
-        }
-        let bySpeed = speed != nil && fastest != nil
-        let chosen = equallyFast.min { a, b in
+        let equallyFast = speed.flatMap { Self.equallyFast(qualifying, speed: $0, latency: latency) }
+        let bySpeed = equallyFast != nil
+        let chosen = (equallyFast ?? qualifying).min { a, b in
             let (sizeA, sizeB, flopsA, flopsB) = (sizeBytes(a), sizeBytes(b), flops(a), flops(b))
             if bySpeed {
                 if sizeA != sizeB { return sizeA < sizeB }
