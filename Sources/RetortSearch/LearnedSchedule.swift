@@ -97,14 +97,44 @@ extension SearchEngine {
                 }
                 let cheapest = (likely.isEmpty ? uncertainRuns : likely)
                     .sorted { ($0.element.options.epochs, $0.offset) < ($1.element.options.epochs, $1.offset) }
-                return (Array(cheapest.prefix(size).map(\.element)), false)
+                return (wave(cheapest.map(\.element), settings: settings, size: size), false)
             }
-            return (Array(pending.prefix(size)), false)
+            return (wave(pending, settings: settings, size: size), false)
         }
         if let first = pending.first, uncertain.contains(first.key) {
             return (pending.filter { uncertain.contains($0.key) }, true)
         }
-        return (Array(pending.filter { !uncertain.contains($0.key) }.prefix(size)), false)
+        return (wave(pending.filter { !uncertain.contains($0.key) }, settings: settings, size: size), false)
+    }
+
+    /// A full-fidelity wave of at most `size` runs from `line` (in order): its first run, then the next runs in line
+    /// that could still change the recommendation should the first run's predicted pick become it
+    /// (``predictedPick(_:settings:)``, ``partitionPending(_:current:settings:)``); without a predicted pick, the next
+    /// in line. A run left out stays in line: if the first does not qualify as predicted, a later wave trains it, and if
+    /// it does, the rule-outs decide it against the measured recommendation. A wave may so be shorter than `size`: the
+    /// learned strategy spends candidate-epochs only where they can change the answer.
+    static func wave(_ line: [TrainingGroup], settings: SearchSettings, size: Int) -> [TrainingGroup] {
+        guard let first = line.first else { return [] }
+        guard let pick = predictedPick(first, settings: settings) else { return Array(line.prefix(size)) }
+        let rest = partitionPending(Array(line.dropFirst()), current: pick, settings: settings).keep
+        return [first] + rest.prefix(max(0, size - 1))
+    }
+
+    /// The student a training run is predicted to give the recommender: of its members predicted to qualify
+    /// (prediction ≥ −max drop), the smallest (then the id), as a trial that measured nothing but its size and FLOPs;
+    /// nil when no member is predicted to qualify.
+    static func predictedPick(_ group: TrainingGroup, settings: SearchSettings) -> TrialResult? {
+        let bar = -settings.constraints.maxDrop
+        let qualifying = group.members.filter { (settings.predictions[$0.id]?.gap ?? -.infinity) >= bar }
+        guard
+            let member = qualifying.min(by: {
+                (group.size(of: $0), $0.id) < (group.size(of: $1), $1.id)
+            })
+        else { return nil }
+        return TrialResult(
+            id: member.id, family: member.family, config: [:], precision: member.precision, params: 0,
+            sizeBytes: group.size(of: member), flopsPerExample: group.flops, metrics: [:], fidelity: 1,
+            status: .complete, onFrontier: false)
     }
 
     /// The smallest predicted p50 of a training run's members, nil when none has one.

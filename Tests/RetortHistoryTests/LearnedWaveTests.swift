@@ -48,16 +48,18 @@ struct LearnedWaveTests {
             settings.predictions[candidate.id] = CandidatePrediction(
                 gap: -0.005, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
         }
+        // The cheapest is the linear run; the MLPs, larger and costlier, could not change its predicted pick, so they
+        // wait for what it measures.
         let early = SearchEngine.nextWave(groups, screened: [], settings: settings, screen: false, size: 2)
-        #expect(early.wave.map(\.options.epochs) == [5, 10] && !early.screening)
+        #expect(early.wave.map(\.options.epochs) == [5] && !early.screening)
         // A run predicted below the bar (though it could reach it) is not one of them while others are predicted
-        // to qualify.
-        let below = try #require(groups.last?.members.first)
+        // to qualify: without the linear run, the cheaper MLP goes first and the smaller one beside it.
+        let below = try #require(groups.first { $0.options.epochs == 5 }?.members.first)
         var withBelow = settings
         withBelow.predictions[below.id] = CandidatePrediction(
             gap: -0.02, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
         let likely = SearchEngine.nextWave(groups, screened: [], settings: withBelow, screen: false, size: 2)
-        #expect(likely.wave.map(\.options.epochs) == [5, 40])
+        #expect(likely.wave.map(\.options.epochs) == [10, 40])
         // When no run is predicted to qualify, the cheapest uncertain runs measure the offset.
         var noneLikely = settings
         for candidate in groups.flatMap(\.members) {
@@ -125,6 +127,32 @@ struct LearnedSpeedRuleTests {
         predict(&settings, small, latency: nil)
         predict(&settings, large, latency: nil)
         #expect(SearchEngine.learnedOrder(groups, settings: settings).map(\.key) == [large.key, small.key])
+    }
+
+    @Test(
+        "a wave trains beside its first run only runs that could change the first run's predicted pick: smaller, or could be clearly faster"
+    )
+    func waveCompanions() throws {
+        var (_, settings, small, large) = try twoRuns()
+        func wave(_ line: [TrainingGroup], size: Int = 2) -> [String] {
+            SearchEngine.wave(line, settings: settings, size: size).map(\.key)
+        }
+        predict(&settings, small, latency: 0.010)
+        predict(&settings, large, latency: 0.008)
+        // The small run is predicted to qualify: the larger one cannot beat it unless it is clearly faster. The other
+        // way round the small run could replace the large one's pick, so both train at once.
+        #expect(wave([small, large]) == [small.key] && wave([large, small]) == [large.key, small.key])
+        // Predicted 2.5× faster, the large run could win outright.
+        predict(&settings, large, latency: 0.004)
+        #expect(wave([small, large]) == [small.key, large.key])
+        // A first run predicted below the bar has no pick to measure the others against.
+        predict(&settings, large, latency: 0.008)
+        for member in small.members {
+            settings.predictions[member.id] = CandidatePrediction(
+                gap: -0.05, gapSD: 0.005, latencyMsP50: 0.010, neighbours: 8)
+        }
+        #expect(SearchEngine.predictedPick(small, settings: settings) == nil)
+        #expect(wave([small, large]) == [small.key, large.key] && wave([small, large], size: 1) == [small.key])
     }
 
     @Test(
