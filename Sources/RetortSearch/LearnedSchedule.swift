@@ -90,10 +90,9 @@ extension SearchEngine {
             // to train (fewest epochs; ties in line order): any of them teaches the offset and could be the answer,
             // and a screen then ranks the costly ones at a fraction of their epochs.
             if !screen, let first = pending.first, isUncertain(first, settings: settings) {
-                let bar = -settings.constraints.maxDrop
                 let uncertainRuns = pending.enumerated().filter { isUncertain($0.element, settings: settings) }
                 let likely = uncertainRuns.filter { run in
-                    run.element.members.contains { (settings.predictions[$0.id]?.gap ?? -.infinity) >= bar }
+                    run.element.members.contains { predictedToQualify($0, settings: settings) }
                 }
                 let cheapest = (likely.isEmpty ? uncertainRuns : likely)
                     .sorted { ($0.element.options.epochs, $0.offset) < ($1.element.options.epochs, $1.offset) }
@@ -120,12 +119,17 @@ extension SearchEngine {
         return [first] + rest.prefix(max(0, size - 1))
     }
 
+    /// Whether the history predicts `candidate` to qualify: its predicted gap is at least −max drop (false without a
+    /// prediction).
+    static func predictedToQualify(_ candidate: Candidate, settings: SearchSettings) -> Bool {
+        (settings.predictions[candidate.id]?.gap ?? -.infinity) >= -settings.constraints.maxDrop
+    }
+
     /// The student a training run is predicted to give the recommender: of its members predicted to qualify
     /// (prediction ≥ −max drop), the smallest (then the id), as a trial that measured nothing but its size and FLOPs;
     /// nil when no member is predicted to qualify.
     static func predictedPick(_ group: TrainingGroup, settings: SearchSettings) -> TrialResult? {
-        let bar = -settings.constraints.maxDrop
-        let qualifying = group.members.filter { (settings.predictions[$0.id]?.gap ?? -.infinity) >= bar }
+        let qualifying = group.members.filter { predictedToQualify($0, settings: settings) }
         guard
             let member = qualifying.min(by: {
                 (group.size(of: $0), $0.id) < (group.size(of: $1), $1.id)
