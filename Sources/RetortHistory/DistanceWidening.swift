@@ -1,11 +1,13 @@
 import Foundation
 import RetortNumerics
+import RetortSearch
 
 /// How a prediction's uncertainty grows with the distance to the past trials it rests on, so that a tight spread of
 /// far-away (irrelevant) neighbours is not trusted:
 ///
 ///     sd² = spread² + floor² + (c · D / d₀)²
 ///
+/// and, beyond ``reach`` (D / d₀ > 4), at least the sd of a gap nothing is known about (``uninformed``, 0.289):
 /// - `spread`: the inverse-distance-weighted spread of the k neighbours' gaps;
 /// - `D`: their inverse-distance-weighted mean distance (standardized feature space);
 /// - `d₀` (``typicalDistance``): the median of `D` over the history's own trials, each predicted from the trials of
@@ -74,11 +76,23 @@ public struct DistanceWidening: Sendable, Equatable {
         fittedOn > 0 ? distance / typicalDistance : nil
     }
 
-    /// `√(spread² + floor² + (c · distance / d₀)²)`.
+    /// `√(spread² + floor² + (c · distance / d₀)²)`; beyond ``reach`` (relative distance), at least ``uninformed``.
     public func standardDeviation(spread: Double, floor: Double, distance: Double) -> Double {
-        let extra = perTypicalDistance * (relative(distance) ?? 0)
-        return (spread * spread + floor * floor + extra * extra).squareRoot()
+        let relative = relative(distance) ?? 0
+        let extra = perTypicalDistance * relative
+        let sd = (spread * spread + floor * floor + extra * extra).squareRoot()
+        return relative > Self.reach ? max(sd, Self.uninformed) : sd
     }
+
+    /// The relative distance up to which the history's own trials show how a prediction's error grows with distance:
+    /// 4× the typical one. Farther away the linear term is an extrapolation the history cannot check, so a prediction
+    /// there says only what any gap may be (``uninformed``); the learned strategy runs halving when the median
+    /// prediction is that far (`LearnedMode.maximumRelativeDistance`).
+    public static let reach = LearnedMode.maximumRelativeDistance
+
+    /// The standard deviation of a gap nothing is known about: a student's metric (accuracy or macro-F1, on [0, 1])
+    /// equally likely anywhere, `1/√12`.
+    public static let uninformed = 1 / 12.0.squareRoot()
 
     /// Fits d₀, c and κ on the history's trials: `standardized` feature rows (one per trial, equal widths), their
     /// measured `gaps`, `taskIds` and training `runs` (precision variants of one run share it; nil: every trial is its

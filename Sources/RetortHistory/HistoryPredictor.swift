@@ -12,7 +12,8 @@ import RetortStudents
 ///
 /// where spread is the neighbours' weighted spread of gaps, D their weighted mean distance, d₀ the history's typical
 /// distance and c is fitted on the history itself, leave one task out, so that 95% of its own trials fall within ±2 sd
-/// (a tight spread of far neighbours is not trusted). Structured tasks are
+/// (a tight spread of far neighbours is not trusted); beyond the widening's reach (4× the typical distance, where the
+/// history cannot check the linear term) a prediction is uninformed, sd ≥ 1/√12. Structured tasks are
 /// predicted from structured tasks only, with their own meta-features and descriptors (family, precision and the
 /// configuration: buckets, hidden width, epochs, LoRA rank, depth, train rows), since their sizes are known only once
 /// trained.

@@ -39,7 +39,8 @@ public struct LearnedMode: Sendable, Codable, Equatable {
     /// Past tasks of the kind below which the learned strategy runs halving (the count from which a search that names
     /// no strategy uses `learned`).
     public static let minimumTasks = 3
-    /// Median relative distance of the predictions' neighbours above which the learned strategy runs halving.
+    /// Median relative distance of the predictions' neighbours above which the learned strategy runs halving; also the
+    /// reach of the history's widening, beyond which a prediction is uninformed (`DistanceWidening.reach`).
     public static let maximumRelativeDistance = 4.0
     /// Median predicted standard deviation, in units of the history's usual one, above which it runs halving.
     public static let maximumRelativeWidth = 3.0

@@ -76,6 +76,18 @@ import Testing
         #expect(far > near)
         #expect(
             abs(widening.standardDeviation(spread: 0.02, floor: 0.01, distance: 0) - 0.05.squareRoot() * 0.1) < 1e-12)
+        // Up to the reach the linear term; beyond it, whatever the neighbours' spread, nothing narrower than a gap
+        // nothing is known about.
+        let atReach = widening.standardDeviation(
+            spread: 0.02, floor: 0.01, distance: DistanceWidening.reach * widening.typicalDistance)
+        let linear = (0.0005 + pow(widening.perTypicalDistance * DistanceWidening.reach, 2)).squareRoot()
+        #expect(abs(atReach - linear) < 1e-12)
+        let beyond = widening.standardDeviation(
+            spread: 0.02, floor: 0.01, distance: (DistanceWidening.reach + 0.1) * widening.typicalDistance)
+        let linearBeyond = (0.0005 + pow(widening.perTypicalDistance * (DistanceWidening.reach + 0.1), 2)).squareRoot()
+        #expect(linearBeyond < DistanceWidening.uninformed)
+        #expect(beyond == DistanceWidening.uninformed)
+        #expect(abs(DistanceWidening.uninformed - 0.2887) < 1e-4)
     }
 
     @Test(
