@@ -7,7 +7,7 @@ import RetortSearch
 ///
 ///     sd² = spread² + floor² + (c · D / d₀)²
 ///
-/// and, beyond ``reach`` (D / d₀ > 4), at least the sd of a gap nothing is known about (``uninformed``, 0.289):
+/// where
 /// - `spread`: the inverse-distance-weighted spread of the k neighbours' gaps;
 /// - `D`: their inverse-distance-weighted mean distance (standardized feature space);
 /// - `d₀` (``typicalDistance``): the median of `D` over the history's own trials, each predicted from the trials of
@@ -17,6 +17,9 @@ import RetortSearch
 ///   `cᵢ = √max(0, (rᵢ/z)² − spreadᵢ² − floor²) / (Dᵢ/d₀)` (rᵢ its residual) to be covered, and `c` is the 95% quantile
 ///   of the `cᵢ`: exactly 95% of the history's own trials are covered, and a new task twice as far as usual gets twice
 ///   the extra deviation.
+///
+/// Beyond ``reach`` (D / d₀ > 4) the history's own trials cannot check the linear term, so the sd is at least that of
+/// a gap nothing is known about (``uninformed``, 1/√12 = 0.289).
 ///
 /// The fit aims at 95% on the history rather than the 90% asked of new tasks because a new task is usually farther
 /// from the history than its own tasks are from each other.
