@@ -7,6 +7,9 @@ import Testing
 /// A batch writer that records what it was given, how many writes overlapped, and fails the batches holding a row of
 /// a failing session.
 final class RecordingBatchWriter: Sendable {
+    /// The failure of a batch that holds a row of the failing session.
+    struct Refused: Error {}
+
     private struct Books {
         var batches: [[LedgerRow]] = []
         var inFlight = 0
@@ -33,7 +36,7 @@ final class RecordingBatchWriter: Sendable {
             $0.inFlight -= 1
             if !failed { $0.batches.append(rows) }
         }
-        if failed { throw CancellationError() }
+        if failed { throw Refused() }
     }
 }
 
@@ -71,7 +74,10 @@ final class RecordingBatchWriter: Sendable {
                     do {
                         try await group.record(row)
                         return (row.session, true)
+                    } catch is RecordingBatchWriter.Refused {
+                        return (row.session, false)
                     } catch {
+                        Issue.record("a failed batch threw something else: \(error)")
                         return (row.session, false)
                     }
                 }
