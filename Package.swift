@@ -178,6 +178,7 @@ let package = Package(
             dependencies: [
                 "RetortTeacher", "RetortLabeling", "RetortDeployments", "RetortUsage", "RetortGateway",
                 "RetortGatewayTesting", "RetortTestSupport", "RetortStudents", "RetortNumerics", "RetortSearch",
+                "RetortBenchmarks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

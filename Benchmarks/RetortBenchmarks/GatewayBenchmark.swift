@@ -53,6 +53,10 @@ public struct GatewayBenchmark: Sendable {
         public var lost: Int
         /// Ledger rows written for this rate's gateway requests.
         public var ledgerRows: Int
+        /// While the requests went through the gateway: the cores the gateway processes used on average, the cores
+        /// this process (the generator and the provider) used, and the busy share of the machine's cores, the
+        /// database included (nil where /proc is unreadable).
+        public var usage = CPUTime.Usage()
     }
 
     /// The `retort` binary that runs `gateway serve`.
@@ -169,7 +173,10 @@ public struct GatewayBenchmark: Sendable {
             log("\(topology.label), rate \(rate)/s: direct…")
             let straight = await load(client, url: direct, rate: rate, seconds: seconds, body: body, token: nil)
             log("\(topology.label), rate \(rate)/s: through the gateway…")
+            let replicaIDs = processes.prefix(ports.count).map(\.processIdentifier)
+            let before = CPUTime.Reading(pids: replicaIDs)
             let through = await load(client, url: gateway, rate: rate, seconds: seconds, body: body, token: bench.token)
+            let usage = CPUTime.usage(from: before, to: CPUTime.Reading(pids: replicaIDs))
             rows.append(
                 Row(
                     topology: topology, rate: rate, requests: through.latencies.count + through.failures,
@@ -177,7 +184,7 @@ public struct GatewayBenchmark: Sendable {
                     directP99: GatewayBenchmark.quantile(straight.latencies, 0.99),
                     gatewayP50: GatewayBenchmark.quantile(through.latencies, 0.5),
                     gatewayP99: GatewayBenchmark.quantile(through.latencies, 0.99), lost: through.failures,
-                    ledgerRows: try ledgerRows() - rowsBefore
+                    ledgerRows: try ledgerRows() - rowsBefore, usage: usage
                 )
             )
         }

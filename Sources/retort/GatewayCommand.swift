@@ -189,17 +189,23 @@ struct GatewayCommand: AsyncParsableCommand {
                     FileHandle.standardError.write(Data((line + "\n").utf8))
                 }
                 print(
-                    "| ledger | rate (req/s) | requests | direct p50 ms | direct p99 ms | gateway p50 ms | gateway p99 ms | added p50 ms | added p99 ms | lost | ledger rows |"
+                    "| ledger | rate (req/s) | requests | direct p50 ms | direct p99 ms | gateway p50 ms | gateway p99 ms | added p50 ms | added p99 ms | lost | ledger rows | gateway cores | generator + provider cores | machine busy |"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                func figure(_ value: Double?, _ format: String) -> String {
+                    value.map { String(format: format, $0) } ?? "—"
+                }
                 for row in rows {
                     print(
                         String(
-                            format: "| %@ | %d | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %d | %d |",
+                            format: "| %@ | %d | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %d | %d"
+                                + " | %@ | %@ | %@ |",
                             row.topology.label, row.rate, row.requests,
                             row.directP50, row.directP99, row.gatewayP50, row.gatewayP99,
                             row.gatewayP50 - row.directP50,
-                            row.gatewayP99 - row.directP99, row.lost, row.ledgerRows
+                            row.gatewayP99 - row.directP99, row.lost, row.ledgerRows,
+                            figure(row.usage.processCores, "%.2f"), figure(row.usage.ownCores, "%.2f"),
+                            figure(row.usage.machineBusy.map { $0 * 100 }, "%.0f%%")
                         )
                     )
                 }

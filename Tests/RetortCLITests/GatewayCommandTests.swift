@@ -51,6 +51,25 @@ import Testing
         let confirm = try await workspace.retort("gateway", "confirm", "nope", "--config", "gateway.yaml")
         #expect(confirm.exitCode == 64 && confirm.stderr.contains("no session nope has tripped"), "\(confirm)")
     }
+
+    @Test("gateway bench measures a rate through a gateway process and says what the processes and the machine used")
+    func bench() async throws {
+        let workspace = Workspace()
+        let result = try await workspace.retort(
+            "gateway", "bench", "--rates", "40", "--seconds", "1", "--ledger", "sqlite", "--out", "bench")
+        #expect(result.exitCode == 0, "\(result)")
+        let header = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("| ledger |") })
+        #expect(header.hasSuffix("| gateway cores | generator + provider cores | machine busy |"), "\(result)")
+        let row = try #require(
+            result.stdout.split(separator: "\n").first { $0.hasPrefix("| SQLite, 1 replica | 40 |") })
+        let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        try #require(cells.count == 14, "\(row)")
+        #expect(cells[2] == "40" && cells[9] == "0" && cells[10] == "40", "\(row)")
+        let gateway = try #require(Double(cells[11]), "\(row)")
+        let generator = try #require(Double(cells[12]), "\(row)")
+        let busy = try #require(Double(cells[13].dropLast()), "\(row)")
+        #expect(gateway >= 0 && generator >= 0 && busy > 0 && busy <= 100, "\(row)")
+    }
 }
 
 @Suite struct TeacherDataCommandTests {
