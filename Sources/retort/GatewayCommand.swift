@@ -188,8 +188,9 @@ struct GatewayCommand: AsyncParsableCommand {
                 let (rows, peak) = try await benchmark.run { line in
                     FileHandle.standardError.write(Data((line + "\n").utf8))
                 }
+                let cores = ProcessInfo.processInfo.activeProcessorCount
                 print(
-                    "| ledger | rate (req/s) | requests | direct p50 ms | direct p99 ms | gateway p50 ms | gateway p99 ms | added p50 ms | added p99 ms | lost | ledger rows | gateway cores | generator + provider cores | machine busy |"
+                    "| ledger | rate (req/s) | requests | direct p50 ms | direct p99 ms | gateway p50 ms | gateway p99 ms | added p50 ms | added p99 ms | lost | ledger rows | gateway cores | generator + provider cores | machine busy (\(cores) cores) |"
                 )
                 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
                 func figure(_ value: Double?, _ format: String) -> String {
