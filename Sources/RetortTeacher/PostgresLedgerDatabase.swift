@@ -100,7 +100,10 @@ public struct PostgresURLError: Error, Sendable {
 /// Calls block the calling thread until PostgreSQL answers (as the SQLite backend blocks on the file), so a write
 /// has committed when it returns. The futures complete on NIO's own threads, never on Swift's cooperative pool, so a
 /// caller there cannot starve them. A connection that fails is closed and dropped; the next call opens a new one, so
-/// the ledger recovers by itself when the server comes back.
+/// the ledger recovers by itself when the server comes back. A statement that gets no answer within
+/// ``statementTimeout`` fails and its connection is closed: PostgresNIO can leave a query on a connection the server
+/// dropped unanswered (a restart under load once held a gateway's row writer, and so every request after it, for
+/// good), and a ledger must fail closed rather than wait forever.
 final class PostgresLedgerDatabase: LedgerDatabase {
     let target: PostgresLedgerLocation
     let maximumConnections: Int
@@ -119,14 +122,21 @@ final class PostgresLedgerDatabase: LedgerDatabase {
     private let logger = Logger(label: "retort.ledger.postgres")
     private let connectTimeout: TimeAmount
     private let startupParameters: [(String, String)]
+    /// How long a statement waits for PostgreSQL's answer before it fails and its connection is closed.
+    let statementTimeout: TimeAmount
+
+    /// The default ``statementTimeout``: a request's statements (its row, the counters admission reads) answer in
+    /// about a millisecond; ten seconds leaves room for a report over a large ledger and still ends a lost answer.
+    static let defaultStatementTimeout = TimeAmount.seconds(10)
 
     /// Connects lazily; `maximumConnections` bounds the connections open at once (callers past it wait);
     /// `startupParameters` are session settings every connection starts with (e.g. `synchronous_commit`).
     init(
         _ location: PostgresLedgerLocation, maximumConnections: Int = 8, connectTimeoutSeconds: Int64 = 2,
-        startupParameters: [(String, String)] = []
+        startupParameters: [(String, String)] = [], statementTimeout: TimeAmount = defaultStatementTimeout
     ) {
         target = location
+        self.statementTimeout = statementTimeout
         self.startupParameters = startupParameters
         self.maximumConnections = maximumConnections
         slots = DispatchSemaphore(value: maximumConnections)
@@ -138,20 +148,20 @@ final class PostgresLedgerDatabase: LedgerDatabase {
     @discardableResult
 
     func execute(_ sql: String, _ arguments: [LedgerValue]) throws -> Int {
-        try withConnection { try Statements(connection: $0, logger: logger).execute(sql, arguments) }
+        try withConnection { try statements($0).execute(sql, arguments) }
     }
 
     func insert(_ sql: String, _ arguments: [LedgerValue]) throws -> Int {
-        try withConnection { try Statements(connection: $0, logger: logger).insert(sql, arguments) }
+        try withConnection { try statements($0).insert(sql, arguments) }
     }
 
     func query(_ sql: String, _ arguments: [LedgerValue]) throws -> [LedgerRecord] {
-        try withConnection { try Statements(connection: $0, logger: logger).query(sql, arguments) }
+        try withConnection { try statements($0).query(sql, arguments) }
     }
 
     func transaction<T>(_ body: (any LedgerStatements) throws -> T) throws -> T {
         try withConnection { connection in
-            let statements = Statements(connection: connection, logger: logger)
+            let statements = statements(connection)
             try statements.execute("BEGIN", [])
             let result: T
             do {
@@ -163,6 +173,32 @@ final class PostgresLedgerDatabase: LedgerDatabase {
             try statements.execute("COMMIT", [])
             return result
         }
+    }
+
+    private func statements(_ connection: PostgresConnection) -> Statements {
+        Statements(connection: connection, logger: logger, timeout: statementTimeout)
+    }
+
+    /// `future`, or a failure when it has not completed within `timeout`, after which `onTimeout` runs (on the
+    /// future's event loop). The late answer of a timed-out future is dropped.
+    static func bounded<T: Sendable>(
+        _ future: EventLoopFuture<T>, timeout: TimeAmount, onTimeout: @escaping @Sendable () -> Void
+    ) -> EventLoopFuture<T> {
+        let promise = future.eventLoop.makePromise(of: T.self)
+        let timer = future.eventLoop.scheduleTask(in: timeout) {
+            let seconds = Double(timeout.nanoseconds) / 1e9
+            promise.fail(
+                PostgresLedgerError(
+                    description:
+                        "PostgreSQL did not answer within \(seconds) s; the connection is closed and the next call opens a new one"
+                ))
+            onTimeout()
+        }
+        future.whenComplete { result in
+            timer.cancel()
+            promise.completeWith(result)
+        }
+        return promise.futureResult
     }
 
     func close() {
@@ -244,6 +280,7 @@ final class PostgresLedgerDatabase: LedgerDatabase {
     struct Statements: LedgerStatements {
         let connection: PostgresConnection
         let logger: Logger
+        let timeout: TimeAmount
 
         @discardableResult
 
@@ -270,7 +307,11 @@ final class PostgresLedgerDatabase: LedgerDatabase {
                 }
             }
             let query = PostgresQuery(unsafeSQL: PostgresLedgerDatabase.numberedPlaceholders(sql), binds: binds)
-            return try connection.query(query, logger: logger).wait()
+            let connection = connection
+            return try PostgresLedgerDatabase.bounded(
+                connection.query(query, logger: logger), timeout: timeout,
+                onTimeout: { PostgresLedgerDatabase.discard(connection) }
+            ).wait()
         }
 
         static func record(_ row: PostgresRow) -> LedgerRecord {

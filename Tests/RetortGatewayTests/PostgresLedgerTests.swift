@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import RetortData
 import RetortDeployments
 import Synchronization
@@ -403,6 +404,47 @@ func roundTrip(_ ledger: Ledger) throws -> (
         #expect(booksTwo.confirm("shared-1", keyHash: nil, now: now + 3))
         booksTwo.adopt("shared-1", key: key, shared: shared, now: now + 4)
         #expect(booksTwo.begin(key: key, header: "shared-1", now: now + 4).refusal == nil)
+    }
+
+    @Test("an answer that does not come within the statement timeout fails the call; a late answer is dropped")
+    func boundedWait() throws {
+        let loop = NIOSingletons.posixEventLoopGroup.next()
+        let never = loop.makePromise(of: Int.self)
+        let timedOut = Mutex(false)
+        let bounded = PostgresLedgerDatabase.bounded(never.futureResult, timeout: .milliseconds(50)) {
+            timedOut.withLock { $0 = true }
+        }
+        #expect {
+            try bounded.wait()
+        } throws: { error in
+            "\(error)".contains("PostgreSQL did not answer within 0.05 s")
+        }
+        #expect(timedOut.withLock { $0 })
+        never.succeed(1)
+        let quick = loop.makePromise(of: Int.self)
+        let called = Mutex(false)
+        let answered = PostgresLedgerDatabase.bounded(quick.futureResult, timeout: .seconds(30)) {
+            called.withLock { $0 = true }
+        }
+        quick.succeed(7)
+        #expect(try answered.wait() == 7)
+        #expect(!called.withLock { $0 })
+    }
+
+    @Test(
+        "a statement PostgreSQL does not answer within the timeout fails, and the next call opens a new connection",
+        .enabled(if: postgresUp, needsPostgres))
+    func statementTimeout() throws {
+        let location = try freshPostgresDatabase()
+        let database = PostgresLedgerDatabase(location, maximumConnections: 1, statementTimeout: .milliseconds(300))
+        defer { database.close() }
+        #expect(try database.query("SELECT 1 AS n", []).first?.int("n") == 1)
+        #expect {
+            _ = try database.query("SELECT pg_sleep(5)", [])
+        } throws: { error in
+            "\(error)".contains("did not answer within 0.3 s")
+        }
+        #expect(try database.query("SELECT 2 AS n", []).first?.int("n") == 2)
     }
 
     @Test(
