@@ -179,26 +179,30 @@ final class PostgresLedgerDatabase: LedgerDatabase {
         Statements(connection: connection, logger: logger, timeout: statementTimeout)
     }
 
-    /// `future`, or a failure when it has not completed within `timeout`, after which `onTimeout` runs (on the
-    /// future's event loop). The late answer of a timed-out future is dropped.
-    static func bounded<T: Sendable>(
-        _ future: EventLoopFuture<T>, timeout: TimeAmount, onTimeout: @escaping @Sendable () -> Void
-    ) -> EventLoopFuture<T> {
-        let promise = future.eventLoop.makePromise(of: T.self)
-        let timer = future.eventLoop.scheduleTask(in: timeout) {
-            let seconds = Double(timeout.nanoseconds) / 1e9
-            promise.fail(
-                PostgresLedgerError(
-                    description:
-                        "PostgreSQL did not answer within \(seconds) s; the connection is closed and the next call opens a new one"
-                ))
-            onTimeout()
-        }
+    /// Waits on the calling thread for `future` for at most `timeout` (as `EventLoopFuture.wait()` waits, one
+    /// callback on the future and no timer on its event loop); past it, runs `onTimeout` and throws. A late answer is
+    /// dropped.
+    static func wait<T: Sendable>(
+        for future: EventLoopFuture<T>, timeout: TimeAmount, onTimeout: () -> Void
+    ) throws -> T {
+        future.eventLoop.preconditionNotInEventLoop()
+        let answer = Mutex<Result<T, any Error>?>(nil)
+        let answered = DispatchSemaphore(value: 0)
         future.whenComplete { result in
-            timer.cancel()
-            promise.completeWith(result)
+            answer.withLock { $0 = result }
+            answered.signal()
         }
-        return promise.futureResult
+        guard answered.wait(timeout: .now() + .nanoseconds(Int(timeout.nanoseconds))) == .success,
+            let result = answer.withLock({ $0 })
+        else {
+            onTimeout()
+            let seconds = Double(timeout.nanoseconds) / 1e9
+            throw PostgresLedgerError(
+                description:
+                    "PostgreSQL did not answer within \(seconds) s; the connection is closed and the next call opens a new one"
+            )
+        }
+        return try result.get()
     }
 
     func close() {
@@ -307,11 +311,9 @@ final class PostgresLedgerDatabase: LedgerDatabase {
                 }
             }
             let query = PostgresQuery(unsafeSQL: PostgresLedgerDatabase.numberedPlaceholders(sql), binds: binds)
-            let connection = connection
-            return try PostgresLedgerDatabase.bounded(
-                connection.query(query, logger: logger), timeout: timeout,
-                onTimeout: { PostgresLedgerDatabase.discard(connection) }
-            ).wait()
+            return try PostgresLedgerDatabase.wait(for: connection.query(query, logger: logger), timeout: timeout) {
+                PostgresLedgerDatabase.discard(connection)
+            }
         }
 
         static func record(_ row: PostgresRow) -> LedgerRecord {

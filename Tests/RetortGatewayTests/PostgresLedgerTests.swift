@@ -411,11 +411,10 @@ func roundTrip(_ ledger: Ledger) throws -> (
         let loop = NIOSingletons.posixEventLoopGroup.next()
         let never = loop.makePromise(of: Int.self)
         let timedOut = Mutex(false)
-        let bounded = PostgresLedgerDatabase.bounded(never.futureResult, timeout: .milliseconds(50)) {
-            timedOut.withLock { $0 = true }
-        }
         #expect {
-            try bounded.wait()
+            try PostgresLedgerDatabase.wait(for: never.futureResult, timeout: .milliseconds(50)) {
+                timedOut.withLock { $0 = true }
+            }
         } throws: { error in
             "\(error)".contains("PostgreSQL did not answer within 0.05 s")
         }
@@ -423,11 +422,11 @@ func roundTrip(_ ledger: Ledger) throws -> (
         never.succeed(1)
         let quick = loop.makePromise(of: Int.self)
         let called = Mutex(false)
-        let answered = PostgresLedgerDatabase.bounded(quick.futureResult, timeout: .seconds(30)) {
+        quick.succeed(7)
+        let answered = try PostgresLedgerDatabase.wait(for: quick.futureResult, timeout: .seconds(30)) {
             called.withLock { $0 = true }
         }
-        quick.succeed(7)
-        #expect(try answered.wait() == 7)
+        #expect(answered == 7)
         #expect(!called.withLock { $0 })
     }
 
