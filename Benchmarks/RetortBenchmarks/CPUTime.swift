@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import RetortNumerics
 
 /// CPU time from Linux's /proc: what a process used (user + system) and how busy the whole machine was, so a
 /// latency benchmark can say whether its processes were waiting for a core. Elsewhere every reading is nil.
@@ -76,7 +77,7 @@ public enum CPUTime {
     /// The usage from `before` to `after` (the same pids).
     public static func usage(from before: Reading, to after: Reading) -> Usage {
         let elapsed = after.start - before.start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         guard seconds > 0 else { return Usage() }
         func cores(_ a: Double?, _ b: Double?) -> Double? {
             guard let a, let b else { return nil }

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import NIOCore
 import RetortGatewayTesting
+import RetortNumerics
 import RetortTeacher
 
 /// `retort gateway bench`: the latency the gateway adds over calling the upstream directly, at fixed request rates.
@@ -362,7 +363,7 @@ public struct GatewayBenchmark: Sendable {
                         _ = try await response.body.collect(upTo: 1 << 20)
                         guard response.status == .ok else { return nil }
                         let elapsed = ContinuousClock.now - due
-                        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                        return elapsed.inMilliseconds
                     } catch {
                         return nil
                     }

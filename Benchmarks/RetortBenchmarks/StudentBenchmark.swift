@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import RetortDeployments
 import RetortGatewayTesting
+import RetortNumerics
 import RetortTeacher
 
 /// `retort deploy bench`: requests per second and latency of the gateway answering a route from an in-process student
@@ -154,9 +155,7 @@ public struct StudentBenchmark: Sendable {
                                 byStudent += 1
                             }
                             let elapsed = ContinuousClock.now - sent
-                            latencies.append(
-                                Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds)
-                                    / 1e15)
+                            latencies.append(elapsed.inMilliseconds)
                         } catch {
                             failures += 1
                         }
@@ -173,7 +172,7 @@ public struct StudentBenchmark: Sendable {
             return all
         }
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         return (results.0, results.1, results.2, seconds)
     }
 }

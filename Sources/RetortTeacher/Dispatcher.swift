@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import RetortNumerics
 import Synchronization
 
 /// Why one upstream attempt failed.
@@ -234,8 +235,7 @@ public final class Dispatcher: Sendable {
         )
         let attemptStart = ContinuousClock.now
         func elapsed() -> Double {
-            let time = ContinuousClock.now - attemptStart
-            return Double(time.components.seconds) + Double(time.components.attoseconds) / 1e18
+            (ContinuousClock.now - attemptStart).inSeconds
         }
         do {
             if stream {

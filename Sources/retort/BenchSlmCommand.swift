@@ -156,7 +156,7 @@ struct BenchSlm: AsyncParsableCommand {
             for prompt in promptTokens {
                 let start = clock.now
                 constrainedOutputs.append(try constrained.decode(decoder, prompt: prompt))
-                constrainedSeconds.append(seconds(clock.now - start))
+                constrainedSeconds.append((clock.now - start).inSeconds)
             }
             say(
                 String(
@@ -167,7 +167,7 @@ struct BenchSlm: AsyncParsableCommand {
             for size in try OptionChecks.integers(batchSizes, "--batch-sizes", in: 1...1024) {
                 let start = clock.now
                 let outputs = try constrained.decode(decoder, prompts: promptTokens, batchSize: size)
-                let elapsed = seconds(clock.now - start)
+                let elapsed = (clock.now - start).inSeconds
                 batchedSeconds[String(size)] = elapsed
                 batchedMatch[String(size)] = zip(outputs, constrainedOutputs).filter { $0.text == $1.text }.count
                 say(
@@ -238,7 +238,7 @@ struct BenchSlm: AsyncParsableCommand {
         let start = clock.now
         var cache = LlamaDecoder.Cache(layers: decoder.config.layers)
         var logits = try decoder.prefill(prompt, cache: &cache)
-        let prefillSeconds = seconds(clock.now - start)
+        let prefillSeconds = (clock.now - start).inSeconds
         var tokens: [Int32] = []
         var steps: [Double] = []
         while true {
@@ -248,11 +248,11 @@ struct BenchSlm: AsyncParsableCommand {
             if tokens.count == maxTokens || cache.count >= decoder.config.contextLength { break }
             let stepStart = clock.now
             logits = try decoder.step(next, cache: &cache)
-            steps.append(seconds(clock.now - stepStart))
+            steps.append((clock.now - stepStart).inSeconds)
         }
         return Greedy(
             promptTokens: prompt.count, prefillSeconds: prefillSeconds, stepSeconds: steps,
-            totalSeconds: seconds(clock.now - start), tokens: tokens)
+            totalSeconds: (clock.now - start).inSeconds, tokens: tokens)
     }
 
     /// One decode step's matrix products (the seven projections of every block, then the LM head) on one input row,
@@ -270,7 +270,7 @@ struct BenchSlm: AsyncParsableCommand {
         for _ in 0..<repeats {
             var start = clock.now
             for (w, x) in zip(weights, inputs) { _ = try Matrix.product(x, w, transposeB: .transposed) }
-            sgemm.append(seconds(clock.now - start))
+            sgemm.append((clock.now - start).inSeconds)
             start = clock.now
             for i in weights.indices {
                 try weights[i].storage.withUnsafeBufferPointer { (wp) throws in
@@ -283,7 +283,7 @@ struct BenchSlm: AsyncParsableCommand {
                     }
                 }
             }
-            sgemv.append(seconds(clock.now - start))
+            sgemv.append((clock.now - start).inSeconds)
         }
         return (median(sgemm), median(sgemv))
     }
@@ -292,10 +292,6 @@ struct BenchSlm: AsyncParsableCommand {
         var best = 0
         for i in values.indices where values[i] > values[best] { best = i }
         return best
-    }
-
-    func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 
     func median(_ values: [Double]) -> Double {

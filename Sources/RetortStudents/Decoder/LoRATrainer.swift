@@ -79,7 +79,7 @@ public enum LoRATrainer {
                 try decoder.residual(
                     examples[i].prompt + examples[i].target.dropLast(), lowerBlocks: adapters.firstLayer)
             }
-            let cacheSeconds = seconds(clock.now - cacheStart)
+            let cacheSeconds = (clock.now - cacheStart).inSeconds
             progress?(
                 "LoRA: cached \(chosen.count) examples through \(adapters.firstLayer) frozen blocks in "
                     + String(format: "%.1f s", cacheSeconds))
@@ -114,7 +114,7 @@ public enum LoRATrainer {
                     }
                     optimizer.step(&adapters, gradients: gradients)
                 }
-                let elapsed = seconds(clock.now - epochStart)
+                let elapsed = (clock.now - epochStart).inSeconds
                 report.epochLosses.append(weightTotal > 0 ? lossTotal / weightTotal : 0)
                 report.epochSeconds.append(elapsed)
                 report.seconds += elapsed
@@ -163,10 +163,6 @@ public enum LoRATrainer {
                     "example \(i): \(length) positions exceed the context length \(decoder.contextLength); shorten it")
             }
         }
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 }
 
