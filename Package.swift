@@ -127,7 +127,7 @@ let package = Package(
         .target(
             name: "RetortBenchmarks",
             dependencies: [
-                "RetortTeacher", "RetortDeployments", "RetortGatewayTesting",
+                "RetortNumerics", "RetortTeacher", "RetortDeployments", "RetortGatewayTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
