@@ -75,9 +75,11 @@ if not runs:
     scriptkit.fail(f"{combined} holds no exhaustive run of a task in {starter_folder}; run `make bench-learning` "
                    "with the starter history first")
 measured = {}
-for run_id, candidate, gap in db.execute(
-        "SELECT run_id, candidate, gap FROM trial WHERE status = 'complete' AND fidelity >= 1 AND gap IS NOT NULL"):
-    measured[(run_id.split("/")[0], candidate)] = gap
+for name, candidate, gap in db.execute(
+        "SELECT t.name, tr.candidate, tr.gap FROM trial tr JOIN run r ON r.id = tr.run_id "
+        "JOIN task t ON t.id = r.task_id WHERE r.strategy = 'exhaustive' AND tr.status = 'complete' "
+        "AND tr.fidelity >= 1 AND tr.gap IS NOT NULL"):
+    measured[(name, candidate)] = gap
 db.close()
 
 start = time.time()
