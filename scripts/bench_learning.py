@@ -110,13 +110,7 @@ def equally_good(halving, learned):
                                    and l_cost <= h_cost * 1.01)
 
 
-def family(candidate_id):
-    if candidate_id is None or candidate_id.startswith("cascade: "):
-        return "no-distillation"
-    for name in ("embedding-bag", "encoder-head", "linear", "mlp", "prototype", "gbdt"):
-        if candidate_id.startswith(name):
-            return name
-    return candidate_id
+family = scriptkit.student_family
 
 
 history = os.path.join(out, "history.sqlite")

@@ -42,16 +42,7 @@ if not os.path.isdir(starter_folder):
     scriptkit.fail(f"{starter_folder} is missing; run `make starter-history` first (or set STARTER_TASKS)")
 
 NO_DISTILLATION = "no-distillation"
-FAMILIES = ("embedding-bag", "encoder-head", "linear", "mlp", "prototype", "gbdt")
-
-
-def family(candidate_id):
-    if candidate_id is None:
-        return NO_DISTILLATION
-    for name in FAMILIES:
-        if candidate_id.startswith(name):
-            return name
-    return candidate_id
+family = scriptkit.student_family
 
 
 def answer_family(text):

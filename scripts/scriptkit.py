@@ -146,6 +146,20 @@ def require_file(path, hint):
     return path
 
 
+STUDENT_FAMILIES = ("embedding-bag", "encoder-head", "linear", "mlp", "prototype", "gbdt")
+
+
+def student_family(candidate_id):
+    """The student family a candidate id names ("linear-b12-int8": linear); None or a cascade ("cascade: ID (90%)")
+    is "no-distillation", the teacher still answering; an id of no known family is returned as it is."""
+    if candidate_id is None or candidate_id.startswith("cascade: "):
+        return "no-distillation"
+    for name in STUDENT_FAMILIES:
+        if candidate_id.startswith(name):
+            return name
+    return candidate_id
+
+
 def ensure_venv(venv, imports, packages):
     """Makes VENV (a Python venv) and installs PACKAGES into it unless `import IMPORTS` already works there.
 
