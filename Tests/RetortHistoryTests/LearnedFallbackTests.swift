@@ -219,6 +219,7 @@ import Testing
             catalog: try CandidateCatalog(try YAMLValue.parse(learnedCatalog, file: "c.yaml")), seed: 4,
             strategy: .learned, workers: 2)
         settings.learnedFallback = .exhaustive
+        settings.speedTolerance = speedNeverDecides
         settings.historyTasks = 2
         let outcome = try await SearchEngine.run(task: task, settings: settings, storage: nil)
         settings.strategy = .exhaustive
