@@ -23,7 +23,8 @@ public struct Suggestion: Encodable, Sendable {
         public let flopsPerExample: Int
         /// The predicted gap (student − teacher on the validation primary metric), its sd and latency.
         public let predicted: CandidatePrediction
-        /// Φ((gap − bar) / sd): the chance that the candidate's gap clears the allowed drop.
+        /// The chance that the candidate's gap clears the allowed drop: the share of the history's own held-out
+        /// predictions whose error, in sd units, would have taken this prediction there (`DistanceWidening.chance`).
         public let chanceToMeetBar: Double
         /// Whether no other candidate is predicted at least as good on gap, FLOPs and size and better on one.
         public let onPredictedFrontier: Bool
@@ -153,7 +154,7 @@ public struct Suggestion: Encodable, Sendable {
             Row(
                 id: candidate.id, family: candidate.family.rawValue, precision: candidate.precision.rawValue,
                 sizeBytes: candidate.sizeBytes, flopsPerExample: candidate.flops, predicted: candidate.prediction,
-                chanceToMeetBar: StandardNormal.cdf((candidate.prediction.gap - bar) / candidate.prediction.gapSD),
+                chanceToMeetBar: predictor.widening.chance(candidate.prediction, reaches: bar),
                 onPredictedFrontier: frontier.contains(candidate.id))
         }
         let qualifying = rows.filter { qualifies($0.predicted, bar: bar, level: level) }

@@ -126,6 +126,65 @@ import Testing
         #expect(loose <= 1 && loose > 0.5, "\(loose)")
     }
 
+    @Test(
+        "the chance to meet a bar is the share of the history's held-out residuals (in sd units) that would clear it; the normal tail when too few or beyond the reach",
+        arguments: [3, 11] as [UInt64])
+    func empiricalChance(seed: UInt64) throws {
+        let data = Self.history(seed: seed)
+        let widening = DistanceWidening.fitted(
+            standardized: data.rows, gaps: data.gaps, taskIds: data.tasks, k: 8, floorSD: 0.01)
+        let residuals = widening.standardizedResiduals
+        #expect(residuals.count == widening.fittedOn && residuals == residuals.sorted())
+        // The same trials the fit covers: |r| ≤ z is being inside ±2 sd.
+        let inside = Double(residuals.filter { abs($0) <= DistanceWidening.z + 1e-9 }.count) / Double(residuals.count)
+        #expect(abs(inside - (widening.coverageWith ?? 0)) < 0.02, "\(inside) \(widening)")
+        // Counted directly: (k + ½) / (n + 1) for k residuals at or above (bar − gap) / sd.
+        func prediction(_ gap: Double, _ sd: Double, relative: Double = 1) -> CandidatePrediction {
+            CandidatePrediction(gap: gap, gapSD: sd, latencyMsP50: nil, neighbours: 8, relativeDistance: relative)
+        }
+        let n = Double(residuals.count)
+        for gap in [-0.2, -0.05, -0.01, 0, 0.03, 0.1] {
+            let k = Double(residuals.filter { $0 >= (-0.01 - gap) / 0.04 }.count)
+            let chance = widening.chance(prediction(gap, 0.04), reaches: -0.01)
+            #expect(abs(chance - (k + 0.5) / (n + 1)) < 1e-12, "\(gap)")
+            #expect(chance > 0 && chance < 1)
+        }
+        // Higher predicted gaps never lower the chance.
+        let chances = stride(from: -0.3, through: 0.3, by: 0.01).map {
+            widening.chance(prediction($0, 0.05), reaches: 0)
+        }
+        #expect(zip(chances, chances.dropFirst()).allSatisfy { $0 <= $1 })
+        // Beyond the reach the residuals of nearer trials do not apply: the normal tail.
+        let far = prediction(-0.05, DistanceWidening.uninformed, relative: DistanceWidening.reach + 1)
+        #expect(
+            abs(widening.chance(far, reaches: -0.01) - StandardNormal.cdf(-0.04 / DistanceWidening.uninformed)) < 1e-12)
+    }
+
+    @Test(
+        "fat-tailed residuals: near the prediction the empirical chance is surer than the normal tail; never exactly 0 or 1; the normal tail with too few trials"
+    )
+    func fatTailedChance() {
+        // 95 residuals within ±0.3 sd, 5 at ±3 sd: an sd fitted to cover 95% is wide for most trials.
+        let residuals = (0..<95).map { -0.3 + 0.6 * Double($0) / 94 } + [-3, -3, 3, 3, 3]
+        var generator = SeededGenerator(seed: 1)
+        let widening = DistanceWidening(
+            typicalDistance: 1, perTypicalDistance: 0.1, fittedOn: 100, coverageWithout: 0.5, coverageWith: 0.95,
+            typicalSD: 0.05, standardizedResiduals: residuals.shuffled(using: &generator))
+        #expect(widening.standardizedResiduals == residuals.sorted())
+        let half = CandidatePrediction(gap: 0.025, gapSD: 0.05, latencyMsP50: nil, neighbours: 8, relativeDistance: 1)
+        // Half an sd above the bar: every residual but the two at −3 clears it (98.5 of 101), where Φ(0.5) = 69%.
+        #expect(abs(widening.chance(half, reaches: 0) - 98.5 / 101) < 1e-12)
+        #expect(abs(StandardNormal.cdf(0.5) - 0.6915) < 1e-4)
+        // Three and a half sd below the bar: no residual reaches +3.5, so ½ / 101, never exactly 0.
+        let low = CandidatePrediction(gap: -0.175, gapSD: 0.05, latencyMsP50: nil, neighbours: 8, relativeDistance: 1)
+        #expect(abs(widening.chance(low, reaches: 0) - 0.5 / 101) < 1e-12)
+        // With fewer than the minimum fitted trials, the normal tail.
+        let few = DistanceWidening(
+            typicalDistance: 1, perTypicalDistance: 0.1, fittedOn: 10, coverageWithout: 0.5, coverageWith: 0.95,
+            typicalSD: 0.05, standardizedResiduals: Array(residuals.prefix(10)))
+        #expect(abs(few.chance(half, reaches: 0) - StandardNormal.cdf(0.5)) < 1e-12)
+    }
+
     @Test("a history of one task cannot be held out: no widening and no relative distance")
     func oneTask() {
         let widening = DistanceWidening.fitted(
