@@ -31,6 +31,11 @@ import Testing
         return (rows, gaps, tasks)
     }
 
+    /// The widening fitted on `data` as the predictor fits it (k = 8, floor 0.01).
+    static func fitted(_ data: (rows: [[Double]], gaps: [Double], tasks: [String])) -> DistanceWidening {
+        DistanceWidening.fitted(standardized: data.rows, gaps: data.gaps, taskIds: data.tasks, k: 8, floorSD: 0.01)
+    }
+
     /// The share of the history's trials within ±2 sd when each is predicted from the other tasks' 8 nearest trials,
     /// by brute force in Double (independent of the fit's sgemm path), with the distance term `c`.
     static func leaveOneTaskOutCoverage(
@@ -58,8 +63,7 @@ import Testing
         arguments: [3, 11] as [UInt64])
     func fittedCoverage(seed: UInt64) throws {
         let data = Self.history(seed: seed)
-        let widening = DistanceWidening.fitted(
-            standardized: data.rows, gaps: data.gaps, taskIds: data.tasks, k: 8, floorSD: 0.01)
+        let widening = Self.fitted(data)
         #expect(widening.fittedOn == data.rows.count)
         // The far tasks are mispredicted beyond their neighbours' spread: without the term, coverage is short.
         let without = try #require(widening.coverageWithout)
@@ -131,8 +135,7 @@ import Testing
         arguments: [3, 11] as [UInt64])
     func empiricalChance(seed: UInt64) throws {
         let data = Self.history(seed: seed)
-        let widening = DistanceWidening.fitted(
-            standardized: data.rows, gaps: data.gaps, taskIds: data.tasks, k: 8, floorSD: 0.01)
+        let widening = Self.fitted(data)
         let residuals = widening.standardizedResiduals
         #expect(residuals.count == widening.fittedOn && residuals == residuals.sorted())
         // The same trials the fit covers: |r| ≤ z is being inside ±2 sd.
