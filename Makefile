@@ -182,10 +182,10 @@ readme-check:
 	bash scripts/readme_check.sh
 
 lint:
-	$(SWIFT) format lint --strict -r Sources Tests Benchmarks
+	$(SWIFT) format lint --strict -r Package.swift Sources Tests Benchmarks
 
 format:
-	$(SWIFT) format format -i -r Sources Tests Benchmarks
+	$(SWIFT) format format -i -r Package.swift Sources Tests Benchmarks
 
 clean:
 	rm -rf .build results/*/

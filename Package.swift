@@ -151,9 +151,9 @@ let package = Package(
         .executableTarget(
             name: "retort",
             dependencies: [
-                "RetortNumerics", "RetortData", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports", "RetortExamples",
-                "RetortHistory", "RetortTeacher", "RetortLabeling", "RetortDeployments", "RetortUsage", "RetortGateway",
-                "RetortGatewayTesting", "RetortBenchmarks", "RetortUI",
+                "RetortNumerics", "RetortData", "RetortStudents", "RetortEvals", "RetortSearch", "RetortReports",
+                "RetortExamples", "RetortHistory", "RetortTeacher", "RetortLabeling", "RetortDeployments",
+                "RetortUsage", "RetortGateway", "RetortGatewayTesting", "RetortBenchmarks", "RetortUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -169,9 +169,12 @@ let package = Package(
         .testTarget(name: "RetortDataTests", dependencies: ["RetortData", "RetortTestSupport"]),
         .testTarget(name: "RetortStudentsTests", dependencies: ["RetortStudents", "RetortTestSupport"]),
         .testTarget(name: "RetortEvalsTests", dependencies: ["RetortEvals", "RetortTestSupport"]),
-        .testTarget(name: "RetortHistoryTests", dependencies: ["RetortHistory", "RetortSearch", "RetortReports", "RetortTestSupport"]),
         .testTarget(
-            name: "RetortSearchTests", dependencies: ["RetortSearch", "RetortStudents", "RetortExamples", "RetortTestSupport"]
+            name: "RetortHistoryTests",
+            dependencies: ["RetortHistory", "RetortSearch", "RetortReports", "RetortTestSupport"]),
+        .testTarget(
+            name: "RetortSearchTests",
+            dependencies: ["RetortSearch", "RetortStudents", "RetortExamples", "RetortTestSupport"]
         ),
         .testTarget(
             name: "RetortGatewayTests",
