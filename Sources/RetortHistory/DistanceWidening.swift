@@ -118,7 +118,12 @@ public struct DistanceWidening: Sendable, Equatable {
         let relative = relative(distance) ?? 0
         let extra = perTypicalDistance * relative
         let sd = (spread * spread + floor * floor + extra * extra).squareRoot()
-        return relative > Self.reach ? max(sd, Self.uninformed) : sd
+        return Self.bounded(sd, relative: relative)
+    }
+
+    /// `sd` at `relative` distance as a prediction states it: beyond ``reach``, at least ``uninformed``.
+    static func bounded(_ sd: Double, relative: Double) -> Double {
+        relative > reach ? max(sd, uninformed) : sd
     }
 
     /// The relative distance up to which the history's own trials show how a prediction's error grows with distance:
@@ -189,9 +194,9 @@ public struct DistanceWidening: Sendable, Equatable {
         let count = Double(needed.count)
         let deviation = residuals.map { ($0.variance + pow(c * $0.distance / typical, 2)).squareRoot() }
         let sorted = deviation.sorted()
-        // In the units of the sd a prediction states (beyond the reach, at least the uninformed one).
+        // In the units of the sd a prediction states.
         let standardized = zip(residuals, deviation).map { entry, deviation in
-            entry.residual / (entry.distance / typical > reach ? max(deviation, uninformed) : deviation)
+            entry.residual / bounded(deviation, relative: entry.distance / typical)
         }
         return DistanceWidening(
             typicalDistance: typical, perTypicalDistance: c, fittedOn: needed.count,

@@ -1,6 +1,5 @@
 import Foundation
 import RetortData
-import RetortNumerics
 import RetortSearch
 import RetortStudents
 
