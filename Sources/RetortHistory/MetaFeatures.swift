@@ -33,6 +33,12 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
     /// Learning-curve slope: the linear probe's agreement gain per doubling of its sample (from a quarter to all of
     /// it).
     public var learningCurveSlope: Double
+    /// Numeric tasks with gold on train and validation: how far a converged logistic regression on gold labels (at
+    /// most `probeSample` gold train rows) lands from the teacher, both scored against gold on validation (probe
+    /// accuracy − teacher accuracy). Positive when the gold labels alone are learnable beyond what the teacher
+    /// answers, the sign of a noisy or weak teacher whose errors a student cannot copy cheaply. Nil for text tasks,
+    /// tasks without gold, and records made before it existed (`retort history refresh` fills it in).
+    public var goldProbeHeadroom: Double?
     /// Structured tasks: the schema's shape, copied values, the teacher's invalid answers, the probe's field F1; nil
     /// for label tasks (whose records stay as they were).
     public var structured: StructuredMetaFeatures?
@@ -50,6 +56,7 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
         case probeCentroidAccuracy = "probe_centroid_accuracy"
         case probeLinearAccuracy = "probe_linear_accuracy"
         case learningCurveSlope = "learning_curve_slope"
+        case goldProbeHeadroom = "gold_probe_headroom"
         case structured
     }
 
@@ -58,7 +65,7 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
         rows: Int, classes: Int, kind: String, dimension: Int, meanTextLength: Double, classEntropy: Double,
         teacherMeanMaxProbability: Double, teacherMeanEntropy: Double, teacherGoldAccuracy: Double?,
         probeCentroidAccuracy: Double, probeLinearAccuracy: Double, learningCurveSlope: Double,
-        structured: StructuredMetaFeatures? = nil
+        goldProbeHeadroom: Double? = nil, structured: StructuredMetaFeatures? = nil
     ) {
         (self.rows, self.classes, self.kind, self.dimension) = (rows, classes, kind, dimension)
         (self.meanTextLength, self.classEntropy) = (meanTextLength, classEntropy)
@@ -66,6 +73,7 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
         self.teacherGoldAccuracy = teacherGoldAccuracy
         (self.probeCentroidAccuracy, self.probeLinearAccuracy) = (probeCentroidAccuracy, probeLinearAccuracy)
         self.learningCurveSlope = learningCurveSlope
+        self.goldProbeHeadroom = goldProbeHeadroom
         self.structured = structured
     }
 
@@ -153,6 +161,62 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
         probeLinearAccuracy = try linearProbe(sample)
         let quarter = Array(sample.prefix(max(1, sample.count / 4)))
         learningCurveSlope = (probeLinearAccuracy - (try linearProbe(quarter))) / 2
+        goldProbeHeadroom =
+            task.kind == .numeric
+            ? try Self.goldProbeHeadroom(
+                task: task, trainFeatures: trainFeatures, validationFeatures: validationFeatures,
+                dimension: featurizer.outputDimension)
+            : nil
+    }
+
+    /// These meta-features with what their record lacks computed from `task` (the task they were computed on): today
+    /// ``goldProbeHeadroom`` of a numeric task recorded before it existed. The recorded values stay as they are.
+    public func filledIn(from task: TaskData) throws(NumericsError) -> MetaFeatures {
+        guard goldProbeHeadroom == nil, task.kind == .numeric, kind == TaskKind.numeric.rawValue else { return self }
+        let featurizer = Featurizer.numeric(NumericStandardizer(fitting: task.train.inputs))
+        var copy = self
+        copy.goldProbeHeadroom = try Self.goldProbeHeadroom(
+            task: task, trainFeatures: featurizer.features(for: task.train.inputs),
+            validationFeatures: featurizer.features(for: task.validation.inputs),
+            dimension: featurizer.outputDimension)
+        return copy
+    }
+
+    /// The gold probe's epochs: Adam with a learning rate decaying linearly to 0, enough for the convex fit to
+    /// converge on `probeSample` standardized rows. (One epoch, like the teacher-agreement probe, loses the signal;
+    /// docs/benchmarks.md.) Its values correlate 0.98 with scikit-learn's converged fit on the starter's numeric tasks.
+    static let goldProbeEpochs = 100
+
+    /// ``goldProbeHeadroom`` of `task` from its standardized features, or nil without gold on both train and
+    /// validation. The probe is seeded on its own (not with the search's seed): it measures the task, not the run.
+    static func goldProbeHeadroom(
+        task: TaskData, trainFeatures: FeatureMatrix, validationFeatures: FeatureMatrix, dimension: Int
+    ) throws(NumericsError) -> Double? {
+        let k = task.vocabulary.count
+        let gold = task.train.gold.enumerated().compactMap { index, label in label.map { (index, $0) } }
+        let scored = task.validation.gold.enumerated().compactMap { index, label in label.map { (index, $0) } }
+        guard !gold.isEmpty, !scored.isEmpty, k > 0 else { return nil }
+        var generator = SeededGenerator(seed: 7)
+        let drawn = gold.shuffled(using: &generator).prefix(Self.probeSample)
+        let (sample, labels) = (drawn.map(\.0), drawn.map(\.1))
+        var targets = Matrix(rows: labels.count, columns: k)
+        for (row, label) in labels.enumerated() { targets[row, label] = 1 }
+        let split = TrainingSplit(
+            features: trainFeatures.gatheringRows(sample), teacherProbabilities: targets, hardLabels: labels)
+        var options = TrainingOptions(
+            epochs: Self.goldProbeEpochs, batchSize: 64, learningRate: 0.01,
+            loss: DistillationLoss(temperature: 1, alpha: 0), earlyStopping: .none)
+        options.learningRateSchedule = .linear
+        var session = TrainingSession(
+            architecture: Architecture(
+                family: .linear, hidden: [], inputDimension: dimension, outputDimension: k, sparseInput: false),
+            train: split, options: options, seed: 7)
+        try session.train(untilEpoch: Self.goldProbeEpochs, train: split, validation: split)
+        let predicted = try session.network.probabilities(validationFeatures.gatheringRows(scored.map(\.0)))
+            .argmaxPerRow()
+        let probe = Double(zip(predicted, scored).filter { $0 == $1.1 }.count) / Double(scored.count)
+        let teacher = Double(scored.filter { task.validation.teacherLabels[$0.0] == $0.1 }.count)
+        return probe - teacher / Double(scored.count)
     }
 
     /// `−Σ p log p` over the positive entries (nats).
@@ -161,7 +225,9 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
     }
 
     /// The numeric vector the predictor reads (logs for counts; the teacher-vs-gold accuracy as −1 when unknown).
-    /// Label tasks give 12 numbers, structured tasks 17 of their own: only tasks of one kind are ever compared.
+    /// Label tasks give 12 numbers, structured tasks 17 of their own: only tasks of one kind are ever compared. The gold
+    /// probe's headroom is not in it: measured in the vector, it fixed the predictions of some noisy-teacher tasks and
+    /// cost the learned search more than it saved (docs/benchmarks.md).
     public var vector: [Double] {
         if kind == TaskKind.structured.rawValue { return structuredVector }
         return [

@@ -467,6 +467,7 @@ enum Pages {
             body += "<section><h2>Tasks</h2><table class=\"sortable\"><thead><tr><th>task</th><th class=\"l\">kind</th>"
             body += "<th>runs</th><th>train rows</th><th>classes</th><th>dimension</th><th>class entropy</th>"
             body += "<th>teacher mean max p</th><th>centroid probe</th><th>linear probe</th><th>curve slope</th>"
+            body += "<th>gold-probe headroom</th>"
             body += "<th class=\"l\">latest recommendation</th></tr></thead><tbody>"
             for (latest, runs) in labelTasks {
                 let meta = latest.meta
@@ -476,6 +477,7 @@ enum Pages {
                     format: "<td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%+.4f</td>", meta.classEntropy,
                     meta.teacherMeanMaxProbability, meta.probeCentroidAccuracy, meta.probeLinearAccuracy,
                     meta.learningCurveSlope)
+                body += "<td>\(meta.goldProbeHeadroom.map { String(format: "%+.3f", $0) } ?? "—")</td>"
                 body += "<td class=\"l\">\(escape(summary(latest.report).recommendation))</td></tr>"
             }
             body += "</tbody></table></section>"

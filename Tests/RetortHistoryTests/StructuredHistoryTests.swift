@@ -129,7 +129,7 @@ func recordStructuredSearch(
             "teacher_gold_accuracy":0.9,"teacher_mean_entropy":0.4,"teacher_mean_max_probability":0.85}
             """
         let meta = try JSONDecoder().decode(MetaFeatures.self, from: Data(old.utf8))
-        #expect(meta.structured == nil && meta.classes == 4 && meta.vector.count == 12)
+        #expect(meta.structured == nil && meta.classes == 4 && meta.vector.count == 12 && meta.goldProbeHeadroom == nil)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         #expect(String(decoding: try encoder.encode(meta), as: UTF8.self) == old)

@@ -1,0 +1,57 @@
+import Foundation
+import RetortData
+import RetortHistory
+import RetortTestSupport
+import Testing
+
+/// The gold-probe headroom meta-feature: a converged gold-label probe against the teacher, on validation gold.
+@Suite struct GoldProbeHeadroomTests {
+    /// Three separable blobs whose teacher answers `c(gold+1)` on every `wrongEvery`-th row (never, with 0); without
+    /// gold on train when `trainGold` is false.
+    func blobs(wrongEvery: Int, trainGold: Bool = true, seed: UInt64 = 3) throws -> TaskData {
+        func rows(_ count: Int, _ seed: UInt64, _ prefix: String, gold: Bool) -> [[String: Any]] {
+            SyntheticTasks.numericRows(count: count, separation: 4, seed: seed, idPrefix: prefix).enumerated().map {
+                index, row in
+                var row = row
+                let truth = (row["gold"] as? String).flatMap { Int($0.dropFirst()) } ?? 0
+                if wrongEvery > 0 && index % wrongEvery == 0 {
+                    row["teacher"] = ["label": "c\((truth + 1) % 3)", "probs": ["c\((truth + 1) % 3)": 1.0]]
+                }
+                if !gold { row["gold"] = nil }
+                return row
+            }
+        }
+        let folder = try SyntheticTasks.writeTask(
+            name: "blobs", kind: .numeric, train: rows(600, seed, "tr", gold: trainGold),
+            validation: rows(300, seed + 1, "va", gold: true), test: rows(150, seed + 2, "te", gold: true))
+        return try TaskData.load(Job(task: folder))
+    }
+
+    @Test("a teacher wrong on a third of separable rows leaves headroom near its error; a right one leaves none")
+    func headroomFollowsTheTeachersErrors() throws {
+        let noisy = try MetaFeatures(task: try blobs(wrongEvery: 3))
+        let teacher = try #require(noisy.teacherGoldAccuracy)
+        #expect(abs(teacher - 2.0 / 3.0) < 0.01)
+        let headroom = try #require(noisy.goldProbeHeadroom)
+        // The probe learns the blobs from gold (≥ 95% of validation), so the headroom is about the teacher's 1/3 error.
+        #expect(headroom > 0.28 && headroom <= 1 - teacher + 1e-12, "\(headroom)")
+        let clean = try MetaFeatures(task: try blobs(wrongEvery: 0))
+        let none = try #require(clean.goldProbeHeadroom)
+        #expect(abs(none) < 0.05, "\(none)")
+        // The probe is seeded on its own: the search's seed does not move it.
+        #expect(try MetaFeatures(task: try blobs(wrongEvery: 3), seed: 99).goldProbeHeadroom == headroom)
+    }
+
+    @Test("no gold on train and text tasks give no headroom; filling in an old record computes the same value")
+    func unknownAndFilledIn() throws {
+        #expect(try MetaFeatures(task: try blobs(wrongEvery: 3, trainGold: false)).goldProbeHeadroom == nil)
+        #expect(try MetaFeatures(task: try generatedTask(.text)).goldProbeHeadroom == nil)
+        let task = try blobs(wrongEvery: 3)
+        let fresh = try MetaFeatures(task: task)
+        var old = fresh
+        old.goldProbeHeadroom = nil
+        #expect(old.vector == fresh.vector, "the predictor does not read it")
+        #expect(try old.filledIn(from: task) == fresh)
+        #expect(try fresh.filledIn(from: task) == fresh, "a recorded value stays")
+    }
+}
