@@ -315,6 +315,49 @@ public final class HistoryStore: Sendable {
         return added
     }
 
+    /// Every recorded task's fingerprint with its meta-features (a record that does not decode is left out).
+    public func taskMetas() throws(HistoryError) -> [String: MetaFeatures] {
+        do {
+            let rows = try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, meta FROM task").map {
+                    ($0["id"] as String, $0["meta"] as String)
+                }
+            }
+            var metas: [String: MetaFeatures] = [:]
+            for (id, text) in rows {
+                metas[id] = try? JSONDecoder().decode(MetaFeatures.self, from: Data(text.utf8))
+            }
+            return metas
+        } catch {
+            throw HistoryError("cannot read the history: \(error)", file: path)
+        }
+    }
+
+    /// Replaces the meta-features of the task `taskId`, in its task row and in each of its runs' records (so an export
+    /// carries them too), in one transaction.
+    public func replaceMeta(of taskId: String, with meta: MetaFeatures) throws(HistoryError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            try queue.write { db in
+                try db.execute(
+                    sql: "UPDATE task SET meta = ? WHERE id = ?",
+                    arguments: [String(decoding: try encoder.encode(meta), as: UTF8.self), taskId])
+                let runs = try Row.fetchAll(
+                    db, sql: "SELECT id, record FROM run WHERE task_id = ?", arguments: [taskId])
+                for row in runs {
+                    var run = try JSONDecoder().decode(HistoryRun.self, from: Data((row["record"] as String).utf8))
+                    run.meta = meta
+                    try db.execute(
+                        sql: "UPDATE run SET record = ? WHERE id = ?",
+                        arguments: [String(decoding: try encoder.encode(run), as: UTF8.self), row["id"] as String])
+                }
+            }
+        } catch {
+            throw HistoryError("cannot update the meta-features of task \(taskId): \(error)", file: path)
+        }
+    }
+
     /// Runs raw `sql` on the SQLite file at `path` without the history's checks (tests and repairs).
     public static func execute(_ sql: String, at path: String) throws {
         try DatabaseQueue(path: path).write { try $0.execute(sql: sql) }

@@ -32,14 +32,48 @@ public enum StarterHistory {
         return candidates.first { FileManager.default.fileExists(atPath: $0.path) }?.path
     }
 
+    /// The `meta` key that records which meta-features the starter's task records carry (a history that imported the
+    /// starter before ``MetaFeatures/goldProbeHeadroom`` existed gets it from the shipped export once).
+    static let metaFeaturesKey = "starter_meta_features"
+    /// Its value today.
+    static let metaFeaturesVersion = "gold_probe_headroom"
+
     /// Imports the export at `path` into `store` unless a starter was imported before; returns the number of new
-    /// runs, or nil when it had been imported already.
+    /// runs, or nil when it had been imported already. A starter imported by an older Retort has its tasks' missing
+    /// meta-features filled in from the export, once (``fillInMetaFeatures(from:in:)``).
     public static func importOnce(_ path: String, into store: HistoryStore) throws -> Int? {
-        if try store.metaValue(metaKey) != nil { return nil }
+        if try store.metaValue(metaKey) != nil {
+            // An unreadable export here leaves the records as they are (an unknown value reads as 0) and is tried again
+            // next time; the import itself succeeded long ago.
+            if try store.metaValue(metaFeaturesKey) != metaFeaturesVersion, let export = try? HistoryExport.read(path) {
+                try fillInMetaFeatures(from: export, in: store)
+                try store.setMetaValue(metaFeaturesKey, metaFeaturesVersion)
+            }
+            return nil
+        }
         let export = try HistoryExport.read(path)
         let added = try store.importing(export)
         try store.setMetaValue(metaKey, "\(URL(fileURLWithPath: path).lastPathComponent), \(export.runs.count) runs")
+        try store.setMetaValue(metaFeaturesKey, metaFeaturesVersion)
         return added
+    }
+
+    /// Gives each task of `export` recorded in `store` the gold-probe headroom its record lacks and the export has;
+    /// values the store holds stay. Returns how many tasks changed.
+    @discardableResult
+    public static func fillInMetaFeatures(from export: HistoryExport, in store: HistoryStore) throws -> Int {
+        var stored = try store.taskMetas()
+        var changed = 0
+        for run in export.runs {
+            guard var meta = stored[run.taskId], meta.goldProbeHeadroom == nil,
+                let headroom = run.meta.goldProbeHeadroom
+            else { continue }
+            meta.goldProbeHeadroom = headroom
+            try store.replaceMeta(of: run.taskId, with: meta)
+            stored[run.taskId] = meta
+            changed += 1
+        }
+        return changed
     }
 }
 

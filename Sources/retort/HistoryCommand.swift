@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RetortData
 import RetortHistory
+import RetortSearch
 
 /// Where the history lives: `--history PATH`, else `RETORT_HISTORY`, else results/history.sqlite; `--no-history` to
 /// record nothing.
@@ -74,8 +75,8 @@ struct HistoryOptions: ParsableArguments {
 
 struct History: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "What past searches taught Retort: list, show, forget, export and import runs.",
-        subcommands: [List.self, Show.self, Forget.self, Export.self, Import.self])
+        abstract: "What past searches taught Retort: list, show, forget, export, import and refresh runs.",
+        subcommands: [List.self, Show.self, Forget.self, Export.self, Import.self, Refresh.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every recorded run, oldest first.")
@@ -159,10 +160,11 @@ struct History: AsyncParsableCommand {
                     say(
                         String(
                             format:
-                                "meta-features: dimension %d, mean length %.1f, class entropy %.3f, teacher max-prob %.3f, teacher entropy %.3f, teacher-vs-gold %@, centroid probe %.3f, linear probe %.3f, slope %+.3f per doubling",
+                                "meta-features: dimension %d, mean length %.1f, class entropy %.3f, teacher max-prob %.3f, teacher entropy %.3f, teacher-vs-gold %@, centroid probe %.3f, linear probe %.3f, slope %+.3f per doubling, gold-probe headroom %@",
                             meta.dimension, meta.meanTextLength, meta.classEntropy, meta.teacherMeanMaxProbability,
                             meta.teacherMeanEntropy, meta.teacherGoldAccuracy.map { String(format: "%.3f", $0) } ?? "—",
-                            meta.probeCentroidAccuracy, meta.probeLinearAccuracy, meta.learningCurveSlope))
+                            meta.probeCentroidAccuracy, meta.probeLinearAccuracy, meta.learningCurveSlope,
+                            meta.goldProbeHeadroom.map { String(format: "%+.3f", $0) } ?? "—"))
                 }
                 for run in runs {
                     let report = run.report
@@ -234,6 +236,64 @@ struct History: AsyncParsableCommand {
                 let added = try history.store().importing(export)
                 say("imported \(added) new run(s) of \(export.runs.count) into \(history.resolvedPath)")
             }
+        }
+    }
+
+    struct Refresh: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Fill in the meta-features that tasks recorded by an older Retort lack, from their task folders (matched by fingerprint)."
+        )
+        @Argument(help: "Task folders (with task.json), or folders holding task folders.")
+        var folders: [String]
+        @OptionGroup var history: HistoryOptions
+
+        func run() async throws {
+            try await ErrorReporting.run {
+                let store = try history.store()
+                let metas = try store.taskMetas()
+                var (seen, filled, absent) = (0, 0, 0)
+                for folder in try Self.taskFolders(folders) {
+                    if TaskFile.declaresStructured(folder.appendingPathComponent("task.json")) { continue }
+                    let task = try TaskData.load(Job(task: folder))
+                    let id = SearchFingerprint.task(task)
+                    guard let meta = metas[id] else {
+                        absent += 1
+                        continue
+                    }
+                    seen += 1
+                    let refreshed = try meta.filledIn(from: task)
+                    if refreshed != meta {
+                        try store.replaceMeta(of: id, with: refreshed)
+                        filled += 1
+                    }
+                }
+                say(
+                    "refreshed \(filled) of \(seen) recorded task(s) in \(history.resolvedPath); \(absent) folder(s) hold tasks the history does not"
+                )
+            }
+        }
+
+        /// Each folder that holds task.json, else its subfolders that do (sorted); a folder with neither is an error.
+        static func taskFolders(_ paths: [String]) throws(DataError) -> [URL] {
+            let manager = FileManager.default
+            var found: [URL] = []
+            for path in paths {
+                let url = URL(fileURLWithPath: path)
+                if manager.fileExists(atPath: url.appendingPathComponent("task.json").path) {
+                    found.append(url)
+                    continue
+                }
+                let children = ((try? manager.contentsOfDirectory(atPath: path)) ?? []).sorted().map {
+                    url.appendingPathComponent($0)
+                }.filter { manager.fileExists(atPath: $0.appendingPathComponent("task.json").path) }
+                guard !children.isEmpty else {
+                    throw DataError(
+                        .missingInput, "neither a task folder (no task.json) nor a folder of task folders", file: path)
+                }
+                found += children
+            }
+            return found
         }
     }
 }

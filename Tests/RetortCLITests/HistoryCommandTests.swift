@@ -112,4 +112,49 @@ import Testing
         #expect(result.stderrLines.count == 1 && result.stderr.hasPrefix("bad.sqlite: error:"), "\(result)")
         #expect(!workspace.exists("results/blobs"))
     }
+
+    @Test("history refresh fills in the gold-probe headroom a record made before it lacks, from the task folder, once")
+    func refreshFillsIn() async throws {
+        let workspace = try Workspace.numeric()
+        let searched = try await workspace.retort("search", "--task", "blobs", "--history", "team.sqlite")
+        #expect(searched.exitCode == 0, "\(searched)")
+        #expect(
+            try await workspace.retort("history", "export", "--history", "team.sqlite", "--out", "h.json").exitCode == 0
+        )
+        func exportedMeta(_ file: String) throws -> [String: Any] {
+            let export = try JSONSerialization.jsonObject(with: Data(contentsOf: workspace.url(file))) as? [String: Any]
+            let runs = try #require(export?["runs"] as? [[String: Any]])
+            return try #require(runs.first?["meta"] as? [String: Any])
+        }
+        let meta = try exportedMeta("h.json")
+        let headroom = try #require(meta["gold_probe_headroom"] as? Double)
+        // The same run as an older Retort recorded it: no gold_probe_headroom.
+        var export = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: workspace.url("h.json"))) as? [String: Any])
+        var runs = try #require(export["runs"] as? [[String: Any]])
+        var oldMeta = meta
+        oldMeta["gold_probe_headroom"] = nil
+        runs[0]["meta"] = oldMeta
+        export["runs"] = runs
+        try JSONSerialization.data(withJSONObject: export).write(to: workspace.url("old.json"))
+        #expect(try await workspace.retort("history", "import", "old.json", "--history", "old.sqlite").exitCode == 0)
+        #expect(
+            try await workspace.retort("history", "export", "--history", "old.sqlite", "--out", "o.json").exitCode == 0)
+        #expect(try exportedMeta("o.json")["gold_probe_headroom"] == nil)
+
+        let refreshed = try await workspace.retort("history", "refresh", "blobs", "--history", "old.sqlite")
+        #expect(refreshed.exitCode == 0, "\(refreshed)")
+        #expect(
+            refreshed.stdout.contains("refreshed 1 of 1 recorded task(s) in old.sqlite; 0 folder(s)"), "\(refreshed)")
+        #expect(
+            try await workspace.retort("history", "export", "--history", "old.sqlite", "--out", "n.json").exitCode == 0)
+        #expect(try exportedMeta("n.json")["gold_probe_headroom"] as? Double == headroom)
+        #expect(NSDictionary(dictionary: try exportedMeta("n.json")).isEqual(to: meta), "the other fields stay")
+        // A folder of task folders works too; what is filled in stays.
+        let again = try await workspace.retort("history", "refresh", ".", "--history", "old.sqlite")
+        #expect(again.stdout.contains("refreshed 0 of 1 recorded task(s)"), "\(again)")
+        let nowhere = try await workspace.retort("history", "refresh", "nowhere", "--history", "old.sqlite")
+        #expect(nowhere.exitCode == 66 && nowhere.stderrLines.count == 1 && !nowhere.crashed, "\(nowhere)")
+        #expect(nowhere.stderr.hasPrefix("nowhere: error: neither a task folder"), "\(nowhere)")
+    }
 }

@@ -82,6 +82,35 @@ import Testing
         #expect(try store.list().count == 2)
     }
 
+    @Test("a starter imported before the gold-probe headroom existed gets it from the shipped export, once")
+    func starterMetaFeaturesFilledIn() async throws {
+        let folder = SyntheticTasks.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let export = try await threeTaskHistory(in: folder).exportAll().compacted()
+        #expect(export.runs.allSatisfy { $0.meta.goldProbeHeadroom != nil })
+        var old = export
+        for index in old.runs.indices { old.runs[index].meta.goldProbeHeadroom = nil }
+        let oldPath = folder.appendingPathComponent("old.json.gz").path
+        try old.write(to: oldPath)
+        let store = try HistoryStore(path: folder.appendingPathComponent("default.sqlite").path)
+        #expect(try StarterHistory.importOnce(oldPath, into: store) == 3)
+        // What an older Retort left: the starter imported, its records without the headroom.
+        try store.setMetaValue(StarterHistory.metaFeaturesKey, "")
+        #expect(try store.taskMetas().values.allSatisfy { $0.goldProbeHeadroom == nil })
+        let newPath = folder.appendingPathComponent("starter.json.gz").path
+        try export.write(to: newPath)
+        #expect(try StarterHistory.importOnce(newPath, into: store) == nil)
+        let expected = Dictionary(export.runs.map { ($0.taskId, $0.meta) }) { first, _ in first }
+        #expect(try store.taskMetas() == expected)
+        #expect(try store.exportAll().runs.map(\.meta) == export.runs.map(\.meta), "the run records carry it too")
+        // Once: a value changed since stays as it is.
+        var changed = try #require(expected.first?.value)
+        changed.goldProbeHeadroom = 0.5
+        try store.replaceMeta(of: try #require(expected.first?.key), with: changed)
+        #expect(try StarterHistory.importOnce(newPath, into: store) == nil)
+        #expect(try store.taskMetas()[try #require(expected.first?.key)]?.goldProbeHeadroom == 0.5)
+    }
+
     @Test("RETORT_STARTER_HISTORY picks the starter or turns it off; a checkout finds history/starter.json.gz")
     func locate() {
         #expect(StarterHistory.locate(environment: ["RETORT_STARTER_HISTORY": "none"]) == nil)
