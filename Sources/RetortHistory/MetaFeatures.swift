@@ -182,6 +182,20 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
         return copy
     }
 
+    /// A gold-probe headroom from which a search warns about the teacher (5 points: the starter's clean tasks stay
+    /// below, at most +0.043; its noisy-teacher variants read +0.27 and +0.33).
+    public static let teacherWarningHeadroom = 0.05
+
+    /// The warning a search prints when a plain model on the gold labels beats the teacher by at least
+    /// ``teacherWarningHeadroom`` on validation; nil otherwise.
+    public var teacherWarning: String? {
+        guard let headroom = goldProbeHeadroom, headroom >= Self.teacherWarningHeadroom else { return nil }
+        return String(
+            format:
+                "a logistic regression trained on the gold labels scores %.1f points above the teacher on validation (gold-probe headroom %+.3f): the teacher's answers may be worth checking before a student copies them",
+            headroom * 100, headroom)
+    }
+
     /// The gold probe's epochs: Adam with a learning rate decaying linearly to 0, enough for the convex fit to
     /// converge on `probeSample` standardized rows. (One epoch, like the teacher-agreement probe, loses the signal;
     /// docs/benchmarks.md.) Its values correlate 0.98 with scikit-learn's converged fit on the starter's numeric tasks.

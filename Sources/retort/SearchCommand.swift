@@ -248,6 +248,7 @@ func runSearch(
     var meta: MetaFeatures?
     if let historyPath {
         meta = try MetaFeatures(task: task, seed: job.seed)
+        if let warning = meta?.teacherWarning { log("[teacher] warning: \(warning)") }
         if let meta,
             try settings.learn(
                 fromHistoryAt: historyPath, task: task, meta: meta, strategyChosen: job.strategyChosen,

@@ -157,4 +157,31 @@ import Testing
         #expect(nowhere.exitCode == 66 && nowhere.stderrLines.count == 1 && !nowhere.crashed, "\(nowhere)")
         #expect(nowhere.stderr.hasPrefix("nowhere: error: neither a task folder"), "\(nowhere)")
     }
+
+    @Test("a search whose teacher is wrong on a third of the rows warns that a model on the gold labels beats it")
+    func teacherWarning() async throws {
+        func rows(_ count: Int, _ seed: UInt64, _ prefix: String) -> [[String: Any]] {
+            SyntheticTasks.numericRows(count: count, separation: 4, seed: seed, idPrefix: prefix).enumerated().map {
+                index, row in
+                var row = row
+                let truth = (row["gold"] as? String).flatMap { Int($0.dropFirst()) } ?? 0
+                if index % 3 == 0 {
+                    row["teacher"] = ["label": "c\((truth + 1) % 3)", "probs": ["c\((truth + 1) % 3)": 1.0]]
+                }
+                return row
+            }
+        }
+        let noisy = try Workspace(
+            taskName: "noisy", kind: .numeric, train: rows(300, 31, "tr"), validation: rows(150, 32, "va"),
+            test: rows(150, 33, "te"))
+        let warned = try await noisy.retort("search", "--task", "noisy", "--history", "h.sqlite")
+        #expect(warned.exitCode == 0, "\(warned)")
+        #expect(
+            warned.stdout.contains("[teacher] warning: a logistic regression trained on the gold labels scores 3"),
+            "\(warned)")
+        #expect(warned.stdout.contains("points above the teacher on validation (gold-probe headroom +0.3"), "\(warned)")
+        let clean = try Workspace.numeric()
+        let quiet = try await clean.retort("search", "--task", "blobs", "--history", "h.sqlite")
+        #expect(quiet.exitCode == 0 && !quiet.stdout.contains("[teacher] warning"), "\(quiet)")
+    }
 }

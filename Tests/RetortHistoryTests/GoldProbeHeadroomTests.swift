@@ -38,6 +38,8 @@ import Testing
         let clean = try MetaFeatures(task: try blobs(wrongEvery: 0))
         let none = try #require(clean.goldProbeHeadroom)
         #expect(abs(none) < 0.05, "\(none)")
+        #expect(noisy.teacherWarning?.contains(String(format: "scores %.1f points above", headroom * 100)) == true)
+        #expect(clean.teacherWarning == nil)
         // The probe is seeded on its own: the search's seed does not move it.
         #expect(try MetaFeatures(task: try blobs(wrongEvery: 3), seed: 99).goldProbeHeadroom == headroom)
     }
