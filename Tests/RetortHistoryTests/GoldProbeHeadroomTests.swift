@@ -44,16 +44,20 @@ import Testing
         #expect(try MetaFeatures(task: try blobs(wrongEvery: 3), seed: 99).goldProbeHeadroom == headroom)
     }
 
-    @Test("no gold on train and text tasks give no headroom; filling in an old record computes the same value")
-    func unknownAndFilledIn() throws {
+    @Test("text tasks have one too; no gold on train gives none; filling in an old record computes the same value")
+    func textUnknownAndFilledIn() throws {
         #expect(try MetaFeatures(task: try blobs(wrongEvery: 3, trainGold: false)).goldProbeHeadroom == nil)
-        #expect(try MetaFeatures(task: try generatedTask(.text)).goldProbeHeadroom == nil)
-        let task = try blobs(wrongEvery: 3)
-        let fresh = try MetaFeatures(task: task)
-        var old = fresh
-        old.goldProbeHeadroom = nil
-        #expect(old.vector == fresh.vector, "the predictor does not read it")
-        #expect(try old.filledIn(from: task) == fresh)
-        #expect(try fresh.filledIn(from: task) == fresh, "a recorded value stays")
+        // A keyword task whose teacher is gold: the probe on hashed words reaches the teacher, and no further.
+        let text = try generatedTask(.text)
+        let words = try #require(try MetaFeatures(task: text).goldProbeHeadroom)
+        #expect(words <= 0 && words > -0.05, "\(words)")
+        for task in [try blobs(wrongEvery: 3), text] {
+            let fresh = try MetaFeatures(task: task)
+            var old = fresh
+            old.goldProbeHeadroom = nil
+            #expect(old.vector == fresh.vector, "the predictor does not read it")
+            #expect(try old.filledIn(from: task) == fresh)
+            #expect(try fresh.filledIn(from: task) == fresh, "a recorded value stays")
+        }
     }
 }
