@@ -57,11 +57,14 @@ public struct Suggestion: Encodable, Sendable {
     public let bar: Double
     /// How many candidates are predicted to clear the bar.
     public let qualifying: Int
+    /// ``MetaFeatures/teacherWarning``: a plain model on the gold labels beats the teacher on validation.
+    public let teacherWarning: String?
 
     enum CodingKeys: String, CodingKey {
         case task, metric, recommendation, candidate, candidates, confirm
         case historyTasks = "history_tasks"
         case similarTasks = "similar_tasks"
+        case teacherWarning = "teacher_warning"
     }
 
     /// The predicted recommendation's row: the student the recommender would pick if every candidate measured its
@@ -165,7 +168,8 @@ public struct Suggestion: Encodable, Sendable {
         return Suggestion(
             task: task, historyTasks: predictor.taskCount, metric: metric,
             recommendation: pick == nil ? "no-distillation" : "student", candidate: pick?.id, candidates: sorted,
-            confirm: confirm, similarTasks: predictor.similarTasks(to: meta), bar: bar, qualifying: qualifying.count)
+            confirm: confirm, similarTasks: predictor.similarTasks(to: meta), bar: bar, qualifying: qualifying.count,
+            teacherWarning: meta.teacherWarning)
     }
 
     /// Whether a candidate that measured its predicted gap would qualify: the gap clears the bar and, with a predicted

@@ -121,6 +121,7 @@ struct Suggest: AsyncParsableCommand {
                     }
                         ?? "none") + ", is not predicted to clear the bar with the recommendation's confidence.")
         }
+        if let warning = suggestion.teacherWarning { say("Teacher warning: \(warning).") }
         let similar = suggestion.similarTasks
         if !similar.isEmpty {
             say(

@@ -158,7 +158,9 @@ import Testing
         #expect(nowhere.stderr.hasPrefix("nowhere: error: neither a task folder"), "\(nowhere)")
     }
 
-    @Test("a search whose teacher is wrong on a third of the rows warns that a model on the gold labels beats it")
+    @Test(
+        "a search and suggest whose teacher is wrong on a third of the rows warn that a model on the gold labels beats it"
+    )
     func teacherWarning() async throws {
         func rows(_ count: Int, _ seed: UInt64, _ prefix: String) -> [[String: Any]] {
             SyntheticTasks.numericRows(count: count, separation: 4, seed: seed, idPrefix: prefix).enumerated().map {
@@ -180,8 +182,18 @@ import Testing
             warned.stdout.contains("[teacher] warning: a logistic regression trained on the gold labels scores 3"),
             "\(warned)")
         #expect(warned.stdout.contains("points above the teacher on validation (gold-probe headroom +0.3"), "\(warned)")
+        let suggested = try await noisy.retort("suggest", "--task", "noisy", "--history", "h.sqlite")
+        #expect(
+            suggested.stdout.contains("Teacher warning: a logistic regression trained on the gold labels"),
+            "\(suggested)")
+        let json = try await noisy.retort("suggest", "--task", "noisy", "--history", "h.sqlite", "--json")
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((parsed?["teacher_warning"] as? String)?.hasPrefix("a logistic regression") == true, "\(json)")
         let clean = try Workspace.numeric()
         let quiet = try await clean.retort("search", "--task", "blobs", "--history", "h.sqlite")
         #expect(quiet.exitCode == 0 && !quiet.stdout.contains("[teacher] warning"), "\(quiet)")
+        let calm = try await clean.retort("suggest", "--task", "blobs", "--history", "h.sqlite", "--json")
+        let calmJSON = try JSONSerialization.jsonObject(with: Data(calm.stdout.utf8)) as? [String: Any]
+        #expect(calmJSON?["candidates"] != nil && calmJSON?["teacher_warning"] == nil, "\(calm)")
     }
 }
