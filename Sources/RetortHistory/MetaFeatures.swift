@@ -202,8 +202,8 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
     /// docs/benchmarks.md.) Its values correlate 0.98 with scikit-learn's converged fit on the starter's numeric tasks.
     static let goldProbeEpochs = 100
 
-    /// ``goldProbeHeadroom`` of `task` from its standardized features, or nil without gold on both train and
-    /// validation. The probe is seeded on its own (not with the search's seed): it measures the task, not the run.
+    /// ``goldProbeHeadroom`` of `task` from the probes' features (``probeFeaturizer(for:)``), or nil without gold on
+    /// both train and validation. The probe is seeded on its own (not with the search's seed): it measures the task, not the run.
     static func goldProbeHeadroom(
         task: TaskData, trainFeatures: FeatureMatrix, validationFeatures: FeatureMatrix, dimension: Int
     ) throws(NumericsError) -> Double? {

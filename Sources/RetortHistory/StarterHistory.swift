@@ -43,8 +43,8 @@ public enum StarterHistory {
     /// meta-features filled in from the export, once (``fillInMetaFeatures(from:in:)``).
     public static func importOnce(_ path: String, into store: HistoryStore) throws -> Int? {
         if try store.metaValue(metaKey) != nil {
-            // An unreadable export here leaves the records as they are (an unknown value reads as 0) and is tried again
-            // next time; the import itself succeeded long ago.
+            // An unreadable export here leaves the records as they are (`history show` prints "—" for what they lack)
+            // and is tried again next time; the import itself succeeded long ago.
             if try store.metaValue(metaFeaturesKey) != metaFeaturesVersion, let export = try? HistoryExport.read(path) {
                 try fillInMetaFeatures(from: export, in: store)
                 try store.setMetaValue(metaFeaturesKey, metaFeaturesVersion)
