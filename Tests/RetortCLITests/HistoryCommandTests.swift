@@ -163,15 +163,8 @@ import Testing
     )
     func teacherWarning() async throws {
         func rows(_ count: Int, _ seed: UInt64, _ prefix: String) -> [[String: Any]] {
-            SyntheticTasks.numericRows(count: count, separation: 4, seed: seed, idPrefix: prefix).enumerated().map {
-                index, row in
-                var row = row
-                let truth = (row["gold"] as? String).flatMap { Int($0.dropFirst()) } ?? 0
-                if index % 3 == 0 {
-                    row["teacher"] = ["label": "c\((truth + 1) % 3)", "probs": ["c\((truth + 1) % 3)": 1.0]]
-                }
-                return row
-            }
+            SyntheticTasks.numericRows(
+                count: count, separation: 4, seed: seed, idPrefix: prefix, teacherWrongEvery: 3)
         }
         let noisy = try Workspace(
             taskName: "noisy", kind: .numeric, train: rows(300, 31, "tr"), validation: rows(150, 32, "va"),

@@ -10,13 +10,10 @@ import Testing
     /// gold on train when `trainGold` is false.
     func blobs(wrongEvery: Int, trainGold: Bool = true, seed: UInt64 = 3) throws -> TaskData {
         func rows(_ count: Int, _ seed: UInt64, _ prefix: String, gold: Bool) -> [[String: Any]] {
-            SyntheticTasks.numericRows(count: count, separation: 4, seed: seed, idPrefix: prefix).enumerated().map {
-                index, row in
+            SyntheticTasks.numericRows(
+                count: count, separation: 4, seed: seed, idPrefix: prefix, teacherWrongEvery: wrongEvery
+            ).map { row in
                 var row = row
-                let truth = (row["gold"] as? String).flatMap { Int($0.dropFirst()) } ?? 0
-                if wrongEvery > 0 && index % wrongEvery == 0 {
-                    row["teacher"] = ["label": "c\((truth + 1) % 3)", "probs": ["c\((truth + 1) % 3)": 1.0]]
-                }
                 if !gold { row["gold"] = nil }
                 return row
             }

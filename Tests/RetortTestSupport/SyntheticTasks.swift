@@ -10,9 +10,11 @@ public enum SyntheticTasks {
     ///
     /// With `learnable: false` the inputs are pure noise and the teacher's answer (= gold) is random: no student can
     /// learn it, while the teacher is perfect.
+    ///
+    /// With `teacherWrongEvery: k > 0` the teacher answers the next class after gold, with certainty, on every k-th row.
     public static func numericRows(
         count: Int, classes: Int = 3, dimension: Int = 4, separation: Float = 3, learnable: Bool = true,
-        seed: UInt64, idPrefix: String = "r"
+        seed: UInt64, idPrefix: String = "r", teacherWrongEvery: Int = 0
     ) -> [[String: Any]] {
         var generator = SeededGenerator(seed: seed)
         var means: [[Float]] = []
@@ -36,7 +38,11 @@ public enum SyntheticTasks {
             for (k, e) in exps.enumerated() where e / total >= 0.001 {
                 probs["c\(k)"] = (Double(e / total) * 10_000).rounded() / 10_000
             }
-            let teacherLabel = "c\(exps.indices.max { exps[$0] < exps[$1] } ?? 0)"
+            var teacherLabel = "c\(exps.indices.max { exps[$0] < exps[$1] } ?? 0)"
+            if teacherWrongEvery > 0 && index % teacherWrongEvery == 0 {
+                teacherLabel = "c\((label + 1) % classes)"
+                probs = [teacherLabel: 1.0]
+            }
             rows.append([
                 "id": "\(idPrefix)-\(index)", "input": input.map { Double($0) },
                 "teacher": ["label": teacherLabel, "probs": probs], "gold": "c\(label)",
