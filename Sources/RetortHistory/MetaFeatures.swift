@@ -182,6 +182,16 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
         return copy
     }
 
+    /// These meta-features with what their record lacks taken from `other`, a record of the same task (as a history
+    /// export holds it): today ``goldProbeHeadroom``, the one field added after records were first stored. The
+    /// recorded values stay as they are.
+    public func filledIn(from other: MetaFeatures) -> MetaFeatures {
+        guard kind == other.kind else { return self }
+        var copy = self
+        if copy.goldProbeHeadroom == nil { copy.goldProbeHeadroom = other.goldProbeHeadroom }
+        return copy
+    }
+
     /// A gold-probe headroom from which a search warns about the teacher: 10 points. The starter's tasks all stay below
     /// (at most +0.043 numeric, +0.060 text; on a small validation set a few rows make a point); the
     /// bench's noisy-teacher variants read +0.27, +0.33 and +0.54.

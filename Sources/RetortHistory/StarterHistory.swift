@@ -58,19 +58,18 @@ public enum StarterHistory {
         return added
     }
 
-    /// Gives each task of `export` recorded in `store` the gold-probe headroom its record lacks and the export has;
-    /// values the store holds stay. Returns how many tasks changed.
+    /// Gives each task of `export` recorded in `store` the meta-features its record lacks and the export has
+    /// (`MetaFeatures.filledIn(from:)` with its record); values the store holds stay. Returns how many tasks changed.
     @discardableResult
     public static func fillInMetaFeatures(from export: HistoryExport, in store: HistoryStore) throws -> Int {
         var stored = try store.taskMetas()
         var changed = 0
         for run in export.runs {
-            guard var meta = stored[run.taskId], meta.goldProbeHeadroom == nil,
-                let headroom = run.meta.goldProbeHeadroom
-            else { continue }
-            meta.goldProbeHeadroom = headroom
-            try store.replaceMeta(of: run.taskId, with: meta)
-            stored[run.taskId] = meta
+            guard let meta = stored[run.taskId] else { continue }
+            let filled = meta.filledIn(from: run.meta)
+            guard filled != meta else { continue }
+            try store.replaceMeta(of: run.taskId, with: filled)
+            stored[run.taskId] = filled
             changed += 1
         }
         return changed

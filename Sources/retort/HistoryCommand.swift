@@ -254,8 +254,9 @@ struct History: AsyncParsableCommand {
                 let metas = try store.taskMetas()
                 var (seen, filled, absent) = (0, 0, 0)
                 for folder in try Self.taskFolders(folders) {
-                    if TaskFile.declaresStructured(folder.appendingPathComponent("task.json")) { continue }
-                    let task = try TaskData.load(Job(task: folder))
+                    let job = Job(task: folder)
+                    if TaskFile.declaresStructured(job) { continue }
+                    let task = try TaskData.load(job)
                     let id = SearchFingerprint.task(task)
                     guard let meta = metas[id] else {
                         absent += 1
