@@ -34,7 +34,7 @@ func runStructuredSearch(
     var settings = try SearchSettings(job: job, strategy: strategy, workers: workerCount)
     var meta: MetaFeatures?
     if let history {
-        meta = try MetaFeatures(structured: task, seed: job.seed)
+        meta = MetaFeatures(structured: task, seed: job.seed)
         var informed = settings
         if let meta, try informed.learn(fromHistoryAt: history, structured: task, meta: meta) > 0,
             strategy == .learned || (!job.strategyChosen && (informed.historyTasks ?? 0) >= 3 && resume == nil)
