@@ -252,10 +252,13 @@ struct History: AsyncParsableCommand {
             try await ErrorReporting.run {
                 let store = try history.store()
                 let metas = try store.taskMetas()
-                var (seen, filled, absent) = (0, 0, 0)
+                var (seen, filled, absent, structured) = (0, 0, 0, 0)
                 for folder in try Self.taskFolders(folders) {
                     let job = Job(task: folder)
-                    if TaskFile.declaresStructured(job) { continue }
+                    if TaskFile.declaresStructured(job) {
+                        structured += 1
+                        continue
+                    }
                     let task = try TaskData.load(job)
                     let id = SearchFingerprint.task(task)
                     guard let meta = metas[id] else {
@@ -271,7 +274,9 @@ struct History: AsyncParsableCommand {
                 }
                 say(
                     "refreshed \(filled) of \(seen) recorded task(s) in \(history.resolvedPath); \(absent) folder(s) hold tasks the history does not"
-                )
+                        + (structured > 0
+                            ? "; \(structured) structured task(s) skipped (nothing to fill in: the gold-probe headroom is for label tasks)"
+                            : ""))
             }
         }
 

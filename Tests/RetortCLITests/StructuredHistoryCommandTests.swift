@@ -47,6 +47,14 @@ import Testing
         #expect(candidates.count == 2 && candidates.allSatisfy { $0["predicted"] != nil }, "\(json)")
         #expect(parsed["metric"] as? String == "exact_match" && parsed["history_tasks"] as? Int == 1)
 
+        // Refresh fills in label tasks' meta-features; a structured task folder is counted as skipped.
+        let refresh = try await workspace.retort("history", "refresh", "structured-synthetic")
+        #expect(
+            refresh.exitCode == 0
+                && refresh.stdout.contains(
+                    "refreshed 0 of 0 recorded task(s) in results/history.sqlite; 0 folder(s) hold tasks the history does not; 1 structured task(s) skipped"
+                ), "\(refresh)")
+
         let export = try await workspace.retort("history", "export", "--out", "h.json")
         #expect(export.exitCode == 0, "\(export)")
         let imported = try await workspace.retort("history", "import", "h.json", "--history", "team.sqlite")
