@@ -438,7 +438,10 @@ public struct ProcessTrialExecutor: TrialExecutor {
     /// Runs `binary trial run --spec SPEC --out OUT` to its end; a non-zero exit throws with its last stderr line.
     func runTrialProcess(spec: URL, out: URL, in folder: URL, name: String) throws {
         let stderrURL = folder.appendingPathComponent("stderr.txt")
-        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        guard FileManager.default.createFile(atPath: stderrURL.path, contents: nil) else {
+            throw SearchError(
+                "\(stderrURL.path): cannot create the trial's stderr file; check that the folder is writable")
+        }
         let process = Process()
         process.executableURL = binary
         process.arguments = ["trial", "run", "--spec", spec.path, "--out", out.path]
