@@ -8,31 +8,46 @@ public final class GatewayMetrics: Sendable {
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
     ]
 
+    /// A metric's name, `retort_gateway_NAME_UNIT` (or `retort_gateway_NAME` with no unit), and its help text.
+    static func named(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "retort", subsystem: "gateway", metricName: name, unitName: unit, helpText: help)
+    }
+
     /// Metrics in a fresh registry.
     package init() {}
 
     /// A finished request.
     package func request(route: String, status: Int, seconds: Double, spendUSD: Double) {
         registry.makeCounter(
-            name: "retort_gateway_requests_total", labels: [("route", route), ("status", String(status))]
+            descriptor: Self.named("requests", "total", "Requests answered by the gateway, by route and HTTP status."),
+            labels: [("route", route), ("status", String(status))]
         ).increment()
         registry.makeValueHistogram(
-            name: "retort_gateway_request_duration_seconds", labels: [("route", route)],
+            descriptor: Self.named(
+                "request_duration", "seconds", "Time from a request's arrival to its answer, by route."),
+            labels: [("route", route)],
             buckets: GatewayMetrics.latencyBuckets
         ).record(seconds)
         if spendUSD > 0 {
-            registry.makeCounter(name: "retort_gateway_spend_usd_total", labels: [("route", route)])
-                .increment(by: spendUSD)
+            registry.makeCounter(
+                descriptor: Self.named("spend_usd", "total", "Teacher spend in US dollars, by route."),
+                labels: [("route", route)]
+            )
+            .increment(by: spendUSD)
         }
     }
 
     /// An upstream attempt on `deployment` with `outcome` (ok, error, timeout...).
     package func attempt(deployment: String, outcome: String, seconds: Double) {
         registry.makeCounter(
-            name: "retort_gateway_upstream_attempts_total", labels: [("deployment", deployment), ("outcome", outcome)]
+            descriptor: Self.named(
+                "upstream_attempts", "total", "Upstream attempts, by deployment and outcome (ok, error, timeout, ...)."),
+            labels: [("deployment", deployment), ("outcome", outcome)]
         ).increment()
         registry.makeValueHistogram(
-            name: "retort_gateway_upstream_duration_seconds", labels: [("deployment", deployment)],
+            descriptor: Self.named("upstream_duration", "seconds", "Time of an upstream attempt, by deployment."),
+            labels: [("deployment", deployment)],
             buckets: GatewayMetrics.latencyBuckets
         ).record(seconds)
     }
@@ -40,20 +55,26 @@ public final class GatewayMetrics: Sendable {
     /// A deployment abandoned for the next one.
     package func failover(route: String, deployment: String) {
         registry.makeCounter(
-            name: "retort_gateway_failovers_total", labels: [("route", route), ("deployment", deployment)]
+            descriptor: Self.named(
+                "failovers", "total", "Deployments abandoned for the next one, by route and deployment."),
+            labels: [("route", route), ("deployment", deployment)]
         ).increment()
     }
 
     /// A ledger write that failed after its retries (`table`: requests, failovers, trips, confirmations, shadows,
     /// captures, deployments).
     package func ledgerWriteFailure(table: String) {
-        registry.makeCounter(name: "retort_gateway_ledger_write_failures_total", labels: [("table", table)])
-            .increment()
+        registry.makeCounter(
+            descriptor: Self.named(
+                "ledger_write_failures", "total", "Ledger writes that failed after their retries, by table."),
+            labels: [("table", table)]
+        )
+        .increment()
     }
 
     /// A session-breaker trip.
     package func sessionTrip() {
-        registry.makeCounter(name: "retort_gateway_session_trips_total").increment()
+        registry.makeCounter(descriptor: Self.named("session_trips", "total", "Session-breaker trips.")).increment()
     }
 
     /// Breaker state per deployment: 0 closed, 1 half-open, 2 open.
@@ -64,24 +85,36 @@ public final class GatewayMetrics: Sendable {
             case .halfOpen: 1
             case .open: 2
             }
-        registry.makeGauge(name: "retort_gateway_breaker_state", labels: [("deployment", deployment)]).set(value)
+        registry.makeGauge(
+            descriptor: Self.named("breaker_state", "", "Breaker state per deployment: 0 closed, 1 half-open, 2 open."),
+            labels: [("deployment", deployment)]
+        ).set(value)
     }
 
     /// A request a deployed student answered in-process.
     package func studentAnswer(route: String) {
-        registry.makeCounter(name: "retort_gateway_student_answers_total", labels: [("route", route)]).increment()
+        registry.makeCounter(
+            descriptor: Self.named(
+                "student_answers", "total", "Requests a deployed student answered in-process, by route."),
+            labels: [("route", route)]
+        ).increment()
     }
 
     /// A shadow check's outcome: agree, disagree, teacher_failed, skipped_budget, skipped_busy.
     package func shadow(route: String, outcome: String) {
         registry.makeCounter(
-            name: "retort_gateway_shadow_checks_total", labels: [("route", route), ("outcome", outcome)]
+            descriptor: Self.named(
+                "shadow_checks", "total", "Shadow checks of a deployed student, by route and outcome."),
+            labels: [("route", route), ("outcome", outcome)]
         ).increment()
     }
 
     /// A deployment rolled back by its shadow checks.
     package func rollback(route: String) {
-        registry.makeCounter(name: "retort_gateway_rollbacks_total", labels: [("route", route)]).increment()
+        registry.makeCounter(
+            descriptor: Self.named("rollbacks", "total", "Deployments rolled back by their shadow checks, by route."),
+            labels: [("route", route)]
+        ).increment()
     }
 
     /// The Prometheus text exposition.

@@ -401,6 +401,12 @@ func body(_ response: LiveResponse) throws -> JSON { try JSON.parse(Data(respons
             #expect(metrics.contains("retort_gateway_requests_total{route=\"teacher\",status=\"200\"} 3"))
             #expect(metrics.contains("retort_gateway_failovers_total"))
             #expect(metrics.contains("retort_gateway_breaker_state{deployment=\"fake-openai/e500\"} 2"))
+            // Each metric says what it counts (HELP) under the same name as before.
+            #expect(
+                metrics.contains(
+                    "# HELP retort_gateway_requests_total Requests answered by the gateway, by route and HTTP status."))
+            #expect(metrics.contains("# HELP retort_gateway_breaker_state Breaker state per deployment"))
+            #expect(metrics.contains("# TYPE retort_gateway_request_duration_seconds histogram"))
             let report = UsageReport(rows: try gateway.ledger.rows(), by: .route)
             let teacher = try #require(report.groups.first { $0.group == "teacher" })
             #expect(teacher.requests == 3 && teacher.failovers == 3 && teacher.errors == 0)
