@@ -137,7 +137,7 @@ import Testing
                 await gateway.shutdown()
             }
         } catch {
-            try? await Self.cluster(["down"], folder: folder)
+            _ = try? await Self.cluster(["down"], folder: folder)
             throw error
         }
         try await Self.cluster(["down"], folder: folder)

@@ -68,7 +68,7 @@ func naiveProduct(_ a: Matrix, _ b: Matrix, transposeA: Bool, transposeB: Bool) 
     @Test("dimensions beyond 32 bits throw a NumericsError")
     func dimensionTooLarge() {
         var storage: [Float] = [0]
-        storage.withUnsafeMutableBufferPointer { buffer in
+        _ = storage.withUnsafeMutableBufferPointer { buffer in
             #expect(throws: NumericsError.self) {
                 try BLAS.gemm(
                     .none, .none, m: Int(Int32.max) + 1, n: 1, k: 1, a: UnsafeBufferPointer(buffer), lda: 1,

@@ -4,7 +4,7 @@ import RetortStudents
 
 /// A tiny BERT with seeded random weights, written as a Hugging Face folder.
 public func tinyBertFolder(layers: Int = 2, hidden: Int = 8, heads: Int = 2, vocabulary: [String]) throws -> URL {
-    let folder = try SyntheticTasks.temporaryFolder()
+    let folder = SyntheticTasks.temporaryFolder()
     var generator = SeededGenerator(seed: 31)
     func random(_ shape: [Int], scale: Float = 0.3, around center: Float = 0) -> Tensor {
         Tensor((0..<shape.reduce(1, *)).map { _ in center + generator.nextGaussian() * scale }, shape: shape)

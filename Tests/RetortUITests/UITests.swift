@@ -20,7 +20,8 @@ struct FakeRun {
         root = SyntheticTasks.temporaryFolder().appendingPathComponent("results")
         partial = root.appendingPathComponent(path)
         try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: partial.appendingPathComponent("journal.jsonl").path, contents: nil)
+        #expect(
+            FileManager.default.createFile(atPath: partial.appendingPathComponent("journal.jsonl").path, contents: nil))
     }
 
     static let start = 1_796_033_700.0
