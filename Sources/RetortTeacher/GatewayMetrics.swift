@@ -31,7 +31,9 @@ public final class GatewayMetrics: Sendable {
         ).record(seconds)
         if spendUSD > 0 {
             registry.makeCounter(
-                descriptor: Self.named("spend_usd", "total", "Teacher spend in US dollars, by route."),
+                descriptor: Self.named(
+                    "spend_usd", "total",
+                    "Spend in US dollars as the ledger records it (teacher calls and students), by route."),
                 labels: [("route", route)]
             )
             .increment(by: spendUSD)
