@@ -154,11 +154,17 @@ public final class HistoryStore: Sendable {
             arguments: [format, "\(version)"])
     }
 
+    /// The JSON text the history stores a value as (meta-features, run records, trials, rungs: sorted keys), for
+    /// ``record(_:)`` and ``replaceMeta(of:with:)`` alike, so a replaced record differs only in what was replaced.
+    static func stored(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
     /// Records `run` (its task first); a run already recorded (same id) is left as it is. Returns whether it was new.
     @discardableResult
     public func record(_ run: HistoryRun) throws(HistoryError) -> Bool {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         do {
             return try queue.write { db in
                 if try Bool.fetchOne(db, sql: "SELECT 1 FROM run WHERE id = ?", arguments: [run.id]) == true {
@@ -168,8 +174,7 @@ public final class HistoryStore: Sendable {
                 try db.execute(
                     sql: "INSERT OR IGNORE INTO task (id, name, kind, meta, first_seen) VALUES (?, ?, ?, ?, ?)",
                     arguments: [
-                        run.taskId, report.task, run.meta.kind,
-                        String(decoding: try encoder.encode(run.meta), as: UTF8.self), report.createdAt,
+                        run.taskId, report.task, run.meta.kind, try Self.stored(run.meta), report.createdAt,
                     ])
                 try db.execute(
                     sql: """
@@ -180,8 +185,7 @@ public final class HistoryStore: Sendable {
                     arguments: [
                         run.id, run.taskId, report.job, report.createdAt, report.search.strategy,
                         report.primaryMetric, report.recommendation.kind, report.recommendation.candidate,
-                        report.search.wallSeconds, report.search.candidateEpochs,
-                        String(decoding: try encoder.encode(run), as: UTF8.self),
+                        report.search.wallSeconds, report.search.candidateEpochs, try Self.stored(run),
                     ])
                 let metric = report.primaryMetric
                 for trial in report.candidates {
@@ -195,7 +199,7 @@ public final class HistoryStore: Sendable {
                             run.id, trial.id, trial.family.rawValue, trial.precision.rawValue, trial.fidelity,
                             trial.status.rawValue, trial.sizeBytes, trial.flopsPerExample, trial.latencyMsP50,
                             trial.metrics[metric]?.value, trial.differenceToTeacher?.value, trial.trainSeconds,
-                            String(decoding: try encoder.encode(trial), as: UTF8.self),
+                            try Self.stored(trial),
                         ])
                 }
                 for rung in run.rungs {
@@ -209,7 +213,7 @@ public final class HistoryStore: Sendable {
                         arguments: [
                             run.id, candidate, index, rung.fidelity, rung.sizeBytes, rung.flops,
                             rung.metrics?[metric]?.value, rung.differenceToTeacher?.value, rung.trainSeconds,
-                            String(decoding: try encoder.encode(rung), as: UTF8.self),
+                            try Self.stored(rung),
                         ])
                 }
                 return true
@@ -336,13 +340,10 @@ public final class HistoryStore: Sendable {
     /// Replaces the meta-features of the task `taskId`, in its task row and in each of its runs' records (so an export
     /// carries them too), in one transaction.
     public func replaceMeta(of taskId: String, with meta: MetaFeatures) throws(HistoryError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         do {
             try queue.write { db in
                 try db.execute(
-                    sql: "UPDATE task SET meta = ? WHERE id = ?",
-                    arguments: [String(decoding: try encoder.encode(meta), as: UTF8.self), taskId])
+                    sql: "UPDATE task SET meta = ? WHERE id = ?", arguments: [try Self.stored(meta), taskId])
                 let runs = try Row.fetchAll(
                     db, sql: "SELECT id, record FROM run WHERE task_id = ?", arguments: [taskId])
                 for row in runs {
@@ -350,7 +351,7 @@ public final class HistoryStore: Sendable {
                     run.meta = meta
                     try db.execute(
                         sql: "UPDATE run SET record = ? WHERE id = ?",
-                        arguments: [String(decoding: try encoder.encode(run), as: UTF8.self), row["id"] as String])
+                        arguments: [try Self.stored(run), row["id"] as String])
                 }
             }
         } catch {
