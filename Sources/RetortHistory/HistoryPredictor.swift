@@ -53,14 +53,19 @@ public struct HistoryPredictor: Sendable {
     public var floorSD = 0.01
     /// How the uncertainty grows with distance, fitted on the history's own trials (leave one task out).
     public let widening: DistanceWidening
+    /// Whether a label task's vector ends with its ``MetaFeatures/goldProbeHeadroom`` (0 where unknown): `suggest`'s
+    /// predictor reads it, the learned search's does not (``taskVector(_:)``).
+    public let readsGoldProbeHeadroom: Bool
 
     /// A predictor over the complete, full-fidelity trials of past runs on `kind` tasks scored by `metric`,
     /// leaving out the runs of the task `excludingTask` and of the tasks `excludingTasks` (leave-one-task-out, or
-    /// leave-one-dataset-out with a dataset's variants, evaluation).
+    /// leave-one-dataset-out with a dataset's variants, evaluation). With `readsGoldProbeHeadroom`, a label task's
+    /// vector ends with its gold-probe headroom (``taskVector(_:)``).
     public init(
         store: HistoryStore, kind: String, metric: String, excludingTask: String? = nil,
-        excludingTasks: Set<String> = []
+        excludingTasks: Set<String> = [], readsGoldProbeHeadroom: Bool = false
     ) throws(HistoryError) {
+        self.readsGoldProbeHeadroom = readsGoldProbeHeadroom && kind != TaskKind.structured.rawValue
         let excluded = excludingTasks.union(excludingTask.map { [$0] } ?? [])
         let rows: [(String, String, String)]
         do {
@@ -93,7 +98,8 @@ public struct HistoryPredictor: Sendable {
                 ? Self.structuredFeatures(
                     meta: meta, family: trial.family, precision: trial.precision, config: trial.config)
                 : Self.features(
-                    meta: meta, family: trial.family, precision: trial.precision, sizeBytes: trial.sizeBytes,
+                    vector: Self.taskVector(meta, readsGoldProbeHeadroom: self.readsGoldProbeHeadroom),
+                    family: trial.family, precision: trial.precision, sizeBytes: trial.sizeBytes,
                     flops: trial.flopsPerExample)
             examples.append(
                 Example(
@@ -111,7 +117,7 @@ public struct HistoryPredictor: Sendable {
                 guard let meta = metas[run.taskId] else { continue }
                 let best = examples.filter { $0.taskId == run.taskId }.map(\.gap).max()
                 tasks[run.taskId] = (
-                    meta.vector,
+                    Self.taskVector(meta, readsGoldProbeHeadroom: self.readsGoldProbeHeadroom),
                     SimilarTask(task: run.task, recommendation: run.recommendation, bestGap: best, distance: 0)
                 )
             }
@@ -170,7 +176,7 @@ public struct HistoryPredictor: Sendable {
     public func similarTasks(to meta: MetaFeatures, limit: Int = 3) -> [SimilarTask] {
         guard !tasks.isEmpty, meta.kind == kind else { return [] }
         let (mean, scale) = Self.columnStatistics(tasks.values.map(\.vector))
-        let query = Self.standardize(meta.vector, mean: mean, scale: scale)
+        let query = Self.standardize(taskVector(meta), mean: mean, scale: scale)
         return tasks.values.map { entry -> SimilarTask in
             var summary = entry.summary
             summary.distance = Self.distance(Self.standardize(entry.vector, mean: mean, scale: scale), query)
@@ -178,12 +184,23 @@ public struct HistoryPredictor: Sendable {
         }.sorted { ($0.distance, $0.task) < ($1.distance, $1.task) }.prefix(limit).map { $0 }
     }
 
-    /// The feature vector: task meta-features, then the candidate's descriptors. The family one-hot is worth 3
-    /// standardized units, so a different family is far even on a similar task.
-    static func features(meta: MetaFeatures, family: Family, precision: Precision, sizeBytes: Int, flops: Int)
+    /// The task part of a feature vector: ``MetaFeatures/vector``, then, if `readsGoldProbeHeadroom`, the gold-probe
+    /// headroom (0 where unknown: no gold, or a record from before it existed that `history refresh` did not fill).
+    static func taskVector(_ meta: MetaFeatures, readsGoldProbeHeadroom: Bool) -> [Double] {
+        readsGoldProbeHeadroom ? meta.vector + [meta.goldProbeHeadroom ?? 0] : meta.vector
+    }
+
+    /// ``taskVector(_:readsGoldProbeHeadroom:)`` with this predictor's choice.
+    func taskVector(_ meta: MetaFeatures) -> [Double] {
+        Self.taskVector(meta, readsGoldProbeHeadroom: readsGoldProbeHeadroom)
+    }
+
+    /// The feature vector: the task's `vector` (``taskVector(_:)``), then the candidate's descriptors. The family
+    /// one-hot is worth 3 standardized units, so a different family is far even on a similar task.
+    static func features(vector: [Double], family: Family, precision: Precision, sizeBytes: Int, flops: Int)
         -> [Double]
     {
-        meta.vector + Family.allCases.map { $0 == family ? 3 : 0 } + Precision.allCases.map { $0 == precision ? 1 : 0 }
+        vector + Family.allCases.map { $0 == family ? 3 : 0 } + Precision.allCases.map { $0 == precision ? 1 : 0 }
             + [log10(Double(max(sizeBytes, 1))), log10(Double(max(flops, 1)))]
     }
 
@@ -258,7 +275,8 @@ public struct HistoryPredictor: Sendable {
         guard !examples.isEmpty, kind != TaskKind.structured.rawValue, meta.kind == kind else { return nil }
         return prediction(
             from: neighbours(
-                of: Self.features(meta: meta, family: family, precision: precision, sizeBytes: sizeBytes, flops: flops)
+                of: Self.features(
+                    vector: taskVector(meta), family: family, precision: precision, sizeBytes: sizeBytes, flops: flops)
             ), rows: meta.rows)
     }
 

@@ -253,7 +253,8 @@ public struct MetaFeatures: Sendable, Codable, Equatable {
     /// The numeric vector the predictor reads (logs for counts; the teacher-vs-gold accuracy as −1 when unknown).
     /// Label tasks give 12 numbers, structured tasks 17 of their own: only tasks of one kind are ever compared. The gold
     /// probe's headroom is not in it: measured in the vector, it fixed the predictions of some noisy-teacher tasks and
-    /// cost the learned search more than it saved (docs/benchmarks.md).
+    /// cost the learned search more than it saved (docs/benchmarks.md). `suggest`'s predictor, which trains nothing,
+    /// appends it (``HistoryPredictor/readsGoldProbeHeadroom``).
     public var vector: [Double] {
         if kind == TaskKind.structured.rawValue { return structuredVector }
         return [

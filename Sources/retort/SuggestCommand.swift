@@ -60,7 +60,8 @@ struct Suggest: AsyncParsableCommand {
                     .missingInput, "no history yet: run `retort search` on a few tasks first (or give --history PATH)",
                     file: path)
             }
-            let predictor = try HistoryPredictor(store: store, kind: kind, metric: metric)
+            let predictor = try HistoryPredictor(
+                store: store, kind: kind, metric: metric, readsGoldProbeHeadroom: true)
             guard predictor.taskCount > 0 else {
                 throw DataError(
                     .missingInput,

@@ -1,8 +1,10 @@
 import Foundation
 import RetortData
-import RetortHistory
+import RetortSearch
 import RetortTestSupport
 import Testing
+
+@testable import RetortHistory
 
 /// The gold-probe headroom meta-feature: a converged gold-label probe against the teacher, on validation gold.
 @Suite struct GoldProbeHeadroomTests {
@@ -56,5 +58,43 @@ import Testing
             #expect(try old.filledIn(from: task) == fresh)
             #expect(try fresh.filledIn(from: task) == fresh, "a recorded value stays")
         }
+    }
+
+    @Test("suggest's predictor reads the headroom (0 where unknown); the learned search's does not")
+    func suggestReadsTheHeadroom() async throws {
+        // Two past tasks alike in every meta-feature but the headroom, and a new one with the second's headroom.
+        let run = try await historyRun(try generatedTask(.numeric))
+        func past(_ id: String, headroom: Double?) -> HistoryRun {
+            var copy = run
+            copy.id = "job/\(id)"
+            copy.taskId = id
+            copy.meta.goldProbeHeadroom = headroom
+            return copy
+        }
+        let store = try HistoryStore(path: SyntheticTasks.temporaryFolder().appendingPathComponent("h.sqlite").path)
+        #expect(try store.record(past("clean", headroom: nil)))
+        #expect(try store.record(past("noisy", headroom: 0.3)))
+        var query = run.meta
+        query.goldProbeHeadroom = 0.3
+        let suggest = try HistoryPredictor(
+            store: store, kind: "numeric", metric: "accuracy", readsGoldProbeHeadroom: true)
+        // Standardized over the two (0 and 0.3), the headroom puts the clean task 2 units away, the noisy one at 0.
+        let near = suggest.similarTasks(to: query).map(\.distance)
+        #expect(near.count == 2 && abs(near[0]) < 1e-9 && abs(near[1] - 2) < 1e-9, "\(near)")
+        let search = try HistoryPredictor(store: store, kind: "numeric", metric: "accuracy")
+        #expect(search.similarTasks(to: query).map(\.distance).allSatisfy { abs($0) < 1e-9 })
+        // The candidate's neighbours are the noisy task's trials only when the headroom is read.
+        let candidate = try #require(run.report.candidates.first)
+        let prediction = {
+            (predictor: HistoryPredictor) in
+            predictor.neighbours(
+                of: HistoryPredictor.features(
+                    vector: predictor.taskVector(query), family: candidate.family, precision: candidate.precision,
+                    sizeBytes: candidate.sizeBytes, flops: candidate.flopsPerExample)
+            ).prefix(1).map(\.example.taskId)
+        }
+        #expect(prediction(suggest) == ["noisy"])
+        #expect(HistoryPredictor.taskVector(run.meta, readsGoldProbeHeadroom: true) == run.meta.vector + [0])
+        #expect(search.taskVector(query) == query.vector)
     }
 }
