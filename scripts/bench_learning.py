@@ -134,15 +134,7 @@ for task in bench_tasks:
     print(f"history: {name_of(task)} exhaustive in {wall:.1f} s, {report['search']['candidate_epochs']:.0f} "
           f"candidate-epochs, recommends {answer(report)[0] or 'no distillation'}", file=sys.stderr, flush=True)
 
-VARIANT_SUFFIXES = ("-sub50", "-merge", "-drop", "-noisy", "-llm")
-
-
-def dataset_of(name):
-    """The base dataset a task belongs to: its name without a variant suffix (ha-intents-en-llm: ha-intents-en)."""
-    for suffix in VARIANT_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+dataset_of = scriptkit.dataset_of
 
 
 def calibration(report):
@@ -168,14 +160,7 @@ def calibration_text(n, inside, total):
     return f"{inside}/{n} ({100 * inside / n:.0f}%)" if n else "—", f"{total / n:.4f}" if n else "—"
 
 
-BENCH_DATASETS = {"satimage": "keel:satimage", "letter": "keel:letter", "ha-intents-en": "ha-intents:en"}
-
-
-def dataset_key(task):
-    """The held-out task's source dataset as the starter history names it (task.json `dataset`)."""
-    declared = json.load(open(os.path.join(task, "task.json"))).get("dataset")
-    return declared or BENCH_DATASETS.get(dataset_of(name_of(task)))
-
+dataset_key = scriptkit.dataset_key
 
 # One history with every bench task's exhaustive run and the starter's runs; each held-out copy forgets a dataset.
 combined = os.path.join(out, "combined.sqlite")

@@ -10,6 +10,7 @@ ends in one line naming the exception; RETORT_SCRIPT_TRACEBACK=1 prints the trac
 check what a script needs before it starts, so the line can say what to do.
 """
 import atexit
+import json
 import os
 import subprocess
 import sys
@@ -144,6 +145,25 @@ def require_file(path, hint):
     if not os.path.isfile(path):
         fail(f"{path} is missing; {hint}")
     return path
+
+
+VARIANT_SUFFIXES = ("-sub50", "-merge", "-drop", "-noisy", "-llm")
+BENCH_DATASETS = {"satimage": "keel:satimage", "letter": "keel:letter", "ha-intents-en": "ha-intents:en"}
+
+
+def dataset_of(name):
+    """The base dataset a task belongs to: its name without a variant suffix (ha-intents-en-llm: ha-intents-en)."""
+    for suffix in VARIANT_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def dataset_key(task):
+    """The task folder TASK's source dataset as the starter history names it: task.json `dataset`, or for a bench task
+    and its variants the keel or ha-intents dataset it was made from (satimage: keel:satimage); None when unknown."""
+    spec = json.load(open(os.path.join(task, "task.json")))
+    return spec.get("dataset") or BENCH_DATASETS.get(dataset_of(spec["name"]))
 
 
 STUDENT_FAMILIES = ("embedding-bag", "encoder-head", "linear", "mlp", "prototype", "gbdt")
