@@ -189,16 +189,11 @@ for task in tasks:
     name = names[task]
     held_out = os.path.join(out, "held-out", f"{name}.sqlite")
     os.makedirs(os.path.dirname(held_out), exist_ok=True)
-    shutil.copy(combined, held_out)
     forgotten = list(groups[dataset_of(name)])
     key = dataset_key(task)
     if key:
         forgotten.append(key)
-    for other in forgotten:
-        # A name may be absent (a starter task is only in the starter); forget says so with exit code 66.
-        done = subprocess.run([retort, "history", "forget", other, "--history", held_out], capture_output=True, text=True)
-        if done.returncode not in (0, 66):
-            scriptkit.fail(f"retort history forget {other} failed: {done.stderr.strip()}")
+    scriptkit.held_out_history(retort, combined, held_out, forgotten)
     halving, halving_wall = search(task, os.path.join(out, "halving", name), "--strategy", "halving", "--no-history")
     suggestion = json.loads(subprocess.run([retort, "suggest", "--task", task, "--candidates", catalog, "--history",
                                             held_out, "--json"], check=True, capture_output=True, text=True).stdout)

@@ -23,7 +23,6 @@ STARTER_TASKS=FOLDER for the starter's task folders, default .build-starter/task
 import collections
 import json
 import os
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -78,14 +77,8 @@ suggestions = {}
 with tempfile.TemporaryDirectory() as scratch:
     for name in sorted(runs):
         history = os.path.join(scratch, "history.sqlite")
-        shutil.copy(combined, history)
         dataset = json.load(open(os.path.join(runs[name]["folder"], "task.json"))).get("dataset")
-        for forgotten in [name] + ([dataset] if dataset else []):
-            # Exit code 66: nothing left to forget (the dataset's only task went by name).
-            done = subprocess.run([retort, "history", "forget", forgotten, "--history", history],
-                                  capture_output=True, text=True)
-            if done.returncode not in (0, 66):
-                scriptkit.fail(f"retort history forget {forgotten} failed: {done.stderr.strip()}")
+        scriptkit.held_out_history(retort, combined, history, [name] + ([dataset] if dataset else []))
         result = subprocess.run([retort, "suggest", "--task", runs[name]["folder"], "--candidates", catalog,
                                  "--history", history, "--json"], check=True, capture_output=True, text=True)
         suggestions[name] = json.loads(result.stdout)

@@ -60,14 +60,8 @@ for name, rec in answers.items():
     folder = folder_of(name)
     learned_family = "no-distillation" if rec["kind"] == "cascade" else scriptkit.student_family(rec["candidate"])
     held_out = os.path.join(scratch, f"{name}.sqlite")
-    shutil.copy(combined, held_out)
     key = scriptkit.dataset_key(folder)
-    for other in groups[dataset_of(name)] + ([key] if key else []):
-        # A name may be absent (a starter task is only in the starter); forget says so with exit code 66.
-        done = subprocess.run([builds[0], "history", "forget", other, "--history", held_out], capture_output=True,
-                              text=True)
-        if done.returncode not in (0, 66):
-            scriptkit.fail(f"retort history forget {other} failed: {done.stderr.strip()}")
+    scriptkit.held_out_history(builds[0], combined, held_out, groups[dataset_of(name)] + ([key] if key else []))
     cells = []
     for i, build in enumerate(builds):
         suggestion = json.loads(subprocess.run(

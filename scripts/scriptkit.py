@@ -12,6 +12,7 @@ check what a script needs before it starts, so the line can say what to do.
 import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import traceback
@@ -164,6 +165,17 @@ def dataset_key(task):
     and its variants the keel or ha-intents dataset it was made from (satimage: keel:satimage); None when unknown."""
     spec = json.load(open(os.path.join(task, "task.json")))
     return spec.get("dataset") or BENCH_DATASETS.get(dataset_of(spec["name"]))
+
+
+def held_out_history(retort, source, path, forgotten):
+    """Copies the history SOURCE to PATH and forgets there each name in FORGOTTEN (a task or a dataset, with `retort
+    history forget`): how the learning benchmarks hold a task out. A name may be absent (a starter task is only in the
+    starter, or a dataset's only task already went by name); forget says so with exit code 66."""
+    shutil.copy(source, path)
+    for name in forgotten:
+        done = subprocess.run([retort, "history", "forget", name, "--history", path], capture_output=True, text=True)
+        if done.returncode not in (0, 66):
+            fail(f"retort history forget {name} failed: {done.stderr.strip()}")
 
 
 STUDENT_FAMILIES = ("embedding-bag", "encoder-head", "linear", "mlp", "prototype", "gbdt")

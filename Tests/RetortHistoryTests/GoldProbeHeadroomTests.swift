@@ -85,7 +85,7 @@ import Testing
         #expect(search.similarTasks(to: query).map(\.distance).allSatisfy { abs($0) < 1e-9 })
         // The candidate's neighbours are the noisy task's trials only when the headroom is read.
         let candidate = try #require(run.report.candidates.first)
-        let prediction = {
+        let nearestTask = {
             (predictor: HistoryPredictor) in
             predictor.neighbours(
                 of: HistoryPredictor.features(
@@ -93,7 +93,7 @@ import Testing
                     sizeBytes: candidate.sizeBytes, flops: candidate.flopsPerExample)
             ).prefix(1).map(\.example.taskId)
         }
-        #expect(prediction(suggest) == ["noisy"])
+        #expect(nearestTask(suggest) == ["noisy"])
         #expect(HistoryPredictor.taskVector(run.meta, readsGoldProbeHeadroom: true) == run.meta.vector + [0])
         #expect(search.taskVector(query) == query.vector)
     }
