@@ -4,10 +4,10 @@ import RetortData
 /// Guided by history (`SearchSettings.predictions`): training runs go in waves, in `learnedOrder`; before each wave,
 /// what this task measured corrects the predictions and runs that can no longer change the recommendation are ruled
 /// out untrained (``ruleOut(rung:current:adjusted:run:)``). Runs the corrected predictions cannot place are screened
-/// together on halving's ladder of fidelities (η^(1 − R) … 1/η, R halving's rung count), the best 1/η going on at each
-/// step (``decideScreen(run:)``), so a screen never costs more than halving would spend on the same runs. When the
-/// queue runs dry, sizes between frontier neighbours are invented (InventedCandidates) and trained in one more wave
-/// when they could change the recommendation. The rules themselves are in LearnedSchedule.
+/// together on halving's ladder of fidelities, one step deeper (η^(−R) … 1/η, R halving's rung count), the best 1/η
+/// going on at each step (``decideScreen(run:)``), so a screen never costs more than halving would spend on the same
+/// runs. When the queue runs dry, sizes between frontier neighbours are invented (InventedCandidates) and trained in
+/// one more wave when they could change the recommendation. The rules themselves are in LearnedSchedule.
 ///
 /// When the history says little about the task (``LearnedMode``), none of this happens: the search is Pareto-aware
 /// successive halving (``HalvingStrategy``), so it spends no more than halving and finds what halving finds; or, when
@@ -58,7 +58,9 @@ struct LearnedStrategy: RungStrategy {
     init(run: SearchRun) {
         var mode = LearnedMode.choose(groups: run.groups, settings: run.settings)
         let halvingRungs = HalvingStrategy(run: run).rungCount
-        ladder = Self.ladder(halvingRungs: halvingRungs, eta: run.settings.eta)
+        ladder = Self.ladder(
+            halvingRungs: halvingRungs, eta: run.settings.eta,
+            epochs: run.groups.filter { $0.architecture.family != .prototype }.map(\.options.epochs))
         if mode.schedule != .learned {
             let schedule: any RungStrategy
             if run.settings.learnedFallback == .exhaustive {
@@ -81,12 +83,25 @@ struct LearnedStrategy: RungStrategy {
 
     var learnedMode: LearnedMode? { mode }
 
-    /// Screen fidelities for a search whose halving would run `halvingRungs` rungs: η^(s − (R − 1)) for the steps
-    /// s = 0 … R − 2, lowest first; one step at 1/η when halving has a single rung.
-    static func ladder(halvingRungs: Int, eta: Int) -> [Double] {
+    /// Screen fidelities for a search whose halving would run `halvingRungs` rungs (R), lowest first: halving's rungs
+    /// but the last, η^(s − (R − 1)) for s = 0 … R − 2 (1/η alone when halving has a single rung), and, when R ≥ 2 and
+    /// every trainable run would still train at least ``minimumScreenEpochs`` there, one step below halving's first,
+    /// η^(−R). The deeper step is what Hyperband's most aggressive bracket adds: a screen holds only runs the predictions
+    /// cannot place, most of which it prunes, and those cost a third of what halving's first rung would. With fewer
+    /// epochs the step would rank runs on their first pass over the data, which can prune the run halving would keep.
+    /// `epochs`: the full-fidelity epochs (or rounds) of the search's trainable runs.
+    static func ladder(halvingRungs: Int, eta: Int, epochs: [Int]) -> [Double] {
         let steps = max(1, halvingRungs - 1)
-        return (0..<steps).map { pow(Double(eta), Double($0 - steps)) }
+        let rungs = (0..<steps).map { pow(Double(eta), Double($0 - steps)) }
+        let deeper = pow(Double(eta), Double(-halvingRungs))
+        guard halvingRungs >= 2, !epochs.isEmpty,
+            epochs.allSatisfy({ Int((deeper * Double($0)).rounded(.up)) >= minimumScreenEpochs })
+        else { return rungs }
+        return [deeper] + rungs
     }
+
+    /// The fewest epochs (or rounds) a screen step below halving's first rung trains a run for.
+    static let minimumScreenEpochs = 2
 
     /// The candidate-epochs halving's schedule plans for `groups` over `rungs` rungs: rung r trains ⌈n/η^r⌉ runs from
     /// fidelity η^(r − 1 − (R − 1)) to η^(r − (R − 1)) of the mean epochs of the trainable runs (a resumed run pays

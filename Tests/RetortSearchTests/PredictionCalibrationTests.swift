@@ -118,13 +118,20 @@ import Testing
     }
 
     @Test(
-        "the learned screen climbs halving's ladder (every rung but the last, lowest first; 1/η when halving has one); halving's planned budget gates invented sizes"
+        "the learned screen climbs halving's ladder (every rung but the last, lowest first, and one step below its first where every run still trains two epochs there); halving's planned budget gates invented sizes"
     )
     func screenLadder() {
-        #expect(LearnedStrategy.ladder(halvingRungs: 3, eta: 3) == [1.0 / 9, 1.0 / 3])
-        #expect(LearnedStrategy.ladder(halvingRungs: 2, eta: 3) == [1.0 / 3])
-        #expect(LearnedStrategy.ladder(halvingRungs: 1, eta: 2) == [0.5])
-        #expect(LearnedStrategy.ladder(halvingRungs: 4, eta: 2) == [0.125, 0.25, 0.5])
+        // Runs of 50 epochs or more still train two at 1/27 (⌈50/27⌉): one step below halving's first rung.
+        let thirds: [Double] = [1.0 / 27, 1.0 / 9, 1.0 / 3]
+        #expect(LearnedStrategy.ladder(halvingRungs: 3, eta: 3, epochs: [50, 100]) == thirds)
+        #expect(LearnedStrategy.ladder(halvingRungs: 2, eta: 3, epochs: [50]) == Array(thirds.dropFirst()))
+        // A 21-epoch run would train one epoch at 1/27 (three at 1/9): halving's rungs but the last.
+        #expect(LearnedStrategy.ladder(halvingRungs: 3, eta: 3, epochs: [50, 21]) == Array(thirds.dropFirst()))
+        #expect(LearnedStrategy.ladder(halvingRungs: 2, eta: 3, epochs: [21]) == Array(thirds.dropFirst()))
+        #expect(LearnedStrategy.ladder(halvingRungs: 2, eta: 3, epochs: [9]) == [1.0 / 3])
+        #expect(LearnedStrategy.ladder(halvingRungs: 1, eta: 2, epochs: [50]) == [0.5])
+        #expect(LearnedStrategy.ladder(halvingRungs: 4, eta: 2, epochs: [32]) == [0.0625, 0.125, 0.25, 0.5])
+        #expect(LearnedStrategy.ladder(halvingRungs: 4, eta: 2, epochs: [16]) == [0.125, 0.25, 0.5])
         // What halving plans, against which invented sizes are gated: 11 trainable runs of 50, 50, …, 100, 100 epochs
         // (mean 59.09) and one prototype, three rungs at η = 3: 11 · 1/9 + 4 · 2/9 + 2 · 2/3 of the mean, plus 1.
         let budget = LearnedStrategy.halvingBudget(
