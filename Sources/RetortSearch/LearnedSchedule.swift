@@ -74,10 +74,13 @@ extension SearchEngine {
     /// runs wait for one halving screen together, which comes when the next run in line is one of them; until then, and
     /// without a screen, the wave is the first `size` runs in line that do not wait, at full fidelity (runs that
     /// confidently reach the bar keep this treatment). Unscreened runs in `forced` (parked runs sent back to the queue)
-    /// are screened as if uncertain, whatever `screen` says.
+    /// are screened as if uncertain, whatever `screen` says. `offsetRunsNeeded`: how many more full runs the offset
+    /// still needs before a screen is allowed; a wave that measures the offset holds no more than that (at least one),
+    /// since a run beyond it would be trained in full only because a worker was free, where the screen would rank it
+    /// at a fraction of its epochs.
     static func nextWave(
         _ pending: [TrainingGroup], screened: Set<String>, settings: SearchSettings, screen: Bool, size: Int,
-        forced: Set<String> = []
+        forced: Set<String> = [], offsetRunsNeeded: Int? = nil
     ) -> (wave: [TrainingGroup], screening: Bool) {
         let uncertain = Set(
             pending.filter {
@@ -96,7 +99,8 @@ extension SearchEngine {
                 }
                 let cheapest = (likely.isEmpty ? uncertainRuns : likely)
                     .sorted { ($0.element.options.epochs, $0.offset) < ($1.element.options.epochs, $1.offset) }
-                return (wave(cheapest.map(\.element), settings: settings, size: size), false)
+                let offsetSize = offsetRunsNeeded.map { max(1, min(size, $0)) } ?? size
+                return (wave(cheapest.map(\.element), settings: settings, size: offsetSize), false)
             }
             return (wave(pending, settings: settings, size: size), false)
         }

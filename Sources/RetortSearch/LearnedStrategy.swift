@@ -188,7 +188,8 @@ struct LearnedStrategy: RungStrategy {
         let next = SearchEngine.nextWave(
             pending, screened: screened, settings: adjusted,
             screen: residuals.count >= SearchEngine.minimumResidualsToScreen,
-            size: max(2, run.settings.workers), forced: returned)
+            size: max(2, run.settings.workers), forced: returned,
+            offsetRunsNeeded: SearchEngine.minimumResidualsToScreen - residuals.count)
         wave = next.wave
         screening = next.screening
         let keys = Set(wave.map(\.key))

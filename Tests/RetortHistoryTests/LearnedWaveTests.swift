@@ -68,6 +68,16 @@ struct LearnedWaveTests {
         }
         let cheapest = SearchEngine.nextWave(groups, screened: [], settings: noneLikely, screen: false, size: 2)
         #expect(cheapest.wave.map(\.options.epochs) == [5, 10])
+        // With one full run left before the offset is measured, the wave is that one run, not one per free worker;
+        // with none left (an uncertain head before the screen can start), still one.
+        for needed in [1, 0, -1] {
+            let last = SearchEngine.nextWave(
+                groups, screened: [], settings: noneLikely, screen: false, size: 2, offsetRunsNeeded: needed)
+            #expect(last.wave.map(\.options.epochs) == [5], "\(needed)")
+        }
+        let two = SearchEngine.nextWave(
+            groups, screened: [], settings: noneLikely, screen: false, size: 2, offsetRunsNeeded: 3)
+        #expect(two.wave.map(\.options.epochs) == [5, 10])
         // Once a screen is allowed, the uncertain runs are screened together, in line order.
         let screen = SearchEngine.nextWave(groups, screened: [], settings: settings, screen: true, size: 2)
         #expect(screen.wave.map(\.options.epochs) == [40, 5, 10] && screen.screening)
