@@ -87,7 +87,7 @@ struct LearnedStrategy: RungStrategy {
     /// but the last, η^(s − (R − 1)) for s = 0 … R − 2 (1/η alone when halving has a single rung), and, when R ≥ 2 and
     /// every trainable run would still train at least ``minimumScreenEpochs`` there, one step below halving's first,
     /// η^(−R). The deeper step is what Hyperband's most aggressive bracket adds: a screen holds only runs the predictions
-    /// cannot place, most of which it prunes, and those cost a third of what halving's first rung would. With fewer
+    /// cannot place, most of which it prunes, and those cost 1/η of what halving's first rung would. With fewer
     /// epochs the step would rank runs on their first pass over the data, which can prune the run halving would keep.
     /// `epochs`: the full-fidelity epochs (or rounds) of the search's trainable runs.
     static func ladder(halvingRungs: Int, eta: Int, epochs: [Int]) -> [Double] {

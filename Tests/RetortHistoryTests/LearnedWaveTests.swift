@@ -68,8 +68,8 @@ struct LearnedWaveTests {
         }
         let cheapest = SearchEngine.nextWave(groups, screened: [], settings: noneLikely, screen: false, size: 2)
         #expect(cheapest.wave.map(\.options.epochs) == [5, 10])
-        // With one full run left before the offset is measured, the wave is that one run, not one per free worker;
-        // with none left (an uncertain head before the screen can start), still one.
+        // With one full run left before the offset is measured, the wave is that one run, not one per free worker
+        // (a count of 0 or less, which the search never passes, also gives one).
         for needed in [1, 0, -1] {
             let last = SearchEngine.nextWave(
                 groups, screened: [], settings: noneLikely, screen: false, size: 2, offsetRunsNeeded: needed)
