@@ -12,8 +12,7 @@ struct HalvingStrategy: RungStrategy {
     /// had a single rung: it was exhaustive).
     init(run: SearchRun) {
         let settings = run.settings
-        let minimumEpochs =
-            run.groups.filter { $0.architecture.family != .prototype }.map(\.options.epochs).min() ?? 1
+        let minimumEpochs = TrainingGroup.trainableEpochs(run.groups).min() ?? 1
         var r = 0
         while r + 2 <= settings.maxRungs && pow(Double(settings.eta), Double(r + 1)) <= Double(run.feasible)
             && pow(Double(settings.eta), Double(r + 1)) <= Double(minimumEpochs)

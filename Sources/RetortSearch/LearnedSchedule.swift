@@ -69,19 +69,21 @@ extension SearchEngine {
             z: settings.confidenceZ)
     }
 
-    /// The next learned wave from the pending runs (in priority order): with `screen` allowed and two or more
-    /// unscreened runs uncertain under `settings.predictions` (already corrected by this task's residuals), those
-    /// runs wait for one halving screen together, which comes when the next run in line is one of them; until then, and
-    /// without a screen, the wave is the first `size` runs in line that do not wait, at full fidelity (runs that
-    /// confidently reach the bar keep this treatment). Unscreened runs in `forced` (parked runs sent back to the queue)
-    /// are screened as if uncertain, whatever `screen` says. `offsetRunsNeeded`: how many more full runs the offset
-    /// still needs before a screen is allowed; a wave that measures the offset holds no more than that (at least one),
-    /// since a run beyond it would be trained in full only because a worker was free, where the screen would rank it
-    /// at a fraction of its epochs.
+    /// The next learned wave from the pending runs (in priority order). `offsetRunsNeeded`: how many more full runs
+    /// this task's offset still needs before a screen is allowed (``minimumResidualsToScreen`` less the residuals
+    /// measured; 0 or less: a screen is allowed). With a screen allowed and two or more unscreened runs uncertain under
+    /// `settings.predictions` (already corrected by this task's residuals), those runs wait for one halving screen
+    /// together, which comes when the next run in line is one of them; until then, and without a screen, the wave is
+    /// the first `size` runs in line that do not wait, at full fidelity (runs that confidently reach the bar keep this
+    /// treatment). Unscreened runs in `forced` (parked runs sent back to the queue) are screened as if uncertain,
+    /// whatever the count says. A wave that measures the offset holds no more than the runs it still needs (at least
+    /// one), since a run beyond them would be trained in full only because a worker was free, where the screen would
+    /// rank it at a fraction of its epochs.
     static func nextWave(
-        _ pending: [TrainingGroup], screened: Set<String>, settings: SearchSettings, screen: Bool, size: Int,
-        forced: Set<String> = [], offsetRunsNeeded: Int? = nil
+        _ pending: [TrainingGroup], screened: Set<String>, settings: SearchSettings, offsetRunsNeeded: Int, size: Int,
+        forced: Set<String> = []
     ) -> (wave: [TrainingGroup], screening: Bool) {
+        let screen = offsetRunsNeeded <= 0
         let uncertain = Set(
             pending.filter {
                 !screened.contains($0.key)
@@ -99,8 +101,7 @@ extension SearchEngine {
                 }
                 let cheapest = (likely.isEmpty ? uncertainRuns : likely)
                     .sorted { ($0.element.options.epochs, $0.offset) < ($1.element.options.epochs, $1.offset) }
-                let offsetSize = offsetRunsNeeded.map { max(1, min(size, $0)) } ?? size
-                return (wave(cheapest.map(\.element), settings: settings, size: offsetSize), false)
+                return (wave(cheapest.map(\.element), settings: settings, size: min(size, offsetRunsNeeded)), false)
             }
             return (wave(pending, settings: settings, size: size), false)
         }

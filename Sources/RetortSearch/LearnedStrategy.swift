@@ -60,7 +60,7 @@ struct LearnedStrategy: RungStrategy {
         let halvingRungs = HalvingStrategy(run: run).rungCount
         ladder = Self.ladder(
             halvingRungs: halvingRungs, eta: run.settings.eta,
-            epochs: run.groups.filter { $0.architecture.family != .prototype }.map(\.options.epochs))
+            epochs: TrainingGroup.trainableEpochs(run.groups))
         if mode.schedule != .learned {
             let schedule: any RungStrategy
             if run.settings.learnedFallback == .exhaustive {
@@ -108,9 +108,8 @@ struct LearnedStrategy: RungStrategy {
     /// only the difference), and each closed-form run (prototype) one epoch. Early stopping makes halving spend a
     /// little less; the survivors' own epochs may differ from the mean.
     static func halvingBudget(groups: [TrainingGroup], rungs: Int, eta: Int) -> Double {
-        let trainable = groups.filter { $0.architecture.family != .prototype }
-        return halvingBudget(
-            epochs: trainable.map(\.options.epochs), closedForm: groups.count - trainable.count, rungs: rungs, eta: eta)
+        let epochs = TrainingGroup.trainableEpochs(groups)
+        return halvingBudget(epochs: epochs, closedForm: groups.count - epochs.count, rungs: rungs, eta: eta)
     }
 
     /// ``halvingBudget(groups:rungs:eta:)`` from the trainable runs' `epochs` and the count of closed-form runs.
@@ -187,9 +186,8 @@ struct LearnedStrategy: RungStrategy {
         // full runs for its own spread to replace the history's.
         let next = SearchEngine.nextWave(
             pending, screened: screened, settings: adjusted,
-            screen: residuals.count >= SearchEngine.minimumResidualsToScreen,
-            size: max(2, run.settings.workers), forced: returned,
-            offsetRunsNeeded: SearchEngine.minimumResidualsToScreen - residuals.count)
+            offsetRunsNeeded: SearchEngine.minimumResidualsToScreen - residuals.count,
+            size: max(2, run.settings.workers), forced: returned)
         wave = next.wave
         screening = next.screening
         let keys = Set(wave.map(\.key))

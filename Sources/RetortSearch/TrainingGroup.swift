@@ -21,6 +21,15 @@ struct TrainingGroup: Sendable {
     func size(of candidate: Candidate) -> Int {
         architecture.weightBytes(at: candidate.precision) + stateBytes[candidate.precision, default: 0]
     }
+
+    /// Whether the run trains over epochs (or rounds) that a schedule can cut: every family but the closed-form
+    /// prototype, which finishes in one "epoch" whatever the fidelity.
+    var isTrainable: Bool { architecture.family != .prototype }
+
+    /// The full-fidelity epochs (or rounds) of the trainable runs among `groups`.
+    static func trainableEpochs(_ groups: [TrainingGroup]) -> [Int] {
+        groups.filter(\.isTrainable).map(\.options.epochs)
+    }
 }
 
 /// What one worker does for one group in one rung (handed to a ``TrialExecutor``).

@@ -50,7 +50,7 @@ struct LearnedWaveTests {
         }
         // The cheapest is the linear run; the MLPs, larger and costlier, could not change its predicted pick, so they
         // wait for what it measures.
-        let early = SearchEngine.nextWave(groups, screened: [], settings: settings, screen: false, size: 2)
+        let early = SearchEngine.nextWave(groups, screened: [], settings: settings, offsetRunsNeeded: 3, size: 2)
         #expect(early.wave.map(\.options.epochs) == [5] && !early.screening)
         // A run predicted below the bar (though it could reach it) is not one of them while others are predicted
         // to qualify: without the linear run, the cheaper MLP goes first and the smaller one beside it.
@@ -58,7 +58,7 @@ struct LearnedWaveTests {
         var withBelow = settings
         withBelow.predictions[below.id] = CandidatePrediction(
             gap: -0.02, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
-        let likely = SearchEngine.nextWave(groups, screened: [], settings: withBelow, screen: false, size: 2)
+        let likely = SearchEngine.nextWave(groups, screened: [], settings: withBelow, offsetRunsNeeded: 3, size: 2)
         #expect(likely.wave.map(\.options.epochs) == [10, 40])
         // When no run is predicted to qualify, the cheapest uncertain runs measure the offset.
         var noneLikely = settings
@@ -66,25 +66,20 @@ struct LearnedWaveTests {
             noneLikely.predictions[candidate.id] = CandidatePrediction(
                 gap: -0.02, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
         }
-        let cheapest = SearchEngine.nextWave(groups, screened: [], settings: noneLikely, screen: false, size: 2)
+        let cheapest = SearchEngine.nextWave(groups, screened: [], settings: noneLikely, offsetRunsNeeded: 3, size: 2)
         #expect(cheapest.wave.map(\.options.epochs) == [5, 10])
-        // With one full run left before the offset is measured, the wave is that one run, not one per free worker
-        // (a count of 0 or less, which the search never passes, also gives one).
-        for needed in [1, 0, -1] {
-            let last = SearchEngine.nextWave(
-                groups, screened: [], settings: noneLikely, screen: false, size: 2, offsetRunsNeeded: needed)
-            #expect(last.wave.map(\.options.epochs) == [5], "\(needed)")
-        }
-        let two = SearchEngine.nextWave(
-            groups, screened: [], settings: noneLikely, screen: false, size: 2, offsetRunsNeeded: 3)
+        // With one full run left before the offset is measured, the wave is that one run, not one per free worker.
+        let last = SearchEngine.nextWave(groups, screened: [], settings: noneLikely, offsetRunsNeeded: 1, size: 2)
+        #expect(last.wave.map(\.options.epochs) == [5])
+        let two = SearchEngine.nextWave(groups, screened: [], settings: noneLikely, offsetRunsNeeded: 2, size: 2)
         #expect(two.wave.map(\.options.epochs) == [5, 10])
         // Once a screen is allowed, the uncertain runs are screened together, in line order.
-        let screen = SearchEngine.nextWave(groups, screened: [], settings: settings, screen: true, size: 2)
+        let screen = SearchEngine.nextWave(groups, screened: [], settings: settings, offsetRunsNeeded: 0, size: 2)
         #expect(screen.wave.map(\.options.epochs) == [40, 5, 10] && screen.screening)
         // A head of the queue predicted to qualify confidently keeps its place.
         let head = try #require(groups.first?.members.first)
         settings.predictions[head.id] = CandidatePrediction(gap: 0.05, gapSD: 0.01, latencyMsP50: nil, neighbours: 8)
-        let confident = SearchEngine.nextWave(groups, screened: [], settings: settings, screen: false, size: 2)
+        let confident = SearchEngine.nextWave(groups, screened: [], settings: settings, offsetRunsNeeded: 3, size: 2)
         #expect(confident.wave.map(\.options.epochs) == [40, 5])
     }
 }
