@@ -32,6 +32,8 @@ public struct HistoryPredictor: Sendable {
         let taskId: String
         /// The training run within its task (family and FLOPs: precision variants share it).
         let run: String
+        /// The share of its configured epochs (or rounds) it trained before early stopping (``epochsFraction(of:)``).
+        var epochsFraction: Double? = nil
     }
 
     /// The input kind of the past tasks (`text`, `numeric` or `structured`): only candidates of tasks of this kind are
@@ -106,7 +108,8 @@ public struct HistoryPredictor: Sendable {
                     features: features, gap: gap, latency: trial.latencyMsP50, differenceSE: trial.differenceSE,
                     rows: meta.rows, sizeBytes: trial.sizeBytes,
                     flops: trial.flopsPerExample, taskId: taskId,
-                    run: "\(taskId)|\(trial.family.rawValue)|\(trial.flopsPerExample)"))
+                    run: "\(taskId)|\(trial.family.rawValue)|\(trial.flopsPerExample)",
+                    epochsFraction: Self.epochsFraction(of: trial)))
         }
         self.kind = kind
         self.examples = examples
@@ -259,11 +262,30 @@ public struct HistoryPredictor: Sendable {
                     se > 0 ? (n.weight, se * (Double(max(n.example.rows, 1)) / Double(max(rows, 1))).squareRoot()) : nil
                 }
             })
+        let fractions = nearest.compactMap { n in n.example.epochsFraction.map { (weight: n.weight, value: $0) } }
+        let fractionWeight = fractions.reduce(0) { $0 + $1.weight }
         return CandidatePrediction(
             gap: gap,
             gapSD: widening.standardDeviation(spread: variance.squareRoot(), floor: floorSD, distance: distance),
             latencyMsP50: latency, neighbours: nearest.count, relativeDistance: widening.relative(distance),
-            differenceSE: differenceSE)
+            differenceSE: differenceSE,
+            epochsFraction: fractions.isEmpty
+                ? nil : fractions.reduce(0) { $0 + $1.weight * $1.value } / fractionWeight)
+    }
+
+    /// The share of its configured epochs (config `epochs`, or `rounds` for boosting) a past trial trained before
+    /// early stopping ended its run, in (0, 1]; nil when it recorded no `epochs_run` or has no configured epochs
+    /// (closed-form students).
+    static func epochsFraction(of trial: TrialResult) -> Double? {
+        guard let run = trial.epochsRun, run > 0 else { return nil }
+        let configured: Int?
+        switch trial.config["epochs"] ?? trial.config["rounds"] {
+        case .int(let value): configured = value
+        case .double(let value): configured = Int(value)
+        default: configured = nil
+        }
+        guard let configured, configured > 0 else { return nil }
+        return min(1, Double(run) / Double(configured))
     }
 
     /// The prediction for a candidate of `family` at `precision` with this size and cost on a task with `meta`, or

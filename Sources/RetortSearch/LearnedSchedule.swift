@@ -92,8 +92,12 @@ extension SearchEngine {
         guard uncertain.count > 1 else {
             // Before a screen is allowed, the full runs that measure this task's offset are, when the next run in line
             // is uncertain, the uncertain runs predicted to qualify (all uncertain runs when none is) that are cheapest
-            // to train (fewest epochs; ties in line order): any of them teaches the offset and could be the answer,
-            // and a screen then ranks the costly ones at a fraction of their epochs.
+            // to train: any of them teaches the offset and could be the answer, and a screen then ranks the costly ones
+            // at a fraction of their epochs. The first is the one with the fewest configured epochs (ties in line
+            // order, the recommender's preference): its measurement can rule every other run out, so its place in line
+            // counts more than its cost. The runs beside it only add residuals, so they are those the history expects
+            // to train the fewest epochs (``expectedEpochs(_:settings:)``): a wide network that early stopping ends at
+            // half its epochs costs less than a narrow one that trains them all.
             if !screen, let first = pending.first, isUncertain(first, settings: settings) {
                 let uncertainRuns = pending.enumerated().filter { isUncertain($0.element, settings: settings) }
                 let likely = uncertainRuns.filter { run in
@@ -101,7 +105,15 @@ extension SearchEngine {
                 }
                 let cheapest = (likely.isEmpty ? uncertainRuns : likely)
                     .sorted { ($0.element.options.epochs, $0.offset) < ($1.element.options.epochs, $1.offset) }
-                return (wave(cheapest.map(\.element), settings: settings, size: min(size, offsetRunsNeeded)), false)
+                let others = cheapest.dropFirst().map {
+                    (run: $0.element, offset: $0.offset, epochs: expectedEpochs($0.element, settings: settings))
+                }.sorted { ($0.epochs, $0.offset) < ($1.epochs, $1.offset) }.map(\.run)
+                return (
+                    wave(
+                        cheapest.prefix(1).map(\.element) + others, settings: settings,
+                        size: min(size, offsetRunsNeeded)),
+                    false
+                )
             }
             return (wave(pending, settings: settings, size: size), false)
         }
@@ -109,6 +121,15 @@ extension SearchEngine {
             return (pending.filter { uncertain.contains($0.key) }, true)
         }
         return (wave(pending.filter { !uncertain.contains($0.key) }, settings: settings, size: size), false)
+    }
+
+    /// The epochs (or rounds) a training run is expected to train at full fidelity: its configured epochs times the
+    /// mean share its members are predicted to train before early stopping ends the run
+    /// (`CandidatePrediction.epochsFraction`), or all of them when no member's prediction says.
+    static func expectedEpochs(_ group: TrainingGroup, settings: SearchSettings) -> Double {
+        let fractions = group.members.compactMap { settings.predictions[$0.id]?.epochsFraction }
+        let share = fractions.isEmpty ? 1 : fractions.reduce(0, +) / Double(fractions.count)
+        return Double(group.options.epochs) * share
     }
 
     /// A full-fidelity wave of at most `size` runs from `line` (in order): its first run, then the next runs in line

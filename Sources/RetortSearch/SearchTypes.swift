@@ -124,11 +124,15 @@ public struct CandidatePrediction: Sendable, Codable, Equatable {
     /// their weighted geometric mean; nil when the past trials recorded none (report.json
     /// `predicted.difference_se`, an addition to FORMATS.md).
     public var differenceSE: Double?
+    /// The share of its configured epochs (or boosting rounds) the candidate is predicted to train before early
+    /// stopping ends its run: the neighbours' `epochs_run` over their configured epochs, weighted like the gap; nil
+    /// when none recorded it (report.json `predicted.epochs_fraction`, an addition to FORMATS.md).
+    public var epochsFraction: Double?
 
     /// A prediction.
     public init(
         gap: Double, gapSD: Double, latencyMsP50: Double?, neighbours: Int, relativeDistance: Double? = nil,
-        differenceSE: Double? = nil
+        differenceSE: Double? = nil, epochsFraction: Double? = nil
     ) {
         self.gap = gap
         self.gapSD = gapSD
@@ -136,6 +140,7 @@ public struct CandidatePrediction: Sendable, Codable, Equatable {
         self.neighbours = neighbours
         self.relativeDistance = relativeDistance
         self.differenceSE = differenceSE
+        self.epochsFraction = epochsFraction
     }
 
     enum CodingKeys: String, CodingKey {
@@ -144,6 +149,7 @@ public struct CandidatePrediction: Sendable, Codable, Equatable {
         case latencyMsP50 = "latency_ms_p50"
         case relativeDistance = "relative_distance"
         case differenceSE = "difference_se"
+        case epochsFraction = "epochs_fraction"
     }
 }
 

@@ -22,7 +22,7 @@ func catalogSettings(_ yaml: String) throws -> SearchSettings {
 /// runs predicted to qualify that are cheapest to train.
 struct LearnedWaveTests {
     @Test(
-        "before a screen, an uncertain head of the queue makes the wave the uncertain runs predicted to qualify with the fewest epochs"
+        "before a screen, an uncertain head of the queue makes the wave the uncertain runs predicted to qualify with the fewest epochs, expected epochs beside the first"
     )
     func cheapestUncertainFirst() throws {
         let task = try blobTask(learnable: true, seed: 6)
@@ -73,6 +73,27 @@ struct LearnedWaveTests {
         #expect(last.wave.map(\.options.epochs) == [5])
         let two = SearchEngine.nextWave(groups, screened: [], settings: noneLikely, offsetRunsNeeded: 2, size: 2)
         #expect(two.wave.map(\.options.epochs) == [5, 10])
+        // The first run is the cheapest by its configured epochs (then line order), the one whose measurement may rule
+        // the others out; the runs beside it are those the history expects to train the fewest epochs: a 40-epoch
+        // run that early stopping is predicted to end after a tenth of them (4) goes before a 10-epoch one.
+        var earlyStopping = noneLikely
+        for candidate in groups.first(where: { $0.options.epochs == 40 })?.members ?? [] {
+            earlyStopping.predictions[candidate.id]?.epochsFraction = 0.1
+        }
+        #expect(SearchEngine.expectedEpochs(groups[0], settings: earlyStopping) == 4)
+        #expect(SearchEngine.expectedEpochs(groups[2], settings: earlyStopping) == 10)
+        let expected = SearchEngine.nextWave(
+            groups, screened: [], settings: earlyStopping, offsetRunsNeeded: 2, size: 2)
+        #expect(expected.wave.map(\.options.epochs) == [5, 40])
+        // Without the prediction the 10-epoch run goes beside it (above), and a fraction never moves the first.
+        for candidate in groups.first(where: { $0.options.epochs == 5 })?.members ?? [] {
+            earlyStopping.predictions[candidate.id]?.epochsFraction = 1
+        }
+        for candidate in groups.first(where: { $0.options.epochs == 10 })?.members ?? [] {
+            earlyStopping.predictions[candidate.id]?.epochsFraction = 0.1
+        }
+        let first = SearchEngine.nextWave(groups, screened: [], settings: earlyStopping, offsetRunsNeeded: 2, size: 2)
+        #expect(first.wave.map(\.options.epochs) == [5, 10])
         // Once a screen is allowed, the uncertain runs are screened together, in line order.
         let screen = SearchEngine.nextWave(groups, screened: [], settings: settings, offsetRunsNeeded: 0, size: 2)
         #expect(screen.wave.map(\.options.epochs) == [40, 5, 10] && screen.screening)

@@ -66,4 +66,33 @@ struct SuggestionTests {
         // Past trials that recorded no standard error give none.
         #expect(predictor.prediction(from: [(1.0, 0.5, example(se: nil, rows: 400))], rows: 400).differenceSE == nil)
     }
+
+    @Test("the predicted share of epochs: the neighbours' epochs run over their configured epochs or rounds, weighted")
+    func epochsFractionFromNeighbours() throws {
+        func trial(_ config: [String: ReportValue], epochsRun: Int?) -> TrialResult {
+            var trial = TrialResult(
+                id: "t", family: .mlp, config: config, precision: .fp32, params: 1, sizeBytes: 1, flopsPerExample: 1,
+                metrics: [:], fidelity: 1, status: .complete, onFrontier: false)
+            trial.epochsRun = epochsRun
+            return trial
+        }
+        #expect(HistoryPredictor.epochsFraction(of: trial(["epochs": .int(50)], epochsRun: 20)) == 0.4)
+        #expect(HistoryPredictor.epochsFraction(of: trial(["rounds": .int(100)], epochsRun: 100)) == 1)
+        // Closed-form students (no configured epochs) and trials that recorded no epochs say nothing.
+        #expect(HistoryPredictor.epochsFraction(of: trial(["scoring": .string("euclidean")], epochsRun: 1)) == nil)
+        #expect(HistoryPredictor.epochsFraction(of: trial(["epochs": .int(50)], epochsRun: nil)) == nil)
+
+        let store = try HistoryStore(path: SyntheticTasks.temporaryFolder().appendingPathComponent("h.sqlite").path)
+        let predictor = try HistoryPredictor(store: store, kind: "numeric", metric: "accuracy")
+        func example(_ fraction: Double?) -> HistoryPredictor.Example {
+            HistoryPredictor.Example(
+                features: [0], gap: 0, latency: nil, differenceSE: nil, rows: 100, sizeBytes: 1, flops: 1,
+                taskId: "t", run: "r", epochsFraction: fraction)
+        }
+        // Weights 3 and 1: (3 · 0.2 + 1 · 1.0) / 4 = 0.4; a neighbour without one does not count.
+        let nearest = [(3.0, 0.1, example(0.2)), (1.0, 0.9, example(1.0)), (2.0, 0.3, example(nil))]
+        let fraction = try #require(predictor.prediction(from: nearest, rows: 100).epochsFraction)
+        #expect(abs(fraction - 0.4) < 1e-12)
+        #expect(predictor.prediction(from: [(1.0, 0.5, example(nil))], rows: 100).epochsFraction == nil)
+    }
 }
