@@ -151,14 +151,16 @@ struct LearnedStrategy: RungStrategy {
                 !rejected.contains($0.id) && SearchEngine.confidentlyQualifies($0, constraints: constraints)
             }, metric: run.metric.rawValue, teacherValue: run.teacher.value, constraints: constraints
         ).candidate.flatMap { run.trials[$0] }
-        // What this task has shown so far corrects the predictions (a shared offset and spread).
+        // What this task has shown so far corrects the predictions (a shared offset and spread): the trained runs'
+        // residuals correct the trained runs' predictions, and the closed-form runs' their own
+        // (``SearchEngine/correctedByKind(_:measured:isTrained:run:floor:offsetSpread:)``).
         var adjusted = run.settings
-        let residuals = SearchEngine.residuals(
-            run.settings.predictions, measured: run.trials, run: Self.trainingRun(run))
+        let member = run.member
+        let (residuals, corrected) = SearchEngine.correctedByKind(
+            run.settings.predictions, measured: run.trials, isTrained: { member[$0]?.group.isTrainable ?? true },
+            run: Self.trainingRun(run), floor: 0.01, offsetSpread: run.settings.historyOffsetSpread ?? 1)
         if rung > 0 {
-            adjusted.predictions = SearchEngine.correctedPredictions(
-                run.settings.predictions, residuals: residuals, floor: 0.01,
-                offsetSpread: run.settings.historyOffsetSpread ?? 1)
+            adjusted.predictions = corrected
             try ruleOut(rung: rung, current: current, adjusted: adjusted, run: &run)
         }
         if !climbing.isEmpty {

@@ -1,5 +1,6 @@
 import Foundation
 import RetortData
+import RetortEvals
 import RetortStudents
 import Testing
 
@@ -207,5 +208,46 @@ struct LearnedSpeedRuleTests {
         predict(&settings, large, latency: nil)
         split = SearchEngine.partitionPending([large], current: current, settings: settings)
         #expect(split.keep.map(\.key) == [large.key])
+    }
+}
+
+/// A closed-form run's residual corrects only closed-form runs: a prototype that misses its prediction by 0.26 says
+/// little about how the trained students will miss theirs.
+struct ResidualsByKindTests {
+    @Test("trained runs are corrected by the trained runs' residuals, prototypes by the prototypes'")
+    func correctedByKind() throws {
+        let prediction = CandidatePrediction(gap: -0.02, gapSD: 0.05, latencyMsP50: nil, neighbours: 8)
+        let predictions = [
+            "prototype-fp32": prediction, "prototype-fp16": prediction, "mlp-16x1-fp32": prediction,
+            "mlp-64x1-fp32": prediction,
+        ]
+        func measured(_ id: String, gap: Double) -> TrialResult {
+            TrialResult(
+                id: id, family: id.hasPrefix("prototype") ? .prototype : .mlp, config: [:], precision: .fp32,
+                params: 1, sizeBytes: 1, flopsPerExample: 1, metrics: [:],
+                differenceToTeacher: MetricEstimate(value: gap, ci95: gap - 0.01...gap + 0.01), fidelity: 1,
+                status: .complete, onFrontier: false)
+        }
+        // The prototype measured 0.26 below its prediction, the narrow MLP 0.01 above.
+        let trials = [
+            "prototype-fp32": measured("prototype-fp32", gap: -0.28),
+            "mlp-16x1-fp32": measured("mlp-16x1-fp32", gap: -0.01),
+        ]
+        let training = { (id: String) in id.replacingOccurrences(of: "-fp16", with: "-fp32") }
+        let (residuals, corrected) = SearchEngine.correctedByKind(
+            predictions, measured: trials, isTrained: { !$0.hasPrefix("prototype") }, run: training, floor: 0.01,
+            offsetSpread: 1)
+        // Both runs count toward the three measured runs a screen waits for.
+        #expect(residuals.count == 2 && residuals.contains { abs($0 - 0.01) < 1e-12 })
+        // The wide MLP moves by the MLP's +0.01, not by the mean of the two (−0.125).
+        let wide = try #require(corrected["mlp-64x1-fp32"])
+        #expect(abs(wide.gap - -0.01) < 1e-12)
+        // The prototype's fp16 copy moves by the prototype's −0.26.
+        let copy = try #require(corrected["prototype-fp16"])
+        #expect(abs(copy.gap - -0.28) < 1e-12)
+        // Pooled as one kind, the MLP would have been pushed below the bar of −0.01 by a tenth of a point and more.
+        let pooled = SearchEngine.correctedPredictions(
+            predictions, residuals: [-0.26, 0.01], floor: 0.01, offsetSpread: 1)
+        #expect(try #require(pooled["mlp-64x1-fp32"]).gap < -0.1)
     }
 }
