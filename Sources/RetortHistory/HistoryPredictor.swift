@@ -218,12 +218,8 @@ public struct HistoryPredictor: Sendable {
         meta: MetaFeatures, family: Family, precision: Precision, config: [String: ReportValue]
     ) -> [Double] {
         func number(_ key: String) -> Double {
-            switch config[key] {
-            case .int(let value): Double(value)
-            case .double(let value): value
-            case .ints(let values): Double(values.first ?? 0)
-            case .string, nil: 0
-            }
+            if case .ints(let values) = config[key] { return Double(values.first ?? 0) }
+            return config[key]?.number ?? 0
         }
         func log2p(_ value: Double) -> Double { log2(1 + max(value, 0)) }
         return meta.vector + Family.allCases.map { $0 == family ? 3 : 0 }
@@ -278,13 +274,9 @@ public struct HistoryPredictor: Sendable {
     /// (closed-form students).
     static func epochsFraction(of trial: TrialResult) -> Double? {
         guard let run = trial.epochsRun, run > 0 else { return nil }
-        let configured: Int?
-        switch trial.config["epochs"] ?? trial.config["rounds"] {
-        case .int(let value): configured = value
-        case .double(let value): configured = Int(value)
-        default: configured = nil
-        }
-        guard let configured, configured > 0 else { return nil }
+        guard let configured = (trial.config["epochs"] ?? trial.config["rounds"])?.number.map(Int.init),
+            configured > 0
+        else { return nil }
         return min(1, Double(run) / Double(configured))
     }
 

@@ -156,6 +156,15 @@ public enum ReportValue: Sendable, Equatable, Codable {
             self = .string(try container.decode(String.self))
         }
     }
+
+    /// The value as a number: a whole number or a number as itself, nil for a list or text.
+    public var number: Double? {
+        switch self {
+        case .int(let value): Double(value)
+        case .double(let value): value
+        case .ints, .string: nil
+        }
+    }
 }
 
 /// Which features a candidate reads: the hashed-bucket count and whether character n-grams are in (text), or the
