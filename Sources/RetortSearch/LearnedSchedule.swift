@@ -341,8 +341,8 @@ extension SearchEngine {
     /// student does: on the benchmark's held-out tasks its residual was −0.26 where the trained runs' averaged +0.01
     /// (letter-merge), −0.14 against +0.00 (letter), −0.09 against +0.02 (keel-penbased), while the trained runs'
     /// residuals had an sd of 0.001–0.010 on 11 of the 12 numeric tasks (0.08 on keel-tae); counted with them, it moved
-    /// every trained run's prediction by a third of its miss. `residuals`: both kinds', one per training run: what a screen waits for is this task's measured runs,
-    /// and a prototype's costs one epoch.
+    /// every trained run's prediction by a third of its miss. `residuals`: both kinds', one per training run: what a
+    /// screen waits for is this task's measured runs, and a prototype's costs one epoch.
     static func correctedByKind(
         _ predictions: [String: CandidatePrediction], measured: [String: TrialResult], isTrained: (String) -> Bool,
         run: (String) -> String, floor: Double, offsetSpread: Double

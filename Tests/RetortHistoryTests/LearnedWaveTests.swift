@@ -245,7 +245,7 @@ struct ResidualsByKindTests {
         // The prototype's fp16 copy moves by the prototype's −0.26.
         let copy = try #require(corrected["prototype-fp16"])
         #expect(abs(copy.gap - -0.28) < 1e-12)
-        // Pooled as one kind, the MLP would have been pushed about 9 points below the bar of −0.01.
+        // Pooled as one kind, the MLP would have been pushed to −0.145, 13.5 points below the bar of −0.01.
         let pooled = SearchEngine.correctedPredictions(
             predictions, residuals: [-0.26, 0.01], floor: 0.01, offsetSpread: 1)
         #expect(try #require(pooled["mlp-64x1-fp32"]).gap < -0.1)
