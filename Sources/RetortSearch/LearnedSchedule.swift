@@ -123,6 +123,23 @@ extension SearchEngine {
         return (wave(pending.filter { !uncertain.contains($0.key) }, settings: settings, size: size), false)
     }
 
+    /// One step of a screen on halving's ladder: of the runs still training (`finished` is false), the best 1/η
+    /// (rounded up) by `quality` (their best member's measured quality), then fewer FLOPs, then the key, go on; the
+    /// other runs still training are pruned. A run that finished during the step (early stopping, or a closed-form
+    /// prototype, complete after its one pass) is complete and decided with what it measured: as in halving
+    /// (``HalvingStrategy/survivors(run:)``) it neither takes one of the places nor counts toward them, so a finished
+    /// prototype, measured in full, cannot push out a run measured at a fraction of its epochs.
+    static func screenStep(
+        _ wave: [TrainingGroup], quality: (TrainingGroup) -> Double, finished: (TrainingGroup) -> Bool, eta: Int
+    ) -> (goOn: [TrainingGroup], pruned: [TrainingGroup], finished: [TrainingGroup]) {
+        let racing = wave.filter { !finished($0) }.sorted { a, b in
+            let (qa, qb) = (quality(a), quality(b))
+            return qa != qb ? qa > qb : (a.flops, a.key) < (b.flops, b.key)
+        }
+        let places = Int((Double(racing.count) / Double(max(eta, 1))).rounded(.up))
+        return (Array(racing.prefix(places)), Array(racing.dropFirst(places)), wave.filter(finished))
+    }
+
     /// The epochs (or rounds) a training run is expected to train at full fidelity: its configured epochs times the
     /// mean share its members are predicted to train before early stopping ends the run
     /// (`CandidatePrediction.epochsFraction`), or all of them when no member's prediction says.

@@ -390,41 +390,30 @@ struct LearnedStrategy: RungStrategy {
         return Array(trained)
     }
 
-    /// After a screen step: the best 1/η of the screened runs (by their best member's measured quality, then cheaper
-    /// first) go on, to the ladder's next step or, after its last (or when one run is left: it would win every step),
-    /// to the front of the queue for their full run; the others are pruned at this fidelity. A run that finished
-    /// (early stopping) during the screen is complete already.
+    /// After a screen step: the best 1/η of the screened runs go on (``SearchEngine/screenStep(_:quality:finished:eta:)``),
+    /// to the ladder's next step or, after its last (or when one run is left: it would win every step), to the front of
+    /// the queue for their full run; the others are pruned at this fidelity, and a run that finished during the screen
+    /// is decided with what it measured.
     mutating func decideScreen(run: inout SearchRun) -> [String] {
         let latest = run.latest
         let metric = run.metric.rawValue
-        func quality(_ group: TrainingGroup) -> Double {
-            group.members.compactMap { latest[$0.id]?.metrics?[metric]?.value }.max() ?? -.infinity
-        }
-        let ranked = wave.sorted { a, b in
-            quality(a) != quality(b) ? quality(a) > quality(b) : (a.flops, a.key) < (b.flops, b.key)
-        }
-        let keep = ranked.prefix(Int((Double(wave.count) / Double(run.settings.eta)).rounded(.up)))
-        let keepKeys = Set(keep.map(\.key))
-        var next: [TrainingGroup] = []
-        var decided: [String] = []
-        for group in ranked {
-            let ids = Set(group.members.map(\.id)).intersection(run.alive)
-            let finished = group.members.allSatisfy { latest[$0.id]?.finished == true }
-            if !keepKeys.contains(group.key) || finished {
-                decided.append(contentsOf: ids)
-                run.alive.subtract(ids)
-                if !keepKeys.contains(group.key) { screenedOut += ids.count }
-            } else {
-                next.append(group)
-            }
-        }
-        if ladderStep + 1 < ladder.count && next.count > 1 {
+        let step = SearchEngine.screenStep(
+            wave,
+            quality: { group in group.members.compactMap { latest[$0.id]?.metrics?[metric]?.value }.max() ?? -.infinity
+            },
+            finished: { group in group.members.allSatisfy { latest[$0.id]?.finished == true } },
+            eta: run.settings.eta)
+        let pruned = Set(step.pruned.flatMap { $0.members.map(\.id) }).intersection(run.alive)
+        let decided = pruned.union(Set(step.finished.flatMap { $0.members.map(\.id) }).intersection(run.alive))
+        screenedOut += pruned.count
+        run.alive.subtract(decided)
+        if ladderStep + 1 < ladder.count && step.goOn.count > 1 {
             ladderStep += 1
-            climbing = next
+            climbing = step.goOn
         } else {
-            pending = next + pending
+            pending = step.goOn + pending
         }
-        return decided
+        return Array(decided)
     }
 
     /// The screen's wording: how many runs it compared.

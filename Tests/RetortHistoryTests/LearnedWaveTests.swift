@@ -251,3 +251,43 @@ struct ResidualsByKindTests {
         #expect(try #require(pooled["mlp-64x1-fp32"]).gap < -0.1)
     }
 }
+
+/// A screen step on halving's ladder: runs still training race for the best 1/η places; a run that finished during the
+/// step is decided with what it measured.
+struct ScreenStepTests {
+    @Test(
+        "a prototype finished in the screen neither takes a place nor counts toward them; the best 1/η of the runs still training go on"
+    )
+    func finishedRunsDoNotRace() throws {
+        let task = try blobTask(learnable: true, seed: 6)
+        let settings = try catalogSettings(
+            """
+            numeric:
+              - family: prototype
+                precision: [fp32]
+              - family: mlp
+                hidden: [[8], [16], [32], [64]]
+                precision: [fp32]
+                epochs: 50
+            """)
+        let groups = trainingGroups(task, settings: settings)
+        let prototype = try #require(groups.first { !$0.isTrainable })
+        let mlps = groups.filter(\.isTrainable)
+        #expect(mlps.count == 4)
+        // The prototype, complete after its one pass, measures best; the MLPs, at 2 of their 50 epochs, measure
+        // 0.50, 0.60, 0.70 and 0.65 (in catalog order).
+        let measured = [prototype.key: 0.90].merging(zip(mlps.map(\.key), [0.50, 0.60, 0.70, 0.65])) { $1 }
+        let step = SearchEngine.screenStep(
+            groups, quality: { measured[$0.key] ?? -.infinity }, finished: { !$0.isTrainable }, eta: 3)
+        // ⌈4 / 3⌉ = 2 places, both for MLPs, the best two by what they measured; counted with the prototype, the
+        // places would have been ⌈5 / 3⌉ = 2, one of them the prototype's.
+        #expect(step.goOn.map(\.key) == [mlps[2].key, mlps[3].key])
+        #expect(Set(step.pruned.map(\.key)) == Set([mlps[0].key, mlps[1].key]))
+        #expect(step.finished.map(\.key) == [prototype.key])
+        // An MLP that early stopping finished during the step is decided the same way; ties go to fewer FLOPs.
+        let tied = SearchEngine.screenStep(
+            mlps, quality: { _ in 0.5 }, finished: { $0.key == mlps[0].key }, eta: 3)
+        #expect(tied.finished.map(\.key) == [mlps[0].key])
+        #expect(tied.goOn.map(\.key) == [mlps[1].key] && tied.pruned.map(\.key) == [mlps[2].key, mlps[3].key])
+    }
+}
