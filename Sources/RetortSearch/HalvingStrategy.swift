@@ -63,8 +63,15 @@ struct HalvingStrategy: RungStrategy {
                 id: id, quality: run.latest[id]?.metrics?[run.metric.rawValue]?.value ?? -.infinity, latencyTier: 0,
                 flops: Double(group.flops), size: Double(group.size(of: candidate)))
         }
-        let keep = Int((Double(racing.count) / Double(run.settings.eta)).rounded(.up))
+        let keep = Self.places(racing: racing.count, eta: run.settings.eta)
         return Set(ParetoRanking.best(keep, of: points).compactMap { run.latest[$0.id]?.group })
+    }
+
+    /// How many of `racing` runs go on after a rung: the best 1/η, rounded up (η below 1 counts as 1). Halving's rungs,
+    /// the learned screen's steps (``SearchEngine/screenStep(_:quality:finished:eta:)``) and structured halving share it;
+    /// each ranks the runs its own way.
+    static func places(racing: Int, eta: Int) -> Int {
+        Int((Double(racing) / Double(max(eta, 1))).rounded(.up))
     }
 
     func stoppedBecause(feasible: Int, settings: SearchSettings) -> String { "the last rung finished" }

@@ -53,6 +53,9 @@ struct LearnedStrategy: RungStrategy {
     var notTrained = 0
     /// Candidates screened at low fidelity and pruned.
     var screenedOut = 0
+    /// The phase line naming the run a screen's last step sent on beside its best (``SearchEngine/smallerContender(_:goingOn:)``),
+    /// reported when the next rung is planned.
+    var contenderNote: String?
 
     /// The schedule of `run`: a rung per training run and ladder step at most, plus eight for invented sizes.
     init(run: SearchRun) {
@@ -140,6 +143,10 @@ struct LearnedStrategy: RungStrategy {
             }
             defer { self.fallback = fallback }
             return try fallback.plan(rung: rung, run: &run)
+        }
+        if let contenderNote {
+            try run.events(.phase(contenderNote))
+            self.contenderNote = nil
         }
         // Rule out what cannot change the current recommendation, then take the next wave. The current one is chosen
         // among the students that qualify with the confidence the final recommendation asks for, so nothing is ruled
@@ -392,22 +399,37 @@ struct LearnedStrategy: RungStrategy {
 
     /// After a screen step: the best 1/η of the screened runs go on (``SearchEngine/screenStep(_:quality:finished:eta:)``),
     /// to the ladder's next step or, after its last (or when one run is left: it would win every step), to the front of
-    /// the queue for their full run; the others are pruned at this fidelity, and a run that finished during the screen
-    /// is decided with what it measured.
+    /// the queue for their full run. Where the screen would so end, the smallest pruned run smaller than every run going
+    /// on goes on with them (``SearchEngine/smallerContender(_:goingOn:)``), so two runs climb while steps are left. The
+    /// others are pruned at this fidelity, and a run that finished during the screen is decided with what it measured.
     mutating func decideScreen(run: inout SearchRun) -> [String] {
         let latest = run.latest
         let metric = run.metric.rawValue
-        let step = SearchEngine.screenStep(
-            wave,
-            quality: { group in group.members.compactMap { latest[$0.id]?.metrics?[metric]?.value }.max() ?? -.infinity
-            },
-            finished: { group in group.members.allSatisfy { latest[$0.id]?.finished == true } },
-            eta: run.settings.eta)
+        func quality(_ group: TrainingGroup) -> Double {
+            group.members.compactMap { latest[$0.id]?.metrics?[metric]?.value }.max() ?? -.infinity
+        }
+        func finished(_ group: TrainingGroup) -> Bool {
+            group.members.allSatisfy { latest[$0.id]?.finished == true }
+        }
+        var step = SearchEngine.screenStep(wave, quality: quality, finished: finished, eta: run.settings.eta)
+        let stepsLeft = ladderStep + 1 < ladder.count
+        if !(stepsLeft && step.goOn.count > 1),
+            let contender = SearchEngine.smallerContender(step.pruned, goingOn: step.goOn)
+        {
+            // The screen would end here, its best going to a full run: the recommender's smaller alternative goes on
+            // with it, up the ladder while steps are left, else to a full run of its own should the rule-outs keep it.
+            step.goOn.append(contender)
+            step.pruned.removeAll { $0.key == contender.key }
+            contenderNote =
+                "also going on beside the screen's best: " + contender.members.map(\.id).joined(separator: ", ")
+                + " (smaller, and the recommender would take it should both qualify)"
+        }
+        let climbs = stepsLeft && step.goOn.count > 1
         let pruned = Set(step.pruned.flatMap { $0.members.map(\.id) }).intersection(run.alive)
         let decided = pruned.union(Set(step.finished.flatMap { $0.members.map(\.id) }).intersection(run.alive))
         screenedOut += pruned.count
         run.alive.subtract(decided)
-        if ladderStep + 1 < ladder.count && step.goOn.count > 1 {
+        if climbs {
             ladderStep += 1
             climbing = step.goOn
         } else {

@@ -152,7 +152,7 @@ struct StructuredHalving {
             let runOf = Dictionary(
                 uniqueKeysWithValues: groups.flatMap { key, members in members.map { ($0.id, key) } })
             let scoredRuns = Set(points.compactMap { runOf[$0.id] })
-            let keep = Int((Double(scoredRuns.count) / Double(eta)).rounded(.up))
+            let keep = HalvingStrategy.places(racing: scoredRuns.count, eta: eta)
             var surviving: [String] = []
             for point in ParetoRanking.best(points.count, of: points) where surviving.count < keep {
                 if let run = runOf[point.id], !surviving.contains(run) { surviving.append(run) }

@@ -237,7 +237,7 @@ struct ResidualsByKindTests {
         let (residuals, corrected) = SearchEngine.correctedByKind(
             predictions, measured: trials, isTrained: { !$0.hasPrefix("prototype") }, run: training, floor: 0.01,
             offsetSpread: 1)
-        // Both runs count toward the three measured runs a screen waits for.
+        // Both runs count toward the two measured runs a screen waits for.
         #expect(residuals.count == 2 && residuals.contains { abs($0 - 0.01) < 1e-12 })
         // The wide MLP moves by the MLP's +0.01, not by the mean of the two (−0.125).
         let wide = try #require(corrected["mlp-64x1-fp32"])
@@ -289,5 +289,36 @@ struct ScreenStepTests {
             mlps, quality: { _ in 0.5 }, finished: { $0.key == mlps[0].key }, eta: 3)
         #expect(tied.finished.map(\.key) == [mlps[0].key])
         #expect(tied.goOn.map(\.key) == [mlps[1].key] && tied.pruned.map(\.key) == [mlps[2].key, mlps[3].key])
+    }
+
+    @Test(
+        "the screen's last step sends on, beside its best, the smallest pruned run smaller than every run going on, whatever it measured; none when no pruned run is smaller"
+    )
+    func smallerContenderGoesOn() throws {
+        let task = try blobTask(learnable: true, seed: 6)
+        let settings = try catalogSettings(
+            """
+            numeric:
+              - family: mlp
+                hidden: [[8], [16], [32], [64]]
+                precision: [fp32, int8]
+                epochs: 50
+            """)
+        let mlps = trainingGroups(task, settings: settings)
+        #expect(mlps.count == 4)
+        func smallest(_ group: TrainingGroup) -> Int { group.members.map { group.size(of: $0) }.min() ?? .max }
+        // In catalog order the runs grow. The two widest measure best at a fraction of their epochs and take ⌈4 / 3⌉ = 2
+        // places.
+        #expect(zip(mlps, mlps.dropFirst()).allSatisfy { smallest($0) < smallest($1) })
+        let measured = Dictionary(uniqueKeysWithValues: zip(mlps.map(\.key), [0.40, 0.55, 0.60, 0.90]))
+        let step = SearchEngine.screenStep(
+            mlps, quality: { measured[$0.key] ?? -.infinity }, finished: { _ in false }, eta: 3)
+        #expect(step.goOn.map(\.key) == [mlps[3].key, mlps[2].key])
+        // Of the pruned runs, both smaller than the two going on, the smallest goes on, though it measured worst.
+        let contender = SearchEngine.smallerContender(step.pruned, goingOn: step.goOn)
+        #expect(contender?.key == mlps[0].key)
+        // With the smallest run going on, no pruned run is smaller than every run going on.
+        #expect(SearchEngine.smallerContender([mlps[1], mlps[2]], goingOn: [mlps[0], mlps[3]]) == nil)
+        #expect(SearchEngine.smallerContender([], goingOn: [mlps[3]]) == nil)
     }
 }
