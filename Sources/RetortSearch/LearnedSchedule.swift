@@ -97,7 +97,8 @@ extension SearchEngine {
             // order, the recommender's preference): its measurement can rule every other run out, so its place in line
             // counts more than its cost. The runs beside it only add residuals, so they are those the history expects
             // to train the fewest epochs (``expectedEpochs(_:settings:)``): a wide network that early stopping ends at
-            // half its epochs costs less than a narrow one that trains them all.
+            // half its epochs costs less than a narrow one that trains them all. Of those, the wave keeps the ones that
+            // could change the first's predicted pick, unless they cost more than twice the first (below).
             if !screen, let first = pending.first, isUncertain(first, settings: settings) {
                 let uncertainRuns = pending.enumerated().filter { isUncertain($0.element, settings: settings) }
                 let likely = uncertainRuns.filter { run in
@@ -108,12 +109,22 @@ extension SearchEngine {
                 let others = cheapest.dropFirst().map {
                     (run: $0.element, offset: $0.offset, epochs: expectedEpochs($0.element, settings: settings))
                 }.sorted { ($0.epochs, $0.offset) < ($1.epochs, $1.offset) }.map(\.run)
-                return (
-                    wave(
-                        cheapest.prefix(1).map(\.element) + others, settings: settings,
-                        size: min(size, offsetRunsNeeded)),
-                    false
-                )
+                let head = cheapest.prefix(1).map(\.element)
+                var chosen = wave(head + others, settings: settings, size: min(size, offsetRunsNeeded))
+                // A run beside the first is there for its residual. The wave takes one that could change the first's
+                // predicted pick; when that one is expected to train more than twice the first's epochs, the run
+                // expected to train the fewest (within that limit) teaches the offset as well, for less.
+                if let firstRun = head.first {
+                    let limit = 2 * expectedEpochs(firstRun, settings: settings)
+                    var spare = others.filter { run in
+                        expectedEpochs(run, settings: settings) <= limit && !chosen.contains { $0.key == run.key }
+                    }
+                    for index in chosen.indices.dropFirst()
+                    where !spare.isEmpty && expectedEpochs(chosen[index], settings: settings) > limit {
+                        chosen[index] = spare.removeFirst()
+                    }
+                }
+                return (chosen, false)
             }
             return (wave(pending, settings: settings, size: size), false)
         }

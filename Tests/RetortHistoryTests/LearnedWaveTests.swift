@@ -104,6 +104,48 @@ struct LearnedWaveTests {
         let confident = SearchEngine.nextWave(groups, screened: [], settings: settings, offsetRunsNeeded: 3, size: 2)
         #expect(confident.wave.map(\.options.epochs) == [40, 5])
     }
+
+    @Test(
+        "a run beside the first offset run that could change its pick but is expected to train more than twice its epochs gives way to the uncertain run expected to train the fewest"
+    )
+    func costlyCompanionGivesWay() throws {
+        let task = try blobTask(learnable: true, seed: 6)
+        var settings = try catalogSettings(
+            """
+            numeric:
+              - family: mlp
+                hidden: [[64]]
+                precision: [fp32]
+                epochs: 10
+              - family: linear
+                precision: [fp32]
+                epochs: 50
+              - family: mlp
+                hidden: [[128]]
+                precision: [fp32]
+                epochs: 30
+            """)
+        let groups = trainingGroups(task, settings: settings)
+        #expect(groups.map(\.options.epochs) == [10, 50, 30])
+        // Every run straddles the bar of −0.01 and is predicted to qualify; the wider MLP is predicted to stop after
+        // half its epochs (15), the linear run to train all 50.
+        for group in groups {
+            for candidate in group.members {
+                var prediction = CandidatePrediction(gap: -0.005, gapSD: 0.02, latencyMsP50: nil, neighbours: 8)
+                prediction.epochsFraction = group.options.epochs == 30 ? 0.5 : 1
+                settings.predictions[candidate.id] = prediction
+            }
+        }
+        // The 10-epoch MLP goes first. Of the others only the linear run, smaller, could change its predicted pick,
+        // but at 50 expected epochs it costs more than twice the first's 10: the wider MLP (15 expected) goes beside
+        // it instead.
+        let wave = SearchEngine.nextWave(groups, screened: [], settings: settings, offsetRunsNeeded: 2, size: 2)
+        #expect(wave.wave.map(\.options.epochs) == [10, 30] && !wave.screening)
+        // Expected to train all 30 epochs, the wider MLP is over the limit too, and the linear run keeps its place.
+        for candidate in groups[2].members { settings.predictions[candidate.id]?.epochsFraction = 1 }
+        let costly = SearchEngine.nextWave(groups, screened: [], settings: settings, offsetRunsNeeded: 2, size: 2)
+        #expect(costly.wave.map(\.options.epochs) == [10, 50])
+    }
 }
 
 /// The learned order and the rule-outs follow the recommender's speed rule on the predicted figures: among students
