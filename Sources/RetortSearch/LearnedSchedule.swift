@@ -33,7 +33,7 @@ extension SearchEngine {
             Ranked(
                 group: group, tier: tier(group),
                 bestGap: group.members.compactMap { settings.predictions[$0.id]?.gap }.max() ?? 0,
-                smallest: group.members.map { group.size(of: $0) }.min() ?? 0,
+                smallest: group.smallestSize,
                 latency: predictedLatency(group, settings: settings))
         }
         let speed = SpeedComparison(relativeTolerance: settings.speedTolerance)
@@ -160,9 +160,8 @@ extension SearchEngine {
     /// the screen keeps one such run, and only where it would end. With steps left, the two climb on; after the last,
     /// it is in line as any run is, and the rule-outs drop it if it can no longer change the recommendation.
     static func smallerContender(_ pruned: [TrainingGroup], goingOn: [TrainingGroup]) -> TrainingGroup? {
-        func smallest(_ group: TrainingGroup) -> Int { group.members.map { group.size(of: $0) }.min() ?? .max }
-        let bound = goingOn.map(smallest).min() ?? .max
-        return pruned.filter { smallest($0) < bound }.min { (smallest($0), $0.key) < (smallest($1), $1.key) }
+        let bound = goingOn.map(\.smallestSize).min() ?? .max
+        return pruned.filter { $0.smallestSize < bound }.min { ($0.smallestSize, $0.key) < ($1.smallestSize, $1.key) }
     }
 
     /// The epochs (or rounds) a training run is expected to train at full fidelity: its configured epochs times the
@@ -313,8 +312,9 @@ extension SearchEngine {
     /// give this task a spread of its own to pool with the history's (``priorResiduals``). Runs of both kinds count
     /// (``correctedByKind(_:measured:isTrained:run:floor:offsetSpread:)``). Three (as many as the history's spread is
     /// worth) reached ≥ 3× on 14 of 27 held-out tasks on bench-learning, two with ``smallerContender(_:goingOn:)`` on
-    /// 17, with one more answer as good as halving's: a screen of more runs costs less than a third full run, once it
-    /// keeps the recommender's smaller alternative.
+    /// 17, with one more answer as good as halving's (18 once a costly run beside the first gives way, in
+    /// ``nextWave(_:screened:settings:offsetRunsNeeded:size:forced:)``): a screen of more runs costs less than a third
+    /// full run, once it keeps the recommender's smaller alternative.
     static let minimumResidualsToScreen = 2
 
     /// This task's residuals (measured gap − predicted gap) of complete full-fidelity trials with a prediction, one per

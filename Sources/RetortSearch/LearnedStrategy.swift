@@ -53,8 +53,8 @@ struct LearnedStrategy: RungStrategy {
     var notTrained = 0
     /// Candidates screened at low fidelity and pruned.
     var screenedOut = 0
-    /// The phase line naming the run a screen's last step sent on beside its best (``SearchEngine/smallerContender(_:goingOn:)``),
-    /// reported when the next rung is planned.
+    /// The phase line naming the run sent on beside a screen's best where the screen would end
+    /// (``SearchEngine/smallerContender(_:goingOn:)``), reported when the next rung is planned.
     var contenderNote: String?
 
     /// The schedule of `run`: a rung per training run and ladder step at most, plus eight for invented sizes.

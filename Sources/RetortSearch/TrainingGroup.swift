@@ -22,6 +22,10 @@ struct TrainingGroup: Sendable {
         architecture.weightBytes(at: candidate.precision) + stateBytes[candidate.precision, default: 0]
     }
 
+    /// The planned size of the run's smallest member (its most compressed precision); `Int.max` for a group with no
+    /// members, which candidate spaces never hold.
+    var smallestSize: Int { members.map { size(of: $0) }.min() ?? .max }
+
     /// Whether the run trains over epochs (or rounds) that a schedule can cut: every family but the closed-form
     /// prototype, which finishes in one "epoch" whatever the fidelity.
     var isTrainable: Bool { architecture.family != .prototype }

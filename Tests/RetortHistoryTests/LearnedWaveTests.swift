@@ -348,10 +348,9 @@ struct ScreenStepTests {
             """)
         let mlps = trainingGroups(task, settings: settings)
         #expect(mlps.count == 4)
-        func smallest(_ group: TrainingGroup) -> Int { group.members.map { group.size(of: $0) }.min() ?? .max }
         // In catalog order the runs grow. The two widest measure best at a fraction of their epochs and take ⌈4 / 3⌉ = 2
         // places.
-        #expect(zip(mlps, mlps.dropFirst()).allSatisfy { smallest($0) < smallest($1) })
+        #expect(zip(mlps, mlps.dropFirst()).allSatisfy { $0.smallestSize < $1.smallestSize })
         let measured = Dictionary(uniqueKeysWithValues: zip(mlps.map(\.key), [0.40, 0.55, 0.60, 0.90]))
         let step = SearchEngine.screenStep(
             mlps, quality: { measured[$0.key] ?? -.infinity }, finished: { _ in false }, eta: 3)
